@@ -1,0 +1,90 @@
+// swift-tools-version:6.0
+// Postern: a privilege-separated mail server. Layout follows ../shared/DESIGN.md §7.
+import PackageDescription
+
+let package = Package(
+    name: "Postern",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "master", targets: ["master"]),
+        .executable(name: "store", targets: ["store"]),
+        .executable(name: "lmtpd", targets: ["lmtpd"]),
+        .executable(name: "postern", targets: ["postern"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+    ],
+    targets: [
+        // C shims and system libraries
+        .target(name: "CMailShims"),
+        .systemLibrary(name: "CLibcap", providers: [.apt(["libcap-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
+
+        // Libraries
+        .target(name: "MailCore", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+        .target(name: "MIME"),
+        .target(name: "SMTPProtocol"),
+        .target(name: "MailIPC", dependencies: [
+            "MailCore",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .target(name: "MailPrivsep", dependencies: [
+            "MailCore", "CMailShims", "CLibcap",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "MailStore", dependencies: [
+            "MailCore", "MailIPC", "MIME", "CMailShims", "CCrypt", "COpenSSL",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
+        .target(name: "StoreServer", dependencies: [
+            "MailCore", "MailIPC", "MailStore", "MailPrivsep", "CMailShims",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .target(name: "SMTPServer", dependencies: [
+            "MailCore", "MailIPC", "SMTPProtocol", "MailPrivsep",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .target(name: "MasterCore", dependencies: [
+            "MailCore", "MailIPC", "MailPrivsep", "CMailShims",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .target(name: "AdminCLI", dependencies: [
+            "MailCore", "MailIPC",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "MailTesting", dependencies: ["MailCore", "MailIPC"]),
+
+        // Executables: a short main.swift each
+        .executableTarget(name: "master", dependencies: ["MasterCore"]),
+        .executableTarget(name: "store", dependencies: ["StoreServer"]),
+        .executableTarget(name: "lmtpd", dependencies: ["SMTPServer"]),
+        .executableTarget(name: "postern", dependencies: ["AdminCLI"]),
+        .executableTarget(name: "fuzz-ipc", dependencies: ["MailIPC"]),
+
+        // Unit tests
+        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
+        .testTarget(name: "MIMETests", dependencies: ["MIME"]),
+        .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
+        .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", "MailTesting"]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "MailTesting"]),
+        .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
+    ]
+)
+
+// NIO glue and the store use the Swift 5 language mode for now (Sendable checking as warnings);
+// the pure protocol engines (MIME, SMTPProtocol) build in Swift 6 mode.
+for t in package.targets where !["MIME", "SMTPProtocol", "MIMETests", "SMTPProtocolTests", "CMailShims"].contains(t.name) && t.type != .system {
+    t.swiftSettings = (t.swiftSettings ?? []) + [.swiftLanguageMode(.v5)]
+}

@@ -1,0 +1,227 @@
+// The `postern` admin CLI (DESIGN §6). It talks to the master's root-only control socket;
+// store operations go through an admin connection the master hands to the store, so nothing
+// edits the database behind the store's back. Passwords come from a prompt or stdin, never argv.
+import Foundation
+import ArgumentParser
+import MailCore
+import MailIPC
+
+struct Options: ParsableArguments {
+    @Option(name: [.short, .long], help: "Configuration file.")
+    var config: String = ProcessInfo.processInfo.environment["POSTERN_CONFIG"] ?? "/etc/postern/postern.toml"
+
+    func loadConfig() throws -> PosternConfig {
+        do { return try PosternConfig.load(path: absolute(config)) } catch let e as ConfigError { throw ValidationError(e.description) }
+    }
+    func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : FileManager.default.currentDirectoryPath + "/" + p }
+
+    func control() throws -> BlockingRPCConnection {
+        let c = try BlockingRPCConnection.connect(unixPath: try loadConfig().master.controlSocket)
+        try c.hello(client: "postern-cli")
+        return c
+    }
+    /// An admin connection to the store, by way of the master.
+    func store() throws -> BlockingRPCConnection {
+        let c = try control()
+        _ = try c.call(.attach(role: Role.admin.rawValue))
+        try c.hello(client: "postern-cli")
+        return c
+    }
+}
+
+func fail(_ e: Error) -> Never {
+    FileHandle.standardError.write("postern: \(e)\n".data(using: .utf8)!)
+    exit((e as? RPCError)?.code == .notFound ? 2 : 1)
+}
+
+func run(_ body: () throws -> Void) {
+    do { try body() } catch let e as ValidationError { fail(e) } catch { fail(error) }
+}
+
+public struct Postern: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "postern", abstract: "Administer a running Postern mail server.",
+        subcommands: [DomainCmd.self, UserCmd.self, AliasCmd.self, MailboxCmd.self, Export.self, QueueCmd.self,
+                      Status.self, ConfigCmd.self, Reload.self])
+    public init() {}
+}
+
+struct DomainCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "domain", abstract: "Mail domains.", subcommands: [Add.self, List.self, Remove.self])
+    struct Add: ParsableCommand {
+        @OptionGroup var o: Options
+        @Argument var name: String
+        func run() { Postern_.run { _ = try o.store().call(.domainAdd(name)); print("domain \(name.lowercased()) added") } }
+    }
+    struct List: ParsableCommand {
+        @OptionGroup var o: Options
+        func run() { Postern_.run { if case .names(let n) = try o.store().call(.domainList) { n.forEach { print($0) } } } }
+    }
+    struct Remove: ParsableCommand {
+        @OptionGroup var o: Options
+        @Argument var name: String
+        func run() { Postern_.run { _ = try o.store().call(.domainRemove(name)); print("domain \(name.lowercased()) removed") } }
+    }
+}
+
+enum Postern_ { static func run(_ b: () throws -> Void) { AdminCLI.run(b) } }
+
+func readPassword(stdin: Bool) throws -> String {
+    if stdin {
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else { throw ValidationError("no password on stdin") }
+        return line
+    }
+    guard isatty(0) == 1 else { throw ValidationError("stdin is not a terminal: use --password-stdin") }
+    func prompt(_ p: String) -> String {
+        FileHandle.standardError.write(p.data(using: .utf8)!)
+        var t = termios(); tcgetattr(0, &t)
+        var quiet = t; quiet.c_lflag &= ~tcflag_t(ECHO)
+        tcsetattr(0, TCSANOW, &quiet)
+        defer { tcsetattr(0, TCSANOW, &t); FileHandle.standardError.write("\n".data(using: .utf8)!) }
+        return readLine(strippingNewline: true) ?? ""
+    }
+    let a = prompt("Password: "), b = prompt("Again: ")
+    guard a == b else { throw ValidationError("passwords do not match") }
+    guard !a.isEmpty else { throw ValidationError("empty password") }
+    return a
+}
+
+struct UserCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "user", abstract: "Mail users (their mailboxes are created with them).",
+                                                    subcommands: [Add.self, List.self, Remove.self, Passwd.self])
+    struct Add: ParsableCommand {
+        @OptionGroup var o: Options
+        @Argument(help: "user@domain") var address: String
+        @Flag(help: "Read the password (or a {CRYPT}$y$... hash) from the first line of stdin.") var passwordStdin = false
+        func run() { Postern_.run { let p = try readPassword(stdin: passwordStdin); _ = try o.store().call(.userAdd(address, password: p)); print("user \(address.lowercased()) added") } }
+    }
+    struct List: ParsableCommand {
+        @OptionGroup var o: Options
+        @Argument var domain: String = ""
+        func run() { Postern_.run { if case .names(let n) = try o.store().call(.userList(domain)) { n.forEach { print($0) } } } }
+    }
+    struct Remove: ParsableCommand {
+        @OptionGroup var o: Options
+        @Argument var address: String
+        func run() { Postern_.run { _ = try o.store().call(.userRemove(address)); print("user \(address.lowercased()) removed") } }
+    }
+    struct Passwd: ParsableCommand {
+        @OptionGroup var o: Options
+        @Argument var address: String
+        @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
+        func run() { Postern_.run { let p = try readPassword(stdin: passwordStdin); _ = try o.store().call(.userPasswd(address, password: p)); print("password changed") } }
+    }
+}
+
+struct AliasCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "alias", abstract: "Aliases: SOURCE is local@domain, or @domain for a catch-all.",
+                                                    subcommands: [Add.self, List.self, Remove.self])
+    struct Add: ParsableCommand {
+        @OptionGroup var o: Options
+        @Argument var source: String
+        @Argument var target: String
+        func run() { Postern_.run { _ = try o.store().call(.aliasAdd(source, target)); print("alias \(source) -> \(target) added") } }
+    }
+    struct List: ParsableCommand {
+        @OptionGroup var o: Options
+        @Argument var domain: String = ""
+        func run() { Postern_.run { if case .pairs(let p) = try o.store().call(.aliasList(domain)) { p.forEach { print($0.joined(separator: " -> ")) } } } }
+    }
+    struct Remove: ParsableCommand {
+        @OptionGroup var o: Options
+        @Argument var source: String
+        @Argument var target: String = ""
+        func run() { Postern_.run { _ = try o.store().call(.aliasRemove(source, target)); print("alias \(source) removed") } }
+    }
+}
+
+struct MailboxCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "mailbox", abstract: "Mailboxes.", subcommands: [List.self])
+    struct List: ParsableCommand {
+        @OptionGroup var o: Options
+        @Argument var user: String
+        func run() {
+            Postern_.run {
+                guard case .mailboxes(let list) = try o.store().call(.mailboxList(session: 0, user: user)) else { return }
+                print("NAME\tSPECIAL-USE\tMESSAGES\tUIDVALIDITY\tUIDNEXT\tHIGHESTMODSEQ")
+                for m in list { print("\(m.name)\t\(m.specialUse.isEmpty ? "-" : m.specialUse)\t\(m.messages)\t\(m.uidValidity)\t\(m.uidNext)\t\(m.highestModSeq)") }
+            }
+        }
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write a user's mail as mboxrd to stdout (bodies byte-exact).")
+    @OptionGroup var o: Options
+    @Argument var user: String
+    @Argument var mailbox: String = ""
+    func run() {
+        Postern_.run {
+            let c = try o.store()
+            let id = c.allocateID()
+            try c.send(.export(user: user, mailbox: mailbox), id: id)
+            var writer = MboxWriter()
+            loop: while true {
+                let (rid, m) = try c.receive()
+                guard rid == id else { continue }
+                switch m {
+                case .exportMessage(let meta): writer.begin(meta)
+                case .exportChunk(let b): writer.body(Array(b.readableBytesView))
+                case .exportEnd: writer.end(); break loop
+                case .error(_, let msg): throw RPCError(msg, code: .notFound)
+                default: throw RPCError("unexpected reply \(m.type)")
+                }
+            }
+        }
+    }
+}
+
+struct QueueCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "queue", abstract: "The outbound queue.", subcommands: [List.self])
+    struct List: ParsableCommand {
+        @OptionGroup var o: Options
+        func run() {
+            Postern_.run {
+                guard case .names(let rows) = try o.store().call(.queueList) else { return }
+                print("ID\tSENDER\tRECIPIENT\tQUEUED\tATTEMPTS\tLAST-ERROR")
+                rows.forEach { print($0) }
+            }
+        }
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Processes, pids, uptime and restarts.")
+    @OptionGroup var o: Options
+    func run() {
+        Postern_.run {
+            guard case .statusResult(let list) = try o.control().call(.status) else { return }
+            let now = Int64(Date().timeIntervalSince1970)
+            print("SERVICE\tINSTANCE\tPID\tSTATE\tUPTIME\tRESTARTS")
+            for p in list {
+                let up = p.startedAt > 0 ? "\(now - p.startedAt)s" : "-"
+                print("\(p.service)\t\(p.instance)\t\(p.pid)\t\(p.state)\t\(up)\t\(p.restarts)")
+            }
+        }
+    }
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Reload the configuration (same as SIGHUP to the master).")
+    @OptionGroup var o: Options
+    func run() { Postern_.run { _ = try o.control().call(.reload); print("reload requested") } }
+}
+
+struct ConfigCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "config", abstract: "Configuration.", subcommands: [Check.self])
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Parse and validate the configuration file.")
+        @OptionGroup var o: Options
+        func run() {
+            Postern_.run {
+                let c = try o.loadConfig()
+                print("\(c.path): OK (hostname \(c.hostname), data \(c.dataDir), lmtp \(c.lmtp.service.listen.map(\.description).joined(separator: " ")))")
+            }
+        }
+    }
+}

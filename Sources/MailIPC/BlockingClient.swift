@@ -1,0 +1,85 @@
+// A small blocking RPC client over a connected socket, for the admin CLI and tests.
+// (Workers use the NIO client in RPCClient.swift.)
+import Foundation
+import NIOCore
+
+public struct RPCError: Error, CustomStringConvertible {
+    public var code: ErrorCode?, message: String
+    public init(_ message: String, code: ErrorCode? = nil) { self.message = message; self.code = code }
+    public var description: String { message }
+}
+
+public final class BlockingRPCConnection {
+    public let fd: Int32
+    private var inbound = ByteBuffer()
+    private let decoder: FrameDecoder
+    private var nextID: UInt32 = 1
+
+    public init(fd: Int32, maxFrame: Int = 1 << 20) { self.fd = fd; decoder = FrameDecoder(maxFrame: maxFrame) }
+
+    /// Connects to a unix stream socket.
+    public static func connect(unixPath: String) throws -> BlockingRPCConnection {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw RPCError("socket: \(String(cString: strerror(errno)))") }
+        var addr = sockaddr_un(); addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(unixPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); throw RPCError("socket path too long: \(unixPath)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { let e = errno; close(fd); throw RPCError("cannot connect to \(unixPath): \(String(cString: strerror(e)))") }
+        return BlockingRPCConnection(fd: fd)
+    }
+
+    deinit { close(fd) }
+
+    public func allocateID() -> UInt32 { defer { nextID &+= 1; if nextID == 0 { nextID = 1 } }; return nextID }
+
+    public func send(_ m: IPCMessage, id: UInt32) throws { try sendRaw(m.frame(requestID: id)) }
+
+    public func sendRaw(_ f: Frame) throws {
+        var b = ByteBuffer(); f.write(into: &b)
+        try writeAll(Array(b.readableBytesView))
+    }
+
+    public func writeAll(_ bytes: [UInt8]) throws {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes[off...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 { if errno == EINTR { continue }; throw RPCError("write: \(String(cString: strerror(errno)))") }
+            off += n
+        }
+    }
+
+    /// Next frame from the peer; throws at EOF.
+    public func receive() throws -> (UInt32, IPCMessage) {
+        while true {
+            if let f = try decoder.decode(&inbound) { return (f.requestID, try IPCMessage.decode(f)) }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 { if errno == EINTR { continue }; throw RPCError("read: \(String(cString: strerror(errno)))") }
+            if n == 0 { throw RPCError("connection closed by peer") }
+            inbound.writeBytes(chunk[0..<n])
+        }
+    }
+
+    /// Sends a request and waits for its reply (events with id 0 are skipped).
+    public func call(_ m: IPCMessage) throws -> IPCMessage {
+        let id = allocateID()
+        try send(m, id: id)
+        while true {
+            let (rid, reply) = try receive()
+            if rid == 0 { continue }
+            guard rid == id else { throw RPCError("reply for unknown request \(rid)") }
+            if case .error(let c, let msg) = reply { throw RPCError(msg, code: c) }
+            return reply
+        }
+    }
+
+    /// The version handshake; returns the role the peer assigned.
+    @discardableResult
+    public func hello(client: String) throws -> String {
+        guard case .helloOK(let major, _, let role) = try call(.hello(major: ProtocolVersion.major, minor: ProtocolVersion.minor, client: client)),
+              major == ProtocolVersion.major else { throw RPCError("bad handshake reply") }
+        return role
+    }
+}

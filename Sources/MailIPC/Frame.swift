@@ -1,0 +1,79 @@
+// RPC framing (DESIGN §2): a fixed 12-byte big-endian header, then the payload.
+//
+//   0       4       6       8               12
+//   | length | type  | flags | request id   | payload (length bytes) ...
+//
+// length counts payload bytes only and is capped (maxFrame); request id 0 carries unsolicited
+// events from the store; every reply echoes its request's id. A frame over the cap, or one
+// that decodes badly, closes the connection (the caller's job) — it never crashes the process.
+import NIOCore
+
+public struct FrameHeader: Equatable, Sendable {
+    public static let size = 12
+    public var length: UInt32
+    public var type: UInt16
+    public var flags: UInt16
+    public var requestID: UInt32
+}
+
+public struct Frame: Sendable, Equatable {
+    public var type: UInt16
+    public var flags: UInt16
+    public var requestID: UInt32
+    public var payload: ByteBuffer
+    public init(type: UInt16, flags: UInt16 = 0, requestID: UInt32, payload: ByteBuffer) {
+        self.type = type; self.flags = flags; self.requestID = requestID; self.payload = payload
+    }
+
+    public func write(into out: inout ByteBuffer) {
+        out.writeInteger(UInt32(payload.readableBytes), endianness: .big)
+        out.writeInteger(type, endianness: .big)
+        out.writeInteger(flags, endianness: .big)
+        out.writeInteger(requestID, endianness: .big)
+        var p = payload
+        out.writeBuffer(&p)
+    }
+}
+
+/// Pure frame splitter: feed bytes, take whole frames. Used by the NIO decoder and the fuzzer.
+public struct FrameDecoder: Sendable {
+    public let maxFrame: Int
+    public init(maxFrame: Int) { self.maxFrame = maxFrame }
+
+    /// Returns the next frame if the buffer holds a whole one, nil if more bytes are needed.
+    public func decode(_ buffer: inout ByteBuffer) throws -> Frame? {
+        guard buffer.readableBytes >= FrameHeader.size,
+              let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self) else { return nil }
+        guard Int(length) <= maxFrame else { throw WireError.frameTooLarge(Int(length)) }
+        guard buffer.readableBytes >= FrameHeader.size + Int(length) else { return nil }
+        let type: UInt16 = buffer.getInteger(at: buffer.readerIndex + 4, endianness: .big)!
+        let flags: UInt16 = buffer.getInteger(at: buffer.readerIndex + 6, endianness: .big)!
+        let id: UInt32 = buffer.getInteger(at: buffer.readerIndex + 8, endianness: .big)!
+        buffer.moveReaderIndex(forwardBy: FrameHeader.size)
+        let payload = buffer.readSlice(length: Int(length))!
+        return Frame(type: type, flags: flags, requestID: id, payload: payload)
+    }
+}
+
+/// NIO adapter for FrameDecoder.
+public final class FrameToMessageDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = Frame
+    let decoder: FrameDecoder
+    public init(maxFrame: Int) { decoder = FrameDecoder(maxFrame: maxFrame) }
+    public func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let f = try decoder.decode(&buffer) else { return .needMoreData }
+        context.fireChannelRead(wrapInboundOut(f))
+        return .continue
+    }
+    public func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        if buffer.readableBytes > 0 { throw WireError.truncated }
+        return .needMoreData
+    }
+}
+
+public final class FrameEncoder: MessageToByteEncoder {
+    public typealias OutboundIn = Frame
+    public init() {}
+    public func encode(data: Frame, out: inout ByteBuffer) throws { data.write(into: &out) }
+}

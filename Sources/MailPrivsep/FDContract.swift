@@ -1,0 +1,49 @@
+// The written fd contract between the master and every process it spawns.
+// Relies on: the master dup2()s exactly these numbers; everything else it holds is O_CLOEXEC.
+//
+//   fd 3            store:   control channel from the master (new RPC connections arrive
+//                            here as SCM_RIGHTS with their role; the store writes "ready")
+//                   workers: this worker's RPC connection to the store (role set by the master)
+//   fd 4 ... 4+N-1  workers: inherited listening sockets, N = POSTERN_LISTEN_FDS,
+//                            names in POSTERN_LISTEN_FDNAMES (":"-separated, like systemd's
+//                            LISTEN_FDNAMES), e.g. "lmtp=unix:/run/postern/lmtp"
+//
+// Environment: POSTERN_CONFIG (config file path), POSTERN_SERVICE (service name),
+// POSTERN_INSTANCE (0-based process index within its service).
+import Foundation
+
+public enum FDContract {
+    public static let controlFD: Int32 = 3          // store only
+    public static let storeFD: Int32 = 3            // workers only
+    public static let firstListenFD: Int32 = 4
+    public static let envConfig = "POSTERN_CONFIG"
+    public static let envService = "POSTERN_SERVICE"
+    public static let envInstance = "POSTERN_INSTANCE"
+    public static let envListenFDs = "POSTERN_LISTEN_FDS"
+    public static let envListenNames = "POSTERN_LISTEN_FDNAMES"
+
+    /// Byte the store writes on its control channel once migrations and the orphan sweep are done.
+    public static let storeReadyByte: UInt8 = 0x52   // "R"
+
+    public struct Inherited: Sendable {
+        public var configPath: String
+        public var service: String
+        public var instance: Int
+        public var listeners: [(fd: Int32, name: String)]
+    }
+
+    /// Reads the contract from the environment of a spawned process.
+    public static func inherited(environment env: [String: String] = ProcessInfo.processInfo.environment) -> Inherited? {
+        guard let config = env[envConfig], let service = env[envService] else { return nil }
+        let n = Int(env[envListenFDs] ?? "0") ?? 0
+        let names = (env[envListenNames] ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        var listeners: [(Int32, String)] = []
+        for i in 0..<n { listeners.append((firstListenFD + Int32(i), i < names.count ? names[i] : "listener\(i)")) }
+        return Inherited(configPath: config, service: service, instance: Int(env[envInstance] ?? "0") ?? 0,
+                         listeners: listeners)
+    }
+
+    /// Encodes listener names for POSTERN_LISTEN_FDNAMES (":" cannot appear inside a name, so it is %-escaped).
+    public static func encodeName(_ s: String) -> String { s.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: ":", with: "%3A") }
+    public static func decodeName(_ s: String) -> String { s.replacingOccurrences(of: "%3A", with: ":").replacingOccurrences(of: "%25", with: "%") }
+}

@@ -1,0 +1,79 @@
+// The store's SQLite schema, as GRDB migrations (never edit a shipped migration; add one).
+import GRDB
+
+enum Schema {
+    static func migrator() -> DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+            CREATE TABLE domains (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,              -- lowercase
+                created INTEGER NOT NULL
+            );
+            CREATE TABLE users (
+                id INTEGER PRIMARY KEY,
+                domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+                local TEXT NOT NULL,                    -- lowercase local part
+                password TEXT NOT NULL,                 -- crypt(3) string
+                quota INTEGER NOT NULL DEFAULT 0,       -- bytes, 0 = unlimited
+                created INTEGER NOT NULL,
+                UNIQUE(domain_id, local)
+            );
+            -- local = '' is the domain's catch-all; target is a full address (local or remote)
+            CREATE TABLE aliases (
+                id INTEGER PRIMARY KEY,
+                domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+                local TEXT NOT NULL,
+                target TEXT NOT NULL,
+                UNIQUE(domain_id, local, target)
+            );
+            CREATE TABLE mailboxes (
+                id INTEGER PRIMARY KEY,
+                user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                special_use TEXT NOT NULL DEFAULT '',   -- RFC 6154: \\Drafts \\Sent \\Junk \\Trash \\Archive
+                uidvalidity INTEGER NOT NULL,
+                uidnext INTEGER NOT NULL DEFAULT 1,
+                highestmodseq INTEGER NOT NULL DEFAULT 1,
+                exists_count INTEGER NOT NULL DEFAULT 0,
+                subscribed INTEGER NOT NULL DEFAULT 1,
+                UNIQUE(user_id, name)
+            );
+            -- one row per distinct body (content-addressed blob); info = MIME.MessageInfo.encoded()
+            CREATE TABLE messages (
+                id INTEGER PRIMARY KEY,
+                hash BLOB NOT NULL UNIQUE,
+                size INTEGER NOT NULL,
+                info BLOB NOT NULL,
+                created INTEGER NOT NULL
+            );
+            CREATE TABLE mailbox_messages (
+                mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+                uid INTEGER NOT NULL,
+                message_id INTEGER NOT NULL REFERENCES messages(id),
+                flags INTEGER NOT NULL DEFAULT 0,       -- bitmask: \\Seen 1 \\Answered 2 \\Flagged 4 \\Deleted 8 \\Draft 16
+                keywords TEXT NOT NULL DEFAULT '',
+                modseq INTEGER NOT NULL,
+                internal_date INTEGER NOT NULL,
+                sender TEXT NOT NULL DEFAULT '',        -- envelope sender, for mbox export / Return-Path
+                PRIMARY KEY (mailbox_id, uid)
+            ) WITHOUT ROWID;
+            CREATE INDEX mailbox_messages_message ON mailbox_messages(message_id);
+            -- outbound queue: remote recipients of submitted or aliased mail
+            CREATE TABLE queue (
+                id INTEGER PRIMARY KEY,
+                message_id INTEGER NOT NULL REFERENCES messages(id),
+                sender TEXT NOT NULL,
+                recipient TEXT NOT NULL,
+                created INTEGER NOT NULL,
+                next_attempt INTEGER NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT NOT NULL DEFAULT ''
+            );
+            CREATE INDEX queue_message ON queue(message_id);
+            """)
+        }
+        return m
+    }
+}

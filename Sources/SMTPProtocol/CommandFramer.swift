@@ -1,0 +1,50 @@
+// Framing stage for command mode: splits input into command lines (RFC 5321 §2.3.8),
+// enforcing maxCommandLine without ever buffering more than that for one line.
+
+struct CommandFramer: Sendable {
+    enum Frame: Equatable {
+        /// A complete line; `range` excludes the CRLF (or the bare LF).
+        case line(Range<Int>, bareLF: Bool)
+        /// A line longer than the limit ended; its bytes were discarded. RFC 5321 §4.5.3.1.4.
+        case tooLong
+        /// No complete line yet.
+        case needMore
+    }
+
+    /// Longest command line including CRLF.
+    let maxLine: Int
+    /// Inside an over-long line: drop bytes until its LF.
+    private(set) var discarding = false
+
+    init(maxLine: Int) {
+        self.maxLine = max(maxLine, 3)
+    }
+
+    /// Looks for the next line in `p[start...]`. Returns the frame and the index of the first
+    /// byte not consumed. For `.needMore` the partial line is left unconsumed (so the caller
+    /// keeps it) unless it is already over the limit, in which case it is consumed and
+    /// dropped and the framer remembers to skip the rest of the line.
+    mutating func next(_ p: UnsafeBufferPointer<UInt8>, from start: Int) -> (Frame, Int) {
+        let n = p.count
+        var j = start
+        while j < n, p[j] != ASCII.lf { j &+= 1 }
+        if discarding {
+            if j == n { return (.needMore, n) }
+            discarding = false
+            return (.tooLong, j + 1)
+        }
+        if j == n {
+            if n - start >= maxLine {
+                // Even a LF as the very next byte would make the line too long.
+                discarding = true
+                return (.needMore, n)
+            }
+            return (.needMore, start)
+        }
+        if j + 1 - start > maxLine {
+            return (.tooLong, j + 1)
+        }
+        let hasCR = j > start && p[j - 1] == ASCII.cr
+        return (.line(start..<(hasCR ? j - 1 : j), bareLF: !hasCR), j + 1)
+    }
+}

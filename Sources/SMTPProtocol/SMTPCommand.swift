@@ -1,0 +1,247 @@
+// Grammar stage for SMTP/LMTP command lines (framing is done by CommandFramer): the
+// command table with its flags, and parsers for each verb's arguments (RFC 5321 §4.1.1).
+
+/// Verbs the engine knows. Verbs are case-insensitive (RFC 5321 §2.4).
+enum SMTPVerb: String, CaseIterable, Sendable {
+    case helo = "HELO", ehlo = "EHLO", lhlo = "LHLO"
+    case mail = "MAIL", rcpt = "RCPT", data = "DATA"
+    case rset = "RSET", noop = "NOOP", quit = "QUIT"
+    case vrfy = "VRFY", expn = "EXPN", help = "HELP"
+    // Known but not implemented (yet): answered 502 5.5.1 (RFC 5321 §4.2.4).
+    case bdat = "BDAT", starttls = "STARTTLS", auth = "AUTH", etrn = "ETRN", turn = "TURN", atrn = "ATRN"
+}
+
+/// Properties of a verb, in the style of Postfix's smtpd_cmd_table.
+struct SMTPCommandFlags: OptionSet, Sendable {
+    let rawValue: UInt8
+    /// Only valid in SMTP (RFC 2033 §4.1: an LMTP server refuses HELO/EHLO).
+    static let smtpOnly = SMTPCommandFlags(rawValue: 1 << 0)
+    /// Only valid in LMTP.
+    static let lmtpOnly = SMTPCommandFlags(rawValue: 1 << 1)
+    /// Needs a prior HELO/EHLO/LHLO (RFC 5321 §4.1.4).
+    static let needsHello = SMTPCommandFlags(rawValue: 1 << 2)
+    /// May only appear last in a pipelined group (RFC 2920 §3.1); the glue's
+    /// flush-when-input-runs-out already satisfies this, the flag documents it.
+    static let endsGroup = SMTPCommandFlags(rawValue: 1 << 3)
+    /// Recognised but not implemented: 502 5.5.1.
+    static let unimplemented = SMTPCommandFlags(rawValue: 1 << 4)
+}
+
+enum SMTPCommandTable {
+    static func flags(_ verb: SMTPVerb) -> SMTPCommandFlags {
+        switch verb {
+        case .helo, .ehlo: return [.smtpOnly, .endsGroup]
+        case .lhlo: return [.lmtpOnly, .endsGroup]
+        case .mail, .rcpt: return [.needsHello]
+        case .data: return [.needsHello, .endsGroup]
+        case .rset: return []
+        case .noop, .quit, .vrfy, .expn: return [.endsGroup]
+        case .help: return []
+        case .bdat, .starttls, .auth, .etrn, .turn, .atrn: return [.unimplemented]
+        }
+    }
+
+    /// Looks a verb up by its bytes, case-insensitively, without allocating.
+    static func lookup(_ bytes: ArraySlice<UInt8>) -> SMTPVerb? {
+        guard bytes.count >= 4, bytes.count <= 8 else { return nil }
+        outer: for verb in SMTPVerb.allCases where verb.rawValue.utf8.count == bytes.count {
+            var i = bytes.startIndex
+            for expected in verb.rawValue.utf8 {
+                if ASCII.lower(bytes[i]) != ASCII.lower(expected) { continue outer }
+                i += 1
+            }
+            return verb
+        }
+        return nil
+    }
+}
+
+/// One esmtp-param: keyword (uppercased) and optional value.
+struct ESMTPParameter: Equatable, Sendable {
+    var keyword: String
+    var value: String?
+}
+
+/// A parsed command line.
+enum SMTPCommand: Equatable, Sendable {
+    case hello(SMTPVerb, domain: String)
+    case mail(ParsedPath, [ESMTPParameter])
+    case rcpt(ParsedPath, [ESMTPParameter])
+    case data, rset, noop, quit, help
+    case vrfy(String)
+    case expn
+    case unimplemented(SMTPVerb)
+}
+
+/// A command that failed the grammar stage, with the reply to send.
+struct SMTPCommandError: Error, Equatable {
+    var reply: SMTPReply
+}
+
+enum SMTPCommandParser {
+    /// Parses one command line (without its line ending). `smtpUTF8Advertised`: MAIL may
+    /// carry a non-ASCII reverse-path when it also has the SMTPUTF8 parameter;
+    /// `rcptAllowsUTF8`: the current transaction was started with SMTPUTF8 (RFC 6531 §3.4).
+    static func parse(_ line: [UInt8], dialect: SMTPDialect, smtpUTF8Advertised: Bool, rcptAllowsUTF8: Bool) -> Result<SMTPCommand, SMTPCommandError> {
+        var end = line.count
+        while end > 0, line[end - 1] == ASCII.space || line[end - 1] == ASCII.tab { end -= 1 }
+        var verbEnd = 0
+        while verbEnd < end, line[verbEnd] != ASCII.space { verbEnd += 1 }
+        guard let verb = SMTPCommandTable.lookup(line[0..<verbEnd]) else {
+            return .failure(SMTPCommandError(reply: .syntaxError))
+        }
+        let flags = SMTPCommandTable.flags(verb)
+        if flags.contains(.smtpOnly), dialect == .lmtp {
+            return .failure(SMTPCommandError(reply: .heloNotAllowedInLMTP))   // RFC 2033 §4.1
+        }
+        if flags.contains(.lmtpOnly), dialect == .smtp {
+            return .failure(SMTPCommandError(reply: .syntaxError))
+        }
+        var c = ByteCursor(line, from: verbEnd, to: end)
+        let hasArgument = c.take(ASCII.space)
+        c.skipSpaces()
+        if flags.contains(.unimplemented) {
+            return .success(.unimplemented(verb))
+        }
+        switch verb {
+        case .helo, .ehlo, .lhlo:
+            return parseHello(verb, &c)
+        case .mail:
+            return parseMail(&c, smtpUTF8Advertised: smtpUTF8Advertised)
+        case .rcpt:
+            return parseRcpt(&c, allowUTF8: rcptAllowsUTF8)
+        case .data, .rset, .quit:
+            // "DATA" CRLF, "RSET" CRLF, "QUIT" CRLF — no arguments (RFC 5321 §4.1.1.4/5/10).
+            guard c.atEnd else { return .failure(SMTPCommandError(reply: .parameterError)) }
+            switch verb {
+            case .data: return .success(.data)
+            case .rset: return .success(.rset)
+            default: return .success(.quit)
+            }
+        case .noop:
+            // "NOOP" [ SP String ] CRLF — argument ignored (RFC 5321 §4.1.1.9).
+            return .success(.noop)
+        case .help:
+            // "HELP" [ SP String ] CRLF (RFC 5321 §4.1.1.8).
+            return .success(.help)
+        case .vrfy:
+            // "VRFY" SP String CRLF (RFC 5321 §4.1.1.6).
+            guard hasArgument, !c.atEnd else { return .failure(SMTPCommandError(reply: .parameterError)) }
+            return .success(.vrfy(c.string(c.pos..<c.end)))
+        case .expn:
+            return .success(.expn)
+        case .bdat, .starttls, .auth, .etrn, .turn, .atrn:
+            return .success(.unimplemented(verb))
+        }
+    }
+
+    // ehlo = "EHLO" SP ( Domain / address-literal ) CRLF
+    // helo = "HELO" SP Domain CRLF
+    // lhlo = "LHLO" SP Domain CRLF   (RFC 2033 §4.1)
+    // Real clients send all sorts of names, so any printable ASCII word is accepted (policy
+    // belongs to the glue); anything after the first word is ignored. The name ends up in
+    // the Received header, so CTLs, spaces and non-ASCII are refused.
+    static func parseHello(_ verb: SMTPVerb, _ c: inout ByteCursor) -> Result<SMTPCommand, SMTPCommandError> {
+        let start = c.pos
+        while let b = c.peek(), b != ASCII.space, b != ASCII.tab {
+            guard b >= 0x21, b <= 0x7E else { return .failure(SMTPCommandError(reply: .parameterError)) }
+            c.pos += 1
+        }
+        guard c.pos > start, c.pos - start <= AddressParser.maxDomainLength else {
+            return .failure(SMTPCommandError(reply: .parameterError))
+        }
+        return .success(.hello(verb, domain: c.string(start..<c.pos)))
+    }
+
+    // mail = "MAIL FROM:" Reverse-path [SP Mail-parameters] CRLF   (RFC 5321 §4.1.1.2)
+    // A space after the colon is tolerated (common client bug, accepted by Postfix too).
+    static func parseMail(_ c: inout ByteCursor, smtpUTF8Advertised: Bool) -> Result<SMTPCommand, SMTPCommandError> {
+        guard c.takeCaseInsensitive("FROM:") else { return .failure(SMTPCommandError(reply: .parameterError)) }
+        c.skipSpaces()
+        // SMTPUTF8 is a parameter after the path; find the parameters first by parsing
+        // the path permissively, then re-check the address against the parameters.
+        let pathStart = c.pos
+        let permissive: ParsedPath
+        do {
+            permissive = try AddressParser.parsePath(&c, allowUTF8: true, allowNull: true)
+        } catch {
+            return .failure(SMTPCommandError(reply: .badSenderAddress))
+        }
+        if let next = c.peek(), next != ASCII.space, next != ASCII.tab {
+            return .failure(SMTPCommandError(reply: .badSenderAddress))    // "<a@b>junk"
+        }
+        let params: [ESMTPParameter]
+        switch parseParameters(&c) {
+        case .success(let p): params = p
+        case .failure(let e): return .failure(e)
+        }
+        let utf8 = smtpUTF8Advertised && params.contains { $0.keyword == "SMTPUTF8" }
+        if !utf8 {
+            var strict = ByteCursor(c.bytes, from: pathStart, to: c.end)
+            do {
+                _ = try AddressParser.parsePath(&strict, allowUTF8: false, allowNull: true)
+            } catch {
+                return .failure(SMTPCommandError(reply: error == .nonASCII ? .nonASCIIAddress : .badSenderAddress))
+            }
+        }
+        return .success(.mail(permissive, params))
+    }
+
+    // rcpt = "RCPT TO:" ( "<Postmaster@" Domain ">" / "<Postmaster>" / Forward-path )
+    //        [SP Rcpt-parameters] CRLF                                 (RFC 5321 §4.1.1.3)
+    static func parseRcpt(_ c: inout ByteCursor, allowUTF8: Bool) -> Result<SMTPCommand, SMTPCommandError> {
+        guard c.takeCaseInsensitive("TO:") else { return .failure(SMTPCommandError(reply: .parameterError)) }
+        c.skipSpaces()
+        let path: ParsedPath
+        do {
+            path = try AddressParser.parsePath(&c, allowUTF8: allowUTF8, allowNull: false, allowPostmaster: true)
+        } catch {
+            return .failure(SMTPCommandError(reply: error == .nonASCII ? .nonASCIIAddress : .badAddress))
+        }
+        switch parseParameters(&c) {
+        case .success(let params): return .success(.rcpt(path, params))
+        case .failure(let e): return .failure(e)
+        }
+    }
+
+    // Mail-parameters = esmtp-param *(SP esmtp-param)
+    // esmtp-param     = esmtp-keyword ["=" esmtp-value]
+    // esmtp-keyword   = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
+    // esmtp-value     = 1*(%d33-60 / %d62-126 / UTF8-non-ascii)    ; RFC 6531 §3.3
+    // Anything glued to the path ("<a@b>junk") is a syntax error; keywords are uppercased.
+    static func parseParameters(_ c: inout ByteCursor) -> Result<[ESMTPParameter], SMTPCommandError> {
+        var params: [ESMTPParameter] = []
+        if c.atEnd { return .success(params) }
+        guard c.peek() == ASCII.space || c.peek() == ASCII.tab else {
+            return .failure(SMTPCommandError(reply: .badAddress))
+        }
+        while true {
+            c.skipSpaces()
+            if c.atEnd { break }
+            let keyStart = c.pos
+            guard let first = c.peek(), ASCII.isLetDig(first) else {
+                return .failure(SMTPCommandError(reply: .parameterError))
+            }
+            while let b = c.peek(), ASCII.isLetDig(b) || b == UInt8(ascii: "-") { c.pos += 1 }
+            let keyword = c.string(keyStart..<c.pos).uppercased()
+            var value: String? = nil
+            if c.take(UInt8(ascii: "=")) {
+                let valueStart = c.pos
+                while let b = c.peek(), (b >= 33 && b != UInt8(ascii: "=") && b != 127) { c.pos += 1 }
+                guard c.pos > valueStart,
+                      let v = String(validating: c.bytes[valueStart..<c.pos], as: UTF8.self) else {
+                    return .failure(SMTPCommandError(reply: .parameterError))
+                }
+                value = v
+            }
+            guard c.atEnd || c.peek() == ASCII.space || c.peek() == ASCII.tab else {
+                return .failure(SMTPCommandError(reply: .parameterError))
+            }
+            if params.contains(where: { $0.keyword == keyword }) {
+                return .failure(SMTPCommandError(reply: .parameterError))
+            }
+            params.append(ESMTPParameter(keyword: keyword, value: value))
+        }
+        return .success(params)
+    }
+}

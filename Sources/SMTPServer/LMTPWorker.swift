@@ -1,0 +1,58 @@
+// The lmtpd worker process (RFC 2033): adopt the inherited listeners and store connection,
+// drop privileges, serve sessions on NIO. Exits 75 when the store connection is lost (the
+// master restarts it once the store is back), 0 after a graceful SIGTERM.
+import Foundation
+import NIOCore
+import NIOPosix
+import Logging
+import MailCore
+import MailIPC
+import MailPrivsep
+import SMTPProtocol
+
+public enum LMTPWorker {
+    public static func run() -> Never {
+        guard let contract = FDContract.inherited() else {
+            FileHandle.standardError.write("lmtpd: must be started by the postern master\n".data(using: .utf8)!); exit(2)
+        }
+        // Phase one (root): read the configuration, look up our user.
+        let config: PosternConfig
+        do { config = try PosternConfig.load(path: contract.configPath) } catch {
+            FileHandle.standardError.write("lmtpd: \(error)\n".data(using: .utf8)!); exit(78)
+        }
+        PosternLog.bootstrap(process: "lmtpd", level: config.logLevel)
+        let logger = Logger(label: "lmtpd")
+        let userName = Privileges.isRoot ? config.workerUser : String(cString: getpwuid(getuid())!.pointee.pw_name)
+        guard let user = SystemUser.lookup(userName) else { logger.critical("no such system user: \(userName)"); exit(67) }
+        // Phase two: drop everything before reading a byte from any client.
+        do { try Privileges.drop(to: user, logger: logger) } catch { logger.critical("privilege drop failed: \(error)"); exit(77) }
+        Privileges.dieWithParent()
+        signal(SIGPIPE, SIG_IGN)
+
+        let l = config.lmtp
+        var limits = SMTPLimits()
+        limits.maxMessageSize = l.maxMessageSize
+        limits.maxRecipients = l.maxRecipients
+        limits.maxTextLine = l.maxLineLength
+        limits.maxErrors = l.maxErrors
+        let settings = SessionSettings(
+            config: SMTPSessionConfig(dialect: .lmtp, hostname: config.hostname, limits: limits,
+                                      bareLinefeed: l.bareLinefeed == "normalize" ? .normalize : .reject,
+                                      serviceName: "Postern LMTP"),
+            protocolName: "LMTP", commandTimeout: .seconds(Int64(l.commandTimeout)), dataTimeout: .seconds(Int64(l.dataTimeout)))
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: config.master.shutdownGrace)
+        do {
+            let rpc = try RPCClient.connect(fd: FDContract.storeFD, group: group, client: "lmtpd[\(getpid())]",
+                                            onClose: { server.storeLost() }).wait()
+            for (fd, name) in contract.listeners {
+                try server.listen(fd: fd, name: FDContract.decodeName(name)) { SMTPSessionHandler(settings: settings, rpc: rpc, logger: logger) }
+            }
+        } catch {
+            logger.critical("cannot start: \(error)"); exit(75)
+        }
+        logger.info("lmtpd ready", metadata: ["listeners": "\(contract.listeners.count)", "uid": "\(getuid())"])
+        server.waitForever()
+    }
+}

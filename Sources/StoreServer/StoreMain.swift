@@ -1,0 +1,125 @@
+// The store process (DESIGN §1, §3): phase one as root prepares the data dir for the store
+// user; phase two drops privileges, opens the database, sweeps orphans, then adopts the RPC
+// connections the master passes over the control channel (fd 3) with their roles.
+import Foundation
+import NIOCore
+import NIOPosix
+import Logging
+import MailCore
+import MailIPC
+import MailPrivsep
+import MailStore
+import CMailShims
+
+public enum StoreMain {
+    public static func run() -> Never {
+        guard let contract = FDContract.inherited() else {
+            FileHandle.standardError.write("store: must be started by the postern master\n".data(using: .utf8)!)
+            exit(2)
+        }
+        let config: PosternConfig
+        do { config = try PosternConfig.load(path: contract.configPath) } catch {
+            FileHandle.standardError.write("store: \(error)\n".data(using: .utf8)!); exit(78)
+        }
+        PosternLog.bootstrap(process: "store", level: config.logLevel)
+        let logger = Logger(label: "store")
+
+        // Phase one (root): the data dir belongs to the store user, mode 0700 (DESIGN §1).
+        guard let user = Privileges.isRoot ? SystemUser.lookup(config.storeUser) : SystemUser.lookup(String(cString: getpwuid(getuid())!.pointee.pw_name)) else {
+            logger.critical("no such system user: \(config.storeUser)"); exit(67)
+        }
+        do { try prepareDataDir(config.dataDir, owner: user) } catch {
+            logger.critical("cannot prepare data dir \(config.dataDir): \(error)"); exit(73)
+        }
+        do { try Privileges.drop(to: user, logger: logger) } catch {
+            logger.critical("privilege drop failed: \(error)"); exit(77)
+        }
+        Privileges.dieWithParent()
+        umask(0o077)
+
+        let store: SQLiteMailStore
+        do {
+            store = try SQLiteMailStore(dataDir: config.dataDir, fsync: config.store.fsync, groupCommitMax: config.store.groupCommitMax)
+            let swept = try store.sweep()
+            logger.info("store ready", metadata: ["data": "\(config.dataDir)", "swept_messages": "\(swept.rows)", "swept_blobs": "\(swept.blobs)", "fsync": "\(config.store.fsync)"])
+        } catch {
+            logger.critical("cannot open store: \(error)"); exit(74)
+        }
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(2, System.coreCount))
+        let pool = NIOThreadPool(numberOfThreads: max(4, System.coreCount * 2))
+        pool.start()
+        let service = StoreService(store: store, group: group, pool: pool,
+                                   maxDelivery: config.lmtp.maxMessageSize + (1 << 20), maxFrame: config.store.maxFrame, logger: logger)
+
+        signal(SIGPIPE, SIG_IGN)
+        let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        signal(SIGTERM, SIG_IGN)
+        term.setEventHandler { logger.info("SIGTERM: store stopping"); exit(0) }
+        term.resume()
+
+        var ready = FDContract.storeReadyByte
+        _ = write(FDContract.controlFD, &ready, 1)
+        // The control channel: each message is a role name with one connected socket attached.
+        var buf = [UInt8](repeating: 0, count: 256)
+        while true {
+            var fd: Int32 = -1
+            let n = buf.withUnsafeMutableBytes { mail_recv_fd(FDContract.controlFD, &fd, $0.baseAddress, 256) }
+            if n <= 0 {
+                logger.info("control channel closed: master is gone, store exiting")
+                exit(0)
+            }
+            let name = String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard fd >= 0, let role = Role(rawValue: name) else {
+                if fd >= 0 { close(fd) }
+                logger.error("bad control message \(name.debugDescription)")
+                continue
+            }
+            service.adopt(fd: fd, role: role)
+        }
+    }
+
+    static func prepareDataDir(_ dir: String, owner: SystemUser) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        guard Privileges.isRoot else { chmod(dir, 0o700); return }
+        var st = stat()
+        if stat(dir, &st) == 0 && (st.st_uid != owner.uid || st.st_gid != owner.gid) {
+            // First start, or a dir made by someone else: hand the whole tree to the store user.
+            let e = FileManager.default.enumerator(atPath: dir)
+            while let rel = e?.nextObject() as? String { lchown(dir + "/" + rel, owner.uid, owner.gid) }
+        }
+        chown(dir, owner.uid, owner.gid)
+        chmod(dir, 0o700)
+    }
+}
+
+/// Adopts connected sockets into NIO channels with the store's RPC pipeline.
+public final class StoreService: @unchecked Sendable {
+    let store: SQLiteMailStore, group: EventLoopGroup, pool: NIOThreadPool
+    let registry = SessionRegistry()
+    let maxDelivery: Int, maxFrame: Int
+    let logger: Logger
+
+    public init(store: SQLiteMailStore, group: EventLoopGroup, pool: NIOThreadPool, maxDelivery: Int, maxFrame: Int, logger: Logger) {
+        self.store = store; self.group = group; self.pool = pool; self.maxDelivery = maxDelivery; self.maxFrame = maxFrame; self.logger = logger
+    }
+
+    @discardableResult
+    public func adopt(fd: Int32, role: Role) -> EventLoopFuture<Channel> {
+        let store = self.store, pool = self.pool, registry = self.registry, maxDelivery = self.maxDelivery
+        let maxFrame = self.maxFrame
+        var logger = self.logger
+        logger[metadataKey: "role"] = "\(role.rawValue)"
+        let f = ClientBootstrap(group: group)
+            .channelInitializer { ch in
+                ch.pipeline.addHandlers([
+                    ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)),
+                    MessageToByteHandler(FrameEncoder()),
+                    StoreConnectionHandler(role: role, store: store, pool: pool, registry: registry, maxDelivery: maxDelivery, logger: logger),
+                ])
+            }
+            .withConnectedSocket(fd)
+        f.whenFailure { [logger] e in logger.error("cannot adopt \(role.rawValue) connection: \(e)"); close(fd) }
+        return f
+    }
+}
