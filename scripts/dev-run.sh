@@ -1,0 +1,41 @@
+#!/bin/bash
+# `make run`: a development instance under ./var (config, data, a demo domain and user),
+# the daemon set in the foreground on unprivileged endpoints. Ctrl-C stops it gracefully.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-$(swift build --show-bin-path)}
+VAR=$PWD/var
+mkdir -p "$VAR/etc" "$VAR/run"
+CONF=$VAR/etc/postern.toml
+if [ ! -f "$CONF" ]; then
+  cat > "$CONF" <<EOT
+# Development instance written by \`make run\`; see postern.toml.example for every key.
+hostname = "localhost"
+data_dir = "$VAR/data"
+run_dir = "$VAR/run"
+
+[master]
+restart_delay = 0.5
+
+[lmtp]
+listen = ["unix:lmtp", "127.0.0.1:2424"]
+EOT
+fi
+"$BIN/postern" config check -c "$CONF"
+"$BIN/master" -c "$CONF" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
+for _ in $(seq 100); do [ -S "$VAR/run/control" ] && "$BIN/postern" status -c "$CONF" >/dev/null 2>&1 && break; sleep 0.1; done
+P="$BIN/postern"
+"$P" domain list -c "$CONF" | grep -qx example.test || "$P" domain add example.test -c "$CONF"
+"$P" user list example.test -c "$CONF" | grep -qx demo@example.test || echo demo | "$P" user add demo@example.test --password-stdin -c "$CONF"
+cat <<EOT
+
+Postern is running (master pid $pid). Demo user: demo@example.test, password "demo".
+  Deliver over LMTP (unix socket):  python3 -c 'import smtplib; s=smtplib.LMTP("$VAR/run/lmtp"); print(s.sendmail("me@example.org", ["demo@example.test"], b"Subject: hi\r\n\r\nhello\r\n"))'
+  ... or over TCP:                  swaks --protocol LMTP --server 127.0.0.1:2424 --to demo@example.test
+  ... or with Postfix's tool:       smtp-source -L -m 1 -t demo@example.test unix:$VAR/run/lmtp
+  Look at it (POSTERN_CONFIG=$CONF):  $P status; $P mailbox list demo@example.test; $P export demo@example.test
+Ctrl-C stops the daemon set.
+EOT
+wait $pid
