@@ -8,6 +8,7 @@
 #include <sys/prctl.h>
 #include <linux/capability.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/signalfd.h>
 
 int mail_send_fd(int sock, int fd, const void *data, size_t len) {
@@ -91,3 +92,4 @@ int mail_signalfd_read(int fd) {
     return n == sizeof si ? (int)si.ssi_signo : -1;
 }
 int mail_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
+int mail_spawn_closefrom(posix_spawn_file_actions_t *fa, int from) { return posix_spawn_file_actions_addclosefrom_np(fa, from); }

@@ -203,9 +203,10 @@ struct BinaryReader {
 
     mutating func utf8(_ n: Int) throws -> String {
         guard n <= bytes.count - i else { throw MessageInfoDecodingError.truncated(offset: i) }
-        guard let s = String(validating: bytes[i..<(i + n)], as: UTF8.self) else {
-            throw MessageInfoDecodingError.invalidUTF8(offset: i)
+        let decoded = bytes.withUnsafeBufferPointer { all in
+            String(validating: UnsafeBufferPointer(rebasing: all[i..<(i + n)]), as: UTF8.self)
         }
+        guard let s = decoded else { throw MessageInfoDecodingError.invalidUTF8(offset: i) }
         i += n
         return s
     }

@@ -116,12 +116,24 @@ struct StructureParser {
 
     // MARK: Header
 
+    /// Whether the line after the LF at `lf` is a "name:" field line. Lets a junk first line (an
+    /// mbox "From " line, say) stay inside a header section that continues with real fields.
+    func nextLineIsField(_ lf: Int?) -> Bool {
+        guard let lf else { return false }
+        let ls = lf + 1
+        let le = b.find(ASCII.lf, from: ls, to: b.count) ?? b.count
+        guard let colon = b.find(ASCII.colon, from: ls, to: le) else { return false }
+        var ne = colon
+        while ne > ls && ASCII.isWSP(b[ne - 1]) { ne -= 1 }
+        return isFieldName(b, ls, ne)
+    }
+
     /// Scans a header section starting at `pos` and records the interesting fields; returns the
     /// body start. RFC 5322 §2.2: fields are "name:" lines plus continuation lines starting with
     /// WSP; the header ends after the first empty line. Tolerated: LF-only line ends, no blank
     /// line (headers run to the end, or to a boundary line, which is left unconsumed), a first
-    /// line that is not a field (then there is no header at all: the body starts right there),
-    /// junk lines without a colon later on (ignored).
+    /// line that is not a field and not followed by one (then there is no header at all: the body
+    /// starts right there), other junk lines without a valid field name (ignored).
     mutating func parseHeader(_ f: inout HeaderFields) -> Int {
         let start = pos
         let windowEnd = maxHeaderBytes >= b.count - start ? b.count : start + maxHeaderBytes
@@ -159,13 +171,13 @@ struct StructureParser {
                 if let colon = b.find(ASCII.colon, from: ls, to: le) {
                     var ne = colon
                     while ne > ls && ASCII.isWSP(b[ne - 1]) { ne -= 1 } // obs-optional WSP before ":" (RFC 5322 §4.5)
-                    if first && !isFieldName(b, ls, ne) { return ls }
+                    if first && !isFieldName(b, ls, ne) && !nextLineIsField(lf) { return ls }
                     if ls < windowEnd, let id = FieldID.lookup(b, ls, ne), !f.has(id) {
                         cur = id
                         curStart = colon + 1
                         curEnd = min(le, windowEnd)
                     }
-                } else if first {
+                } else if first && !nextLineIsField(lf) {
                     return ls
                 }
             }

@@ -182,7 +182,11 @@ final class TableReader {
         var current = ""
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let l = raw.trimmingCharacters(in: .whitespaces)
-            if l.hasPrefix("[") { current = l.trimmingCharacters(in: CharacterSet(charactersIn: "[] ")); if key.isEmpty && current == section { return i + 1 }; continue }
+            if l.hasPrefix("[") {
+                current = l.trimmingCharacters(in: CharacterSet(charactersIn: "[] "))
+                if current == (section.isEmpty ? key : "\(section).\(key)") { return i + 1 }   // a table named by the key
+                continue
+            }
             guard current == section, let eq = l.firstIndex(of: "=") else { continue }
             let k = l[..<eq].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
             if k == key { return i + 1 }

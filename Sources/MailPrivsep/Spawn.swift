@@ -2,6 +2,7 @@
 // The child gets exactly the mapped fds at their contract numbers, a fresh signal state and
 // its own process group, so terminal signals reach only the master.
 import Foundation
+import CMailShims
 
 public enum Spawner {
     public struct SpawnError: Error, CustomStringConvertible {
@@ -24,6 +25,8 @@ public enum Spawner {
             temps.append(high)
             posix_spawn_file_actions_adddup2(&actions, high, target)
         }
+        // Nothing else crosses: not even descriptors an ancestor leaked to us without O_CLOEXEC.
+        mail_spawn_closefrom(&actions, (fds.keys.max() ?? 2) + 1)
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }

@@ -81,8 +81,14 @@ struct DataReader: Sendable {
                     j &+= 1
                 }
                 if j > i {
-                    lineLength &+= j &- i
-                    if lineLength > maxLineContent { fail(.lineTooLong, &actions) }
+                    let newLength = lineLength &+ (j &- i)
+                    if newLength > maxLineContent, abortReason == nil {
+                        // Hand out exactly the bytes before the first one over the limit, so
+                        // the actions do not depend on how the input was split.
+                        emit(p, i, i + max(maxLineContent - lineLength, 0), &actions)
+                        fail(.lineTooLong, &actions)
+                    }
+                    lineLength = newLength
                 }
                 if j == n {
                     emit(p, i, n, &actions)
@@ -214,11 +220,13 @@ struct DataReader: Sendable {
     @inline(__always)
     private mutating func emit(_ p: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, _ actions: inout [SMTPAction]) {
         guard abortReason == nil, to > from else { return }
-        size &+= to &- from
-        if size > maxSize {
-            fail(.tooBig, &actions)
-            return
+        var to = to
+        var tooBig = false
+        if to &- from > maxSize &- size {
+            to = from &+ (maxSize &- size)     // what still fits; then refuse (see lineTooLong)
+            tooBig = true
         }
+        size &+= to &- from
         var k = from
         while k < to {
             let take = min(chunkSize &- chunk.count, to &- k)
@@ -230,5 +238,6 @@ struct DataReader: Sendable {
                 chunk.reserveCapacity(chunkSize)
             }
         }
+        if tooBig { fail(.tooBig, &actions) }
     }
 }

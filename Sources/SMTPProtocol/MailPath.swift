@@ -107,6 +107,34 @@ enum ASCII {
     @inline(__always) static func isHex(_ b: UInt8) -> Bool { isDigit(b) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x66) }
     @inline(__always) static func isLetDig(_ b: UInt8) -> Bool { isAlpha(b) || isDigit(b) }
 
+    /// RFC 3629 §4 UTF8-octets: no overlong forms, no surrogates, nothing above U+10FFFF.
+    /// (Hand-written because String(validating:as:) needs macOS 15.)
+    static func isValidUTF8(_ bytes: ArraySlice<UInt8>) -> Bool {
+        var i = bytes.startIndex
+        let end = bytes.endIndex
+        while i < end {
+            let b0 = bytes[i]
+            if b0 < 0x80 { i += 1; continue }
+            let length: Int
+            var low: UInt8 = 0x80, high: UInt8 = 0xBF    // allowed range of the second byte
+            switch b0 {
+            case 0xC2...0xDF: length = 2
+            case 0xE0: length = 3; low = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xED: length = 3; high = 0x9F
+            case 0xF0: length = 4; low = 0x90
+            case 0xF1...0xF3: length = 4
+            case 0xF4: length = 4; high = 0x8F
+            default: return false
+            }
+            guard end - i >= length else { return false }
+            guard bytes[i + 1] >= low, bytes[i + 1] <= high else { return false }
+            for k in 2..<length where bytes[i + k] & 0xC0 != 0x80 { return false }
+            i += length
+        }
+        return true
+    }
+
     /// RFC 5322 §3.2.3 atext.
     static func isAtext(_ b: UInt8) -> Bool {
         if isLetDig(b) { return true }
@@ -240,7 +268,7 @@ enum AddressParser {
     /// Non-ASCII must be valid UTF-8 and is only allowed with SMTPUTF8.
     static func checkText(_ bytes: ArraySlice<UInt8>, allowUTF8: Bool) throws(AddressError) {
         guard bytes.contains(where: { $0 >= 0x80 }) else { return }
-        guard String(validating: bytes, as: UTF8.self) != nil else { throw .syntax }
+        guard ASCII.isValidUTF8(bytes) else { throw .syntax }
         if !allowUTF8 { throw .nonASCII }
     }
 

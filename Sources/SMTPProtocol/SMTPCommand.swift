@@ -229,10 +229,10 @@ enum SMTPCommandParser {
                 let valueStart = c.pos
                 while let b = c.peek(), (b >= 33 && b != UInt8(ascii: "=") && b != 127) { c.pos += 1 }
                 guard c.pos > valueStart,
-                      let v = String(validating: c.bytes[valueStart..<c.pos], as: UTF8.self) else {
+                      ASCII.isValidUTF8(c.bytes[valueStart..<c.pos]) else {
                     return .failure(SMTPCommandError(reply: .parameterError))
                 }
-                value = v
+                value = c.string(valueStart..<c.pos)
             }
             guard c.atEnd || c.peek() == ASCII.space || c.peek() == ASCII.tab else {
                 return .failure(SMTPCommandError(reply: .parameterError))

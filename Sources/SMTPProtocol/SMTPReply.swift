@@ -31,6 +31,7 @@ public struct SMTPReply: Equatable, Sendable, CustomStringConvertible {
     /// enhanced code (RFC 2034 §4). CR and LF inside texts are replaced by spaces so a text
     /// that came from elsewhere can never inject a reply line.
     public func encoded(enhancedStatusCodes: Bool = true) -> [UInt8] {
+        let lines = self.lines.isEmpty ? [""] : self.lines
         var out: [UInt8] = []
         out.reserveCapacity(lines.reduce(0) { $0 + $1.utf8.count + 16 })
         let codeBytes = Array(String(code).utf8)

@@ -297,6 +297,10 @@ public struct SMTPSession: Sendable {
                 actions.append(.reply(config.dialect == .lmtp ? .noValidRecipientsLMTP : .noValidRecipients))
                 return
             }
+            guard current.bodyType != .binaryMIME else {
+                // RFC 3030 §3: BINARYMIME content can only be sent with BDAT.
+                return protocolError(.badSequence, &actions)
+            }
             actions.append(.reply(.startMailInput))
             actions.append(.beginMessage(current))
             reader = DataReader(limits: config.limits, policy: config.bareLinefeed)

@@ -89,10 +89,26 @@ final class MailPathTests: XCTestCase {
         }
     }
 
-    func testInvalidUTF8IsASyntaxError() {
-        var glue = ScriptedGlue(lmtpConfig())
-        glue.feed([Array(ascii: "LHLO c\r\nMAIL FROM:<> SMTPUTF8\r\nRCPT TO:<j") + [0xFF, 0xFE] + Array(ascii: "@example.org>\r\n")])
-        XCTAssertEqual(glue.replies.last, .badAddress)
+    func testUTF8Validation() {
+        // (bytes of the local part, accepted?) — RFC 3629 §4 with SMTPUTF8 in effect.
+        let table: [([UInt8], Bool)] = [
+            ([0x6A, 0xC3, 0xB6], true),               // jö
+            ([0xE2, 0x82, 0xAC], true),               // €
+            ([0xF0, 0x9F, 0x98, 0x80], true),         // U+1F600
+            ([0xFF, 0xFE], false),
+            ([0xC0, 0x80], false),                    // overlong NUL
+            ([0xE0, 0x80, 0xAF], false),              // overlong
+            ([0xED, 0xA0, 0x80], false),              // surrogate
+            ([0xF4, 0x90, 0x80, 0x80], false),        // above U+10FFFF
+            ([0xC3], false),                          // truncated
+            ([0xE2, 0x82], false),
+            ([0x80], false),                          // lone continuation
+        ]
+        for (local, ok) in table {
+            var glue = ScriptedGlue(lmtpConfig())
+            glue.feed([Array(ascii: "LHLO c\r\nMAIL FROM:<> SMTPUTF8\r\nRCPT TO:<") + local + Array(ascii: "@example.org>\r\n")])
+            XCTAssertEqual(glue.replies.last, ok ? .okRecipient : .badAddress, "\(local)")
+        }
     }
 
     func testSenderTable() {

@@ -341,6 +341,16 @@ final class SMTPSessionTests: XCTestCase {
         XCTAssertEqual(Array(glue.replies.dropFirst()), [.parameterNotRecognized, .parameterNotRecognized, .okSender])
     }
 
+    func testBinaryMIMEOnlyWhenAdvertisedAndNeverWithDATA() {
+        var config = smtpConfig()
+        config.extensions.append(.binaryMIME)
+        var glue = ScriptedGlue(config)
+        glue.feed("EHLO c\r\nMAIL FROM:<> BODY=BINARYMIME\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")
+        XCTAssertEqual(glue.session.envelope?.bodyType, .binaryMIME)
+        XCTAssertEqual(glue.replies.last, .badSequence, "RFC 3030 §3: BINARYMIME needs BDAT")
+        XCTAssertFalse(glue.session.isReadingData)
+    }
+
     func testTimeoutMidData() {
         var glue = ScriptedGlue(lmtpConfig())
         glue.feed("LHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\npartial")

@@ -30,4 +30,7 @@ int mail_signalfd_setup(void);
 /// Reads one signal from a signalfd: returns the signal number, 0 if none pending, -1 on error.
 int mail_signalfd_read(int fd);
 int mail_accept_cloexec(int fd);
+#include <spawn.h>
+/// posix_spawn_file_actions_addclosefrom_np: the child closes every fd >= from (glibc 2.34+).
+int mail_spawn_closefrom(posix_spawn_file_actions_t *fa, int from);
 #endif

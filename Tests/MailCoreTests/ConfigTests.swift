@@ -1,0 +1,60 @@
+// postern.toml: defaults, the example file, and refusals that name file, line, key and reason.
+import XCTest
+@testable import MailCore
+
+final class ConfigTests: XCTestCase {
+    func testEmptyFileGivesDocumentedDefaults() throws {
+        let c = try PosternConfig.parse("", path: "/etc/postern/postern.toml")
+        XCTAssertEqual(c.dataDir, "/var/lib/postern")
+        XCTAssertEqual(c.runDir, "/run/postern")
+        XCTAssertEqual(c.master.controlSocket, "/run/postern/control")
+        XCTAssertEqual(c.lmtp.service.listen, [ListenAddress(.unix(path: "/run/postern/lmtp"))])
+        XCTAssertEqual(c.workerUser, "postern")
+        XCTAssertEqual(c.storeUser, "postern-store")
+        XCTAssertTrue(c.store.fsync)
+        XCTAssertEqual(c.lmtp.maxMessageSize, 50 * 1024 * 1024)
+    }
+
+    func testTheAnnotatedExampleParsesToTheDefaults() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("postern.toml.example").path
+        var c = try PosternConfig.load(path: path)
+        var d = PosternConfig.defaults(path: path)
+        c.hostname = "x"; d.hostname = "x"
+        XCTAssertEqual(c, d, "every default in postern.toml.example must match the code")
+    }
+
+    func testListenersAndRelativePaths() throws {
+        let c = try PosternConfig.parse("""
+            run_dir = "/srv/run"
+            [lmtp]
+            listen = ["unix:lmtp", "127.0.0.1:24", "[::1]:2424", "/abs/sock"]
+            socket_mode = "0660"
+            """, path: "/etc/p.toml")
+        XCTAssertEqual(c.lmtp.service.listen.map(\.description), ["unix:/srv/run/lmtp", "127.0.0.1:24", "[::1]:2424", "unix:/abs/sock"])
+        XCTAssertEqual(c.lmtp.service.socketMode, 0o660)
+    }
+
+    func testRefusalsNameFileLineKeyAndReason() {
+        let cases: [(String, Int?, String, String)] = [
+            ("hostname = \"a\"\nbogus = 1\n", 2, "bogus", "unknown key"),
+            ("[lmtp]\nprocesses = 1\nmax_recipients = 0\n", 3, "lmtp.max_recipients", "out of range"),
+            ("[lmtp]\nlisten = [\"nonsense\"]\n", 2, "lmtp.listen", "is not unix:/path"),
+            ("[store]\nfsync = \"yes\"\n", 2, "store.fsync", "expected true or false"),
+            ("[lmtp]\nbare_linefeed = \"allow\"\n", 2, "lmtp.bare_linefeed", "not one of"),
+            ("[users]\nworker = \"mail\"\nstore = \"mail\"\n", 3, "users.store", "must differ"),
+            ("[nosuchsection]\nx = 1\n", 1, "nosuchsection", "unknown key"),
+            ("hostname = \n", 1, "", "expected value"),                          // TOML syntax error
+        ]
+        for (text, line, key, reason) in cases {
+            XCTAssertThrowsError(try PosternConfig.parse(text, path: "/etc/postern/postern.toml"), text) { e in
+                guard let e = e as? ConfigError else { return XCTFail("\(e)") }
+                XCTAssertEqual(e.file, "/etc/postern/postern.toml")
+                XCTAssertEqual(e.line, line, text)
+                XCTAssertEqual(e.key, key, text)
+                XCTAssertTrue(e.reason.contains(reason), "\(e.reason) should contain \(reason)")
+                XCTAssertTrue(e.description.hasPrefix("/etc/postern/postern.toml:\(line ?? 0)"), e.description)
+            }
+        }
+    }
+}
