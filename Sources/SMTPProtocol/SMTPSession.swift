@@ -1,5 +1,6 @@
 // The SMTP/LMTP session state machine (RFC 5321, RFC 2033) as a plain value: bytes in,
-// actions out. No I/O, no clock, no allocation proportional to input except the body chunks.
+// actions out. No I/O and no clock (the glue reports timeouts). Buffers are bounded by the
+// named limits, except input that arrives while the session waits for the glue (see below).
 //
 // Pipelining (RFC 2920): the glue feeds whatever it read; while the session waits for the
 // glue (recipient check, delivery) `receive` only buffers, and the resume calls continue with

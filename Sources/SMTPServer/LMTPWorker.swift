@@ -39,7 +39,7 @@ public enum LMTPWorker {
             config: SMTPSessionConfig(dialect: .lmtp, hostname: config.hostname, limits: limits,
                                       bareLinefeed: l.bareLinefeed == "normalize" ? .normalize : .reject,
                                       serviceName: "Postern LMTP"),
-            protocolName: "LMTP", commandTimeout: .seconds(Int64(l.commandTimeout)), dataTimeout: .seconds(Int64(l.dataTimeout)))
+            commandTimeout: .seconds(Int64(l.commandTimeout)), dataTimeout: .seconds(Int64(l.dataTimeout)))
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: config.master.shutdownGrace)

@@ -9,12 +9,10 @@ import SMTPProtocol
 extension SMTPReply {
     /// RFC 5321 §4.2.3: 421 service not available, closing — too many connections.
     static let tooManyConnections = SMTPReply(code: 421, enhanced: "4.7.0", lines: ["Too many connections, try again later"])
-    static let shuttingDown = SMTPReply(code: 421, enhanced: "4.3.2", lines: ["Service shutting down, try again later"])
 }
 
 struct SessionSettings {
     var config: SMTPSessionConfig
-    var protocolName: String          // "LMTP" for the Received: line
     var commandTimeout: TimeAmount
     var dataTimeout: TimeAmount
 }
@@ -120,7 +118,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 var b = context.channel.allocator.buffer(capacity: 8192)
                 b.writeBytes(TraceHeaders.returnPath(env.sender))
                 b.writeBytes(TraceHeaders.received(from: env.helo, clientAddress: clientAddress, by: settings.config.hostname,
-                                                   with: settings.protocolName, id: sessionID,
+                                                   with: session.receivedProtocol(), id: sessionID,
                                                    for: env.recipients.count == 1 ? env.recipients[0] : nil, date: Date()))
                 body = b
             case .messageChunk(let bytes):
@@ -147,7 +145,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                             case .ok: return .delivered
                             case .unknownUser: return .failed(.mailboxUnknown)
                             case .notLocal: return .failed(.relayDenied)
-                            case .overQuota: return .failed(SMTPReply(code: 552, enhanced: "5.2.2", lines: ["Mailbox full"]))
+                            case .overQuota: return .failed(.mailboxFull)
                             case .tempFail, .rejected: return .failed(.localError)
                             }
                         }

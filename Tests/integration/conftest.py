@@ -1,0 +1,416 @@
+# End-to-end fixtures: the real daemon set (master + store + lmtpd) started from the built
+# binaries with a temporary configuration, populated through the `postern` CLI, and driven
+# with real clients (Python's smtplib, Postfix's smtp-source, raw sockets).
+#
+#   POSTERN_BIN=$(swift build --show-bin-path) python3 -m pytest -q Tests/integration
+#
+# As root (CI) the privilege drop is real: workers run as `postern`, the store as
+# `postern-store`. Set POSTERN_KEEP=1 to keep the temporary directories for inspection.
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+HOSTNAME = "mx.postern.test"
+DEFAULT_PASSWORD = "correct horse battery staple"
+
+
+def _bin_dir():
+    b = os.environ.get("POSTERN_BIN")
+    if not b:
+        b = subprocess.run(["swift", "build", "--show-bin-path"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.strip()
+    return b
+
+
+BIN = _bin_dir()
+IS_ROOT = os.geteuid() == 0
+
+
+def wait_for(predicate, timeout, interval=0.05, what="condition"):
+    """Polls `predicate` until it returns a truthy value; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = predicate()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - the predicate may fail while things restart
+            last_exc = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                                 + (f" (last error: {last_exc!r})" if last_exc else ""))
+        time.sleep(interval)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# mboxrd and message helpers
+
+_FROM_ESCAPED = re.compile(rb"^>+From ")
+
+
+def parse_mboxrd(data):
+    """Parses `postern export` output (mboxrd) into a list of message bytes, undoing the
+    ">From " escaping and dropping the one "\\n" written after each message."""
+    messages = []
+    cur = None
+    lines = data.split(b"\n")
+    # split() leaves an empty last element when data ends in "\n"; re-add the line ends.
+    pieces = [l + b"\n" for l in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+    for line in pieces:
+        if line.startswith(b"From "):
+            if cur is not None:
+                messages.append(_finish_message(cur))
+            cur = []
+            continue
+        assert cur is not None, f"mbox does not start with a From line: {data[:200]!r}"
+        if _FROM_ESCAPED.match(line):
+            line = line[1:]
+        cur.append(line)
+    if cur is not None:
+        messages.append(_finish_message(cur))
+    return messages
+
+
+def _finish_message(lines):
+    m = b"".join(lines)
+    assert m.endswith(b"\n"), "message in mbox not followed by its separator newline"
+    return m[:-1]
+
+
+def strip_trace_headers(msg):
+    """Splits a delivered message into (return_path_line, received_field, original_bytes):
+    the store must have prepended exactly `Return-Path:` and one (possibly folded) `Received:`."""
+    assert msg.startswith(b"Return-Path: "), f"no Return-Path first: {msg[:120]!r}"
+    i = msg.index(b"\r\n") + 2
+    return_path = msg[:i]
+    assert msg[i:].startswith(b"Received: "), f"no Received second: {msg[:300]!r}"
+    j = msg.index(b"\r\n", i) + 2
+    while msg[j:j + 1] in (b" ", b"\t"):           # folded continuation lines
+        j = msg.index(b"\r\n", j) + 2
+    return return_path, msg[i:j], msg[j:]
+
+
+def header_value(msg, name):
+    """First value of header `name` in the header section (unfolded), or None."""
+    head = msg.split(b"\r\n\r\n", 1)[0]
+    unfolded = re.sub(rb"\r\n[ \t]+", b" ", head)
+    for line in unfolded.split(b"\r\n"):
+        k, sep, v = line.partition(b":")
+        if sep and k.strip().lower() == name.lower().encode():
+            return v.strip().decode("latin-1")
+    return None
+
+
+def lmtp_transaction(conn, sender, recipients, body, mail_options=()):
+    """One LMTP transaction with low-level smtplib calls. Returns (mail_reply, rcpt_replies,
+    data_replies): one data reply per accepted recipient, in RCPT order (RFC 2033 §4.2)."""
+    mail_reply = conn.mail(sender, list(mail_options))
+    if mail_reply[0] != 250:
+        return mail_reply, [], []
+    rcpt_replies = [conn.rcpt(r) for r in recipients]
+    accepted = [r for r, (code, _) in zip(recipients, rcpt_replies) if code == 250]
+    data_replies = []
+    if accepted:
+        data_replies.append(conn.data(body))
+        for _ in accepted[1:]:
+            data_replies.append(conn.getreply())
+    else:
+        conn.rset()
+    return mail_reply, rcpt_replies, data_replies
+
+
+# ---------------------------------------------------------------------------------------------
+# The instance
+
+def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", top_extra=""):
+    """The test configuration; it ends inside [lmtp], so appended keys land there."""
+    return (
+        f'hostname = "{HOSTNAME}"\n'
+        f'data_dir = "{data_dir}"\n'
+        f'run_dir = "{run_dir}"\n'
+        f"{top_extra}\n"
+        "[master]\n"
+        "restart_delay = 0.2\n"
+        "shutdown_grace = 3\n"
+        f"{master_extra}\n"
+        "[lmtp]\n"
+        f'listen = ["unix:lmtp", "127.0.0.1:{lmtp_port}"]\n'
+        f"{lmtp_extra}\n"
+    )
+
+
+_live_instances = []
+
+
+class Postern:
+    def __init__(self, name="postern", lmtp_extra="", master_extra="", top_extra=""):
+        self.root = tempfile.mkdtemp(prefix=f"postern-it-{name}-")
+        os.chmod(self.root, 0o755)           # traversable by postern and postern-store
+        self.conf = os.path.join(self.root, "postern.toml")
+        self.data_dir = os.path.join(self.root, "data")
+        self.run_dir = os.path.join(self.root, "run")
+        os.makedirs(self.run_dir)
+        os.chmod(self.run_dir, 0o755)
+        self.lmtp_socket = os.path.join(self.run_dir, "lmtp")
+        self.control_socket = os.path.join(self.run_dir, "control")
+        self.lmtp_port = free_port()
+        self.log_path = os.path.join(self.root, "master.log")
+        self.proc = None
+        self.config_text = self.render_config(lmtp_extra, master_extra, top_extra)
+        with open(self.conf, "w") as f:
+            f.write(self.config_text)
+        self.stopped_cleanly = False
+
+    def render_config(self, lmtp_extra="", master_extra="", top_extra=""):
+        return render_config(self.data_dir, self.run_dir, self.lmtp_port, lmtp_extra, master_extra, top_extra)
+
+    # -- lifecycle
+
+    def start(self, timeout=30):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([os.path.join(BIN, "master"), "-c", self.conf], stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        if self not in _live_instances:
+            _live_instances.append(self)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise AssertionError(f"postern did not start; log:\n{self.log_tail()}")
+        return self
+
+    def wait_ready(self, timeout=30):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"master exited with {self.proc.returncode}")
+            st = self.status()
+            if not all(r["STATE"] == "running" and int(r["PID"]) > 0 for r in st):
+                return False
+            return self.cli("domain", "list", check=False).returncode == 0
+        wait_for(ready, timeout, interval=0.1, what="postern ready")
+
+    def stop(self, timeout=10):
+        """SIGTERM the master; returns its exit status (fails if it takes longer than `timeout`)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"master did not exit within {timeout}s of SIGTERM; log:\n{self.log_tail()}")
+        return rc
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+
+    def cleanup(self):
+        self.kill()
+        if not os.environ.get("POSTERN_KEEP"):
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- logs
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines=150):
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    # -- the CLI
+
+    def cli(self, *args, input=None, check=True, timeout=120, binary=False):
+        r = subprocess.run([os.path.join(BIN, "postern"), *args, "-c", self.conf], input=input,
+                           capture_output=True, timeout=timeout, text=not binary)
+        if check and r.returncode != 0:
+            raise AssertionError(f"postern {' '.join(args)} failed ({r.returncode}): {r.stderr!r}")
+        return r
+
+    def add_user(self, address, password=DEFAULT_PASSWORD):
+        self.cli("user", "add", address, "--password-stdin", input=password + "\n")
+
+    def status(self):
+        out = self.cli("status").stdout
+        lines = [l for l in out.splitlines() if l.strip()]
+        header = lines[0].split("\t")
+        assert header == ["SERVICE", "INSTANCE", "PID", "STATE", "UPTIME", "RESTARTS"], header
+        return [dict(zip(header, l.split("\t"))) for l in lines[1:]]
+
+    def pids(self, service):
+        return [int(r["PID"]) for r in self.status() if r["SERVICE"] == service]
+
+    def store_pid(self):
+        (p,) = self.pids("store")
+        return p
+
+    def row(self, service, instance=0):
+        for r in self.status():
+            if r["SERVICE"] == service and int(r["INSTANCE"]) == instance:
+                return r
+        raise AssertionError(f"no {service}[{instance}] in status")
+
+    def export(self, user, mailbox=None):
+        args = ["export", user] + ([mailbox] if mailbox else [])
+        return parse_mboxrd(self.cli(*args, binary=True).stdout)
+
+    def mailbox_counts(self, user):
+        out = self.cli("mailbox", "list", user).stdout
+        lines = [l for l in out.splitlines() if l.strip()]
+        header = lines[0].split("\t")
+        assert header[:3] == ["NAME", "SPECIAL-USE", "MESSAGES"], header
+        return {l.split("\t")[0]: int(l.split("\t")[2]) for l in lines[1:]}
+
+    def inbox_count(self, user):
+        return self.mailbox_counts(user)["INBOX"]
+
+    # -- clients
+
+    def lmtp(self, tcp=False, timeout=60):
+        if tcp:
+            c = smtplib.LMTP("127.0.0.1", self.lmtp_port, timeout=timeout)
+        else:
+            c = smtplib.LMTP(self.lmtp_socket, timeout=timeout)
+        code, _ = c.ehlo("client.example.org")   # LMTP: smtplib sends LHLO
+        assert code == 250
+        return c
+
+    def deliver(self, recipients, body, sender="sender@example.org", tcp=False):
+        """Delivers one message in its own session; returns the per-recipient DATA replies."""
+        c = self.lmtp(tcp=tcp)
+        try:
+            _, rcpt, data = lmtp_transaction(c, sender, recipients, body)
+            return rcpt, data
+        finally:
+            try:
+                c.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+
+    # -- the store's files (root only)
+
+    def db_query(self, sql):
+        """Runs `sql` on a copy of the store's database (never opens the live files, so no
+        root-owned -wal/-shm file can appear in the data dir)."""
+        tmp = tempfile.mkdtemp(prefix="postern-db-")
+        try:
+            for suffix in ("", "-wal"):
+                src = os.path.join(self.data_dir, "postern.db" + suffix)
+                if os.path.exists(src):
+                    shutil.copyfile(src, os.path.join(tmp, "postern.db" + suffix))
+            db = sqlite3.connect(os.path.join(tmp, "postern.db"))
+            try:
+                return db.execute(sql).fetchall()
+            finally:
+                db.close()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def populate(p):
+    p.cli("domain", "add", "example.test")
+    p.add_user("alice@example.test")
+    p.add_user("bob@example.test")
+    p.cli("alias", "add", "postmaster@example.test", "alice@example.test")
+    p.cli("domain", "add", "catch.test")
+    p.cli("alias", "add", "@catch.test", "alice@example.test")
+
+
+def ensure_system_users():
+    if not IS_ROOT:
+        return
+    import pwd
+    missing = []
+    for u in ("postern", "postern-store"):
+        try:
+            pwd.getpwnam(u)
+        except KeyError:
+            missing.append(u)
+    if missing:
+        subprocess.run(["bash", os.path.join(REPO, "scripts", "ensure-users.sh")], check=True)
+
+
+def _teardown(p):
+    try:
+        if p.proc is not None and p.proc.poll() is None:
+            rc = p.stop(timeout=10)
+            assert rc is not None
+    finally:
+        p.cleanup()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _system_users():
+    for exe in ("master", "store", "lmtpd", "postern"):
+        assert os.access(os.path.join(BIN, exe), os.X_OK), f"{exe} not built in {BIN} (run swift build)"
+    ensure_system_users()
+
+
+@pytest.fixture(scope="module")
+def postern():
+    """One populated instance shared by a test module (tests must not disturb each other:
+    they use their own users or unique Message-IDs)."""
+    p = Postern(name="mod")
+    p.start()
+    populate(p)
+    yield p
+    _teardown(p)
+
+
+@pytest.fixture
+def make_postern():
+    """Factory for instances of one's own (destructive tests, special configurations)."""
+    made = []
+
+    def make(name="fn", populated=True, **config):
+        p = Postern(name=name, **config)
+        made.append(p)
+        p.start()
+        if populated:
+            populate(p)
+        return p
+    yield make
+    for p in made:
+        _teardown(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# Show the daemon set's log with every failure.
+
+def pytest_runtest_setup(item):
+    _live_instances[:] = [p for p in _live_instances if p.proc is not None and p.proc.poll() is None]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for p in _live_instances:
+            rep.sections.append((f"postern log ({p.root})", p.log_tail()))
