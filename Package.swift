@@ -51,7 +51,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "SMTPServer", dependencies: [
-            "MailCore", "MailIPC", "SMTPProtocol", "MailPrivsep",
+            "MailCore", "MailIPC", "SMTPProtocol", "MailPrivsep", "CMailShims",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

@@ -41,7 +41,13 @@ class Postern:
                     f'log_level = "warning"\n[store]\nfsync = true\n[lmtp]\nlisten = ["unix:lmtp"]\n')
         self.bin = bindir
         self.log = open(os.path.join(self.dir, "master.log"), "w")
-        self.proc = subprocess.Popen([os.path.join(bindir, "master"), "-c", self.conf], stderr=self.log)
+        self.proc = subprocess.Popen([os.path.join(bindir, "master"), "-c", self.conf], stdout=self.log, stderr=self.log)
+        try:
+            self.setup(users)
+        except BaseException:
+            self.stop(); raise
+
+    def setup(self, users):
         for _ in range(300):
             if subprocess.run([self.cli(), "status", "-c", self.conf], capture_output=True).returncode == 0:
                 break
@@ -79,7 +85,7 @@ def main():
     subprocess.run(["bash", os.path.join(ANCHORS, "setup-anchors.sh")], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["bash", os.path.join(ANCHORS, "stop-anchors.sh")], stdout=subprocess.DEVNULL)
     shutil.rmtree(DOVECOT_MAIL, ignore_errors=True)
-    subprocess.run(["bash", os.path.join(ANCHORS, "start-anchors.sh")], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["bash", os.path.join(ANCHORS, "start-anchors.sh")], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     conns = [int(c) for c in a.conns.split(",")]
     users = [f"user{11 + i}@example.test" for i in range(len(conns) * a.runs)]
     pt = Postern(bindir, users)

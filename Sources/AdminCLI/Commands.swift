@@ -21,11 +21,19 @@ struct Options: ParsableArguments {
         return c
     }
     /// An admin connection to the store, by way of the master.
+    /// Waits up to 15 s while the store is (re)starting.
     func store() throws -> BlockingRPCConnection {
-        let c = try control()
-        _ = try c.call(.attach(role: Role.admin.rawValue))
-        try c.hello(client: "postern-cli")
-        return c
+        let deadline = Date().addingTimeInterval(15)
+        while true {
+            let c = try control()
+            do {
+                _ = try c.call(.attach(role: Role.admin.rawValue))
+            } catch let e as RPCError where e.code == .temporary && Date() < deadline {
+                usleep(200_000); continue
+            }
+            try c.hello(client: "postern-cli")
+            return c
+        }
     }
 }
 

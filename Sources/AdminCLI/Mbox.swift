@@ -7,22 +7,30 @@ import MailIPC
 public struct MboxWriter {
     var message: [UInt8] = []
     var header: [UInt8] = []
+    var open = false
     let out = FileHandle.standardOutput
 
     public init() {}
 
     public mutating func begin(_ meta: ExportedMessage) {
+        end()
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = TimeZone(identifier: "UTC")
         f.dateFormat = "EEE MMM dd HH:mm:ss yyyy"
         let sender = meta.sender.isEmpty ? "MAILER-DAEMON" : meta.sender
         header = Array("From \(sender) \(f.string(from: Date(timeIntervalSince1970: TimeInterval(meta.internalDate))))\n".utf8)
         message = []
+        open = true
     }
 
     public mutating func body(_ bytes: [UInt8]) { message += bytes }
 
-    public mutating func end() { out.write(Data(Self.escape(header: header, body: message))) }
+    /// Writes the message begun last, if any.
+    public mutating func end() {
+        guard open else { return }
+        out.write(Data(Self.escape(header: header, body: message)))
+        open = false; message = []; header = []
+    }
 
     /// The mboxrd form of one message.
     public static func escape(header: [UInt8], body: [UInt8]) -> [UInt8] {

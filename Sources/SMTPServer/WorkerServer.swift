@@ -5,6 +5,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import Logging
+import CMailShims
 
 public final class WorkerServer: @unchecked Sendable {
     let group: EventLoopGroup
@@ -12,7 +13,6 @@ public final class WorkerServer: @unchecked Sendable {
     let maxConnections: Int
     let grace: Double
     private let lock = NSLock()
-    private var servers: [Channel] = []
     private var active = 0
     private var draining = false
     private var exitCode: Int32 = 0
@@ -29,27 +29,67 @@ public final class WorkerServer: @unchecked Sendable {
         signalSource = s
     }
 
-    public func listen(fd: Int32, name: String, makeHandler: @escaping () -> ChannelHandler) throws {
-        let ch = try ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 511)
-            .childChannelOption(ChannelOptions.autoRead, value: true)
-            .childChannelInitializer { [self] ch in
-                lock.lock()
-                let refused = draining || active >= maxConnections
-                if !refused { active += 1 }
-                lock.unlock()
-                ch.closeFuture.whenComplete { [self] _ in if !refused { connectionClosed() } }
-                if refused {
-                    logger.warning("refusing connection: \(draining ? "shutting down" : "connection limit \(maxConnections) reached")")
-                    var b = ch.allocator.buffer(capacity: 64)
-                    b.writeString("421 4.7.0 Too many connections, try again later\r\n")
-                    return ch.writeAndFlush(b).flatMap { ch.close() }
-                }
-                return ch.pipeline.addHandler(makeHandler())
-            }
-            .withBoundSocket(fd).wait()
-        lock.lock(); servers.append(ch); lock.unlock()
+    /// Serves one inherited listener. Several worker processes share it, so accepting is done
+    /// here rather than by NIO's server channel: each process polls and accepts without
+    /// blocking, and the ones that lose the race just see EAGAIN (NIO's server channel asserts
+    /// on that). Accepted sockets join the event loops as ordinary channels.
+    public func listen(fd: Int32, name: String, refusal: [UInt8], makeHandler: @escaping () -> ChannelHandler) throws {
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
+            throw ListenError(name: name, errno: errno)
+        }
+        let t = Thread { [self] in acceptLoop(fd: fd, name: name, refusal: refusal, makeHandler: makeHandler) }
+        t.name = "accept \(name)"
+        t.start()
         logger.debug("serving \(name)")
+    }
+
+    struct ListenError: Error, CustomStringConvertible {
+        var name: String, errno: Int32
+        var description: String { "listener \(name): \(String(cString: strerror(errno)))" }
+    }
+
+    private func acceptLoop(fd: Int32, name: String, refusal: [UInt8], makeHandler: @escaping () -> ChannelHandler) {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            lock.lock(); let stop = draining; lock.unlock()
+            if stop { return }
+            pfd.revents = 0
+            if poll(&pfd, 1, 250) <= 0 { continue }
+            let conn = mail_accept_cloexec(fd)
+            if conn < 0 {
+                switch errno {
+                case EAGAIN, EWOULDBLOCK, EINTR, ECONNABORTED, EPROTO: continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    logger.error("accept on \(name): \(String(cString: strerror(errno))); pausing")
+                    usleep(100_000); continue
+                default:
+                    logger.error("accept on \(name): \(String(cString: strerror(errno))); listener closed")
+                    return
+                }
+            }
+            lock.lock()
+            let refused = draining || active >= maxConnections
+            if !refused { active += 1 }
+            lock.unlock()
+            if refused {
+                logger.warning("refusing connection on \(name): \(draining ? "shutting down" : "connection limit \(maxConnections) reached")")
+                _ = refusal.withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                close(conn)
+                continue
+            }
+            ClientBootstrap(group: group)
+                .channelInitializer { ch in
+                    ch.closeFuture.whenComplete { [self] _ in connectionClosed() }
+                    return ch.pipeline.addHandler(makeHandler())
+                }
+                .withConnectedSocket(conn)
+                .whenFailure { [self] e in
+                    logger.error("cannot adopt connection: \(e)")
+                    close(conn)
+                    connectionClosed()
+                }
+        }
     }
 
     private func connectionClosed() {
@@ -66,10 +106,9 @@ public final class WorkerServer: @unchecked Sendable {
         lock.lock()
         if draining { lock.unlock(); return }
         draining = true; exitCode = code
-        let s = servers, idle = active == 0
+        let idle = active == 0
         lock.unlock()
         logger.notice("\(why): no new connections, finishing open sessions (up to \(grace)s)")
-        for c in s { c.close(promise: nil) }
         if idle { done.signal() }
         DispatchQueue.global().asyncAfter(deadline: .now() + grace) { [self] in done.signal() }
     }

@@ -6,6 +6,7 @@
 #
 # As root (CI) the privilege drop is real: workers run as `postern`, the store as
 # `postern-store`. Set POSTERN_KEEP=1 to keep the temporary directories for inspection.
+import contextlib
 import os
 import re
 import shutil
@@ -176,7 +177,6 @@ class Postern:
         self.config_text = self.render_config(lmtp_extra, master_extra, top_extra)
         with open(self.conf, "w") as f:
             f.write(self.config_text)
-        self.stopped_cleanly = False
 
     def render_config(self, lmtp_extra="", master_extra="", top_extra=""):
         return render_config(self.data_dir, self.run_dir, self.lmtp_port, lmtp_extra, master_extra, top_extra)
@@ -192,9 +192,9 @@ class Postern:
             _live_instances.append(self)
         try:
             self.wait_ready(timeout)
-        except BaseException:
+        except BaseException as e:
             self.kill()
-            raise AssertionError(f"postern did not start; log:\n{self.log_tail()}")
+            raise AssertionError(f"postern did not start ({e}); log:\n{self.log_tail()}") from None
         return self
 
     def wait_ready(self, timeout=30):
@@ -360,7 +360,7 @@ def _teardown(p):
     try:
         if p.proc is not None and p.proc.poll() is None:
             rc = p.stop(timeout=10)
-            assert rc is not None
+            assert rc == 0, f"master exited with status {rc} after SIGTERM; log:\n{p.log_tail()}"
     finally:
         p.cleanup()
 
@@ -372,15 +372,26 @@ def _system_users():
     ensure_system_users()
 
 
+@contextlib.contextmanager
+def running_instance(name, users=(), **config):
+    """A started, populated instance (plus `users`), stopped and removed afterwards."""
+    p = Postern(name=name, **config)
+    try:
+        p.start()
+        populate(p)
+        for u in users:
+            p.add_user(u)
+        yield p
+    finally:
+        _teardown(p)
+
+
 @pytest.fixture(scope="module")
 def postern():
     """One populated instance shared by a test module (tests must not disturb each other:
     they use their own users or unique Message-IDs)."""
-    p = Postern(name="mod")
-    p.start()
-    populate(p)
-    yield p
-    _teardown(p)
+    with running_instance("mod") as p:
+        yield p
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from conftest import Postern, _teardown, header_value, lmtp_transaction, populate, strip_trace_headers
+from conftest import header_value, lmtp_transaction, running_instance, strip_trace_headers
 
 MAX_SIZE = 1024 * 1024
 MAX_RCPTS = 3
@@ -14,13 +14,9 @@ MAX_RCPTS = 3
 
 @pytest.fixture(scope="module")
 def limited():
-    p = Postern(name="limits", lmtp_extra=f"max_message_size = {MAX_SIZE}\nmax_recipients = {MAX_RCPTS}\n")
-    p.start()
-    populate(p)
-    for u in ("carol", "dave", "erin", "dots", "smuggle"):
-        p.add_user(f"{u}@example.test")
-    yield p
-    _teardown(p)
+    with running_instance("limits", users=[f"{u}@example.test" for u in ("carol", "dave", "erin", "dots", "smuggle")],
+                          lmtp_extra=f"max_message_size = {MAX_SIZE}\nmax_recipients = {MAX_RCPTS}\n") as p:
+        yield p
 
 
 def message(tag, size=0):

@@ -8,9 +8,16 @@ import subprocess
 
 import pytest
 
-from conftest import IS_ROOT
+from conftest import IS_ROOT, running_instance
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="privilege dropping is only real as root")
+
+
+@pytest.fixture(scope="module")
+def postern():
+    """Two lmtpd processes, so that "every worker" means more than one."""
+    with running_instance("priv", lmtp_extra="processes = 2\n") as p:
+        yield p
 
 
 def proc_status(pid):
@@ -44,7 +51,7 @@ def test_store_is_unprivileged(postern):
 
 def test_every_lmtpd_is_unprivileged(postern):
     pids = postern.pids("lmtp")
-    assert pids and all(p > 0 for p in pids)
+    assert len(set(pids)) == 2 and all(p > 0 for p in pids)
     for pid in pids:
         with open(f"/proc/{pid}/comm") as f:
             assert f.read().strip() == "lmtpd"

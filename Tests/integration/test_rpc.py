@@ -6,6 +6,7 @@
 import os
 import socket
 import struct
+import subprocess
 import uuid
 
 from conftest import header_value
@@ -84,7 +85,14 @@ def assert_closed_by_peer(sock):
 
 def test_control_socket_is_root_only(postern):
     st = os.stat(postern.control_socket)
-    assert st.st_mode & 0o777 == 0o600 and st.st_uid == 0
+    assert st.st_mode & 0o777 == 0o600 and st.st_uid == os.geteuid()
+    if os.geteuid() == 0:
+        # The worker user can neither connect nor, therefore, attach itself to the store.
+        code = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
+                "try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    sys.exit(13)\nsys.exit(0)")
+        r = subprocess.run(["python3", "-c", code, postern.control_socket], user="postern", group="postern",
+                           extra_groups=[], capture_output=True, timeout=30)
+        assert r.returncode == 13, (r.returncode, r.stderr)
 
 
 def test_role_allow_list_is_enforced(postern):

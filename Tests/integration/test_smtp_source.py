@@ -44,3 +44,22 @@ def test_multiple_recipients_per_transaction(postern):
     bodies = [sorted(postern.export(f"{u}@example.test")) for u in ("rcpt", "2rcpt", "3rcpt")]
     assert len(bodies[0]) == 10
     assert bodies[0] == bodies[1] == bodies[2]
+
+
+def test_two_lmtpd_processes_share_the_listeners_under_load(make_postern):
+    # DESIGN §1: N processes per service all accept on the shared listeners. None may die.
+    p = make_postern("procs2", lmtp_extra="processes = 2\n")
+    p.add_user("shared@example.test")
+    before = {r["INSTANCE"]: (r["PID"], r["RESTARTS"]) for r in p.status() if r["SERVICE"] == "lmtp"}
+    assert len(before) == 2
+    runs = [
+        subprocess.run([SMTP_SOURCE, "-L", "-s", "8", "-m", "80", "-f", "sender@example.org",
+                        "-t", "shared@example.test", f"unix:{p.lmtp_socket}"], capture_output=True, text=True, timeout=180),
+        subprocess.run([SMTP_SOURCE, "-L", "-s", "4", "-m", "40", "-f", "sender@example.org",
+                        "-t", "shared@example.test", f"127.0.0.1:{p.lmtp_port}"], capture_output=True, text=True, timeout=180),
+    ]
+    after = {r["INSTANCE"]: (r["PID"], r["RESTARTS"]) for r in p.status() if r["SERVICE"] == "lmtp"}
+    assert after == before, f"an lmtpd process died under load: before {before}, after {after}"
+    for r in runs:
+        assert r.returncode == 0, f"{' '.join(r.args)}: {r.stderr[-1000:]}"
+    assert p.inbox_count("shared@example.test") == 120
