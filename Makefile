@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 
-.PHONY: all deps build run test unit integration bench fuzz clean
+.PHONY: all deps build run test unit integration bench fuzz clean install
 all: build
 
 deps:
@@ -38,3 +38,17 @@ fuzz: build
 
 clean:
 	rm -rf .build var
+
+# `make install` (as root): binaries, systemd units, users, an example config.
+PREFIX ?= /usr/local
+install: build
+	$(SWIFT) build -c release
+	install -d $(DESTDIR)$(PREFIX)/libexec/postern $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/postern
+	for b in master store lmtpd; do install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/$$b $(DESTDIR)$(PREFIX)/libexec/postern/; done
+	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/postern $(DESTDIR)$(PREFIX)/bin/postern
+	install -D -m 0644 systemd/postern.service $(DESTDIR)/etc/systemd/system/postern.service
+	install -D -m 0644 systemd/postern.sysusers.conf $(DESTDIR)/usr/lib/sysusers.d/postern.conf
+	install -D -m 0644 systemd/postern.tmpfiles.conf $(DESTDIR)/usr/lib/tmpfiles.d/postern.conf
+	[ -e $(DESTDIR)/etc/postern/postern.toml ] || install -m 0640 postern.toml.example $(DESTDIR)/etc/postern/postern.toml
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/postern/README.md
+	bash scripts/ensure-users.sh

@@ -64,7 +64,6 @@ let package = Package(
             "MailCore", "MailIPC",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .target(name: "MailTesting", dependencies: ["MailCore", "MailIPC"]),
 
         // Executables: a short main.swift each
         .executableTarget(name: "master", dependencies: ["MasterCore"]),
@@ -77,8 +76,8 @@ let package = Package(
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
-        .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", "MailTesting"]),
-        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "MailTesting"]),
+        .testTarget(name: "MailIPCTests", dependencies: ["MailIPC"]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
     ]
 )
