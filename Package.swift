@@ -32,6 +32,7 @@ let package = Package(
         ]),
         .target(name: "MIME"),
         .target(name: "SMTPProtocol"),
+        .target(name: "LookupProtocol"),
         .target(name: "MailIPC", dependencies: [
             "MailCore",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -76,6 +77,7 @@ let package = Package(
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
+        .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC"]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
@@ -84,6 +86,6 @@ let package = Package(
 
 // NIO glue and the store use the Swift 5 language mode for now (Sendable checking as warnings);
 // the pure protocol engines (MIME, SMTPProtocol) build in Swift 6 mode.
-for t in package.targets where !["MIME", "SMTPProtocol", "MIMETests", "SMTPProtocolTests", "CMailShims"].contains(t.name) && t.type != .system {
+for t in package.targets where !["MIME", "SMTPProtocol", "LookupProtocol", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims"].contains(t.name) && t.type != .system {
     t.swiftSettings = (t.swiftSettings ?? []) + [.swiftLanguageMode(.v5)]
 }
