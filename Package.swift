@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "master", targets: ["master"]),
         .executable(name: "store", targets: ["store"]),
         .executable(name: "lmtpd", targets: ["lmtpd"]),
+        .executable(name: "lookupd", targets: ["lookupd"]),
         .executable(name: "postern", targets: ["postern"]),
     ],
     dependencies: [
@@ -51,8 +52,19 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .target(name: "MailWorker", dependencies: [
+            "MailCore", "MailPrivsep", "CMailShims",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .target(name: "SMTPServer", dependencies: [
-            "MailCore", "MailIPC", "SMTPProtocol", "MailPrivsep", "CMailShims",
+            "MailCore", "MailIPC", "SMTPProtocol", "MailPrivsep", "MailWorker",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .target(name: "LookupServer", dependencies: [
+            "MailCore", "MailIPC", "LookupProtocol", "MailPrivsep", "MailWorker",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -70,6 +82,7 @@ let package = Package(
         .executableTarget(name: "master", dependencies: ["MasterCore"]),
         .executableTarget(name: "store", dependencies: ["StoreServer"]),
         .executableTarget(name: "lmtpd", dependencies: ["SMTPServer"]),
+        .executableTarget(name: "lookupd", dependencies: ["LookupServer"]),
         .executableTarget(name: "postern", dependencies: ["AdminCLI"]),
         .executableTarget(name: "fuzz-ipc", dependencies: ["MailIPC"]),
 

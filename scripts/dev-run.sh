@@ -19,6 +19,15 @@ restart_delay = 0.5
 
 [lmtp]
 listen = ["unix:lmtp", "127.0.0.1:2424"]
+
+[lookup]
+socketmap = ["127.0.0.1:10030"]
+
+[lookup.tcp_table]
+recipients = "127.0.0.1:10031"
+aliases = "127.0.0.1:10032"
+domains = "127.0.0.1:10033"
+senders = "127.0.0.1:10034"
 EOT
 fi
 "$BIN/postern" config check -c "$CONF"
@@ -35,6 +44,8 @@ Postern is running (master pid $pid). Demo user: demo@example.test, password "de
   Deliver over LMTP (unix socket):  python3 -c 'import smtplib; s=smtplib.LMTP("$VAR/run/lmtp"); print(s.sendmail("me@example.org", ["demo@example.test"], b"Subject: hi\r\n\r\nhello\r\n"))'
   ... or over TCP:                  swaks --protocol LMTP --server 127.0.0.1:2424 --to demo@example.test
   ... or with Postfix's tool:       smtp-source -L -m 1 -t demo@example.test unix:$VAR/run/lmtp
+  Ask it like Postfix does:         postmap -q demo@example.test tcp:127.0.0.1:10031
+                                    postmap -q demo@example.test socketmap:inet:127.0.0.1:10030:recipients
   Look at it (POSTERN_CONFIG=$CONF):  $P status; $P mailbox list demo@example.test; $P export demo@example.test
 Ctrl-C stops the daemon set.
 EOT

@@ -53,6 +53,20 @@ public struct LMTPConfig: Sendable, Equatable {
     public var bareLinefeed = "reject"            // reject | normalize
 }
 
+/// lookupd (DESIGN §4): Postfix tcp_table listeners, one map each, and socketmap listeners
+/// serving every map by name. No listener configured: the service does not run.
+public struct LookupConfig: Sendable, Equatable {
+    public var service = ServiceConfig(processes: 1, listen: [], socketMode: 0o666, maxConnections: 256)
+    public var tcpTable: [String: [ListenAddress]] = [:]   // map name → listeners
+    public var socketmap: [ListenAddress] = []
+    public var idleTimeout = 60                            // seconds without a request
+    public var requestTimeout = 5.0                        // seconds to wait for the store; then TEMP/400
+    public var maxKeyLength = 1024
+    public var maxRequestLength = 4096
+    public static let maps = ["recipients", "aliases", "domains", "senders"]
+    public var enabled: Bool { !socketmap.isEmpty || tcpTable.values.contains { !$0.isEmpty } }
+}
+
 public struct StoreConfig: Sendable, Equatable {
     public var fsync = true                       // durability contract; off only for experiments
     public var groupCommitMax = 512               // deliveries per transaction
@@ -79,6 +93,7 @@ public struct PosternConfig: Sendable, Equatable {
     public var master: MasterConfig
     public var store = StoreConfig()
     public var lmtp: LMTPConfig
+    public var lookup = LookupConfig()
 
     /// Built-in defaults, as documented in postern.toml.example.
     public static func defaults(path: String) -> PosternConfig {
@@ -161,6 +176,26 @@ extension PosternConfig {
             c.lmtp.bareLinefeed = try l.oneOf("bare_linefeed", ["reject", "normalize"]) ?? c.lmtp.bareLinefeed
             try l.finish()
         }
+        if let l = try r.table("lookup") {
+            c.lookup.service.processes = try l.int("processes", 1...64) ?? c.lookup.service.processes
+            c.lookup.service.maxConnections = try l.int("max_connections", 1...100_000) ?? c.lookup.service.maxConnections
+            if let m = try l.string("socket_mode") {
+                guard let mode = UInt16(m, radix: 8), mode <= 0o777 else { throw l.error("socket_mode", "expected an octal mode like \"0660\"") }
+                c.lookup.service.socketMode = mode
+            }
+            c.lookup.socketmap = try l.addresses("socketmap", runDir: c.runDir) ?? []
+            c.lookup.idleTimeout = try l.int("idle_timeout", 1...86_400) ?? c.lookup.idleTimeout
+            c.lookup.requestTimeout = try l.seconds("request_timeout") ?? c.lookup.requestTimeout
+            c.lookup.maxKeyLength = try l.int("max_key_length", 16...65_536) ?? c.lookup.maxKeyLength
+            c.lookup.maxRequestLength = try l.int("max_request_length", 64...1_048_576) ?? c.lookup.maxRequestLength
+            if let t = try l.table("tcp_table") {
+                for map in LookupConfig.maps {
+                    if let a = try t.addresses(map, runDir: c.runDir) { c.lookup.tcpTable[map] = a }
+                }
+                try t.finish()
+            }
+            try l.finish()
+        }
         try r.finish()
         return c
     }
@@ -240,6 +275,16 @@ final class TableReader {
         guard let t = v.table else { throw error(key, "expected a table [\(full(key))]") }
         return TableReader(table: t, section: full(key), file: file, text: text)
     }
+    func addresses(_ key: String, runDir: String) throws -> [ListenAddress]? {
+        guard let l = try stringArray(key) else { return nil }
+        return try l.map { a in
+            guard let addr = ListenAddress(parsing: a, relativeTo: runDir) else {
+                throw error(key, "\"\(a)\" is not unix:/path, HOST:PORT or [V6]:PORT")
+            }
+            return addr
+        }
+    }
+
     func service(default d: ServiceConfig, runDir: String) throws -> ServiceConfig {
         var s = d
         s.processes = try int("processes", 1...64) ?? s.processes

@@ -3,6 +3,7 @@
 // Request → reply (any request may instead get .error; replies echo the request id):
 //   hello(major, minor, client)              → helloOK(major, minor, role)     all roles, first frame
 //   lookupRecipient(address)                 → recipient(status, canonical)     lmtpd smtpd lookupd
+//   lookup(map, key)                         → lookupResult(found, value)        lookupd admin
 //   deliverBegin(sender, recipients)         ┐ same request id; body bytes in chunks
 //   deliverChunk(bytes)*                     │ of at most `maxChunk`
 //   deliverEnd                               ┘ → deliverResult([status])        lmtpd smtpd
@@ -32,7 +33,7 @@ public enum ProtocolVersion {
 
 public enum MessageType: UInt16, Sendable, CaseIterable {
     case hello = 1, helloOK = 2, error = 3, ok = 4
-    case lookupRecipient = 10, recipient = 11
+    case lookupRecipient = 10, recipient = 11, lookup = 12, lookupResult = 13
     case deliverBegin = 20, deliverChunk = 21, deliverEnd = 22, deliverResult = 23
     case authenticate = 30, session = 31, sessionEnd = 32
     case mailboxList = 40, mailboxes = 41
@@ -83,6 +84,8 @@ public enum IPCMessage: Sendable, Equatable {
     case ok
     case lookupRecipient(String)
     case recipient(RecipientStatus, String)
+    case lookup(map: String, key: String)
+    case lookupResult(found: Bool, value: String)
     case deliverBegin(sender: String, recipients: [String])
     case deliverChunk(ByteBuffer)
     case deliverEnd
@@ -116,6 +119,8 @@ public enum IPCMessage: Sendable, Equatable {
         case .ok: return .ok
         case .lookupRecipient: return .lookupRecipient
         case .recipient: return .recipient
+        case .lookup: return .lookup
+        case .lookupResult: return .lookupResult
         case .deliverBegin: return .deliverBegin
         case .deliverChunk: return .deliverChunk
         case .deliverEnd: return .deliverEnd
@@ -159,6 +164,8 @@ public enum IPCMessage: Sendable, Equatable {
         case .ok, .deliverEnd, .domainList, .queueList, .status, .reload: break
         case .lookupRecipient(let a): w.string(a)
         case .recipient(let s, let c): w.u8(s.rawValue); w.string(c)
+        case .lookup(let m, let k): w.string(m); w.string(k)
+        case .lookupResult(let f, let v): w.bool(f); w.string(v)
         case .deliverBegin(let s, let r): w.string(s); w.strings(r)
         case .deliverChunk(let b), .exportChunk(let b): w.bytes(b)
         case .deliverResult(let r): w.u32(UInt32(r.count)); for s in r { w.u8(s.rawValue) }
@@ -208,6 +215,8 @@ public enum IPCMessage: Sendable, Equatable {
         case .ok: m = .ok
         case .lookupRecipient: m = .lookupRecipient(try r.string())
         case .recipient: m = .recipient(try status(r.u8()), try r.string())
+        case .lookup: m = .lookup(map: try r.string(), key: try r.string())
+        case .lookupResult: m = .lookupResult(found: try r.bool(), value: try r.string())
         case .deliverBegin: m = .deliverBegin(sender: try r.string(), recipients: try r.strings(max: 100_000))
         case .deliverChunk: m = .deliverChunk(try r.bytes())
         case .deliverEnd: m = .deliverEnd

@@ -8,9 +8,9 @@ public enum Role: String, Sendable, CaseIterable {
         case .lmtpd: return [.lookupRecipient, .deliverBegin, .deliverChunk, .deliverEnd]
         case .smtpd: return [.lookupRecipient, .deliverBegin, .deliverChunk, .deliverEnd, .authenticate, .sessionEnd]
         case .imapd, .pop3d: return [.authenticate, .sessionEnd, .mailboxList]
-        case .lookupd: return [.lookupRecipient]
+        case .lookupd: return [.lookupRecipient, .lookup]
         case .admin: return [.domainAdd, .domainRemove, .domainList, .userAdd, .userRemove, .userPasswd, .userList,
-                             .aliasAdd, .aliasRemove, .aliasList, .mailboxList, .export, .queueList, .lookupRecipient]
+                             .aliasAdd, .aliasRemove, .aliasList, .mailboxList, .export, .queueList, .lookupRecipient, .lookup]
         }
     }
     public func may(_ t: MessageType) -> Bool { t == .hello || allowedRequests.contains(t) }

@@ -48,6 +48,8 @@ public protocol MailStore: AnyObject, Sendable {
     func removeAlias(_ source: String, target: String) throws
     func aliases(domain: String) throws -> [[String]]
     func queue() throws -> [String]
+    /// Postfix-style lookups for lookupd: map is recipients | aliases | domains | senders; nil = not found.
+    func lookup(map: String, key: String) throws -> String?
     /// Calls `each` for every message of `user` (one mailbox, or all when nil), in mailbox/UID order.
     func export(user: Int64, mailbox: String?, each: (ExportedMessage, [UInt8]) throws -> Void) throws
 }

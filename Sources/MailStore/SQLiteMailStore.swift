@@ -168,6 +168,53 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
         return (rows, removed)
     }
 
+    // MARK: lookups for a Postfix front end (lookupd)
+
+    public func lookup(map: String, key: String) throws -> String? {
+        try pool.read { db in
+            switch map {
+            case "domains":
+                return try Int64.fetchOne(db, sql: "SELECT id FROM domains WHERE name = ?", arguments: [key.lowercased()]) != nil ? "OK" : nil
+            case "recipients":
+                if key.hasPrefix("@") {   // Postfix asks "@domain" last: yes only for a catch-all
+                    return try Int64.fetchOne(db, sql: "SELECT a.id FROM aliases a JOIN domains d ON d.id = a.domain_id WHERE d.name = ? AND a.local = ''",
+                                              arguments: [String(key.dropFirst()).lowercased()]) != nil ? "OK" : nil
+                }
+                if case .deliver = try Self.resolve(db, key) { return "OK" }
+                return nil
+            case "aliases":
+                // Exact entries only: Postfix itself retries with the extension stripped and with "@domain".
+                let (local, domain): (String, String)
+                if key.hasPrefix("@") { (local, domain) = ("", String(key.dropFirst()).lowercased()) }
+                else if let s = Self.split(key) { (local, domain) = s } else { return nil }
+                let t = try String.fetchAll(db, sql: """
+                    SELECT a.target FROM aliases a JOIN domains d ON d.id = a.domain_id WHERE d.name = ? AND a.local = ? ORDER BY a.id
+                    """, arguments: [domain, local])
+                return t.isEmpty ? nil : t.joined(separator: ",")
+            case "senders":
+                // smtpd_sender_login_maps: which logins may use this address as sender. A user owns
+                // their address (and +detail forms) and every alias that points at them; a
+                // catch-all grants nothing.
+                guard let (local, domain) = Self.split(key) else { return nil }
+                let base = local.split(separator: Self.subaddressSeparator, maxSplits: 1).first.map(String.init) ?? local
+                guard let did = try Int64.fetchOne(db, sql: "SELECT id FROM domains WHERE name = ?", arguments: [domain]) else { return nil }
+                if try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE domain_id = ? AND local = ?", arguments: [did, base]) != nil {
+                    return "\(base)@\(domain)"
+                }
+                let targets = try String.fetchAll(db, sql: "SELECT target FROM aliases WHERE domain_id = ? AND local = ? ORDER BY id", arguments: [did, base])
+                var logins: [String] = []
+                for t in targets {
+                    if case .deliver(let users, _) = try Self.resolve(db, t) {
+                        for u in users where !logins.contains(u.address) { logins.append(u.address) }
+                    }
+                }
+                return logins.isEmpty ? nil : logins.joined(separator: ",")
+            default:
+                throw StoreError(.invalid, "no such map: \(map)")
+            }
+        }
+    }
+
     // MARK: users and sessions
 
     public func authenticate(_ address: String, password: String) throws -> UserRef? {

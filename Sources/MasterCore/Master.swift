@@ -71,7 +71,7 @@ public final class Master {
                 throw ConfigError(file: config.path, line: nil, key: "users", reason: "system user \(u) does not exist (create it: useradd --system --no-create-home --shell /usr/sbin/nologin \(u))")
             }
         }
-        for exe in ["store", "lmtpd"] where access(binDir + "/" + exe, X_OK) != 0 {
+        for exe in ["store"] where access(binDir + "/" + exe, X_OK) != 0 {
             throw ConfigError(file: config.path, line: nil, key: "", reason: "missing executable \(binDir)/\(exe)")
         }
         try FileManager.default.createDirectory(atPath: config.runDir, withIntermediateDirectories: true)
@@ -82,17 +82,39 @@ public final class Master {
         loop()
     }
 
+    /// The service table from the configuration (cf. Postfix master.cf): lmtpd always,
+    /// lookupd when it has listeners.
     func bindAll() throws {
-        let l = config.lmtp.service
-        var fds: [(Int32, String)] = []
-        for a in l.listen {
-            let fd = try Listeners.bind(a, mode: l.socketMode, owner: l.socketOwner, group: l.socketGroup)
-            if case .unix(let p) = a.kind { unixPaths.append(p) }
-            fds.append((fd, "lmtp=\(a)"))
-            logger.info("listening", metadata: ["service": "lmtp", "address": "\(a)"])
+        func bind(_ service: String, _ s: ServiceConfig, _ addrs: [(ListenAddress, String)]) throws -> [(Int32, String)] {
+            try addrs.map { a, name in
+                let fd = try Listeners.bind(a, mode: s.socketMode, owner: s.socketOwner, group: s.socketGroup)
+                if case .unix(let p) = a.kind { unixPaths.append(p) }
+                logger.info("listening", metadata: ["service": "\(service)", "address": "\(a)", "name": "\(name)"])
+                return (fd, name)
+            }
         }
-        services = [ServiceSpec(name: "lmtp", executable: "lmtpd", role: .lmtpd, processes: l.processes, listeners: fds)]
+        let l = config.lmtp.service
+        services = [ServiceSpec(name: "lmtp", executable: "lmtpd", role: .lmtpd, processes: l.processes,
+                                listeners: try bind("lmtp", l, l.listen.map { ($0, "lmtp@\($0)") }))]
+        let k = config.lookup
+        if k.enabled {
+            var addrs = k.socketmap.map { ($0, "socketmap@\($0)") }
+            for (map, list) in k.tcpTable.sorted(by: { $0.key < $1.key }) { addrs += list.map { ($0, "tcp_table:\(map)@\($0)") } }
+            services.append(ServiceSpec(name: "lookup", executable: "lookupd", role: .lookupd, processes: k.service.processes,
+                                        listeners: try bind("lookup", k.service, addrs)))
+        }
+        for s in services where access(binDir + "/" + s.executable, X_OK) != 0 {
+            throw ConfigError(file: config.path, line: nil, key: "", reason: "missing executable \(binDir)/\(s.executable)")
+        }
         slots = services.flatMap { s in (0..<s.processes).map { ProcessSlot(service: s.name, instance: $0, policy: Self.policy(config)) } }
+    }
+
+    func processCount(_ service: String, in c: PosternConfig) -> Int {
+        switch service {
+        case "lmtp": return c.lmtp.service.processes
+        case "lookup": return c.lookup.service.processes
+        default: return 1
+        }
     }
 
     func openControlSocket() throws {
@@ -174,24 +196,28 @@ public final class Master {
         SystemdNotify.send("RELOADING=1\nSTATUS=reloading")
         do {
             let new = try PosternConfig.load(path: config.path)
-            if new.lmtp.service.listen != config.lmtp.service.listen || new.master.controlSocket != config.master.controlSocket
+            if new.lmtp.service.listen != config.lmtp.service.listen || new.lookup.socketmap != config.lookup.socketmap
+                || new.lookup.tcpTable != config.lookup.tcpTable || new.master.controlSocket != config.master.controlSocket
                 || new.dataDir != config.dataDir || new.runDir != config.runDir {
                 logger.warning("reload: listener, control socket and directory changes take effect at the next restart")
             }
             lock.lock()
-            let oldListen = config.lmtp.service.listen, oldControl = config.master.controlSocket
-            config = new
-            config.lmtp.service.listen = oldListen; config.master.controlSocket = oldControl
+            var kept = new
+            kept.lmtp.service.listen = config.lmtp.service.listen
+            kept.lookup.socketmap = config.lookup.socketmap; kept.lookup.tcpTable = config.lookup.tcpTable
+            kept.master.controlSocket = config.master.controlSocket
+            kept.dataDir = config.dataDir; kept.runDir = config.runDir
+            config = kept
             // Resize the service table to the new process counts.
-            for i in services.indices where services[i].name == "lmtp" { services[i].processes = new.lmtp.service.processes }
-            var kept: [ProcessSlot] = []
+            for i in services.indices { services[i].processes = processCount(services[i].name, in: new) }
+            var keptSlots: [ProcessSlot] = []
             for s in services {
                 for i in 0..<s.processes {
-                    kept.append(slots.first { $0.service == s.name && $0.instance == i } ?? ProcessSlot(service: s.name, instance: i, policy: Self.policy(new)))
+                    keptSlots.append(slots.first { $0.service == s.name && $0.instance == i } ?? ProcessSlot(service: s.name, instance: i, policy: Self.policy(new)))
                 }
             }
-            for s in slots where !kept.contains(where: { $0 === s }) && s.pid > 0 { s.expectedExit = true; kill(s.pid, SIGTERM) }
-            slots = kept
+            for s in slots where !keptSlots.contains(where: { $0 === s }) && s.pid > 0 { s.expectedExit = true; kill(s.pid, SIGTERM) }
+            slots = keptSlots
             lock.unlock()
             // Workers re-read the configuration when they start: replace them gracefully. The store stays.
             for s in slots where s.pid > 0 { s.expectedExit = true; kill(s.pid, SIGTERM) }

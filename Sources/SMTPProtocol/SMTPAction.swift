@@ -9,6 +9,8 @@ public enum BodyType: Sendable, Equatable {
 }
 
 /// The transaction as far as it got: HELO name, sender, accepted recipients, parameters.
+/// Recipients accepted with `RecipientCheck.acceptRemote` are listed in `remoteIndices`
+/// (indices into `recipients`): the glue delivers the others and queues those.
 public struct SMTPEnvelope: Sendable, Equatable {
     /// The LHLO/EHLO/HELO argument.
     public var helo: String
@@ -21,21 +23,48 @@ public struct SMTPEnvelope: Sendable, Equatable {
     public var smtpUTF8: Bool
     /// SIZE= from MAIL (RFC 1870), if given.
     public var declaredSize: Int?
+    /// Indices into `recipients` of the recipients accepted for the outbound queue.
+    public var remoteIndices: Set<Int>
+    /// The canonical user of a successful AUTH (from `AuthResult.success`), if any.
+    public var authenticatedUser: String?
+    /// The body arrives with BDAT (RFC 3030): binary-exact, so it may hold bare CR/LF and
+    /// needs no dot-unstuffing; DATA bodies always consist of CRLF lines.
+    public var chunked: Bool
 
     public init(helo: String, sender: MailPath?, recipients: [MailPath] = [], bodyType: BodyType = .sevenBit,
-                smtpUTF8: Bool = false, declaredSize: Int? = nil) {
+                smtpUTF8: Bool = false, declaredSize: Int? = nil, remoteIndices: Set<Int> = [],
+                authenticatedUser: String? = nil, chunked: Bool = false) {
         self.helo = helo
         self.sender = sender
         self.recipients = recipients
         self.bodyType = bodyType
         self.smtpUTF8 = smtpUTF8
         self.declaredSize = declaredSize
+        self.remoteIndices = remoteIndices
+        self.authenticatedUser = authenticatedUser
+        self.chunked = chunked
     }
+
+    /// Recipients to deliver locally, in RCPT order.
+    public var localRecipients: [MailPath] {
+        recipients.enumerated().filter { !remoteIndices.contains($0.offset) }.map(\.element)
+    }
+
+    /// Recipients to queue for outbound delivery, in RCPT order.
+    public var remoteRecipients: [MailPath] {
+        recipients.enumerated().filter { remoteIndices.contains($0.offset) }.map(\.element)
+    }
+
+    /// Whether `recipients[index]` was accepted for the outbound queue.
+    public func isRemote(_ index: Int) -> Bool { remoteIndices.contains(index) }
 }
 
 /// The glue's verdict on one RCPT, passed to `SMTPSession.recipientChecked(_:)`.
 public enum RecipientCheck: Sendable, Equatable {
-    case accept                 // 250 2.1.5
+    case accept                 // 250 2.1.5, a local recipient
+    /// 250 2.1.5, a remote recipient to queue (authenticated sessions only; in an
+    /// unauthenticated session the engine turns it into 554 5.7.1 — never an open relay).
+    case acceptRemote
     case unknown                // 550 5.1.1
     case relayDenied            // 554 5.7.1
     case tempFail               // 451 4.3.0
@@ -49,21 +78,47 @@ public enum DeliveryResult: Sendable, Equatable {
 }
 
 /// What the glue must do, in order. Replies are written as they come and flushed when the
-/// glue runs out of input (RFC 2920 §3.2 PIPELINING).
+/// glue runs out of input (RFC 2920 §3.2 PIPELINING). Every action that asks the glue for
+/// something (`checkRecipient`, `checkSender`, `authenticate`, `delay`, `startTLS`,
+/// `endMessage`) is the last of its batch, and the session waits (`isAwaitingExternal`)
+/// until the matching resume call.
 public enum SMTPAction: Sendable, Equatable {
     case reply(SMTPReply)
     /// Ask the store about this recipient, then call `recipientChecked(_:)`.
     case checkRecipient(MailPath)
-    /// DATA accepted (comes right after the 354 reply); message bytes follow.
+    /// DATA accepted (comes right after the 354 reply), or the first BDAT chunk of a
+    /// transaction announced (no 354); message bytes follow.
     case beginMessage(SMTPEnvelope)
-    /// Un-dot-stuffed body bytes, CRLF line ends preserved, in order. All chunks are
-    /// `SMTPLimits.messageChunkSize` bytes except the last one of a message.
+    /// Body bytes in order: for DATA un-dot-stuffed with CRLF line ends; for BDAT exactly
+    /// the octets sent. All chunks are `SMTPLimits.messageChunkSize` bytes except the last
+    /// one of a message.
     case messageChunk([UInt8])
-    /// The body will not be delivered (too big / bare LF / long line): discard what was
-    /// received. The engine keeps reading to the final dot and then replies itself.
+    /// The body will not be delivered (too big / bare LF / long line / RSET or QUIT between
+    /// BDAT chunks / timeout): discard what was received. For DATA and BDAT the engine keeps
+    /// reading to the end of the message and then replies itself.
     case abortMessage
     /// Whole body received: deliver, then call `deliveryFinished(_:)`.
     case endMessage
     /// Close the connection (after 221 or 421).
     case close
+    /// STARTTLS accepted (comes right after the 220 reply): flush the reply, start the TLS
+    /// handshake as server, then call `tlsStarted(info:)`. The engine has already dropped
+    /// every byte that followed the STARTTLS line (RFC 3207 §4.2) and drops whatever
+    /// `receive` gets until `tlsStarted`, so only bytes decrypted by TLS may be fed after it.
+    /// If the handshake fails, close the connection.
+    case startTLS
+    /// Verify these credentials (never log the password), then call `authenticated(_:)`.
+    case authenticate(user: String, password: String)
+    /// An authentication failed (the glue's `.failure`, or a malformed/proxy PLAIN message).
+    /// For fail2ban: log one line with the client address and `user` (already log-safe:
+    /// bytes outside 0x21...0x7E escaped as \xNN, at most 128 kept). `failures` counts this
+    /// session's failures including this one. The 535 reply follows (after `delay`).
+    case authFailed(user: String, mechanism: SASLMechanism, failures: Int)
+    /// Wait this long (stop reading), then call `delayElapsed()`. Used before answering a
+    /// failed AUTH (`SMTPSessionConfig.authFailureDelay`).
+    case delay(Duration)
+    /// Authenticated session: ask the store whether this envelope sender belongs to
+    /// `authenticatedUser` (nil: the null sender, only when
+    /// `allowNullSenderWhenAuthenticated`), then call `senderChecked(allowed:)`.
+    case checkSender(MailPath?)
 }

@@ -7,8 +7,19 @@ enum SMTPVerb: String, CaseIterable, Sendable {
     case mail = "MAIL", rcpt = "RCPT", data = "DATA"
     case rset = "RSET", noop = "NOOP", quit = "QUIT"
     case vrfy = "VRFY", expn = "EXPN", help = "HELP"
-    // Known but not implemented (yet): answered 502 5.5.1 (RFC 5321 §4.2.4).
-    case bdat = "BDAT", starttls = "STARTTLS", auth = "AUTH", etrn = "ETRN", turn = "TURN", atrn = "ATRN"
+    // ESMTP extensions: answered 502 5.5.1 unless configured (see SMTPOptionalCommands).
+    case bdat = "BDAT", starttls = "STARTTLS", auth = "AUTH"
+    // Known but not implemented: answered 502 5.5.1 (RFC 5321 §4.2.4).
+    case etrn = "ETRN", turn = "TURN", atrn = "ATRN"
+}
+
+/// Extension commands the session has configured; the others are answered 502 5.5.1
+/// whatever their arguments.
+struct SMTPOptionalCommands: OptionSet, Sendable {
+    let rawValue: UInt8
+    static let startTLS = SMTPOptionalCommands(rawValue: 1 << 0)   // RFC 3207
+    static let auth = SMTPOptionalCommands(rawValue: 1 << 1)       // RFC 4954
+    static let bdat = SMTPOptionalCommands(rawValue: 1 << 2)       // RFC 3030
 }
 
 /// Properties of a verb, in the style of Postfix's smtpd_cmd_table.
@@ -25,6 +36,12 @@ struct SMTPCommandFlags: OptionSet, Sendable {
     static let endsGroup = SMTPCommandFlags(rawValue: 1 << 3)
     /// Recognised but not implemented: 502 5.5.1.
     static let unimplemented = SMTPCommandFlags(rawValue: 1 << 4)
+    /// An ESMTP extension: needs a prior EHLO/LHLO, refused after HELO (503 5.5.1).
+    static let needsEHLO = SMTPCommandFlags(rawValue: 1 << 5)
+    /// Not allowed inside a mail transaction (503 5.5.1).
+    static let outsideTransaction = SMTPCommandFlags(rawValue: 1 << 6)
+    /// Discards any input pipelined after it (RFC 3207 §4.2).
+    static let discardsPipelinedInput = SMTPCommandFlags(rawValue: 1 << 7)
 }
 
 enum SMTPCommandTable {
@@ -37,7 +54,10 @@ enum SMTPCommandTable {
         case .rset: return []
         case .noop, .quit, .vrfy, .expn: return [.endsGroup]
         case .help: return []
-        case .bdat, .starttls, .auth, .etrn, .turn, .atrn: return [.unimplemented]
+        case .starttls: return [.needsEHLO, .outsideTransaction, .endsGroup, .discardsPipelinedInput]
+        case .auth: return [.needsEHLO, .outsideTransaction, .endsGroup]
+        case .bdat: return [.needsHello, .needsEHLO]
+        case .etrn, .turn, .atrn: return [.unimplemented]
         }
     }
 
@@ -71,6 +91,11 @@ enum SMTPCommand: Equatable, Sendable {
     case vrfy(String)
     case expn
     case unimplemented(SMTPVerb)
+    case startTLS
+    /// Mechanism uppercased; the initial response as sent (base64 or "="), if any.
+    case auth(mechanism: String, initialResponse: ArraySlice<UInt8>?)
+    /// Chunk size (clamped to Int.max) and whether LAST was given.
+    case bdat(size: Int, last: Bool)
 }
 
 /// A command that failed the grammar stage, with the reply to send.
@@ -82,7 +107,9 @@ enum SMTPCommandParser {
     /// Parses one command line (without its line ending). `smtpUTF8Advertised`: MAIL may
     /// carry a non-ASCII reverse-path when it also has the SMTPUTF8 parameter;
     /// `rcptAllowsUTF8`: the current transaction was started with SMTPUTF8 (RFC 6531 §3.4).
-    static func parse(_ line: [UInt8], dialect: SMTPDialect, smtpUTF8Advertised: Bool, rcptAllowsUTF8: Bool) -> Result<SMTPCommand, SMTPCommandError> {
+    /// `optional`: the extension commands configured; others are `.unimplemented`.
+    static func parse(_ line: [UInt8], dialect: SMTPDialect, smtpUTF8Advertised: Bool, rcptAllowsUTF8: Bool,
+                      optional: SMTPOptionalCommands = []) -> Result<SMTPCommand, SMTPCommandError> {
         var end = line.count
         while end > 0, line[end - 1] == ASCII.space || line[end - 1] == ASCII.tab { end -= 1 }
         var verbEnd = 0
@@ -102,6 +129,14 @@ enum SMTPCommandParser {
         c.skipSpaces()
         if flags.contains(.unimplemented) {
             return .success(.unimplemented(verb))
+        }
+        switch verb {
+        case .starttls where !optional.contains(.startTLS),
+             .auth where !optional.contains(.auth),
+             .bdat where !optional.contains(.bdat):
+            return .success(.unimplemented(verb))
+        default:
+            break
         }
         switch verb {
         case .helo, .ehlo, .lhlo:
@@ -130,9 +165,57 @@ enum SMTPCommandParser {
             return .success(.vrfy(c.string(c.pos..<c.end)))
         case .expn:
             return .success(.expn)
-        case .bdat, .starttls, .auth, .etrn, .turn, .atrn:
+        case .starttls:
+            // "STARTTLS" CRLF — no arguments (RFC 3207 §4).
+            guard c.atEnd else { return .failure(SMTPCommandError(reply: .parameterError)) }
+            return .success(.startTLS)
+        case .auth:
+            return parseAuth(&c)
+        case .bdat:
+            return parseBDAT(&c)
+        case .etrn, .turn, .atrn:
             return .success(.unimplemented(verb))
         }
+    }
+
+    // auth-command     = "AUTH" SP sasl-mech [SP initial-response] CRLF   (RFC 4954 §4)
+    // sasl-mech        = 1*20mech-char                                      (RFC 4422 §3.1)
+    // mech-char        = UPPER-ALPHA / DIGIT / HYPHEN / UNDERSCORE
+    // initial-response = base64 / "="
+    // Lower-case mechanism names are accepted. The response is checked by the session.
+    static func parseAuth(_ c: inout ByteCursor) -> Result<SMTPCommand, SMTPCommandError> {
+        let start = c.pos
+        while let b = c.peek(), ASCII.isLetDig(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") { c.pos += 1 }
+        guard c.pos > start, c.pos - start <= 20 else { return .failure(SMTPCommandError(reply: .parameterError)) }
+        let mechanism = c.string(start..<c.pos).uppercased()
+        if c.atEnd { return .success(.auth(mechanism: mechanism, initialResponse: nil)) }
+        guard c.take(ASCII.space) else { return .failure(SMTPCommandError(reply: .parameterError)) }
+        let responseStart = c.pos
+        while let b = c.peek(), b != ASCII.space, b != ASCII.tab { c.pos += 1 }
+        guard c.pos > responseStart, c.atEnd else { return .failure(SMTPCommandError(reply: .parameterError)) }
+        return .success(.auth(mechanism: mechanism, initialResponse: c.bytes[responseStart..<c.pos]))
+    }
+
+    // bdat-cmd   = "BDAT" SP chunk-size [ SP end-marker ] CRLF   (RFC 3030 §2)
+    // chunk-size = 1*DIGIT
+    // end-marker = "LAST"
+    // More than 20 digits is a syntax error; a value over Int.max is clamped (it can only
+    // exceed the size limit, and the octets are read and discarded as announced).
+    static func parseBDAT(_ c: inout ByteCursor) -> Result<SMTPCommand, SMTPCommandError> {
+        let start = c.pos
+        var size = 0
+        while let b = c.peek(), ASCII.isDigit(b) {
+            let (times10, o1) = size.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(Int(b - 0x30))
+            size = (o1 || o2) ? Int.max : sum
+            c.pos += 1
+        }
+        guard c.pos > start, c.pos - start <= 20 else { return .failure(SMTPCommandError(reply: .parameterError)) }
+        if c.atEnd { return .success(.bdat(size: size, last: false)) }
+        guard c.take(ASCII.space) else { return .failure(SMTPCommandError(reply: .parameterError)) }
+        c.skipSpaces()
+        guard c.takeCaseInsensitive("LAST"), c.atEnd else { return .failure(SMTPCommandError(reply: .parameterError)) }
+        return .success(.bdat(size: size, last: true))
     }
 
     // ehlo = "EHLO" SP ( Domain / address-literal ) CRLF

@@ -1,5 +1,6 @@
-// Configuration of one SMTP/LMTP session: dialect, named limits, advertised extensions.
-// Pure values; the daemons build these from their TOML config and hand them to SMTPSession.
+// Configuration of one SMTP/LMTP session: dialect, named limits, advertised extensions, and
+// the session policy (TLS, AUTH, who may send). Pure values; the daemons build these from
+// their TOML config (or `SMTPSessionConfig.smtpd(role:...)`) and hand them to SMTPSession.
 
 /// Which protocol the shared engine speaks. RFC 5321 (SMTP) or RFC 2033 (LMTP).
 public enum SMTPDialect: Sendable, Equatable {
@@ -36,6 +37,13 @@ public struct SMTPLimits: Sendable, Equatable {
     /// Size of the `messageChunk` pieces handed to the glue. Chunk boundaries depend only
     /// on the body, never on how the input was segmented.
     public var messageChunkSize: Int
+    /// Failed authentications (535) per session; the one that reaches it is followed by
+    /// 421 4.7.0 and close. The per-client-address limit across sessions is the glue's.
+    public var maxAuthFailures: Int
+    /// Longest AUTH command line and AUTH continuation line including CRLF. RFC 4954 §4:
+    /// at least 12288 octets. Only applies when AUTH is configured; every other command
+    /// keeps `maxCommandLine`.
+    public var maxAuthLine: Int
 
     public init(
         maxCommandLine: Int = 512,
@@ -43,7 +51,9 @@ public struct SMTPLimits: Sendable, Equatable {
         maxMessageSize: Int = 50 * 1024 * 1024,
         maxRecipients: Int = 100,
         maxErrors: Int = 10,
-        messageChunkSize: Int = 64 * 1024
+        messageChunkSize: Int = 64 * 1024,
+        maxAuthFailures: Int = 3,
+        maxAuthLine: Int = 12288
     ) {
         self.maxCommandLine = maxCommandLine
         self.maxTextLine = maxTextLine
@@ -51,6 +61,8 @@ public struct SMTPLimits: Sendable, Equatable {
         self.maxRecipients = maxRecipients
         self.maxErrors = maxErrors
         self.messageChunkSize = messageChunkSize
+        self.maxAuthFailures = maxAuthFailures
+        self.maxAuthLine = maxAuthLine
     }
 
     /// Defaults for lmtpd: the MTA in front already enforced text-line policy, so long
@@ -62,9 +74,10 @@ public struct SMTPLimits: Sendable, Equatable {
 }
 
 /// One EHLO/LHLO keyword. The session renders the list in order in its 250 reply
-/// (RFC 5321 §4.1.1.1) and only accepts MAIL parameters whose extension is listed.
-/// smtpd adds `.custom("STARTTLS")`, `.custom("AUTH PLAIN LOGIN")`, `.custom("CHUNKING")`
-/// as those commands are implemented.
+/// (RFC 5321 §4.1.1.1) and only accepts MAIL parameters and BDAT whose extension is listed.
+/// STARTTLS and AUTH are not in this list: they depend on the session state and are
+/// appended by the session from `tlsAvailable` / `authMechanisms` (see
+/// `SMTPSession.capabilities`). `.custom` keywords are rendered but enable nothing.
 public enum SMTPExtension: Sendable, Hashable {
     case pipelining            // RFC 2920
     case eightBitMIME          // RFC 6152
@@ -72,10 +85,16 @@ public enum SMTPExtension: Sendable, Hashable {
     case enhancedStatusCodes   // RFC 2034
     case smtpUTF8              // RFC 6531
     case binaryMIME            // RFC 3030; only meaningful together with CHUNKING
+    case chunking              // RFC 3030 BDAT
     case custom(String)        // rendered verbatim
 
     public static let defaults: [SMTPExtension] = [
         .pipelining, .eightBitMIME, .size, .enhancedStatusCodes, .smtpUTF8,
+    ]
+
+    /// smtpd: the defaults plus CHUNKING (DESIGN.md §4). DSN is never offered.
+    public static let smtpdDefaults: [SMTPExtension] = [
+        .pipelining, .size, .enhancedStatusCodes, .eightBitMIME, .smtpUTF8, .chunking,
     ]
 
     /// The EHLO keyword line for this extension.
@@ -87,9 +106,20 @@ public enum SMTPExtension: Sendable, Hashable {
         case .enhancedStatusCodes: return "ENHANCEDSTATUSCODES"
         case .smtpUTF8: return "SMTPUTF8"
         case .binaryMIME: return "BINARYMIME"
+        case .chunking: return "CHUNKING"
         case .custom(let text): return text
         }
     }
+}
+
+/// The smtpd listener roles (DESIGN.md §4); a preset for `SMTPSessionConfig.smtpd(role:...)`.
+public enum SMTPRole: String, Sendable, Equatable, CaseIterable {
+    /// Port 25: inbound mail for local recipients; STARTTLS offered; no AUTH.
+    case mta
+    /// Port 587: STARTTLS, then AUTH required before MAIL.
+    case submission
+    /// Port 465: implicit TLS (RFC 8314), AUTH required before MAIL.
+    case smtps
 }
 
 /// Everything a session needs to know up front.
@@ -102,8 +132,32 @@ public struct SMTPSessionConfig: Sendable {
     /// Text after the host name in the 220 greeting, e.g. "Postern LMTP" or "ESMTP Postern"
     /// (RFC 5321 §4.2 — many SMTP clients look for "ESMTP" there).
     public var serviceName: String
-    /// Keywords advertised after LHLO/EHLO, in order.
+    /// Keywords advertised after LHLO/EHLO, in order (STARTTLS and AUTH are added by the
+    /// session, see `SMTPSession.capabilities`).
     public var extensions: [SMTPExtension]
+
+    // Session policy (smtpd). The defaults keep a plain LMTP/SMTP session: no TLS, no AUTH.
+
+    /// Offer STARTTLS (RFC 3207) until TLS is active.
+    public var tlsAvailable: Bool
+    /// TLS is configured but cannot be used right now (e.g. the certificate failed to load):
+    /// STARTTLS is not advertised and answered 454 4.7.0 instead of 502 5.5.1.
+    public var tlsTemporarilyUnavailable: Bool
+    /// The connection is TLS from the first byte (smtps, RFC 8314): the session starts with
+    /// TLS active; STARTTLS is answered 503 5.5.1.
+    public var implicitTLS: Bool
+    /// SASL mechanisms for AUTH (RFC 4954); empty: AUTH is not offered and answered 502.
+    public var authMechanisms: [SASLMechanism]
+    /// AUTH is neither advertised nor accepted before TLS unless the client is on loopback
+    /// (DESIGN.md §5); refused with 530 5.7.0.
+    public var requireTLSForAuth: Bool
+    /// MAIL before a successful AUTH is refused with 530 5.7.0 (submission, smtps).
+    public var requireAuthForMail: Bool
+    /// In an authenticated session `MAIL FROM:<>` is refused with 553 5.7.1 unless this is
+    /// set, in which case the glue is asked with `.checkSender(nil)`.
+    public var allowNullSenderWhenAuthenticated: Bool
+    /// Delay before answering a failed AUTH (see `AuthFailureDelay`).
+    public var authFailureDelay: AuthFailureDelay
 
     public init(
         dialect: SMTPDialect,
@@ -111,7 +165,15 @@ public struct SMTPSessionConfig: Sendable {
         limits: SMTPLimits = SMTPLimits(),
         bareLinefeed: BareLinefeedPolicy = .reject,
         serviceName: String? = nil,
-        extensions: [SMTPExtension] = SMTPExtension.defaults
+        extensions: [SMTPExtension] = SMTPExtension.defaults,
+        tlsAvailable: Bool = false,
+        tlsTemporarilyUnavailable: Bool = false,
+        implicitTLS: Bool = false,
+        authMechanisms: [SASLMechanism] = [],
+        requireTLSForAuth: Bool = true,
+        requireAuthForMail: Bool = false,
+        allowNullSenderWhenAuthenticated: Bool = false,
+        authFailureDelay: AuthFailureDelay = .standard
     ) {
         self.dialect = dialect
         self.hostname = hostname
@@ -119,7 +181,51 @@ public struct SMTPSessionConfig: Sendable {
         self.bareLinefeed = bareLinefeed
         self.serviceName = serviceName ?? (dialect == .lmtp ? "Postern LMTP" : "ESMTP Postern")
         self.extensions = extensions
+        self.tlsAvailable = tlsAvailable
+        self.tlsTemporarilyUnavailable = tlsTemporarilyUnavailable
+        self.implicitTLS = implicitTLS
+        self.authMechanisms = authMechanisms
+        self.requireTLSForAuth = requireTLSForAuth
+        self.requireAuthForMail = requireAuthForMail
+        self.allowNullSenderWhenAuthenticated = allowNullSenderWhenAuthenticated
+        self.authFailureDelay = authFailureDelay
+    }
+
+    /// The smtpd preset for a listener role:
+    /// - `.mta`: STARTTLS offered when `tlsAvailable`, no AUTH, MAIL without AUTH.
+    /// - `.submission`: STARTTLS offered when `tlsAvailable`, AUTH PLAIN LOGIN after TLS
+    ///   (or on loopback), MAIL needs AUTH.
+    /// - `.smtps`: implicit TLS, AUTH PLAIN LOGIN, MAIL needs AUTH.
+    /// Every field can be changed afterwards.
+    public static func smtpd(
+        role: SMTPRole,
+        hostname: String,
+        limits: SMTPLimits = SMTPLimits(),
+        bareLinefeed: BareLinefeedPolicy = .reject,
+        tlsAvailable: Bool = true,
+        extensions: [SMTPExtension] = SMTPExtension.smtpdDefaults
+    ) -> SMTPSessionConfig {
+        var config = SMTPSessionConfig(dialect: .smtp, hostname: hostname, limits: limits, bareLinefeed: bareLinefeed,
+                                       serviceName: "ESMTP Postern", extensions: extensions)
+        switch role {
+        case .mta:
+            config.tlsAvailable = tlsAvailable
+        case .submission:
+            config.tlsAvailable = tlsAvailable
+            config.authMechanisms = [.plain, .login]
+            config.requireAuthForMail = true
+        case .smtps:
+            config.implicitTLS = true
+            config.authMechanisms = [.plain, .login]
+            config.requireAuthForMail = true
+        }
+        return config
     }
 
     func advertises(_ ext: SMTPExtension) -> Bool { extensions.contains(ext) }
+
+    /// STARTTLS is a known command here (otherwise 502 5.5.1 as before).
+    var startTLSConfigured: Bool { tlsAvailable || tlsTemporarilyUnavailable || implicitTLS }
+    /// AUTH is a known command here.
+    var authConfigured: Bool { !authMechanisms.isEmpty }
 }

@@ -49,8 +49,9 @@ public struct SMTPReply: Equatable, Sendable, CustomStringConvertible {
             out.append(13)
             out.append(10)
         }
-        // "250 " with nothing after it: drop the trailing space of an empty last line.
-        if prefix == nil, lines.last?.isEmpty == true {
+        // "250 " with nothing after it: drop the trailing space of an empty last line — but
+        // not for 334, whose grammar is "334" SP [base64] CRLF (RFC 4954 §4).
+        if prefix == nil, lines.last?.isEmpty == true, code != 334 {
             out.remove(at: out.count - 3)
         }
         return out
@@ -151,4 +152,56 @@ extension SMTPReply {
     public static let needMail = SMTPReply(503, "5.5.1", "Need MAIL command")
     public static let nestedMail = SMTPReply(503, "5.5.1", "Sender already specified")
     public static let notImplemented = SMTPReply(502, "5.5.1", "Command not implemented")
+    /// STARTTLS/AUTH/BDAT after HELO, or before any EHLO where EHLO is needed: these are
+    /// ESMTP extensions (RFC 5321 §4.1.4).
+    public static let ehloRequired = SMTPReply(503, "5.5.1", "Send EHLO first")
+    /// STARTTLS or AUTH inside a mail transaction (RFC 4954 §4).
+    public static let transactionInProgress = SMTPReply(503, "5.5.1", "Not permitted during a mail transaction")
+    /// DATA in a transaction that already used BDAT (RFC 3030 §2).
+    public static let dataAfterBDAT = SMTPReply(503, "5.5.1", "DATA not permitted after BDAT; use BDAT")
+
+    // STARTTLS (RFC 3207)
+
+    /// RFC 3207 §4: 220 then the TLS handshake.
+    public static let readyToStartTLS = SMTPReply(220, "2.0.0", "Ready to start TLS")
+    /// A second STARTTLS, or STARTTLS on an implicit-TLS port.
+    public static let tlsAlreadyActive = SMTPReply(503, "5.5.1", "TLS already active")
+    /// RFC 3207 §4: TLS configured but not available right now.
+    public static let tlsTemporarilyUnavailable = SMTPReply(454, "4.7.0", "TLS not available due to temporary reason")
+
+    // AUTH (RFC 4954 §4, §6)
+
+    /// 334 with an empty challenge (PLAIN without initial response). Encoded "334 " CRLF.
+    public static let authChallengeEmpty = SMTPReply(334, nil, "")
+    /// LOGIN: base64("Username:").
+    public static let authChallengeUsername = SMTPReply(334, nil, "VXNlcm5hbWU6")
+    /// LOGIN: base64("Password:").
+    public static let authChallengePassword = SMTPReply(334, nil, "UGFzc3dvcmQ6")
+    public static let authSucceeded = SMTPReply(235, "2.7.0", "Authentication successful")
+    /// The credentials were wrong (also malformed PLAIN/LOGIN messages and a PLAIN authzid
+    /// other than the authcid: proxy authorization is not supported).
+    public static let authCredentialsInvalid = SMTPReply(535, "5.7.8", "Authentication credentials invalid")
+    public static let authTemporaryFailure = SMTPReply(454, "4.7.0", "Temporary authentication failure")
+    /// The client sent "*" (RFC 4954 §4).
+    public static let authCancelled = SMTPReply(501, "5.0.0", "Authentication cancelled")
+    public static let authBadBase64 = SMTPReply(501, "5.5.2", "Invalid base64 data")
+    public static let authMechanismUnknown = SMTPReply(504, "5.5.4", "Unrecognized authentication type")
+    public static let alreadyAuthenticated = SMTPReply(503, "5.5.1", "Already authenticated")
+    /// AUTH before TLS where TLS is required (the 530 variant Postfix sends; RFC 4954 §6
+    /// would also allow 538 5.7.11).
+    public static let tlsRequiredForAuth = SMTPReply(530, "5.7.0", "Must issue a STARTTLS command first")
+    /// MAIL before AUTH on submission/smtps (RFC 4954 §6).
+    public static let authRequired = SMTPReply(530, "5.7.0", "Authentication required")
+    public static let tooManyAuthFailures = SMTPReply(421, "4.7.0", "Too many authentication failures, closing connection")
+    /// Authenticated session: the envelope sender is not one of the user's addresses.
+    public static let senderNotOwned = SMTPReply(553, "5.7.1", "Sender address rejected: not owned by user")
+    /// Authenticated session: MAIL FROM:<> and `allowNullSenderWhenAuthenticated` is off.
+    public static let nullSenderNotAllowed = SMTPReply(553, "5.7.1", "Sender address rejected: null sender not allowed")
+
+    // BDAT (RFC 3030)
+
+    /// Reply to a BDAT chunk that is not the last one.
+    public static func chunkReceived(_ octets: Int) -> SMTPReply {
+        SMTPReply(250, "2.0.0", "\(octets) octets received")
+    }
 }

@@ -8,6 +8,7 @@ import Logging
 import MailCore
 import MailIPC
 import MailPrivsep
+import MailWorker
 import SMTPProtocol
 
 public enum LMTPWorker {
@@ -22,12 +23,7 @@ public enum LMTPWorker {
         }
         PosternLog.bootstrap(process: "lmtpd", level: config.logLevel)
         let logger = Logger(label: "lmtpd")
-        let userName = Privileges.isRoot ? config.workerUser : String(cString: getpwuid(getuid())!.pointee.pw_name)
-        guard let user = SystemUser.lookup(userName) else { logger.critical("no such system user: \(userName)"); exit(67) }
-        // Phase two: drop everything before reading a byte from any client.
-        do { try Privileges.drop(to: user, logger: logger) } catch { logger.critical("privilege drop failed: \(error)"); exit(77) }
-        Privileges.dieWithParent()
-        signal(SIGPIPE, SIG_IGN)
+        _ = WorkerStart.dropPrivileges(config: config, logger: logger)
 
         let l = config.lmtp
         var limits = SMTPLimits()

@@ -112,6 +112,11 @@ final class StoreConnectionHandler: ChannelInboundHandler {
                 case .notLocal: return .recipient(.notLocal, a)
                 }
             }
+        case .lookup(let map, let key):
+            offload(context, id) {
+                let v = try store.lookup(map: map, key: key)
+                return .lookupResult(found: v != nil, value: v ?? "")
+            }
         case .deliverBegin(let sender, let rcpts):
             guard deliveries[id] == nil, deliveries.count < Self.maxConcurrentDeliveries, !rcpts.isEmpty else {
                 return fail(context, "bad deliverBegin")

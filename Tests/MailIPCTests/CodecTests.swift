@@ -12,7 +12,7 @@ final class CodecTests: XCTestCase {
         .userAdd("u@d", password: "x"), .userRemove("u@d"), .userPasswd("u@d", password: "y"), .userList(""),
         .aliasAdd("a@d", "b@d"), .aliasRemove("a@d", ""), .aliasList("d"), .export(user: "u@d", mailbox: "INBOX"),
         .exportChunk(ByteBuffer(bytes: [0, 1, 2, 255])), .exportEnd(3), .attach(role: "admin"),
-        .lookupRecipient("ünïcödé@exämple.org"),
+        .lookupRecipient("ünïcödé@exämple.org"), .lookup(map: "aliases", key: "a b@c"), .lookupResult(found: true, value: "x@y,z@w"),
     ]
 
     func encode(_ m: IPCMessage, id: UInt32 = 9) -> [UInt8] {

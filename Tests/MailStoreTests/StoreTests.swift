@@ -134,6 +134,23 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/tmp"), [])
     }
 
+    func testPostfixLookups() throws {
+        let cases: [(String, String, String?)] = [
+            ("domains", "example.org", "OK"), ("domains", "EXAMPLE.ORG", "OK"), ("domains", "example.com", nil),
+            ("recipients", "alice@example.org", "OK"), ("recipients", "alice+tag@example.org", "OK"),
+            ("recipients", "postmaster@example.org", "OK"), ("recipients", "nobody@example.org", nil),
+            ("recipients", "whoever@catch.test", "OK"), ("recipients", "@catch.test", "OK"), ("recipients", "@example.org", nil),
+            ("recipients", "alice@example.com", nil),
+            ("aliases", "team@example.org", "alice@example.org,bob@example.org,carol@elsewhere.net"),
+            ("aliases", "@catch.test", "bob@example.org"), ("aliases", "alice@example.org", nil), ("aliases", "team", nil),
+            ("senders", "alice@example.org", "alice@example.org"), ("senders", "alice+x@example.org", "alice@example.org"),
+            ("senders", "postmaster@example.org", "alice@example.org"), ("senders", "team@example.org", "alice@example.org,bob@example.org"),
+            ("senders", "anything@catch.test", nil), ("senders", "nobody@example.org", nil),
+        ]
+        for (map, key, want) in cases { XCTAssertEqual(try store.lookup(map: map, key: key), want, "\(map) \(key)") }
+        XCTAssertThrowsError(try store.lookup(map: "nosuchmap", key: "x")) { XCTAssertEqual(($0 as? StoreError)?.code, .invalid) }
+    }
+
     func testPasswords() throws {
         let alice = try store.authenticate("alice@example.org", password: "secret")
         XCTAssertEqual(alice?.address, "alice@example.org")

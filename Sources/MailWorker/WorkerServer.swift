@@ -1,6 +1,5 @@
 // Shared worker plumbing: serve inherited listening sockets, cap connections per process,
-// stop gracefully on SIGTERM (stop accepting, let sessions finish within the grace period),
-// and exit 75 if the store connection goes away.
+// stop gracefully on SIGTERM, and exit 75 if the store connection goes away.
 import Foundation
 import NIOCore
 import NIOPosix

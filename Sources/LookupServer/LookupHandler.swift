@@ -1,0 +1,132 @@
+// NIO glue for one lookup connection (tcp_table or socketmap): decode requests in order, ask
+// the store with a deadline (no answer in time → temporary failure, so Postfix defers rather
+// than bounces), encode replies. Protocol logic lives in LookupProtocol.
+import Foundation
+import NIOCore
+import Logging
+import MailIPC
+import LookupProtocol
+
+enum LookupListenerKind: Equatable {
+    case tcpTable(String)     // one map
+    case socketmap            // maps by name
+
+    /// Listener names in the fd contract: "socketmap@ADDR" or "tcp_table:MAP@ADDR".
+    init?(listenerName: String) {
+        let kind = listenerName.split(separator: "@", maxSplits: 1).first.map(String.init) ?? ""
+        if kind == "socketmap" { self = .socketmap; return }
+        if kind.hasPrefix("tcp_table:") { self = .tcpTable(String(kind.dropFirst(10))); return }
+        return nil
+    }
+}
+
+struct LookupSettings {
+    var limits: LookupLimits
+    var requestTimeout: TimeAmount
+    var idleTimeout: TimeAmount
+}
+
+final class LookupHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let kind: LookupListenerKind
+    let settings: LookupSettings
+    let rpc: RPCClient
+    var logger: Logger
+    private var input: [UInt8] = []
+    private var busy = false             // one request at a time keeps replies in order
+    private var closing = false
+    private var idle: Scheduled<Void>?
+
+    init(kind: LookupListenerKind, settings: LookupSettings, rpc: RPCClient, logger: Logger) {
+        self.kind = kind; self.settings = settings; self.rpc = rpc; self.logger = logger
+    }
+
+    func channelActive(context: ChannelHandlerContext) { arm(context) }
+    func channelInactive(context: ChannelHandlerContext) { idle?.cancel(); closing = true; context.fireChannelInactive() }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        input.append(contentsOf: unwrapInboundIn(data).readableBytesView)
+        arm(context)
+        next(context)
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        idle?.cancel()
+        idle = context.eventLoop.scheduleTask(in: settings.idleTimeout) { [self] in
+            logger.debug("idle timeout"); closing = true; context.close(promise: nil)
+        }
+    }
+
+    private func send(_ context: ChannelHandlerContext, _ bytes: [UInt8]) {
+        var b = context.channel.allocator.buffer(capacity: bytes.count)
+        b.writeBytes(bytes)
+        context.writeAndFlush(wrapOutboundOut(b), promise: nil)
+    }
+
+    /// Handles buffered requests one after another.
+    private func next(_ context: ChannelHandlerContext) {
+        guard !busy, !closing else { return }
+        switch kind {
+        case .tcpTable(let map):
+            switch TCPTable.decode(&input, limits: settings.limits) {
+            case .needMoreBytes: return
+            case .invalid(let why):
+                logger.notice("tcp_table \(map): bad request: \(why)")
+                send(context, TCPTable.encode(.permanent(why)))
+                next(context)
+            case .request(.put):
+                send(context, TCPTable.encode(.permanent("read-only table")))
+                next(context)
+            case .request(.get(let key)):
+                ask(context, map: map, key: key) { [self] a in send(context, TCPTable.encode(a)) }
+            }
+        case .socketmap:
+            switch SocketMap.decode(&input, limits: settings.limits) {
+            case .needMoreBytes: return
+            case .invalid(let why):
+                // The netstring stream cannot be resynchronised: answer, then close.
+                logger.notice("socketmap: bad request: \(why)")
+                send(context, SocketMap.encode(.permanent(why)))
+                closing = true
+                context.close(promise: nil)
+            case .request(let r):
+                guard LookupMapNames.all.contains(r.map) else {
+                    send(context, SocketMap.encode(.permanent("no such map: \(r.map)")))
+                    return next(context)
+                }
+                ask(context, map: r.map, key: r.key) { [self] a in send(context, SocketMap.encode(a)) }
+            }
+        }
+    }
+
+    private func ask(_ context: ChannelHandlerContext, map: String, key: String, reply: @escaping (LookupAnswer) -> Void) {
+        busy = true
+        let loop = context.eventLoop
+        let promise = loop.makePromise(of: LookupAnswer.self)
+        let deadline = loop.scheduleTask(in: settings.requestTimeout) {
+            promise.succeed(.temporary("store did not answer in time"))
+        }
+        rpc.call(.lookup(map: map, key: key)).hop(to: loop).whenComplete { r in
+            deadline.cancel()
+            switch r {
+            case .success(.lookupResult(true, let v)): promise.succeed(.found(v))
+            case .success(.lookupResult(false, _)): promise.succeed(.notFound)
+            case .success: promise.succeed(.temporary("unexpected store reply"))
+            case .failure(let e as RPCError) where e.code == .invalid: promise.succeed(.permanent(e.message))
+            case .failure(let e): promise.succeed(.temporary("store unavailable: \(e)"))
+            }
+        }
+        promise.futureResult.whenSuccess { [self] a in
+            if case .temporary(let why) = a { logger.warning("lookup \(map) \(key.debugDescription): temporary failure: \(why)") }
+            busy = false
+            guard !closing else { return }
+            reply(a)
+            next(context)
+        }
+    }
+}
+
+enum LookupMapNames { static let all: Set<String> = ["recipients", "aliases", "domains", "senders"] }
