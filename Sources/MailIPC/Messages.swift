@@ -4,8 +4,8 @@
 //   hello(major, minor, client)              → helloOK(major, minor, role)     all roles, first frame
 //   lookupRecipient(address)                 → recipient(status, canonical)     lmtpd smtpd lookupd
 //   lookup(map, key)                         → lookupResult(found, value)        lookupd admin
-//   deliverBegin(sender, recipients)         ┐ same request id; body bytes in chunks
-//   deliverChunk(bytes)*                     │ of at most `maxChunk`
+//   deliverBegin(sender, recipients, session)┐ same request id; body bytes in chunks; a session
+//   deliverChunk(bytes)*                     │ (smtpd, after AUTH) queues remote recipients
 //   deliverEnd                               ┘ → deliverResult([status])        lmtpd smtpd
 //   authenticate(user, password)             → session(id, canonical user)       smtpd imapd pop3d
 //   sessionEnd(session)                      → ok                                smtpd imapd pop3d
@@ -86,7 +86,7 @@ public enum IPCMessage: Sendable, Equatable {
     case recipient(RecipientStatus, String)
     case lookup(map: String, key: String)
     case lookupResult(found: Bool, value: String)
-    case deliverBegin(sender: String, recipients: [String])
+    case deliverBegin(sender: String, recipients: [String], session: UInt64 = 0)
     case deliverChunk(ByteBuffer)
     case deliverEnd
     case deliverResult([RecipientStatus])
@@ -166,7 +166,7 @@ public enum IPCMessage: Sendable, Equatable {
         case .recipient(let s, let c): w.u8(s.rawValue); w.string(c)
         case .lookup(let m, let k): w.string(m); w.string(k)
         case .lookupResult(let f, let v): w.bool(f); w.string(v)
-        case .deliverBegin(let s, let r): w.string(s); w.strings(r)
+        case .deliverBegin(let s, let r, let session): w.string(s); w.strings(r); w.u64(session)
         case .deliverChunk(let b), .exportChunk(let b): w.bytes(b)
         case .deliverResult(let r): w.u32(UInt32(r.count)); for s in r { w.u8(s.rawValue) }
         case .authenticate(let u, let p): w.string(u); w.string(p)
@@ -217,7 +217,7 @@ public enum IPCMessage: Sendable, Equatable {
         case .recipient: m = .recipient(try status(r.u8()), try r.string())
         case .lookup: m = .lookup(map: try r.string(), key: try r.string())
         case .lookupResult: m = .lookupResult(found: try r.bool(), value: try r.string())
-        case .deliverBegin: m = .deliverBegin(sender: try r.string(), recipients: try r.strings(max: 100_000))
+        case .deliverBegin: m = .deliverBegin(sender: try r.string(), recipients: try r.strings(max: 100_000), session: try r.u64())
         case .deliverChunk: m = .deliverChunk(try r.bytes())
         case .deliverEnd: m = .deliverEnd
         case .deliverResult:

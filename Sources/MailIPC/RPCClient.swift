@@ -57,8 +57,8 @@ public final class RPCClient: @unchecked Sendable {
     }
 
     /// Delivers one message: begin, body in chunks, end; returns a status per recipient.
-    public func deliver(sender: String, recipients: [String], body: ByteBuffer) -> EventLoopFuture<[RecipientStatus]> {
-        var frames: [IPCMessage] = [.deliverBegin(sender: sender, recipients: recipients)]
+    public func deliver(sender: String, recipients: [String], body: ByteBuffer, session: UInt64 = 0) -> EventLoopFuture<[RecipientStatus]> {
+        var frames: [IPCMessage] = [.deliverBegin(sender: sender, recipients: recipients, session: session)]
         var b = body
         while b.readableBytes > 0 { frames.append(.deliverChunk(b.readSlice(length: min(Self.chunkSize, b.readableBytes))!)) }
         frames.append(.deliverEnd)

@@ -6,7 +6,7 @@ public enum Role: String, Sendable, CaseIterable {
     public var allowedRequests: Set<MessageType> {
         switch self {
         case .lmtpd: return [.lookupRecipient, .deliverBegin, .deliverChunk, .deliverEnd]
-        case .smtpd: return [.lookupRecipient, .deliverBegin, .deliverChunk, .deliverEnd, .authenticate, .sessionEnd]
+        case .smtpd: return [.lookupRecipient, .lookup, .deliverBegin, .deliverChunk, .deliverEnd, .authenticate, .sessionEnd]
         case .imapd, .pop3d: return [.authenticate, .sessionEnd, .mailboxList]
         case .lookupd: return [.lookupRecipient, .lookup]
         case .admin: return [.domainAdd, .domainRemove, .domainList, .userAdd, .userRemove, .userPasswd, .userList,

@@ -50,6 +50,7 @@ final class GroupCommitter: @unchecked Sendable {
         var outcomes: [DeliveryOutcome] = []
         do {
             for d in batch where d.resolutions.contains(where: { if case .deliver = $0 { return true } else { return false } }) {
+                // Every accepted message has a body blob: local copies and queue entries both reference it.
                 try d.body.withUnsafeBytes { try store.blobs.write(d.hash, $0) }
             }
             try store.blobs.sync()

@@ -32,7 +32,11 @@ public struct DeliveryOutcome: Sendable {
 public protocol MailStore: AnyObject, Sendable {
     func resolve(_ address: String) throws -> Resolution
     /// Durable delivery (DESIGN §3): completion runs after blob and metadata are fsynced.
-    func deliver(sender: String, recipients: [String], body: [UInt8], completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
+    /// With a `submitter` (an authenticated submission) the sender must be one of the user's
+    /// addresses and remote recipients are queued for outbound delivery; without one, only
+    /// local recipients are accepted (never an open relay).
+    func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?,
+                 completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
     func authenticate(_ address: String, password: String) throws -> UserRef?
     func user(named address: String) throws -> UserRef?
     func mailboxes(user: Int64) throws -> [MailboxInfo]

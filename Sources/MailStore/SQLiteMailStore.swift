@@ -90,11 +90,21 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
 
     // MARK: delivery
 
-    public func deliver(sender: String, recipients: [String], body: [UInt8],
+    public func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef? = nil,
                         completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
         do {
+            if let s = submitter {
+                let owners = try lookup(map: "senders", key: sender)?.split(separator: ",").map(String.init) ?? []
+                guard owners.contains(s.address) else { throw StoreError(.denied, "sender <\(sender)> is not owned by \(s.address)") }
+            }
             // Resolve before the writer runs; the writer re-checks nothing but mailbox ids.
-            let resolutions = try pool.read { db in try recipients.map { try Self.resolve(db, $0) } }
+            let resolutions = try pool.read { db in
+                try recipients.map { r -> Resolution in
+                    let res = try Self.resolve(db, r)
+                    if res == .notLocal, submitter != nil { return .deliver(users: [], remote: [r]) }
+                    return res
+                }
+            }
             let (hash, info) = body.withUnsafeBytes { buf in
                 (SHA256Digest.hash(buf), MessageParser.parse(buf).encoded())
             }

@@ -24,7 +24,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
 
-    struct InProgress { var sender: String; var recipients: [String]; var body: [UInt8]; var overflow: Bool }
+    struct InProgress { var sender: String; var recipients: [String]; var body: [UInt8]; var overflow: Bool; var submitter: UserRef? }
 
     let role: Role
     let store: SQLiteMailStore
@@ -117,11 +117,17 @@ final class StoreConnectionHandler: ChannelInboundHandler {
                 let v = try store.lookup(map: map, key: key)
                 return .lookupResult(found: v != nil, value: v ?? "")
             }
-        case .deliverBegin(let sender, let rcpts):
+        case .deliverBegin(let sender, let rcpts, let sid):
             guard deliveries[id] == nil, deliveries.count < Self.maxConcurrentDeliveries, !rcpts.isEmpty else {
                 return fail(context, "bad deliverBegin")
             }
-            deliveries[id] = InProgress(sender: sender, recipients: rcpts, body: [], overflow: false)
+            // A submission names a session authenticated on this very connection (DESIGN §2).
+            var submitter: UserRef? = nil
+            if sid != 0 {
+                guard let u = sessions[sid] else { return fail(context, "deliverBegin with an unknown session") }
+                submitter = u
+            }
+            deliveries[id] = InProgress(sender: sender, recipients: rcpts, body: [], overflow: false, submitter: submitter)
         case .deliverChunk(let bytes):
             guard deliveries[id] != nil else { return fail(context, "deliverChunk without deliverBegin") }
             if deliveries[id]!.body.count + bytes.readableBytes > maxDelivery {
@@ -202,7 +208,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         let loop = context.eventLoop, store = self.store, registry = self.registry, logger = self.logger
         let count = d.recipients.count
         pool.submit { _ in
-            store.deliver(sender: d.sender, recipients: d.recipients, body: d.body) { result in
+            store.deliver(sender: d.sender, recipients: d.recipients, body: d.body, submitter: d.submitter) { result in
                 loop.execute { [self] in
                     switch result {
                     case .success(let o):
@@ -212,6 +218,9 @@ final class StoreConnectionHandler: ChannelInboundHandler {
                                 l.channel.writeAndFlush(IPCMessage.mailboxChanged(session: l.sid, mailbox: c.mailbox, uidNext: c.uidNext, exists: c.exists).frame(requestID: 0), promise: nil)
                             }
                         }
+                    case .failure(let e as StoreError) where e.code == .denied:
+                        logger.warning("delivery refused: \(e)")
+                        reply(context, id, .error(.denied, e.message))
                     case .failure(let e):
                         logger.error("delivery failed, nothing acknowledged: \(e)")
                         reply(context, id, .deliverResult(Array(repeating: .tempFail, count: count)))

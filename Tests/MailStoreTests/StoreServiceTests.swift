@@ -122,6 +122,29 @@ final class StoreServiceTests: XCTestCase {
         XCTAssertThrowsError(try imap.call(.mailboxList(session: sid, user: "")))
     }
 
+    func testSubmissionNeedsASessionOfThisConnection() throws {
+        let smtp = try connect(.smtpd)
+        // a made-up session id closes the connection
+        try smtp.send(.deliverBegin(sender: "alice@example.org", recipients: ["x@remote.net"], session: 777), id: 1)
+        assertClosed(smtp)
+        let s2 = try connect(.smtpd)
+        guard case .session(let sid, _) = try s2.call(.authenticate(user: "alice@example.org", password: "secret")) else { return XCTFail() }
+        let id = s2.allocateID()
+        for m: IPCMessage in [.deliverBegin(sender: "alice@example.org", recipients: ["x@remote.net"], session: sid), .deliverChunk(ByteBuffer(string: "hi\r\n")), .deliverEnd] {
+            try s2.send(m, id: id)
+        }
+        XCTAssertEqual(try s2.receive().1, .deliverResult([.ok]))
+        XCTAssertEqual(try store.queue().count, 1)
+        // lmtpd can never queue remote mail
+        let lmtp = try connect(.lmtpd)
+        let id2 = lmtp.allocateID()
+        for m: IPCMessage in [.deliverBegin(sender: "alice@example.org", recipients: ["x@remote.net"]), .deliverChunk(ByteBuffer(string: "hi\r\n")), .deliverEnd] {
+            try lmtp.send(m, id: id2)
+        }
+        XCTAssertEqual(try lmtp.receive().1, .deliverResult([.notLocal]))
+        XCTAssertEqual(try store.queue().count, 1)
+    }
+
     func testOversizedDeliveryIsRefusedAndNothingStored() throws {
         let lmtp = try connect(.lmtpd)
         let id = lmtp.allocateID()

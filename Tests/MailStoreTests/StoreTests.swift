@@ -11,10 +11,10 @@ func tempDir() -> String {
     return d
 }
 
-func deliverSync(_ s: SQLiteMailStore, _ sender: String, _ rcpts: [String], _ body: String) throws -> DeliveryOutcome {
+func deliverSync(_ s: SQLiteMailStore, _ sender: String, _ rcpts: [String], _ body: String, submitter: UserRef? = nil) throws -> DeliveryOutcome {
     let sem = DispatchSemaphore(value: 0)
     nonisolated(unsafe) var out: Result<DeliveryOutcome, Error>!
-    s.deliver(sender: sender, recipients: rcpts, body: Array(body.utf8)) { out = $0; sem.signal() }
+    s.deliver(sender: sender, recipients: rcpts, body: Array(body.utf8), submitter: submitter) { out = $0; sem.signal() }
     sem.wait()
     return try out.get()
 }
@@ -93,7 +93,7 @@ final class StoreTests: XCTestCase {
         for i in 0..<n {
             group.enter()
             DispatchQueue.global().async {
-                self.store.deliver(sender: "s@x.org", recipients: ["alice@example.org"], body: Array("Subject: \(i)\r\n\r\nbody \(i)\r\n".utf8)) { r in
+                self.store.deliver(sender: "s@x.org", recipients: ["alice@example.org"], body: Array("Subject: \(i)\r\n\r\nbody \(i)\r\n".utf8), submitter: nil) { r in
                     if case .success(let o) = r, o.statuses == [.ok] { lock.lock(); ok += 1; lock.unlock() }
                     group.leave()
                 }
@@ -107,6 +107,22 @@ final class StoreTests: XCTestCase {
         let again = try SQLiteMailStore(dataDir: dir, fsync: true)
         let uids = try again.pool.read { db in try Int64.fetchAll(db, sql: "SELECT uid FROM mailbox_messages ORDER BY uid") }
         XCTAssertEqual(uids, Array(1...Int64(n)))
+    }
+
+    func testSubmissionQueuesRemoteRecipientsOnlyForTheSenderItsUserOwns() throws {
+        let alice = try XCTUnwrap(try store.user(named: "alice@example.org"))
+        // unauthenticated: a remote recipient is refused, nothing queued (never an open relay)
+        XCTAssertEqual(try deliverSync(store, "alice@example.org", ["x@remote.net"], "a\r\n").statuses, [.notLocal])
+        XCTAssertEqual(try store.queue().count, 0)
+        // authenticated as alice, with her own or her alias address: queued
+        XCTAssertEqual(try deliverSync(store, "alice@example.org", ["x@remote.net", "bob@example.org"], "b\r\n", submitter: alice).statuses, [.ok, .ok])
+        XCTAssertEqual(try deliverSync(store, "postmaster@example.org", ["y@remote.net"], "c\r\n", submitter: alice).statuses, [.ok])
+        XCTAssertEqual(try store.queue().count, 2)
+        // someone else's address: refused whole
+        XCTAssertThrowsError(try deliverSync(store, "bob@example.org", ["z@remote.net"], "d\r\n", submitter: alice)) {
+            XCTAssertEqual(($0 as? StoreError)?.code, .denied)
+        }
+        XCTAssertEqual(try store.queue().count, 2)
     }
 
     func testIdenticalBodiesAreStoredOnce() throws {
