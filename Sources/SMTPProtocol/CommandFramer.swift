@@ -20,8 +20,9 @@ struct CommandFramer: Sendable {
     private(set) var discarding = false
 
     init(maxLine: Int, authMaxLine: Int? = nil) {
-        self.maxLine = max(maxLine, 3)
-        self.authMaxLine = authMaxLine.map { max($0, self.maxLine) }
+        let base = max(maxLine, 3)
+        self.maxLine = base
+        self.authMaxLine = authMaxLine.map { max($0, base) }
     }
 
     private static let authPrefix: [UInt8] = Array("auth ".utf8)

@@ -153,7 +153,9 @@ enum SASL {
     /// be empty or equal to the authcid.
     static func parsePlain(_ message: [UInt8]) -> Result<(String, String), DecodeError> {
         let parts = message.split(separator: 0, omittingEmptySubsequences: false)
-        let user = parts.count >= 2 ? utf8String(parts[1]) ?? "" : ""
+        // Only a three-field message names a user: with fewer fields the second one could be
+        // the password, which must never reach a log line.
+        let user = parts.count == 3 ? utf8String(parts[1]) ?? "" : ""
         guard parts.count == 3, !parts[1].isEmpty, !parts[2].isEmpty,
               let authzid = utf8String(parts[0]), let authcid = utf8String(parts[1]),
               let password = utf8String(parts[2]) else {

@@ -54,7 +54,8 @@ enum SMTPCommandTable {
         case .rset: return []
         case .noop, .quit, .vrfy, .expn: return [.endsGroup]
         case .help: return []
-        case .starttls: return [.needsEHLO, .outsideTransaction, .endsGroup, .discardsPipelinedInput]
+        // Like Postfix, STARTTLS needs no prior EHLO (RFC 3207 does not require one).
+        case .starttls: return [.outsideTransaction, .endsGroup, .discardsPipelinedInput]
         case .auth: return [.needsEHLO, .outsideTransaction, .endsGroup]
         case .bdat: return [.needsHello, .needsEHLO]
         case .etrn, .turn, .atrn: return [.unimplemented]

@@ -141,7 +141,8 @@ public struct SMTPSessionConfig: Sendable {
     /// Offer STARTTLS (RFC 3207) until TLS is active.
     public var tlsAvailable: Bool
     /// TLS is configured but cannot be used right now (e.g. the certificate failed to load):
-    /// STARTTLS is not advertised and answered 454 4.7.0 instead of 502 5.5.1.
+    /// with `tlsAvailable` false, STARTTLS is not advertised and is answered 454 4.7.0
+    /// instead of 502 5.5.1.
     public var tlsTemporarilyUnavailable: Bool
     /// The connection is TLS from the first byte (smtps, RFC 8314): the session starts with
     /// TLS active; STARTTLS is answered 503 5.5.1.

@@ -164,6 +164,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     context.flush()
                     if !session.isAwaitingExternal && !closed { setReading(context, true) }
                 }
+            case .startTLS, .authenticate, .authFailed, .delay, .checkSender:
+                break   // smtpd-only actions; lmtpd's configuration never produces them
             case .close:
                 closed = true
                 idleTimer?.cancel()
