@@ -91,6 +91,7 @@ let package = Package(
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
+        .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker"]),
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC"]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),

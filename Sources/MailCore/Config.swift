@@ -67,6 +67,43 @@ public struct LookupConfig: Sendable, Equatable {
     public var enabled: Bool { !socketmap.isEmpty || tcpTable.values.contains { !$0.isEmpty } }
 }
 
+/// smtpd (DESIGN §4): listeners per role; roles are config, so a site can add e.g. 2525 as
+/// another mta listener.
+public struct SMTPConfig: Sendable, Equatable {
+    public var service = ServiceConfig(processes: 1, listen: [], maxConnections: 1024)
+    public var mta: [ListenAddress] = [ListenAddress(.tcp(host: "0.0.0.0", port: 25)), ListenAddress(.tcp(host: "::", port: 25))]
+    public var submission: [ListenAddress] = [ListenAddress(.tcp(host: "0.0.0.0", port: 587)), ListenAddress(.tcp(host: "::", port: 587))]
+    public var smtps: [ListenAddress] = [ListenAddress(.tcp(host: "0.0.0.0", port: 465)), ListenAddress(.tcp(host: "::", port: 465))]
+    public var maxMessageSize = 50 * 1024 * 1024
+    public var maxRecipients = 100
+    public var maxCommandLine = 512                  // RFC 5321 §4.5.3.1.4
+    public var maxLineLength = 65_536                // text line in DATA; RFC 5321 asks 1000 but real mail exceeds it
+    public var maxErrors = 10
+    public var commandTimeout = 300                  // RFC 5321 §4.5.3.2.7
+    public var dataTimeout = 600
+    public var maxConnectionsPerClient = 20          // per process
+    public var maxAuthFailures = 3                   // per session, then 421
+    public var authFailuresPerClient = 10            // per client address within authFailureWindow: AUTH refused
+    public var authFailureWindow = 600.0
+    public var bareLinefeed = "reject"               // like Postfix smtpd_forbid_bare_newline
+    public var plaintextAuthOnLoopback = true        // AUTH before TLS from 127.0.0.1/::1
+    public var receivedShowsAuthUser = false
+    public var enabled: Bool { !(mta.isEmpty && submission.isEmpty && smtps.isEmpty) }
+}
+
+/// TLS (DESIGN §5). Relative paths are relative to the config file's directory. With no
+/// certificate present the master generates a self-signed one there and warns.
+public struct TLSSettings: Sendable, Equatable {
+    public var certificate: String
+    public var key: String
+    public var sni: [String: [String]] = [:]        // host → [certificate, key]
+    public var minVersion = "TLSv1.2"
+    public var ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+    public var ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+    public var groups = "X25519:P-256:P-384"
+    public var handshakeTimeout = 30.0
+}
+
 public struct StoreConfig: Sendable, Equatable {
     public var fsync = true                       // durability contract; off only for experiments
     public var groupCommitMax = 512               // deliveries per transaction
@@ -94,6 +131,8 @@ public struct PosternConfig: Sendable, Equatable {
     public var store = StoreConfig()
     public var lmtp: LMTPConfig
     public var lookup = LookupConfig()
+    public var smtp = SMTPConfig()
+    public var tls: TLSSettings
 
     /// Built-in defaults, as documented in postern.toml.example.
     public static func defaults(path: String) -> PosternConfig {
@@ -101,7 +140,8 @@ public struct PosternConfig: Sendable, Equatable {
         return PosternConfig(
             path: path, hostname: PosternConfig.systemHostname(), dataDir: "/var/lib/postern", runDir: run,
             master: MasterConfig(controlSocket: run + "/control"),
-            lmtp: LMTPConfig(service: ServiceConfig(processes: 1, listen: [ListenAddress(.unix(path: run + "/lmtp"))])))
+            lmtp: LMTPConfig(service: ServiceConfig(processes: 1, listen: [ListenAddress(.unix(path: run + "/lmtp"))])),
+            tls: TLSSettings(certificate: "/etc/postern/tls/cert.pem", key: "/etc/postern/tls/key.pem"))
     }
 
     public static func systemHostname() -> String {
@@ -175,6 +215,48 @@ extension PosternConfig {
             c.lmtp.dataTimeout = try l.int("data_timeout", 1...86_400) ?? c.lmtp.dataTimeout
             c.lmtp.bareLinefeed = try l.oneOf("bare_linefeed", ["reject", "normalize"]) ?? c.lmtp.bareLinefeed
             try l.finish()
+        }
+        c.tls.certificate = base + "/tls/cert.pem"; c.tls.key = base + "/tls/key.pem"
+        if let t = try r.table("tls") {
+            c.tls.certificate = try t.path("certificate", base: base) ?? c.tls.certificate
+            c.tls.key = try t.path("key", base: base) ?? c.tls.key
+            c.tls.minVersion = try t.oneOf("min_version", ["TLSv1.2", "TLSv1.3"]) ?? c.tls.minVersion
+            c.tls.ciphers = try t.string("ciphers") ?? c.tls.ciphers
+            c.tls.ciphersuites = try t.string("ciphersuites") ?? c.tls.ciphersuites
+            c.tls.groups = try t.string("groups") ?? c.tls.groups
+            c.tls.handshakeTimeout = try t.seconds("handshake_timeout") ?? c.tls.handshakeTimeout
+            if let s = try t.table("sni") {
+                for host in s.table.keys {
+                    guard let pair = try s.stringArray(host), pair.count == 2 else {
+                        throw s.error(host, "expected [\"certificate.pem\", \"key.pem\"]")
+                    }
+                    c.tls.sni[host.lowercased()] = pair.map { $0.hasPrefix("/") ? $0 : base + "/" + $0 }
+                }
+                try s.finish()
+            }
+            try t.finish()
+        }
+        if let s = try r.table("smtp") {
+            c.smtp.service.processes = try s.int("processes", 1...64) ?? c.smtp.service.processes
+            c.smtp.service.maxConnections = try s.int("max_connections", 1...100_000) ?? c.smtp.service.maxConnections
+            c.smtp.mta = try s.addresses("mta", runDir: c.runDir) ?? c.smtp.mta
+            c.smtp.submission = try s.addresses("submission", runDir: c.runDir) ?? c.smtp.submission
+            c.smtp.smtps = try s.addresses("smtps", runDir: c.runDir) ?? c.smtp.smtps
+            c.smtp.maxMessageSize = try s.int("max_message_size", 1024...(2 << 30)) ?? c.smtp.maxMessageSize
+            c.smtp.maxRecipients = try s.int("max_recipients", 1...100_000) ?? c.smtp.maxRecipients
+            c.smtp.maxCommandLine = try s.int("max_command_line", 512...65_536) ?? c.smtp.maxCommandLine
+            c.smtp.maxLineLength = try s.int("max_line_length", 1000...(64 << 20)) ?? c.smtp.maxLineLength
+            c.smtp.maxErrors = try s.int("max_errors", 1...10_000) ?? c.smtp.maxErrors
+            c.smtp.commandTimeout = try s.int("command_timeout", 1...86_400) ?? c.smtp.commandTimeout
+            c.smtp.dataTimeout = try s.int("data_timeout", 1...86_400) ?? c.smtp.dataTimeout
+            c.smtp.maxConnectionsPerClient = try s.int("max_connections_per_client", 1...100_000) ?? c.smtp.maxConnectionsPerClient
+            c.smtp.maxAuthFailures = try s.int("max_auth_failures", 1...1000) ?? c.smtp.maxAuthFailures
+            c.smtp.authFailuresPerClient = try s.int("auth_failures_per_client", 1...100_000) ?? c.smtp.authFailuresPerClient
+            c.smtp.authFailureWindow = try s.seconds("auth_failure_window") ?? c.smtp.authFailureWindow
+            c.smtp.bareLinefeed = try s.oneOf("bare_linefeed", ["reject", "normalize"]) ?? c.smtp.bareLinefeed
+            c.smtp.plaintextAuthOnLoopback = try s.bool("plaintext_auth_on_loopback") ?? c.smtp.plaintextAuthOnLoopback
+            c.smtp.receivedShowsAuthUser = try s.bool("received_shows_auth_user") ?? c.smtp.receivedShowsAuthUser
+            try s.finish()
         }
         if let l = try r.table("lookup") {
             c.lookup.service.processes = try l.int("processes", 1...64) ?? c.lookup.service.processes

@@ -27,7 +27,7 @@ public enum TraceHeaders {
     ///   `[IPv6:2001:db8::1]`); anything else (a unix socket) becomes a comment; empty is omitted.
     public static func received(
         from helo: String, clientAddress: String, by host: String, with proto: String, id: String,
-        for recipient: MailPath?, tls: String? = nil, date: Date, timeZone: TimeZone = utc
+        for recipient: MailPath?, tls: String? = nil, authenticatedUser: String? = nil, date: Date, timeZone: TimeZone = utc
     ) -> [UInt8] {
         var clauses: [String] = []
         let heloName = sanitize(helo, allowParens: false)
@@ -36,6 +36,9 @@ public enum TraceHeaders {
         clauses.append(from)
         if let tls, !tls.isEmpty {
             clauses.append("(using \(sanitize(tls, allowParens: true)))")
+        }
+        if let user = authenticatedUser, !user.isEmpty {
+            clauses.append("(Authenticated sender: \(sanitize(user, allowParens: false)))")
         }
         clauses.append("by \(sanitize(host, allowParens: false))")
         clauses.append("with \(sanitize(proto, allowParens: false))")

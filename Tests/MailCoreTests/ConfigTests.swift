@@ -1,5 +1,6 @@
 // postern.toml: defaults, the example file, and refusals that name file, line, key and reason.
 import XCTest
+import Foundation
 @testable import MailCore
 
 final class ConfigTests: XCTestCase {
@@ -21,6 +22,9 @@ final class ConfigTests: XCTestCase {
         var c = try PosternConfig.load(path: path)
         var d = PosternConfig.defaults(path: path)
         c.hostname = "x"; d.hostname = "x"
+        // TLS files default to tls/ next to the config file (/etc/postern/tls/... for the real one)
+        let dir = (path as NSString).deletingLastPathComponent
+        d.tls.certificate = dir + "/tls/cert.pem"; d.tls.key = dir + "/tls/key.pem"
         XCTAssertEqual(c, d, "every default in postern.toml.example must match the code")
     }
 
