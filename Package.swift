@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "store", targets: ["store"]),
         .executable(name: "lmtpd", targets: ["lmtpd"]),
         .executable(name: "lookupd", targets: ["lookupd"]),
+        .executable(name: "smtpd", targets: ["smtpd"]),
         .executable(name: "postern", targets: ["postern"]),
     ],
     dependencies: [
@@ -53,13 +54,19 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "MailWorker", dependencies: [
-            "MailCore", "MailPrivsep", "CMailShims",
+            "MailCore", "MailPrivsep", "CMailShims", "MailTLS",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .target(name: "CMailTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "MailTLS", dependencies: [
+            "CMailTLS",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "SMTPServer", dependencies: [
-            "MailCore", "MailIPC", "SMTPProtocol", "MailPrivsep", "MailWorker",
+            "MailCore", "MailIPC", "SMTPProtocol", "MailPrivsep", "MailWorker", "MailTLS",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -69,7 +76,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "MasterCore", dependencies: [
-            "MailCore", "MailIPC", "MailPrivsep", "CMailShims",
+            "MailCore", "MailIPC", "MailPrivsep", "CMailShims", "MailWorker", "MailTLS",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -83,6 +90,7 @@ let package = Package(
         .executableTarget(name: "store", dependencies: ["StoreServer"]),
         .executableTarget(name: "lmtpd", dependencies: ["SMTPServer"]),
         .executableTarget(name: "lookupd", dependencies: ["LookupServer"]),
+        .executableTarget(name: "smtpd", dependencies: ["SMTPServer"]),
         .executableTarget(name: "postern", dependencies: ["AdminCLI"]),
         .executableTarget(name: "fuzz-ipc", dependencies: ["MailIPC"]),
 

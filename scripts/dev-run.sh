@@ -17,6 +17,11 @@ run_dir = "$VAR/run"
 [master]
 restart_delay = 0.5
 
+[smtp]
+mta = ["127.0.0.1:2525"]
+submission = ["127.0.0.1:5870"]
+smtps = ["127.0.0.1:4650"]
+
 [lmtp]
 listen = ["unix:lmtp", "127.0.0.1:2424"]
 
@@ -44,6 +49,9 @@ Postern is running (master pid $pid). Demo user: demo@example.test, password "de
   Deliver over LMTP (unix socket):  python3 -c 'import smtplib; s=smtplib.LMTP("$VAR/run/lmtp"); print(s.sendmail("me@example.org", ["demo@example.test"], b"Subject: hi\r\n\r\nhello\r\n"))'
   ... or over TCP:                  swaks --protocol LMTP --server 127.0.0.1:2424 --to demo@example.test
   ... or with Postfix's tool:       smtp-source -L -m 1 -t demo@example.test unix:$VAR/run/lmtp
+  SMTP (mta / submission / smtps):  swaks --server 127.0.0.1:2525 --to demo@example.test
+                                    swaks --server 127.0.0.1:5870 --tls --auth-user demo@example.test --auth-password demo --from demo@example.test --to someone@example.org
+                                    openssl s_client -connect 127.0.0.1:4650 -quiet
   Ask it like Postfix does:         postmap -q demo@example.test tcp:127.0.0.1:10031
                                     postmap -q demo@example.test socketmap:inet:127.0.0.1:10030:recipients
   Look at it (POSTERN_CONFIG=$CONF):  $P status; $P mailbox list demo@example.test; $P export demo@example.test

@@ -35,7 +35,7 @@ public enum LookupWorker {
             for (fd, raw) in contract.listeners {
                 let name = FDContract.decodeName(raw)
                 guard let kind = LookupListenerKind(listenerName: name) else { logger.critical("unknown listener \(name)"); exit(78) }
-                try server.listen(fd: fd, name: name, refusal: []) { LookupHandler(kind: kind, settings: settings, rpc: rpc, logger: logger) }
+                try server.listen(fd: fd, name: name, refusal: []) { [LookupHandler(kind: kind, settings: settings, rpc: rpc, logger: logger)] }
             }
         } catch {
             logger.critical("cannot start: \(error)"); exit(75)

@@ -32,12 +32,12 @@ public final class WorkerServer: @unchecked Sendable {
     /// here rather than by NIO's server channel: each process polls and accepts without
     /// blocking, and the ones that lose the race just see EAGAIN (NIO's server channel asserts
     /// on that). Accepted sockets join the event loops as ordinary channels.
-    public func listen(fd: Int32, name: String, refusal: [UInt8], makeHandler: @escaping () -> ChannelHandler) throws {
+    public func listen(fd: Int32, name: String, refusal: [UInt8], makeHandlers: @escaping () -> [ChannelHandler]) throws {
         let flags = fcntl(fd, F_GETFL)
         guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
             throw ListenError(name: name, errno: errno)
         }
-        let t = Thread { [self] in acceptLoop(fd: fd, name: name, refusal: refusal, makeHandler: makeHandler) }
+        let t = Thread { [self] in acceptLoop(fd: fd, name: name, refusal: refusal, makeHandlers: makeHandlers) }
         t.name = "accept \(name)"
         t.start()
         logger.debug("serving \(name)")
@@ -48,7 +48,7 @@ public final class WorkerServer: @unchecked Sendable {
         var description: String { "listener \(name): \(String(cString: strerror(errno)))" }
     }
 
-    private func acceptLoop(fd: Int32, name: String, refusal: [UInt8], makeHandler: @escaping () -> ChannelHandler) {
+    private func acceptLoop(fd: Int32, name: String, refusal: [UInt8], makeHandlers: @escaping () -> [ChannelHandler]) {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         while true {
             lock.lock(); let stop = draining; lock.unlock()
@@ -80,7 +80,7 @@ public final class WorkerServer: @unchecked Sendable {
             ClientBootstrap(group: group)
                 .channelInitializer { ch in
                     ch.closeFuture.whenComplete { [self] _ in connectionClosed() }
-                    return ch.pipeline.addHandler(makeHandler())
+                    return ch.pipeline.addHandlers(makeHandlers())
                 }
                 .withConnectedSocket(conn)
                 .whenFailure { [self] e in

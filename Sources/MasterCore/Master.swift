@@ -8,6 +8,8 @@ import MailCore
 import MailIPC
 import MailPrivsep
 import CMailShims
+import MailTLS
+import MailWorker
 
 /// A worker service: one line of the service table (cf. Postfix master.cf).
 struct ServiceSpec {
@@ -96,6 +98,13 @@ public final class Master {
         let l = config.lmtp.service
         services = [ServiceSpec(name: "lmtp", executable: "lmtpd", role: .lmtpd, processes: l.processes,
                                 listeners: try bind("lmtp", l, l.listen.map { ($0, "lmtp@\($0)") }))]
+        let m = config.smtp
+        if m.enabled {
+            try prepareTLS()
+            let addrs = m.mta.map { ($0, "mta@\($0)") } + m.submission.map { ($0, "submission@\($0)") } + m.smtps.map { ($0, "smtps@\($0)") }
+            services.append(ServiceSpec(name: "smtp", executable: "smtpd", role: .smtpd, processes: m.service.processes,
+                                        listeners: try bind("smtp", m.service, addrs)))
+        }
         let k = config.lookup
         if k.enabled {
             var addrs = k.socketmap.map { ($0, "socketmap@\($0)") }
@@ -109,10 +118,28 @@ public final class Master {
         slots = services.flatMap { s in (0..<s.processes).map { ProcessSlot(service: s.name, instance: $0, policy: Self.policy(config)) } }
     }
 
+    /// DESIGN §5: with no certificate configured, the first start makes a self-signed one
+    /// (SAN = hostname) next to the configuration, key 0600 root, and warns; then the
+    /// configured certificates must load, or the start stops with the reason.
+    func prepareTLS() throws {
+        let t = config.tls
+        let fm = FileManager.default
+        if !fm.fileExists(atPath: t.certificate) && !fm.fileExists(atPath: t.key) {
+            try fm.createDirectory(atPath: (t.certificate as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            if try TLSServerContext.ensureSelfSigned(certPath: t.certificate, keyPath: t.key, hostname: config.hostname) {
+                logger.warning("no TLS certificate configured: generated a self-signed one for \(config.hostname) in \(t.certificate); replace it with a real one")
+            }
+        }
+        for c in try TLSSetup.check(t) {
+            logger.info("TLS certificate", metadata: ["for": "\(c.servedFor)", "subject": "\(c.subject)", "expires": "\(c.notAfterString)"])
+        }
+    }
+
     func processCount(_ service: String, in c: PosternConfig) -> Int {
         switch service {
         case "lmtp": return c.lmtp.service.processes
         case "lookup": return c.lookup.service.processes
+        case "smtp": return c.smtp.service.processes
         default: return 1
         }
     }
@@ -196,7 +223,11 @@ public final class Master {
         SystemdNotify.send("RELOADING=1\nSTATUS=reloading")
         do {
             let new = try PosternConfig.load(path: config.path)
+            // Workers load certificates when they start: check them first, so a bad new
+            // certificate keeps the running workers (and their old certificate) in place.
+            if new.smtp.enabled { _ = try TLSSetup.check(new.tls) }
             if new.lmtp.service.listen != config.lmtp.service.listen || new.lookup.socketmap != config.lookup.socketmap
+                || new.smtp.mta != config.smtp.mta || new.smtp.submission != config.smtp.submission || new.smtp.smtps != config.smtp.smtps
                 || new.lookup.tcpTable != config.lookup.tcpTable || new.master.controlSocket != config.master.controlSocket
                 || new.dataDir != config.dataDir || new.runDir != config.runDir {
                 logger.warning("reload: listener, control socket and directory changes take effect at the next restart")
@@ -205,6 +236,7 @@ public final class Master {
             var kept = new
             kept.lmtp.service.listen = config.lmtp.service.listen
             kept.lookup.socketmap = config.lookup.socketmap; kept.lookup.tcpTable = config.lookup.tcpTable
+            kept.smtp.mta = config.smtp.mta; kept.smtp.submission = config.smtp.submission; kept.smtp.smtps = config.smtp.smtps
             kept.master.controlSocket = config.master.controlSocket
             kept.dataDir = config.dataDir; kept.runDir = config.runDir
             config = kept

@@ -43,7 +43,7 @@ public enum LMTPWorker {
             let rpc = try RPCClient.connect(fd: FDContract.storeFD, group: group, client: "lmtpd[\(getpid())]",
                                             onClose: { server.storeLost() }).wait()
             for (fd, name) in contract.listeners {
-                try server.listen(fd: fd, name: FDContract.decodeName(name), refusal: SMTPReply.tooManyConnections.encoded()) { SMTPSessionHandler(settings: settings, rpc: rpc, logger: logger) }
+                try server.listen(fd: fd, name: FDContract.decodeName(name), refusal: SMTPReply.tooManyConnections.encoded()) { [SMTPSessionHandler(settings: settings, rpc: rpc, logger: logger)] }
             }
         } catch {
             logger.critical("cannot start: \(error)"); exit(75)

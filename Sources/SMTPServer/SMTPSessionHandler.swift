@@ -1,20 +1,31 @@
-// NIO glue for one SMTP-family session: bytes into the SMTPSession state machine, its
-// actions carried out (replies, store lookups, deliveries). No protocol logic lives here.
+// NIO glue for one SMTP-family session (lmtpd and smtpd): bytes into the SMTPSession state
+// machine, its actions carried out — replies, store lookups, AUTH, sender checks, STARTTLS,
+// delays, deliveries. No protocol logic lives here; policy decisions are the engine's.
 import Foundation
 import NIOCore
 import Logging
 import MailIPC
+import MailTLS
+import MailWorker
 import SMTPProtocol
 
 extension SMTPReply {
-    /// RFC 5321 §4.2.3: 421 service not available, closing — too many connections.
+    /// RFC 5321 §4.2.3 421: too many connections (per process, or from this client).
     static let tooManyConnections = SMTPReply(code: 421, enhanced: "4.7.0", lines: ["Too many connections, try again later"])
+    static let tooManyConnectionsFromClient = SMTPReply(code: 421, enhanced: "4.7.0", lines: ["Too many connections from your address, try again later"])
 }
 
 struct SessionSettings {
     var config: SMTPSessionConfig
     var commandTimeout: TimeAmount
     var dataTimeout: TimeAmount
+    var tls: TLSServerContext? = nil          // STARTTLS / implicit TLS
+    var implicitTLS = false                   // smtps: the pipeline starts with a TLSHandler
+    var submission = false                    // authenticated mail gets Message-ID/Date if missing
+    var showAuthUser = false                  // Received: names the authenticated sender
+    var limiter: ClientLimiter? = nil
+    var listener = "lmtp"
+    var loopbackIsTrusted = true              // AUTH before TLS allowed from 127.0.0.1 / ::1
 }
 
 final class SMTPSessionHandler: ChannelInboundHandler {
@@ -27,11 +38,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     let sessionID = newSessionIDString()
     var session: SMTPSession!
     var body: ByteBuffer? = nil
+    var traceLength = 0                       // bytes of trace headers at the start of `body`
     var envelope: SMTPEnvelope? = nil
-    var inData = false
     var idleTimer: Scheduled<Void>? = nil
     var closed = false
+    var greeted = false
     var clientAddress = "unknown"
+    var heldSlot = false
+    var storeSession: UInt64 = 0              // after a successful AUTH
 
     init(settings: SessionSettings, rpc: RPCClient, logger: Logger) {
         self.settings = settings; self.rpc = rpc; self.logger = logger
@@ -39,23 +53,54 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if let a = context.channel.remoteAddress, let ip = a.ipAddress { clientAddress = ip }
-        else { clientAddress = "localhost" }   // unix socket peer
-        session = SMTPSession(config: settings.config, clientAddress: clientAddress)
-        logger.info("connect from \(clientAddress)")
+        let remote = context.channel.remoteAddress
+        clientAddress = remote?.ipAddress ?? "localhost"   // unix socket peers are local
+        // A unix-socket peer is local; a TCP loopback peer counts as local only if configured so.
+        let loopback: Bool? = remote?.ipAddress == nil ? true : (settings.loopbackIsTrusted ? nil : false)
+        session = SMTPSession(config: settings.config, clientAddress: clientAddress, clientIsLoopback: loopback)
+        logger.info("connect from \(clientAddress)", metadata: ["listener": "\(settings.listener)"])
+        if let l = settings.limiter, remote?.ipAddress != nil {
+            guard l.connect(clientAddress) else {
+                logger.warning("refusing \(clientAddress): more than \(l.maxConnectionsPerClient) connections from it")
+                send(context, .tooManyConnectionsFromClient)
+                closed = true
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in context.close(promise: nil) }
+                return
+            }
+            heldSlot = true
+        }
+        armTimer(context)
+        // Implicit TLS (RFC 8314 §3.3): the greeting waits for the handshake.
+        if !settings.implicitTLS { greet(context) }
+    }
+
+    func greet(_ context: ChannelHandlerContext) {
+        greeted = true
         perform(context, session.greeting())
         context.flush()
-        armTimer(context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
         idleTimer?.cancel()
+        if heldSlot { settings.limiter?.disconnect(clientAddress); heldSlot = false }
+        if storeSession != 0 { _ = rpc.call(.sessionEnd(storeSession)); storeSession = 0 }
         logger.info("disconnect from \(clientAddress)")
         context.fireChannelInactive()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case TLSEvent.handshakeCompleted(let info) = event else { return context.fireUserInboundEventTriggered(event) }
+        logger.info("TLS established", metadata: ["version": "\(info.protocolVersion)", "cipher": "\(info.cipher)",
+                                                  "sni": "\(info.serverName ?? "-")", "resumed": "\(info.resumed)"])
+        let tls = TLSInfo(version: info.protocolVersion, cipher: info.cipher, bits: info.cipherBits)
+        perform(context, session.tlsStarted(info: tls))
+        if !greeted { greet(context) }
+        context.flush()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
         let buf = unwrapInboundIn(data)
         armTimer(context)
         perform(context, session.receive(Array(buf.readableBytesView)))
@@ -64,25 +109,45 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        logger.notice("connection error: \(error)")
+        if let e = error as? TLSError {
+            // A peer closing without close_notify is common and harmless for a line protocol.
+            if e == .uncleanShutdown { logger.debug("TLS: \(e)") } else { logger.notice("TLS error from \(clientAddress): \(e)") }
+        } else {
+            logger.notice("connection error from \(clientAddress): \(error)")
+        }
         context.close(promise: nil)
     }
 
     func armTimer(_ context: ChannelHandlerContext) {
         idleTimer?.cancel()
+        let inData = session?.isReadingData ?? false
         let t = inData ? settings.dataTimeout : settings.commandTimeout
         idleTimer = context.eventLoop.scheduleTask(in: t) { [self] in
             guard !closed else { return }
-            logger.notice("timeout after \(t.nanoseconds / 1_000_000_000)s \(inData ? "in DATA" : "waiting for a command")")
+            logger.notice("timeout after \(t.nanoseconds / 1_000_000_000)s \(inData ? "in DATA" : "waiting for a command") from \(clientAddress)")
             perform(context, session.timedOut())
             context.flush()
         }
     }
 
-    /// While the engine waits for the store, stop reading so a pipelining client cannot make us buffer without bound.
+    /// While the engine waits (store, delay), stop reading so a pipelining client cannot make us buffer without bound.
     func setReading(_ context: ChannelHandlerContext, _ on: Bool) {
         context.channel.setOption(ChannelOptions.autoRead, value: on).whenComplete { _ in }
         if on { context.read() }
+    }
+
+    /// Continue after an external answer: carry out the engine's next actions, flush, read on.
+    func resume(_ context: ChannelHandlerContext, _ actions: [SMTPAction]) {
+        guard !closed else { return }
+        perform(context, actions)
+        context.flush()
+        if !session.isAwaitingExternal && !closed { setReading(context, true) }
+    }
+
+    func send(_ context: ChannelHandlerContext, _ r: SMTPReply) {
+        var b = context.channel.allocator.buffer(capacity: 64)
+        b.writeBytes(r.encoded())
+        context.write(wrapOutboundOut(b), promise: nil)
     }
 
     func perform(_ context: ChannelHandlerContext, _ actions: [SMTPAction]) {
@@ -91,81 +156,112 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             switch a {
             case .reply(let r):
                 if r.code >= 400 { logger.notice("reply \(r.code) \(r.enhanced ?? "") \(r.lines.first ?? "")", metadata: envelopeMetadata()) }
-                var b = context.channel.allocator.buffer(capacity: 64)
-                b.writeBytes(r.encoded())
-                context.write(wrapOutboundOut(b), promise: nil)
+                send(context, r)
             case .checkRecipient(let path):
                 setReading(context, false)
                 let address = path.address
+                let authenticated = session.authenticatedUser != nil
                 rpc.call(.lookupRecipient(address)).hop(to: context.eventLoop).whenComplete { [self] r in
                     let check: RecipientCheck
                     switch r {
                     case .success(.recipient(.ok, _)): check = .accept
                     case .success(.recipient(.unknownUser, _)): check = .unknown
-                    case .success(.recipient(.notLocal, _)): check = .relayDenied
+                    // Mail must originate or terminate here (DESIGN §4): remote only after AUTH.
+                    case .success(.recipient(.notLocal, _)): check = authenticated ? .acceptRemote : .relayDenied
                     case .success: check = .tempFail
                     case .failure(let e): logger.error("recipient lookup failed: \(e)"); check = .tempFail
                     }
-                    if case .accept = check {} else { logger.notice("recipient <\(address)> refused: \(check)") }
-                    guard !closed else { return }
-                    perform(context, session.recipientChecked(check))
-                    context.flush()
-                    if !session.isAwaitingExternal && !closed { setReading(context, true) }
+                    switch check {
+                    case .accept, .acceptRemote: break
+                    default: logger.notice("recipient <\(address)> refused: \(check)", metadata: envelopeMetadata())
+                    }
+                    resume(context, session.recipientChecked(check))
                 }
+            case .checkSender(let path):
+                setReading(context, false)
+                let user = session.authenticatedUser ?? ""
+                guard let path else { resume(context, session.senderChecked(allowed: false)); continue }
+                rpc.call(.lookup(map: "senders", key: path.address)).hop(to: context.eventLoop).whenComplete { [self] r in
+                    var allowed = false
+                    if case .success(.lookupResult(true, let owners)) = r {
+                        allowed = owners.split(separator: ",").contains { $0 == Substring(user) }
+                    }
+                    if !allowed { logger.notice("sender <\(path.address)> not owned by \(user)", metadata: ["client": "\(clientAddress)"]) }
+                    resume(context, session.senderChecked(allowed: allowed))
+                }
+            case .authenticate(let user, let password):
+                setReading(context, false)
+                if let l = settings.limiter, l.isBlocked(clientAddress) {
+                    logger.warning("authentication refused: too many failures", metadata: ["client": "\(clientAddress)", "user": "\(user)"])
+                    resume(context, session.authenticated(.failure))
+                    continue
+                }
+                rpc.call(.authenticate(user: user, password: password)).hop(to: context.eventLoop).whenComplete { [self] r in
+                    let result: AuthResult
+                    switch r {
+                    case .success(.session(let sid, let canonical)):
+                        storeSession = sid
+                        logger.info("authenticated", metadata: ["client": "\(clientAddress)", "user": "\(canonical)"])
+                        result = .success(canonical)
+                    case .failure(let e as RPCError) where e.code == .denied: result = .failure
+                    case .success, .failure: result = .tempFail
+                    }
+                    resume(context, session.authenticated(result))
+                }
+            case .authFailed(let user, let mechanism, let failures):
+                let perClient = settings.limiter?.recordFailure(clientAddress) ?? failures
+                // One line per failure, stable for fail2ban (README documents the regex).
+                logger.warning("authentication failed", metadata: ["client": "\(clientAddress)", "user": "\(user)",
+                                                                   "mechanism": "\(mechanism)", "failures": "\(perClient)"])
+            case .delay(let d):
+                setReading(context, false)
+                let ms = Int64(d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
+                context.eventLoop.scheduleTask(in: .milliseconds(ms)) { [self] in
+                    resume(context, session.delayElapsed())
+                }
+            case .startTLS:
+                guard let tls = settings.tls else { closed = true; context.close(promise: nil); return }
+                startTLS(from: context, context: tls, reply: context.channel.allocator.buffer(capacity: 0), logger: logger)
+                    .whenFailure { [self] e in
+                        logger.notice("STARTTLS failed for \(clientAddress): \(e)")
+                        context.close(promise: nil)
+                    }
             case .beginMessage(let env):
                 envelope = env
-                inData = true
                 var b = context.channel.allocator.buffer(capacity: 8192)
-                b.writeBytes(TraceHeaders.returnPath(env.sender))
+                // Return-Path belongs to final delivery (RFC 5321 §4.4): add it only when every recipient is local.
+                if env.remoteIndices.isEmpty { b.writeBytes(TraceHeaders.returnPath(env.sender)) }
                 b.writeBytes(TraceHeaders.received(from: env.helo, clientAddress: clientAddress, by: settings.config.hostname,
                                                    with: session.receivedProtocol(), id: sessionID,
-                                                   for: env.recipients.count == 1 ? env.recipients[0] : nil, date: Date()))
+                                                   for: env.recipients.count == 1 ? env.recipients[0] : nil,
+                                                   tls: session.tlsInfo?.receivedText,
+                                                   authenticatedUser: settings.showAuthUser ? env.authenticatedUser : nil, date: Date()))
+                traceLength = b.readableBytes
                 body = b
             case .messageChunk(let bytes):
                 body?.writeBytes(bytes)
             case .abortMessage:
                 body = nil
             case .endMessage:
-                inData = false
                 armTimer(context)
-                guard let env = envelope, let b = body else {
-                    perform(context, session.deliveryFinished(Array(repeating: .failed(.localError), count: envelope?.recipients.count ?? 1)))
+                guard let env = envelope, var b = body else {
+                    perform(context, session.deliveryFinished(Array(repeating: .failed(.localError), count: max(1, envelope?.recipients.count ?? 1))))
                     continue
                 }
                 body = nil
-                setReading(context, false)
-                let size = b.readableBytes
-                let rcpts = env.recipients.map(\.address)
-                rpc.deliver(sender: env.sender?.address ?? "", recipients: rcpts, body: b).hop(to: context.eventLoop).whenComplete { [self] r in
-                    var results: [DeliveryResult]
-                    switch r {
-                    case .success(let statuses):
-                        results = statuses.map {
-                            switch $0 {
-                            case .ok: return .delivered
-                            case .unknownUser: return .failed(.mailboxUnknown)
-                            case .notLocal: return .failed(.relayDenied)
-                            case .overQuota: return .failed(.mailboxFull)
-                            case .tempFail, .rejected: return .failed(.localError)
-                            }
-                        }
-                        logger.info("delivered", metadata: ["from": "<\(env.sender?.address ?? "")>", "to": "\(rcpts.joined(separator: ","))", "size": "\(size)",
-                                                            "status": "\(statuses.map { "\($0)" }.joined(separator: ","))"])
-                    case .failure(let e):
-                        logger.error("delivery failed, answering 451: \(e)", metadata: envelopeMetadata())
-                        results = Array(repeating: .failed(.localError), count: rcpts.count)
+                if settings.submission && env.authenticatedUser != nil {
+                    // RFC 6409 §8.2, §8.3: a submission server adds Date and Message-ID when missing.
+                    let scan = SubmissionHeaders.scan(b.readableBytesView.dropFirst(traceLength).prefix(1 << 20), complete: false)
+                    let missing = SubmissionHeaders.missingHeaders(for: scan, hostname: settings.config.hostname, date: Date())
+                    if !missing.isEmpty {
+                        var nb = context.channel.allocator.buffer(capacity: b.readableBytes + missing.count)
+                        nb.writeBytes(b.readableBytesView.prefix(traceLength))
+                        nb.writeBytes(missing)
+                        nb.writeBytes(b.readableBytesView.dropFirst(traceLength))
+                        b = nb
                     }
-                    if settings.config.dialect == .smtp && results.count > 1 {
-                        results = [results.allSatisfy { if case .delivered = $0 { return true }; return false } ? .delivered : .failed(.localError)]
-                    }
-                    envelope = nil
-                    guard !closed else { return }
-                    perform(context, session.deliveryFinished(results))
-                    context.flush()
-                    if !session.isAwaitingExternal && !closed { setReading(context, true) }
                 }
-            case .startTLS, .authenticate, .authFailed, .delay, .checkSender:
-                break   // smtpd-only actions; lmtpd's configuration never produces them
+                deliver(context, env, b)
             case .close:
                 closed = true
                 idleTimer?.cancel()
@@ -176,12 +272,52 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
     }
 
+    func deliver(_ context: ChannelHandlerContext, _ env: SMTPEnvelope, _ b: ByteBuffer) {
+        setReading(context, false)
+        let size = b.readableBytes
+        let rcpts = env.recipients.map(\.address)
+        let sid = env.authenticatedUser != nil ? storeSession : 0
+        rpc.deliver(sender: env.sender?.address ?? "", recipients: rcpts, body: b, session: sid).hop(to: context.eventLoop).whenComplete { [self] r in
+            var results: [DeliveryResult]
+            switch r {
+            case .success(let statuses):
+                results = statuses.map {
+                    switch $0 {
+                    case .ok: return .delivered
+                    case .unknownUser: return .failed(.mailboxUnknown)
+                    case .notLocal: return .failed(.relayDenied)
+                    case .overQuota: return .failed(.mailboxFull)
+                    case .tempFail, .rejected: return .failed(.localError)
+                    }
+                }
+                let queued = env.remoteIndices.map { rcpts[$0] }
+                logger.info("accepted", metadata: ["from": "<\(env.sender?.address ?? "")>", "to": "\(rcpts.joined(separator: ","))", "size": "\(size)",
+                                                   "client": "\(clientAddress)", "status": "\(statuses.map { "\($0)" }.joined(separator: ","))",
+                                                   "queued": "\(queued.joined(separator: ","))"])
+            case .failure(let e as RPCError) where e.code == .denied:
+                logger.warning("delivery refused by the store: \(e)", metadata: envelopeMetadata())
+                results = Array(repeating: .failed(.senderNotOwned), count: rcpts.count)
+            case .failure(let e):
+                logger.error("delivery failed, answering 451: \(e)", metadata: envelopeMetadata())
+                results = Array(repeating: .failed(.localError), count: rcpts.count)
+            }
+            if settings.config.dialect == .smtp {
+                // One reply for the whole message (RFC 5321): success only if every recipient succeeded.
+                let failure = results.first { if case .failed = $0 { return true }; return false }
+                results = [failure ?? .delivered]
+            }
+            envelope = nil
+            resume(context, session.deliveryFinished(results))
+        }
+    }
+
     func envelopeMetadata() -> Logger.Metadata {
         var m: Logger.Metadata = ["client": "\(clientAddress)"]
-        if let e = envelope ?? session.envelope {
+        if let e = envelope ?? session?.envelope {
             m["from"] = "<\(e.sender?.address ?? "")>"
             m["to"] = "\(e.recipients.map(\.address).joined(separator: ","))"
         }
+        if let u = session?.authenticatedUser { m["user"] = "\(u)" }
         return m
     }
 }

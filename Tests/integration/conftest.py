@@ -140,8 +140,11 @@ def lmtp_transaction(conn, sender, recipients, body, mail_options=()):
 # ---------------------------------------------------------------------------------------------
 # The instance
 
-def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", top_extra=""):
-    """The test configuration; it ends inside [lmtp], so appended keys land there."""
+def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", top_extra="", smtp_section=None):
+    """The test configuration; it ends inside [lmtp], so appended keys land there. smtpd
+    listens nowhere unless `smtp_section` (a whole [smtp] table) says otherwise."""
+    if smtp_section is None:
+        smtp_section = "[smtp]\nmta = []\nsubmission = []\nsmtps = []\n"
     return (
         f'hostname = "{HOSTNAME}"\n'
         f'data_dir = "{data_dir}"\n'
@@ -151,6 +154,7 @@ def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", 
         "restart_delay = 0.2\n"
         "shutdown_grace = 3\n"
         f"{master_extra}\n"
+        f"{smtp_section}\n"
         "[lmtp]\n"
         f'listen = ["unix:lmtp", "127.0.0.1:{lmtp_port}"]\n'
         f"{lmtp_extra}\n"

@@ -1,0 +1,74 @@
+// The smtpd worker process (RFC 5321, RFC 6409, RFC 8314): listeners by role — mta (local
+// recipients only, never a relay), submission (STARTTLS then AUTH), smtps (implicit TLS,
+// AUTH). TLS keys are read in phase one as root; handshakes run after the privilege drop.
+import Foundation
+import NIOCore
+import NIOPosix
+import Logging
+import MailCore
+import MailIPC
+import MailPrivsep
+import MailWorker
+import MailTLS
+import SMTPProtocol
+
+public enum SMTPDWorker {
+    public static func run() -> Never {
+        guard let contract = FDContract.inherited() else {
+            FileHandle.standardError.write("smtpd: must be started by the postern master\n".data(using: .utf8)!); exit(2)
+        }
+        let config: PosternConfig
+        do { config = try PosternConfig.load(path: contract.configPath) } catch {
+            FileHandle.standardError.write("smtpd: \(error)\n".data(using: .utf8)!); exit(78)
+        }
+        PosternLog.bootstrap(process: "smtpd", level: config.logLevel)
+        let logger = Logger(label: "smtpd")
+        // Phase one (root): the keys.
+        let tls: TLSServerContext
+        do { tls = try TLSServerContext(configuration: TLSSetup.configuration(config.tls)) } catch {
+            logger.critical("TLS: \(error)"); exit(78)
+        }
+        // Phase two.
+        WorkerStart.dropPrivileges(config: config, logger: logger)
+
+        let s = config.smtp
+        var limits = SMTPLimits()
+        limits.maxMessageSize = s.maxMessageSize
+        limits.maxRecipients = s.maxRecipients
+        limits.maxCommandLine = s.maxCommandLine
+        limits.maxTextLine = s.maxLineLength
+        limits.maxErrors = s.maxErrors
+        limits.maxAuthFailures = s.maxAuthFailures
+        let limiter = ClientLimiter(maxConnectionsPerClient: s.maxConnectionsPerClient, maxFailures: s.authFailuresPerClient, window: s.authFailureWindow)
+        func settings(_ role: SMTPRole, _ name: String) -> SessionSettings {
+            var c = SMTPSessionConfig.smtpd(role: role, hostname: config.hostname, limits: limits,
+                                            bareLinefeed: s.bareLinefeed == "normalize" ? .normalize : .reject, tlsAvailable: true)
+            // RFC 4954 §4 / DESIGN §5: plaintext AUTH only over TLS, or on loopback if allowed.
+            c.requireTLSForAuth = true
+            return SessionSettings(config: c, commandTimeout: .seconds(Int64(s.commandTimeout)), dataTimeout: .seconds(Int64(s.dataTimeout)),
+                                   tls: tls, implicitTLS: role == .smtps, submission: role != .mta, showAuthUser: s.receivedShowsAuthUser,
+                                   limiter: limiter, listener: name, loopbackIsTrusted: s.plaintextAuthOnLoopback)
+        }
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let server = WorkerServer(group: group, logger: logger, maxConnections: s.service.maxConnections, grace: config.master.shutdownGrace)
+        do {
+            let rpc = try RPCClient.connect(fd: FDContract.storeFD, group: group, client: "smtpd[\(getpid())]",
+                                            onClose: { server.storeLost() }).wait()
+            for (fd, raw) in contract.listeners {
+                let name = FDContract.decodeName(raw)
+                guard let role = SMTPRole(rawValue: String(name.prefix { $0 != "@" })) else { logger.critical("unknown listener \(name)"); exit(78) }
+                let st = settings(role, name)
+                try server.listen(fd: fd, name: name, refusal: SMTPReply.tooManyConnections.encoded()) {
+                    let h = SMTPSessionHandler(settings: st, rpc: rpc, logger: logger)
+                    return role == .smtps ? [tls.makeHandler(logger: logger), h] : [h]
+                }
+            }
+        } catch {
+            logger.critical("cannot start: \(error)"); exit(75)
+        }
+        logger.info("smtpd ready", metadata: ["listeners": "\(contract.listeners.count)", "uid": "\(getuid())",
+                                              "certificates": "\(tls.certificates.map(\.servedFor).joined(separator: ","))"])
+        server.waitForever()
+    }
+}
