@@ -81,7 +81,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "AdminCLI", dependencies: [
-            "MailCore", "MailIPC",
+            "MailCore", "MailIPC", "MailWorker", "MailTLS",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

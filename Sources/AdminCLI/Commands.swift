@@ -5,6 +5,7 @@ import Foundation
 import ArgumentParser
 import MailCore
 import MailIPC
+import MailWorker
 
 struct Options: ParsableArguments {
     @Option(name: [.short, .long], help: "Configuration file.")
@@ -50,7 +51,7 @@ public struct Postern: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "postern", abstract: "Administer a running Postern mail server.",
         subcommands: [DomainCmd.self, UserCmd.self, AliasCmd.self, MailboxCmd.self, Export.self, QueueCmd.self,
-                      Status.self, ConfigCmd.self, Reload.self])
+                      Status.self, ConfigCmd.self, Reload.self, CertCmd.self])
     public init() {}
 }
 
@@ -218,6 +219,20 @@ struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Reload the configuration (same as SIGHUP to the master).")
     @OptionGroup var o: Options
     func run() { Postern_.run { _ = try o.control().call(.reload); print("reload requested") } }
+}
+
+struct CertCmd: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cert", abstract: "TLS certificates.", subcommands: [Show.self])
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Subject, SAN, issuer and expiry of the configured certificates (as smtpd loads them).")
+        @OptionGroup var o: Options
+        func run() {
+            Postern_.run {
+                let c = try o.loadConfig()
+                for info in try TLSSetup.check(c.tls) { print(info.description) }
+            }
+        }
+    }
 }
 
 struct ConfigCmd: ParsableCommand {

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/ec.h>
@@ -289,6 +290,8 @@ int mtls_generate_self_signed(const char *cert_path, const char *key_path, const
         !X509_set_issuer_name(x, name)) { set_err(err, errcap, "cannot set the subject"); goto out; }
 
     // subjectAltName (RFC 5280 §4.2.1.6), built directly so no character of the name is parsed.
+    // No keyUsage extension: without keyCertSign a client could not pin this certificate as its
+    // own trust anchor (OpenSSL would not consider it self-issued).
     sans = GENERAL_NAMES_new();
     GENERAL_NAME *gn = GENERAL_NAME_new();
     if (sans == NULL || gn == NULL) { GENERAL_NAME_free(gn); set_err(err, errcap, "out of memory"); goto out; }
@@ -304,7 +307,6 @@ int mtls_generate_self_signed(const char *cert_path, const char *key_path, const
     if (!sk_GENERAL_NAME_push(sans, gn)) { GENERAL_NAME_free(gn); set_err(err, errcap, "out of memory"); goto out; }
     if (!X509_add1_ext_i2d(x, NID_subject_alt_name, sans, 0, 0) ||
         !add_ext(x, NID_basic_constraints, "critical,CA:FALSE") ||
-        !add_ext(x, NID_key_usage, "critical,digitalSignature") ||
         !add_ext(x, NID_ext_key_usage, "serverAuth") ||
         !add_ext(x, NID_subject_key_identifier, "hash")) { set_err(err, errcap, "cannot add extensions"); goto out; }
     if (X509_sign(x, pkey, EVP_sha256()) == 0) { set_err(err, errcap, "cannot sign the certificate"); goto out; }
@@ -370,8 +372,13 @@ size_t mtls_x509_sans(X509 *x, char *buf, size_t cap) {
             BIO_printf(b, "%s%.*s", first ? "" : "\n", ASN1_STRING_length(s), (const char *)ASN1_STRING_get0_data(s));
             first = 0;
         } else if (g->type == GEN_IPADD) {
-            char *txt = i2s_ASN1_IPADDRESS(NULL, g->d.iPAddress);
-            if (txt) { BIO_printf(b, "%s%s", first ? "" : "\n", txt); OPENSSL_free(txt); first = 0; }
+            char txt[INET6_ADDRSTRLEN] = "";
+            int len = ASN1_STRING_length(g->d.iPAddress);
+            const unsigned char *p = ASN1_STRING_get0_data(g->d.iPAddress);
+            if ((len == 4 && inet_ntop(AF_INET, p, txt, sizeof txt)) || (len == 16 && inet_ntop(AF_INET6, p, txt, sizeof txt))) {
+                BIO_printf(b, "%s%s", first ? "" : "\n", txt);
+                first = 0;
+            }
         }
     }
     GENERAL_NAMES_free(names);
