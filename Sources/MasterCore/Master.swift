@@ -47,6 +47,7 @@ public final class Master {
     var signalFD: Int32 = -1
     let startedAt = Date().timeIntervalSince1970
     var unixPaths: [String] = []
+    var retiring = Set<pid_t>()          // old workers finishing their sessions after a reload
 
     static func now() -> Double { var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts); return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9 }
 
@@ -167,6 +168,7 @@ public final class Master {
                     else { finish() }
                 } else if now > stopDeadline {
                     for s in slots where s.pid > 0 { kill(s.pid, SIGKILL) }
+                    for pid in retiring { kill(pid, SIGKILL) }
                 }
             } else {
                 if storeSlot.pid == 0, let at = storeSlot.restartAt, now >= at { startStore() }
@@ -202,7 +204,17 @@ public final class Master {
         }
     }
 
-    func allWorkersGone() -> Bool { slots.allSatisfy { $0.pid == 0 } }
+    func allWorkersGone() -> Bool { slots.allSatisfy { $0.pid == 0 } && retiring.isEmpty }
+
+    /// Replaces a running worker: its successor starts at once, the old one gets SIGTERM and
+    /// finishes its open sessions (no gap in service, no dropped connection).
+    func retire(_ s: ProcessSlot, replace: Bool) {
+        guard s.pid > 0 else { return }
+        retiring.insert(s.pid)
+        kill(s.pid, SIGTERM)
+        s.pid = 0
+        s.restartAt = replace ? Self.now() : nil
+    }
 
     func beginStop() {
         guard !stopping else { return }
@@ -211,6 +223,7 @@ public final class Master {
         SystemdNotify.send("STOPPING=1\nSTATUS=stopping")
         logger.info("stopping: waiting up to \(config.master.shutdownGrace)s for sessions to finish")
         for s in slots where s.pid > 0 { kill(s.pid, SIGTERM) }
+        for pid in retiring { kill(pid, SIGTERM) }
     }
 
     func finish() -> Never {
@@ -248,11 +261,13 @@ public final class Master {
                     keptSlots.append(slots.first { $0.service == s.name && $0.instance == i } ?? ProcessSlot(service: s.name, instance: i, policy: Self.policy(new)))
                 }
             }
-            for s in slots where !keptSlots.contains(where: { $0 === s }) && s.pid > 0 { s.expectedExit = true; kill(s.pid, SIGTERM) }
+            for s in slots where !keptSlots.contains(where: { $0 === s }) { retire(s, replace: false) }
             slots = keptSlots
             lock.unlock()
             // Workers re-read the configuration when they start: replace them gracefully. The store stays.
-            for s in slots where s.pid > 0 { s.expectedExit = true; kill(s.pid, SIGTERM) }
+            lock.lock()
+            for s in slots { retire(s, replace: true) }
+            lock.unlock()
             logger.info("configuration reloaded", metadata: ["config": "\(config.path)"])
         } catch {
             logger.error("reload refused, keeping the running configuration: \(error)")
@@ -279,6 +294,11 @@ public final class Master {
                 let d = storeSlot.policy.crashed(now: now, lifetime: now - storeSlot.startedAt)
                 storeSlot.restartAt = now + d
                 logger.error("store died (\(how)); restarting in \(String(format: "%.1f", storeSlot.restartAt! - now))s\(storeSlot.policy.throttled ? " (throttled: too many crashes)" : "")")
+                continue
+            }
+            if retiring.remove(pid) != nil {
+                lock.unlock()
+                logger.info("retired worker \(pid) exited (\(how))")
                 continue
             }
             guard let s = slots.first(where: { $0.pid == pid }) else { lock.unlock(); continue }
