@@ -63,7 +63,13 @@ let package = Package(
         .target(name: "MailTLS", dependencies: [
             "CMailTLS",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "tls-bench-server", dependencies: [
+            "MailTLS",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "SMTPServer", dependencies: [
             "MailCore", "MailIPC", "SMTPProtocol", "MailPrivsep", "MailWorker", "MailTLS",
@@ -100,6 +106,13 @@ let package = Package(
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
         .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker"]),
+        .testTarget(name: "MailTLSTests", dependencies: [
+            "MailTLS", "CMailTLS",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC"]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
@@ -108,6 +121,6 @@ let package = Package(
 
 // NIO glue and the store use the Swift 5 language mode for now (Sendable checking as warnings);
 // the pure protocol engines (MIME, SMTPProtocol) build in Swift 6 mode.
-for t in package.targets where !["MIME", "SMTPProtocol", "LookupProtocol", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims"].contains(t.name) && t.type != .system {
+for t in package.targets where !["MIME", "SMTPProtocol", "LookupProtocol", "MailTLS", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims", "CMailTLS"].contains(t.name) && t.type != .system {
     t.swiftSettings = (t.swiftSettings ?? []) + [.swiftLanguageMode(.v5)]
 }

@@ -111,7 +111,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let e = error as? TLSError {
             // A peer closing without close_notify is common and harmless for a line protocol.
-            if e == .uncleanShutdown { logger.debug("TLS: \(e)") } else { logger.notice("TLS error from \(clientAddress): \(e)") }
+            if e == .uncleanShutdown || e == .closedDuringHandshake { logger.debug("TLS: \(e)") } else { logger.notice("TLS error from \(clientAddress): \(e)") }
         } else {
             logger.notice("connection error from \(clientAddress): \(error)")
         }
