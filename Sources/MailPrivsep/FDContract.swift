@@ -9,7 +9,8 @@
 //                            LISTEN_FDNAMES), e.g. "lmtp=unix:/run/postern/lmtp"
 //
 // Environment: POSTERN_CONFIG (config file path), POSTERN_SERVICE (service name),
-// POSTERN_INSTANCE (0-based process index within its service).
+// POSTERN_INSTANCE (0-based process index within its service), POSTERN_TLS_TICKET_KEYS
+// (hex; TLS session ticket keys shared by the processes of a TLS service).
 import Foundation
 
 public enum FDContract {
@@ -21,6 +22,7 @@ public enum FDContract {
     public static let envInstance = "POSTERN_INSTANCE"
     public static let envListenFDs = "POSTERN_LISTEN_FDS"
     public static let envListenNames = "POSTERN_LISTEN_FDNAMES"
+    public static let envTicketKeys = "POSTERN_TLS_TICKET_KEYS"
 
     /// Byte the store writes on its control channel once migrations and the orphan sweep are done.
     public static let storeReadyByte: UInt8 = 0x52   // "R"

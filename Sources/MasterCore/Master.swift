@@ -48,6 +48,9 @@ public final class Master {
     let startedAt = Date().timeIntervalSince1970
     var unixPaths: [String] = []
     var retiring = Set<pid_t>()          // old workers finishing their sessions after a reload
+    /// TLS session ticket keys shared by every smtpd process, so a ticket issued by one is
+    /// accepted by all (RFC 8446 §4.6.1). Drawn once per master run.
+    let ticketKeys: String = (0..<80).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
 
     static func now() -> Double { var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts); return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9 }
 
@@ -373,6 +376,7 @@ public final class Master {
         var fds: [Int32: Int32] = [FDContract.storeFD: conn]
         for (i, l) in spec.listeners.enumerated() { fds[FDContract.firstListenFD + Int32(i)] = l.fd }
         var env = baseEnv(service: s.service, instance: s.instance)
+        if spec.role == .smtpd { env[FDContract.envTicketKeys] = ticketKeys }
         env[FDContract.envListenFDs] = String(spec.listeners.count)
         env[FDContract.envListenNames] = spec.listeners.map { FDContract.encodeName($0.name) }.joined(separator: ":")
         do {

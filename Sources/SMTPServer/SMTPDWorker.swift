@@ -25,7 +25,13 @@ public enum SMTPDWorker {
         let logger = Logger(label: "smtpd")
         // Phase one (root): the keys.
         let tls: TLSServerContext
-        do { tls = try TLSServerContext(configuration: TLSSetup.configuration(config.tls)) } catch {
+        var tlsConfig = TLSSetup.configuration(config.tls)
+        if let hex = ProcessInfo.processInfo.environment[FDContract.envTicketKeys], hex.count == 160 {
+            tlsConfig.sessionTicketKeys = stride(from: 0, to: 160, by: 2).compactMap { i in
+                UInt8(hex[hex.index(hex.startIndex, offsetBy: i)..<hex.index(hex.startIndex, offsetBy: i + 2)], radix: 16)
+            }
+        }
+        do { tls = try TLSServerContext(configuration: tlsConfig) } catch {
             logger.critical("TLS: \(error)"); exit(78)
         }
         // Phase two.
