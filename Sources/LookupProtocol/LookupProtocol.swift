@@ -38,10 +38,16 @@ public enum DecodeResult<T: Sendable & Equatable>: Sendable, Equatable {
 public enum TCPTable {
     public enum Request: Sendable, Equatable { case get(String), put(String, String) }
 
-    /// Takes one line from the front of `buffer` (consuming it) and parses it.
-    public static func decode(_ buffer: inout [UInt8], limits: LookupLimits) -> DecodeResult<Request> {
+    /// Takes one line from the front of `buffer` (consuming it) and parses it. An over-long
+    /// line is answered once: `discarding` then swallows the rest of it, up to its newline.
+    public static func decode(_ buffer: inout [UInt8], discarding: inout Bool, limits: LookupLimits) -> DecodeResult<Request> {
+        if discarding {
+            guard let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) else { buffer.removeAll(); return .needMoreBytes }
+            buffer.removeSubrange(...nl)
+            discarding = false
+        }
         guard let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) else {
-            if buffer.count > limits.maxRequestLength { buffer.removeAll(); return .invalid("request too long") }
+            if buffer.count > limits.maxRequestLength { buffer.removeAll(); discarding = true; return .invalid("request too long") }
             return .needMoreBytes
         }
         var line = Array(buffer[..<nl])
@@ -61,6 +67,12 @@ public enum TCPTable {
         default:
             return .invalid("unknown request")
         }
+    }
+
+    /// Stateless form, for a single complete buffer.
+    public static func decode(_ buffer: inout [UInt8], limits: LookupLimits) -> DecodeResult<Request> {
+        var discarding = false
+        return decode(&buffer, discarding: &discarding, limits: limits)
     }
 
     public static func encode(_ answer: LookupAnswer) -> [UInt8] {

@@ -38,6 +38,8 @@ final class LookupHandler: ChannelInboundHandler {
     private var busy = false             // one request at a time keeps replies in order
     private var closing = false
     private var idle: Scheduled<Void>?
+    private var discarding = false       // inside an over-long tcp_table line
+    private var inputClosed = false      // half-closed by the client: answer what it sent, then close
 
     init(kind: LookupListenerKind, settings: LookupSettings, rpc: RPCClient, logger: Logger) {
         self.kind = kind; self.settings = settings; self.rpc = rpc; self.logger = logger
@@ -46,6 +48,12 @@ final class LookupHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) { arm(context) }
     func channelInactive(context: ChannelHandlerContext) { idle?.cancel(); closing = true; context.fireChannelInactive() }
     func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case ChannelEvent.inputClosed = event else { return context.fireUserInboundEventTriggered(event) }
+        inputClosed = true
+        next(context)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         input.append(contentsOf: unwrapInboundIn(data).readableBytesView)
@@ -69,9 +77,15 @@ final class LookupHandler: ChannelInboundHandler {
     /// Handles buffered requests one after another.
     private func next(_ context: ChannelHandlerContext) {
         guard !busy, !closing else { return }
+        defer {
+            if inputClosed && !busy && !closing {
+                closing = true
+                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in context.close(promise: nil) }
+            }
+        }
         switch kind {
         case .tcpTable(let map):
-            switch TCPTable.decode(&input, limits: settings.limits) {
+            switch TCPTable.decode(&input, discarding: &discarding, limits: settings.limits) {
             case .needMoreBytes: return
             case .invalid(let why):
                 logger.notice("tcp_table \(map): bad request: \(why)")

@@ -37,6 +37,10 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     // MARK: addresses
 
     /// Splits "Local@Domain" into lowercase (local, domain); nil when it is not an address.
+    /// The matching key of a local part: full Unicode case folding, as Postfix applies to
+    /// addresses before it asks lookup tables (smtputf8_enable), so "Grüße" matches "grüsse".
+    public static func fold(_ s: String) -> String { s.folding(options: [.caseInsensitive], locale: nil) }
+
     public static func split(_ address: String) -> (local: String, domain: String)? {
         guard let at = address.lastIndex(of: "@") else { return nil }
         let local = address[..<at].lowercased(), domain = address[address.index(after: at)...].lowercased()
@@ -61,12 +65,13 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
             seen.insert("\(local)@\(domain)")
             let base = local.split(separator: subaddressSeparator, maxSplits: 1).first.map(String.init) ?? local
             for candidate in base == local ? [local] : [local, base] {
-                if let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE domain_id = ? AND local = ?", arguments: [domainID, candidate]) {
-                    let a = "\(candidate)@\(domain)"
+                if let row = try Row.fetchOne(db, sql: "SELECT id, local FROM users WHERE domain_id = ? AND local_key = ?", arguments: [domainID, fold(candidate)]) {
+                    let id: Int64 = row[0], stored: String = row[1]
+                    let a = "\(stored)@\(domain)"
                     if !users.contains(where: { $0.id == id }) { users.append(UserRef(id: id, address: a)) }
                     return nil
                 }
-                let targets = try String.fetchAll(db, sql: "SELECT target FROM aliases WHERE domain_id = ? AND local = ?", arguments: [domainID, candidate])
+                let targets = try String.fetchAll(db, sql: "SELECT target FROM aliases WHERE domain_id = ? AND local_key = ?", arguments: [domainID, fold(candidate)])
                 if !targets.isEmpty { try follow(targets, depth); return nil }
             }
             let catchAll = try String.fetchAll(db, sql: "SELECT target FROM aliases WHERE domain_id = ? AND local = ''", arguments: [domainID])
@@ -82,6 +87,14 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
                     remote.append(t)
                 }
             }
+        }
+        // RFC 5321 §4.5.1: "Postmaster" without a domain must be accepted: it goes to the
+        // postmaster of the first domain (in creation order) that has one.
+        if address.lowercased() == "postmaster" {
+            for d in try String.fetchAll(db, sql: "SELECT name FROM domains ORDER BY id") {
+                if case .deliver(let u, let r) = try resolve(db, "postmaster@\(d)") { return .deliver(users: u, remote: r) }
+            }
+            return .unknownUser
         }
         if let r = try expand(address, depth: 0) { return r }
         if users.isEmpty && remote.isEmpty { return .unknownUser }
@@ -198,8 +211,8 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
                 if key.hasPrefix("@") { (local, domain) = ("", String(key.dropFirst()).lowercased()) }
                 else if let s = Self.split(key) { (local, domain) = s } else { return nil }
                 let t = try String.fetchAll(db, sql: """
-                    SELECT a.target FROM aliases a JOIN domains d ON d.id = a.domain_id WHERE d.name = ? AND a.local = ? ORDER BY a.id
-                    """, arguments: [domain, local])
+                    SELECT a.target FROM aliases a JOIN domains d ON d.id = a.domain_id WHERE d.name = ? AND a.local_key = ? ORDER BY a.id
+                    """, arguments: [domain, Self.fold(local)])
                 return t.isEmpty ? nil : t.joined(separator: ",")
             case "senders":
                 // smtpd_sender_login_maps: which logins may use this address as sender. A user owns
@@ -208,10 +221,10 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
                 guard let (local, domain) = Self.split(key) else { return nil }
                 let base = local.split(separator: Self.subaddressSeparator, maxSplits: 1).first.map(String.init) ?? local
                 guard let did = try Int64.fetchOne(db, sql: "SELECT id FROM domains WHERE name = ?", arguments: [domain]) else { return nil }
-                if try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE domain_id = ? AND local = ?", arguments: [did, base]) != nil {
-                    return "\(base)@\(domain)"
+                if let stored = try String.fetchOne(db, sql: "SELECT local FROM users WHERE domain_id = ? AND local_key = ?", arguments: [did, Self.fold(base)]) {
+                    return "\(stored)@\(domain)"
                 }
-                let targets = try String.fetchAll(db, sql: "SELECT target FROM aliases WHERE domain_id = ? AND local = ? ORDER BY id", arguments: [did, base])
+                let targets = try String.fetchAll(db, sql: "SELECT target FROM aliases WHERE domain_id = ? AND local_key = ? ORDER BY id", arguments: [did, Self.fold(base)])
                 var logins: [String] = []
                 for t in targets {
                     if case .deliver(let users, _) = try Self.resolve(db, t) {
@@ -231,19 +244,20 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
         guard let (local, domain) = Self.split(address) else { _ = PasswordHash.verify(password, against: PasswordHash.dummy); return nil }
         let row = try pool.read { db in
             try Row.fetchOne(db, sql: """
-                SELECT u.id, u.password FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = ? AND u.local = ?
-                """, arguments: [domain, local])
+                SELECT u.id, u.password, u.local FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = ? AND u.local_key = ?
+                """, arguments: [domain, Self.fold(local)])
         }
         guard let row else { _ = PasswordHash.verify(password, against: PasswordHash.dummy); return nil }
         let hash: String = row[1]
-        return PasswordHash.verify(password, against: hash) ? UserRef(id: row[0], address: "\(local)@\(domain)") : nil
+        let stored: String = row[2]
+        return PasswordHash.verify(password, against: hash) ? UserRef(id: row[0], address: "\(stored)@\(domain)") : nil
     }
 
     public func user(named address: String) throws -> UserRef? {
         guard let (local, domain) = Self.split(address) else { return nil }
         return try pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT u.id FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = ? AND u.local = ?",
-                               arguments: [domain, local]).map { UserRef(id: $0, address: "\(local)@\(domain)") }
+            try Row.fetchOne(db, sql: "SELECT u.id, u.local FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = ? AND u.local_key = ?",
+                             arguments: [domain, Self.fold(local)]).map { UserRef(id: $0[0], address: "\($0[1] as String)@\(domain)") }
         }
     }
 
@@ -308,11 +322,12 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
         let hash = password.hasPrefix("{CRYPT}") ? String(password.dropFirst(7)) : try PasswordHash.make(password)
         try pool.write { db in
             let did = try domainID(db, domain)
-            if try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE domain_id = ? AND local = ?", arguments: [did, local]) != nil {
+            if try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE domain_id = ? AND local_key = ?", arguments: [did, Self.fold(local)]) != nil {
                 throw StoreError(.exists, "user \(local)@\(domain) already exists")
             }
             let now = Int64(Date().timeIntervalSince1970)
-            try db.execute(sql: "INSERT INTO users (domain_id, local, password, created) VALUES (?, ?, ?, ?)", arguments: [did, local, hash, now])
+            try db.execute(sql: "INSERT INTO users (domain_id, local, local_key, password, created) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [did, local, Self.fold(local), hash, now])
             let uid = db.lastInsertedRowID
             for (i, (name, use)) in Self.defaultMailboxes.enumerated() {
                 // UIDVALIDITY (RFC 9051 §2.3.1.1): must change if UIDs are ever reused; creation time + index.
@@ -326,7 +341,7 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
         guard let (local, domain) = Self.split(address) else { throw StoreError(.invalid, "invalid address: \(address)") }
         try pool.write { db in
             let did = try domainID(db, domain)
-            try db.execute(sql: "DELETE FROM users WHERE domain_id = ? AND local = ?", arguments: [did, local])
+            try db.execute(sql: "DELETE FROM users WHERE domain_id = ? AND local_key = ?", arguments: [did, Self.fold(local)])
             if db.changesCount == 0 { throw StoreError(.notFound, "no such user: \(local)@\(domain)") }
         }
     }
@@ -337,7 +352,7 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
         let hash = password.hasPrefix("{CRYPT}") ? String(password.dropFirst(7)) : try PasswordHash.make(password)
         try pool.write { db in
             let did = try domainID(db, domain)
-            try db.execute(sql: "UPDATE users SET password = ? WHERE domain_id = ? AND local = ?", arguments: [hash, did, local])
+            try db.execute(sql: "UPDATE users SET password = ? WHERE domain_id = ? AND local_key = ?", arguments: [hash, did, Self.fold(local)])
             if db.changesCount == 0 { throw StoreError(.notFound, "no such user: \(local)@\(domain)") }
         }
     }
@@ -367,7 +382,8 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
         guard let (tl, td) = Self.split(target), Self.validLocal(tl) else { throw StoreError(.invalid, "invalid alias target: \(target)") }
         try pool.write { db in
             let did = try domainID(db, domain)
-            try db.execute(sql: "INSERT OR IGNORE INTO aliases (domain_id, local, target) VALUES (?, ?, ?)", arguments: [did, local, "\(tl)@\(td)"])
+            try db.execute(sql: "INSERT OR IGNORE INTO aliases (domain_id, local, local_key, target) VALUES (?, ?, ?, ?)",
+                           arguments: [did, local, Self.fold(local), "\(tl)@\(td)"])
             if db.changesCount == 0 { throw StoreError(.exists, "alias \(source) -> \(target) already exists") }
         }
     }
@@ -377,9 +393,9 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
         try pool.write { db in
             let did = try domainID(db, domain)
             if target.isEmpty {
-                try db.execute(sql: "DELETE FROM aliases WHERE domain_id = ? AND local = ?", arguments: [did, local])
+                try db.execute(sql: "DELETE FROM aliases WHERE domain_id = ? AND local_key = ?", arguments: [did, Self.fold(local)])
             } else {
-                try db.execute(sql: "DELETE FROM aliases WHERE domain_id = ? AND local = ? AND target = ?", arguments: [did, local, target.lowercased()])
+                try db.execute(sql: "DELETE FROM aliases WHERE domain_id = ? AND local_key = ? AND target = ?", arguments: [did, Self.fold(local), target.lowercased()])
             }
             if db.changesCount == 0 { throw StoreError(.notFound, "no such alias: \(source)") }
         }

@@ -74,6 +74,23 @@ enum Schema {
             CREATE INDEX queue_message ON queue(message_id);
             """)
         }
+        // Local parts match by full Unicode case folding (Postfix folds before it asks us).
+        m.registerMigration("v2-local-keys") { db in
+            try db.execute(sql: """
+                ALTER TABLE users ADD COLUMN local_key TEXT NOT NULL DEFAULT '';
+                ALTER TABLE aliases ADD COLUMN local_key TEXT NOT NULL DEFAULT '';
+                """)
+            for table in ["users", "aliases"] {
+                for row in try Row.fetchAll(db, sql: "SELECT id, local FROM \(table)") {
+                    let local: String = row[1]
+                    try db.execute(sql: "UPDATE \(table) SET local_key = ? WHERE id = ?", arguments: [SQLiteMailStore.fold(local), row[0] as Int64])
+                }
+            }
+            try db.execute(sql: """
+                CREATE UNIQUE INDEX users_local_key ON users(domain_id, local_key);
+                CREATE INDEX aliases_local_key ON aliases(domain_id, local_key);
+                """)
+        }
         return m
     }
 }

@@ -78,6 +78,8 @@ public final class WorkerServer: @unchecked Sendable {
                 continue
             }
             ClientBootstrap(group: group)
+                // A client may pipeline and then half-close (shutdown SHUT_WR): answer it all first.
+                .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
                 .channelInitializer { ch in
                     ch.closeFuture.whenComplete { [self] _ in connectionClosed() }
                     return ch.pipeline.addHandlers(makeHandlers())

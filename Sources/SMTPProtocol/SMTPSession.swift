@@ -413,7 +413,18 @@ public struct SMTPSession: Sendable {
 
     // MARK: - Commands
 
+    /// The last command line, printable and at most 256 characters, for logging a refusal with
+    /// what was refused. AUTH keeps only its mechanism: credentials never reach a log.
+    public private(set) var lastCommand = ""
+
+    static func loggable(_ line: [UInt8]) -> String {
+        var s = String(decoding: line.prefix(256).map { (32...126).contains($0) ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
+        if s.uppercased().hasPrefix("AUTH") { s = s.split(separator: " ").prefix(2).joined(separator: " ") }
+        return s
+    }
+
     private mutating func handleLine(_ line: [UInt8], _ actions: inout [SMTPAction]) {
+        lastCommand = Self.loggable(line)
         let parsed = SMTPCommandParser.parse(
             line,
             dialect: config.dialect,

@@ -46,6 +46,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var clientAddress = "unknown"
     var heldSlot = false
     var storeSession: UInt64 = 0              // after a successful AUTH
+    var rewrites: [String: String] = [:]      // envelope address → where the store delivers it
+    var inputClosed = false                   // the client half-closed: answer what it sent, then close
 
     init(settings: SessionSettings, rpc: RPCClient, logger: Logger) {
         self.settings = settings; self.rpc = rpc; self.logger = logger
@@ -90,6 +92,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            inputClosed = true
+            closeIfDone(context)
+            return
+        }
         guard case TLSEvent.handshakeCompleted(let info) = event else { return context.fireUserInboundEventTriggered(event) }
         logger.info("TLS established", metadata: ["version": "\(info.protocolVersion)", "cipher": "\(info.cipher)",
                                                   "sni": "\(info.serverName ?? "-")", "resumed": "\(info.resumed)"])
@@ -142,6 +149,17 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         perform(context, actions)
         context.flush()
         if !session.isAwaitingExternal && !closed { setReading(context, true) }
+        closeIfDone(context)
+    }
+
+    /// After a half-close, close once every command the client sent has been answered.
+    func closeIfDone(_ context: ChannelHandlerContext) {
+        guard inputClosed, !closed, !(session?.isAwaitingExternal ?? false) else { return }
+        closed = true
+        idleTimer?.cancel()
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+            context.close(promise: nil)
+        }
     }
 
     func send(_ context: ChannelHandlerContext, _ r: SMTPReply) {
@@ -155,13 +173,24 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             guard !closed else { return }
             switch a {
             case .reply(let r):
-                if r.code >= 400 { logger.notice("reply \(r.code) \(r.enhanced ?? "") \(r.lines.first ?? "")", metadata: envelopeMetadata()) }
+                if r.code >= 400 {
+                    var m = envelopeMetadata()
+                    if !session.lastCommand.isEmpty { m["command"] = "\(session.lastCommand)" }
+                    logger.notice("reply \(r.code) \(r.enhanced ?? "") \(r.lines.first ?? "")", metadata: m)
+                }
                 send(context, r)
             case .checkRecipient(let path):
                 setReading(context, false)
                 let address = path.address
                 let authenticated = session.authenticatedUser != nil
-                rpc.call(.lookupRecipient(address)).hop(to: context.eventLoop).whenComplete { [self] r in
+                // RFC 5321 §4.5.1: <Postmaster> (the engine makes it postmaster@hostname) must be
+                // accepted even when the host name is not one of our mail domains.
+                let bare = path.localPart.lowercased() == "postmaster" && path.domain.lowercased() == settings.config.hostname.lowercased()
+                rpc.call(.lookupRecipient(address)).flatMap { [rpc] r -> EventLoopFuture<IPCMessage> in
+                    if bare, case .recipient(.notLocal, _) = r { return rpc.call(.lookupRecipient("postmaster")) }
+                    return rpc.channel.eventLoop.makeSucceededFuture(r)
+                }.hop(to: context.eventLoop).whenComplete { [self] r in
+                    if bare, case .success(.recipient(.ok, let canonical)) = r { rewrites[address] = canonical }
                     let check: RecipientCheck
                     switch r {
                     case .success(.recipient(.ok, _)): check = .accept
@@ -229,8 +258,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             case .beginMessage(let env):
                 envelope = env
                 var b = context.channel.allocator.buffer(capacity: 8192)
-                // Return-Path belongs to final delivery (RFC 5321 §4.4): add it only when every recipient is local.
-                if env.remoteIndices.isEmpty { b.writeBytes(TraceHeaders.returnPath(env.sender)) }
+                // RFC 5321 §4.4: Return-Path at final delivery. One body serves local copies and
+                // queued ones alike, so it is always written; the outbound agent strips a leading
+                // Return-Path before relaying.
+                b.writeBytes(TraceHeaders.returnPath(env.sender))
                 b.writeBytes(TraceHeaders.received(from: env.helo, clientAddress: clientAddress, by: settings.config.hostname,
                                                    with: session.receivedProtocol(), id: sessionID,
                                                    for: env.recipients.count == 1 ? env.recipients[0] : nil,
@@ -275,7 +306,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func deliver(_ context: ChannelHandlerContext, _ env: SMTPEnvelope, _ b: ByteBuffer) {
         setReading(context, false)
         let size = b.readableBytes
-        let rcpts = env.recipients.map(\.address)
+        let rcpts = env.recipients.map { rewrites[$0.address] ?? $0.address }
         let sid = env.authenticatedUser != nil ? storeSession : 0
         rpc.deliver(sender: env.sender?.address ?? "", recipients: rcpts, body: b, session: sid).hop(to: context.eventLoop).whenComplete { [self] r in
             var results: [DeliveryResult]

@@ -44,6 +44,17 @@ final class LookupProtocolTests: XCTestCase {
         XCTAssertEqual(a, b)
     }
 
+    func testAnOverlongLineIsAnsweredOnceAndTheNextLineWorks() {
+        var discarding = false
+        var b = Array(String(repeating: "a", count: 300).utf8)
+        XCTAssertEqual(TCPTable.decode(&b, discarding: &discarding, limits: limits), .invalid("request too long"))
+        b += Array(String(repeating: "b", count: 300).utf8)
+        XCTAssertEqual(TCPTable.decode(&b, discarding: &discarding, limits: limits), .needMoreBytes)
+        b += Array("ccc\nget x@y\n".utf8)
+        XCTAssertEqual(TCPTable.decode(&b, discarding: &discarding, limits: limits), .request(.get("x@y")))
+        XCTAssertFalse(discarding)
+    }
+
     func testTCPTableReplies() {
         XCTAssertEqual(String(decoding: TCPTable.encode(.found("OK")), as: UTF8.self), "200 OK\n")
         XCTAssertEqual(String(decoding: TCPTable.encode(.found("a@b, c d%")), as: UTF8.self), "200 a@b,%20c%20d%25\n")

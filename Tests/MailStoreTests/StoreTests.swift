@@ -69,6 +69,13 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.resolve("alice@example.org."), .notLocal)
         XCTAssertEqual(try store.resolve("loop1@example.org"), .unknownUser)   // a loop delivers nowhere, and ends
         XCTAssertEqual(try store.resolve("no-at-sign"), .unknownUser)
+        XCTAssertEqual(try users("Postmaster"), ["alice@example.org"])   // RFC 5321 §4.5.1
+        // Full case folding, as Postfix applies before a lookup: "weiß" is found as "weiss".
+        try store.addUser("Weiß@example.org", password: "x")
+        XCTAssertEqual(try users("weiss@example.org"), ["weiß@example.org"])
+        XCTAssertEqual(try users("WEISS+tag@example.org"), ["weiß@example.org"])
+        XCTAssertThrowsError(try store.addUser("weiss@example.org", password: "x")) { XCTAssertEqual(($0 as? StoreError)?.code, .exists) }
+        XCTAssertEqual(try store.lookup(map: "senders", key: "weiss@example.org"), "weiß@example.org")
     }
 
     func testDeliveryAssignsUIDsAndQueuesRemoteAliasTargets() throws {

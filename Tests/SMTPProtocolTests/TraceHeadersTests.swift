@@ -1,10 +1,17 @@
 // Trace header tests: Return-Path, Received layout and folding (RFC 5321 §4.4), and the
 // RFC 5322 §3.3 date format.
 import Foundation
-import SMTPProtocol
+@testable import SMTPProtocol
 import XCTest
 
 final class TraceHeadersTests: XCTestCase {
+    func testLastCommandIsLoggableAndNeverHoldsCredentials() {
+        XCTAssertEqual(SMTPSession.loggable(Array("RCPT TO:<a!b@c>".utf8)), "RCPT TO:<a!b@c>")
+        XCTAssertEqual(SMTPSession.loggable(Array("AUTH PLAIN AGFsaWNlAHNlY3JldA==".utf8)), "AUTH PLAIN")
+        XCTAssertEqual(SMTPSession.loggable([0x4d, 0x0a, 0xff]), "M??")
+        XCTAssertEqual(SMTPSession.loggable(Array(repeating: 0x41, count: 1000)).count, 256)
+    }
+
     // 2025-07-01 10:00:00 UTC, a Tuesday.
     let date = Date(timeIntervalSince1970: 1_751_364_000)
 

@@ -165,7 +165,7 @@ _live_instances = []
 
 
 class Postern:
-    def __init__(self, name="postern", lmtp_extra="", master_extra="", top_extra=""):
+    def __init__(self, name="postern", lmtp_extra="", master_extra="", top_extra="", smtp_section=None):
         self.root = tempfile.mkdtemp(prefix=f"postern-it-{name}-")
         os.chmod(self.root, 0o755)           # traversable by postern and postern-store
         self.conf = os.path.join(self.root, "postern.toml")
@@ -178,12 +178,14 @@ class Postern:
         self.lmtp_port = free_port()
         self.log_path = os.path.join(self.root, "master.log")
         self.proc = None
+        self.smtp_section = smtp_section     # a whole [smtp] table, or None: smtpd listens nowhere
         self.config_text = self.render_config(lmtp_extra, master_extra, top_extra)
         with open(self.conf, "w") as f:
             f.write(self.config_text)
 
     def render_config(self, lmtp_extra="", master_extra="", top_extra=""):
-        return render_config(self.data_dir, self.run_dir, self.lmtp_port, lmtp_extra, master_extra, top_extra)
+        return render_config(self.data_dir, self.run_dir, self.lmtp_port, lmtp_extra, master_extra, top_extra,
+                             smtp_section=getattr(self, "smtp_section", None))
 
     # -- lifecycle
 

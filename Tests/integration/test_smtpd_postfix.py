@@ -1,0 +1,237 @@
+"""A real Postfix relaying into smtpd (issue 4): a private Postfix instance (its own config
+directory, queue, data directory and log under a temporary directory; smtpd on a free loopback
+port; no local delivery) with `relayhost = [127.0.0.1]:<Postern's mta port>` and opportunistic
+STARTTLS. Test mail goes into Postfix (smtp-source, smtplib), Postfix hands it to Postern's
+port 25 listener, and it must arrive in the store: checked with `postern export` once Postfix's
+queue is empty. Postfix is stopped (and its processes checked gone) in teardown.
+"""
+import os
+import pwd
+import shutil
+import signal
+import smtplib
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+
+from conftest import IS_ROOT, free_port, running_instance, wait_for
+from test_smtpd import queue_rows, received_fields, smtp_section, store_counts
+
+HAVE_POSTFIX = IS_ROOT and all(shutil.which(t) for t in ("postfix", "postqueue", "smtp-source"))
+pytestmark = pytest.mark.skipif(not HAVE_POSTFIX, reason="a private Postfix instance needs root, postfix and smtp-source")
+
+MASTER_CF = """\
+{smtpd} inet  n       -       n       -       -       smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+class PostfixRelay:
+    def __init__(self, relay_port):
+        self.root = tempfile.mkdtemp(prefix="postern-it-postfix-relay-")
+        os.chmod(self.root, 0o755)
+        self.etc, self.spool, self.data = (os.path.join(self.root, d) for d in ("etc", "spool", "data"))
+        for d in (self.etc, self.spool, self.data):
+            os.makedirs(d)
+            os.chmod(d, 0o755)
+        pw = pwd.getpwnam("postfix")
+        os.chown(self.data, pw.pw_uid, pw.pw_gid)
+        self.log_path = os.path.join(self.root, "postfix.log")
+        self.port = free_port()
+        self.relay_port = relay_port
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write("# private test instance (Tests/integration/test_smtpd_postfix.py)\n"
+                    "compatibility_level = 3.6\n"
+                    f"queue_directory = {self.spool}\n"
+                    f"data_directory = {self.data}\n"
+                    f"maillog_file = {self.log_path}\n"
+                    f"maillog_file_prefixes = {self.root}\n"
+                    "myhostname = relay.postern.test\n"
+                    "mydomain = postern.test\n"
+                    "mydestination =\n"
+                    "local_recipient_maps =\n"
+                    "local_transport = error:local delivery is disabled\n"
+                    "relay_domains =\n"
+                    f"relayhost = [127.0.0.1]:{relay_port}\n"
+                    "inet_interfaces = 127.0.0.1\n"
+                    "inet_protocols = ipv4\n"
+                    "mynetworks = 127.0.0.0/8\n"
+                    "smtp_dns_support_level = disabled\n"
+                    "smtpd_peername_lookup = no\n"
+                    "smtp_tls_security_level = may\n"
+                    "smtp_tls_loglevel = 1\n"
+                    "biff = no\n")
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(MASTER_CF.format(smtpd=f"127.0.0.1:{self.port}"))
+
+    def postfix(self, *args, check=True):
+        r = subprocess.run(["postfix", "-c", self.etc, *args], capture_output=True, text=True, timeout=60)
+        if check:
+            assert r.returncode == 0, f"postfix {' '.join(args)}: {r.stdout}{r.stderr}\n{self.log_tail()}"
+        return r
+
+    def start(self):
+        r = self.postfix("check")
+        assert r.stderr.strip() == "", f"postfix check warns: {r.stderr}"
+        self.postfix("start")
+
+        def banner():
+            with smtplib.SMTP("127.0.0.1", self.port, timeout=5) as s:
+                return s.noop()[0] == 250
+        wait_for(banner, 20, interval=0.1, what="Postfix smtpd")
+
+    def processes(self):
+        """Pids of this instance's processes: every Postfix daemon runs in its queue directory."""
+        pids = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if os.readlink(f"/proc/{d}/cwd").startswith(self.spool):
+                        pids.append(int(d))
+                except OSError:
+                    pass
+        return pids
+
+    def stop(self):
+        self.postfix("stop", check=False)
+        try:
+            wait_for(lambda: not self.processes(), 15, interval=0.1, what="Postfix processes to exit")
+        finally:
+            for pid in self.processes():       # only ours: their cwd is our queue directory
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def queue_empty(self):
+        r = subprocess.run(["postqueue", "-c", self.etc, "-p"], capture_output=True, text=True, timeout=30)
+        return r.returncode == 0 and "Mail queue is empty" in r.stdout
+
+    def flush(self):
+        subprocess.run(["postqueue", "-c", self.etc, "-f"], capture_output=True, timeout=30)
+
+    def log(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log().splitlines()[-n:])
+
+
+@pytest.fixture(scope="module")
+def chain():
+    ports = {"mta": free_port()}
+    with running_instance("smtpd-postfix", users=["relayed@example.test", "jürgen@example.test"],
+                          smtp_section=smtp_section(ports)) as p:
+        p.ports = ports
+        pf = PostfixRelay(ports["mta"])
+        try:
+            pf.start()
+            p.postfix = pf
+            yield p
+        finally:
+            try:
+                pf.stop()
+                assert not pf.processes(), f"Postfix processes left: {pf.processes()}"
+            finally:
+                if not os.environ.get("POSTERN_KEEP"):
+                    shutil.rmtree(pf.root, ignore_errors=True)
+
+
+def drain(p, timeout=40):
+    def empty():
+        if p.postfix.queue_empty():
+            return True
+        p.postfix.flush()          # deferred mail (e.g. after a 4xx) is retried at once
+        return False
+    try:
+        wait_for(empty, timeout, interval=0.2, what="Postfix's queue to empty")
+    except AssertionError:
+        raise AssertionError(f"Postfix queue not empty; Postfix log:\n{p.postfix.log_tail()}") from None
+
+
+def test_postfix_relays_smtp_source_load_in(chain):
+    before = chain.inbox_count("relayed@example.test")
+    r = subprocess.run(["smtp-source", "-s", "4", "-m", "20", "-l", "5120", "-f", "sender@example.org",
+                        "-t", "relayed@example.test", "-M", "source.example.org", f"127.0.0.1:{chain.postfix.port}"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    drain(chain)
+    wait_for(lambda: chain.inbox_count("relayed@example.test") == before + 20, 20, what="20 messages in the store")
+    msgs = chain.export("relayed@example.test")
+    assert len(msgs) == before + 20
+    log = chain.postfix.log()
+    assert log.count(f"relay=127.0.0.1[127.0.0.1]:{chain.ports['mta']}") >= 20, chain.postfix.log_tail()
+    assert "status=sent (250 2.0.0 Message accepted for delivery)" in log
+    # Postfix used STARTTLS; Postern's Received says so, then Postfix's own Received follows.
+    assert "TLS connection established to 127.0.0.1" in log, chain.postfix.log_tail()
+    rcv = received_fields(msgs[-1])
+    assert rcv[0].startswith("from relay.postern.test ([127.0.0.1])") and "(using TLSv1." in rcv[0], rcv
+    assert " with ESMTPS id " in rcv[0] and "by relay.postern.test (Postfix)" in rcv[1], rcv
+    assert msgs[-1].startswith(b"Return-Path: <sender@example.org>\r\n")
+
+
+def test_postfix_relays_a_message_byte_exact_to_several_recipients(chain):
+    tag = uuid.uuid4().hex
+    body = (f"From: Sender <sender@example.org>\r\nTo: alice@example.test, bob@example.test\r\n"
+            f"Subject: via postfix {tag}\r\nMessage-ID: <{tag}@example.org>\r\nDate: Tue, 1 Jul 2025 10:00:00 +0000\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+            "Grüße über Postfix\r\n.leading dot\r\n\r\nend\r\n").encode()
+    with smtplib.SMTP("127.0.0.1", chain.postfix.port, timeout=30) as s:
+        s.ehlo("client.example.org")
+        assert s.sendmail("sender@example.org", ["alice@example.test", "bob@example.test"], body,
+                          mail_options=["BODY=8BITMIME"]) == {}
+        # SMTPUTF8 end to end: a UTF-8 recipient.
+        assert s.sendmail("absender@example.org", ["jürgen@example.test"], body.replace(b"via postfix", b"utf8 via postfix"),
+                          mail_options=["SMTPUTF8", "BODY=8BITMIME"]) == {}
+    drain(chain)
+
+    def arrived(user, needle):
+        return [m for m in chain.export(user) if needle in m]
+    for user in ("alice@example.test", "bob@example.test"):
+        (msg,) = wait_for(lambda: arrived(user, tag.encode()), 20, what=f"the message at {user}")
+        # Postfix adds its Received (and nothing else to a message that has From, Date and
+        # Message-ID); the rest is byte-exact.
+        assert msg.endswith(body.split(b"\r\n\r\n", 1)[1])
+        for line in body.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+            assert line + b"\r\n" in msg, line
+    (msg,) = wait_for(lambda: arrived("jürgen@example.test", b"utf8 via postfix " + tag.encode()), 20,
+                      what="the SMTPUTF8 message")
+    assert " with UTF8SMTPS id " in received_fields(msg)[0], received_fields(msg)
+
+
+def test_postfix_bounces_what_postern_refuses(chain):
+    before = store_counts(chain)
+    with smtplib.SMTP("127.0.0.1", chain.postfix.port, timeout=30) as s:
+        s.ehlo("client.example.org")
+        # Null sender: Postfix cannot bounce it, so its queue empties.
+        s.sendmail("<>", ["nosuchuser@example.test"], b"Subject: unknown\r\n\r\nx\r\n")
+    drain(chain)
+    wait_for(lambda: "said: 550 5.1.1 User unknown (in reply to RCPT TO command)" in chain.postfix.log(), 20,
+             what="Postfix logging Postern's 550")
+    assert store_counts(chain) == before
+    assert queue_rows(chain) == []
