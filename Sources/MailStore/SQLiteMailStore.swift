@@ -206,7 +206,9 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
                 if case .deliver = try Self.resolve(db, key) { return "OK" }
                 return nil
             case "aliases":
-                // Exact entries only: Postfix itself retries with the extension stripped and with "@domain".
+                // Exact entries only. Postfix does not retry tcp/socketmap tables with partial keys
+                // (tcp_table(5)): "+detail" and catch-all forms are answered by the recipients map
+                // and expanded by the store at LMTP delivery.
                 let (local, domain): (String, String)
                 if key.hasPrefix("@") { (local, domain) = ("", String(key.dropFirst()).lowercased()) }
                 else if let s = Self.split(key) { (local, domain) = s } else { return nil }

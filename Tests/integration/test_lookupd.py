@@ -931,7 +931,7 @@ class PostfixFront:
         self.submission_port = free_port()
         with open(os.path.join(self.etc, "main.cf"), "w") as f:
             f.write(
-                "# private test instance (tests/integration/test_lookupd.py)\n"
+                "# private test instance (Tests/integration/test_lookupd.py)\n"
                 "compatibility_level = 3.6\n"
                 f"queue_directory = {self.spool}\n"
                 f"data_directory = {self.data}\n"
