@@ -108,6 +108,7 @@ public struct StoreConfig: Sendable, Equatable {
     public var fsync = true                       // durability contract; off only for experiments
     public var groupCommitMax = 512               // deliveries per transaction
     public var maxFrame = 1 << 20                 // RPC frame cap, bytes
+    public var inlineMax = 64 * 1024              // bodies up to this size live in the database row
 }
 
 public struct MasterConfig: Sendable, Equatable {
@@ -203,6 +204,7 @@ extension PosternConfig {
             c.store.fsync = try s.bool("fsync") ?? c.store.fsync
             c.store.groupCommitMax = try s.int("group_commit_max", 1...100_000) ?? c.store.groupCommitMax
             c.store.maxFrame = try s.int("max_frame", 65_536...(64 << 20)) ?? c.store.maxFrame
+            c.store.inlineMax = try s.int("inline_max", 0...(16 << 20)) ?? c.store.inlineMax
             try s.finish()
         }
         if let l = try r.table("lmtp") {

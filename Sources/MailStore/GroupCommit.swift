@@ -49,11 +49,15 @@ final class GroupCommitter: @unchecked Sendable {
     private func commit(_ batch: [PendingDelivery]) {
         var outcomes: [DeliveryOutcome] = []
         do {
+            var wroteFiles = false
             for d in batch where d.resolutions.contains(where: { if case .deliver = $0 { return true } else { return false } }) {
-                // Every accepted message has a body blob: local copies and queue entries both reference it.
+                // Every accepted message has a body: local copies and queue entries both reference it.
+                // Small ones go into the transaction below; larger ones are blob files synced first.
+                guard d.body.count > store.inlineMax else { continue }
                 try d.body.withUnsafeBytes { try store.blobs.write(d.hash, $0) }
+                wroteFiles = true
             }
-            try store.blobs.sync()
+            if wroteFiles { try store.blobs.sync() }
             try store.pool.write { db in
                 outcomes = try batch.map { try store.commit($0, db: db) }
             }

@@ -17,7 +17,13 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     public static let subaddressSeparator: Character = "+"
     static let maxAliasDepth = 8
 
-    public init(dataDir: String, fsync: Bool = true, groupCommitMax: Int = 512) throws {
+    /// Bodies up to this size are stored in their `messages` row (durable with the WAL fsync);
+    /// larger ones are blob files. 0: every body is a file.
+    public let inlineMax: Int
+
+    public init(dataDir: String, fsync: Bool = true, groupCommitMax: Int = 512, inlineMax: Int = 64 * 1024) throws {
+        self.inlineMax = inlineMax
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var config = Configuration()
         config.foreignKeysEnabled = true
         config.busyMode = .timeout(10)
@@ -134,8 +140,9 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
         var messageID: Int64? = nil
         func message() throws -> Int64 {
             if let m = messageID { return m }
-            try db.execute(sql: "INSERT OR IGNORE INTO messages (hash, size, info, created) VALUES (?, ?, ?, ?)",
-                           arguments: [Data(d.hash), d.body.count, Data(d.info), d.date])
+            try db.execute(sql: "INSERT OR IGNORE INTO messages (hash, size, info, created, body) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [Data(d.hash), d.body.count, Data(d.info), d.date,
+                                       d.body.count <= inlineMax ? Data(d.body) : nil])
             let m = try Int64.fetchOne(db, sql: "SELECT id FROM messages WHERE hash = ?", arguments: [Data(d.hash)])!
             messageID = m
             return m
@@ -182,7 +189,7 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
                 """)
             return db.changesCount
         }
-        let known = Set(try pool.read { db in try Data.fetchAll(db, sql: "SELECT hash FROM messages") }.map { [UInt8]($0) })
+        let known = Set(try pool.read { db in try Data.fetchAll(db, sql: "SELECT hash FROM messages WHERE body IS NULL") }.map { [UInt8]($0) })
         var removed = 0
         for h in try blobs.allHashes() where !known.contains(h) {
             try blobs.remove(h); removed += 1
@@ -427,7 +434,7 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     public func export(user: Int64, mailbox: String?, each: (ExportedMessage, [UInt8]) throws -> Void) throws {
         let rows = try pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT mb.name, mm.uid, mm.internal_date, mm.sender, m.size, m.hash FROM mailbox_messages mm
+                SELECT mb.name, mm.uid, mm.internal_date, mm.sender, m.size, m.hash, m.body FROM mailbox_messages mm
                 JOIN mailboxes mb ON mb.id = mm.mailbox_id JOIN messages m ON m.id = mm.message_id
                 WHERE mb.user_id = ? AND (? IS NULL OR mb.name = ?) ORDER BY mb.id, mm.uid
                 """, arguments: [user, mailbox, mailbox])
@@ -437,8 +444,8 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
             if exists == nil { throw StoreError(.notFound, "no such mailbox: \(mailbox)") }
         }
         for r in rows {
-            let hash: Data = r[5]
-            let body = try blobs.read([UInt8](hash))
+            let hash: Data = r[5], inline: Data? = r[6]
+            let body = try inline.map { [UInt8]($0) } ?? blobs.read([UInt8](hash))
             try each(ExportedMessage(mailbox: r[0], uid: UInt32(r[1] as Int64), internalDate: r[2], sender: r[3], size: UInt64(r[4] as Int64)), body)
         }
     }

@@ -24,7 +24,7 @@ final class StoreTests: XCTestCase {
 
     override func setUpWithError() throws {
         dir = tempDir()
-        store = try SQLiteMailStore(dataDir: dir, fsync: true)
+        store = try SQLiteMailStore(dataDir: dir, fsync: true, inlineMax: 0)   // bodies as files; see testSmallBodiesLiveInTheRow...
         try store.addDomain("Example.ORG")
         try store.addUser("alice@example.org", password: "secret")
         try store.addUser("bob@example.org", password: "hunter2")
@@ -130,6 +130,21 @@ final class StoreTests: XCTestCase {
             XCTAssertEqual(($0 as? StoreError)?.code, .denied)
         }
         XCTAssertEqual(try store.queue().count, 2)
+    }
+
+    func testSmallBodiesLiveInTheRowAndLargeOnesInFiles() throws {
+        let inline = try SQLiteMailStore(dataDir: dir + "/inline", fsync: true, inlineMax: 1024)
+        try inline.addDomain("example.org")
+        try inline.addUser("alice@example.org", password: "x")
+        let small = "Subject: s\r\n\r\nsmall\r\n", large = "Subject: l\r\n\r\n" + String(repeating: "0123456789abcdef\r\n", count: 200)
+        _ = try deliverSync(inline, "s@x.org", ["alice@example.org"], small)
+        _ = try deliverSync(inline, "s@x.org", ["alice@example.org"], large)
+        XCTAssertEqual(try inline.blobs.allHashes().count, 1, "only the large body is a file")
+        XCTAssertEqual(try inline.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM messages WHERE body IS NOT NULL") }, 1)
+        var bodies: [String] = []
+        try inline.export(user: 1, mailbox: nil) { _, b in bodies.append(String(decoding: b, as: UTF8.self)) }
+        XCTAssertEqual(bodies, [small, large])
+        XCTAssertEqual(try inline.sweep().blobs, 0, "the sweep keeps the file of the large body")
     }
 
     func testIdenticalBodiesAreStoredOnce() throws {
