@@ -81,7 +81,7 @@ public struct SMTPConfig: Sendable, Equatable {
     public var maxErrors = 10
     public var commandTimeout = 300                  // RFC 5321 §4.5.3.2.7
     public var dataTimeout = 600
-    public var maxConnectionsPerClient = 20          // per process
+    public var maxConnectionsPerClient = 50          // per process (Postfix: smtpd_client_connection_count_limit = 50)
     public var maxAuthFailures = 3                   // per session, then 421
     public var authFailuresPerClient = 10            // per client address within authFailureWindow: AUTH refused
     public var authFailureWindow = 600.0

@@ -296,6 +296,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             case .close:
                 closed = true
                 idleTimer?.cancel()
+                // Free the client's slot now: it may reconnect as soon as it reads our 221.
+                if heldSlot { settings.limiter?.disconnect(clientAddress); heldSlot = false }
                 context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
                     context.close(promise: nil)
                 }
