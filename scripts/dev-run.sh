@@ -36,6 +36,8 @@ senders = "127.0.0.1:10034"
 EOT
 fi
 "$BIN/postern" config check -c "$CONF"
+# postmap(1) needs a Postfix config dir to run at all; a minimal one for the examples below.
+mkdir -p "$VAR/postfix" && [ -f "$VAR/postfix/main.cf" ] || echo "compatibility_level = 3.6" > "$VAR/postfix/main.cf"
 "$BIN/master" -c "$CONF" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid' INT TERM
@@ -52,8 +54,8 @@ Postern is running (master pid $pid). Demo user: demo@example.test, password "de
   SMTP (mta / submission / smtps):  swaks --server 127.0.0.1:2525 --to demo@example.test
                                     swaks --server 127.0.0.1:5870 --tls --auth-user demo@example.test --auth-password demo --from demo@example.test --to someone@example.org
                                     openssl s_client -connect 127.0.0.1:4650 -quiet
-  Ask it like Postfix does:         postmap -q demo@example.test tcp:127.0.0.1:10031
-                                    postmap -q demo@example.test socketmap:inet:127.0.0.1:10030:recipients
+  Ask it like Postfix does:         postmap -c $VAR/postfix -q demo@example.test tcp:127.0.0.1:10031
+                                    postmap -c $VAR/postfix -q demo@example.test socketmap:inet:127.0.0.1:10030:recipients
   Look at it (POSTERN_CONFIG=$CONF):  $P status; $P mailbox list demo@example.test; $P export demo@example.test
 Ctrl-C stops the daemon set.
 EOT
