@@ -24,7 +24,8 @@ final class StoreConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
 
-    struct InProgress { var sender: String; var recipients: [String]; var body: [UInt8]; var overflow: Bool; var submitter: UserRef? }
+    struct InProgress { var sender: String; var recipients: [String]; var body: [UInt8]; var overflow: Bool; var submitter: UserRef?
+                        var busy = false }
 
     let role: Role
     let store: SQLiteMailStore
@@ -36,15 +37,20 @@ final class StoreConnectionHandler: ChannelInboundHandler {
     private var sessions: [UInt64: UserRef] = [:]
     private var deliveries: [UInt32: InProgress] = [:]
     static let maxConcurrentDeliveries = 4096
+    /// Body bytes this connection may hold in memory at once (in transfer or being committed);
+    /// beyond it a delivery is answered "try again later", so no worker can exhaust the store.
+    let maxBuffered: Int
+    private var buffered = 0
     static let exportChunk = 256 * 1024
 
-    init(role: Role, store: SQLiteMailStore, pool: NIOThreadPool, registry: SessionRegistry, maxDelivery: Int, logger: Logger) {
+    init(role: Role, store: SQLiteMailStore, pool: NIOThreadPool, registry: SessionRegistry, maxDelivery: Int, maxBuffered: Int, logger: Logger) {
         self.role = role; self.store = store; self.pool = pool; self.registry = registry
-        self.maxDelivery = maxDelivery; self.logger = logger
+        self.maxDelivery = maxDelivery; self.maxBuffered = maxBuffered; self.logger = logger
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         for sid in sessions.keys { registry.remove(sid: sid) }
+        buffered = 0
         sessions.removeAll(); deliveries.removeAll()
         context.fireChannelInactive()
     }
@@ -131,13 +137,22 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case .deliverChunk(let bytes):
             guard deliveries[id] != nil else { return fail(context, "deliverChunk without deliverBegin") }
             if deliveries[id]!.body.count + bytes.readableBytes > maxDelivery {
+                buffered -= deliveries[id]!.body.count
                 deliveries[id]!.overflow = true; deliveries[id]!.body = []
-            } else if !deliveries[id]!.overflow {
+            } else if buffered + bytes.readableBytes > maxBuffered {
+                buffered -= deliveries[id]!.body.count
+                deliveries[id]!.busy = true; deliveries[id]!.body = []
+            } else if !deliveries[id]!.overflow && !deliveries[id]!.busy {
                 deliveries[id]!.body.append(contentsOf: bytes.readableBytesView)
+                buffered += bytes.readableBytes
             }
         case .deliverEnd:
             guard let d = deliveries.removeValue(forKey: id) else { return fail(context, "deliverEnd without deliverBegin") }
             if d.overflow { return reply(context, id, .error(.invalid, "message exceeds the store's size limit")) }
+            if d.busy {
+                logger.warning("delivery deferred: more than \(maxBuffered) body bytes in flight on this connection")
+                return reply(context, id, .deliverResult(Array(repeating: .tempFail, count: d.recipients.count)))
+            }
             deliver(context, id, d)
         case .authenticate(let user, let password):
             let loop = context.eventLoop
@@ -210,6 +225,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         pool.submit { _ in
             store.deliver(sender: d.sender, recipients: d.recipients, body: d.body, submitter: d.submitter) { result in
                 loop.execute { [self] in
+                    buffered -= d.body.count
                     switch result {
                     case .success(let o):
                         reply(context, id, .deliverResult(o.statuses))

@@ -51,7 +51,8 @@ public enum StoreMain {
         let pool = NIOThreadPool(numberOfThreads: max(4, System.coreCount * 2))
         pool.start()
         let service = StoreService(store: store, group: group, pool: pool,
-                                   maxDelivery: config.lmtp.maxMessageSize + (1 << 20), maxFrame: config.store.maxFrame, logger: logger)
+                                   maxDelivery: max(config.lmtp.maxMessageSize, config.smtp.maxMessageSize) + (1 << 20),
+                                   maxFrame: config.store.maxFrame, logger: logger)
 
         signal(SIGPIPE, SIG_IGN)
         let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
@@ -98,17 +99,21 @@ public enum StoreMain {
 public final class StoreService: @unchecked Sendable {
     let store: SQLiteMailStore, group: EventLoopGroup, pool: NIOThreadPool
     let registry = SessionRegistry()
-    let maxDelivery: Int, maxFrame: Int
+    let maxDelivery: Int, maxFrame: Int, maxBuffered: Int
     let logger: Logger
 
-    public init(store: SQLiteMailStore, group: EventLoopGroup, pool: NIOThreadPool, maxDelivery: Int, maxFrame: Int, logger: Logger) {
-        self.store = store; self.group = group; self.pool = pool; self.maxDelivery = maxDelivery; self.maxFrame = maxFrame; self.logger = logger
+    /// `maxBuffered`: body bytes one connection may hold in memory at once (default: the
+    /// larger of 256 MiB and four maximal messages).
+    public init(store: SQLiteMailStore, group: EventLoopGroup, pool: NIOThreadPool, maxDelivery: Int, maxFrame: Int,
+                maxBuffered: Int? = nil, logger: Logger) {
+        self.store = store; self.group = group; self.pool = pool; self.maxDelivery = maxDelivery; self.maxFrame = maxFrame
+        self.maxBuffered = maxBuffered ?? max(256 << 20, 4 * maxDelivery); self.logger = logger
     }
 
     @discardableResult
     public func adopt(fd: Int32, role: Role) -> EventLoopFuture<Channel> {
         let store = self.store, pool = self.pool, registry = self.registry, maxDelivery = self.maxDelivery
-        let maxFrame = self.maxFrame
+        let maxFrame = self.maxFrame, maxBuffered = self.maxBuffered
         var logger = self.logger
         logger[metadataKey: "role"] = "\(role.rawValue)"
         let f = ClientBootstrap(group: group)
@@ -116,7 +121,8 @@ public final class StoreService: @unchecked Sendable {
                 ch.pipeline.addHandlers([
                     ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)),
                     MessageToByteHandler(FrameEncoder()),
-                    StoreConnectionHandler(role: role, store: store, pool: pool, registry: registry, maxDelivery: maxDelivery, logger: logger),
+                    StoreConnectionHandler(role: role, store: store, pool: pool, registry: registry, maxDelivery: maxDelivery,
+                                           maxBuffered: maxBuffered, logger: logger),
                 ])
             }
             .withConnectedSocket(fd)

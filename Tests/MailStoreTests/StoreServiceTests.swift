@@ -20,7 +20,8 @@ final class StoreServiceTests: XCTestCase {
         try store.addDomain("example.org")
         try store.addUser("alice@example.org", password: "secret")
         pool.start()
-        service = StoreService(store: store, group: group, pool: pool, maxDelivery: 1 << 20, maxFrame: 1 << 20, logger: Logger(label: "test"))
+        service = StoreService(store: store, group: group, pool: pool, maxDelivery: 1 << 20, maxFrame: 1 << 20, maxBuffered: 2 << 20,
+                               logger: Logger(label: "test"))
     }
     override func tearDown() {
         try? pool.syncShutdownGracefully(); try? group.syncShutdownGracefully()
@@ -143,6 +144,27 @@ final class StoreServiceTests: XCTestCase {
         }
         XCTAssertEqual(try lmtp.receive().1, .deliverResult([.notLocal]))
         XCTAssertEqual(try store.queue().count, 1)
+    }
+
+    func testBodiesInFlightAreCappedPerConnection() throws {
+        let lmtp = try connect(.lmtpd)
+        let chunk = ByteBuffer(repeating: 65, count: 900 * 1024)
+        let ids = (0..<3).map { _ in lmtp.allocateID() }
+        for id in ids {   // three big bodies in transfer at once: the third passes the 2 MiB cap
+            try lmtp.send(.deliverBegin(sender: "", recipients: ["alice@example.org"]), id: id)
+            try lmtp.send(.deliverChunk(chunk), id: id)
+        }
+        for id in ids { try lmtp.send(.deliverEnd, id: id) }
+        var results: [UInt32: IPCMessage] = [:]
+        while results.count < 3 { let (id, m) = try lmtp.receive(); results[id] = m }
+        XCTAssertEqual(results[ids[0]], .deliverResult([.ok]))
+        XCTAssertEqual(results[ids[1]], .deliverResult([.ok]))
+        XCTAssertEqual(results[ids[2]], .deliverResult([.tempFail]), "over the cap: try again later, nothing lost")
+        // once the first two are committed the connection takes big bodies again
+        let id = lmtp.allocateID()
+        for m: IPCMessage in [.deliverBegin(sender: "", recipients: ["alice@example.org"]), .deliverChunk(chunk), .deliverEnd] { try lmtp.send(m, id: id) }
+        XCTAssertEqual(try lmtp.receive().1, .deliverResult([.ok]))
+        XCTAssertEqual(try store.mailboxes(user: 1)[0].messages, 3)
     }
 
     func testOversizedDeliveryIsRefusedAndNothingStored() throws {
