@@ -54,7 +54,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "MailWorker", dependencies: [
-            "MailCore", "MailPrivsep", "CMailShims", "MailTLS",
+            "MailCore", "MailIPC", "MailPrivsep", "CMailShims", "MailTLS",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -12,11 +12,17 @@ public struct MboxWriter {
 
     public init() {}
 
-    public mutating func begin(_ meta: ExportedMessage) {
-        end()
+    /// The asctime-style date of a "From " line, in UTC.
+    static let fromLineDate: DateFormatter = {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = TimeZone(identifier: "UTC")
         f.dateFormat = "EEE MMM dd HH:mm:ss yyyy"
+        return f
+    }()
+
+    public mutating func begin(_ meta: ExportedMessage) {
+        end()
+        let f = Self.fromLineDate
         let sender = meta.sender.isEmpty ? "MAILER-DAEMON" : meta.sender
         header = Array("From \(sender) \(f.string(from: Date(timeIntervalSince1970: TimeInterval(meta.internalDate))))\n".utf8)
         message = []

@@ -263,10 +263,7 @@ extension PosternConfig {
         if let l = try r.table("lookup") {
             c.lookup.service.processes = try l.int("processes", 1...64) ?? c.lookup.service.processes
             c.lookup.service.maxConnections = try l.int("max_connections", 1...100_000) ?? c.lookup.service.maxConnections
-            if let m = try l.string("socket_mode") {
-                guard let mode = UInt16(m, radix: 8), mode <= 0o777 else { throw l.error("socket_mode", "expected an octal mode like \"0660\"") }
-                c.lookup.service.socketMode = mode
-            }
+            c.lookup.service.socketMode = try l.octalMode("socket_mode") ?? c.lookup.service.socketMode
             c.lookup.socketmap = try l.addresses("socketmap", runDir: c.runDir) ?? []
             c.lookup.idleTimeout = try l.int("idle_timeout", 1...86_400) ?? c.lookup.idleTimeout
             c.lookup.requestTimeout = try l.seconds("request_timeout") ?? c.lookup.requestTimeout
@@ -369,21 +366,17 @@ final class TableReader {
         }
     }
 
+    func octalMode(_ key: String) throws -> UInt16? {
+        guard let m = try string(key) else { return nil }
+        guard let mode = UInt16(m, radix: 8), mode <= 0o777 else { throw error(key, "expected an octal mode like \"0660\"") }
+        return mode
+    }
+
     func service(default d: ServiceConfig, runDir: String) throws -> ServiceConfig {
         var s = d
         s.processes = try int("processes", 1...64) ?? s.processes
-        if let l = try stringArray("listen") {
-            s.listen = try l.map { a in
-                guard let addr = ListenAddress(parsing: a, relativeTo: runDir) else {
-                    throw error("listen", "\"\(a)\" is not unix:/path, HOST:PORT or [V6]:PORT")
-                }
-                return addr
-            }
-        }
-        if let m = try string("socket_mode") {
-            guard let mode = UInt16(m, radix: 8), mode <= 0o777 else { throw error("socket_mode", "expected an octal mode like \"0660\"") }
-            s.socketMode = mode
-        }
+        s.listen = try addresses("listen", runDir: runDir) ?? s.listen
+        s.socketMode = try octalMode("socket_mode") ?? s.socketMode
         s.socketOwner = try string("socket_owner") ?? s.socketOwner
         s.socketGroup = try string("socket_group") ?? s.socketGroup
         s.maxConnections = try int("max_connections", 1...100_000) ?? s.maxConnections

@@ -8,6 +8,7 @@ public struct PosternLogHandler: LogHandler {
     public var logLevel: Logger.Level
     let process: String
     static let withTime = ProcessInfo.processInfo.environment["POSTERN_LOG_TIME"] == "1"
+    nonisolated(unsafe) static let timeFormat = ISO8601DateFormatter()   // thread-safe; made once
     private static let lock = NSLock()
 
     public init(process: String, level: Logger.Level) { self.process = process; self.logLevel = level }
@@ -20,7 +21,7 @@ public struct PosternLogHandler: LogHandler {
         if let extra { all.merge(extra) { $1 } }
         var out = ""
         if Self.withTime {
-            out += ISO8601DateFormatter().string(from: Date()) + " "
+            out += Self.timeFormat.string(from: Date()) + " "
         }
         out += "\(process)[\(getpid())] \(level): "
         if let sid = all.removeValue(forKey: "session") { out += "[\(sid)] " }
@@ -45,10 +46,8 @@ public enum PosternLog {
     }
 }
 
-/// Short random session ids for log correlation ("3f9a1c2b").
+/// Short random session ids for log correlation ("1JEOCJF37B": base 36, upper case — the
+/// fail2ban filter in docs/fail2ban.md matches [0-9A-Z]+).
 public func newSessionID() -> String {
-    String(UInt32.random(in: 0...UInt32.max), radix: 16).leftPad(8)
-}
-extension String {
-    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+    String(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff, radix: 36).uppercased()
 }

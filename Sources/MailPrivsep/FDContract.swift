@@ -12,6 +12,8 @@
 // POSTERN_INSTANCE (0-based process index within its service), POSTERN_TLS_TICKET_KEYS
 // (hex; TLS session ticket keys shared by the processes of a TLS service).
 import Foundation
+import Logging
+import MailCore
 
 public enum FDContract {
     public static let controlFD: Int32 = 3          // store only
@@ -48,4 +50,21 @@ public enum FDContract {
     /// Encodes listener names for POSTERN_LISTEN_FDNAMES (":" cannot appear inside a name, so it is %-escaped).
     public static func encodeName(_ s: String) -> String { s.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: ":", with: "%3A") }
     public static func decodeName(_ s: String) -> String { s.replacingOccurrences(of: "%3A", with: ":").replacingOccurrences(of: "%25", with: "%") }
+}
+
+/// Phase one shared by every spawned process: the fd contract from the environment, the
+/// configuration, logging. A process not started by the master (2) or with a bad
+/// configuration (78, EX_CONFIG) exits with a one-line reason.
+public enum SpawnedProcess {
+    public static func start(_ name: String) -> (contract: FDContract.Inherited, config: PosternConfig, logger: Logger) {
+        func die(_ message: String, _ code: Int32) -> Never {
+            FileHandle.standardError.write("\(name): \(message)\n".data(using: .utf8)!)
+            exit(code)
+        }
+        guard let contract = FDContract.inherited() else { die("must be started by the postern master", 2) }
+        let config: PosternConfig
+        do { config = try PosternConfig.load(path: contract.configPath) } catch { die("\(error)", 78) }
+        PosternLog.bootstrap(process: name, level: config.logLevel)
+        return (contract, config, Logger(label: name))
+    }
 }

@@ -32,6 +32,12 @@ public struct PrivilegeError: Error, CustomStringConvertible {
 public enum Privileges {
     public static var isRoot: Bool { geteuid() == 0 }
 
+    /// Who this process will run as: the configured user as root; in development mode
+    /// (not root) the current user.
+    public static func targetUser(configured name: String) -> SystemUser? {
+        SystemUser.lookup(isRoot ? name : String(cString: getpwuid(getuid())!.pointee.pw_name))
+    }
+
     /// Drops to `user` for good. As non-root (development mode) only the no-new-privs and
     /// dumpable bits are set, and the log says once that privileges were not dropped.
     public static func drop(to user: SystemUser, logger: Logger) throws {

@@ -5,6 +5,8 @@ import NIOCore
 import NIOPosix
 import Logging
 import CMailShims
+import MailIPC
+import MailPrivsep
 
 public final class WorkerServer: @unchecked Sendable {
     let group: EventLoopGroup
@@ -118,5 +120,29 @@ public final class WorkerServer: @unchecked Sendable {
         done.wait()
         logger.info("exiting", metadata: ["code": "\(exitCode)"])
         exit(exitCode)
+    }
+}
+
+extension WorkerServer {
+    /// The rest of every worker's start: the store connection on the inherited fd (exit 75 if
+    /// it cannot be had; the master retries once the store is up), every inherited listener
+    /// served with the handlers `handlers(rpc, listenerName)` makes per connection, then run
+    /// until SIGTERM or the store goes away.
+    public func run(process: String, listeners: [(fd: Int32, name: String)], refusal: [UInt8], readyMetadata: Logger.Metadata = [:],
+                    handlers: @escaping (RPCClient, String) -> () -> [ChannelHandler]) -> Never {
+        do {
+            let rpc = try RPCClient.connect(fd: FDContract.storeFD, group: group, client: "\(process)[\(getpid())]",
+                                            onClose: { [self] in storeLost() }).wait()
+            for (fd, raw) in listeners {
+                let name = FDContract.decodeName(raw)
+                try listen(fd: fd, name: name, refusal: refusal, makeHandlers: handlers(rpc, name))
+            }
+        } catch {
+            logger.critical("cannot start: \(error)"); exit(75)
+        }
+        var m = readyMetadata
+        m["listeners"] = "\(listeners.count)"; m["uid"] = "\(getuid())"
+        logger.info("\(process) ready", metadata: m)
+        waitForever()
     }
 }

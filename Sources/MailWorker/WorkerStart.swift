@@ -9,8 +9,9 @@ public enum WorkerStart {
     /// Exits the process (67 no such user, 77 drop failed) rather than run with privileges.
     @discardableResult
     public static func dropPrivileges(config: PosternConfig, logger: Logger) -> SystemUser {
-        let name = Privileges.isRoot ? config.workerUser : String(cString: getpwuid(getuid())!.pointee.pw_name)
-        guard let user = SystemUser.lookup(name) else { logger.critical("no such system user: \(name)"); exit(67) }
+        guard let user = Privileges.targetUser(configured: config.workerUser) else {
+            logger.critical("no such system user: \(config.workerUser)"); exit(67)
+        }
         do { try Privileges.drop(to: user, logger: logger) } catch { logger.critical("privilege drop failed: \(error)"); exit(77) }
         Privileges.dieWithParent()
         signal(SIGPIPE, SIG_IGN)

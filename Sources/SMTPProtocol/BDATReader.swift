@@ -5,16 +5,15 @@
 struct BDATReader: Sendable {
     /// `beginMessage` was emitted, so a refusal must emit `abortMessage`.
     private(set) var begun = false
+    private var body: BodyChunker
     /// Body octets accepted so far.
-    private(set) var size = 0
-    private(set) var abortReason: DataAbortReason?
-    private var chunk: [UInt8] = []
+    var size: Int { body.size }
+    var abortReason: DataAbortReason? { body.abortReason }
     let maxSize: Int
-    let chunkSize: Int
 
     init(limits: SMTPLimits) {
         self.maxSize = max(limits.maxMessageSize, 0)
-        self.chunkSize = max(limits.messageChunkSize, 1)
+        self.body = BodyChunker(chunkSize: limits.messageChunkSize)
     }
 
     /// Called for every BDAT command of the transaction before its octets are read. The size
@@ -28,7 +27,7 @@ struct BDATReader: Sendable {
                 begun = true
                 actions.append(.beginMessage(envelope))
             } else {
-                abortReason = .tooBig
+                body.refuse(.tooBig, announce: false, &actions)
             }
             return
         }
@@ -37,31 +36,13 @@ struct BDATReader: Sendable {
 
     /// Appends `p[from..<to]` to the body (dropped after a refusal).
     mutating func append(_ p: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, _ actions: inout [SMTPAction]) {
-        guard abortReason == nil, to > from else { return }
-        size &+= to &- from
-        var k = from
-        while k < to {
-            let take = min(chunkSize &- chunk.count, to &- k)
-            chunk.append(contentsOf: UnsafeBufferPointer(rebasing: p[k..<(k &+ take)]))
-            k &+= take
-            if chunk.count >= chunkSize {
-                actions.append(.messageChunk(chunk))
-                chunk = []
-                chunk.reserveCapacity(chunkSize)
-            }
-        }
+        body.append(p, from, to, &actions)
     }
 
     /// After the LAST chunk: emits the remaining chunk and `endMessage`, or returns why the
     /// message was refused.
     mutating func finish(actions: inout [SMTPAction]) -> DataAbortReason? {
-        if let reason = abortReason { return reason }
-        if !chunk.isEmpty {
-            actions.append(.messageChunk(chunk))
-            chunk = []
-        }
-        actions.append(.endMessage)
-        return nil
+        body.finish(actions: &actions)
     }
 
     /// The transaction ends before LAST (RSET, EHLO, QUIT, timeout, close).
@@ -70,9 +51,6 @@ struct BDATReader: Sendable {
     }
 
     private mutating func fail(_ reason: DataAbortReason, _ actions: inout [SMTPAction]) {
-        guard abortReason == nil else { return }
-        abortReason = reason
-        chunk = []
-        if begun { actions.append(.abortMessage) }
+        body.refuse(reason, announce: begun, &actions)
     }
 }

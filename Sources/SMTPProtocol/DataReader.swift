@@ -42,22 +42,21 @@ struct DataReader: Sendable {
     private(set) var state: State = .lineStart
     /// Wire bytes of the current line so far, excluding its line end.
     private var lineLength = 0
+    private var body: BodyChunker
     /// Body bytes delivered so far (after unstuffing and normalization).
-    private(set) var size = 0
-    private var chunk: [UInt8] = []
-    private(set) var abortReason: DataAbortReason?
+    var size: Int { body.size }
+    var abortReason: DataAbortReason? { body.abortReason }
 
     let policy: BareLinefeedPolicy
     let maxSize: Int
     /// Longest line content allowed (maxTextLine minus CRLF), or Int.max.
     let maxLineContent: Int
-    let chunkSize: Int
 
     init(limits: SMTPLimits, policy: BareLinefeedPolicy) {
         self.policy = policy
         self.maxSize = max(limits.maxMessageSize, 0)
         self.maxLineContent = limits.enforcesTextLine ? max(limits.maxTextLine - 2, 0) : Int.max
-        self.chunkSize = max(limits.messageChunkSize, 1)
+        self.body = BodyChunker(chunkSize: limits.messageChunkSize)
     }
 
     private static let crlf: [UInt8] = [ASCII.cr, ASCII.lf]
@@ -178,13 +177,7 @@ struct DataReader: Sendable {
     /// Called after `consume` reported the end: emits the last chunk and `endMessage`, or
     /// returns why the message was refused (the glue already got `abortMessage`).
     mutating func finish(actions: inout [SMTPAction]) -> DataAbortReason? {
-        if let reason = abortReason { return reason }
-        if !chunk.isEmpty {
-            actions.append(.messageChunk(chunk))
-            chunk = []
-        }
-        actions.append(.endMessage)
-        return nil
+        body.finish(actions: &actions)
     }
 
     /// The session is dropped mid-message (timeout): make sure the glue discards the body.
@@ -205,10 +198,7 @@ struct DataReader: Sendable {
     }
 
     private mutating func fail(_ reason: DataAbortReason, _ actions: inout [SMTPAction]) {
-        guard abortReason == nil else { return }
-        abortReason = reason
-        chunk = []
-        actions.append(.abortMessage)
+        body.refuse(reason, announce: true, &actions)
     }
 
     private mutating func emitConstant(_ bytes: [UInt8], _ actions: inout [SMTPAction]) {
@@ -226,18 +216,7 @@ struct DataReader: Sendable {
             to = from &+ (maxSize &- size)     // what still fits; then refuse (see lineTooLong)
             tooBig = true
         }
-        size &+= to &- from
-        var k = from
-        while k < to {
-            let take = min(chunkSize &- chunk.count, to &- k)
-            chunk.append(contentsOf: UnsafeBufferPointer(rebasing: p[k..<(k &+ take)]))
-            k &+= take
-            if chunk.count >= chunkSize {
-                actions.append(.messageChunk(chunk))
-                chunk = []
-                chunk.reserveCapacity(chunkSize)
-            }
-        }
+        body.append(p, from, to, &actions)
         if tooBig { fail(.tooBig, &actions) }
     }
 }

@@ -13,17 +13,9 @@ import SMTPProtocol
 
 public enum LMTPWorker {
     public static func run() -> Never {
-        guard let contract = FDContract.inherited() else {
-            FileHandle.standardError.write("lmtpd: must be started by the postern master\n".data(using: .utf8)!); exit(2)
-        }
-        // Phase one (root): read the configuration, look up our user.
-        let config: PosternConfig
-        do { config = try PosternConfig.load(path: contract.configPath) } catch {
-            FileHandle.standardError.write("lmtpd: \(error)\n".data(using: .utf8)!); exit(78)
-        }
-        PosternLog.bootstrap(process: "lmtpd", level: config.logLevel)
-        let logger = Logger(label: "lmtpd")
-        _ = WorkerStart.dropPrivileges(config: config, logger: logger)
+        // Phase one (root): the contract and the configuration; then the drop.
+        let (contract, config, logger) = SpawnedProcess.start("lmtpd")
+        WorkerStart.dropPrivileges(config: config, logger: logger)
 
         let l = config.lmtp
         var limits = SMTPLimits()
@@ -39,16 +31,8 @@ public enum LMTPWorker {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: config.master.shutdownGrace)
-        do {
-            let rpc = try RPCClient.connect(fd: FDContract.storeFD, group: group, client: "lmtpd[\(getpid())]",
-                                            onClose: { server.storeLost() }).wait()
-            for (fd, name) in contract.listeners {
-                try server.listen(fd: fd, name: FDContract.decodeName(name), refusal: SMTPReply.tooManyConnections.encoded()) { [SMTPSessionHandler(settings: settings, rpc: rpc, logger: logger)] }
-            }
-        } catch {
-            logger.critical("cannot start: \(error)"); exit(75)
+        server.run(process: "lmtpd", listeners: contract.listeners, refusal: SMTPReply.tooManyConnections.encoded()) { rpc, _ in
+            { [SMTPSessionHandler(settings: settings, rpc: rpc, logger: logger)] }
         }
-        logger.info("lmtpd ready", metadata: ["listeners": "\(contract.listeners.count)", "uid": "\(getuid())"])
-        server.waitForever()
     }
 }

@@ -14,15 +14,7 @@ import SMTPProtocol
 
 public enum SMTPDWorker {
     public static func run() -> Never {
-        guard let contract = FDContract.inherited() else {
-            FileHandle.standardError.write("smtpd: must be started by the postern master\n".data(using: .utf8)!); exit(2)
-        }
-        let config: PosternConfig
-        do { config = try PosternConfig.load(path: contract.configPath) } catch {
-            FileHandle.standardError.write("smtpd: \(error)\n".data(using: .utf8)!); exit(78)
-        }
-        PosternLog.bootstrap(process: "smtpd", level: config.logLevel)
-        let logger = Logger(label: "smtpd")
+        let (contract, config, logger) = SpawnedProcess.start("smtpd")
         // Phase one (root): the keys.
         let tls: TLSServerContext
         var tlsConfig = TLSSetup.configuration(config.tls)
@@ -58,23 +50,14 @@ public enum SMTPDWorker {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = WorkerServer(group: group, logger: logger, maxConnections: s.service.maxConnections, grace: config.master.shutdownGrace)
-        do {
-            let rpc = try RPCClient.connect(fd: FDContract.storeFD, group: group, client: "smtpd[\(getpid())]",
-                                            onClose: { server.storeLost() }).wait()
-            for (fd, raw) in contract.listeners {
-                let name = FDContract.decodeName(raw)
-                guard let role = SMTPRole(rawValue: String(name.prefix { $0 != "@" })) else { logger.critical("unknown listener \(name)"); exit(78) }
-                let st = settings(role, name)
-                try server.listen(fd: fd, name: name, refusal: SMTPReply.tooManyConnections.encoded()) {
-                    let h = SMTPSessionHandler(settings: st, rpc: rpc, logger: logger)
-                    return role == .smtps ? [tls.makeHandler(logger: logger), h] : [h]
-                }
+        server.run(process: "smtpd", listeners: contract.listeners, refusal: SMTPReply.tooManyConnections.encoded(),
+                   readyMetadata: ["certificates": "\(tls.certificates.map(\.servedFor).joined(separator: ","))"]) { rpc, name in
+            guard let role = SMTPRole(rawValue: String(name.prefix { $0 != "@" })) else { logger.critical("unknown listener \(name)"); exit(78) }
+            let st = settings(role, name)
+            return {
+                let h = SMTPSessionHandler(settings: st, rpc: rpc, logger: logger)
+                return role == .smtps ? [tls.makeHandler(logger: logger), h] : [h]
             }
-        } catch {
-            logger.critical("cannot start: \(error)"); exit(75)
         }
-        logger.info("smtpd ready", metadata: ["listeners": "\(contract.listeners.count)", "uid": "\(getuid())",
-                                              "certificates": "\(tls.certificates.map(\.servedFor).joined(separator: ","))"])
-        server.waitForever()
     }
 }

@@ -4,6 +4,7 @@
 import Foundation
 import NIOCore
 import Logging
+import MailCore
 import MailIPC
 import MailTLS
 import MailWorker
@@ -35,7 +36,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     let settings: SessionSettings
     let rpc: RPCClient
     var logger: Logger
-    let sessionID = newSessionIDString()
+    let sessionID = newSessionID()
     var session: SMTPSession!
     var body: ByteBuffer? = nil
     var traceLength = 0                       // bytes of trace headers at the start of `body`
@@ -65,8 +66,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             guard l.connect(clientAddress) else {
                 logger.warning("refusing \(clientAddress): more than \(l.maxConnectionsPerClient) connections from it")
                 send(context, .tooManyConnectionsFromClient)
-                closed = true
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in context.close(promise: nil) }
+                flushAndClose(context)
                 return
             }
             heldSlot = true
@@ -155,8 +155,15 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     /// After a half-close, close once every command the client sent has been answered.
     func closeIfDone(_ context: ChannelHandlerContext) {
         guard inputClosed, !closed, !(session?.isAwaitingExternal ?? false) else { return }
+        flushAndClose(context)
+    }
+
+    /// Stops the session: no more input is acted on; everything written so far goes out first.
+    func flushAndClose(_ context: ChannelHandlerContext) {
         closed = true
         idleTimer?.cancel()
+        // Free the client's slot now: it may reconnect as soon as it reads our last reply.
+        if heldSlot { settings.limiter?.disconnect(clientAddress); heldSlot = false }
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
             context.close(promise: nil)
         }
@@ -294,13 +301,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 }
                 deliver(context, env, b)
             case .close:
-                closed = true
-                idleTimer?.cancel()
-                // Free the client's slot now: it may reconnect as soon as it reads our 221.
-                if heldSlot { settings.limiter?.disconnect(clientAddress); heldSlot = false }
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
-                    context.close(promise: nil)
-                }
+                flushAndClose(context)
             }
         }
     }
@@ -353,8 +354,4 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         if let u = session?.authenticatedUser { m["user"] = "\(u)" }
         return m
     }
-}
-
-func newSessionIDString() -> String {
-    String(UInt64.random(in: 0...UInt64.max) & 0xffff_ffff_ffff, radix: 36).uppercased()
 }

@@ -13,19 +13,10 @@ import CMailShims
 
 public enum StoreMain {
     public static func run() -> Never {
-        guard let contract = FDContract.inherited() else {
-            FileHandle.standardError.write("store: must be started by the postern master\n".data(using: .utf8)!)
-            exit(2)
-        }
-        let config: PosternConfig
-        do { config = try PosternConfig.load(path: contract.configPath) } catch {
-            FileHandle.standardError.write("store: \(error)\n".data(using: .utf8)!); exit(78)
-        }
-        PosternLog.bootstrap(process: "store", level: config.logLevel)
-        let logger = Logger(label: "store")
+        let (_, config, logger) = SpawnedProcess.start("store")
 
         // Phase one (root): the data dir belongs to the store user, mode 0700 (DESIGN §1).
-        guard let user = Privileges.isRoot ? SystemUser.lookup(config.storeUser) : SystemUser.lookup(String(cString: getpwuid(getuid())!.pointee.pw_name)) else {
+        guard let user = Privileges.targetUser(configured: config.storeUser) else {
             logger.critical("no such system user: \(config.storeUser)"); exit(67)
         }
         do { try prepareDataDir(config.dataDir, owner: user) } catch {

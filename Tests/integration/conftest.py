@@ -431,3 +431,105 @@ def pytest_runtest_makereport(item, call):
     if rep.failed:
         for p in _live_instances:
             rep.sections.append((f"postern log ({p.root})", p.log_tail()))
+
+
+# ---------------------------------------------------------------------------------------------
+# A private Postfix instance (Postfix in front of Postern, or relaying into it)
+
+class PrivatePostfix:
+    """Config, queue, data and log under one temporary directory; smtpd on a free loopback
+    port; no local delivery. Subclasses write main.cf (starting from `base_main_cf`) and
+    master.cf."""
+
+    def __init__(self, name):
+        import pwd
+        self.root = tempfile.mkdtemp(prefix=f"postern-it-postfix-{name}-")
+        os.chmod(self.root, 0o755)
+        self.etc, self.spool, self.data = (os.path.join(self.root, d) for d in ("etc", "spool", "data"))
+        for d in (self.etc, self.spool, self.data):
+            os.makedirs(d)
+            os.chmod(d, 0o755)
+        pw = pwd.getpwnam("postfix")
+        os.chown(self.data, pw.pw_uid, pw.pw_gid)
+        self.log_path = os.path.join(self.root, "postfix.log")
+        self.smtp_port = free_port()
+
+    def base_main_cf(self, origin, myhostname):
+        return (f"# private test instance ({origin})\n"
+                "compatibility_level = 3.6\n"
+                f"queue_directory = {self.spool}\n"
+                f"data_directory = {self.data}\n"
+                f"maillog_file = {self.log_path}\n"
+                f"maillog_file_prefixes = {self.root}\n"
+                f"myhostname = {myhostname}\n"
+                "mydomain = postern.test\n"
+                "mydestination =\n"
+                "local_recipient_maps =\n"
+                "local_transport = error:local delivery is disabled\n"
+                "inet_interfaces = 127.0.0.1\n"
+                "inet_protocols = ipv4\n"
+                "smtp_dns_support_level = disabled\n"
+                "smtpd_peername_lookup = no\n"
+                "biff = no\n")
+
+    def write_config(self, main_cf, master_cf):
+        for name, text in (("main.cf", main_cf), ("master.cf", master_cf)):
+            with open(os.path.join(self.etc, name), "w") as f:
+                f.write(text)
+
+    def postfix(self, *args, check=True):
+        r = subprocess.run(["postfix", "-c", self.etc, *args], capture_output=True, text=True, timeout=60)
+        if check:
+            assert r.returncode == 0, f"postfix {' '.join(args)}: {r.stdout}{r.stderr}\n{self.log_tail()}"
+        return r
+
+    def start(self):
+        r = self.postfix("check")
+        assert r.stderr.strip() == "", f"postfix check warns: {r.stderr}"
+        self.postfix("start")
+
+        def banner():
+            with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=5) as s:
+                return s.makefile("rb").readline().startswith(b"220 ")
+        wait_for(banner, 20, interval=0.1, what="Postfix smtpd")
+
+    def processes(self):
+        """Pids of this instance's processes: every Postfix daemon runs in its queue directory."""
+        pids = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if os.readlink(f"/proc/{d}/cwd").startswith(self.spool):
+                        pids.append(int(d))
+                except OSError:
+                    pass
+        return pids
+
+    def stop(self):
+        self.postfix("stop", check=False)
+        try:
+            wait_for(lambda: not self.processes(), 15, interval=0.1, what="Postfix processes to exit")
+        finally:
+            for pid in self.processes():       # only ours: their cwd is our queue directory
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def cleanup(self):
+        if not os.environ.get("POSTERN_KEEP"):
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def queue(self):
+        r = subprocess.run(["postqueue", "-c", self.etc, "-p"], capture_output=True, text=True, timeout=30)
+        return r.stdout.strip()
+
+    def log(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log().splitlines()[-n:])

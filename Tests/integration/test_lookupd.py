@@ -28,7 +28,7 @@ import uuid
 
 import pytest
 
-from conftest import BIN, IS_ROOT, REPO, Postern, _teardown, free_port, populate, wait_for
+from conftest import BIN, IS_ROOT, REPO, Postern, PrivatePostfix, _teardown, free_port, populate, wait_for
 
 MAPS = ("recipients", "aliases", "domains", "senders")
 HAVE_POSTMAP = shutil.which("postmap") is not None
@@ -910,109 +910,24 @@ class FakeDovecotAuth:
         self.srv.close()
 
 
-class PostfixFront:
-    """A private Postfix instance: config, queue, data and log under one temporary directory;
-    smtpd and a submission smtpd on free loopback ports; no local delivery, no outbound mail."""
+class PostfixFront(PrivatePostfix):
+    """Postfix in front of Postern as docs/postfix-front.md says: smtpd and a submission smtpd
+    on free loopback ports; no local delivery, no outbound mail."""
 
     def __init__(self, kind, lk, sasl_port):
+        super().__init__(kind)
         self.kind = kind
-        self.root = tempfile.mkdtemp(prefix=f"postern-it-postfix-{kind}-")
-        os.chmod(self.root, 0o755)
-        self.etc = os.path.join(self.root, "etc")
-        self.spool = os.path.join(self.root, "spool")
-        self.data = os.path.join(self.root, "data")
-        self.log_path = os.path.join(self.root, "postfix.log")
-        for d in (self.etc, self.spool, self.data):
-            os.makedirs(d)
-            os.chmod(d, 0o755)
-        pw = pwd.getpwnam("postfix")
-        os.chown(self.data, pw.pw_uid, pw.pw_gid)
-        self.smtp_port = free_port()
         self.submission_port = free_port()
-        with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            f.write(
-                "# private test instance (Tests/integration/test_lookupd.py)\n"
-                "compatibility_level = 3.6\n"
-                f"queue_directory = {self.spool}\n"
-                f"data_directory = {self.data}\n"
-                f"maillog_file = {self.log_path}\n"
-                f"maillog_file_prefixes = {self.root}\n"
-                "myhostname = front.postern.test\n"
-                "mydomain = postern.test\n"
-                "mydestination =\n"
-                "local_recipient_maps =\n"
-                "local_transport = error:local delivery is disabled\n"
-                "default_transport = error:outbound mail is disabled\n"
-                "inet_interfaces = 127.0.0.1\n"
-                "inet_protocols = ipv4\n"
-                "smtp_dns_support_level = disabled\n"
-                "smtpd_peername_lookup = no\n"
-                "biff = no\n"
-                "smtpd_sasl_type = dovecot\n"
-                f"smtpd_sasl_path = inet:127.0.0.1:{sasl_port}\n"
-                "# --- Postfix in front of Postern (docs/postfix-front.md) ---\n"
-                + front_main_cf(kind, lk.ports, lk.lmtp_socket))
         smtpd, submission, lmtp = front_master_cf_lines(f"127.0.0.1:{self.smtp_port}",
                                                          f"127.0.0.1:{self.submission_port}")
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(smtpd + submission + MASTER_CF_STOCK + lmtp)
-
-    def postfix(self, *args, check=True):
-        r = subprocess.run(["postfix", "-c", self.etc, *args], capture_output=True, text=True, timeout=60)
-        if check:
-            assert r.returncode == 0, f"postfix {' '.join(args)}: {r.stdout}{r.stderr}\n{self.log_tail()}"
-        return r
-
-    def start(self):
-        r = self.postfix("check")
-        assert r.stderr.strip() == "", f"postfix check warns: {r.stderr}"
-        self.postfix("start")
-
-        def banner():
-            with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=5) as s:
-                return s.makefile("rb").readline().startswith(b"220 ")
-        wait_for(banner, 20, interval=0.1, what="Postfix smtpd")
-
-    def processes(self):
-        """Pids of this instance's processes: every Postfix daemon runs in its queue directory."""
-        pids = []
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    if os.readlink(f"/proc/{d}/cwd").startswith(self.spool):
-                        pids.append(int(d))
-                except OSError:
-                    pass
-        return pids
-
-    def stop(self):
-        self.postfix("stop", check=False)
-        try:
-            wait_for(lambda: not self.processes(), 15, interval=0.1, what="Postfix processes to exit")
-        finally:
-            for pid in self.processes():       # only ours: their cwd is our queue directory
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-
-    def cleanup(self):
-        if not os.environ.get("POSTERN_KEEP"):
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def log(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, n=40):
-        return "\n".join(self.log().splitlines()[-n:])
-
-    def queue(self):
-        r = subprocess.run(["postqueue", "-c", self.etc, "-p"], capture_output=True, text=True, timeout=30)
-        return r.stdout.strip()
+        self.write_config(
+            self.base_main_cf("Tests/integration/test_lookupd.py", "front.postern.test")
+            + "default_transport = error:outbound mail is disabled\n"
+            "smtpd_sasl_type = dovecot\n"
+            f"smtpd_sasl_path = inet:127.0.0.1:{sasl_port}\n"
+            "# --- Postfix in front of Postern (docs/postfix-front.md) ---\n"
+            + front_main_cf(kind, lk.ports, lk.lmtp_socket),
+            smtpd + submission + MASTER_CF_STOCK + lmtp)
 
     def smtp(self, port=None):
         c = smtplib.SMTP("127.0.0.1", port or self.smtp_port, timeout=30)

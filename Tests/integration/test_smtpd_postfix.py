@@ -6,17 +6,14 @@ port 25 listener, and it must arrive in the store: checked with `postern export`
 queue is empty. Postfix is stopped (and its processes checked gone) in teardown.
 """
 import os
-import pwd
 import shutil
-import signal
 import smtplib
 import subprocess
-import tempfile
 import uuid
 
 import pytest
 
-from conftest import IS_ROOT, free_port, running_instance, wait_for
+from conftest import IS_ROOT, PrivatePostfix, free_port, running_instance, wait_for
 from test_smtpd import queue_rows, received_fields, smtp_section, store_counts
 
 HAVE_POSTFIX = IS_ROOT and all(shutil.which(t) for t in ("postfix", "postqueue", "smtp-source"))
@@ -47,99 +44,30 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-class PostfixRelay:
+class PostfixRelay(PrivatePostfix):
+    """Relays everything it receives to [127.0.0.1]:relay_port (Postern's mta listener)."""
+
     def __init__(self, relay_port):
-        self.root = tempfile.mkdtemp(prefix="postern-it-postfix-relay-")
-        os.chmod(self.root, 0o755)
-        self.etc, self.spool, self.data = (os.path.join(self.root, d) for d in ("etc", "spool", "data"))
-        for d in (self.etc, self.spool, self.data):
-            os.makedirs(d)
-            os.chmod(d, 0o755)
-        pw = pwd.getpwnam("postfix")
-        os.chown(self.data, pw.pw_uid, pw.pw_gid)
-        self.log_path = os.path.join(self.root, "postfix.log")
-        self.port = free_port()
+        super().__init__("relay")
         self.relay_port = relay_port
-        with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            f.write("# private test instance (Tests/integration/test_smtpd_postfix.py)\n"
-                    "compatibility_level = 3.6\n"
-                    f"queue_directory = {self.spool}\n"
-                    f"data_directory = {self.data}\n"
-                    f"maillog_file = {self.log_path}\n"
-                    f"maillog_file_prefixes = {self.root}\n"
-                    "myhostname = relay.postern.test\n"
-                    "mydomain = postern.test\n"
-                    "mydestination =\n"
-                    "local_recipient_maps =\n"
-                    "local_transport = error:local delivery is disabled\n"
-                    "relay_domains =\n"
-                    f"relayhost = [127.0.0.1]:{relay_port}\n"
-                    "inet_interfaces = 127.0.0.1\n"
-                    "inet_protocols = ipv4\n"
-                    "mynetworks = 127.0.0.0/8\n"
-                    "smtp_dns_support_level = disabled\n"
-                    "smtpd_peername_lookup = no\n"
-                    "smtp_tls_security_level = may\n"
-                    "smtp_tls_loglevel = 1\n"
-                    "biff = no\n")
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(smtpd=f"127.0.0.1:{self.port}"))
+        self.write_config(
+            self.base_main_cf("Tests/integration/test_smtpd_postfix.py", "relay.postern.test")
+            + "relay_domains =\n"
+            f"relayhost = [127.0.0.1]:{relay_port}\n"
+            "mynetworks = 127.0.0.0/8\n"
+            "smtp_tls_security_level = may\n"
+            "smtp_tls_loglevel = 1\n",
+            MASTER_CF.format(smtpd=f"127.0.0.1:{self.smtp_port}"))
 
-    def postfix(self, *args, check=True):
-        r = subprocess.run(["postfix", "-c", self.etc, *args], capture_output=True, text=True, timeout=60)
-        if check:
-            assert r.returncode == 0, f"postfix {' '.join(args)}: {r.stdout}{r.stderr}\n{self.log_tail()}"
-        return r
-
-    def start(self):
-        r = self.postfix("check")
-        assert r.stderr.strip() == "", f"postfix check warns: {r.stderr}"
-        self.postfix("start")
-
-        def banner():
-            with smtplib.SMTP("127.0.0.1", self.port, timeout=5) as s:
-                return s.noop()[0] == 250
-        wait_for(banner, 20, interval=0.1, what="Postfix smtpd")
-
-    def processes(self):
-        """Pids of this instance's processes: every Postfix daemon runs in its queue directory."""
-        pids = []
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    if os.readlink(f"/proc/{d}/cwd").startswith(self.spool):
-                        pids.append(int(d))
-                except OSError:
-                    pass
-        return pids
-
-    def stop(self):
-        self.postfix("stop", check=False)
-        try:
-            wait_for(lambda: not self.processes(), 15, interval=0.1, what="Postfix processes to exit")
-        finally:
-            for pid in self.processes():       # only ours: their cwd is our queue directory
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+    @property
+    def port(self):
+        return self.smtp_port
 
     def queue_empty(self):
-        r = subprocess.run(["postqueue", "-c", self.etc, "-p"], capture_output=True, text=True, timeout=30)
-        return r.returncode == 0 and "Mail queue is empty" in r.stdout
+        return "Mail queue is empty" in self.queue()
 
     def flush(self):
         subprocess.run(["postqueue", "-c", self.etc, "-f"], capture_output=True, timeout=30)
-
-    def log(self):
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, n=40):
-        return "\n".join(self.log().splitlines()[-n:])
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +87,7 @@ def chain():
                 assert not pf.processes(), f"Postfix processes left: {pf.processes()}"
             finally:
                 if not os.environ.get("POSTERN_KEEP"):
-                    shutil.rmtree(pf.root, ignore_errors=True)
+                    pf.cleanup()
 
 
 def drain(p, timeout=40):
