@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "SMTPProtocol"),
         .target(name: "LookupProtocol"),
         .target(name: "MailIPC", dependencies: [
-            "MailCore",
+            "LookupProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -45,11 +45,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "MailStore", dependencies: [
-            "MailCore", "MailIPC", "MIME", "CMailShims", "CCrypt", "COpenSSL",
+            "MIME", "CMailShims", "CCrypt", "COpenSSL",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .target(name: "StoreServer", dependencies: [
-            "MailCore", "MailIPC", "MailStore", "MailPrivsep", "CMailShims",
+            "MailCore", "MailIPC", "MailStore", "MailPrivsep", "CMailShims", "LookupProtocol",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -114,7 +114,7 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC"]),
-        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC"]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
     ]
 )

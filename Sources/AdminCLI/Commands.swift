@@ -28,7 +28,7 @@ struct Options: ParsableArguments {
         while true {
             let c = try control()
             do {
-                _ = try c.call(.attach(role: Role.admin.rawValue))
+                _ = try c.call(Attach(role: .admin))
             } catch let e as RPCError where e.code == .temporary && Date() < deadline {
                 usleep(200_000); continue
             }
@@ -60,16 +60,16 @@ struct DomainCmd: ParsableCommand {
     struct Add: ParsableCommand {
         @OptionGroup var o: Options
         @Argument var name: String
-        func run() { Postern_.run { _ = try o.store().call(.domainAdd(name)); print("domain \(name.lowercased()) added") } }
+        func run() { Postern_.run { _ = try o.store().call(DomainAdd(name)); print("domain \(name.lowercased()) added") } }
     }
     struct List: ParsableCommand {
         @OptionGroup var o: Options
-        func run() { Postern_.run { if case .names(let n) = try o.store().call(.domainList) { n.forEach { print($0) } } } }
+        func run() { Postern_.run { try o.store().call(DomainList()).names.forEach { print($0) } } }
     }
     struct Remove: ParsableCommand {
         @OptionGroup var o: Options
         @Argument var name: String
-        func run() { Postern_.run { _ = try o.store().call(.domainRemove(name)); print("domain \(name.lowercased()) removed") } }
+        func run() { Postern_.run { _ = try o.store().call(DomainRemove(name)); print("domain \(name.lowercased()) removed") } }
     }
 }
 
@@ -102,23 +102,23 @@ struct UserCmd: ParsableCommand {
         @OptionGroup var o: Options
         @Argument(help: "user@domain") var address: String
         @Flag(help: "Read the password (or a {CRYPT}$y$... hash) from the first line of stdin.") var passwordStdin = false
-        func run() { Postern_.run { let p = try readPassword(stdin: passwordStdin); _ = try o.store().call(.userAdd(address, password: p)); print("user \(address.lowercased()) added") } }
+        func run() { Postern_.run { let p = try readPassword(stdin: passwordStdin); _ = try o.store().call(UserAdd(address, password: p)); print("user \(address.lowercased()) added") } }
     }
     struct List: ParsableCommand {
         @OptionGroup var o: Options
         @Argument var domain: String = ""
-        func run() { Postern_.run { if case .names(let n) = try o.store().call(.userList(domain)) { n.forEach { print($0) } } } }
+        func run() { Postern_.run { try o.store().call(UserList(domain)).names.forEach { print($0) } } }
     }
     struct Remove: ParsableCommand {
         @OptionGroup var o: Options
         @Argument var address: String
-        func run() { Postern_.run { _ = try o.store().call(.userRemove(address)); print("user \(address.lowercased()) removed") } }
+        func run() { Postern_.run { _ = try o.store().call(UserRemove(address)); print("user \(address.lowercased()) removed") } }
     }
     struct Passwd: ParsableCommand {
         @OptionGroup var o: Options
         @Argument var address: String
         @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
-        func run() { Postern_.run { let p = try readPassword(stdin: passwordStdin); _ = try o.store().call(.userPasswd(address, password: p)); print("password changed") } }
+        func run() { Postern_.run { let p = try readPassword(stdin: passwordStdin); _ = try o.store().call(UserPasswd(address, password: p)); print("password changed") } }
     }
 }
 
@@ -129,18 +129,18 @@ struct AliasCmd: ParsableCommand {
         @OptionGroup var o: Options
         @Argument var source: String
         @Argument var target: String
-        func run() { Postern_.run { _ = try o.store().call(.aliasAdd(source, target)); print("alias \(source) -> \(target) added") } }
+        func run() { Postern_.run { _ = try o.store().call(AliasAdd(source, target)); print("alias \(source) -> \(target) added") } }
     }
     struct List: ParsableCommand {
         @OptionGroup var o: Options
         @Argument var domain: String = ""
-        func run() { Postern_.run { if case .pairs(let p) = try o.store().call(.aliasList(domain)) { p.forEach { print($0.joined(separator: " -> ")) } } } }
+        func run() { Postern_.run { try o.store().call(AliasList(domain)).aliases.forEach { print("\($0.source) -> \($0.target)") } } }
     }
     struct Remove: ParsableCommand {
         @OptionGroup var o: Options
         @Argument var source: String
         @Argument var target: String = ""
-        func run() { Postern_.run { _ = try o.store().call(.aliasRemove(source, target)); print("alias \(source) removed") } }
+        func run() { Postern_.run { _ = try o.store().call(AliasRemove(source, target)); print("alias \(source) removed") } }
     }
 }
 
@@ -151,7 +151,7 @@ struct MailboxCmd: ParsableCommand {
         @Argument var user: String
         func run() {
             Postern_.run {
-                guard case .mailboxes(let list) = try o.store().call(.mailboxList(session: 0, user: user)) else { return }
+                let list = try o.store().call(MailboxList(session: 0, user: user)).list
                 print("NAME\tSPECIAL-USE\tMESSAGES\tUIDVALIDITY\tUIDNEXT\tHIGHESTMODSEQ")
                 for m in list { print("\(m.name)\t\(m.specialUse.isEmpty ? "-" : m.specialUse)\t\(m.messages)\t\(m.uidValidity)\t\(m.uidNext)\t\(m.highestModSeq)") }
             }
@@ -167,20 +167,14 @@ struct Export: ParsableCommand {
     func run() {
         Postern_.run {
             let c = try o.store()
-            let id = c.allocateID()
-            try c.send(.export(user: user, mailbox: mailbox), id: id)
             var writer = MboxWriter()
-            loop: while true {
-                let (rid, m) = try c.receive()
-                guard rid == id else { continue }
-                switch m {
-                case .exportMessage(let meta): writer.begin(meta)
-                case .exportChunk(let b): writer.body(Array(b.readableBytesView))
-                case .exportEnd: writer.end(); break loop
-                case .error(_, let msg): throw RPCError(msg, code: .notFound)
-                default: throw RPCError("unexpected reply \(m.type)")
+            _ = try c.stream(MailIPC.Export(user: user, mailbox: mailbox)) { item in
+                switch item {
+                case .message(let meta): writer.begin(meta)
+                case .chunk(let b): writer.body(Array(b.readableBytesView))
                 }
             }
+            writer.end()
         }
     }
 }
@@ -191,9 +185,11 @@ struct QueueCmd: ParsableCommand {
         @OptionGroup var o: Options
         func run() {
             Postern_.run {
-                guard case .names(let rows) = try o.store().call(.queueList) else { return }
-                print("ID\tSENDER\tRECIPIENT\tQUEUED\tATTEMPTS\tLAST-ERROR")
-                rows.forEach { print($0) }
+                let rows = try o.store().call(QueueList()).entries
+                print("ID\tSENDER\tRECIPIENT\tQUEUED\tNEXT-ATTEMPT\tATTEMPTS\tLAST-ERROR")
+                for e in rows {
+                    print("\(e.id)\t<\(e.sender)>\t<\(e.recipient)>\t\(CLITime.format(e.created))\t\(CLITime.format(e.nextAttempt))\t\(e.attempts)\t\(e.lastError.isEmpty ? "-" : e.lastError)")
+                }
             }
         }
     }
@@ -204,7 +200,7 @@ struct Status: ParsableCommand {
     @OptionGroup var o: Options
     func run() {
         Postern_.run {
-            guard case .statusResult(let list) = try o.control().call(.status) else { return }
+            let list = try o.control().call(MailIPC.Status()).processes
             let now = Int64(Date().timeIntervalSince1970)
             print("SERVICE\tINSTANCE\tPID\tSTATE\tUPTIME\tRESTARTS")
             for p in list {
@@ -218,7 +214,7 @@ struct Status: ParsableCommand {
 struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Reload the configuration (same as SIGHUP to the master).")
     @OptionGroup var o: Options
-    func run() { Postern_.run { _ = try o.control().call(.reload); print("reload requested") } }
+    func run() { Postern_.run { _ = try o.control().call(MailIPC.Reload()); print("reload requested") } }
 }
 
 struct CertCmd: ParsableCommand {
@@ -247,4 +243,15 @@ struct ConfigCmd: ParsableCommand {
             }
         }
     }
+}
+
+/// Times a person can read: local time, to the second, with the zone ("2026-11-29 23:47:01 +0000").
+enum CLITime {
+    nonisolated(unsafe) static let formatter: DateFormatter = {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss Z"
+        return f
+    }()
+    static func format(_ epochSeconds: Int64) -> String { formatter.string(from: Date(timeIntervalSince1970: TimeInterval(epochSeconds))) }
 }

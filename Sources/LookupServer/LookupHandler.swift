@@ -95,7 +95,11 @@ final class LookupHandler: ChannelInboundHandler {
                 send(context, TCPTable.encode(.permanent("read-only table")))
                 next(context)
             case .request(.get(let key)):
-                ask(context, map: map, key: key) { [self] a in send(context, TCPTable.encode(a)) }
+                guard let m = LookupMap(rawValue: map) else {
+                    send(context, TCPTable.encode(.permanent("no such map: \(map)")))
+                    return next(context)
+                }
+                ask(context, map: m, key: key) { [self] a in send(context, TCPTable.encode(a)) }
             }
         case .socketmap:
             switch SocketMap.decode(&input, limits: settings.limits) {
@@ -107,28 +111,27 @@ final class LookupHandler: ChannelInboundHandler {
                 closing = true
                 context.close(promise: nil)
             case .request(let r):
-                guard LookupMapNames.all.contains(r.map) else {
+                guard let m = LookupMap(rawValue: r.map) else {
                     send(context, SocketMap.encode(.permanent("no such map: \(r.map)")))
                     return next(context)
                 }
-                ask(context, map: r.map, key: r.key) { [self] a in send(context, SocketMap.encode(a)) }
+                ask(context, map: m, key: r.key) { [self] a in send(context, SocketMap.encode(a)) }
             }
         }
     }
 
-    private func ask(_ context: ChannelHandlerContext, map: String, key: String, reply: @escaping (LookupAnswer) -> Void) {
+    private func ask(_ context: ChannelHandlerContext, map: LookupMap, key: String, reply: @escaping (LookupAnswer) -> Void) {
         busy = true
         let loop = context.eventLoop
         let promise = loop.makePromise(of: LookupAnswer.self)
         let deadline = loop.scheduleTask(in: settings.requestTimeout) {
             promise.succeed(.temporary("store did not answer in time"))
         }
-        rpc.call(.lookup(map: map, key: key)).hop(to: loop).whenComplete { r in
+        rpc.call(Lookup(map: map, key: key)).hop(to: loop).whenComplete { r in
             deadline.cancel()
             switch r {
-            case .success(.lookupResult(true, let v)): promise.succeed(.found(v))
-            case .success(.lookupResult(false, _)): promise.succeed(.notFound)
-            case .success: promise.succeed(.temporary("unexpected store reply"))
+            case .success(let v) where v.found: promise.succeed(.found(v.value))
+            case .success: promise.succeed(.notFound)
             case .failure(let e as RPCError) where e.code == .invalid: promise.succeed(.permanent(e.message))
             case .failure(let e): promise.succeed(.temporary("store unavailable: \(e)"))
             }
@@ -142,5 +145,3 @@ final class LookupHandler: ChannelInboundHandler {
         }
     }
 }
-
-enum LookupMapNames { static let all: Set<String> = ["recipients", "aliases", "domains", "senders"] }

@@ -1,13 +1,7 @@
-// A small blocking RPC client over a connected socket, for the admin CLI and tests.
-// (Workers use the NIO client in RPCClient.swift.)
+// A small blocking RPC client over a connected socket, for the admin CLI, the master's
+// control socket and tests. (Workers use the NIO client in RPCClient.swift.)
 import Foundation
 import NIOCore
-
-public struct RPCError: Error, CustomStringConvertible {
-    public var code: ErrorCode?, message: String
-    public init(_ message: String, code: ErrorCode? = nil) { self.message = message; self.code = code }
-    public var description: String { message }
-}
 
 public final class BlockingRPCConnection {
     public let fd: Int32
@@ -15,7 +9,7 @@ public final class BlockingRPCConnection {
     private let decoder: FrameDecoder
     private var nextID: UInt32 = 1
 
-    public init(fd: Int32, maxFrame: Int = 1 << 20) { self.fd = fd; decoder = FrameDecoder(maxFrame: maxFrame) }
+    public init(fd: Int32, maxFrame: Int = RPCLimits.defaultMaxFrame) { self.fd = fd; decoder = FrameDecoder(maxFrame: maxFrame) }
 
     /// Connects to a unix stream socket.
     public static func connect(unixPath: String) throws -> BlockingRPCConnection {
@@ -34,7 +28,7 @@ public final class BlockingRPCConnection {
 
     public func allocateID() -> UInt32 { defer { nextID &+= 1; if nextID == 0 { nextID = 1 } }; return nextID }
 
-    public func send(_ m: IPCMessage, id: UInt32) throws { try sendRaw(m.frame(requestID: id)) }
+    public func send(_ m: some RPCMessage, id: UInt32, flags: FrameFlags = []) throws { try sendRaw(m.frame(requestID: id, flags: flags)) }
 
     public func sendRaw(_ f: Frame) throws {
         var b = ByteBuffer(); f.write(into: &b)
@@ -51,9 +45,9 @@ public final class BlockingRPCConnection {
     }
 
     /// Next frame from the peer; throws at EOF.
-    public func receive() throws -> (UInt32, IPCMessage) {
+    public func receiveFrame() throws -> Frame {
         while true {
-            if let f = try decoder.decode(&inbound) { return (f.requestID, try IPCMessage.decode(f)) }
+            if let f = try decoder.decode(&inbound) { return f }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 { if errno == EINTR { continue }; throw RPCError("read: \(String(cString: strerror(errno)))") }
@@ -62,24 +56,47 @@ public final class BlockingRPCConnection {
         }
     }
 
-    /// Sends a request and waits for its reply (events with id 0 are skipped).
-    public func call(_ m: IPCMessage) throws -> IPCMessage {
+    /// Next frame, decoded by its type.
+    public func receive() throws -> (UInt32, any RPCMessage) {
+        let f = try receiveFrame()
+        return (f.requestID, try decodeAnyMessage(f))
+    }
+
+    /// Sends a request and waits for its typed reply (events with id 0 are skipped).
+    public func call<R: RPCRequest>(_ request: R) throws -> R.Reply {
         let id = allocateID()
-        try send(m, id: id)
+        try send(request, id: id)
+        return try RPCError.reply(try replyFrame(id), as: R.Reply.self)
+    }
+
+    /// A streamed request: `each` gets every item; credit is granted as items are handled.
+    public func stream<R: RPCStreamRequest>(_ request: R, window: UInt32 = RPCLimits.defaultWindow, each: (R.Item) throws -> Void) throws -> R.Reply {
+        let id = allocateID()
+        try send(request, id: id)
+        var consumed: UInt32 = 0
         while true {
-            let (rid, reply) = try receive()
-            if rid == 0 { continue }
-            guard rid == id else { throw RPCError("reply for unknown request \(rid)") }
-            if case .error(let c, let msg) = reply { throw RPCError(msg, code: c) }
-            return reply
+            let f = try replyFrame(id)
+            guard f.more, f.type != ErrorReply.type.rawValue else { return try RPCError.reply(f, as: R.Reply.self) }
+            try each(try R.Item.decode(f))
+            consumed += 1
+            if consumed >= (window + 1) / 2 { try send(StreamCredit(frames: consumed), id: id); consumed = 0 }
+        }
+    }
+
+    private func replyFrame(_ id: UInt32) throws -> Frame {
+        while true {
+            let f = try receiveFrame()
+            if f.requestID == 0 { continue }
+            guard f.requestID == id else { throw RPCError("reply for unknown request \(f.requestID)") }
+            return f
         }
     }
 
     /// The version handshake; returns the role the peer assigned.
     @discardableResult
     public func hello(client: String) throws -> String {
-        guard case .helloOK(let major, _, let role) = try call(.hello(major: ProtocolVersion.major, minor: ProtocolVersion.minor, client: client)),
-              major == ProtocolVersion.major else { throw RPCError("bad handshake reply") }
-        return role
+        let r = try call(Hello(client: client))
+        guard r.major == ProtocolVersion.major else { throw RPCError("peer speaks protocol \(r.major)") }
+        return r.role
     }
 }

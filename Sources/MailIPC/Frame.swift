@@ -6,7 +6,26 @@
 // length counts payload bytes only and is capped (maxFrame); request id 0 carries unsolicited
 // events from the store; every reply echoes its request's id. A frame over the cap, or one
 // that decodes badly, closes the connection (the caller's job) — it never crashes the process.
+// flags bit 0 (`more`): more frames follow for this request id (a streamed reply, RPCStream.swift);
+// the other bits are reserved, sent as 0 and ignored on receipt.
 import NIOCore
+
+public struct FrameFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+    /// More frames follow under this request id; the last frame of a reply has it clear.
+    public static let more = FrameFlags(rawValue: 1 << 0)
+}
+
+/// Sizes shared by both ends of every store connection.
+public enum RPCLimits {
+    /// Default cap on one frame's payload (`[store] max_frame` overrides it for the store side).
+    public static let defaultMaxFrame = 1 << 20
+    /// Body bytes per chunk frame (deliveries, exports, later body ranges).
+    public static let chunkSize = 256 * 1024
+    /// Frames a streamed reply may have in flight before the receiver grants more credit.
+    public static let defaultWindow: UInt32 = 8
+}
 
 public struct FrameHeader: Equatable, Sendable {
     public static let size = 12
@@ -24,6 +43,7 @@ public struct Frame: Sendable, Equatable {
     public init(type: UInt16, flags: UInt16 = 0, requestID: UInt32, payload: ByteBuffer) {
         self.type = type; self.flags = flags; self.requestID = requestID; self.payload = payload
     }
+    public var more: Bool { FrameFlags(rawValue: flags).contains(.more) }
 
     public func write(into out: inout ByteBuffer) {
         out.writeInteger(UInt32(payload.readableBytes), endianness: .big)

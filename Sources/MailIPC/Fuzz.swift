@@ -1,9 +1,10 @@
 // Fuzz entry points for the frame and message decoders (DESIGN §2): any input must end in
-// a decoded message or a thrown error, never a crash or an unbounded allocation.
+// a decoded message or a thrown error, never a crash or an unbounded allocation; a message
+// that decodes re-encodes to the very payload it came from (the codec is canonical).
 import NIOCore
 
 public enum IPCFuzz {
-    /// One input: split into frames with a small cap, decode each message.
+    /// One input: split into frames with a small cap, decode each message, check re-encoding.
     public static func one(_ data: [UInt8]) -> (frames: Int, messages: Int, errors: Int) {
         var buf = ByteBuffer(bytes: data)
         let d = FrameDecoder(maxFrame: 1 << 16)
@@ -12,26 +13,44 @@ public enum IPCFuzz {
             do {
                 guard let f = try d.decode(&buf) else { break }
                 frames += 1
-                do { _ = try IPCMessage.decode(f); messages += 1 } catch { errors += 1 }
+                do {
+                    let m = try decodeAnyMessage(f)
+                    precondition(m.payload() == f.payload, "\(f.type) does not re-encode to its payload")
+                    messages += 1
+                } catch { errors += 1 }
             } catch { errors += 1; break }
         }
         return (frames, messages, errors)
     }
 
-    static let samples: [IPCMessage] = [
-        .hello(major: 1, minor: 0, client: "x"), .lookupRecipient("alice@example.org"),
-        .deliverBegin(sender: "a@b", recipients: ["c@d", "e@f"]), .deliverChunk(ByteBuffer(string: "Subject: x\r\n\r\nhi\r\n")),
-        .deliverResult([.ok, .unknownUser]), .mailboxes([MailboxInfo(name: "INBOX", specialUse: "", uidValidity: 1, uidNext: 2, highestModSeq: 3, messages: 4, subscribed: true)]),
-        .pairs([["a@b", "c@d"]]), .statusResult([ProcessStatus(service: "lmtp", instance: 0, pid: 1, startedAt: 2, restarts: 3, state: "running")]),
-        .exportMessage(ExportedMessage(mailbox: "INBOX", uid: 1, internalDate: 2, sender: "s@t", size: 3)),
-        .mailboxChanged(session: 9, mailbox: "INBOX", uidNext: 2, exists: 1), .error(.denied, "no"),
+    /// One valid sample of every message type (the codec tests check that none is missing).
+    public static let samples: [any RPCMessage] = [
+        Hello(client: "x"), HelloOK(role: "lmtpd"), ErrorReply(.denied, "no"), OK(), StreamCredit(frames: 4),
+        LookupRecipient("alice@example.org"), RecipientReply(.notLocal, "x@y"),
+        Lookup(map: .aliases, key: "a b@c"), LookupResult(found: true, value: "x@y,z@w"),
+        DeliverBegin(sender: "a@b", recipients: ["c@d", "e@f"], session: 7), DeliverChunk(ByteBuffer(string: "Subject: x\r\n\r\nhi\r\n")),
+        DeliverEnd(), DeliverResult([.ok, .unknownUser]),
+        Authenticate(user: "u@d", password: "p w"), SessionOpened(id: 42, user: "u@d"), SessionEnd(42),
+        MailboxList(session: 1), Mailboxes([MailboxInfo(name: "INBOX", specialUse: "", uidValidity: 1, uidNext: 2, highestModSeq: 3, messages: 4, subscribed: true)]),
+        DomainAdd("d"), DomainRemove("d"), DomainList(), Names(["a", "b"]),
+        UserAdd("u@d", password: "x"), UserRemove("u@d"), UserPasswd("u@d", password: "y"), UserList(""),
+        AliasAdd("a@d", "b@d"), AliasRemove("a@d", ""), AliasList("d"), AliasPairs([AliasEntry(source: "a@d", target: "b@e")]),
+        Export(user: "u@d", mailbox: "INBOX"),
+        ExportMessage(ExportedMessage(mailbox: "INBOX", uid: 1, internalDate: 2, sender: "s@t", size: 3)),
+        ExportChunk(ByteBuffer(bytes: [0, 1, 2, 255])), ExportEnd(count: 3),
+        MailboxWatch(session: 9, mailbox: "INBOX"), Watching(watch: 3, state: MailboxState(uidValidity: 1, uidNext: 2, highestModSeq: 3, messages: 1)),
+        MailboxUnwatch(watch: 3), MailboxChanged(watch: 3, highestModSeq: 17), MailboxChanges(watch: 3, sinceModSeq: 2, limit: 100),
+        Changes(state: MailboxState(uidValidity: 1, uidNext: 3, highestModSeq: 4, messages: 2), messages: [ChangedMessage(uid: 2, modSeq: 4, flags: 1)], complete: true),
+        Status(), StatusResult([ProcessStatus(service: "lmtp", instance: 0, pid: 1, startedAt: 2, restarts: 3, state: .running)]),
+        Attach(role: .admin), Reload(),
+        QueueList(), QueueEntries([QueueEntry(id: 1, sender: "a@b", recipient: "c@d", created: 5, nextAttempt: 6, attempts: 0, lastError: "")]),
     ]
 
     /// A deterministic mutation loop over valid frames: bit flips, truncation, length lies, splices.
     public static func run(iterations: Int, seed: UInt64) -> (frames: Int, messages: Int, errors: Int) {
         var rng = SplitMix(seed: seed)
         var total = (frames: 0, messages: 0, errors: 0)
-        let encoded: [[UInt8]] = samples.map { m in var b = ByteBuffer(); m.frame(requestID: 7).write(into: &b); return Array(b.readableBytesView) }
+        let encoded: [[UInt8]] = samples.map { m in var b = ByteBuffer(); m.frame(requestID: 7, flags: []).write(into: &b); return Array(b.readableBytesView) }
         for _ in 0..<iterations {
             var input = encoded[Int(rng.next() % UInt64(encoded.count))]
             if rng.next() % 3 == 0 { input += encoded[Int(rng.next() % UInt64(encoded.count))] }

@@ -1,88 +1,139 @@
 // The worker side of the store connection on NIO: one table of pending requests keyed by
-// request id, events (id 0) to a callback, and every pending request failed if the store goes.
+// request id, typed replies (`call(x)` returns `X.Reply`), streamed replies received with a
+// credit window, events (id 0) to a callback, and every pending request failed if the store goes.
 import NIOCore
 import NIOPosix
 
 public final class RPCClient: @unchecked Sendable {
     public let channel: Channel
     private let handler: RPCClientHandler
-    public static let chunkSize = 256 * 1024
 
     init(channel: Channel, handler: RPCClientHandler) { self.channel = channel; self.handler = handler }
 
     /// Adopts an inherited connected socket and performs the version handshake.
-    public static func connect(fd: Int32, group: EventLoopGroup, client: String, maxFrame: Int = 1 << 20,
-                               onEvent: @escaping @Sendable (IPCMessage) -> Void = { _ in },
+    public static func connect(fd: Int32, group: EventLoopGroup, client: String, maxFrame: Int = RPCLimits.defaultMaxFrame,
+                               onEvent: @escaping @Sendable (any RPCMessage) -> Void = { _ in },
                                onClose: @escaping @Sendable () -> Void = {}) -> EventLoopFuture<RPCClient> {
-        let handler = RPCClientHandler(onEvent: onEvent, onClose: onClose)
-        return ClientBootstrap(group: group)
+        ClientBootstrap(group: group)
             .channelInitializer { ch in
                 ch.pipeline.addHandlers([ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)),
-                                         MessageToByteHandler(FrameEncoder()), handler])
+                                         MessageToByteHandler(FrameEncoder()), RPCClientHandler(onEvent: onEvent, onClose: onClose)])
             }
             .withConnectedSocket(fd)
-            .flatMap { ch in
-                let c = RPCClient(channel: ch, handler: handler)
-                return c.call(.hello(major: ProtocolVersion.major, minor: ProtocolVersion.minor, client: client)).flatMapThrowing { r in
-                    guard case .helloOK(let major, _, _) = r, major == ProtocolVersion.major else { throw RPCError("bad handshake reply \(r)") }
+            .flatMap { ch in adopt(ch) }
+            .flatMap { c in
+                c.call(Hello(client: client)).flatMapThrowing { r in
+                    guard r.major == ProtocolVersion.major else { throw RPCError("store speaks protocol \(r.major), we speak \(ProtocolVersion.major)") }
                     return c
                 }
             }
     }
 
-    public var isActive: Bool { channel.isActive }
-
-    /// Sends one request; the future fails with RPCError for an `.error` reply or a lost connection.
-    public func call(_ m: IPCMessage) -> EventLoopFuture<IPCMessage> {
-        send([m])
+    /// Wraps a channel whose pipeline ends in an RPCClientHandler (tests build such channels).
+    public static func adopt(_ ch: Channel) -> EventLoopFuture<RPCClient> {
+        ch.pipeline.handler(type: RPCClientHandler.self).map { RPCClient(channel: ch, handler: $0) }
     }
 
-    /// Sends several frames under one request id (e.g. deliverBegin, chunks, deliverEnd) and waits for the reply.
-    public func send(_ ms: [IPCMessage]) -> EventLoopFuture<IPCMessage> {
+    public var isActive: Bool { channel.isActive }
+
+    /// Sends one request; the future has its typed reply, or fails with RPCError for an error
+    /// reply, a reply of the wrong type, or a lost connection.
+    public func call<R: RPCRequest>(_ request: R) -> EventLoopFuture<R.Reply> {
+        send([request.frame(requestID: 0)]).flatMapThrowing { try RPCError.reply($0, as: R.Reply.self) }
+    }
+
+    /// Delivers one message: begin, the body in chunks, end; returns a status per recipient.
+    public func deliver(_ begin: DeliverBegin, body: ByteBuffer) -> EventLoopFuture<[RecipientStatus]> {
+        var frames = [begin.frame(requestID: 0)]
+        var b = body
+        while b.readableBytes > 0 { frames.append(DeliverChunk(b.readSlice(length: min(RPCLimits.chunkSize, b.readableBytes))!).frame(requestID: 0)) }
+        frames.append(DeliverEnd().frame(requestID: 0))
+        let n = begin.recipients.count
+        return send(frames).flatMapThrowing { f in
+            let r = try RPCError.reply(f, as: DeliverResult.self)
+            guard r.statuses.count == n else { throw RPCError("delivery reply has \(r.statuses.count) statuses for \(n) recipients", code: .internal) }
+            return r.statuses
+        }
+    }
+
+    /// A streamed request: `onItem` gets every item in order; the future it returns says when
+    /// the item has been consumed, and only consumed items free window for more (DESIGN §2),
+    /// so a slow consumer holds at most `window` items here and the store produces no more.
+    public func stream<R: RPCStreamRequest>(_ request: R, window: UInt32 = RPCLimits.defaultWindow,
+                                            onItem: @escaping (R.Item) -> EventLoopFuture<Void>) -> EventLoopFuture<R.Reply> {
         let loop = channel.eventLoop
-        let promise = loop.makePromise(of: IPCMessage.self)
+        let promise = loop.makePromise(of: Frame.self)
         loop.execute { [handler, channel] in
-            guard channel.isActive else { return promise.fail(RPCError("store connection lost", code: .temporary)) }
-            let id = handler.register(promise)
-            for (i, m) in ms.enumerated() {
-                channel.write(m.frame(requestID: id), promise: nil)
+            guard channel.isActive else { return promise.fail(RPCError.connectionLost) }
+            let id = handler.register(.stream(StreamReceiver(window: window, promise: promise, channel: channel) { frame in
+                let item: R.Item
+                do { item = try R.Item.decode(frame) } catch { return loop.makeFailedFuture(RPCError("bad stream item: \(error)", code: .internal)) }
+                return onItem(item)
+            }))
+            channel.writeAndFlush(request.frame(requestID: id), promise: nil)
+        }
+        return promise.futureResult.flatMapThrowing { try RPCError.reply($0, as: R.Reply.self) }
+    }
+
+    /// Sends frames under one fresh request id (their ids are replaced) and waits for the reply frame.
+    private func send(_ frames: [Frame]) -> EventLoopFuture<Frame> {
+        let loop = channel.eventLoop
+        let promise = loop.makePromise(of: Frame.self)
+        loop.execute { [handler, channel] in
+            guard channel.isActive else { return promise.fail(RPCError.connectionLost) }
+            let id = handler.register(.single(promise))
+            for (i, var f) in frames.enumerated() {
+                f.requestID = id
+                channel.write(f, promise: nil)
                 if i % 16 == 15 { channel.flush() }
             }
             channel.flush()
         }
-        return promise.futureResult.flatMapThrowing { r in
-            if case .error(let c, let msg) = r { throw RPCError(msg, code: c) }
-            return r
-        }
-    }
-
-    /// Delivers one message: begin, body in chunks, end; returns a status per recipient.
-    public func deliver(sender: String, recipients: [String], body: ByteBuffer, session: UInt64 = 0) -> EventLoopFuture<[RecipientStatus]> {
-        var frames: [IPCMessage] = [.deliverBegin(sender: sender, recipients: recipients, session: session)]
-        var b = body
-        while b.readableBytes > 0 { frames.append(.deliverChunk(b.readSlice(length: min(Self.chunkSize, b.readableBytes))!)) }
-        frames.append(.deliverEnd)
-        return send(frames).flatMapThrowing { r in
-            guard case .deliverResult(let s) = r, s.count == recipients.count else { throw RPCError("bad delivery reply") }
-            return s
-        }
+        return promise.futureResult
     }
 
     public func close() { channel.close(promise: nil) }
 }
 
+/// The receiving end of one streamed reply: hands items on, grants credit as they are consumed.
+final class StreamReceiver {
+    let window: UInt32
+    let promise: EventLoopPromise<Frame>
+    let channel: Channel
+    let onItem: (Frame) -> EventLoopFuture<Void>
+    var consumed: UInt32 = 0          // consumed since the last credit we granted
+    var failed = false
+    init(window: UInt32, promise: EventLoopPromise<Frame>, channel: Channel, onItem: @escaping (Frame) -> EventLoopFuture<Void>) {
+        self.window = max(1, window); self.promise = promise; self.channel = channel; self.onItem = onItem
+    }
+
+    func item(_ f: Frame, id: UInt32) {
+        guard !failed else { return }
+        onItem(f).whenComplete { [self] r in
+            if case .failure(let e) = r { failed = true; promise.fail(e); return }
+            consumed += 1
+            // Grant credit in batches of half the window: fewer frames, never a stall.
+            if consumed >= (window + 1) / 2 {
+                channel.writeAndFlush(StreamCredit(frames: consumed).frame(requestID: id), promise: nil)
+                consumed = 0
+            }
+        }
+    }
+}
+
 final class RPCClientHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = Frame
-    private var pending: [UInt32: EventLoopPromise<IPCMessage>] = [:]
+    enum Pending { case single(EventLoopPromise<Frame>), stream(StreamReceiver) }
+    private var pending: [UInt32: Pending] = [:]
     private var nextID: UInt32 = 1
-    let onEvent: @Sendable (IPCMessage) -> Void
+    let onEvent: @Sendable (any RPCMessage) -> Void
     let onClose: @Sendable () -> Void
 
-    init(onEvent: @escaping @Sendable (IPCMessage) -> Void, onClose: @escaping @Sendable () -> Void) {
+    init(onEvent: @escaping @Sendable (any RPCMessage) -> Void, onClose: @escaping @Sendable () -> Void) {
         self.onEvent = onEvent; self.onClose = onClose
     }
 
-    func register(_ p: EventLoopPromise<IPCMessage>) -> UInt32 {
+    func register(_ p: Pending) -> UInt32 {
         repeat { nextID &+= 1 } while nextID == 0 || pending[nextID] != nil
         pending[nextID] = p
         return nextID
@@ -90,15 +141,27 @@ final class RPCClientHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let f = unwrapInboundIn(data)
-        guard let m = try? IPCMessage.decode(f) else { context.close(promise: nil); return }
-        if f.requestID == 0 { onEvent(m); return }
-        // Export replies stream several frames; only single-reply requests use this client.
-        pending.removeValue(forKey: f.requestID)?.succeed(m)
+        if f.requestID == 0 {
+            guard let m = try? decodeAnyMessage(f) else { context.close(promise: nil); return }
+            onEvent(m); return
+        }
+        switch pending[f.requestID] {
+        case .single(let p): pending[f.requestID] = nil; p.succeed(f)
+        case .stream(let s):
+            if f.more && f.type != ErrorReply.type.rawValue { s.item(f, id: f.requestID) }
+            else { pending[f.requestID] = nil; s.promise.succeed(f) }
+        case nil: break      // a reply to a request nobody waits for any more
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         let p = pending; pending.removeAll()
-        for (_, promise) in p { promise.fail(RPCError("store connection lost", code: .temporary)) }
+        for (_, x) in p {
+            switch x {
+            case .single(let promise): promise.fail(RPCError.connectionLost)
+            case .stream(let s): s.promise.fail(RPCError.connectionLost)
+            }
+        }
         onClose()
         context.fireChannelInactive()
     }

@@ -4,7 +4,7 @@ import NIOCore
 
 public enum WireError: Error, Equatable, CustomStringConvertible {
     case truncated, trailingBytes(Int), badUTF8, badValue(String), frameTooLarge(Int), unknownType(UInt16)
-    case versionMismatch(UInt16)
+    case versionMismatch(UInt16), unexpectedType(UInt16)
     public var description: String {
         switch self {
         case .truncated: return "truncated payload"
@@ -14,6 +14,7 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
         case .frameTooLarge(let n): return "frame of \(n) bytes exceeds the limit"
         case .unknownType(let t): return "unknown message type \(t)"
         case .versionMismatch(let v): return "protocol major version \(v) not supported"
+        case .unexpectedType(let t): return "unexpected message type \(t)"
         }
     }
 }
@@ -34,7 +35,8 @@ public struct WireWriter {
     }
     public mutating func bytes(_ b: ByteBuffer) { u32(UInt32(b.readableBytes)); var c = b; buffer.writeBuffer(&c) }
     public mutating func bytes(_ b: [UInt8]) { u32(UInt32(b.count)); buffer.writeBytes(b) }
-    public mutating func strings(_ a: [String]) { u32(UInt32(a.count)); for s in a { string(s) } }
+    public mutating func strings(_ a: [String]) { list(a) { $0.string($1) } }
+    public mutating func list<T>(_ a: [T], _ element: (inout WireWriter, T) -> Void) { u32(UInt32(a.count)); for e in a { element(&self, e) } }
     public mutating func optString(_ s: String?) { bool(s != nil); if let s { string(s) } }
 }
 
@@ -61,13 +63,39 @@ public struct WireReader {
         guard let b = buffer.readSlice(length: n) else { throw WireError.truncated }
         return b
     }
-    public mutating func strings(max: Int = 1_000_000) throws -> [String] {
+    /// A u32 count, then `count` elements read by `element`. The count is checked against the
+    /// bytes left before anything is allocated: each element takes at least `minElementBytes`,
+    /// so a lying count cannot make the reader reserve more than the frame could hold.
+    public mutating func list<T>(minElementBytes: Int, max: Int = Int.max, _ element: (inout WireReader) throws -> T) throws -> [T] {
+        precondition(minElementBytes > 0)
         let n = Int(try u32())
-        guard n <= buffer.readableBytes / 4, n <= max else { throw WireError.truncated }
-        var out: [String] = []; out.reserveCapacity(n)
-        for _ in 0..<n { out.append(try string()) }
+        guard n <= buffer.readableBytes / minElementBytes else { throw WireError.truncated }
+        guard n <= max else { throw WireError.badValue("\(n) elements, at most \(max) allowed") }
+        var out: [T] = []; out.reserveCapacity(n)
+        for _ in 0..<n { out.append(try element(&self)) }
         return out
+    }
+    public mutating func strings(max: Int = Int.max) throws -> [String] {
+        try list(minElementBytes: WireSize.string, max: max) { try $0.string() }
+    }
+    /// A raw-value enum, refused when the value is not one of its cases.
+    public mutating func enumU8<E: RawRepresentable>(_: E.Type) throws -> E where E.RawValue == UInt8 {
+        let v = try u8()
+        guard let e = E(rawValue: v) else { throw WireError.badValue("\(E.self) \(v)") }
+        return e
+    }
+    public mutating func enumString<E: RawRepresentable>(_: E.Type) throws -> E where E.RawValue == String {
+        let v = try string()
+        guard let e = E(rawValue: v) else { throw WireError.badValue("\(E.self) \(v.debugDescription)") }
+        return e
     }
     public mutating func optString() throws -> String? { try bool() ? try string() : nil }
     public func finish() throws { if buffer.readableBytes > 0 { throw WireError.trailingBytes(buffer.readableBytes) } }
+}
+
+/// Encoded sizes of the smallest possible elements, for `WireReader.list(minElementBytes:)`.
+public enum WireSize {
+    public static let u8 = 1, u16 = 2, u32 = 4, u64 = 8, bool = 1
+    /// An empty string or byte string: its u32 length alone.
+    public static let string = 4, bytes = 4
 }

@@ -4,7 +4,7 @@
 // nothing of it is acknowledged, and its blobs are swept at the next start.
 import Foundation
 import GRDB
-import MailIPC
+
 
 struct PendingDelivery: @unchecked Sendable {
     var sender: String

@@ -1,10 +1,15 @@
-// The MailStore protocol (DESIGN §3): what the store process offers, independent of SQLite,
-// so a PostgreSQL-backed implementation can stand in later. All methods may block.
-import MailIPC
+// The store's protocols (DESIGN §3), split by concern, in store-domain types that know nothing
+// of the RPC wire format or of Postfix: the store server holds `any` of them and maps to the
+// wire; a PostgreSQL implementation later passes the same conformance suite. Methods may block.
+
+/// What went wrong, in the store's own terms (the server maps kinds to RPC error codes).
+public enum StoreErrorKind: Sendable, Equatable {
+    case notFound, exists, invalid, denied, temporary
+}
 
 public struct StoreError: Error, CustomStringConvertible, Equatable {
-    public var code: ErrorCode, message: String
-    public init(_ code: ErrorCode, _ message: String) { self.code = code; self.message = message }
+    public var code: StoreErrorKind, message: String
+    public init(_ code: StoreErrorKind, _ message: String) { self.code = code; self.message = message }
     public var description: String { message }
 }
 
@@ -20,40 +25,121 @@ public enum Resolution: Sendable, Equatable {
     case notLocal
 }
 
+/// What became of one recipient of a delivery.
+public enum DeliveryStatus: Sendable, Equatable {
+    case delivered, unknownUser, notLocal, tempFail, overQuota
+}
+
+/// A mailbox whose contents a delivery changed.
 public struct MailboxChange: Sendable, Equatable {
-    public var user: Int64, mailbox: String, uidNext: UInt32, exists: UInt32
+    public var user: Int64, mailboxID: Int64, mailbox: String, uidNext: UInt32, exists: UInt32, highestModSeq: UInt64
+    public init(user: Int64, mailboxID: Int64, mailbox: String, uidNext: UInt32, exists: UInt32, highestModSeq: UInt64) {
+        self.user = user; self.mailboxID = mailboxID; self.mailbox = mailbox; self.uidNext = uidNext; self.exists = exists; self.highestModSeq = highestModSeq
+    }
 }
 
 public struct DeliveryOutcome: Sendable {
-    public var statuses: [RecipientStatus]
+    public var statuses: [DeliveryStatus]
     public var changes: [MailboxChange]
+    public init(statuses: [DeliveryStatus], changes: [MailboxChange]) {
+        self.statuses = statuses; self.changes = changes
+    }
 }
 
-public protocol MailStore: AnyObject, Sendable {
+public struct MailboxSummary: Sendable, Equatable {
+    public var id: Int64, name: String, specialUse: String, uidValidity: UInt32, uidNext: UInt32
+    public var highestModSeq: UInt64, messages: UInt32, subscribed: Bool
+    public init(id: Int64, name: String, specialUse: String, uidValidity: UInt32, uidNext: UInt32, highestModSeq: UInt64, messages: UInt32, subscribed: Bool) {
+        self.id = id; self.name = name; self.specialUse = specialUse; self.uidValidity = uidValidity; self.uidNext = uidNext; self.highestModSeq = highestModSeq; self.messages = messages; self.subscribed = subscribed
+    }
+}
+
+/// A message of a mailbox whose MODSEQ is above some value: new, or its flags changed.
+public struct MessageChange: Sendable, Equatable {
+    public var uid: UInt32, modSeq: UInt64, flags: UInt32
+    public init(uid: UInt32, modSeq: UInt64, flags: UInt32) {
+        self.uid = uid; self.modSeq = modSeq; self.flags = flags
+    }
+}
+
+/// A message as export lists it; `body` is an opaque reference for `body(_:)`.
+public struct StoredMessage: Sendable, Equatable {
+    public var mailbox: String, uid: UInt32, internalDate: Int64, sender: String, size: UInt64, body: Int64
+    public init(mailbox: String, uid: UInt32, internalDate: Int64, sender: String, size: UInt64, body: Int64) {
+        self.mailbox = mailbox; self.uid = uid; self.internalDate = internalDate; self.sender = sender; self.size = size; self.body = body
+    }
+}
+
+public struct AliasRecord: Sendable, Equatable {
+    /// "local@domain", or "@domain" for the catch-all.
+    public var source: String, target: String
+    public init(source: String, target: String) {
+        self.source = source; self.target = target
+    }
+}
+
+public struct QueuedRecipient: Sendable, Equatable {
+    public var id: Int64, sender: String, recipient: String, created: Int64, nextAttempt: Int64, attempts: Int, lastError: String
+    public init(id: Int64, sender: String, recipient: String, created: Int64, nextAttempt: Int64, attempts: Int, lastError: String) {
+        self.id = id; self.sender = sender; self.recipient = recipient; self.created = created; self.nextAttempt = nextAttempt; self.attempts = attempts; self.lastError = lastError
+    }
+}
+
+/// Domains, users, aliases and authentication.
+public protocol AccountStore: AnyObject, Sendable {
     func resolve(_ address: String) throws -> Resolution
-    /// Durable delivery (DESIGN §3): completion runs after blob and metadata are fsynced.
-    /// With a `submitter` (an authenticated submission) the sender must be one of the user's
-    /// addresses and remote recipients are queued for outbound delivery; without one, only
-    /// local recipients are accepted (never an open relay).
-    func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?,
-                 completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
     func authenticate(_ address: String, password: String) throws -> UserRef?
     func user(named address: String) throws -> UserRef?
-    func mailboxes(user: Int64) throws -> [MailboxInfo]
 
     func addDomain(_ name: String) throws
     func removeDomain(_ name: String) throws
     func domains() throws -> [String]
+    func hasDomain(_ name: String) throws -> Bool
     func addUser(_ address: String, password: String) throws
     func removeUser(_ address: String) throws
     func setPassword(_ address: String, password: String) throws
     func users(domain: String) throws -> [String]
     func addAlias(_ source: String, target: String) throws
     func removeAlias(_ source: String, target: String) throws
-    func aliases(domain: String) throws -> [[String]]
-    func queue() throws -> [String]
-    /// Postfix-style lookups for lookupd: map is recipients | aliases | domains | senders; nil = not found.
-    func lookup(map: String, key: String) throws -> String?
-    /// Calls `each` for every message of `user` (one mailbox, or all when nil), in mailbox/UID order.
-    func export(user: Int64, mailbox: String?, each: (ExportedMessage, [UInt8]) throws -> Void) throws
+    func aliases(domain: String) throws -> [AliasRecord]
+
+    /// The logins (user addresses) that may use `address` as envelope sender: the user it names
+    /// (also with "+detail"), and every user an alias of that name reaches. A catch-all grants nothing.
+    func senderLogins(_ address: String) throws -> [String]
+    /// The targets of exactly this alias source ("local@domain" or "@domain"), in creation order.
+    func aliasTargets(_ source: String) throws -> [String]
+    func hasCatchAll(domain: String) throws -> Bool
 }
+
+/// Durable delivery (DESIGN §3).
+public protocol DeliveryStore: AnyObject, Sendable {
+    /// `completion` runs after blob and metadata are fsynced. With a `submitter` (an
+    /// authenticated submission) the sender must be one of the user's `senderLogins` and remote
+    /// recipients are queued for outbound delivery; without one, only local recipients are
+    /// accepted (never an open relay).
+    func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?,
+                 completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
+    /// Start-up sweep: drops bodies nothing references. Must run before the store serves anyone.
+    @discardableResult func sweep() throws -> (rows: Int, blobs: Int)
+}
+
+/// Mailboxes and their messages (IMAP, POP3, export).
+public protocol MailboxStore: AnyObject, Sendable {
+    func mailboxes(user: Int64) throws -> [MailboxSummary]
+    func mailbox(user: Int64, name: String) throws -> MailboxSummary?
+    /// Messages of mailbox `id` with MODSEQ above `since`, in MODSEQ order, at most `limit`;
+    /// `complete` false when there are more. Nil when the mailbox is gone.
+    func changes(mailbox id: Int64, since: UInt64, limit: Int) throws -> (summary: MailboxSummary, messages: [MessageChange], complete: Bool)?
+    /// Every message of `user` (one mailbox, or all when nil), in mailbox/UID order.
+    func messages(user: Int64, mailbox: String?) throws -> [StoredMessage]
+    /// The bytes of a message `messages` listed.
+    func body(_ ref: Int64) throws -> [UInt8]
+}
+
+/// The outbound queue.
+public protocol QueueStore: AnyObject, Sendable {
+    func queue() throws -> [QueuedRecipient]
+}
+
+/// Everything the store process serves.
+public typealias MailStore = AccountStore & DeliveryStore & MailboxStore & QueueStore

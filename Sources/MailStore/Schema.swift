@@ -1,4 +1,6 @@
 // The store's SQLite schema, as GRDB migrations (never edit a shipped migration; add one).
+// Migrations never call live code: what one needs is frozen here, so its meaning never changes.
+import Foundation
 import GRDB
 
 enum Schema {
@@ -83,7 +85,7 @@ enum Schema {
             for table in ["users", "aliases"] {
                 for row in try Row.fetchAll(db, sql: "SELECT id, local FROM \(table)") {
                     let local: String = row[1]
-                    try db.execute(sql: "UPDATE \(table) SET local_key = ? WHERE id = ?", arguments: [SQLiteMailStore.fold(local), row[0] as Int64])
+                    try db.execute(sql: "UPDATE \(table) SET local_key = ? WHERE id = ?", arguments: [foldV2(local), row[0] as Int64])
                 }
             }
             try db.execute(sql: """
@@ -96,6 +98,13 @@ enum Schema {
         m.registerMigration("v3-inline-bodies") { db in
             try db.execute(sql: "ALTER TABLE messages ADD COLUMN body BLOB")
         }
+        // The pull half of DESIGN §2's events: changes since a MODSEQ, per mailbox.
+        m.registerMigration("v4-modseq-index") { db in
+            try db.execute(sql: "CREATE INDEX mailbox_messages_modseq ON mailbox_messages(mailbox_id, modseq)")
+        }
         return m
     }
+
+    /// The local-part key as migration v2 computed it (a frozen copy of SQLiteMailStore.fold).
+    static func foldV2(_ s: String) -> String { s.folding(options: [.caseInsensitive], locale: nil) }
 }

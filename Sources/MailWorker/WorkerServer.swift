@@ -1,5 +1,6 @@
 // Shared worker plumbing: serve inherited listening sockets, cap connections per process,
-// stop gracefully on SIGTERM, and exit 75 if the store connection goes away.
+// route the store's events to sessions, stop gracefully on SIGTERM (every live session is told,
+// WorkerSessionEvent.shuttingDown), and exit 75 if the store connection goes away.
 import Foundation
 import NIOCore
 import NIOPosix
@@ -15,6 +16,9 @@ public final class WorkerServer: @unchecked Sendable {
     let grace: Double
     private let lock = NSLock()
     private var active = 0
+    private var live: [ObjectIdentifier: Channel] = [:]
+    /// The store's events for this process's sessions.
+    public let events = EventRouter()
     private var draining = false
     private var exitCode: Int32 = 0
     private let done = DispatchSemaphore(value: 0)
@@ -82,8 +86,13 @@ public final class WorkerServer: @unchecked Sendable {
             ClientBootstrap(group: group)
                 // A client may pipeline and then half-close (shutdown SHUT_WR): answer it all first.
                 .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-                .channelInitializer { ch in
-                    ch.closeFuture.whenComplete { [self] _ in connectionClosed() }
+                .channelInitializer { [self] ch in
+                    let key = ObjectIdentifier(ch)
+                    lock.lock(); live[key] = ch; lock.unlock()
+                    ch.closeFuture.whenComplete { [self] _ in
+                        lock.lock(); live[key] = nil; lock.unlock()
+                        connectionClosed()
+                    }
                     return ch.pipeline.addHandlers(makeHandlers())
                 }
                 .withConnectedSocket(conn)
@@ -110,8 +119,11 @@ public final class WorkerServer: @unchecked Sendable {
         if draining { lock.unlock(); return }
         draining = true; exitCode = code
         let idle = active == 0
+        let sessions = Array(live.values)
         lock.unlock()
         logger.notice("\(why): no new connections, finishing open sessions (up to \(grace)s)")
+        // Tell every live session, so each can finish and say goodbye in its protocol's words.
+        for ch in sessions { ch.pipeline.fireUserInboundEventTriggered(WorkerSessionEvent.shuttingDown) }
         if idle { done.signal() }
         DispatchQueue.global().asyncAfter(deadline: .now() + grace) { [self] in done.signal() }
     }
@@ -132,7 +144,7 @@ extension WorkerServer {
                     handlers: @escaping (RPCClient, String) -> () -> [ChannelHandler]) -> Never {
         do {
             let rpc = try RPCClient.connect(fd: FDContract.storeFD, group: group, client: "\(process)[\(getpid())]",
-                                            onClose: { [self] in storeLost() }).wait()
+                                            onEvent: { [events] in events.route($0) }, onClose: { [self] in storeLost() }).wait()
             for (fd, raw) in listeners {
                 let name = FDContract.decodeName(raw)
                 try listen(fd: fd, name: name, refusal: refusal, makeHandlers: handlers(rpc, name))

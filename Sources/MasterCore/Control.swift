@@ -29,26 +29,26 @@ extension Master {
         while true {
             guard let (id, m) = try? c.receive() else { return }
             if !greeted {
-                guard case .hello(let major, _, _) = m, major == ProtocolVersion.major else {
-                    try? c.send(.error(.invalid, "expected hello, protocol \(ProtocolVersion.major)"), id: id); return
+                guard let h = m as? Hello, h.major == ProtocolVersion.major else {
+                    try? c.send(ErrorReply(.invalid, "expected hello, protocol \(ProtocolVersion.major)"), id: id); return
                 }
                 greeted = true
-                try? c.send(.helloOK(major: ProtocolVersion.major, minor: ProtocolVersion.minor, role: "control"), id: id)
+                try? c.send(HelloOK(role: "control"), id: id)
                 continue
             }
             switch m {
-            case .status:
-                try? c.send(.statusResult(statusSnapshot()), id: id)
-            case .reload:
+            case is Status:
+                try? c.send(StatusResult(statusSnapshot()), id: id)
+            case is Reload:
                 kill(getpid(), SIGHUP)
-                try? c.send(.ok, id: id)
-            case .attach(let name):
-                guard let role = Role(rawValue: name) else { try? c.send(.error(.invalid, "no such role: \(name)"), id: id); continue }
+                try? c.send(OK(), id: id)
+            case let a as Attach:
+                let role = a.role
                 lock.lock()
                 let up = storeControl >= 0
                 lock.unlock()
-                guard up else { try? c.send(.error(.temporary, "the store is not running"), id: id); continue }
-                try? c.send(.ok, id: id)
+                guard up else { try? c.send(ErrorReply(.temporary, "the store is not running"), id: id); continue }
+                try? c.send(OK(), id: id)
                 // From here on the client talks to the store; we pass the socket and forget it.
                 lock.lock()
                 let name = Array(role.rawValue.utf8)
@@ -58,7 +58,7 @@ extension Master {
                 else { logger.info("control: attached pid \(peerPID) to the store as \(role.rawValue)") }
                 return
             default:
-                try? c.send(.error(.invalid, "not a control request: \(m.type)"), id: id)
+                try? c.send(ErrorReply(.invalid, "not a control request: \(m.type)"), id: id)
             }
         }
     }

@@ -396,11 +396,11 @@ public final class Master {
         lock.lock(); defer { lock.unlock() }
         let wall = Date().timeIntervalSince1970, mono = Self.now()
         func st(_ s: ProcessSlot) -> ProcessStatus {
-            let state = s.pid > 0 ? "running" : (s.policy.throttled ? "throttled" : "restarting")
+            let state: ProcessState = s.pid > 0 ? .running : (s.policy.throttled ? .throttled : .restarting)
             return ProcessStatus(service: s.service, instance: UInt32(s.instance), pid: Int64(s.pid),
                                  startedAt: s.pid > 0 ? Int64(wall - (mono - s.startedAt)) : 0, restarts: UInt32(s.restarts), state: state)
         }
-        return [ProcessStatus(service: "master", instance: 0, pid: Int64(getpid()), startedAt: Int64(startedAt), restarts: 0, state: stopping ? "stopping" : "running"),
+        return [ProcessStatus(service: "master", instance: 0, pid: Int64(getpid()), startedAt: Int64(startedAt), restarts: 0, state: stopping ? .stopping : .running),
                 st(storeSlot)] + slots.map(st)
     }
 }

@@ -86,7 +86,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         closed = true
         idleTimer?.cancel()
         if heldSlot { settings.limiter?.disconnect(clientAddress); heldSlot = false }
-        if storeSession != 0 { _ = rpc.call(.sessionEnd(storeSession)); storeSession = 0 }
+        if storeSession != 0 { _ = rpc.call(SessionEnd(storeSession)); storeSession = 0 }
         logger.info("disconnect from \(clientAddress)")
         context.fireChannelInactive()
     }
@@ -193,17 +193,17 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 // RFC 5321 §4.5.1: <Postmaster> (the engine makes it postmaster@hostname) must be
                 // accepted even when the host name is not one of our mail domains.
                 let bare = path.localPart.lowercased() == "postmaster" && path.domain.lowercased() == settings.config.hostname.lowercased()
-                rpc.call(.lookupRecipient(address)).flatMap { [rpc] r -> EventLoopFuture<IPCMessage> in
-                    if bare, case .recipient(.notLocal, _) = r { return rpc.call(.lookupRecipient("postmaster")) }
+                rpc.call(LookupRecipient(address)).flatMap { [rpc] r -> EventLoopFuture<RecipientReply> in
+                    if bare, r.status == .notLocal { return rpc.call(LookupRecipient("postmaster")) }
                     return rpc.channel.eventLoop.makeSucceededFuture(r)
                 }.hop(to: context.eventLoop).whenComplete { [self] r in
-                    if bare, case .success(.recipient(.ok, let canonical)) = r { rewrites[address] = canonical }
+                    if bare, case .success(let x) = r, x.status == .ok { rewrites[address] = x.canonical }
                     let check: RecipientCheck
-                    switch r {
-                    case .success(.recipient(.ok, _)): check = .accept
-                    case .success(.recipient(.unknownUser, _)): check = .unknown
+                    switch r.map(\.status) {
+                    case .success(.ok): check = .accept
+                    case .success(.unknownUser): check = .unknown
                     // Mail must originate or terminate here (DESIGN §4): remote only after AUTH.
-                    case .success(.recipient(.notLocal, _)): check = authenticated ? .acceptRemote : .relayDenied
+                    case .success(.notLocal): check = authenticated ? .acceptRemote : .relayDenied
                     case .success: check = .tempFail
                     case .failure(let e): logger.error("recipient lookup failed: \(e)"); check = .tempFail
                     }
@@ -217,10 +217,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 setReading(context, false)
                 let user = session.authenticatedUser ?? ""
                 guard let path else { resume(context, session.senderChecked(allowed: false)); continue }
-                rpc.call(.lookup(map: "senders", key: path.address)).hop(to: context.eventLoop).whenComplete { [self] r in
+                rpc.call(Lookup(map: .senders, key: path.address)).hop(to: context.eventLoop).whenComplete { [self] r in
                     var allowed = false
-                    if case .success(.lookupResult(true, let owners)) = r {
-                        allowed = owners.split(separator: ",").contains { $0 == Substring(user) }
+                    if case .success(let owners) = r, owners.found {
+                        allowed = owners.value.split(separator: ",").contains { $0 == Substring(user) }
                     }
                     if !allowed { logger.notice("sender <\(path.address)> not owned by \(user)", metadata: ["client": "\(clientAddress)"]) }
                     resume(context, session.senderChecked(allowed: allowed))
@@ -232,15 +232,16 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     resume(context, session.authenticated(.failure))
                     continue
                 }
-                rpc.call(.authenticate(user: user, password: password)).hop(to: context.eventLoop).whenComplete { [self] r in
+                rpc.call(Authenticate(user: user, password: password)).hop(to: context.eventLoop).whenComplete { [self] r in
                     let result: AuthResult
                     switch r {
-                    case .success(.session(let sid, let canonical)):
+                    case .success(let opened):
+                        let sid = opened.id, canonical = opened.user
                         storeSession = sid
                         logger.info("authenticated", metadata: ["client": "\(clientAddress)", "user": "\(canonical)"])
                         result = .success(canonical)
                     case .failure(let e as RPCError) where e.code == .denied: result = .failure
-                    case .success, .failure: result = .tempFail
+                    case .failure: result = .tempFail
                     }
                     resume(context, session.authenticated(result))
                 }
@@ -311,7 +312,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let size = b.readableBytes
         let rcpts = env.recipients.map { rewrites[$0.address] ?? $0.address }
         let sid = env.authenticatedUser != nil ? storeSession : 0
-        rpc.deliver(sender: env.sender?.address ?? "", recipients: rcpts, body: b, session: sid).hop(to: context.eventLoop).whenComplete { [self] r in
+        rpc.deliver(DeliverBegin(sender: env.sender?.address ?? "", recipients: rcpts, session: sid), body: b).hop(to: context.eventLoop).whenComplete { [self] r in
             var results: [DeliveryResult]
             switch r {
             case .success(let statuses):

@@ -1,6 +1,8 @@
-// One RPC connection to the store: handshake, per-role allow-list, session scoping,
-// chunked deliveries, and push events. A malformed or oversized frame closes this
-// connection only; blocking store work runs on the thread pool, never on the event loop.
+// One RPC connection to the store: handshake, the role allow-list (declared on each request),
+// one dispatch table, one session gate, and the replies. A malformed or oversized frame closes
+// this connection only; a well-formed request in the wrong sequence gets an error reply (one
+// connection carries every session of a worker, DESIGN §2). Store work runs on the thread pool,
+// never on the event loop. The handlers live in StoreConnection+<Family>.swift.
 import Foundation
 import NIOCore
 import NIOPosix
@@ -8,50 +10,48 @@ import Logging
 import MailIPC
 import MailStore
 
-/// Sessions created by authenticate, per connection, and who to tell about mailbox changes.
-final class SessionRegistry: @unchecked Sendable {
-    private let lock = NSLock()
-    private var byUser: [Int64: [(sid: UInt64, channel: Channel)]] = [:]
-    func add(user: Int64, sid: UInt64, channel: Channel) { lock.lock(); byUser[user, default: []].append((sid, channel)); lock.unlock() }
-    func remove(sid: UInt64) {
-        lock.lock(); defer { lock.unlock() }
-        for (u, l) in byUser { byUser[u] = l.filter { $0.sid != sid }; if byUser[u]!.isEmpty { byUser[u] = nil } }
-    }
-    func listeners(user: Int64) -> [(sid: UInt64, channel: Channel)] { lock.lock(); defer { lock.unlock() }; return byUser[user] ?? [] }
-}
-
 final class StoreConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = Frame
     typealias OutboundOut = Frame
 
-    struct InProgress { var sender: String; var recipients: [String]; var body: [UInt8]; var overflow: Bool; var submitter: UserRef?
-                        var busy = false }
+    struct InProgress {
+        var sender: String; var recipients: [String]; var body: [UInt8] = []; var submitter: UserRef?
+        /// Why the delivery will be refused at DeliverEnd (the worker is told once, at the end).
+        var refusal: ErrorReply? = nil
+        var overflow = false, busy = false
+    }
 
     let role: Role
-    let store: SQLiteMailStore
+    let store: any MailStore
+    let maps: PostfixMaps
     let pool: NIOThreadPool
-    let registry: SessionRegistry
+    let hub: WatchHub
     let maxDelivery: Int
     var logger: Logger
+    var context: ChannelHandlerContext!
     private var handshaken = false
-    private var sessions: [UInt64: UserRef] = [:]
-    private var deliveries: [UInt32: InProgress] = [:]
+    var sessions: [UInt64: UserRef] = [:]
+    var deliveries: [UInt32: InProgress] = [:]
+    var streams: [UInt32: RPCStreamSender] = [:]
     static let maxConcurrentDeliveries = 4096
+    static let maxConcurrentStreams = 64
     /// Body bytes this connection may hold in memory at once (in transfer or being committed);
     /// beyond it a delivery is answered "try again later", so no worker can exhaust the store.
     let maxBuffered: Int
-    private var buffered = 0
-    static let exportChunk = 256 * 1024
+    var buffered = 0
+    var owner: ObjectIdentifier { ObjectIdentifier(self) }
 
-    init(role: Role, store: SQLiteMailStore, pool: NIOThreadPool, registry: SessionRegistry, maxDelivery: Int, maxBuffered: Int, logger: Logger) {
-        self.role = role; self.store = store; self.pool = pool; self.registry = registry
+    init(role: Role, store: any MailStore, pool: NIOThreadPool, hub: WatchHub, maxDelivery: Int, maxBuffered: Int, logger: Logger) {
+        self.role = role; self.store = store; self.maps = PostfixMaps(accounts: store); self.pool = pool; self.hub = hub
         self.maxDelivery = maxDelivery; self.maxBuffered = maxBuffered; self.logger = logger
     }
 
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
     func channelInactive(context: ChannelHandlerContext) {
-        for sid in sessions.keys { registry.remove(sid: sid) }
+        hub.removeConnection(owner)
         buffered = 0
-        sessions.removeAll(); deliveries.removeAll()
+        sessions.removeAll(); deliveries.removeAll(); streams.removeAll()
         context.fireChannelInactive()
     }
 
@@ -60,189 +60,143 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    private func fail(_ context: ChannelHandlerContext, _ why: String) {
+    private func fail(_ why: String) {
         logger.warning("closing \(role.rawValue) connection: \(why)")
         context.close(promise: nil)
     }
 
-    private func reply(_ context: ChannelHandlerContext, _ id: UInt32, _ m: IPCMessage) {
-        context.writeAndFlush(wrapOutboundOut(m.frame(requestID: id)), promise: nil)
+    func reply(_ id: UInt32, _ m: any RPCMessage) {
+        context.writeAndFlush(wrapOutboundOut(m.frame(requestID: id, flags: [])), promise: nil)
     }
 
-    /// Runs `work` on the thread pool and sends its reply from the event loop.
-    private func offload(_ context: ChannelHandlerContext, _ id: UInt32, _ work: @escaping () throws -> IPCMessage) {
-        let loop = context.eventLoop
-        let f: EventLoopFuture<IPCMessage> = pool.runIfActive(eventLoop: loop) { try work() }
-        f.whenComplete { [self] r in
+    /// The reply for a thrown error: store and protocol errors as they are, anything else temporary.
+    func errorReply(_ e: Error) -> ErrorReply {
+        if let r = ErrorReply.from(e) { return r }
+        logger.error("store error: \(e)")
+        return ErrorReply(.temporary, "temporary store failure")
+    }
+
+    /// Runs `work` on the thread pool and sends its reply (or its error) from the event loop.
+    func offload<M: RPCMessage>(_ id: UInt32, _ work: @escaping () throws -> M) {
+        pool.runIfActive(eventLoop: context.eventLoop) { try work() }.whenComplete { [self] r in
             switch r {
-            case .success(let m): reply(context, id, m)
-            case .failure(let e as StoreError): reply(context, id, .error(e.code, e.message))
-            case .failure(let e): logger.error("store error: \(e)"); reply(context, id, .error(.temporary, "temporary store failure"))
+            case .success(let m): reply(id, m)
+            case .failure(let e): reply(id, errorReply(e))
             }
         }
+    }
+
+    /// The session gate (DESIGN §2): every session-scoped request names a session that an
+    /// authentication on this very connection created. Anything else is refused, not closed.
+    func requireSession(_ sid: UInt64) throws -> UserRef {
+        guard let u = sessions[sid] else { throw ErrorReply(.denied, "no such session on this connection") }
+        return u
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        let msg: IPCMessage
-        do { msg = try IPCMessage.decode(frame) } catch {
-            return fail(context, "malformed frame type \(frame.type): \(error)")
+        let msg: any RPCMessage
+        do { msg = try decodeAnyMessage(frame) } catch {
+            return fail("malformed frame type \(frame.type): \(error)")
         }
         let id = frame.requestID
         guard handshaken else {
-            guard case .hello(let major, _, let client) = msg else { return fail(context, "first frame is not hello") }
-            guard major == ProtocolVersion.major else {
-                reply(context, id, .error(.invalid, "protocol major version \(major) not supported"))
-                return fail(context, "version mismatch from \(client)")
+            guard let hello = msg as? Hello else { return fail("first frame is not hello") }
+            guard hello.major == ProtocolVersion.major else {
+                reply(id, ErrorReply(.invalid, "protocol major version \(hello.major) not supported"))
+                return fail("version mismatch from \(hello.client)")
             }
             handshaken = true
-            logger[metadataKey: "peer"] = "\(client)"
-            return reply(context, id, .helloOK(major: ProtocolVersion.major, minor: ProtocolVersion.minor, role: role.rawValue))
+            logger[metadataKey: "peer"] = "\(hello.client)"
+            return reply(id, HelloOK(role: role.rawValue))
         }
-        guard id != 0 else { return fail(context, "request id 0 is reserved for events") }
+        guard id != 0 else { return fail("request id 0 is reserved for events") }
+        if let credit = msg as? StreamCredit {
+            // Credit for a stream that has ended (or never was) is harmless: ignored.
+            streams[id]?.grant(credit.frames)
+            return
+        }
         guard role.may(msg.type) else {
             logger.warning("refused \(msg.type) from role \(role.rawValue)")
-            return reply(context, id, .error(.denied, "\(msg.type) is not allowed for role \(role.rawValue)"))
+            return reply(id, ErrorReply(.denied, "\(msg.type) is not allowed for role \(role.rawValue)"))
         }
-        handle(context, id, msg)
+        dispatch(id, msg)
     }
 
-    private func handle(_ context: ChannelHandlerContext, _ id: UInt32, _ msg: IPCMessage) {
-        let store = self.store
+    /// One line per request: adding a message adds a line here.
+    private func dispatch(_ id: UInt32, _ msg: any RPCMessage) {
         switch msg {
-        case .lookupRecipient(let a):
-            offload(context, id) {
-                switch try store.resolve(a) {
-                case .deliver(let users, let remote): return .recipient(.ok, users.first?.address ?? remote.first ?? a)
-                case .unknownUser: return .recipient(.unknownUser, a)
-                case .notLocal: return .recipient(.notLocal, a)
-                }
-            }
-        case .lookup(let map, let key):
-            offload(context, id) {
-                let v = try store.lookup(map: map, key: key)
-                return .lookupResult(found: v != nil, value: v ?? "")
-            }
-        case .deliverBegin(let sender, let rcpts, let sid):
-            guard deliveries[id] == nil, deliveries.count < Self.maxConcurrentDeliveries, !rcpts.isEmpty else {
-                return fail(context, "bad deliverBegin")
-            }
-            // A submission names a session authenticated on this very connection (DESIGN §2).
-            var submitter: UserRef? = nil
-            if sid != 0 {
-                guard let u = sessions[sid] else { return fail(context, "deliverBegin with an unknown session") }
-                submitter = u
-            }
-            deliveries[id] = InProgress(sender: sender, recipients: rcpts, body: [], overflow: false, submitter: submitter)
-        case .deliverChunk(let bytes):
-            guard deliveries[id] != nil else { return fail(context, "deliverChunk without deliverBegin") }
-            if deliveries[id]!.body.count + bytes.readableBytes > maxDelivery {
-                buffered -= deliveries[id]!.body.count
-                deliveries[id]!.overflow = true; deliveries[id]!.body = []
-            } else if buffered + bytes.readableBytes > maxBuffered {
-                buffered -= deliveries[id]!.body.count
-                deliveries[id]!.busy = true; deliveries[id]!.body = []
-            } else if !deliveries[id]!.overflow && !deliveries[id]!.busy {
-                deliveries[id]!.body.append(contentsOf: bytes.readableBytesView)
-                buffered += bytes.readableBytes
-            }
-        case .deliverEnd:
-            guard let d = deliveries.removeValue(forKey: id) else { return fail(context, "deliverEnd without deliverBegin") }
-            if d.overflow { return reply(context, id, .error(.invalid, "message exceeds the store's size limit")) }
-            if d.busy {
-                logger.warning("delivery deferred: more than \(maxBuffered) body bytes in flight on this connection")
-                return reply(context, id, .deliverResult(Array(repeating: .tempFail, count: d.recipients.count)))
-            }
-            deliver(context, id, d)
-        case .authenticate(let user, let password):
-            let loop = context.eventLoop
-            pool.runIfActive(eventLoop: loop) { try store.authenticate(user, password: password) }.whenComplete { [self] r in
-                switch r {
-                case .success(let u?):
-                    var sid: UInt64 = 0
-                    while sid == 0 || sessions[sid] != nil { sid = UInt64.random(in: 1...UInt64.max) }
-                    sessions[sid] = u
-                    registry.add(user: u.id, sid: sid, channel: context.channel)
-                    reply(context, id, .session(sid, u.address))
-                case .success(nil): reply(context, id, .error(.denied, "authentication failed"))
-                case .failure: reply(context, id, .error(.temporary, "temporary store failure"))
-                }
-            }
-        case .sessionEnd(let sid):
-            guard sessions.removeValue(forKey: sid) != nil else { return reply(context, id, .error(.notFound, "no such session")) }
-            registry.remove(sid: sid)
-            reply(context, id, .ok)
-        case .mailboxList(let sid, let user):
-            if role == .admin {
-                offload(context, id) {
-                    guard let u = try store.user(named: user) else { throw StoreError(.notFound, "no such user: \(user)") }
-                    return .mailboxes(try store.mailboxes(user: u.id))
-                }
-            } else {
-                // Session scoping (DESIGN §2): only users who logged in through this connection.
-                guard let u = sessions[sid] else { return reply(context, id, .error(.denied, "no such session on this connection")) }
-                offload(context, id) { .mailboxes(try store.mailboxes(user: u.id)) }
-            }
-        case .domainAdd(let d): offload(context, id) { try store.addDomain(d); return .ok }
-        case .domainRemove(let d): offload(context, id) { try store.removeDomain(d); return .ok }
-        case .domainList: offload(context, id) { .names(try store.domains()) }
-        case .userAdd(let u, let p): offload(context, id) { try store.addUser(u, password: p); return .ok }
-        case .userRemove(let u): offload(context, id) { try store.removeUser(u); return .ok }
-        case .userPasswd(let u, let p): offload(context, id) { try store.setPassword(u, password: p); return .ok }
-        case .userList(let d): offload(context, id) { .names(try store.users(domain: d)) }
-        case .aliasAdd(let s, let t): offload(context, id) { try store.addAlias(s, target: t); return .ok }
-        case .aliasRemove(let s, let t): offload(context, id) { try store.removeAlias(s, target: t); return .ok }
-        case .aliasList(let d): offload(context, id) { .pairs(try store.aliases(domain: d)) }
-        case .queueList: offload(context, id) { .names(try store.queue()) }
-        case .export(let user, let mailbox):
-            let channel = context.channel
-            offload(context, id) {
-                guard let u = try store.user(named: user) else { throw StoreError(.notFound, "no such user: \(user)") }
-                var n: UInt32 = 0
-                try store.export(user: u.id, mailbox: mailbox.isEmpty ? nil : mailbox) { meta, body in
-                    // Back-pressure: wait for each frame to be written before reading more.
-                    try channel.writeAndFlush(IPCMessage.exportMessage(meta).frame(requestID: id)).wait()
-                    var off = 0
-                    while off < body.count {
-                        let end = min(off + Self.exportChunk, body.count)
-                        var b = channel.allocator.buffer(capacity: end - off)
-                        b.writeBytes(body[off..<end])
-                        try channel.writeAndFlush(IPCMessage.exportChunk(b).frame(requestID: id)).wait()
-                        off = end
-                    }
-                    n += 1
-                }
-                return .exportEnd(n)
-            }
+        // delivery
+        case let m as LookupRecipient: offload(id) { [self] in try lookupRecipient(m) }
+        case let m as Lookup: offload(id) { [self] in try lookup(m) }
+        case let m as DeliverBegin: deliverBegin(id, m)
+        case let m as DeliverChunk: deliverChunk(id, m)
+        case is DeliverEnd: deliverEnd(id)
+        // accounts
+        case let m as Authenticate: authenticate(id, m)
+        case let m as SessionEnd: sessionEnd(id, m)
+        case let m as MailboxList: gated(id) { [self] in try mailboxList(m) }
+        case let m as DomainAdd: offload(id) { [store] in try store.addDomain(m.name); return OK() }
+        case let m as DomainRemove: offload(id) { [store] in try store.removeDomain(m.name); return OK() }
+        case is DomainList: offload(id) { [store] in Names(try store.domains()) }
+        case let m as UserAdd: offload(id) { [store] in try store.addUser(m.address, password: m.password); return OK() }
+        case let m as UserRemove: offload(id) { [store] in try store.removeUser(m.name); return OK() }
+        case let m as UserPasswd: offload(id) { [store] in try store.setPassword(m.address, password: m.password); return OK() }
+        case let m as UserList: offload(id) { [store] in Names(try store.users(domain: m.name)) }
+        case let m as AliasAdd: offload(id) { [store] in try store.addAlias(m.source, target: m.target); return OK() }
+        case let m as AliasRemove: offload(id) { [store] in try store.removeAlias(m.source, target: m.target); return OK() }
+        case let m as AliasList: offload(id) { [store] in AliasPairs(try store.aliases(domain: m.name).map { AliasEntry(source: $0.source, target: $0.target) }) }
+        case let m as Export: export(id, m)
+        // events
+        case let m as MailboxWatch: gated(id) { [self] in try watch(m) }
+        case let m as MailboxUnwatch: gated(id) { [self] in try unwatch(m) }
+        case let m as MailboxChanges: gated(id) { [self] in try changes(m) }
+        // queue
+        case is QueueList: offload(id) { [store] in QueueEntries(try store.queue().map(QueueEntry.init)) }
         default:
-            reply(context, id, .error(.invalid, "not a request: \(msg.type)"))
+            reply(id, ErrorReply(.invalid, "not a request: \(msg.type)"))
         }
     }
 
-    private func deliver(_ context: ChannelHandlerContext, _ id: UInt32, _ d: InProgress) {
-        let loop = context.eventLoop, store = self.store, registry = self.registry, logger = self.logger
-        let count = d.recipients.count
-        pool.submit { _ in
-            store.deliver(sender: d.sender, recipients: d.recipients, body: d.body, submitter: d.submitter) { result in
-                loop.execute { [self] in
-                    buffered -= d.body.count
-                    switch result {
-                    case .success(let o):
-                        reply(context, id, .deliverResult(o.statuses))
-                        for c in o.changes {
-                            for l in registry.listeners(user: c.user) {
-                                l.channel.writeAndFlush(IPCMessage.mailboxChanged(session: l.sid, mailbox: c.mailbox, uidNext: c.uidNext, exists: c.exists).frame(requestID: 0), promise: nil)
-                            }
-                        }
-                    case .failure(let e as StoreError) where e.code == .denied:
-                        logger.warning("delivery refused: \(e)")
-                        reply(context, id, .error(.denied, e.message))
-                    case .failure(let e):
-                        logger.error("delivery failed, nothing acknowledged: \(e)")
-                        reply(context, id, .deliverResult(Array(repeating: .tempFail, count: count)))
-                    }
-                }
+    /// A session-scoped request: its checks run here on the event loop (sessions live here),
+    /// and the work they return runs on the pool.
+    func gated<M: RPCMessage>(_ id: UInt32, _ check: () throws -> () throws -> M) {
+        do { offload(id, try check()) } catch { reply(id, errorReply(error)) }
+    }
+}
+
+/// Adopts connected sockets into NIO channels with the store's RPC pipeline.
+public final class StoreService: @unchecked Sendable {
+    let store: any MailStore, group: EventLoopGroup, pool: NIOThreadPool
+    let hub = WatchHub()
+    let maxDelivery: Int, maxFrame: Int, maxBuffered: Int
+    let logger: Logger
+
+    /// `maxBuffered`: body bytes one connection may hold in memory at once (default: the
+    /// larger of 256 MiB and four maximal messages).
+    public init(store: any MailStore, group: EventLoopGroup, pool: NIOThreadPool, maxDelivery: Int, maxFrame: Int,
+                maxBuffered: Int? = nil, logger: Logger) {
+        self.store = store; self.group = group; self.pool = pool; self.maxDelivery = maxDelivery; self.maxFrame = maxFrame
+        self.maxBuffered = maxBuffered ?? max(256 << 20, 4 * maxDelivery); self.logger = logger
+    }
+
+    @discardableResult
+    public func adopt(fd: Int32, role: Role) -> EventLoopFuture<Channel> {
+        let store = self.store, pool = self.pool, hub = self.hub, maxDelivery = self.maxDelivery
+        let maxFrame = self.maxFrame, maxBuffered = self.maxBuffered
+        var logger = self.logger
+        logger[metadataKey: "role"] = "\(role.rawValue)"
+        let f = ClientBootstrap(group: group)
+            .channelInitializer { ch in
+                ch.pipeline.addHandlers([
+                    ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)),
+                    MessageToByteHandler(FrameEncoder()),
+                    StoreConnectionHandler(role: role, store: store, pool: pool, hub: hub, maxDelivery: maxDelivery,
+                                           maxBuffered: maxBuffered, logger: logger),
+                ])
             }
-        }
+            .withConnectedSocket(fd)
+        f.whenFailure { [logger] e in logger.error("cannot adopt \(role.rawValue) connection: \(e)"); close(fd) }
+        return f
     }
 }

@@ -85,39 +85,3 @@ public enum StoreMain {
         chmod(dir, 0o700)
     }
 }
-
-/// Adopts connected sockets into NIO channels with the store's RPC pipeline.
-public final class StoreService: @unchecked Sendable {
-    let store: SQLiteMailStore, group: EventLoopGroup, pool: NIOThreadPool
-    let registry = SessionRegistry()
-    let maxDelivery: Int, maxFrame: Int, maxBuffered: Int
-    let logger: Logger
-
-    /// `maxBuffered`: body bytes one connection may hold in memory at once (default: the
-    /// larger of 256 MiB and four maximal messages).
-    public init(store: SQLiteMailStore, group: EventLoopGroup, pool: NIOThreadPool, maxDelivery: Int, maxFrame: Int,
-                maxBuffered: Int? = nil, logger: Logger) {
-        self.store = store; self.group = group; self.pool = pool; self.maxDelivery = maxDelivery; self.maxFrame = maxFrame
-        self.maxBuffered = maxBuffered ?? max(256 << 20, 4 * maxDelivery); self.logger = logger
-    }
-
-    @discardableResult
-    public func adopt(fd: Int32, role: Role) -> EventLoopFuture<Channel> {
-        let store = self.store, pool = self.pool, registry = self.registry, maxDelivery = self.maxDelivery
-        let maxFrame = self.maxFrame, maxBuffered = self.maxBuffered
-        var logger = self.logger
-        logger[metadataKey: "role"] = "\(role.rawValue)"
-        let f = ClientBootstrap(group: group)
-            .channelInitializer { ch in
-                ch.pipeline.addHandlers([
-                    ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)),
-                    MessageToByteHandler(FrameEncoder()),
-                    StoreConnectionHandler(role: role, store: store, pool: pool, registry: registry, maxDelivery: maxDelivery,
-                                           maxBuffered: maxBuffered, logger: logger),
-                ])
-            }
-            .withConnectedSocket(fd)
-        f.whenFailure { [logger] e in logger.error("cannot adopt \(role.rawValue) connection: \(e)"); close(fd) }
-        return f
-    }
-}

@@ -1,10 +1,12 @@
-// The store's RPC service in-process over real socketpairs: handshake, role allow-lists,
-// session scoping, push events, and malformed input closing one connection only.
+// The store's RPC service in-process over real socketpairs: handshake, role allow-lists, the
+// session gate, wrong-sequence requests answered without a close, watch/notify/pull events
+// with coalescing, the streamed export, and malformed input closing one connection only.
 import XCTest
 import NIOCore
 import NIOPosix
 import Logging
 import MailIPC
+import MailWorker
 import CMailShims
 @testable import MailStore
 @testable import StoreServer
@@ -40,32 +42,55 @@ final class StoreServiceTests: XCTestCase {
         return c
     }
 
+    /// The NIO client a worker uses, on the same kind of connection.
+    func nioClient(_ role: Role, events: EventRouter? = nil) throws -> RPCClient {
+        var pair: [Int32] = [-1, -1]
+        XCTAssertEqual(mail_socketpair(&pair), 0)
+        _ = try service.adopt(fd: pair[1], role: role).wait()
+        return try RPCClient.connect(fd: pair[0], group: group, client: "test", onEvent: { events?.route($0) }).wait()
+    }
+
     func assertClosed(_ c: BlockingRPCConnection, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try c.receive(), file: file, line: line) { e in
             XCTAssertEqual((e as? RPCError)?.message, "connection closed by peer", file: file, line: line)
         }
     }
 
+    func assertError(_ code: ErrorCode, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { XCTAssertEqual(($0 as? RPCError)?.code, code, "\($0)", file: file, line: line) }
+    }
+
+    func deliver(_ c: BlockingRPCConnection, _ begin: DeliverBegin, _ body: String) throws -> (UInt32, any RPCMessage) {
+        let id = c.allocateID()
+        try c.send(begin, id: id)
+        try c.send(DeliverChunk(ByteBuffer(string: body)), id: id)
+        try c.send(DeliverEnd(), id: id)
+        return try c.receive()
+    }
+
     func testRequestsOutsideTheRoleAreRefused() throws {
         let lmtp = try connect(.lmtpd)
-        XCTAssertThrowsError(try lmtp.call(.domainAdd("evil.org"))) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
-        XCTAssertThrowsError(try lmtp.call(.export(user: "alice@example.org", mailbox: ""))) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
-        XCTAssertThrowsError(try lmtp.call(.authenticate(user: "alice@example.org", password: "secret"))) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
+        assertError(.denied) { _ = try lmtp.call(DomainAdd("evil.org")) }
+        assertError(.denied) { _ = try lmtp.call(Export(user: "alice@example.org")) }
+        assertError(.denied) { _ = try lmtp.call(Authenticate(user: "alice@example.org", password: "secret")) }
         XCTAssertEqual(try store.domains(), ["example.org"])
         // still usable for what the role may do
-        XCTAssertEqual(try lmtp.call(.lookupRecipient("alice@example.org")), .recipient(.ok, "alice@example.org"))
-        XCTAssertEqual(try lmtp.call(.lookupRecipient("x@example.org")), .recipient(.unknownUser, "x@example.org"))
+        XCTAssertEqual(try lmtp.call(LookupRecipient("alice@example.org")), RecipientReply(.ok, "alice@example.org"))
+        XCTAssertEqual(try lmtp.call(LookupRecipient("x@example.org")), RecipientReply(.unknownUser, "x@example.org"))
         let lookup = try connect(.lookupd)
-        XCTAssertThrowsError(try lookup.call(.deliverBegin(sender: "", recipients: ["alice@example.org"]))) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
+        assertError(.denied) { _ = try lookup.call(DeliverBegin(sender: "", recipients: ["alice@example.org"])) }
+        XCTAssertEqual(try lookup.call(Lookup(map: .senders, key: "alice+x@example.org")), LookupResult(found: true, value: "alice@example.org"))
     }
 
     func testHelloMustComeFirstAndMatchTheMajorVersion() throws {
         let a = try connect(.lmtpd, hello: false)
-        try a.send(.lookupRecipient("alice@example.org"), id: 1)
+        try a.send(LookupRecipient("alice@example.org"), id: 1)
         assertClosed(a)
         let b = try connect(.lmtpd, hello: false)
-        try b.send(.hello(major: 99, minor: 0, client: "future"), id: 1)
-        guard case (1, .error(.invalid, _)) = try b.receive() else { return XCTFail("expected an error reply") }
+        try b.send(Hello(major: 99, minor: 0, client: "future"), id: 1)
+        let (id, m) = try b.receive()
+        XCTAssertEqual(id, 1)
+        XCTAssertEqual((m as? ErrorReply)?.code, .invalid)
         assertClosed(b)
     }
 
@@ -74,16 +99,17 @@ final class StoreServiceTests: XCTestCase {
         let inputs: [[UInt8]] = [
             Array("EHLO garbage\r\n".utf8) + [UInt8](repeating: 0x41, count: 100),      // not a frame at all
             [0xff, 0xff, 0xff, 0xff, 0, 1, 0, 0, 0, 0, 0, 1],                              // oversized length
-            { var b = ByteBuffer(); IPCMessage.lookupRecipient("a@b").frame(requestID: 3).write(into: &b); var x = Array(b.readableBytesView); x[6] = 0xee; return x }(),  // bad flags are fine; mangle payload:
+            { var b = ByteBuffer(); LookupRecipient("a@b").frame(requestID: 3).write(into: &b); var x = Array(b.readableBytesView); x[6] = 0xee; return x }(),  // reserved flag bits are ignored
             { var b = ByteBuffer(); Frame(type: MessageType.lookupRecipient.rawValue, requestID: 3, payload: ByteBuffer(bytes: [0, 0, 0, 9, 65])).write(into: &b); return Array(b.readableBytesView) }(),
             { var b = ByteBuffer(); Frame(type: 4242, requestID: 3, payload: ByteBuffer()).write(into: &b); return Array(b.readableBytesView) }(),
-            { var b = ByteBuffer(); IPCMessage.deliverChunk(ByteBuffer(string: "x")).frame(requestID: 5).write(into: &b); return Array(b.readableBytesView) }(),   // chunk without begin
+            { var b = ByteBuffer(); LookupRecipient("a@b").frame(requestID: 0).write(into: &b); return Array(b.readableBytesView) }(),   // id 0 is for events
         ]
         for (i, bytes) in inputs.enumerated() {
             let c = try connect(.lmtpd)
             try c.writeAll(bytes)
-            if i == 2 {   // flags are not interpreted: this one is valid and answered
-                guard case (3, .recipient) = try c.receive() else { return XCTFail("frame with flags should be answered") }
+            if i == 2 {
+                let (id, m) = try c.receive()
+                XCTAssertEqual(id, 3); XCTAssertTrue(m is RecipientReply, "frame with reserved flag bits should be answered")
                 continue
             }
             assertClosed(c)
@@ -93,57 +119,132 @@ final class StoreServiceTests: XCTestCase {
         try t.writeAll([0, 0, 0, 50, 0, 10, 0, 0, 0, 0, 0, 1, 1, 2, 3])
         _ = shutdown(t.fd, Int32(SHUT_WR))
         assertClosed(t)
-        XCTAssertEqual(try healthy.call(.lookupRecipient("alice@example.org")), .recipient(.ok, "alice@example.org"))
+        XCTAssertEqual(try healthy.call(LookupRecipient("alice@example.org")), RecipientReply(.ok, "alice@example.org"))
     }
 
-    func testSessionsScopeMailboxAccessAndReceiveEvents() throws {
-        let imap = try connect(.imapd)
-        XCTAssertThrowsError(try imap.call(.mailboxList(session: 12345, user: "alice@example.org"))) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
-        XCTAssertThrowsError(try imap.call(.authenticate(user: "alice@example.org", password: "wrong"))) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
-        guard case .session(let sid, let who) = try imap.call(.authenticate(user: "alice@example.org", password: "secret")) else { return XCTFail() }
-        XCTAssertEqual(who, "alice@example.org")
-        guard case .mailboxes(let boxes) = try imap.call(.mailboxList(session: sid, user: "")) else { return XCTFail() }
-        XCTAssertEqual(boxes.first?.name, "INBOX")
-        // Another connection cannot use this session id.
-        let other = try connect(.imapd)
-        XCTAssertThrowsError(try other.call(.mailboxList(session: sid, user: ""))) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
-        // A delivery pushes an event (request id 0) to the session's connection.
+    func testWrongSequenceIsAnsweredAndTheConnectionStays() throws {
         let lmtp = try connect(.lmtpd)
-        let id = lmtp.allocateID()
-        for m: IPCMessage in [.deliverBegin(sender: "s@x.org", recipients: ["alice@example.org"]), .deliverChunk(ByteBuffer(string: "Subject: hi\r\n\r\nyo\r\n")), .deliverEnd] {
-            try lmtp.send(m, id: id)
-        }
-        let (rid, result) = try lmtp.receive()
-        XCTAssertEqual(rid, id)
-        XCTAssertEqual(result, .deliverResult([.ok]))
-        let (eid, event) = try imap.receive()
-        XCTAssertEqual(eid, 0)
-        XCTAssertEqual(event, .mailboxChanged(session: sid, mailbox: "INBOX", uidNext: 2, exists: 1))
-        XCTAssertEqual(try imap.call(.sessionEnd(sid)), .ok)
-        XCTAssertThrowsError(try imap.call(.mailboxList(session: sid, user: "")))
+        // a chunk and an end without a begin: each answered badSequence, nothing closed
+        try lmtp.send(DeliverChunk(ByteBuffer(string: "x")), id: 5)
+        var (id, m) = try lmtp.receive()
+        XCTAssertEqual(id, 5); XCTAssertEqual((m as? ErrorReply)?.code, .badSequence)
+        try lmtp.send(DeliverEnd(), id: 6)
+        (id, m) = try lmtp.receive()
+        XCTAssertEqual(id, 6); XCTAssertEqual((m as? ErrorReply)?.code, .badSequence)
+        // a begin without recipients: refused at its end
+        (id, m) = try deliver(lmtp, DeliverBegin(sender: "", recipients: []), "x\r\n")
+        XCTAssertEqual((m as? ErrorReply)?.code, .invalid)
+        // credit for a stream that does not exist is ignored
+        try lmtp.send(StreamCredit(frames: 3), id: 77)
+        XCTAssertEqual(try lmtp.call(LookupRecipient("alice@example.org")).status, .ok)
+        (_, m) = try deliver(lmtp, DeliverBegin(sender: "", recipients: ["alice@example.org"]), "Subject: ok\r\n\r\n")
+        XCTAssertEqual(m as? DeliverResult, DeliverResult([.ok]))
+    }
+
+    func testTheSessionGateRefusesAnotherConnectionsSession() throws {
+        let imap = try connect(.imapd)
+        assertError(.denied) { _ = try imap.call(MailboxList(session: 12345)) }
+        assertError(.denied) { _ = try imap.call(Authenticate(user: "alice@example.org", password: "wrong")) }
+        let opened = try imap.call(Authenticate(user: "alice@example.org", password: "secret"))
+        XCTAssertEqual(opened.user, "alice@example.org")
+        XCTAssertEqual(try imap.call(MailboxList(session: opened.id)).list.first?.name, "INBOX")
+        // Another connection cannot use this session id, for any session-scoped request.
+        let other = try connect(.imapd)
+        assertError(.denied) { _ = try other.call(MailboxList(session: opened.id)) }
+        assertError(.denied) { _ = try other.call(MailboxWatch(session: opened.id, mailbox: "INBOX")) }
+        let watch = try imap.call(MailboxWatch(session: opened.id, mailbox: "INBOX")).watch
+        assertError(.notFound) { _ = try other.call(MailboxChanges(watch: watch, sinceModSeq: 0)) }
+        assertError(.notFound) { _ = try other.call(MailboxUnwatch(watch: watch)) }
+        // ...and the other connection is still open and served
+        XCTAssertThrowsError(try other.call(Authenticate(user: "alice@example.org", password: "nope")))
+        XCTAssertEqual(try imap.call(SessionEnd(opened.id)), OK())
+        assertError(.denied) { _ = try imap.call(MailboxList(session: opened.id)) }
     }
 
     func testSubmissionNeedsASessionOfThisConnection() throws {
         let smtp = try connect(.smtpd)
-        // a made-up session id closes the connection
-        try smtp.send(.deliverBegin(sender: "alice@example.org", recipients: ["x@remote.net"], session: 777), id: 1)
-        assertClosed(smtp)
-        let s2 = try connect(.smtpd)
-        guard case .session(let sid, _) = try s2.call(.authenticate(user: "alice@example.org", password: "secret")) else { return XCTFail() }
-        let id = s2.allocateID()
-        for m: IPCMessage in [.deliverBegin(sender: "alice@example.org", recipients: ["x@remote.net"], session: sid), .deliverChunk(ByteBuffer(string: "hi\r\n")), .deliverEnd] {
-            try s2.send(m, id: id)
-        }
-        XCTAssertEqual(try s2.receive().1, .deliverResult([.ok]))
+        // a made-up session id: refused at the end of the delivery, the connection stays
+        var (_, m) = try deliver(smtp, DeliverBegin(sender: "alice@example.org", recipients: ["x@remote.net"], session: 777), "hi\r\n")
+        XCTAssertEqual((m as? ErrorReply)?.code, .denied)
+        XCTAssertEqual(try store.queue().count, 0)
+        let sid = try smtp.call(Authenticate(user: "alice@example.org", password: "secret")).id
+        (_, m) = try deliver(smtp, DeliverBegin(sender: "alice@example.org", recipients: ["x@remote.net"], session: sid), "hi\r\n")
+        XCTAssertEqual(m as? DeliverResult, DeliverResult([.ok]))
         XCTAssertEqual(try store.queue().count, 1)
         // lmtpd can never queue remote mail
         let lmtp = try connect(.lmtpd)
-        let id2 = lmtp.allocateID()
-        for m: IPCMessage in [.deliverBegin(sender: "alice@example.org", recipients: ["x@remote.net"]), .deliverChunk(ByteBuffer(string: "hi\r\n")), .deliverEnd] {
-            try lmtp.send(m, id: id2)
-        }
-        XCTAssertEqual(try lmtp.receive().1, .deliverResult([.notLocal]))
+        (_, m) = try deliver(lmtp, DeliverBegin(sender: "alice@example.org", recipients: ["x@remote.net"]), "hi\r\n")
+        XCTAssertEqual(m as? DeliverResult, DeliverResult([.notLocal]))
         XCTAssertEqual(try store.queue().count, 1)
+    }
+
+    func testWatchedMailboxNotifiesOnceUntilPulled() throws {
+        let imap = try connect(.imapd)
+        let sid = try imap.call(Authenticate(user: "alice@example.org", password: "secret")).id
+        let w = try imap.call(MailboxWatch(session: sid, mailbox: "INBOX"))
+        assertError(.notFound) { _ = try imap.call(MailboxWatch(session: sid, mailbox: "Nope")) }
+        let lmtp = try connect(.lmtpd)
+        for i in 0..<50 {
+            let (_, m) = try deliver(lmtp, DeliverBegin(sender: "s@x.org", recipients: ["alice@example.org"]), "Subject: \(i)\r\n\r\nyo\r\n")
+            XCTAssertEqual(m as? DeliverResult, DeliverResult([.ok]))
+        }
+        // Fifty changes, one notification: the next frame after it is the reply to our pull.
+        let (eid, event) = try imap.receive()
+        XCTAssertEqual(eid, 0)
+        XCTAssertEqual((event as? MailboxChanged)?.watch, w.watch)
+        let id = imap.allocateID()
+        try imap.send(MailboxChanges(watch: w.watch, sinceModSeq: w.state.highestModSeq), id: id)
+        let (rid, reply) = try imap.receive()
+        XCTAssertEqual(rid, id, "only one notification was pending")
+        let changes = try XCTUnwrap(reply as? Changes)
+        XCTAssertEqual(changes.messages.map(\.uid), Array(1...50))
+        XCTAssertEqual(changes.state.messages, 50)
+        // after the pull the watch is armed again
+        _ = try deliver(lmtp, DeliverBegin(sender: "s@x.org", recipients: ["alice@example.org"]), "Subject: again\r\n\r\n")
+        let (eid2, event2) = try imap.receive()
+        XCTAssertEqual(eid2, 0)
+        XCTAssertEqual((event2 as? MailboxChanged)?.highestModSeq, changes.state.highestModSeq + 1)
+        // unwatched: no more events; a SessionEnd drops the session's watches too
+        XCTAssertEqual(try imap.call(MailboxUnwatch(watch: w.watch)), OK())
+        _ = try deliver(lmtp, DeliverBegin(sender: "s@x.org", recipients: ["alice@example.org"]), "Subject: unseen\r\n\r\n")
+        XCTAssertEqual(try imap.call(MailboxList(session: sid)).list[0].messages, 52, "the next frame is this reply, not an event")
+    }
+
+    func testEventsReachTheWatchingSessionThroughTheRouter() throws {
+        let router = EventRouter()
+        let imap = try nioClient(.imapd, events: router)
+        let sid = try imap.call(Authenticate(user: "alice@example.org", password: "secret")).wait().id
+        let w = try imap.call(MailboxWatch(session: sid, mailbox: "INBOX")).wait()
+        let got = expectation(description: "notified")
+        router.register(watch: w.watch) { m in XCTAssertEqual(m.watch, w.watch); got.fulfill() }
+        let lmtp = try nioClient(.lmtpd)
+        XCTAssertEqual(try lmtp.deliver(DeliverBegin(sender: "s@x.org", recipients: ["alice@example.org"]), body: ByteBuffer(string: "Subject: e\r\n\r\n")).wait(), [.ok])
+        wait(for: [got], timeout: 5)
+        XCTAssertEqual(try imap.call(MailboxChanges(watch: w.watch, sinceModSeq: w.state.highestModSeq)).wait().messages.count, 1)
+    }
+
+    func testExportStreamsWithCredit() throws {
+        let lmtp = try connect(.lmtpd)
+        let big = String(repeating: "0123456789abcdef\r\n", count: 40_000)   // ~700 KiB: three chunks each
+        for i in 0..<20 { _ = try deliver(lmtp, DeliverBegin(sender: "s@x.org", recipients: ["alice@example.org"]), "Subject: \(i)\r\n\r\n" + big) }
+        // The NIO client, consuming slowly: the store never runs ahead of the credit it was given.
+        let admin = try nioClient(.admin)
+        let loop = admin.channel.eventLoop
+        nonisolated(unsafe) var messages = 0, bytes = 0
+        let end = try admin.stream(Export(user: "alice@example.org"), window: 4) { item in
+            switch item {
+            case .message: messages += 1
+            case .chunk(let b): bytes += b.readableBytes
+            }
+            return loop.scheduleTask(in: .milliseconds(2)) {}.futureResult
+        }.wait()
+        XCTAssertEqual(end.count, 20)
+        XCTAssertEqual(messages, 20)
+        XCTAssertEqual(bytes, try store.messages(user: 1, mailbox: nil).reduce(0) { $0 + Int($1.size) })
+        // unknown user: the stream ends with the error
+        XCTAssertThrowsError(try admin.stream(Export(user: "nobody@example.org")) { _ in loop.makeSucceededVoidFuture() }.wait()) {
+            XCTAssertEqual(($0 as? RPCError)?.code, .notFound)
+        }
     }
 
     func testBodiesInFlightAreCappedPerConnection() throws {
@@ -151,29 +252,53 @@ final class StoreServiceTests: XCTestCase {
         let chunk = ByteBuffer(repeating: 65, count: 900 * 1024)
         let ids = (0..<3).map { _ in lmtp.allocateID() }
         for id in ids {   // three big bodies in transfer at once: the third passes the 2 MiB cap
-            try lmtp.send(.deliverBegin(sender: "", recipients: ["alice@example.org"]), id: id)
-            try lmtp.send(.deliverChunk(chunk), id: id)
+            try lmtp.send(DeliverBegin(sender: "", recipients: ["alice@example.org"]), id: id)
+            try lmtp.send(DeliverChunk(chunk), id: id)
         }
-        for id in ids { try lmtp.send(.deliverEnd, id: id) }
-        var results: [UInt32: IPCMessage] = [:]
-        while results.count < 3 { let (id, m) = try lmtp.receive(); results[id] = m }
-        XCTAssertEqual(results[ids[0]], .deliverResult([.ok]))
-        XCTAssertEqual(results[ids[1]], .deliverResult([.ok]))
-        XCTAssertEqual(results[ids[2]], .deliverResult([.tempFail]), "over the cap: try again later, nothing lost")
+        for id in ids { try lmtp.send(DeliverEnd(), id: id) }
+        var results: [UInt32: DeliverResult] = [:]
+        while results.count < 3 { let (id, m) = try lmtp.receive(); results[id] = m as? DeliverResult }
+        XCTAssertEqual(results[ids[0]], DeliverResult([.ok]))
+        XCTAssertEqual(results[ids[1]], DeliverResult([.ok]))
+        XCTAssertEqual(results[ids[2]], DeliverResult([.tempFail]), "over the cap: try again later, nothing lost")
         // once the first two are committed the connection takes big bodies again
         let id = lmtp.allocateID()
-        for m: IPCMessage in [.deliverBegin(sender: "", recipients: ["alice@example.org"]), .deliverChunk(chunk), .deliverEnd] { try lmtp.send(m, id: id) }
-        XCTAssertEqual(try lmtp.receive().1, .deliverResult([.ok]))
+        try lmtp.send(DeliverBegin(sender: "", recipients: ["alice@example.org"]), id: id)
+        try lmtp.send(DeliverChunk(chunk), id: id)
+        try lmtp.send(DeliverEnd(), id: id)
+        XCTAssertEqual(try lmtp.receive().1 as? DeliverResult, DeliverResult([.ok]))
         XCTAssertEqual(try store.mailboxes(user: 1)[0].messages, 3)
     }
 
     func testOversizedDeliveryIsRefusedAndNothingStored() throws {
         let lmtp = try connect(.lmtpd)
         let id = lmtp.allocateID()
-        try lmtp.send(.deliverBegin(sender: "", recipients: ["alice@example.org"]), id: id)
-        for _ in 0..<5 { try lmtp.send(.deliverChunk(ByteBuffer(repeating: 65, count: 256 * 1024)), id: id) }
-        try lmtp.send(.deliverEnd, id: id)
-        guard case (id, .error(.invalid, _)) = try lmtp.receive() else { return XCTFail("expected a size error") }
+        try lmtp.send(DeliverBegin(sender: "", recipients: ["alice@example.org"]), id: id)
+        for _ in 0..<5 { try lmtp.send(DeliverChunk(ByteBuffer(repeating: 65, count: 256 * 1024)), id: id) }
+        try lmtp.send(DeliverEnd(), id: id)
+        let (rid, m) = try lmtp.receive()
+        XCTAssertEqual(rid, id)
+        XCTAssertEqual((m as? ErrorReply)?.code, .invalid)
         XCTAssertEqual(try store.mailboxes(user: 1)[0].messages, 0)
+    }
+}
+
+final class WatchTableTests: XCTestCase {
+    func testTenThousandChangesLeaveOnePendingNotification() {
+        var t = WatchTable()
+        let conn = ObjectIdentifier(WatchTableTests.self)
+        let w = t.add(connection: conn, session: 1, mailboxID: 7)
+        let other = t.add(connection: conn, session: 2, mailboxID: 8)
+        var sent = 0
+        for m in 1...10_000 { sent += t.changed(mailboxID: 7, modSeq: UInt64(m)).count }
+        XCTAssertEqual(sent, 1)
+        XCTAssertEqual(t.watches[w]?.latest, 10_000)
+        XCTAssertEqual(t.watches[other]?.notified, false, "another mailbox's watch is untouched")
+        t.pulled(w)
+        XCTAssertEqual(t.changed(mailboxID: 7, modSeq: 10_001).map(\.watch), [w])
+        t.remove(w)
+        XCTAssertTrue(t.changed(mailboxID: 7, modSeq: 10_002).isEmpty)
+        t.remove { $0.session == 2 }
+        XCTAssertTrue(t.watches.isEmpty)
     }
 }

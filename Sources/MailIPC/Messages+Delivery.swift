@@ -1,0 +1,96 @@
+// Delivery family (types 10–29): recipient checks, Postfix map lookups, deliveries.
+//
+//   request                                   → reply                      roles
+//   LookupRecipient(address)                  → RecipientReply(status, canonical)   lmtpd smtpd lookupd admin
+//   Lookup(map, key)                          → LookupResult(found, value)  smtpd lookupd admin
+//   DeliverBegin(sender, recipients, session) ┐ one request id; the body in DeliverChunk frames; with
+//   DeliverChunk(bytes)*                      │ a session (smtpd after AUTH) remote recipients are queued
+//   DeliverEnd                                ┘ → DeliverResult([status])   lmtpd smtpd
+import NIOCore
+import LookupProtocol
+
+public enum RecipientStatus: UInt8, Sendable {
+    case ok = 0, unknownUser = 1, notLocal = 2, tempFail = 3, overQuota = 4, rejected = 5
+}
+
+public struct LookupRecipient: RPCRequest {
+    public typealias Reply = RecipientReply
+    public static let type = MessageType.lookupRecipient
+    public static let roles: Set<Role> = [.lmtpd, .smtpd, .lookupd, .admin]
+    public var address: String
+    public init(_ address: String) { self.address = address }
+    public init(reading r: inout WireReader) throws { address = try r.string() }
+    public func write(to w: inout WireWriter) { w.string(address) }
+}
+
+public struct RecipientReply: RPCMessage {
+    public static let type = MessageType.recipient
+    /// `canonical`: the user's stored address when `status` is ok, else the address asked.
+    public var status: RecipientStatus, canonical: String
+    public init(_ status: RecipientStatus, _ canonical: String) { self.status = status; self.canonical = canonical }
+    public init(reading r: inout WireReader) throws { status = try r.enumU8(RecipientStatus.self); canonical = try r.string() }
+    public func write(to w: inout WireWriter) { w.u8(status.rawValue); w.string(canonical) }
+}
+
+public struct Lookup: RPCRequest {
+    public typealias Reply = LookupResult
+    public static let type = MessageType.lookup
+    public static let roles: Set<Role> = [.smtpd, .lookupd, .admin]
+    public var map: LookupMap, key: String
+    public init(map: LookupMap, key: String) { self.map = map; self.key = key }
+    public init(reading r: inout WireReader) throws { map = try r.enumString(LookupMap.self); key = try r.string() }
+    public func write(to w: inout WireWriter) { w.string(map.rawValue); w.string(key) }
+}
+
+public struct LookupResult: RPCMessage {
+    public static let type = MessageType.lookupResult
+    /// Postfix's answer: "OK" for recipients/domains, comma-separated targets or logins otherwise.
+    public var found: Bool, value: String
+    public init(found: Bool, value: String) { self.found = found; self.value = value }
+    public init(reading r: inout WireReader) throws { found = try r.bool(); value = try r.string() }
+    public func write(to w: inout WireWriter) { w.bool(found); w.string(value) }
+}
+
+public struct DeliverBegin: RPCRequest {
+    public typealias Reply = DeliverResult
+    public static let type = MessageType.deliverBegin
+    public static let roles: Set<Role> = .workersThatDeliver
+    /// At most this many recipients in one delivery (the SMTP limits are far lower).
+    public static let maxRecipients = 100_000
+    public var sender: String, recipients: [String], session: UInt64
+    public init(sender: String, recipients: [String], session: UInt64 = 0) { self.sender = sender; self.recipients = recipients; self.session = session }
+    public init(reading r: inout WireReader) throws {
+        sender = try r.string(); recipients = try r.strings(max: Self.maxRecipients); session = try r.u64()
+    }
+    public func write(to w: inout WireWriter) { w.string(sender); w.strings(recipients); w.u64(session) }
+}
+
+public struct DeliverChunk: RPCRequest {
+    public typealias Reply = DeliverResult
+    public static let type = MessageType.deliverChunk
+    public static let roles: Set<Role> = .workersThatDeliver
+    public var bytes: ByteBuffer
+    public init(_ bytes: ByteBuffer) { self.bytes = bytes }
+    public init(reading r: inout WireReader) throws { bytes = try r.bytes() }
+    public func write(to w: inout WireWriter) { w.bytes(bytes) }
+}
+
+public struct DeliverEnd: RPCRequest {
+    public typealias Reply = DeliverResult
+    public static let type = MessageType.deliverEnd
+    public static let roles: Set<Role> = .workersThatDeliver
+    public init() {}
+    public init(reading r: inout WireReader) throws {}
+    public func write(to w: inout WireWriter) {}
+}
+
+public struct DeliverResult: RPCMessage {
+    public static let type = MessageType.deliverResult
+    /// One status per recipient of DeliverBegin, in order.
+    public var statuses: [RecipientStatus]
+    public init(_ statuses: [RecipientStatus]) { self.statuses = statuses }
+    public init(reading r: inout WireReader) throws {
+        statuses = try r.list(minElementBytes: WireSize.u8, max: DeliverBegin.maxRecipients) { try $0.enumU8(RecipientStatus.self) }
+    }
+    public func write(to w: inout WireWriter) { w.list(statuses) { $0.u8($1.rawValue) } }
+}

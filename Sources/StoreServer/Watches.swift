@@ -1,0 +1,93 @@
+// Mailbox watches (DESIGN §2 "notify, then pull"): the coalescing table as a pure value, and
+// the hub that shares it between every connection of the store. A watch has at most one
+// notification outstanding: further changes only raise the MODSEQ it will report, until the
+// worker pulls (MailboxChanges), so the store's memory per watch is constant.
+import Foundation
+import NIOCore
+import MailIPC
+
+struct WatchTable {
+    struct Watch: Equatable {
+        var connection: ObjectIdentifier, session: UInt64, mailboxID: Int64
+        var notified = false          // a MailboxChanged is outstanding
+        var latest: UInt64 = 0        // highest MODSEQ seen since
+    }
+    private(set) var watches: [UInt64: Watch] = [:]
+    private var byMailbox: [Int64: Set<UInt64>] = [:]
+    private var nextID: UInt64 = 0
+
+    mutating func add(connection: ObjectIdentifier, session: UInt64, mailboxID: Int64) -> UInt64 {
+        nextID += 1
+        watches[nextID] = Watch(connection: connection, session: session, mailboxID: mailboxID)
+        byMailbox[mailboxID, default: []].insert(nextID)
+        return nextID
+    }
+
+    mutating func remove(_ id: UInt64) {
+        guard let w = watches.removeValue(forKey: id) else { return }
+        byMailbox[w.mailboxID]?.remove(id)
+        if byMailbox[w.mailboxID]?.isEmpty == true { byMailbox[w.mailboxID] = nil }
+    }
+
+    mutating func remove(where match: (Watch) -> Bool) {
+        for (id, w) in watches where match(w) { remove(id) }
+    }
+
+    /// A change to `mailboxID` up to `modSeq`: the watches to notify now (each marked outstanding).
+    mutating func changed(mailboxID: Int64, modSeq: UInt64) -> [(watch: UInt64, connection: ObjectIdentifier)] {
+        var out: [(UInt64, ObjectIdentifier)] = []
+        for id in byMailbox[mailboxID] ?? [] {
+            watches[id]!.latest = max(watches[id]!.latest, modSeq)
+            if !watches[id]!.notified {
+                watches[id]!.notified = true
+                out.append((id, watches[id]!.connection))
+            }
+        }
+        return out
+    }
+
+    /// The worker is pulling: the next change notifies again. Called before the store is read,
+    /// so a change committed during the pull is never lost (at worst notified twice).
+    mutating func pulled(_ id: UInt64) { watches[id]?.notified = false }
+}
+
+/// Every watch of the store process, and the channels to notify.
+final class WatchHub: @unchecked Sendable {
+    private let lock = NSLock()
+    private var table = WatchTable()
+    private var channels: [ObjectIdentifier: Channel] = [:]
+
+    func add(channel: Channel, owner: ObjectIdentifier, session: UInt64, mailboxID: Int64) -> UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        channels[owner] = channel
+        return table.add(connection: owner, session: session, mailboxID: mailboxID)
+    }
+
+    /// The watch if it belongs to this connection.
+    func watch(_ id: UInt64, owner: ObjectIdentifier) -> WatchTable.Watch? {
+        lock.lock(); defer { lock.unlock() }
+        guard let w = table.watches[id], w.connection == owner else { return nil }
+        return w
+    }
+
+    func remove(_ id: UInt64) { lock.lock(); table.remove(id); lock.unlock() }
+    func pulled(_ id: UInt64) { lock.lock(); table.pulled(id); lock.unlock() }
+
+    func removeSession(_ session: UInt64, owner: ObjectIdentifier) {
+        lock.lock(); table.remove { $0.connection == owner && $0.session == session }; lock.unlock()
+    }
+
+    func removeConnection(_ owner: ObjectIdentifier) {
+        lock.lock(); table.remove { $0.connection == owner }; channels[owner] = nil; lock.unlock()
+    }
+
+    /// Sends one MailboxChanged per watch that has none outstanding.
+    func changed(mailboxID: Int64, modSeq: UInt64) {
+        lock.lock()
+        let notify = table.changed(mailboxID: mailboxID, modSeq: modSeq).compactMap { n in channels[n.connection].map { (n.watch, $0) } }
+        lock.unlock()
+        for (watch, ch) in notify {
+            ch.writeAndFlush(MailboxChanged(watch: watch, highestModSeq: modSeq).frame(requestID: 0), promise: nil)
+        }
+    }
+}
