@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
-        .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker"]),
+        .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker", "MailIPC", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         .testTarget(name: "MailTLSTests", dependencies: [
             "MailTLS", "CMailTLS",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -113,7 +113,7 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "MailIPCTests", dependencies: ["MailIPC"]),
+        .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
     ]

@@ -102,6 +102,8 @@ final class StreamReceiver {
     let channel: Channel
     let onItem: (Frame) -> EventLoopFuture<Void>
     var consumed: UInt32 = 0          // consumed since the last credit we granted
+    var outstanding = 0               // items handed on, not yet consumed
+    var final: Frame? = nil           // the reply, held until every item is consumed
     var failed = false
     init(window: UInt32, promise: EventLoopPromise<Frame>, channel: Channel, onItem: @escaping (Frame) -> EventLoopFuture<Void>) {
         self.window = max(1, window); self.promise = promise; self.channel = channel; self.onItem = onItem
@@ -109,8 +111,11 @@ final class StreamReceiver {
 
     func item(_ f: Frame, id: UInt32) {
         guard !failed else { return }
+        outstanding += 1
         onItem(f).whenComplete { [self] r in
-            if case .failure(let e) = r { failed = true; promise.fail(e); return }
+            outstanding -= 1
+            if case .failure(let e) = r { if !failed { failed = true; promise.fail(e) }; return }
+            if outstanding == 0, let f = final { final = nil; return promise.succeed(f) }
             consumed += 1
             // Grant credit in batches of half the window: fewer frames, never a stall.
             if consumed >= (window + 1) / 2 {
@@ -118,6 +123,12 @@ final class StreamReceiver {
                 consumed = 0
             }
         }
+    }
+
+    /// The last frame: the reply (or an error), answered once every item is consumed.
+    func end(_ f: Frame) {
+        guard !failed else { return }
+        if outstanding == 0 { promise.succeed(f) } else { final = f }
     }
 }
 
@@ -149,7 +160,7 @@ final class RPCClientHandler: ChannelInboundHandler, @unchecked Sendable {
         case .single(let p): pending[f.requestID] = nil; p.succeed(f)
         case .stream(let s):
             if f.more && f.type != ErrorReply.type.rawValue { s.item(f, id: f.requestID) }
-            else { pending[f.requestID] = nil; s.promise.succeed(f) }
+            else { pending[f.requestID] = nil; s.end(f) }
         case nil: break      // a reply to a request nobody waits for any more
         }
     }

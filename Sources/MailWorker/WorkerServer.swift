@@ -104,6 +104,9 @@ public final class WorkerServer: @unchecked Sendable {
         }
     }
 
+    /// Sessions open now (tests, status).
+    public var liveSessions: Int { lock.lock(); defer { lock.unlock() }; return live.count }
+
     private func connectionClosed() {
         lock.lock()
         active -= 1
