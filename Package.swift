@@ -116,6 +116,7 @@ let package = Package(
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC"]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
+        .testTarget(name: "MasterCoreTests", dependencies: ["MasterCore", "MailCore", "MailIPC", "MailPrivsep"]),
     ]
 )
 

@@ -1,5 +1,5 @@
 // Shared worker plumbing: serve inherited listening sockets, cap connections per process,
-// stop gracefully on SIGTERM, and exit 75 if the store connection goes away.
+// stop gracefully on SIGTERM, and exit EX_TEMPFAIL (75) if the store connection goes away.
 import Foundation
 import NIOCore
 import NIOPosix
@@ -103,7 +103,7 @@ public final class WorkerServer: @unchecked Sendable {
         if finished { done.signal() }
     }
 
-    public func storeLost() { drain(code: 75, why: "store connection lost") }
+    public func storeLost() { drain(code: ExitStatus.tempFail.rawValue, why: "store connection lost") }
 
     private func drain(code: Int32, why: String) {
         lock.lock()
@@ -124,7 +124,7 @@ public final class WorkerServer: @unchecked Sendable {
 }
 
 extension WorkerServer {
-    /// The rest of every worker's start: the store connection on the inherited fd (exit 75 if
+    /// The rest of every worker's start: the store connection on the inherited fd (EX_TEMPFAIL if
     /// it cannot be had; the master retries once the store is up), every inherited listener
     /// served with the handlers `handlers(rpc, listenerName)` makes per connection, then run
     /// until SIGTERM or the store goes away.
@@ -138,7 +138,7 @@ extension WorkerServer {
                 try listen(fd: fd, name: name, refusal: refusal, makeHandlers: handlers(rpc, name))
             }
         } catch {
-            logger.critical("cannot start: \(error)"); exit(75)
+            logger.critical("cannot start: \(error)"); exit(ExitStatus.tempFail)
         }
         var m = readyMetadata
         m["listeners"] = "\(listeners.count)"; m["uid"] = "\(getuid())"
