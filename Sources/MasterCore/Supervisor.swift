@@ -65,7 +65,7 @@ public struct Supervisor {
         case spawnDeferred(SlotID, String)           // could not try (no store connection): retry soon
     }
 
-    public enum Action: Sendable, Equatable {
+    public enum Action: Sendable, Hashable {
         case spawnStore
         case spawnWorker(service: String, instance: Int)
         case kill(pid_t, Int32)
