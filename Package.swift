@@ -116,7 +116,10 @@ let package = Package(
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC"]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
-        .testTarget(name: "MasterCoreTests", dependencies: ["MasterCore", "MailCore", "MailIPC", "MailPrivsep"]),
+        .testTarget(name: "MasterCoreTests", dependencies: [
+            "MasterCore", "MailCore", "MailIPC", "MailPrivsep",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )
 

@@ -35,6 +35,8 @@ public final class Master {
     /// The loop wakes at least this often (seconds), even with no timer due.
     static let maxPollWait = 1.0
     static let millisecondsPerSecond = 1000.0
+    /// listen(2) backlog of the control socket (a handful of admin clients at most).
+    static let controlBacklog: Int32 = 64
     /// The environment a child gets besides the fd contract: a fixed PATH, and these passed through.
     static let childPath = "/usr/sbin:/usr/bin:/sbin:/bin"
     static let passedEnvironment = ["POSTERN_LOG_TIME", "LANG", "TZ"]
@@ -113,7 +115,7 @@ public final class Master {
 
     func openControlSocket() throws {
         // Root-only (DESIGN §6): mode 0600, and every client's uid is checked with SO_PEERCRED.
-        controlFD = try Listeners.bindUnix(config.master.controlSocket, mode: 0o600, owner: nil, group: nil, backlog: 64)
+        controlFD = try Listeners.bindUnix(config.master.controlSocket, mode: 0o600, owner: nil, group: nil, backlog: Self.controlBacklog)
         unixPaths.append(config.master.controlSocket)
         let fd = controlFD
         let t = Thread { [self] in acceptControl(fd) }
@@ -159,7 +161,7 @@ public final class Master {
     /// The store writes one byte when its migrations and orphan sweep are done.
     func readStoreReady() {
         var byte: UInt8 = 0
-        let n = read(storePending, &byte, 1)
+        let n = recv(storePending, &byte, 1, Int32(MSG_DONTWAIT))   // never blocks the loop
         if n < 0 && (errno == EINTR || errno == EAGAIN) { return }
         if n == 1 && byte == FDContract.storeReadyByte {
             lock.lock(); storeControl = storePending; storePending = -1; lock.unlock()
@@ -296,18 +298,26 @@ public final class Master {
         guard let spec = found else { return .spawnFailed(id, "no service \(service) in the table") }
         guard let conn = storeConnection(role: spec.role) else { return .spawnDeferred(id, "no store connection for \(service)") }
         defer { close(conn) }
-        let listeners = spec.listeners.compactMap { l in listenerFDs[l.key].map { (key: l.key, fd: $0) } }
-        var fds: [Int32: Int32] = [FDContract.storeFD: conn]
-        for (i, l) in listeners.enumerated() { fds[FDContract.firstListenFD + Int32(i)] = l.fd }
-        var env = baseEnv(service: service, instance: instance)
-        if spec.tls { env[FDContract.envTicketKeys] = ticketKeys }
-        env[FDContract.envListenFDs] = String(listeners.count)
-        env[FDContract.envListenNames] = listeners.map { FDContract.encodeName($0.key) }.joined(separator: ":")
+        let (env, fds) = workerContract(spec, instance: instance, storeConnection: conn)
         do {
             return .spawned(id, try Spawner.spawn(path: binDir + "/" + spec.executable, args: [], env: env, fds: fds))
         } catch {
             return .spawnFailed(id, "\(error)")
         }
+    }
+
+    /// The fd contract for one worker of `spec` (FDContract): its store connection on fd 3, the
+    /// sockets bound for its listener keys from fd 4 on, named in the environment; the TLS
+    /// ticket keys if the service serves TLS.
+    func workerContract(_ spec: ServiceSpec, instance: Int, storeConnection: Int32) -> (env: [String: String], fds: [Int32: Int32]) {
+        let listeners = spec.listeners.compactMap { l in listenerFDs[l.key].map { (key: l.key, fd: $0) } }
+        var fds: [Int32: Int32] = [FDContract.storeFD: storeConnection]
+        for (i, l) in listeners.enumerated() { fds[FDContract.firstListenFD + Int32(i)] = l.fd }
+        var env = baseEnv(service: spec.name, instance: instance)
+        if spec.tls { env[FDContract.envTicketKeys] = ticketKeys }
+        env[FDContract.envListenFDs] = String(listeners.count)
+        env[FDContract.envListenNames] = listeners.map { FDContract.encodeName($0.key) }.joined(separator: ":")
+        return (env, fds)
     }
 
     func statusSnapshot() -> [ProcessStatus] {

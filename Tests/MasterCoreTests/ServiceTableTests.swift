@@ -3,6 +3,8 @@
 import XCTest
 import MailCore
 import MailIPC
+import MailPrivsep
+import Logging
 @testable import MasterCore
 
 final class ServiceTableTests: XCTestCase {
@@ -102,5 +104,33 @@ final class ServiceTableTests: XCTestCase {
         for exe in expected {
             XCTAssertTrue(package.contains(".executable(name: \"\(exe)\""), "\(exe) is not a product in Package.swift")
         }
+    }
+}
+
+/// What a worker of each spec inherits: listeners by key from fd 4, ticket keys iff `tls`.
+final class WorkerContractTests: XCTestCase {
+    func testListenersByKeyAndTicketKeysFollowTLS() {
+        let config = ServiceTableTests.everything()
+        let master = Master(config: config, binDir: "/nonexistent", logger: Logger(label: "test"))
+        let table = ServiceTable.specs(from: config)
+        var fd: Int32 = 10
+        for key in table.flatMap({ $0.listeners.map(\.key) }) { master.listenerFDs[key] = fd; fd += 1 }
+        for spec in table {
+            let (env, fds) = master.workerContract(spec, instance: 1, storeConnection: 9)
+            XCTAssertEqual(env["POSTERN_SERVICE"], spec.name)
+            XCTAssertEqual(env["POSTERN_INSTANCE"], "1")
+            XCTAssertEqual(env["POSTERN_LISTEN_FDS"], String(spec.listeners.count))
+            XCTAssertEqual(env["POSTERN_LISTEN_FDNAMES"]?.split(separator: ":").map { FDContract.decodeName(String($0)) },
+                           spec.listeners.map(\.key))
+            XCTAssertEqual(fds[FDContract.storeFD], 9)
+            for (i, l) in spec.listeners.enumerated() { XCTAssertEqual(fds[FDContract.firstListenFD + Int32(i)], master.listenerFDs[l.key]) }
+            XCTAssertEqual(env["POSTERN_TLS_TICKET_KEYS"] != nil, spec.tls, spec.name)
+        }
+        XCTAssertEqual(master.ticketKeys.count, 2 * Master.ticketKeyBytes)
+        // a listener-less service (an outbound agent) gets its store connection and nothing else
+        let outbound = ServiceSpec(name: "outbound", executable: "outboundd", role: .smtpd, user: "postern", processes: 1, listeners: [], grace: 10)
+        let (env, fds) = master.workerContract(outbound, instance: 0, storeConnection: 9)
+        XCTAssertEqual(env["POSTERN_LISTEN_FDS"], "0")
+        XCTAssertEqual(fds, [FDContract.storeFD: 9])
     }
 }
