@@ -116,6 +116,10 @@ let package = Package(
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
+        .testTarget(name: "MasterCoreTests", dependencies: [
+            "MasterCore", "MailCore", "MailIPC", "MailPrivsep",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ]
 )
 

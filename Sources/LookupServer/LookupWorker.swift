@@ -21,7 +21,7 @@ public enum LookupWorker {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: 1)
         server.run(process: "lookupd", listeners: contract.listeners, refusal: []) { rpc, name in
-            guard let kind = LookupListenerKind(listenerName: name) else { logger.critical("unknown listener \(name)"); exit(78) }
+            guard let kind = LookupListenerKind(listenerName: name) else { logger.critical("unknown listener \(name)"); exit(ExitStatus.config) }
             return { [LookupHandler(kind: kind, settings: settings, rpc: rpc, logger: logger)] }
         }
     }

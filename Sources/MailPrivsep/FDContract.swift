@@ -53,17 +53,17 @@ public enum FDContract {
 }
 
 /// Phase one shared by every spawned process: the fd contract from the environment, the
-/// configuration, logging. A process not started by the master (2) or with a bad
-/// configuration (78, EX_CONFIG) exits with a one-line reason.
+/// configuration, logging. A process not started by the master (EX_USAGE) or with a bad
+/// configuration (EX_CONFIG) exits with a one-line reason.
 public enum SpawnedProcess {
     public static func start(_ name: String) -> (contract: FDContract.Inherited, config: PosternConfig, logger: Logger) {
-        func die(_ message: String, _ code: Int32) -> Never {
+        func die(_ message: String, _ code: ExitStatus) -> Never {
             FileHandle.standardError.write("\(name): \(message)\n".data(using: .utf8)!)
             exit(code)
         }
-        guard let contract = FDContract.inherited() else { die("must be started by the postern master", 2) }
+        guard let contract = FDContract.inherited() else { die("must be started by the postern master", .usage) }
         let config: PosternConfig
-        do { config = try PosternConfig.load(path: contract.configPath) } catch { die("\(error)", 78) }
+        do { config = try PosternConfig.load(path: contract.configPath) } catch { die("\(error)", .config) }
         PosternLog.bootstrap(process: name, level: config.logLevel)
         return (contract, config, Logger(label: name))
     }

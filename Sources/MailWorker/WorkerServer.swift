@@ -1,6 +1,6 @@
 // Shared worker plumbing: serve inherited listening sockets, cap connections per process,
 // route the store's events to sessions, stop gracefully on SIGTERM (every live session is told,
-// WorkerSessionEvent.shuttingDown), and exit 75 if the store connection goes away.
+// WorkerSessionEvent.shuttingDown), and exit EX_TEMPFAIL (75) if the store connection goes away.
 import Foundation
 import NIOCore
 import NIOPosix
@@ -115,7 +115,7 @@ public final class WorkerServer: @unchecked Sendable {
         if finished { done.signal() }
     }
 
-    public func storeLost() { drain(code: 75, why: "store connection lost") }
+    public func storeLost() { drain(code: ExitStatus.tempFail.rawValue, why: "store connection lost") }
 
     private func drain(code: Int32, why: String) {
         lock.lock()
@@ -139,7 +139,7 @@ public final class WorkerServer: @unchecked Sendable {
 }
 
 extension WorkerServer {
-    /// The rest of every worker's start: the store connection on the inherited fd (exit 75 if
+    /// The rest of every worker's start: the store connection on the inherited fd (EX_TEMPFAIL if
     /// it cannot be had; the master retries once the store is up), every inherited listener
     /// served with the handlers `handlers(rpc, listenerName)` makes per connection, then run
     /// until SIGTERM or the store goes away.
@@ -153,7 +153,7 @@ extension WorkerServer {
                 try listen(fd: fd, name: name, refusal: refusal, makeHandlers: handlers(rpc, name))
             }
         } catch {
-            logger.critical("cannot start: \(error)"); exit(75)
+            logger.critical("cannot start: \(error)"); exit(ExitStatus.tempFail)
         }
         var m = readyMetadata
         m["listeners"] = "\(listeners.count)"; m["uid"] = "\(getuid())"

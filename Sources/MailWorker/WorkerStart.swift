@@ -6,13 +6,13 @@ import MailCore
 import MailPrivsep
 
 public enum WorkerStart {
-    /// Exits the process (67 no such user, 77 drop failed) rather than run with privileges.
+    /// Exits the process (EX_NOUSER no such user, EX_NOPERM drop failed) rather than run with privileges.
     @discardableResult
     public static func dropPrivileges(config: PosternConfig, logger: Logger) -> SystemUser {
         guard let user = Privileges.targetUser(configured: config.workerUser) else {
-            logger.critical("no such system user: \(config.workerUser)"); exit(67)
+            logger.critical("no such system user: \(config.workerUser)"); exit(ExitStatus.noUser)
         }
-        do { try Privileges.drop(to: user, logger: logger) } catch { logger.critical("privilege drop failed: \(error)"); exit(77) }
+        do { try Privileges.drop(to: user, logger: logger) } catch { logger.critical("privilege drop failed: \(error)"); exit(ExitStatus.noPerm) }
         Privileges.dieWithParent()
         signal(SIGPIPE, SIG_IGN)
         return user

@@ -1,7 +1,9 @@
-// The master (DESIGN §1): binds every listener, spawns the store and the workers with
-// posix_spawn and the fd contract, gives each worker a store connection whose role the store
-// learns from us, supervises (backoff, crash throttle), and owns the root-only control socket.
-// One thread runs the poll loop over a signalfd; control clients get a thread each.
+// The master (DESIGN §1): binds every listener of the service table, spawns the store and the
+// workers with posix_spawn and the fd contract, gives each worker a store connection whose role
+// the store learns from us, and owns the root-only control socket. What to do and when is the
+// Supervisor's (a value); this class only makes the syscalls: one thread polls a signalfd and
+// the store's control channel, and carries out the supervisor's actions. Control clients get a
+// thread each.
 import Foundation
 import Logging
 import MailCore
@@ -11,57 +13,45 @@ import CMailShims
 import MailTLS
 import MailWorker
 
-/// A worker service: one line of the service table (cf. Postfix master.cf).
-struct ServiceSpec {
-    var name: String            // "lmtp"
-    var executable: String      // "lmtpd"
-    var role: Role
-    var processes: Int
-    var listeners: [(fd: Int32, name: String)]
-}
-
-final class ProcessSlot {
-    let service: String, instance: Int
-    var pid: pid_t = 0
-    var startedAt = 0.0
-    var restarts = 0
-    var restartAt: Double? = 0           // when to (re)start; nil while running
-    var policy: RestartPolicy
-    var expectedExit = false             // we asked it to stop (reload)
-    init(service: String, instance: Int, policy: RestartPolicy) { self.service = service; self.instance = instance; self.policy = policy }
-}
-
 public final class Master {
     var config: PosternConfig
     let binDir: String
     let logger: Logger
-    let lock = NSLock()                  // guards slots and storeControl for control threads
-    var services: [ServiceSpec] = []
-    var slots: [ProcessSlot] = []
-    let storeSlot: ProcessSlot
-    var storeControl: Int32 = -1         // our end of the store's control channel
-    var storeReady = false
-    var stopping = false
-    var stopDeadline = 0.0
+    let lock = NSLock()                  // guards supervisor and storeControl for control threads
+    var supervisor: Supervisor
+    var listenerFDs: [String: Int32] = [:]   // listener key → bound socket, for the master's lifetime
+    var storeControl: Int32 = -1         // our end of the store's control channel, once it is ready
+    var storePending: Int32 = -1         // our end while we wait for the ready byte (in the poll set)
     var controlFD: Int32 = -1
     var signalFD: Int32 = -1
     let startedAt = Date().timeIntervalSince1970
     var unixPaths: [String] = []
-    var retiring = Set<pid_t>()          // old workers finishing their sessions after a reload
-    /// TLS session ticket keys shared by every smtpd process, so a ticket issued by one is
-    /// accepted by all (RFC 8446 §4.6.1). Drawn once per master run.
-    let ticketKeys: String = (0..<80).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+
+    /// Bytes of TLS session ticket key material (hex-encoded into POSTERN_TLS_TICKET_KEYS).
+    static let ticketKeyBytes = 80
+    /// TLS session ticket keys shared by every process of a TLS service, so a ticket issued by
+    /// one is accepted by all (RFC 8446 §4.6.1). Drawn once per master run.
+    let ticketKeys: String = (0..<Master.ticketKeyBytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    /// The loop wakes at least this often (seconds), even with no timer due.
+    static let maxPollWait = 1.0
+    static let millisecondsPerSecond = 1000.0
+    /// listen(2) backlog of the control socket (a handful of admin clients at most).
+    static let controlBacklog: Int32 = 64
+    /// The environment a child gets besides the fd contract: a fixed PATH, and these passed through.
+    static let childPath = "/usr/sbin:/usr/bin:/sbin:/bin"
+    static let passedEnvironment = ["POSTERN_LOG_TIME", "LANG", "TZ"]
 
     static func now() -> Double { var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts); return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9 }
 
     public init(config: PosternConfig, binDir: String, logger: Logger) {
         self.config = config; self.binDir = binDir; self.logger = logger
-        storeSlot = ProcessSlot(service: "store", instance: 0, policy: Self.policy(config))
+        supervisor = Supervisor(specs: [], settings: Self.settings(config))
     }
 
-    static func policy(_ c: PosternConfig) -> RestartPolicy {
-        RestartPolicy(initialDelay: c.master.restartDelay, maxDelay: c.master.restartDelayMax,
-                      throttleCount: c.master.throttleRestarts, window: c.master.throttleWindow)
+    static func settings(_ c: PosternConfig) -> Supervisor.Settings {
+        Supervisor.Settings(policy: RestartPolicy(initialDelay: c.master.restartDelay, maxDelay: c.master.restartDelayMax,
+                                                  throttleCount: c.master.throttleRestarts, window: c.master.throttleWindow),
+                            shutdownGrace: c.master.shutdownGrace)
     }
 
     // MARK: start
@@ -77,7 +67,7 @@ public final class Master {
                 throw ConfigError(file: config.path, line: nil, key: "users", reason: "system user \(u) does not exist (create it: useradd --system --no-create-home --shell /usr/sbin/nologin \(u))")
             }
         }
-        for exe in ["store"] where access(binDir + "/" + exe, X_OK) != 0 {
+        for exe in [ServiceTable.storeExecutable] where access(binDir + "/" + exe, X_OK) != 0 {
             throw ConfigError(file: config.path, line: nil, key: "", reason: "missing executable \(binDir)/\(exe)")
         }
         try FileManager.default.createDirectory(atPath: config.runDir, withIntermediateDirectories: true)
@@ -88,38 +78,22 @@ public final class Master {
         loop()
     }
 
-    /// The service table from the configuration (cf. Postfix master.cf): lmtpd always,
-    /// lookupd when it has listeners.
+    /// Builds the service table from the configuration, then binds each listener key once.
     func bindAll() throws {
-        func bind(_ service: String, _ s: ServiceConfig, _ addrs: [(ListenAddress, String)]) throws -> [(Int32, String)] {
-            try addrs.map { a, name in
-                let fd = try Listeners.bind(a, mode: s.socketMode, owner: s.socketOwner, group: s.socketGroup)
-                if case .unix(let p) = a.kind { unixPaths.append(p) }
-                logger.info("listening", metadata: ["service": "\(service)", "address": "\(a)", "name": "\(name)"])
-                return (fd, name)
+        let specs = ServiceTable.specs(from: config)
+        if specs.contains(where: \.tls) { try prepareTLS() }
+        for s in specs {
+            for l in s.listeners {
+                let fd = try Listeners.bind(l.address, mode: s.socketMode, owner: s.socketOwner, group: s.socketGroup)
+                if case .unix(let p) = l.address.kind { unixPaths.append(p) }
+                logger.info("listening", metadata: ["service": "\(s.name)", "address": "\(l.address)", "name": "\(l.key)"])
+                listenerFDs[l.key] = fd
             }
         }
-        let l = config.lmtp.service
-        services = [ServiceSpec(name: "lmtp", executable: "lmtpd", role: .lmtpd, processes: l.processes,
-                                listeners: try bind("lmtp", l, l.listen.map { ($0, "lmtp@\($0)") }))]
-        let m = config.smtp
-        if m.enabled {
-            try prepareTLS()
-            let addrs = m.mta.map { ($0, "mta@\($0)") } + m.submission.map { ($0, "submission@\($0)") } + m.smtps.map { ($0, "smtps@\($0)") }
-            services.append(ServiceSpec(name: "smtp", executable: "smtpd", role: .smtpd, processes: m.service.processes,
-                                        listeners: try bind("smtp", m.service, addrs)))
-        }
-        let k = config.lookup
-        if k.enabled {
-            var addrs = k.socketmap.map { ($0, "socketmap@\($0)") }
-            for (map, list) in k.tcpTable.sorted(by: { $0.key < $1.key }) { addrs += list.map { ($0, "tcp_table:\(map)@\($0)") } }
-            services.append(ServiceSpec(name: "lookup", executable: "lookupd", role: .lookupd, processes: k.service.processes,
-                                        listeners: try bind("lookup", k.service, addrs)))
-        }
-        for s in services where access(binDir + "/" + s.executable, X_OK) != 0 {
+        for s in specs where access(binDir + "/" + s.executable, X_OK) != 0 {
             throw ConfigError(file: config.path, line: nil, key: "", reason: "missing executable \(binDir)/\(s.executable)")
         }
-        slots = services.flatMap { s in (0..<s.processes).map { ProcessSlot(service: s.name, instance: $0, policy: Self.policy(config)) } }
+        supervisor = Supervisor(specs: specs, settings: Self.settings(config))
     }
 
     /// DESIGN §5: with no certificate configured, the first start makes a self-signed one
@@ -139,18 +113,9 @@ public final class Master {
         }
     }
 
-    func processCount(_ service: String, in c: PosternConfig) -> Int {
-        switch service {
-        case "lmtp": return c.lmtp.service.processes
-        case "lookup": return c.lookup.service.processes
-        case "smtp": return c.smtp.service.processes
-        default: return 1
-        }
-    }
-
     func openControlSocket() throws {
         // Root-only (DESIGN §6): mode 0600, and every client's uid is checked with SO_PEERCRED.
-        controlFD = try Listeners.bindUnix(config.master.controlSocket, mode: 0o600, owner: nil, group: nil, backlog: 64)
+        controlFD = try Listeners.bindUnix(config.master.controlSocket, mode: 0o600, owner: nil, group: nil, backlog: Self.controlBacklog)
         unixPaths.append(config.master.controlSocket)
         let fd = controlFD
         let t = Thread { [self] in acceptControl(fd) }
@@ -160,117 +125,115 @@ public final class Master {
 
     // MARK: the loop
 
+    /// Polls the signalfd and, while the store is starting, its control channel; everything
+    /// else is a timer the supervisor asks for. Nothing in here blocks.
     func loop() -> Never {
         SystemdNotify.send("STATUS=starting store")
-        var notifiedReady = false
+        apply(.tick)
         while true {
             let now = Self.now()
-            if stopping {
-                if allWorkersGone() {
-                    if storeSlot.pid > 0 { if now > stopDeadline + 5 { kill(storeSlot.pid, SIGKILL) } else if storeSlot.restartAt == nil { kill(storeSlot.pid, SIGTERM); storeSlot.restartAt = .infinity } }
-                    else { finish() }
-                } else if now > stopDeadline {
-                    for s in slots where s.pid > 0 { kill(s.pid, SIGKILL) }
-                    for pid in retiring { kill(pid, SIGKILL) }
-                }
-            } else {
-                if storeSlot.pid == 0, let at = storeSlot.restartAt, now >= at { startStore() }
-                if storeReady {
-                    for s in slots where s.pid == 0 { if let at = s.restartAt, now >= at { startWorker(s) } }
-                    if !notifiedReady && slots.allSatisfy({ $0.pid > 0 }) {
-                        notifiedReady = true
-                        SystemdNotify.send("READY=1\nSTATUS=running: store + \(slots.count) worker(s)")
-                        logger.info("ready", metadata: ["workers": "\(slots.count)"])
-                    }
-                }
-            }
-            // Sleep until a signal or the next timer.
-            var next = Self.now() + 1
-            for s in slots + [storeSlot] where s.pid == 0 { if let at = s.restartAt, at.isFinite { next = min(next, at) } }
-            let timeout = max(0, Int32((next - Self.now()) * 1000) + 1)
-            var pfd = pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)
-            _ = poll(&pfd, 1, stopping ? 100 : timeout)
+            lock.lock(); let wake = supervisor.nextWake; lock.unlock()
+            let wait = max(0, min(wake ?? .infinity, now + Self.maxPollWait) - now)
+            let timeout = Int32((wait * Self.millisecondsPerSecond).rounded(.up))
+            var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
+            let pending = storePending
+            if pending >= 0 { fds.append(pollfd(fd: pending, events: Int16(POLLIN), revents: 0)) }
+            _ = poll(&fds, nfds_t(fds.count), timeout)
             while true {
                 let sig = mail_signalfd_read(signalFD)
                 if sig <= 0 { break }
                 handleSignal(sig)
             }
+            if pending >= 0, fds[1].revents != 0, pending == storePending { readStoreReady() }
+            apply(.tick)
         }
     }
 
     func handleSignal(_ sig: Int32) {
         switch sig {
         case SIGCHLD: reap()
-        case SIGTERM, SIGINT: beginStop()
+        case SIGTERM, SIGINT: apply(.terminate)
         case SIGHUP: reload()
         default: break
         }
     }
 
-    func allWorkersGone() -> Bool { slots.allSatisfy { $0.pid == 0 } && retiring.isEmpty }
-
-    /// Replaces a running worker: its successor starts at once, the old one gets SIGTERM and
-    /// finishes its open sessions (no gap in service, no dropped connection).
-    func retire(_ s: ProcessSlot, replace: Bool) {
-        guard s.pid > 0 else { return }
-        retiring.insert(s.pid)
-        kill(s.pid, SIGTERM)
-        s.pid = 0
-        s.restartAt = replace ? Self.now() : nil
+    /// The store writes one byte when its migrations and orphan sweep are done.
+    func readStoreReady() {
+        var byte: UInt8 = 0
+        let n = recv(storePending, &byte, 1, Int32(MSG_DONTWAIT))   // never blocks the loop
+        if n < 0 && (errno == EINTR || errno == EAGAIN) { return }
+        if n == 1 && byte == FDContract.storeReadyByte {
+            lock.lock(); storeControl = storePending; storePending = -1; lock.unlock()
+            apply(.storeReady)
+        } else {
+            apply(.storeFailed(n == 0 ? "control channel closed" : n < 0 ? String(cString: strerror(errno)) : "unexpected byte \(byte)"))
+        }
     }
 
-    func beginStop() {
-        guard !stopping else { return }
-        stopping = true
-        stopDeadline = Self.now() + config.master.shutdownGrace
-        SystemdNotify.send("STOPPING=1\nSTATUS=stopping")
-        logger.info("stopping: waiting up to \(config.master.shutdownGrace)s for sessions to finish")
-        for s in slots where s.pid > 0 { kill(s.pid, SIGTERM) }
-        for pid in retiring { kill(pid, SIGTERM) }
+    /// Hands `event` to the supervisor and carries out its actions in order; a spawn's result
+    /// goes back to it at once, and what that yields runs before the next action.
+    func apply(_ event: Supervisor.Event) {
+        lock.lock()
+        var queue = supervisor.handle(event, now: Self.now())
+        lock.unlock()
+        var i = 0
+        while i < queue.count {
+            let result = perform(queue[i])
+            i += 1
+            if let result {
+                lock.lock()
+                let more = supervisor.handle(result, now: Self.now())
+                lock.unlock()
+                queue.insert(contentsOf: more, at: i)
+            }
+        }
     }
 
-    func finish() -> Never {
+    func perform(_ action: Supervisor.Action) -> Supervisor.Event? {
+        switch action {
+        case .spawnStore: return startStore()
+        case .spawnWorker(let service, let instance): return startWorker(service: service, instance: instance)
+        case .kill(let pid, let sig): kill(pid, sig)
+        case .closeStoreChannel:
+            lock.lock()
+            for fd in [storeControl, storePending] where fd >= 0 { close(fd) }
+            storeControl = -1; storePending = -1
+            lock.unlock()
+        case .notify(let text): SystemdNotify.send(text)
+        case .log(let level, let message): logger.log(level: level, "\(message)")
+        case .exit(let status): finish(status)
+        }
+        return nil
+    }
+
+    func finish(_ status: ExitStatus) -> Never {
         for p in unixPaths { unlink(p) }
         logger.info("master stopped")
-        exit(0)
+        exit(status)
     }
 
+    /// SIGHUP: reload the configuration; the service table is reconciled (listeners keep their
+    /// sockets by key; new or removed ones wait for the next restart) and the workers replaced.
     func reload() {
         SystemdNotify.send("RELOADING=1\nSTATUS=reloading")
         do {
             let new = try PosternConfig.load(path: config.path)
+            let newSpecs = ServiceTable.specs(from: new)
             // Workers load certificates when they start: check them first, so a bad new
             // certificate keeps the running workers (and their old certificate) in place.
-            if new.smtp.enabled { _ = try TLSSetup.check(new.tls) }
-            if new.lmtp.service.listen != config.lmtp.service.listen || new.lookup.socketmap != config.lookup.socketmap
-                || new.smtp.mta != config.smtp.mta || new.smtp.submission != config.smtp.submission || new.smtp.smtps != config.smtp.smtps
-                || new.lookup.tcpTable != config.lookup.tcpTable || new.master.controlSocket != config.master.controlSocket
-                || new.dataDir != config.dataDir || new.runDir != config.runDir {
-                logger.warning("reload: listener, control socket and directory changes take effect at the next restart")
-            }
-            lock.lock()
+            if newSpecs.contains(where: \.tls) { _ = try TLSSetup.check(new.tls) }
+            lock.lock(); let running = supervisor.specs; lock.unlock()
+            var (table, deferred) = ServiceTable.reconcile(running: running, new: newSpecs)
             var kept = new
-            kept.lmtp.service.listen = config.lmtp.service.listen
-            kept.lookup.socketmap = config.lookup.socketmap; kept.lookup.tcpTable = config.lookup.tcpTable
-            kept.smtp.mta = config.smtp.mta; kept.smtp.submission = config.smtp.submission; kept.smtp.smtps = config.smtp.smtps
-            kept.master.controlSocket = config.master.controlSocket
-            kept.dataDir = config.dataDir; kept.runDir = config.runDir
-            config = kept
-            // Resize the service table to the new process counts.
-            for i in services.indices { services[i].processes = processCount(services[i].name, in: new) }
-            var keptSlots: [ProcessSlot] = []
-            for s in services {
-                for i in 0..<s.processes {
-                    keptSlots.append(slots.first { $0.service == s.name && $0.instance == i } ?? ProcessSlot(service: s.name, instance: i, policy: Self.policy(new)))
-                }
+            if new.master.controlSocket != config.master.controlSocket { deferred.append("control socket changed"); kept.master.controlSocket = config.master.controlSocket }
+            if new.dataDir != config.dataDir { deferred.append("data_dir changed"); kept.dataDir = config.dataDir }
+            if new.runDir != config.runDir { deferred.append("run_dir changed"); kept.runDir = config.runDir }
+            if !deferred.isEmpty {
+                logger.warning("reload: \(deferred.joined(separator: "; ")): listener, control socket and directory changes take effect at the next restart")
             }
-            for s in slots where !keptSlots.contains(where: { $0 === s }) { retire(s, replace: false) }
-            slots = keptSlots
-            lock.unlock()
-            // Workers re-read the configuration when they start: replace them gracefully. The store stays.
-            lock.lock()
-            for s in slots { retire(s, replace: true) }
-            lock.unlock()
+            config = kept
+            apply(.reload(table, Self.settings(kept)))
             logger.info("configuration reloaded", metadata: ["config": "\(config.path)"])
         } catch {
             logger.error("reload refused, keeping the running configuration: \(error)")
@@ -285,73 +248,33 @@ public final class Master {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { return }
-            let now = Self.now()
-            let exited = (status & 0x7f) == 0, code = (status >> 8) & 0xff, sig = status & 0x7f
-            let how = exited ? "exit status \(code)" : "signal \(sig)"
-            lock.lock()
-            if pid == storeSlot.pid {
-                storeSlot.pid = 0; storeReady = false
-                if storeControl >= 0 { close(storeControl); storeControl = -1 }
-                lock.unlock()
-                if stopping { logger.info("store stopped (\(how))"); continue }
-                let d = storeSlot.policy.crashed(now: now, lifetime: now - storeSlot.startedAt)
-                storeSlot.restartAt = now + d
-                logger.error("store died (\(how)); restarting in \(String(format: "%.1f", storeSlot.restartAt! - now))s\(storeSlot.policy.throttled ? " (throttled: too many crashes)" : "")")
-                continue
-            }
-            if retiring.remove(pid) != nil {
-                lock.unlock()
-                logger.info("retired worker \(pid) exited (\(how))")
-                continue
-            }
-            guard let s = slots.first(where: { $0.pid == pid }) else { lock.unlock(); continue }
-            s.pid = 0
-            lock.unlock()
-            if stopping { logger.info("\(s.service)[\(s.instance)] stopped (\(how))"); continue }
-            // 75 (EX_TEMPFAIL): the worker lost the store; a reload stop is expected too.
-            if s.expectedExit || (exited && code == 75) || (exited && code == 0) {
-                s.expectedExit = false; s.policy.reset(); s.restartAt = now
-                logger.info("\(s.service)[\(s.instance)] exited (\(how)); restarting")
-            } else {
-                let d = s.policy.crashed(now: now, lifetime: now - s.startedAt)
-                s.restartAt = now + d
-                logger.error("\(s.service)[\(s.instance)] died (\(how)); restarting in \(String(format: "%.1f", d))s\(s.policy.throttled ? " (throttled: too many crashes)" : "")")
-            }
+            apply(.childExited(pid, WaitStatus(raw: status)))
         }
     }
 
     func baseEnv(service: String, instance: Int) -> [String: String] {
         var env: [String: String] = [
             FDContract.envConfig: config.path, FDContract.envService: service, FDContract.envInstance: String(instance),
-            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "PATH": Self.childPath,
         ]
-        for k in ["POSTERN_LOG_TIME", "LANG", "TZ"] { if let v = ProcessInfo.processInfo.environment[k] { env[k] = v } }
+        for k in Self.passedEnvironment { if let v = ProcessInfo.processInfo.environment[k] { env[k] = v } }
         return env
     }
 
-    func startStore() {
+    /// Spawns the store with its control channel on fd 3; our end joins the poll set until the
+    /// ready byte arrives.
+    func startStore() -> Supervisor.Event {
         var pair: [Int32] = [-1, -1]
-        guard mail_socketpair(&pair) == 0 else { logger.error("socketpair: \(String(cString: strerror(errno)))"); storeSlot.restartAt = Self.now() + 1; return }
+        guard mail_socketpair(&pair) == 0 else { return .spawnDeferred(.store, "socketpair: \(String(cString: strerror(errno)))") }
         do {
-            let pid = try Spawner.spawn(path: binDir + "/store", args: [], env: baseEnv(service: "store", instance: 0), fds: [FDContract.controlFD: pair[1]])
+            let pid = try Spawner.spawn(path: binDir + "/" + ServiceTable.storeExecutable, args: [],
+                                        env: baseEnv(service: ServiceTable.storeExecutable, instance: 0), fds: [FDContract.controlFD: pair[1]])
             close(pair[1])
-            if storeSlot.startedAt > 0 { storeSlot.restarts += 1 }
-            storeSlot.pid = pid; storeSlot.startedAt = Self.now(); storeSlot.restartAt = nil
-            // Wait for the ready byte (migrations + orphan sweep), at most 60 s.
-            var p = pollfd(fd: pair[0], events: Int16(POLLIN), revents: 0)
-            var byte: UInt8 = 0
-            if poll(&p, 1, 60_000) == 1, read(pair[0], &byte, 1) == 1, byte == FDContract.storeReadyByte {
-                lock.lock(); storeControl = pair[0]; storeReady = true; lock.unlock()
-                logger.info("store running", metadata: ["pid": "\(pid)"])
-                SystemdNotify.send("STATUS=store running")
-            } else {
-                logger.error("store did not become ready; killing it")
-                close(pair[0]); kill(pid, SIGKILL)
-            }
+            lock.lock(); storePending = pair[0]; lock.unlock()
+            return .spawned(.store, pid)
         } catch {
             close(pair[0]); close(pair[1])
-            logger.error("\(error)")
-            storeSlot.restartAt = Self.now() + storeSlot.policy.crashed(now: Self.now(), lifetime: 0)
+            return .spawnFailed(.store, "\(error)")
         }
     }
 
@@ -369,38 +292,43 @@ public final class Master {
         return pair[0]
     }
 
-    func startWorker(_ s: ProcessSlot) {
-        guard let spec = services.first(where: { $0.name == s.service }) else { return }
-        guard let conn = storeConnection(role: spec.role) else { logger.error("no store connection for \(s.service)"); s.restartAt = Self.now() + 1; return }
+    func startWorker(service: String, instance: Int) -> Supervisor.Event {
+        let id = Supervisor.SlotID.worker(service: service, instance: instance)
+        lock.lock(); let found = supervisor.spec(named: service); lock.unlock()
+        guard let spec = found else { return .spawnFailed(id, "no service \(service) in the table") }
+        guard let conn = storeConnection(role: spec.role) else { return .spawnDeferred(id, "no store connection for \(service)") }
         defer { close(conn) }
-        var fds: [Int32: Int32] = [FDContract.storeFD: conn]
-        for (i, l) in spec.listeners.enumerated() { fds[FDContract.firstListenFD + Int32(i)] = l.fd }
-        var env = baseEnv(service: s.service, instance: s.instance)
-        if spec.role == .smtpd { env[FDContract.envTicketKeys] = ticketKeys }
-        env[FDContract.envListenFDs] = String(spec.listeners.count)
-        env[FDContract.envListenNames] = spec.listeners.map { FDContract.encodeName($0.name) }.joined(separator: ":")
+        let (env, fds) = workerContract(spec, instance: instance, storeConnection: conn)
         do {
-            let pid = try Spawner.spawn(path: binDir + "/" + spec.executable, args: [], env: env, fds: fds)
-            lock.lock()
-            if s.startedAt > 0 { s.restarts += 1 }
-            s.pid = pid; s.startedAt = Self.now(); s.restartAt = nil
-            lock.unlock()
-            logger.info("started \(s.service)[\(s.instance)]", metadata: ["pid": "\(pid)"])
+            return .spawned(id, try Spawner.spawn(path: binDir + "/" + spec.executable, args: [], env: env, fds: fds))
         } catch {
-            logger.error("\(error)")
-            s.restartAt = Self.now() + s.policy.crashed(now: Self.now(), lifetime: 0)
+            return .spawnFailed(id, "\(error)")
         }
     }
 
+    /// The fd contract for one worker of `spec` (FDContract): its store connection on fd 3, the
+    /// sockets bound for its listener keys from fd 4 on, named in the environment; the TLS
+    /// ticket keys if the service serves TLS.
+    func workerContract(_ spec: ServiceSpec, instance: Int, storeConnection: Int32) -> (env: [String: String], fds: [Int32: Int32]) {
+        let listeners = spec.listeners.compactMap { l in listenerFDs[l.key].map { (key: l.key, fd: $0) } }
+        var fds: [Int32: Int32] = [FDContract.storeFD: storeConnection]
+        for (i, l) in listeners.enumerated() { fds[FDContract.firstListenFD + Int32(i)] = l.fd }
+        var env = baseEnv(service: spec.name, instance: instance)
+        if spec.tls { env[FDContract.envTicketKeys] = ticketKeys }
+        env[FDContract.envListenFDs] = String(listeners.count)
+        env[FDContract.envListenNames] = listeners.map { FDContract.encodeName($0.key) }.joined(separator: ":")
+        return (env, fds)
+    }
+
     func statusSnapshot() -> [ProcessStatus] {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock(); let sup = supervisor; lock.unlock()
         let wall = Date().timeIntervalSince1970, mono = Self.now()
-        func st(_ s: ProcessSlot) -> ProcessStatus {
-            let state: ProcessState = s.pid > 0 ? .running : (s.policy.throttled ? .throttled : .restarting)
-            return ProcessStatus(service: s.service, instance: UInt32(s.instance), pid: Int64(s.pid),
-                                 startedAt: s.pid > 0 ? Int64(wall - (mono - s.startedAt)) : 0, restarts: UInt32(s.restarts), state: state)
+        func st(_ s: Supervisor.Slot) -> ProcessStatus {
+            ProcessStatus(service: s.id.service, instance: UInt32(s.id.instance), pid: Int64(s.pid),
+                          startedAt: s.pid > 0 ? Int64(wall - (mono - s.startedAt)) : 0, restarts: UInt32(s.restarts), state: s.state)
         }
-        return [ProcessStatus(service: "master", instance: 0, pid: Int64(getpid()), startedAt: Int64(startedAt), restarts: 0, state: stopping ? .stopping : .running),
-                st(storeSlot)] + slots.map(st)
+        return [ProcessStatus(service: "master", instance: 0, pid: Int64(getpid()), startedAt: Int64(startedAt), restarts: 0,
+                              state: sup.stopping ? .stopping : .running),
+                st(sup.store)] + sup.slots.map(st)
     }
 }

@@ -2,6 +2,7 @@
 import Foundation
 import Logging
 import MailCore
+import MailPrivsep
 
 public enum MasterMain {
     public static func run(arguments: [String]) -> Never {
@@ -12,8 +13,8 @@ public enum MasterMain {
             case "-c", "--config": i += 1; if i < arguments.count { configPath = arguments[i] }
             case "-h", "--help":
                 print("usage: master [-c /etc/postern/postern.toml]\nStarts the Postern daemon set in the foreground (systemd Type=notify).")
-                exit(0)
-            default: FileHandle.standardError.write("master: unknown argument \(arguments[i])\n".data(using: .utf8)!); exit(64)
+                exit(ExitStatus.ok)
+            default: FileHandle.standardError.write("master: unknown argument \(arguments[i])\n".data(using: .utf8)!); exit(ExitStatus.usage)
             }
             i += 1
         }
@@ -21,7 +22,7 @@ public enum MasterMain {
         let config: PosternConfig
         do { config = try PosternConfig.load(path: configPath) } catch {
             FileHandle.standardError.write("master: \(error)\n".data(using: .utf8)!)
-            exit(78)   // EX_CONFIG
+            exit(ExitStatus.config)
         }
         PosternLog.bootstrap(process: "master", level: config.logLevel)
         let logger = Logger(label: "master")
@@ -29,7 +30,7 @@ public enum MasterMain {
         let master = Master(config: config, binDir: (exe as NSString).deletingLastPathComponent, logger: logger)
         do { try master.run() } catch {
             logger.critical("\(error)")
-            exit(1)
+            exit(ExitStatus.failure)
         }
     }
 }

@@ -24,7 +24,7 @@ public enum SMTPDWorker {
             }
         }
         do { tls = try TLSServerContext(configuration: tlsConfig) } catch {
-            logger.critical("TLS: \(error)"); exit(78)
+            logger.critical("TLS: \(error)"); exit(ExitStatus.config)
         }
         // Phase two.
         WorkerStart.dropPrivileges(config: config, logger: logger)
@@ -52,7 +52,7 @@ public enum SMTPDWorker {
         let server = WorkerServer(group: group, logger: logger, maxConnections: s.service.maxConnections, grace: config.master.shutdownGrace)
         server.run(process: "smtpd", listeners: contract.listeners, refusal: SMTPReply.tooManyConnections.encoded(),
                    readyMetadata: ["certificates": "\(tls.certificates.map(\.servedFor).joined(separator: ","))"]) { rpc, name in
-            guard let role = SMTPRole(rawValue: String(name.prefix { $0 != "@" })) else { logger.critical("unknown listener \(name)"); exit(78) }
+            guard let role = SMTPRole(rawValue: String(name.prefix { $0 != "@" })) else { logger.critical("unknown listener \(name)"); exit(ExitStatus.config) }
             let st = settings(role, name)
             return {
                 let h = SMTPSessionHandler(settings: st, rpc: rpc, logger: logger)

@@ -17,13 +17,13 @@ public enum StoreMain {
 
         // Phase one (root): the data dir belongs to the store user, mode 0700 (DESIGN §1).
         guard let user = Privileges.targetUser(configured: config.storeUser) else {
-            logger.critical("no such system user: \(config.storeUser)"); exit(67)
+            logger.critical("no such system user: \(config.storeUser)"); exit(ExitStatus.noUser)
         }
         do { try prepareDataDir(config.dataDir, owner: user) } catch {
-            logger.critical("cannot prepare data dir \(config.dataDir): \(error)"); exit(73)
+            logger.critical("cannot prepare data dir \(config.dataDir): \(error)"); exit(ExitStatus.cantCreate)
         }
         do { try Privileges.drop(to: user, logger: logger) } catch {
-            logger.critical("privilege drop failed: \(error)"); exit(77)
+            logger.critical("privilege drop failed: \(error)"); exit(ExitStatus.noPerm)
         }
         Privileges.dieWithParent()
         umask(0o077)
@@ -35,7 +35,7 @@ public enum StoreMain {
             let swept = try store.sweep()
             logger.info("store ready", metadata: ["data": "\(config.dataDir)", "swept_messages": "\(swept.rows)", "swept_blobs": "\(swept.blobs)", "fsync": "\(config.store.fsync)"])
         } catch {
-            logger.critical("cannot open store: \(error)"); exit(74)
+            logger.critical("cannot open store: \(error)"); exit(ExitStatus.ioErr)
         }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(2, System.coreCount))
@@ -48,7 +48,7 @@ public enum StoreMain {
         signal(SIGPIPE, SIG_IGN)
         let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
         signal(SIGTERM, SIG_IGN)
-        term.setEventHandler { logger.info("SIGTERM: store stopping"); exit(0) }
+        term.setEventHandler { logger.info("SIGTERM: store stopping"); exit(ExitStatus.ok) }
         term.resume()
 
         var ready = FDContract.storeReadyByte
@@ -60,7 +60,7 @@ public enum StoreMain {
             let n = buf.withUnsafeMutableBytes { mail_recv_fd(FDContract.controlFD, &fd, $0.baseAddress, 256) }
             if n <= 0 {
                 logger.info("control channel closed: master is gone, store exiting")
-                exit(0)
+                exit(ExitStatus.ok)
             }
             let name = String(decoding: buf[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard fd >= 0, let role = Role(rawValue: name) else {
