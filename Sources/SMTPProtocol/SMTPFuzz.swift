@@ -207,7 +207,7 @@ public enum SMTPFuzz {
                 if reply == .okSender, config.requireAuthForMail {
                     precondition(authenticated, "MAIL accepted without AUTH")
                 }
-            case .checkRecipient:
+            case .checkRecipient, .checkPostmaster:
                 precondition(!inMessage)
             case .startTLS:
                 precondition(previous == .reply(.readyToStartTLS), "startTLS without 220")
