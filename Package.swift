@@ -116,6 +116,12 @@ let package = Package(
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC"]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
+        .testTarget(name: "SMTPServerTests", dependencies: [
+            "SMTPServer", "SMTPProtocol", "MailWorker",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
     ]
 )
 

@@ -6,7 +6,6 @@ import NIOCore
 import NIOPosix
 import Logging
 import MailCore
-import MailIPC
 import MailPrivsep
 import MailWorker
 import MailTLS
