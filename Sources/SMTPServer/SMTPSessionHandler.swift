@@ -245,15 +245,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             case .beginMessage(let env):
                 envelope = env
                 var b = context.channel.allocator.buffer(capacity: 8192)
-                // RFC 5321 §4.4: Return-Path at final delivery. One body serves local copies and
-                // queued ones alike, so it is always written; the outbound agent strips a leading
-                // Return-Path before relaying.
-                b.writeBytes(TraceHeaders.returnPath(env.sender))
-                b.writeBytes(TraceHeaders.received(from: env.helo, clientAddress: clientAddress, by: settings.config.hostname,
-                                                   with: session.receivedProtocol(), id: sessionID,
-                                                   for: env.recipients.count == 1 ? env.recipients[0] : nil,
-                                                   tls: session.tlsInfo?.receivedText,
-                                                   authenticatedUser: settings.showAuthUser ? env.authenticatedUser : nil, date: Date()))
+                b.writeBytes(session.traceHeaders(for: env, id: sessionID, showAuthUser: settings.showAuthUser, date: Date()))
                 traceLength = b.readableBytes
                 body = b
             case .messageChunk(let bytes):
@@ -267,17 +259,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     continue
                 }
                 body = nil
-                if settings.submission && env.authenticatedUser != nil {
-                    // RFC 6409 §8.2, §8.3: a submission server adds Date and Message-ID when missing.
-                    let scan = SubmissionHeaders.scan(b.readableBytesView.dropFirst(traceLength).prefix(1 << 20), complete: false)
-                    let missing = SubmissionHeaders.missingHeaders(for: scan, hostname: settings.config.hostname, date: Date())
-                    if !missing.isEmpty {
-                        var nb = context.channel.allocator.buffer(capacity: b.readableBytes + missing.count)
-                        nb.writeBytes(b.readableBytesView.prefix(traceLength))
-                        nb.writeBytes(missing)
-                        nb.writeBytes(b.readableBytesView.dropFirst(traceLength))
-                        b = nb
-                    }
+                let missing = session.submissionHeaders(for: env, submission: settings.submission,
+                                                        message: b.readableBytesView.dropFirst(traceLength), date: Date())
+                if !missing.isEmpty {
+                    var nb = context.channel.allocator.buffer(capacity: b.readableBytes + missing.count)
+                    nb.writeBytes(b.readableBytesView.prefix(traceLength))
+                    nb.writeBytes(missing)
+                    nb.writeBytes(b.readableBytesView.dropFirst(traceLength))
+                    b = nb
                 }
                 deliver(context, env, b)
             case .close:
