@@ -220,7 +220,6 @@ extension SMTPSession {
         waiting = .tls        // `process` drops the rest of the input
     }
 
-
     // MARK: - End of DATA
 
     mutating func finishData(_ actions: inout [SMTPAction]) {

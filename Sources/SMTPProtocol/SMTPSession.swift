@@ -9,6 +9,12 @@
 // and flushes when it runs out of input. The glue should stop reading while
 // `isAwaitingExternal` to bound that buffer. While waiting for the TLS handshake
 // (`.startTLS` until `tlsStarted`) input is dropped, not buffered (RFC 3207 §4.2).
+//
+// Policy is decided here, not in the glue: the store's answers come back in store terms
+// (`recipientLookedUp`, `deliveryAnswered`) and the session picks the replies; the command
+// table (SMTPCommandTable) guards every verb; `shutdownRequested` says when a draining
+// worker's session may close. Files: this one (state, resume calls, input), +Commands,
+// +Auth, +BDAT, +Headers.
 
 public struct SMTPSession: Sendable {
     public let config: SMTPSessionConfig

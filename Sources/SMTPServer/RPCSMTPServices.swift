@@ -25,9 +25,11 @@ struct RPCSMTPServices: SMTPServices {
         checkRecipient("postmaster")      // the store resolves the bare local part
     }
 
-    func checkSender(_ address: String, user: String) -> EventLoopFuture<Bool> {
+    func checkSender(_ address: String?, user: String) -> EventLoopFuture<Bool> {
+        // The store has no owner for the null sender.
+        guard let address else { return rpc.channel.eventLoop.makeSucceededFuture(false) }
         // The "senders" map's value lists the users that own the address, comma-separated.
-        rpc.call(.lookup(map: "senders", key: address)).map { reply in
+        return rpc.call(.lookup(map: "senders", key: address)).map { reply in
             guard case .lookupResult(true, let owners) = reply else { return false }
             return owners.split(separator: ",").contains { $0 == Substring(user) }
         }

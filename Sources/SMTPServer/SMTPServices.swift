@@ -27,8 +27,9 @@ protocol SMTPServices {
     func checkRecipient(_ address: String) -> EventLoopFuture<RecipientLookup>
     /// RFC 5321 §4.5.1: the store's verdict on the bare local part "postmaster".
     func checkPostmaster() -> EventLoopFuture<RecipientLookup>
-    /// Whether `address` is an envelope sender `user` (canonical, after AUTH) may use.
-    func checkSender(_ address: String, user: String) -> EventLoopFuture<Bool>
+    /// Whether `address` is an envelope sender `user` (canonical, after AUTH) may use; nil is
+    /// the null sender `<>` (asked only when the configuration allows it after AUTH).
+    func checkSender(_ address: String?, user: String) -> EventLoopFuture<Bool>
     /// Verifies the credentials (the password never reaches a log).
     func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome>
     /// Ends a store session from `authenticate`; fire and forget.

@@ -199,10 +199,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             case .checkSender(let path):
                 setReading(context, false)
                 let user = session.authenticatedUser ?? ""
-                guard let path else { resume(context, session.senderChecked(allowed: false)); continue }
-                services.checkSender(path.address, user: user).hop(to: context.eventLoop).whenComplete { [self] r in
+                services.checkSender(path?.address, user: user).hop(to: context.eventLoop).whenComplete { [self] r in
                     let allowed = (try? r.get()) ?? false
-                    if !allowed { logger.notice("sender <\(path.address)> not owned by \(user)", metadata: ["client": "\(clientAddress)"]) }
+                    if !allowed { logger.notice("sender <\(path?.address ?? "")> not owned by \(user)", metadata: ["client": "\(clientAddress)"]) }
                     resume(context, session.senderChecked(allowed: allowed))
                 }
             case .authenticate(let user, let password):

@@ -52,8 +52,8 @@ final class FakeSMTPServices: SMTPServices {
         return loop.makeSucceededFuture(postmaster)
     }
 
-    func checkSender(_ address: String, user: String) -> EventLoopFuture<Bool> {
-        loop.makeSucceededFuture(senderOwners[address.lowercased()]?.contains(user) ?? false)
+    func checkSender(_ address: String?, user: String) -> EventLoopFuture<Bool> {
+        loop.makeSucceededFuture(senderOwners[address?.lowercased() ?? ""]?.contains(user) ?? false)
     }
 
     func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome> {
