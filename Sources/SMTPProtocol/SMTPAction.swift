@@ -67,7 +67,8 @@ public struct SMTPEnvelope: Sendable, Equatable {
     public func isRemote(_ index: Int) -> Bool { remoteIndices.contains(index) }
 }
 
-/// The glue's verdict on one RCPT, passed to `SMTPSession.recipientChecked(_:)`.
+/// The verdict on one RCPT, passed to `SMTPSession.recipientChecked(_:)`; `recipientLookedUp(_:)`
+/// derives it from the store's answer (a glue with a policy of its own may pass it directly).
 public enum RecipientCheck: Sendable, Equatable {
     case accept                 // 250 2.1.5, a local recipient
     /// 250 2.1.5, a remote recipient to queue (authenticated sessions only; in an
@@ -111,7 +112,7 @@ public enum DeliveryResult: Sendable, Equatable {
 
 /// What the glue must do, in order. Replies are written as they come and flushed when the
 /// glue runs out of input (RFC 2920 §3.2 PIPELINING). Every action that asks the glue for
-/// something (`checkRecipient`, `checkSender`, `authenticate`, `delay`, `startTLS`,
+/// something (`checkRecipient`, `checkPostmaster`, `checkSender`, `authenticate`, `delay`, `startTLS`,
 /// `endMessage`) is the last of its batch, and the session waits (`isAwaitingExternal`)
 /// until the matching resume call.
 public enum SMTPAction: Sendable, Equatable {

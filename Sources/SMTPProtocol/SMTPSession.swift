@@ -105,7 +105,7 @@ public struct SMTPSession: Sendable {
 
     // MARK: - Public state
 
-    /// True after a request to the glue (`checkRecipient`, `checkSender`, `authenticate`,
+    /// True after a request to the glue (`checkRecipient`, `checkPostmaster`, `checkSender`, `authenticate`,
     /// `delay`, `startTLS`, `endMessage`) until the matching resume call.
     public var isAwaitingExternal: Bool { waiting != .none }
 
