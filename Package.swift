@@ -120,6 +120,12 @@ let package = Package(
             "MasterCore", "MailCore", "MailIPC", "MailPrivsep",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "SMTPServerTests", dependencies: [
+            "SMTPServer", "SMTPProtocol", "MailWorker",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
     ]
 )
 

@@ -30,6 +30,9 @@ public struct SMTPEnvelope: Sendable, Equatable {
     /// The body arrives with BDAT (RFC 3030): binary-exact, so it may hold bare CR/LF and
     /// needs no dot-unstuffing; DATA bodies always consist of CRLF lines.
     public var chunked: Bool
+    /// Recipients the store knows under another address (postmaster@hostname, RFC 5321
+    /// §4.5.1): index into `recipients` → the canonical address to deliver to.
+    public var canonicalAddresses: [Int: String] = [:]
 
     public init(helo: String, sender: MailPath?, recipients: [MailPath] = [], bodyType: BodyType = .sevenBit,
                 smtpUTF8: Bool = false, declaredSize: Int? = nil, remoteIndices: Set<Int> = [],
@@ -55,11 +58,17 @@ public struct SMTPEnvelope: Sendable, Equatable {
         recipients.enumerated().filter { remoteIndices.contains($0.offset) }.map(\.element)
     }
 
+    /// The addresses to hand the store, in RCPT order: `canonicalAddresses` where set.
+    public var deliveryAddresses: [String] {
+        recipients.enumerated().map { canonicalAddresses[$0.offset] ?? $0.element.address }
+    }
+
     /// Whether `recipients[index]` was accepted for the outbound queue.
     public func isRemote(_ index: Int) -> Bool { remoteIndices.contains(index) }
 }
 
-/// The glue's verdict on one RCPT, passed to `SMTPSession.recipientChecked(_:)`.
+/// The verdict on one RCPT, passed to `SMTPSession.recipientChecked(_:)`; `recipientLookedUp(_:)`
+/// derives it from the store's answer (a glue with a policy of its own may pass it directly).
 public enum RecipientCheck: Sendable, Equatable {
     case accept                 // 250 2.1.5, a local recipient
     /// 250 2.1.5, a remote recipient to queue (authenticated sessions only; in an
@@ -71,6 +80,30 @@ public enum RecipientCheck: Sendable, Equatable {
     case reject(SMTPReply)      // any other reply, e.g. 452 4.2.2 over quota
 }
 
+/// The store's answer about one RCPT address, passed to `SMTPSession.recipientLookedUp(_:)`,
+/// which decides the reply (relay policy, the <Postmaster> fallback).
+public enum RecipientLookup: Sendable, Equatable {
+    /// A local mailbox or alias; `canonical` is the address the store delivers it to.
+    case ok(canonical: String)
+    case unknownUser            // a local domain without that user
+    case notLocal               // not one of the mail domains
+    case tempFail               // the store could not answer now
+}
+
+/// The store's result of a delivery for one recipient, in recipient order.
+public enum RecipientDeliveryStatus: Sendable, Equatable {
+    case delivered, unknownUser, notLocal, overQuota, tempFail, rejected
+}
+
+/// The store's answer to a delivery, passed to `SMTPSession.deliveryAnswered(_:)`.
+public enum DeliveryAnswer: Sendable, Equatable {
+    case statuses([RecipientDeliveryStatus])
+    /// The store refused the envelope sender for this authenticated session.
+    case senderDenied
+    /// The store could not take the message (connection lost, error): try again later.
+    case failed
+}
+
 /// Outcome of delivering the message to one recipient (LMTP) or to all (SMTP).
 public enum DeliveryResult: Sendable, Equatable {
     case delivered
@@ -79,13 +112,17 @@ public enum DeliveryResult: Sendable, Equatable {
 
 /// What the glue must do, in order. Replies are written as they come and flushed when the
 /// glue runs out of input (RFC 2920 §3.2 PIPELINING). Every action that asks the glue for
-/// something (`checkRecipient`, `checkSender`, `authenticate`, `delay`, `startTLS`,
+/// something (`checkRecipient`, `checkPostmaster`, `checkSender`, `authenticate`, `delay`, `startTLS`,
 /// `endMessage`) is the last of its batch, and the session waits (`isAwaitingExternal`)
 /// until the matching resume call.
 public enum SMTPAction: Sendable, Equatable {
     case reply(SMTPReply)
-    /// Ask the store about this recipient, then call `recipientChecked(_:)`.
+    /// Ask the store about this recipient, then call `recipientLookedUp(_:)` (or, with a
+    /// verdict of the glue's own, `recipientChecked(_:)`).
     case checkRecipient(MailPath)
+    /// RFC 5321 §4.5.1: postmaster@hostname is not in a mail domain; ask the store about the
+    /// bare local part "postmaster", then call `recipientLookedUp(_:)`.
+    case checkPostmaster
     /// DATA accepted (comes right after the 354 reply), or the first BDAT chunk of a
     /// transaction announced (no 354); message bytes follow.
     case beginMessage(SMTPEnvelope)

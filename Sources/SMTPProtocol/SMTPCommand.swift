@@ -22,26 +22,34 @@ struct SMTPOptionalCommands: OptionSet, Sendable {
     static let bdat = SMTPOptionalCommands(rawValue: 1 << 2)       // RFC 3030
 }
 
-/// Properties of a verb, in the style of Postfix's smtpd_cmd_table.
+/// Properties of a verb, in the style of Postfix's smtpd_cmd_table. The parser reads
+/// `smtpOnly`, `lmtpOnly` and `unimplemented`; the session checks the state guards
+/// (`needsHello` … `needsTransaction`) in `SMTPSession.tableRefusal` before the verb runs,
+/// and `discardsPipelinedInput` after it, so this table is the one place they are decided.
 struct SMTPCommandFlags: OptionSet, Sendable {
-    let rawValue: UInt8
+    let rawValue: UInt16
     /// Only valid in SMTP (RFC 2033 §4.1: an LMTP server refuses HELO/EHLO).
     static let smtpOnly = SMTPCommandFlags(rawValue: 1 << 0)
     /// Only valid in LMTP.
     static let lmtpOnly = SMTPCommandFlags(rawValue: 1 << 1)
-    /// Needs a prior HELO/EHLO/LHLO (RFC 5321 §4.1.4).
+    /// Needs a prior HELO/EHLO/LHLO (RFC 5321 §4.1.4): 503 5.5.1 "Send HELO/EHLO first".
     static let needsHello = SMTPCommandFlags(rawValue: 1 << 2)
     /// May only appear last in a pipelined group (RFC 2920 §3.1); the glue's
     /// flush-when-input-runs-out already satisfies this, the flag documents it.
     static let endsGroup = SMTPCommandFlags(rawValue: 1 << 3)
     /// Recognised but not implemented: 502 5.5.1.
     static let unimplemented = SMTPCommandFlags(rawValue: 1 << 4)
-    /// An ESMTP extension: needs a prior EHLO/LHLO, refused after HELO (503 5.5.1).
+    /// An ESMTP extension: needs a prior EHLO/LHLO (implies `needsHello`), refused after
+    /// HELO (503 5.5.1 "Send EHLO first").
     static let needsEHLO = SMTPCommandFlags(rawValue: 1 << 5)
-    /// Not allowed inside a mail transaction (503 5.5.1).
+    /// Not allowed inside a mail transaction (503 5.5.1; for MAIL "Sender already specified").
     static let outsideTransaction = SMTPCommandFlags(rawValue: 1 << 6)
-    /// Discards any input pipelined after it (RFC 3207 §4.2).
+    /// Discards any input pipelined after it once accepted (RFC 3207 §4.2).
     static let discardsPipelinedInput = SMTPCommandFlags(rawValue: 1 << 7)
+    /// Needs a mail transaction, i.e. a prior MAIL (503 5.5.1 "Need MAIL command").
+    static let needsTransaction = SMTPCommandFlags(rawValue: 1 << 8)
+    /// Refused once authenticated (RFC 4954 §4: 503 5.5.1 "Already authenticated").
+    static let notAuthenticated = SMTPCommandFlags(rawValue: 1 << 9)
 }
 
 enum SMTPCommandTable {
@@ -49,15 +57,17 @@ enum SMTPCommandTable {
         switch verb {
         case .helo, .ehlo: return [.smtpOnly, .endsGroup]
         case .lhlo: return [.lmtpOnly, .endsGroup]
-        case .mail, .rcpt: return [.needsHello]
-        case .data: return [.needsHello, .endsGroup]
+        case .mail: return [.needsHello, .outsideTransaction]
+        case .rcpt: return [.needsHello, .needsTransaction]
+        case .data: return [.needsHello, .needsTransaction, .endsGroup]
         case .rset: return []
         case .noop, .quit, .vrfy, .expn: return [.endsGroup]
         case .help: return []
         // Like Postfix, STARTTLS needs no prior EHLO (RFC 3207 does not require one).
         case .starttls: return [.outsideTransaction, .endsGroup, .discardsPipelinedInput]
-        case .auth: return [.needsEHLO, .outsideTransaction, .endsGroup]
-        case .bdat: return [.needsHello, .needsEHLO]
+        case .auth: return [.needsEHLO, .notAuthenticated, .outsideTransaction, .endsGroup]
+        // BDAT's refusal is sent after its octets are read (RFC 3030 §2).
+        case .bdat: return [.needsHello, .needsEHLO, .needsTransaction]
         case .etrn, .turn, .atrn: return [.unimplemented]
         }
     }
@@ -97,6 +107,29 @@ enum SMTPCommand: Equatable, Sendable {
     case auth(mechanism: String, initialResponse: ArraySlice<UInt8>?)
     /// Chunk size (clamped to Int.max) and whether LAST was given.
     case bdat(size: Int, last: Bool)
+}
+
+extension SMTPCommand {
+    /// The verb whose table flags guard this command; nil for `.unimplemented`, which is
+    /// answered 502 whatever the session state.
+    var guardedVerb: SMTPVerb? {
+        switch self {
+        case .hello(let verb, _): return verb
+        case .mail: return .mail
+        case .rcpt: return .rcpt
+        case .data: return .data
+        case .rset: return .rset
+        case .noop: return .noop
+        case .quit: return .quit
+        case .help: return .help
+        case .vrfy: return .vrfy
+        case .expn: return .expn
+        case .unimplemented: return nil
+        case .startTLS: return .starttls
+        case .auth: return .auth
+        case .bdat: return .bdat
+        }
+    }
 }
 
 /// A command that failed the grammar stage, with the reply to send.

@@ -108,7 +108,9 @@ public enum SMTPFuzz {
                 while session.isAwaitingExternal {
                     switch all.last {
                     case .checkRecipient(let path)?:
-                        take(session.recipientChecked(recipientVerdict(path)))
+                        take(session.recipientLookedUp(recipientVerdict(path)))
+                    case .checkPostmaster?:
+                        take(session.recipientLookedUp(.ok(canonical: "postmaster@example.org")))
                     case .endMessage?:
                         let begun = all.last { if case .beginMessage = $0 { return true } else { return false } }
                         precondition(begun.map { $0 == .beginMessage(session.envelope!) } ?? false,
@@ -141,13 +143,15 @@ public enum SMTPFuzz {
         return all
     }
 
-    static func recipientVerdict(_ path: MailPath) -> RecipientCheck {
+    /// The store's answer by address length; postmaster@ is not local, so the <Postmaster>
+    /// fallback (`.checkPostmaster`) is exercised too.
+    static func recipientVerdict(_ path: MailPath) -> RecipientLookup {
+        if path.localPart.lowercased() == "postmaster" { return .notLocal }
         switch path.address.utf8.count % 6 {
-        case 0, 1: return .accept
-        case 2: return .unknown
-        case 3: return .relayDenied
+        case 0, 1: return .ok(canonical: path.address)
+        case 2: return .unknownUser
         case 4: return .tempFail
-        default: return .acceptRemote
+        default: return .notLocal      // 3, 5: relay denied, or queued after AUTH
         }
     }
 
@@ -207,7 +211,7 @@ public enum SMTPFuzz {
                 if reply == .okSender, config.requireAuthForMail {
                     precondition(authenticated, "MAIL accepted without AUTH")
                 }
-            case .checkRecipient:
+            case .checkRecipient, .checkPostmaster:
                 precondition(!inMessage)
             case .startTLS:
                 precondition(previous == .reply(.readyToStartTLS), "startTLS without 220")

@@ -6,7 +6,6 @@ import NIOCore
 import NIOPosix
 import Logging
 import MailCore
-import MailIPC
 import MailPrivsep
 import MailWorker
 import SMTPProtocol
@@ -32,7 +31,7 @@ public enum LMTPWorker {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: config.master.shutdownGrace)
         server.run(process: "lmtpd", listeners: contract.listeners, refusal: SMTPReply.tooManyConnections.encoded()) { rpc, _ in
-            { [SMTPSessionHandler(settings: settings, rpc: rpc, logger: logger)] }
+            { [SMTPSessionHandler(settings: settings, services: RPCSMTPServices(rpc), logger: logger)] }
         }
     }
 }

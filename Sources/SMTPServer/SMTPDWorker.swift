@@ -6,7 +6,6 @@ import NIOCore
 import NIOPosix
 import Logging
 import MailCore
-import MailIPC
 import MailPrivsep
 import MailWorker
 import MailTLS
@@ -55,7 +54,7 @@ public enum SMTPDWorker {
             guard let role = SMTPRole(rawValue: String(name.prefix { $0 != "@" })) else { logger.critical("unknown listener \(name)"); exit(ExitStatus.config) }
             let st = settings(role, name)
             return {
-                let h = SMTPSessionHandler(settings: st, rpc: rpc, logger: logger)
+                let h = SMTPSessionHandler(settings: st, services: RPCSMTPServices(rpc), logger: logger)
                 return role == .smtps ? [tls.makeHandler(logger: logger), h] : [h]
             }
         }

@@ -1,11 +1,10 @@
 // NIO glue for one SMTP-family session (lmtpd and smtpd): bytes into the SMTPSession state
-// machine, its actions carried out — replies, store lookups, AUTH, sender checks, STARTTLS,
-// delays, deliveries. No protocol logic lives here; policy decisions are the engine's.
+// machine, its actions carried out — replies, SMTPServices questions, STARTTLS, delays,
+// deliveries — and the answers fed back. No protocol logic lives here; policy is the engine's.
 import Foundation
 import NIOCore
 import Logging
 import MailCore
-import MailIPC
 import MailTLS
 import MailWorker
 import SMTPProtocol
@@ -34,7 +33,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     let settings: SessionSettings
-    let rpc: RPCClient
+    let services: SMTPServices
     var logger: Logger
     let sessionID = newSessionID()
     var session: SMTPSession!
@@ -47,11 +46,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var clientAddress = "unknown"
     var heldSlot = false
     var storeSession: UInt64 = 0              // after a successful AUTH
-    var rewrites: [String: String] = [:]      // envelope address → where the store delivers it
     var inputClosed = false                   // the client half-closed: answer what it sent, then close
 
-    init(settings: SessionSettings, rpc: RPCClient, logger: Logger) {
-        self.settings = settings; self.rpc = rpc; self.logger = logger
+    init(settings: SessionSettings, services: SMTPServices, logger: Logger) {
+        self.settings = settings; self.services = services; self.logger = logger
         self.logger[metadataKey: "session"] = "\(sessionID)"
     }
 
@@ -86,7 +84,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         closed = true
         idleTimer?.cancel()
         if heldSlot { settings.limiter?.disconnect(clientAddress); heldSlot = false }
-        if storeSession != 0 { _ = rpc.call(SessionEnd(storeSession)); storeSession = 0 }
+        if storeSession != 0 { services.endSession(storeSession); storeSession = 0 }
         logger.info("disconnect from \(clientAddress)")
         context.fireChannelInactive()
     }
@@ -95,6 +93,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         if case ChannelEvent.inputClosed = event {
             inputClosed = true
             closeIfDone(context)
+            return
+        }
+        if case WorkerSessionEvent.shuttingDown = event {
+            guard !closed else { return }
+            // Implicit TLS before its handshake: nothing may be said in plaintext.
+            guard greeted else { return flushAndClose(context) }
+            perform(context, session.shutdownRequested())
+            context.flush()
             return
         }
         guard case TLSEvent.handshakeCompleted(let info) = event else { return context.fireUserInboundEventTriggered(event) }
@@ -187,42 +193,15 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 }
                 send(context, r)
             case .checkRecipient(let path):
-                setReading(context, false)
-                let address = path.address
-                let authenticated = session.authenticatedUser != nil
-                // RFC 5321 §4.5.1: <Postmaster> (the engine makes it postmaster@hostname) must be
-                // accepted even when the host name is not one of our mail domains.
-                let bare = path.localPart.lowercased() == "postmaster" && path.domain.lowercased() == settings.config.hostname.lowercased()
-                rpc.call(LookupRecipient(address)).flatMap { [rpc] r -> EventLoopFuture<RecipientReply> in
-                    if bare, r.status == .notLocal { return rpc.call(LookupRecipient("postmaster")) }
-                    return rpc.channel.eventLoop.makeSucceededFuture(r)
-                }.hop(to: context.eventLoop).whenComplete { [self] r in
-                    if bare, case .success(let x) = r, x.status == .ok { rewrites[address] = x.canonical }
-                    let check: RecipientCheck
-                    switch r.map(\.status) {
-                    case .success(.ok): check = .accept
-                    case .success(.unknownUser): check = .unknown
-                    // Mail must originate or terminate here (DESIGN §4): remote only after AUTH.
-                    case .success(.notLocal): check = authenticated ? .acceptRemote : .relayDenied
-                    case .success: check = .tempFail
-                    case .failure(let e): logger.error("recipient lookup failed: \(e)"); check = .tempFail
-                    }
-                    switch check {
-                    case .accept, .acceptRemote: break
-                    default: logger.notice("recipient <\(address)> refused: \(check)", metadata: envelopeMetadata())
-                    }
-                    resume(context, session.recipientChecked(check))
-                }
+                lookUpRecipient(context, path.address, services.checkRecipient(path.address))
+            case .checkPostmaster:
+                lookUpRecipient(context, "postmaster", services.checkPostmaster())
             case .checkSender(let path):
                 setReading(context, false)
                 let user = session.authenticatedUser ?? ""
-                guard let path else { resume(context, session.senderChecked(allowed: false)); continue }
-                rpc.call(Lookup(map: .senders, key: path.address)).hop(to: context.eventLoop).whenComplete { [self] r in
-                    var allowed = false
-                    if case .success(let owners) = r, owners.found {
-                        allowed = owners.value.split(separator: ",").contains { $0 == Substring(user) }
-                    }
-                    if !allowed { logger.notice("sender <\(path.address)> not owned by \(user)", metadata: ["client": "\(clientAddress)"]) }
+                services.checkSender(path?.address, user: user).hop(to: context.eventLoop).whenComplete { [self] r in
+                    let allowed = (try? r.get()) ?? false
+                    if !allowed { logger.notice("sender <\(path?.address ?? "")> not owned by \(user)", metadata: ["client": "\(clientAddress)"]) }
                     resume(context, session.senderChecked(allowed: allowed))
                 }
             case .authenticate(let user, let password):
@@ -232,16 +211,15 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     resume(context, session.authenticated(.failure))
                     continue
                 }
-                rpc.call(Authenticate(user: user, password: password)).hop(to: context.eventLoop).whenComplete { [self] r in
+                services.authenticate(user: user, password: password).hop(to: context.eventLoop).whenComplete { [self] r in
                     let result: AuthResult
                     switch r {
-                    case .success(let opened):
-                        let sid = opened.id, canonical = opened.user
+                    case .success(.success(let canonical, let sid)):
                         storeSession = sid
                         logger.info("authenticated", metadata: ["client": "\(clientAddress)", "user": "\(canonical)"])
                         result = .success(canonical)
-                    case .failure(let e as RPCError) where e.code == .denied: result = .failure
-                    case .failure: result = .tempFail
+                    case .success(.failure): result = .failure
+                    case .success(.tempFail), .failure: result = .tempFail
                     }
                     resume(context, session.authenticated(result))
                 }
@@ -266,15 +244,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             case .beginMessage(let env):
                 envelope = env
                 var b = context.channel.allocator.buffer(capacity: 8192)
-                // RFC 5321 §4.4: Return-Path at final delivery. One body serves local copies and
-                // queued ones alike, so it is always written; the outbound agent strips a leading
-                // Return-Path before relaying.
-                b.writeBytes(TraceHeaders.returnPath(env.sender))
-                b.writeBytes(TraceHeaders.received(from: env.helo, clientAddress: clientAddress, by: settings.config.hostname,
-                                                   with: session.receivedProtocol(), id: sessionID,
-                                                   for: env.recipients.count == 1 ? env.recipients[0] : nil,
-                                                   tls: session.tlsInfo?.receivedText,
-                                                   authenticatedUser: settings.showAuthUser ? env.authenticatedUser : nil, date: Date()))
+                b.writeBytes(session.traceHeaders(for: env, id: sessionID, showAuthUser: settings.showAuthUser, date: Date()))
                 traceLength = b.readableBytes
                 body = b
             case .messageChunk(let bytes):
@@ -284,21 +254,18 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             case .endMessage:
                 armTimer(context)
                 guard let env = envelope, var b = body else {
-                    perform(context, session.deliveryFinished(Array(repeating: .failed(.localError), count: max(1, envelope?.recipients.count ?? 1))))
+                    perform(context, session.deliveryAnswered(.failed))
                     continue
                 }
                 body = nil
-                if settings.submission && env.authenticatedUser != nil {
-                    // RFC 6409 §8.2, §8.3: a submission server adds Date and Message-ID when missing.
-                    let scan = SubmissionHeaders.scan(b.readableBytesView.dropFirst(traceLength).prefix(1 << 20), complete: false)
-                    let missing = SubmissionHeaders.missingHeaders(for: scan, hostname: settings.config.hostname, date: Date())
-                    if !missing.isEmpty {
-                        var nb = context.channel.allocator.buffer(capacity: b.readableBytes + missing.count)
-                        nb.writeBytes(b.readableBytesView.prefix(traceLength))
-                        nb.writeBytes(missing)
-                        nb.writeBytes(b.readableBytesView.dropFirst(traceLength))
-                        b = nb
-                    }
+                let missing = session.submissionHeaders(for: env, submission: settings.submission,
+                                                        message: b.readableBytesView.dropFirst(traceLength), date: Date())
+                if !missing.isEmpty {
+                    var nb = context.channel.allocator.buffer(capacity: b.readableBytes + missing.count)
+                    nb.writeBytes(b.readableBytesView.prefix(traceLength))
+                    nb.writeBytes(missing)
+                    nb.writeBytes(b.readableBytesView.dropFirst(traceLength))
+                    b = nb
                 }
                 deliver(context, env, b)
             case .close:
@@ -307,42 +274,47 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Asks the services about one RCPT address (or the bare postmaster) and feeds the answer back.
+    func lookUpRecipient(_ context: ChannelHandlerContext, _ address: String, _ answer: EventLoopFuture<RecipientLookup>) {
+        setReading(context, false)
+        answer.hop(to: context.eventLoop).whenComplete { [self] r in
+            let lookup: RecipientLookup
+            switch r {
+            case .success(let l): lookup = l
+            case .failure(let e): logger.error("recipient lookup failed: \(e)"); lookup = .tempFail
+            }
+            let actions = session.recipientLookedUp(lookup)
+            if case .reply(let reply)? = actions.first, reply.code >= 400 {
+                logger.notice("recipient <\(address)> refused: \(lookup)", metadata: envelopeMetadata())
+            }
+            resume(context, actions)
+        }
+    }
+
     func deliver(_ context: ChannelHandlerContext, _ env: SMTPEnvelope, _ b: ByteBuffer) {
         setReading(context, false)
         let size = b.readableBytes
-        let rcpts = env.recipients.map { rewrites[$0.address] ?? $0.address }
+        let rcpts = env.deliveryAddresses
         let sid = env.authenticatedUser != nil ? storeSession : 0
-        rpc.deliver(DeliverBegin(sender: env.sender?.address ?? "", recipients: rcpts, session: sid), body: b).hop(to: context.eventLoop).whenComplete { [self] r in
-            var results: [DeliveryResult]
+        services.deliver(sender: env.sender?.address ?? "", recipients: rcpts, body: b, storeSession: sid)
+            .hop(to: context.eventLoop).whenComplete { [self] r in
+            let answer: DeliveryAnswer
             switch r {
             case .success(let statuses):
-                results = statuses.map {
-                    switch $0 {
-                    case .ok: return .delivered
-                    case .unknownUser: return .failed(.mailboxUnknown)
-                    case .notLocal: return .failed(.relayDenied)
-                    case .overQuota: return .failed(.mailboxFull)
-                    case .tempFail, .rejected: return .failed(.localError)
-                    }
-                }
-                let queued = env.remoteIndices.map { rcpts[$0] }
+                answer = .statuses(statuses)
+                let queued = env.remoteIndices.sorted().map { rcpts[$0] }
                 logger.info("accepted", metadata: ["from": "<\(env.sender?.address ?? "")>", "to": "\(rcpts.joined(separator: ","))", "size": "\(size)",
                                                    "client": "\(clientAddress)", "status": "\(statuses.map { "\($0)" }.joined(separator: ","))",
                                                    "queued": "\(queued.joined(separator: ","))"])
-            case .failure(let e as RPCError) where e.code == .denied:
+            case .failure(let e as SMTPServiceError):
                 logger.warning("delivery refused by the store: \(e)", metadata: envelopeMetadata())
-                results = Array(repeating: .failed(.senderNotOwned), count: rcpts.count)
+                answer = .senderDenied
             case .failure(let e):
                 logger.error("delivery failed, answering 451: \(e)", metadata: envelopeMetadata())
-                results = Array(repeating: .failed(.localError), count: rcpts.count)
-            }
-            if settings.config.dialect == .smtp {
-                // One reply for the whole message (RFC 5321): success only if every recipient succeeded.
-                let failure = results.first { if case .failed = $0 { return true }; return false }
-                results = [failure ?? .delivered]
+                answer = .failed
             }
             envelope = nil
-            resume(context, session.deliveryFinished(results))
+            resume(context, session.deliveryAnswered(answer))
         }
     }
 

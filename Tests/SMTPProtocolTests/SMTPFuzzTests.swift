@@ -78,7 +78,7 @@ final class SMTPFuzzTests: XCTestCase {
     static let smtpdRecipients: [String] = [
         "RCPT TO:<abcde@remote.example>\r\n", "RCPT TO:<abc@example.org>\r\n", "RCPT TO:<ab@example.org>\r\n",
         "RCPT TO:<a@remote.example>\r\n", "RCPT TO:<Postmaster>\r\n", "RCPT TO:<abcd@example.org>\r\n",
-        "RCPT TO:<ab@remote.example>\r\n",   // 17 characters: .acceptRemote (SMTPFuzz.recipientVerdict)
+        "RCPT TO:<ab@remote.example>\r\n",   // 17 characters: .notLocal, queued after AUTH (SMTPFuzz.recipientVerdict)
     ]
 
     /// Byte 0: SMTP configuration; byte 1: features with TLS/AUTH/CHUNKING on. Then EHLO,

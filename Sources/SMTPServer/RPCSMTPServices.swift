@@ -1,0 +1,67 @@
+// SMTPServices over the store RPC (MailIPC.RPCClient): the only file in SMTPServer that speaks
+// the store's wire messages, so a change of the RPC layer is ported here and nowhere else.
+import NIOCore
+import MailIPC
+import SMTPProtocol
+
+struct RPCSMTPServices: SMTPServices {
+    let rpc: RPCClient
+
+    init(_ rpc: RPCClient) { self.rpc = rpc }
+
+    func checkRecipient(_ address: String) -> EventLoopFuture<RecipientLookup> {
+        rpc.call(LookupRecipient(address)).map { reply in
+            switch reply.status {
+            case .ok: return .ok(canonical: reply.canonical)
+            case .unknownUser: return .unknownUser
+            case .notLocal: return .notLocal
+            case .tempFail, .overQuota, .rejected: return .tempFail
+            }
+        }
+    }
+
+    func checkPostmaster() -> EventLoopFuture<RecipientLookup> {
+        checkRecipient("postmaster")      // the store resolves the bare local part
+    }
+
+    func checkSender(_ address: String?, user: String) -> EventLoopFuture<Bool> {
+        // The store has no owner for the null sender.
+        guard let address else { return rpc.channel.eventLoop.makeSucceededFuture(false) }
+        // The "senders" map's value lists the users that own the address, comma-separated.
+        return rpc.call(Lookup(map: .senders, key: address)).map { reply in
+            reply.found && reply.value.split(separator: ",").contains { $0 == Substring(user) }
+        }
+    }
+
+    func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome> {
+        rpc.call(Authenticate(user: user, password: password)).map { reply -> AuthOutcome in
+            .success(canonical: reply.user, storeSession: reply.id)
+        }.flatMapErrorThrowing { error in
+            guard let e = error as? RPCError, e.code == .denied else { throw error }
+            return .failure
+        }
+    }
+
+    func endSession(_ storeSession: UInt64) {
+        _ = rpc.call(SessionEnd(storeSession))
+    }
+
+    func deliver(sender: String, recipients: [String], body: ByteBuffer,
+                 storeSession: UInt64) -> EventLoopFuture<[RecipientDeliveryStatus]> {
+        rpc.deliver(DeliverBegin(sender: sender, recipients: recipients, session: storeSession), body: body).map { statuses in
+            statuses.map {
+                switch $0 {
+                case .ok: return .delivered
+                case .unknownUser: return .unknownUser
+                case .notLocal: return .notLocal
+                case .overQuota: return .overQuota
+                case .tempFail: return .tempFail
+                case .rejected: return .rejected
+                }
+            }
+        }.flatMapErrorThrowing { error in
+            if let e = error as? RPCError, e.code == .denied { throw SMTPServiceError.senderDenied("\(e)") }
+            throw error
+        }
+    }
+}

@@ -1,0 +1,42 @@
+// The questions the SMTP/LMTP engine needs the store to answer, in store terms (DESIGN §4:
+// engine, services, glue). The glue asks them and feeds the answers back into SMTPSession,
+// which decides the replies; RPCSMTPServices answers them over the store RPC, tests fake them.
+import NIOCore
+import SMTPProtocol
+
+/// The store's answer to an authentication.
+enum AuthOutcome: Equatable {
+    /// `canonical` is the user's name; `storeSession` authorises deliveries as that user and
+    /// is ended with `endSession` when the connection closes.
+    case success(canonical: String, storeSession: UInt64)
+    case failure                 // wrong user or password
+    case tempFail                // the store could not decide now
+}
+
+/// A delivery the store refused outright, rather than per recipient.
+enum SMTPServiceError: Error, Equatable {
+    /// The store refused the envelope sender for this authenticated session.
+    case senderDenied(String)
+}
+
+/// Futures may complete on any event loop (the glue hops back to its own). A future fails
+/// only when the store could not be asked or gave an unexpected answer; the glue treats that
+/// as a temporary failure (451 4.3.0, 454 4.7.0) or, for `checkSender`, as not owned.
+protocol SMTPServices {
+    /// The store's verdict on one recipient address.
+    func checkRecipient(_ address: String) -> EventLoopFuture<RecipientLookup>
+    /// RFC 5321 §4.5.1: the store's verdict on the bare local part "postmaster".
+    func checkPostmaster() -> EventLoopFuture<RecipientLookup>
+    /// Whether `address` is an envelope sender `user` (canonical, after AUTH) may use; nil is
+    /// the null sender `<>` (asked only when the configuration allows it after AUTH).
+    func checkSender(_ address: String?, user: String) -> EventLoopFuture<Bool>
+    /// Verifies the credentials (the password never reaches a log).
+    func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome>
+    /// Ends a store session from `authenticate`; fire and forget.
+    func endSession(_ storeSession: UInt64)
+    /// Delivers `body` to `recipients` (one status each, in order); `storeSession` is 0 for an
+    /// unauthenticated session. Fails with `SMTPServiceError.senderDenied` when the store
+    /// refuses the sender for the session.
+    func deliver(sender: String, recipients: [String], body: ByteBuffer,
+                 storeSession: UInt64) -> EventLoopFuture<[RecipientDeliveryStatus]>
+}
