@@ -104,6 +104,9 @@ public final class WorkerServer: @unchecked Sendable {
         }
     }
 
+    /// After the grace period, how long sessions have to say goodbye before the process exits.
+    public static let goodbyeTime = 1.0
+
     /// Sessions open now (tests, status).
     public var liveSessions: Int { lock.lock(); defer { lock.unlock() }; return live.count }
 
@@ -126,9 +129,14 @@ public final class WorkerServer: @unchecked Sendable {
         lock.unlock()
         logger.notice("\(why): no new connections, finishing open sessions (up to \(grace)s)")
         // Tell every live session, so each can finish and say goodbye in its protocol's words.
-        for ch in sessions { ch.pipeline.fireUserInboundEventTriggered(WorkerSessionEvent.shuttingDown) }
+        for ch in sessions { ch.pipeline.fireUserInboundEventTriggered(WorkerSessionEvent.draining) }
         if idle { done.signal() }
-        DispatchQueue.global().asyncAfter(deadline: .now() + grace) { [self] in done.signal() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + grace) { [self] in
+            // RFC 5321 §3.8: a server that is shut down should send 421 before it closes.
+            lock.lock(); let left = Array(live.values); lock.unlock()
+            for ch in left { ch.pipeline.fireUserInboundEventTriggered(WorkerSessionEvent.shuttingDown) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + (left.isEmpty ? 0 : Self.goodbyeTime)) { [self] in done.signal() }
+        }
     }
 
     public func waitForever() -> Never {

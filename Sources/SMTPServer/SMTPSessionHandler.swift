@@ -95,6 +95,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             closeIfDone(context)
             return
         }
+        // Draining: the session carries on (as Postfix's smtpd does across reload and stop).
+        if case WorkerSessionEvent.draining = event { return }
         if case WorkerSessionEvent.shuttingDown = event {
             guard !closed else { return }
             // Implicit TLS before its handshake: nothing may be said in plaintext.

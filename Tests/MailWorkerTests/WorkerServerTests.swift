@@ -26,11 +26,12 @@ final class EventRouterTests: XCTestCase {
 
 final class ShutdownRecorder: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
-    let seen: NIOLockedValueBox<Int>
-    init(_ seen: NIOLockedValueBox<Int>) { self.seen = seen }
+    let seen: NIOLockedValueBox<[WorkerSessionEvent]>
+    init(_ seen: NIOLockedValueBox<[WorkerSessionEvent]>) { self.seen = seen }
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case WorkerSessionEvent.shuttingDown? = event as? WorkerSessionEvent {
-            seen.withLockedValue { $0 += 1 }
+        guard let e = event as? WorkerSessionEvent else { return }
+        seen.withLockedValue { $0.append(e) }
+        if case .shuttingDown = e {
             var b = context.channel.allocator.buffer(capacity: 8); b.writeString("BYE\r\n")
             context.writeAndFlush(NIOAny(b)).whenComplete { _ in context.close(promise: nil) }
         }
@@ -38,10 +39,11 @@ final class ShutdownRecorder: ChannelInboundHandler, @unchecked Sendable {
 }
 
 final class WorkerServerTests: XCTestCase {
+    /// Draining first (sessions may finish), then, when the grace period is over, shutting down.
     func testDrainingTellsEveryLiveSession() throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let server = WorkerServer(group: group, logger: Logger(label: "test"), maxConnections: 10, grace: 5)
+        let server = WorkerServer(group: group, logger: Logger(label: "test"), maxConnections: 10, grace: 0.3)
         // A listener on loopback, as the master would pass it.
         let lfd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var addr = sockaddr_in(); addr.sin_family = sa_family_t(AF_INET); addr.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -49,7 +51,7 @@ final class WorkerServerTests: XCTestCase {
         XCTAssertEqual(listen(lfd, 16), 0)
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(lfd, $0, &len) } }
-        let seen = NIOLockedValueBox(0)
+        let seen = NIOLockedValueBox<[WorkerSessionEvent]>([])
         try server.listen(fd: lfd, name: "test", refusal: []) { [ShutdownRecorder(seen)] }
         var clients: [Int32] = []
         for _ in 0..<3 {
@@ -69,6 +71,9 @@ final class WorkerServerTests: XCTestCase {
             XCTAssertEqual(String(decoding: buf.prefix(max(0, n)), as: UTF8.self), "BYE\r\n")
             close(c)
         }
-        XCTAssertEqual(seen.withLockedValue { $0 }, 3)
+        let events = seen.withLockedValue { $0 }.map { "\($0)" }
+        XCTAssertEqual(events.filter { $0 == "draining" }.count, 3)
+        XCTAssertEqual(events.filter { $0 == "shuttingDown" }.count, 3)
+        XCTAssertEqual(events.firstIndex(of: "shuttingDown").map { events[..<$0].count }, 3, "every session hears draining before shuttingDown")
     }
 }

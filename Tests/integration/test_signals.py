@@ -165,3 +165,16 @@ def test_sigterm_with_idle_session_exits_after_grace(make_postern):
                  5, what=f"pid {pid} gone")
     c.close()
     assert not os.path.exists(p.lmtp_socket) and not os.path.exists(p.control_socket)
+
+
+def test_idle_session_hears_421_when_the_grace_period_ends(make_postern):
+    # RFC 5321 §3.8: a server that is shut down says 421 before it closes. A session that is
+    # still open when the grace period ends gets "421 4.3.2" instead of a silent close.
+    p = make_postern("term421")
+    c = p.lmtp()
+    assert c.docmd("LHLO", "client.example")[0] == 250
+    p.proc.send_signal(signal.SIGTERM)
+    code, text = c.getreply()
+    assert code == 421 and text.startswith(b"4.3.2"), (code, text)
+    assert p.proc.wait(timeout=3 + 10) == 0
+    c.close()
