@@ -32,11 +32,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
-        .target(name: "MIME"),
-        .target(name: "SMTPProtocol"),
+        .target(name: "MailSyntax"),
+        .target(name: "MIME", dependencies: ["MailSyntax"]),
+        .target(name: "SMTPProtocol", dependencies: ["MailSyntax"]),
         .target(name: "LookupProtocol"),
         .target(name: "MailIPC", dependencies: [
-            "MailCore",
+            "MailCore", "MailSyntax",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -102,8 +103,9 @@ let package = Package(
 
         // Unit tests
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
-        .testTarget(name: "MIMETests", dependencies: ["MIME"]),
-        .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
+        .testTarget(name: "MailSyntaxTests", dependencies: ["MailSyntax"]),
+        .testTarget(name: "MIMETests", dependencies: ["MIME", "MailSyntax"]),
+        .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MailSyntax"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
         .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker"]),
         .testTarget(name: "MailTLSTests", dependencies: [
@@ -120,7 +122,7 @@ let package = Package(
 )
 
 // NIO glue and the store use the Swift 5 language mode for now (Sendable checking as warnings);
-// the pure protocol engines (MIME, SMTPProtocol) build in Swift 6 mode.
-for t in package.targets where !["MIME", "SMTPProtocol", "LookupProtocol", "MailTLS", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims", "CMailTLS"].contains(t.name) && t.type != .system {
+// the pure targets (MailSyntax, MIME, SMTPProtocol, LookupProtocol) build in Swift 6 mode.
+for t in package.targets where !["MailSyntax", "MailSyntaxTests", "MIME", "SMTPProtocol", "LookupProtocol", "MailTLS", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims", "CMailTLS"].contains(t.name) && t.type != .system {
     t.swiftSettings = (t.swiftSettings ?? []) + [.swiftLanguageMode(.v5)]
 }

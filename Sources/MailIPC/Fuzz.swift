@@ -1,5 +1,6 @@
 // Fuzz entry points for the frame and message decoders (DESIGN §2): any input must end in
 // a decoded message or a thrown error, never a crash or an unbounded allocation.
+import MailSyntax
 import NIOCore
 
 public enum IPCFuzz {
@@ -47,18 +48,6 @@ public enum IPCFuzz {
             total.frames += r.frames; total.messages += r.messages; total.errors += r.errors
         }
         return total
-    }
-}
-
-public struct SplitMix {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
