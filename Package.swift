@@ -108,6 +108,8 @@ let package = Package(
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MailSyntax"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
         .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker"]),
+        .testTarget(name: "SMTPServerTests", dependencies: ["SMTPServer", "SMTPProtocol", "MailCore"]),
+        .testTarget(name: "LookupServerTests", dependencies: ["LookupServer", "LookupProtocol", "MailCore"]),
         .testTarget(name: "MailTLSTests", dependencies: [
             "MailTLS", "CMailTLS",
             .product(name: "NIOCore", package: "swift-nio"),
