@@ -4,7 +4,8 @@ import PackageDescription
 
 let package = Package(
     name: "Postern",
-    platforms: [.macOS(.v13)],
+    // Postern is Linux-only (signalfd, prctl, Glibc, SCM_RIGHTS details). SwiftPM cannot name
+    // Linux in `platforms`, so no platform is listed rather than one it does not run on.
     products: [
         .executable(name: "master", targets: ["master"]),
         .executable(name: "store", targets: ["store"]),
@@ -67,6 +68,14 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Test support shared by test targets (fixtures, loopback servers, peers, embedded pipes).
+        .target(name: "MailTesting", dependencies: [
+            "MailTLS", "MailSyntax",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .executableTarget(name: "tls-bench-server", dependencies: [
             "MailTLS",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -111,7 +120,7 @@ let package = Package(
         .testTarget(name: "SMTPServerTests", dependencies: ["SMTPServer", "SMTPProtocol", "MailCore"]),
         .testTarget(name: "LookupServerTests", dependencies: ["LookupServer", "LookupProtocol", "MailCore"]),
         .testTarget(name: "MailTLSTests", dependencies: [
-            "MailTLS", "CMailTLS",
+            "MailTLS", "CMailTLS", "MailTesting",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
