@@ -37,6 +37,12 @@ public struct HeaderField: Sendable, Equatable {
     public var isFolded: Bool
 
     public var isMalformed: Bool { colon == nil }
+
+    /// The same field with every offset moved by `delta` (the buffer's start moved).
+    public func shifted(by delta: Int) -> HeaderField {
+        HeaderField(start: start + delta, nameEnd: nameEnd + delta, colon: colon.map { $0 + delta }, valueEnd: valueEnd + delta,
+                    firstLineEnd: firstLineEnd + delta, end: end + delta, isFolded: isFolded)
+    }
     public var name: Range<Int> { start..<nameEnd }
     public var value: Range<Int> { (colon.map { $0 + 1 } ?? start)..<valueEnd }
 }
@@ -60,15 +66,29 @@ public struct HeaderFieldIterator: IteratorProtocol {
     public private(set) var position: Int
     /// Set once `next()` has returned nil.
     public private(set) var end: HeaderSectionEnd?
+    /// With `.needMoreBytes` in the middle of a folded field: the field as far as it is known
+    /// (whole lines only), to pass as `resuming` once more bytes came, so that they are read
+    /// once and not again from the field's start.
+    public private(set) var partial: HeaderField?
+    private var resume: HeaderField?
 
     /// Iterates `bytes[from..<to]` (`to` defaults to the end: that is the bound). With
     /// `complete` false the input may continue, so a field is returned only once the first byte
     /// after its last line shows it is not folded further.
-    public init(_ bytes: UnsafeRawBufferPointer, from: Int = 0, to: Int? = nil, complete: Bool = true) {
+    ///
+    /// `resuming`: a `partial` field from an earlier, shorter view of the same bytes (same
+    /// offsets); iteration goes on from its last line instead of from `from`.
+    public init(_ bytes: UnsafeRawBufferPointer, from: Int = 0, to: Int? = nil, complete: Bool = true,
+                resuming: HeaderField? = nil) {
         self.bytes = bytes
         self.limit = min(to ?? bytes.count, bytes.count)
         self.complete = complete
-        self.position = min(max(from, 0), self.limit)
+        if let r = resuming, r.start >= 0, r.end <= limit {
+            resume = r
+            position = r.start
+        } else {
+            position = min(max(from, 0), limit)
+        }
     }
 
     @inline(__always) private func lf(from i: Int) -> Int? {
@@ -83,6 +103,10 @@ public struct HeaderFieldIterator: IteratorProtocol {
 
     public mutating func next() -> HeaderField? {
         guard end == nil else { return nil }
+        if let r = resume {
+            resume = nil
+            return continuation(of: r)
+        }
         let ls = position
         guard ls < limit else {
             end = complete ? .endOfInput : .needMoreBytes
@@ -106,12 +130,18 @@ public struct HeaderFieldIterator: IteratorProtocol {
             field.nameEnd = nameEnd
             field.colon = colon
         }
+        return continuation(of: field)
+    }
+
+    /// `field` (its first line read) with the lines that continue it.
+    private mutating func continuation(of first: HeaderField) -> HeaderField? {
+        var field = first
         // RFC 5322 §2.2.3: a line starting with WSP continues the field.
         while field.end < limit || !complete {
-            guard field.end < limit else { end = .needMoreBytes; return nil }
+            guard field.end < limit else { end = .needMoreBytes; partial = field; return nil }
             guard ASCII.isWSP(bytes[field.end]) else { break }
             let next = lf(from: field.end)
-            if next == nil && !complete { end = .needMoreBytes; return nil }
+            if next == nil && !complete { end = .needMoreBytes; partial = field; return nil }
             field.valueEnd = contentEnd(field.end, next ?? limit)
             field.end = next.map { $0 + 1 } ?? limit
             field.isFolded = true

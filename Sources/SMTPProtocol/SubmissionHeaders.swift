@@ -43,6 +43,8 @@ public struct HeaderScanner: Sendable {
     private var pending: [UInt8] = []
     /// Message offset of `pending[0]`.
     private var consumed = 0
+    /// The folded field at the start of `pending`, as far as it was read.
+    private var partial: HeaderField?
     private var sawLineEnd = false
     /// Scanning stops after this many bytes without an empty line.
     public let maxHeaderBytes: Int
@@ -75,18 +77,19 @@ public struct HeaderScanner: Sendable {
     private mutating func scan(complete: Bool) {
         var found = (messageID: false, date: false)
         var firstLineBareLF: Bool?
-        let sawLineEnd = self.sawLineEnd
-        let (end, position) = pending.withUnsafeBytes { buf -> (HeaderSectionEnd?, Int) in
+        let (sawLineEnd, resuming) = (self.sawLineEnd, partial)
+        let (end, position, partial) = pending.withUnsafeBytes { buf -> (HeaderSectionEnd?, Int, HeaderField?) in
             if !sawLineEnd, let lf = buf.firstIndex(of: ASCII.lf) {
                 firstLineBareLF = lf == 0 || buf[lf - 1] != ASCII.cr
             }
-            var fields = HeaderFieldIterator(buf, complete: complete)
+            var fields = HeaderFieldIterator(buf, complete: complete, resuming: resuming)
             while let field = fields.next() {
                 if HeaderFieldIterator.nameEquals(buf, field, Self.messageID) { found.messageID = true }
                 if HeaderFieldIterator.nameEquals(buf, field, Self.date) { found.date = true }
             }
-            return (fields.end, fields.position)
+            return (fields.end, fields.position, fields.partial)
         }
+        self.partial = partial?.shifted(by: -position)
         if let bare = firstLineBareLF {
             self.sawLineEnd = true
             result.usesBareLF = bare

@@ -106,4 +106,33 @@ final class HeaderFieldIteratorTests: XCTestCase {
             XCTAssertEqual(partial, Array(fields.prefix(partial.count)), String(decoding: input, as: UTF8.self).debugDescription)
         }
     }
+
+    /// Fed in random pieces, resuming each folded field where it stopped, the iterator returns
+    /// the same fields as over the whole input at once.
+    func testResumingGivesTheSameFields() {
+        var rng = SplitMix(seed: 0xF01D)
+        let alphabet = Array("A: \t\r\n \n x".utf8)
+        for _ in 0..<1000 {
+            let n = Int(rng.next() % 80)
+            let input = (0..<n).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            let (_, _, whole) = run(input)
+            var got: [HeaderField] = []
+            var position = 0
+            var partial: HeaderField?
+            var have = 0
+            var finished = false
+            while !finished {
+                have = min(n, have + Int(rng.next() % 7))
+                let complete = have == n
+                Array(input[..<have]).withUnsafeBytes { buf in
+                    var it = HeaderFieldIterator(buf, from: position, complete: complete, resuming: partial)
+                    while let f = it.next() { got.append(f) }
+                    position = it.position
+                    partial = it.partial
+                    if it.end != .needMoreBytes { finished = true }
+                }
+            }
+            XCTAssertEqual(got, whole, String(decoding: input, as: UTF8.self).debugDescription)
+        }
+    }
 }
