@@ -1,6 +1,9 @@
 # Postern — two commands on a fresh machine: `make run` and `make test` (README).
 SWIFT ?= swift
 BIN := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
+# What the integration suite needs beyond the build: pytest, and fail2ban for
+# test_fail2ban_regex_tool_matches_the_documented_filter (skipped without it).
+TEST_PKGS := python3-pytest fail2ban
 
 .PHONY: all deps build run test unit integration bench fuzz clean install
 all: build
@@ -20,11 +23,11 @@ unit: build
 	$(SWIFT) test --skip-build
 
 integration: build
-	EXTRA_PKGS="python3-pytest" bash scripts/install-deps.sh
+	EXTRA_PKGS="$(TEST_PKGS)" bash scripts/install-deps.sh
 	python3 -m pytest -q -x Tests/integration
 
 test: deps
-	EXTRA_PKGS="python3-pytest" bash scripts/install-deps.sh
+	EXTRA_PKGS="$(TEST_PKGS)" bash scripts/install-deps.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(BIN)/fuzz-ipc 200000

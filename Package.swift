@@ -4,7 +4,8 @@ import PackageDescription
 
 let package = Package(
     name: "Postern",
-    platforms: [.macOS(.v13)],
+    // Postern is Linux-only (signalfd, prctl, Glibc, SCM_RIGHTS details). SwiftPM cannot name
+    // Linux in `platforms`, so no platform is listed rather than one it does not run on.
     products: [
         .executable(name: "master", targets: ["master"]),
         .executable(name: "store", targets: ["store"]),
@@ -32,11 +33,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
-        .target(name: "MIME"),
-        .target(name: "SMTPProtocol"),
+        .target(name: "MailSyntax"),
+        .target(name: "MIME", dependencies: ["MailSyntax"]),
+        .target(name: "SMTPProtocol", dependencies: ["MailSyntax"]),
         .target(name: "LookupProtocol"),
         .target(name: "MailIPC", dependencies: [
-            "LookupProtocol",
+            "LookupProtocol", "MailSyntax",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -65,6 +67,14 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Test support shared by test targets (fixtures, loopback servers, peers, embedded pipes).
+        .target(name: "MailTesting", dependencies: [
+            "MailTLS", "MailSyntax",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .executableTarget(name: "tls-bench-server", dependencies: [
             "MailTLS",
@@ -102,12 +112,14 @@ let package = Package(
 
         // Unit tests
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
-        .testTarget(name: "MIMETests", dependencies: ["MIME"]),
-        .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol"]),
+        .testTarget(name: "MailSyntaxTests", dependencies: ["MailSyntax"]),
+        .testTarget(name: "MIMETests", dependencies: ["MIME", "MailSyntax"]),
+        .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MailSyntax"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
         .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker", "MailIPC", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+        .testTarget(name: "LookupServerTests", dependencies: ["LookupServer", "LookupProtocol", "MailCore"]),
         .testTarget(name: "MailTLSTests", dependencies: [
-            "MailTLS", "CMailTLS",
+            "MailTLS", "CMailTLS", "MailTesting",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -121,7 +133,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SMTPServerTests", dependencies: [
-            "SMTPServer", "SMTPProtocol", "MailWorker",
+            "SMTPServer", "SMTPProtocol", "MailWorker", "MailCore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -130,7 +142,7 @@ let package = Package(
 )
 
 // NIO glue and the store use the Swift 5 language mode for now (Sendable checking as warnings);
-// the pure protocol engines (MIME, SMTPProtocol) build in Swift 6 mode.
-for t in package.targets where !["MIME", "SMTPProtocol", "LookupProtocol", "MailTLS", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims", "CMailTLS"].contains(t.name) && t.type != .system {
+// the pure targets (MailSyntax, MIME, SMTPProtocol, LookupProtocol) build in Swift 6 mode.
+for t in package.targets where !["MailSyntax", "MailSyntaxTests", "MIME", "SMTPProtocol", "LookupProtocol", "MailTLS", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims", "CMailTLS"].contains(t.name) && t.type != .system {
     t.swiftSettings = (t.swiftSettings ?? []) + [.swiftLanguageMode(.v5)]
 }

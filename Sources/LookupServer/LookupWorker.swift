@@ -16,7 +16,7 @@ public enum LookupWorker {
         let (contract, config, logger) = SpawnedProcess.start("lookupd")
         WorkerStart.dropPrivileges(config: config, logger: logger)
         let l = config.lookup
-        let settings = LookupSettings(limits: LookupLimits(maxKeyLength: l.maxKeyLength, maxRequestLength: l.maxRequestLength),
+        let settings = LookupSettings(limits: LookupLimits(l),
                                       requestTimeout: .milliseconds(Int64(l.requestTimeout * 1000)), idleTimeout: .seconds(Int64(l.idleTimeout)))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: 1)

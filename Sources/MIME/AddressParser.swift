@@ -1,5 +1,6 @@
 // Lenient RFC 5322 §3.4 address-list parser producing IMAP ENVELOPE addresses (RFC 3501 §7.4.2).
 // Never throws; every loop consumes input, so hostile values cost linear time.
+import MailSyntax
 
 enum AddressParser {
     enum Token {
@@ -17,7 +18,7 @@ enum AddressParser {
     static func isAtomChar(_ c: UInt8) -> Bool {
         switch c {
         case ASCII.space, ASCII.tab, ASCII.cr, ASCII.lf, ASCII.lparen, ASCII.rparen, ASCII.lt, ASCII.gt,
-             ASCII.lbracket, ASCII.rbracket, ASCII.colon, ASCII.semicolon, ASCII.at, ASCII.comma, ASCII.quote:
+             ASCII.lbracket, ASCII.rbracket, ASCII.colon, ASCII.semicolon, ASCII.at, ASCII.comma, ASCII.dquote:
             return false
         default:
             return c >= 0x20 && c != 0x7F || c >= 0x80
@@ -56,7 +57,7 @@ enum AddressParser {
                 }
                 i = min(i, n)
                 out.append(.comment(start < end ? Array(s[start..<min(end, n)]) : []))
-            case ASCII.quote:
+            case ASCII.dquote:
                 // RFC 5322 §3.2.4 quoted-string
                 let start = i
                 var text = [UInt8]()
@@ -64,7 +65,7 @@ enum AddressParser {
                 while i < n {
                     let d = s[i]
                     i += 1
-                    if d == ASCII.quote { break }
+                    if d == ASCII.dquote { break }
                     if d == ASCII.backslash && i < n {
                         text.append(s[i])
                         i += 1

@@ -8,38 +8,16 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-enum ASCII {
-    static let tab: UInt8 = 0x09
-    static let lf: UInt8 = 0x0A
-    static let cr: UInt8 = 0x0D
-    static let space: UInt8 = 0x20
-    static let quote: UInt8 = 0x22
-    static let lparen: UInt8 = 0x28
-    static let rparen: UInt8 = 0x29
-    static let comma: UInt8 = 0x2C
-    static let dash: UInt8 = 0x2D
-    static let dot: UInt8 = 0x2E
-    static let slash: UInt8 = 0x2F
-    static let colon: UInt8 = 0x3A
-    static let semicolon: UInt8 = 0x3B
-    static let lt: UInt8 = 0x3C
-    static let equals: UInt8 = 0x3D
-    static let gt: UInt8 = 0x3E
-    static let at: UInt8 = 0x40
-    static let lbracket: UInt8 = 0x5B
-    static let backslash: UInt8 = 0x5C
-    static let rbracket: UInt8 = 0x5D
-
-    @inline(__always) static func isWSP(_ c: UInt8) -> Bool { c == space || c == tab }
-    @inline(__always) static func lower(_ c: UInt8) -> UInt8 { (c >= 0x41 && c <= 0x5A) ? c | 0x20 : c }
-}
+import MailSyntax
 
 struct Bytes {
     let base: UnsafeRawPointer
     let count: Int
 
     @inline(__always) subscript(i: Int) -> UInt8 { base.load(fromByteOffset: i, as: UInt8.self) }
+
+    /// The same bytes as a buffer, for MailSyntax's scanners.
+    var raw: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 
     /// Index of the first `byte` in `[from, to)`, or nil.
     @inline(__always) func find(_ byte: UInt8, from: Int, to: Int) -> Int? {

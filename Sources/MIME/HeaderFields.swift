@@ -1,5 +1,6 @@
 // The header fields the parser interprets (MIME + ENVELOPE), located as byte ranges during the
 // single header scan, and unfolded into values on demand (RFC 5322 §2.2, §2.2.3).
+import MailSyntax
 
 /// Field names the parser cares about. Raw values are indices into `HeaderFields` storage.
 enum FieldID: Int, CaseIterable {
@@ -86,16 +87,4 @@ extension Bytes {
         let v = unfolded(r)
         return v.isEmpty ? nil : String(lossyUTF8: v)
     }
-}
-
-/// RFC 5322 §3.6.8 field-name: 1*ftext, ftext = %d33-57 / %d59-126.
-func isFieldName(_ b: Bytes, _ from: Int, _ to: Int) -> Bool {
-    guard from < to else { return false }
-    var i = from
-    while i < to {
-        let c = b[i]
-        if c < 33 || c > 126 || c == ASCII.colon { return false }
-        i += 1
-    }
-    return true
 }

@@ -1,6 +1,7 @@
 // Single-pass MIME structure parser: message bytes → MessageInfo (ENVELOPE, BODYSTRUCTURE, offsets).
 // Guarantees: every line is examined once (against at most maxDepth boundaries), bodies are never
 // copied or decoded, recursion is bounded by MIMELimits, and any input yields a result (no throws, no traps).
+import MailSyntax
 
 public enum MessageParser {
     /// Parses a whole message. `bytes` must stay valid for the duration of the call only.
@@ -116,81 +117,48 @@ struct StructureParser {
 
     // MARK: Header
 
-    /// Whether the line after the LF at `lf` is a "name:" field line. Lets a junk first line (an
+    /// Whether the line starting at `ls` is a "name:" field line. Lets a junk first line (an
     /// mbox "From " line, say) stay inside a header section that continues with real fields.
-    func nextLineIsField(_ lf: Int?) -> Bool {
-        guard let lf else { return false }
-        let ls = lf + 1
+    func lineIsField(at ls: Int) -> Bool {
+        guard ls < b.count else { return false }
         let le = b.find(ASCII.lf, from: ls, to: b.count) ?? b.count
-        guard let colon = b.find(ASCII.colon, from: ls, to: le) else { return false }
-        var ne = colon
-        while ne > ls && ASCII.isWSP(b[ne - 1]) { ne -= 1 }
-        return isFieldName(b, ls, ne)
+        return HeaderFieldIterator.fieldName(b.raw, lineStart: ls, lineEnd: le) != nil
     }
 
     /// Scans a header section starting at `pos` and records the interesting fields; returns the
     /// body start. RFC 5322 §2.2: fields are "name:" lines plus continuation lines starting with
-    /// WSP; the header ends after the first empty line. Tolerated: LF-only line ends, no blank
-    /// line (headers run to the end, or to a boundary line, which is left unconsumed), a first
-    /// line that is not a field and not followed by one (then there is no header at all: the body
-    /// starts right there), other junk lines without a valid field name (ignored).
+    /// WSP (MailSyntax's `HeaderFieldIterator`); the header ends after the first empty line.
+    /// Tolerated: LF-only line ends, no blank line (headers run to the end, or to a boundary
+    /// line, which is left unconsumed), a first line that is not a field and not followed by one
+    /// (then there is no header at all: the body starts right there), other junk lines without a
+    /// valid field name (ignored).
     mutating func parseHeader(_ f: inout HeaderFields) -> Int {
         let start = pos
         let windowEnd = maxHeaderBytes >= b.count - start ? b.count : start + maxHeaderBytes
-        var cur: FieldID?
-        var curStart = 0, curEnd = 0
+        var fields = HeaderFieldIterator(b.raw, from: start)
+        var bodyStart = b.count
         var first = true
-
-        func commit(_ f: inout HeaderFields) {
-            if let c = cur {
-                f.set(c, curStart..<max(curStart, curEnd))
-                cur = nil
+        while let field = fields.next() {
+            let ls = field.start
+            if b[ls] == ASCII.dash, matchBoundary(at: ls) != nil {
+                bodyStart = ls
+                break
             }
-        }
-
-        while pos < b.count {
-            let ls = pos
-            let lf = b.find(ASCII.lf, from: ls, to: b.count)
-            var le = lf ?? b.count
-            if le > ls && b[le - 1] == ASCII.cr { le -= 1 }
-            if le == ls { // blank line: end of header
-                commit(&f)
-                consumeLine()
-                return pos
-            }
-            let c = b[ls]
-            if c == ASCII.dash, matchBoundary(at: ls) != nil {
-                commit(&f)
-                return ls
-            }
-            if ASCII.isWSP(c) {
-                if first { return ls }
-                if cur != nil { curEnd = min(le, windowEnd) } // RFC 5322 §2.2.3 folded continuation
-            } else {
-                commit(&f)
-                if let colon = b.find(ASCII.colon, from: ls, to: le) {
-                    var ne = colon
-                    while ne > ls && ASCII.isWSP(b[ne - 1]) { ne -= 1 } // obs-optional WSP before ":" (RFC 5322 §4.5)
-                    if first && !isFieldName(b, ls, ne) && !nextLineIsField(lf) { return ls }
-                    if ls < windowEnd, let id = FieldID.lookup(b, ls, ne), !f.has(id) {
-                        cur = id
-                        curStart = colon + 1
-                        curEnd = min(le, windowEnd)
-                    }
-                } else if first && !nextLineIsField(lf) {
-                    return ls
+            if field.isMalformed {
+                if first && (ASCII.isWSP(b[ls]) || field.isFolded || !lineIsField(at: field.end)) {
+                    bodyStart = ls
+                    break
                 }
+            } else if ls < windowEnd, let id = FieldID.lookup(b, ls, field.nameEnd), !f.has(id) {
+                let value = field.value
+                f.set(id, value.lowerBound..<max(value.lowerBound, min(value.upperBound, windowEnd)))
             }
             first = false
-            if let lf {
-                pos = lf + 1
-                lfCount += 1
-            } else {
-                pos = b.count
-            }
         }
-        commit(&f)
-        return b.count
+        if case .emptyLine(let body)? = fields.end { bodyStart = body }
+        lfCount += b.countLF(from: start, to: bodyStart)
+        pos = bodyStart
+        return bodyStart
     }
 
     // MARK: Parts

@@ -1,5 +1,6 @@
 // Parsers for the MIME structured fields: Content-Type (RFC 2045 §5.1), Content-Transfer-Encoding
 // (RFC 2045 §6.1), Content-Disposition (RFC 2183 §2), Content-Language (RFC 3282 §2). Lenient; never throw.
+import MailSyntax
 
 /// RFC 822 / RFC 2045 lexical scanner over one unfolded field value.
 struct FieldLexer {
@@ -72,7 +73,7 @@ struct FieldLexer {
         while i < s.count {
             let c = s[i]
             i += 1
-            if c == ASCII.quote { return out }
+            if c == ASCII.dquote { return out }
             if c == ASCII.backslash && i < s.count {
                 out.append(s[i])
                 i += 1
@@ -86,7 +87,7 @@ struct FieldLexer {
     /// Advances to the next `c` (not consuming it), skipping quoted strings and comments on the way.
     mutating func skip(to c: UInt8) {
         while i < s.count && s[i] != c {
-            if s[i] == ASCII.quote {
+            if s[i] == ASCII.dquote {
                 _ = quotedString()
             } else if s[i] == ASCII.lparen {
                 skipComment()
@@ -133,7 +134,7 @@ enum StructuredFields {
             lx.i += 1
             lx.skipCFWS()
             let value: [UInt8]
-            if lx.peek == ASCII.quote {
+            if lx.peek == ASCII.dquote {
                 value = lx.quotedString()
             } else {
                 let start = lx.i

@@ -37,12 +37,11 @@ public enum PosternLog {
     private static let once = NSLock()
     nonisolated(unsafe) private static var bootstrapped = false
     /// Call once at process start.
-    public static func bootstrap(process: String, level: String) {
+    public static func bootstrap(process: String, level: Logger.Level) {
         once.lock(); defer { once.unlock() }
         guard !bootstrapped else { return }
         bootstrapped = true
-        let lvl = Logger.Level(rawValue: level) ?? .info
-        LoggingSystem.bootstrap { _ in PosternLogHandler(process: process, level: lvl) }
+        LoggingSystem.bootstrap { _ in PosternLogHandler(process: process, level: level) }
     }
 }
 

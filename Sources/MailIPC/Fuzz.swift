@@ -2,6 +2,7 @@
 // a decoded message or a thrown error, never a crash or an unbounded allocation; a message
 // that decodes re-encodes to the very payload it came from (the codec is canonical).
 import NIOCore
+import MailSyntax
 
 public enum IPCFuzz {
     /// One input: split into frames with a small cap, decode each message, check re-encoding.
@@ -66,18 +67,6 @@ public enum IPCFuzz {
             total.frames += r.frames; total.messages += r.messages; total.errors += r.errors
         }
         return total
-    }
-}
-
-public struct SplitMix {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

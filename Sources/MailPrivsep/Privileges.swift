@@ -38,8 +38,8 @@ public enum Privileges {
         SystemUser.lookup(isRoot ? name : String(cString: getpwuid(getuid())!.pointee.pw_name))
     }
 
-    /// Drops to `user` for good. As non-root (development mode) only the no-new-privs and
-    /// dumpable bits are set, and the log says once that privileges were not dropped.
+    /// Drops to `user` for good. As non-root (development mode) only NO_NEW_PRIVS is set (the
+    /// dumpable bit is left alone), and the log says that privileges were not dropped.
     public static func drop(to user: SystemUser, logger: Logger) throws {
         if !isRoot {
             logger.notice("development mode: running as uid \(getuid()), privileges not dropped (would be \(user.name))")

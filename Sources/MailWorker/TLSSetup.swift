@@ -10,7 +10,7 @@ public enum TLSSetup {
         var sni: [String: (cert: String, key: String)] = [:]
         for (host, pair) in t.sni where pair.count == 2 { sni[host] = (pair[0], pair[1]) }
         return TLSConfiguration(certificatePath: t.certificate, privateKeyPath: t.key, domainCertificates: sni,
-                                minimumVersion: TLSVersion(parsing: t.minVersion) ?? .tls12,
+                                minimumVersion: TLSVersion(parsing: t.minVersion.rawValue) ?? .tls12,
                                 cipherList: t.ciphers, cipherSuites: t.ciphersuites, groups: t.groups,
                                 handshakeTimeout: .milliseconds(Int64(t.handshakeTimeout * 1000)))
     }

@@ -1,5 +1,6 @@
 // Envelope addresses: MailPath and the RFC 5321 §4.1.2 path grammar (with RFC 6531 UTF-8).
 // Parsing works on bytes, never allocates per byte, and lowercases nothing.
+import MailSyntax
 
 /// A mailbox from MAIL FROM / RCPT TO. `localPart` is in canonical wire form: a quoted
 /// local part whose content is a valid Dot-string is stored unquoted (`"joe"@x` is `joe@x`,
@@ -49,105 +50,6 @@ enum ParsedPath: Equatable {
     case null                       // "<>" (reverse-path only)
     case postmaster(String)         // "<Postmaster>" without domain (RCPT only, RFC 5321 §4.1.1.3)
     case mailbox(MailPath)
-}
-
-/// A read position over a byte array.
-struct ByteCursor {
-    let bytes: [UInt8]
-    var pos: Int
-    let end: Int
-
-    init(_ bytes: [UInt8], from start: Int = 0, to end: Int? = nil) {
-        self.bytes = bytes
-        self.pos = start
-        self.end = end ?? bytes.count
-    }
-
-    var atEnd: Bool { pos >= end }
-    var remaining: Int { end - pos }
-    func peek(_ offset: Int = 0) -> UInt8? { pos + offset < end ? bytes[pos + offset] : nil }
-
-    mutating func take(_ byte: UInt8) -> Bool {
-        if pos < end, bytes[pos] == byte { pos += 1; return true }
-        return false
-    }
-
-    /// Consumes `literal` (ASCII, compared case-insensitively) if it is next.
-    mutating func takeCaseInsensitive(_ literal: String) -> Bool {
-        let utf8 = literal.utf8
-        guard remaining >= utf8.count else { return false }
-        var i = pos
-        for expected in utf8 {
-            if ASCII.lower(bytes[i]) != ASCII.lower(expected) { return false }
-            i += 1
-        }
-        pos = i
-        return true
-    }
-
-    mutating func skipSpaces() {
-        while pos < end, bytes[pos] == ASCII.space || bytes[pos] == ASCII.tab { pos += 1 }
-    }
-
-    func string(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
-}
-
-/// Byte classes used by the grammars.
-enum ASCII {
-    static let space: UInt8 = 0x20
-    static let tab: UInt8 = 0x09
-    static let cr: UInt8 = 0x0D
-    static let lf: UInt8 = 0x0A
-    static let dquote: UInt8 = 0x22
-    static let backslash: UInt8 = 0x5C
-
-    @inline(__always) static func lower(_ b: UInt8) -> UInt8 { (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b }
-    @inline(__always) static func isAlpha(_ b: UInt8) -> Bool { (b | 0x20) >= 0x61 && (b | 0x20) <= 0x7A }
-    @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
-    @inline(__always) static func isHex(_ b: UInt8) -> Bool { isDigit(b) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x66) }
-    @inline(__always) static func isLetDig(_ b: UInt8) -> Bool { isAlpha(b) || isDigit(b) }
-
-    /// RFC 3629 §4 UTF8-octets: no overlong forms, no surrogates, nothing above U+10FFFF.
-    /// (Hand-written because String(validating:as:) needs macOS 15.)
-    static func isValidUTF8(_ bytes: ArraySlice<UInt8>) -> Bool {
-        var i = bytes.startIndex
-        let end = bytes.endIndex
-        while i < end {
-            let b0 = bytes[i]
-            if b0 < 0x80 { i += 1; continue }
-            let length: Int
-            var low: UInt8 = 0x80, high: UInt8 = 0xBF    // allowed range of the second byte
-            switch b0 {
-            case 0xC2...0xDF: length = 2
-            case 0xE0: length = 3; low = 0xA0
-            case 0xE1...0xEC, 0xEE...0xEF: length = 3
-            case 0xED: length = 3; high = 0x9F
-            case 0xF0: length = 4; low = 0x90
-            case 0xF1...0xF3: length = 4
-            case 0xF4: length = 4; high = 0x8F
-            default: return false
-            }
-            guard end - i >= length else { return false }
-            guard bytes[i + 1] >= low, bytes[i + 1] <= high else { return false }
-            for k in 2..<length where bytes[i + k] & 0xC0 != 0x80 { return false }
-            i += length
-        }
-        return true
-    }
-
-    /// RFC 5322 §3.2.3 atext.
-    static func isAtext(_ b: UInt8) -> Bool {
-        if isLetDig(b) { return true }
-        switch b {
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "/"),
-             UInt8(ascii: "="), UInt8(ascii: "?"), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"),
-             UInt8(ascii: "{"), UInt8(ascii: "|"), UInt8(ascii: "}"), UInt8(ascii: "~"):
-            return true
-        default:
-            return false
-        }
-    }
 }
 
 /// RFC 5321 §4.1.2 grammar, extended per RFC 6531 §3.3 (UTF8-non-ascii in atext,

@@ -22,10 +22,10 @@ public enum BareLinefeedPolicy: Sendable, Equatable {
 public struct SMTPLimits: Sendable, Equatable {
     /// Longest command line including CRLF. RFC 5321 §4.5.3.1.4.
     public var maxCommandLine: Int
-    /// Longest text line inside DATA including CRLF. RFC 5321 §4.5.3.1.6 says 1000.
-    /// Real mail often violates this and Postfix/Dovecot pass such lines on, so lmtpd
-    /// uses `SMTPLimits.lmtp` (no text-line limit); `Int.max` (or any value <= 0)
-    /// disables the check. When enforced, an over-long line makes the message fail
+    /// Longest text line inside DATA including CRLF. RFC 5321 §4.5.3.1.6 says 1000, the
+    /// default here. Real mail often violates this and Postfix/Dovecot pass such lines on,
+    /// so the daemons' config allows more (smtp.max_line_length, `SMTPLimits.lmtp`).
+    /// `Int.max` (or any value <= 0) disables the check. When enforced, an over-long line makes the message fail
     /// with 500 5.5.2 "Line too long" (RFC 5321 §4.5.3.1.10) after the final dot.
     public var maxTextLine: Int
     /// Largest message body (after dot-unstuffing) in bytes. Advertised as SIZE (RFC 1870).
@@ -65,9 +65,10 @@ public struct SMTPLimits: Sendable, Equatable {
         self.maxAuthLine = maxAuthLine
     }
 
-    /// Defaults for lmtpd: the MTA in front already enforced text-line policy, so long
-    /// lines are delivered as they are (like Postfix and Dovecot LMTP).
-    public static var lmtp: SMTPLimits { SMTPLimits(maxTextLine: Int.max) }
+    /// Defaults for lmtpd, equal to the [lmtp] config defaults (a test checks this): the MTA
+    /// in front already enforced its policy, so lines up to a generous cap are delivered as
+    /// they are (like Postfix and Dovecot LMTP), and more recipients and errors are allowed.
+    public static var lmtp: SMTPLimits { SMTPLimits(maxTextLine: 1_000_000, maxRecipients: 1000, maxErrors: 20) }
 
     /// A text-line limit is in force (see `maxTextLine`).
     var enforcesTextLine: Bool { maxTextLine > 0 && maxTextLine != Int.max }

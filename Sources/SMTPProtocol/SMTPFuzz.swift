@@ -14,6 +14,7 @@
 // type), which are dropped. When the session asks for `.startTLS`, the driver drops the rest
 // of the current record — the plaintext a man in the middle could have injected after the
 // STARTTLS line — then completes the "handshake" and goes on with the next record.
+import MailSyntax
 
 public enum SMTPFuzz {
     /// Byte 0 picks the configuration; byte 1 seeds the input segmentation and its high
@@ -76,12 +77,11 @@ public enum SMTPFuzz {
 
     /// Splits `input` into pieces of pseudo-random length (1...64).
     static func segment(_ input: [UInt8], seed: UInt64) -> [[UInt8]] {
-        var state = seed &+ 0x9E37_79B9_7F4A_7C15
+        var rng = SplitMix(seed: seed)
         var pieces: [[UInt8]] = []
         var i = 0
         while i < input.count {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            let length = Int((state >> 33) % 64) + 1
+            let length = Int(rng.next() % 64) + 1
             let end = min(i + length, input.count)
             pieces.append(Array(input[i..<end]))
             i = end

@@ -2,6 +2,7 @@
 // section (RFC 5322 §2.1) and whether Message-ID and Date are present, and build the lines to
 // prepend when they are missing. Pure; one pass over the bytes, fed whole or in pieces.
 import Foundation
+import MailSyntax
 
 /// What `HeaderScanner` found in a message's header section.
 public struct MessageHeaderScan: Sendable, Equatable {
@@ -31,22 +32,19 @@ public struct MessageHeaderScan: Sendable, Equatable {
 ///     field          = field-name ":" unstructured CRLF *(WSP text CRLF)   ; folded
 ///     field-name     = 1*ftext                 ; obs: WSP allowed before ":" (§4.5)
 ///
-/// Lines may end in CRLF or a bare LF; a line starting with SP/HTAB continues the previous
-/// field, so a folded " Date: x" is never taken for a Date field.
+/// The fields come from MailSyntax's `HeaderFieldIterator`. Lines may end in CRLF or a bare
+/// LF; a line starting with SP/HTAB continues the previous field, so a folded " Date: x" is
+/// never taken for a Date field. Only the first `maxHeaderBytes` bytes are looked at, and only
+/// the field not yet complete is kept between feeds.
 public struct HeaderScanner: Sendable {
-    private enum State: Sendable {
-        case lineStart
-        case name              // reading a field name
-        case value             // after the colon, or in a continuation / malformed line
-        case valueCR           // CR inside a line
-        case blankCR           // CR at the start of a line
-        case done
-    }
-
     public private(set) var result = MessageHeaderScan()
-    private var state: State = .lineStart
-    private var offset = 0
-    private var name: [UInt8] = []
+    public private(set) var isDone = false
+    /// Bytes from the start of the field not yet known complete.
+    private var pending: [UInt8] = []
+    /// Message offset of `pending[0]`.
+    private var consumed = 0
+    /// The folded field at the start of `pending`, as far as it was read.
+    private var partial: HeaderField?
     private var sawLineEnd = false
     /// Scanning stops after this many bytes without an empty line.
     public let maxHeaderBytes: Int
@@ -55,88 +53,60 @@ public struct HeaderScanner: Sendable {
         self.maxHeaderBytes = max(maxHeaderBytes, 0)
     }
 
-    /// The empty line was found, or `maxHeaderBytes` were scanned, or `finish` was called.
-    public var isDone: Bool { if case .done = state { return true } else { return false } }
-
     private static let messageID = Array("message-id".utf8)
     private static let date = Array("date".utf8)
 
     public mutating func feed<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
-        for b in bytes {
-            if isDone { return }
-            step(b)
-            offset += 1
-            if !isDone, offset >= maxHeaderBytes { state = .done }
+        guard !isDone else { return }
+        let cap = max(maxHeaderBytes, 1)            // the first byte is always looked at
+        let before = pending.count
+        pending.append(contentsOf: bytes.prefix(cap - consumed - pending.count))
+        guard pending.count > before else { return }
+        let atCap = consumed + pending.count >= cap
+        // A field can only complete once a line ends and the byte after it arrived.
+        if atCap || pending[before...].contains(ASCII.lf) || (before > 0 && pending[before - 1] == ASCII.lf) {
+            scan(complete: atCap)
         }
     }
 
     /// The message ended: a header section without an empty line ends here.
     public mutating func finish() {
-        state = .done          // a last line without colon is no field
+        if !isDone { scan(complete: true) }
     }
 
-    private mutating func lineEnd(bareLF: Bool) {
-        if !sawLineEnd {
-            sawLineEnd = true
-            result.usesBareLF = bareLF
+    private mutating func scan(complete: Bool) {
+        var found = (messageID: false, date: false)
+        var firstLineBareLF: Bool?
+        let (sawLineEnd, resuming) = (self.sawLineEnd, partial)
+        let (end, position, partial) = pending.withUnsafeBytes { buf -> (HeaderSectionEnd?, Int, HeaderField?) in
+            if !sawLineEnd, let lf = buf.firstIndex(of: ASCII.lf) {
+                firstLineBareLF = lf == 0 || buf[lf - 1] != ASCII.cr
+            }
+            var fields = HeaderFieldIterator(buf, complete: complete, resuming: resuming)
+            while let field = fields.next() {
+                if HeaderFieldIterator.nameEquals(buf, field, Self.messageID) { found.messageID = true }
+                if HeaderFieldIterator.nameEquals(buf, field, Self.date) { found.date = true }
+            }
+            return (fields.end, fields.position, fields.partial)
         }
-        state = .lineStart
-    }
-
-    private mutating func step(_ b: UInt8) {
-        switch state {
-        case .done:
-            return
-        case .lineStart:
-            switch b {
-            case ASCII.cr: state = .blankCR
-            case ASCII.lf:
-                if !sawLineEnd { result.usesBareLF = true; sawLineEnd = true }
-                result.headerEnd = offset + 1
-                state = .done
-            case ASCII.space, ASCII.tab: state = .value          // folded continuation
-            default:
-                name = [b]
-                state = .name
-            }
-        case .name:
-            switch b {
-            case UInt8(ascii: ":"):
-                fieldName()
-                state = .value
-            case ASCII.cr: state = .valueCR                       // a line without colon
-            case ASCII.lf: lineEnd(bareLF: true)
-            default:
-                if name.count <= 16 { name.append(b) }
-            }
-        case .value:
-            if b == ASCII.cr { state = .valueCR } else if b == ASCII.lf { lineEnd(bareLF: true) }
-        case .valueCR:
-            if b == ASCII.lf {
-                lineEnd(bareLF: false)
-            } else {
-                state = .value                                    // bare CR inside a line
-                step(b)
-            }
-        case .blankCR:
-            if b == ASCII.lf {
-                if !sawLineEnd { sawLineEnd = true }
-                result.headerEnd = offset + 1
-                state = .done
-            } else {
-                state = .value                                    // bare CR at a line start
-                step(b)
-            }
+        self.partial = partial?.shifted(by: -position)
+        if let bare = firstLineBareLF {
+            self.sawLineEnd = true
+            result.usesBareLF = bare
         }
-    }
-
-    /// Evaluates the collected field name (WSP before the colon is obsolete but allowed).
-    private mutating func fieldName() {
-        while let last = name.last, last == ASCII.space || last == ASCII.tab { name.removeLast() }
-        let lower = name.map(ASCII.lower)
-        if lower == Self.messageID { result.hasMessageID = true }
-        if lower == Self.date { result.hasDate = true }
-        name = []
+        if found.messageID { result.hasMessageID = true }
+        if found.date { result.hasDate = true }
+        switch end {
+        case .emptyLine(let bodyStart)?:
+            result.headerEnd = consumed + bodyStart
+            isDone = true
+        case .needMoreBytes? where !complete:
+            pending.removeFirst(position)
+            consumed += position
+        default:
+            isDone = true
+        }
+        if isDone { pending = [] }
     }
 }
 

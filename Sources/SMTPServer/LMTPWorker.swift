@@ -17,14 +17,9 @@ public enum LMTPWorker {
         WorkerStart.dropPrivileges(config: config, logger: logger)
 
         let l = config.lmtp
-        var limits = SMTPLimits()
-        limits.maxMessageSize = l.maxMessageSize
-        limits.maxRecipients = l.maxRecipients
-        limits.maxTextLine = l.maxLineLength
-        limits.maxErrors = l.maxErrors
         let settings = SessionSettings(
-            config: SMTPSessionConfig(dialect: .lmtp, hostname: config.hostname, limits: limits,
-                                      bareLinefeed: l.bareLinefeed == "normalize" ? .normalize : .reject,
+            config: SMTPSessionConfig(dialect: .lmtp, hostname: config.hostname, limits: SMTPLimits(l),
+                                      bareLinefeed: BareLinefeedPolicy(l.bareLinefeed),
                                       serviceName: "Postern LMTP"),
             commandTimeout: .seconds(Int64(l.commandTimeout)), dataTimeout: .seconds(Int64(l.dataTimeout)))
 

@@ -29,17 +29,11 @@ public enum SMTPDWorker {
         WorkerStart.dropPrivileges(config: config, logger: logger)
 
         let s = config.smtp
-        var limits = SMTPLimits()
-        limits.maxMessageSize = s.maxMessageSize
-        limits.maxRecipients = s.maxRecipients
-        limits.maxCommandLine = s.maxCommandLine
-        limits.maxTextLine = s.maxLineLength
-        limits.maxErrors = s.maxErrors
-        limits.maxAuthFailures = s.maxAuthFailures
+        let limits = SMTPLimits(s)
         let limiter = ClientLimiter(maxConnectionsPerClient: s.maxConnectionsPerClient, maxFailures: s.authFailuresPerClient, window: s.authFailureWindow)
         func settings(_ role: SMTPRole, _ name: String) -> SessionSettings {
             var c = SMTPSessionConfig.smtpd(role: role, hostname: config.hostname, limits: limits,
-                                            bareLinefeed: s.bareLinefeed == "normalize" ? .normalize : .reject, tlsAvailable: true)
+                                            bareLinefeed: BareLinefeedPolicy(s.bareLinefeed), tlsAvailable: true)
             // RFC 4954 §4 / DESIGN §5: plaintext AUTH only over TLS, or on loopback if allowed.
             c.requireTLSForAuth = true
             return SessionSettings(config: c, commandTimeout: .seconds(Int64(s.commandTimeout)), dataTimeout: .seconds(Int64(s.dataTimeout)),

@@ -3,6 +3,7 @@
 
 import Foundation
 import MIME
+import MailSyntax
 import XCTest
 
 final class BinaryCodecTests: XCTestCase {
@@ -74,7 +75,7 @@ final class BinaryCodecTests: XCTestCase {
     }
 
     func testFlippedBytesNeverCrash() {
-        var rng = SplitMix64(seed: 42)
+        var rng = SplitMix(seed: 42)
         let enc = MessageParser.parse(MessageParserTests.rfc822Inside).encoded()
         for _ in 0..<3_000 {
             var e = enc

@@ -62,3 +62,49 @@ final class ConfigTests: XCTestCase {
         }
     }
 }
+
+final class ConfigSectionTests: XCTestCase {
+    /// Every service section takes the same service keys (one `service(default:)` reader).
+    func testEveryServiceTakesTheServiceKeys() throws {
+        let keys = "processes = 3\nmax_connections = 9\nsocket_mode = \"0660\"\nsocket_owner = \"postfix\"\nsocket_group = \"mail\"\n"
+        let c = try PosternConfig.parse("[lmtp]\n" + keys + "[smtp]\n" + keys + "[lookup]\n" + keys, path: "/etc/p.toml")
+        for s in [c.lmtp.service, c.smtp.service, c.lookup.service] {
+            XCTAssertEqual(s.processes, 3)
+            XCTAssertEqual(s.maxConnections, 9)
+            XCTAssertEqual(s.socketMode, 0o660)
+            XCTAssertEqual(s.socketOwner, "postfix")
+            XCTAssertEqual(s.socketGroup, "mail")
+        }
+    }
+
+    /// smtp and lookup name their listeners by role or map: a `listen` key there is unknown.
+    func testListenOnlyWhereTheServiceHasIt() {
+        for section in ["smtp", "lookup"] {
+            XCTAssertThrowsError(try PosternConfig.parse("[\(section)]\nlisten = [\"127.0.0.1:1\"]\n", path: "/p.toml")) { e in
+                XCTAssertEqual((e as? ConfigError)?.key, "\(section).listen")
+                XCTAssertEqual((e as? ConfigError)?.reason, "unknown key")
+            }
+        }
+    }
+
+    func testTypedValuesAndRunDirDefaults() throws {
+        let c = try PosternConfig.parse("""
+            run_dir = "/srv/run"
+            log_level = "debug"
+            [smtp]
+            bare_linefeed = "normalize"
+            [tls]
+            min_version = "TLSv1.3"
+            """, path: "/etc/p/postern.toml")
+        XCTAssertEqual(c.logLevel, .debug)
+        XCTAssertEqual(c.smtp.bareLinefeed, .normalize)
+        XCTAssertEqual(c.lmtp.bareLinefeed, .reject)
+        XCTAssertEqual(c.tls.minVersion, .tls13)
+        XCTAssertEqual(c.master.controlSocket, "/srv/run/control")
+        XCTAssertEqual(c.lmtp.service.listen, [ListenAddress(.unix(path: "/srv/run/lmtp"))])
+        XCTAssertEqual(c.tls.certificate, "/etc/p/tls/cert.pem")
+        XCTAssertThrowsError(try PosternConfig.parse("[tls]\nmin_version = \"TLSv1.1\"\n", path: "/p.toml")) { e in
+            XCTAssertTrue((e as? ConfigError)?.reason.contains("not one of TLSv1.2, TLSv1.3") ?? false, "\(e)")
+        }
+    }
+}

@@ -3,28 +3,25 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import MailTesting
 import XCTest
 @testable import MailTLS
 
 final class ImplicitTLSTests: XCTestCase {
-    var dir: TempDir!
+    var fixture: TLSFixture!
     var server: TestServer!
     var config: TLSConfiguration!
 
     override func setUpWithError() throws {
-        dir = TempDir()
-        let d = try dir.pair("default", host: "default.test")
-        let m = try dir.pair("mail", host: "mail.example.org")
-        let w = try dir.pair("wild", host: "*.example.net")
-        config = TLSConfiguration(certificatePath: d.cert, privateKeyPath: d.key,
-                                  domainCertificates: ["mail.example.org": m, "*.example.net": w])
-        server = try TestServer(tls: TLSServerContext(configuration: config))
+        fixture = TLSFixture()
+        config = try fixture.configuration(host: "default.test", name: "default",
+                                           domains: ["mail.example.org": "mail", "*.example.net": "wild"])
+        server = try fixture.start(TLSServerContext(configuration: config))
     }
 
     override func tearDown() {
-        server?.stop()
-        server = nil
-        dir = nil
+        fixture?.stop()
+        fixture = nil
     }
 
     func testOpenSSLClientHandshakeAndEcho() throws {
@@ -221,7 +218,7 @@ final class ImplicitTLSTests: XCTestCase {
 
         // Trusted certificate, wrong name: RFC 6125 host name check refuses it. (An unknown SNI
         // name gets the default certificate, so trust that one too.)
-        let bundle = dir.file("bundle.pem")
+        let bundle = fixture.dir.file("bundle.pem")
         try writeFile(bundle, String(contentsOfFile: mail, encoding: .utf8) + String(contentsOfFile: config.certificatePath, encoding: .utf8))
         let both = try TLSClientContext(configuration: TLSClientConfiguration(verifyPeer: true, caFile: bundle))
         let wrongName = try connectClient(group: group, port: server.port, serverName: "other.example.org", client: both)

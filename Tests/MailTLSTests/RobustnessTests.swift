@@ -5,20 +5,21 @@ import Foundation
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import MailTesting
 import XCTest
 @testable import MailTLS
 
 final class RobustnessTests: XCTestCase {
-    var dir: TempDir!
+    var fixture: TLSFixture!
     var config: TLSConfiguration!
 
     override func setUpWithError() throws {
-        dir = TempDir()
-        let d = try dir.pair("server", host: "robust.test")
-        config = TLSConfiguration(certificatePath: d.cert, privateKeyPath: d.key, handshakeTimeout: .milliseconds(500))
+        fixture = TLSFixture()
+        config = try fixture.configuration(host: "robust.test")
+        config.handshakeTimeout = .milliseconds(500)
     }
 
-    override func tearDown() { dir = nil }
+    override func tearDown() { fixture = nil }
 
     func testBadPeersEndOnlyTheirOwnConnection() throws {
         let server = try TestServer(tls: TLSServerContext(configuration: config))
@@ -91,31 +92,10 @@ final class RobustnessTests: XCTestCase {
 
     // MARK: EmbeddedChannel
 
-    /// Records what reaches the end of an embedded pipeline.
-    final class Sink: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        var errors: [Error] = []
-        var events: [TLSEvent] = []
-        var data = ByteBuffer()
-        var inactive = false
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            var b = unwrapInboundIn(data)
-            self.data.writeBuffer(&b)
-        }
-        func errorCaught(context: ChannelHandlerContext, error: Error) { errors.append(error) }
-        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            if let e = event as? TLSEvent { events.append(e) }
-        }
-        func channelInactive(context: ChannelHandlerContext) { inactive = true }
-    }
-
-    func embedded(_ handler: TLSHandler) throws -> (EmbeddedChannel, Sink) {
-        let sink = Sink()
-        let ch = EmbeddedChannel()
-        try ch.pipeline.syncOperations.addHandler(handler)
-        try ch.pipeline.syncOperations.addHandler(sink)
-        try ch.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        return (ch, sink)
+    /// `handler` in an EmbeddedChannel (MailTesting's EmbeddedPipe), and what reaches its end.
+    func embedded(_ handler: TLSHandler) throws -> (EmbeddedChannel, InboundSink) {
+        let pipe = try EmbeddedPipe(handler)
+        return (pipe.channel, pipe.sink)
     }
 
     func testHandshakeTimeoutOnInjectedClock() throws {

@@ -4,6 +4,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import MailTesting
 import XCTest
 @testable import MailTLS
 
@@ -96,20 +97,18 @@ final class MiniSMTPHandler: ChannelInboundHandler {
 }
 
 final class STARTTLSTests: XCTestCase {
-    var dir: TempDir!
+    var fixture: TLSFixture!
     var server: TestServer!
 
     override func setUpWithError() throws {
-        dir = TempDir()
-        let p = try dir.pair("smtp", host: "starttls.test")
-        let tls = try TLSServerContext(configuration: TLSConfiguration(certificatePath: p.cert, privateKeyPath: p.key))
-        server = try TestServer(tls: tls) { recorder in [MiniSMTPHandler(tls: tls, recorder: recorder)] }
+        fixture = TLSFixture()
+        let tls = try fixture.context(host: "starttls.test", name: "smtp")
+        server = try fixture.start(tls) { recorder in [MiniSMTPHandler(tls: tls, recorder: recorder)] }
     }
 
     override func tearDown() {
-        server?.stop()
-        server = nil
-        dir = nil
+        fixture?.stop()
+        fixture = nil
     }
 
     func testPipelinedCommandAfterSTARTTLSIsNeverAnswered() throws {
@@ -164,6 +163,18 @@ final class STARTTLSTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("quit 221 2.0.0 Bye"), r.output)
         XCTAssertTrue(server.recorder.wait { $0.tlsErrors.contains(.alreadyActive) }, "\(server.recorder.errors)")
         XCTAssertEqual(server.recorder.sessions.count, 1)
+    }
+
+    /// The plaintext half of the protocol, in an EmbeddedChannel: greeting, EHLO, a line fed
+    /// one byte at a time.
+    func testPlaintextDialogueInAnEmbeddedPipe() throws {
+        let pipe = try EmbeddedPipe(MiniSMTPHandler(tls: server.tls, recorder: server.recorder))
+        XCTAssertEqual(try pipe.written(), "220 starttls.test ESMTP ready\r\n")
+        try pipe.feed("EHLO client\r\n", step: 1)
+        XCTAssertEqual(try pipe.written(), "250-starttls.test\r\n250 STARTTLS\r\n")
+        try pipe.feed("NOOP\r\nQUIT\r\n")
+        XCTAssertEqual(try pipe.written(), "250 2.0.0 OK\r\n221 2.0.0 Bye\r\n")
+        XCTAssertTrue(pipe.sink.errors.isEmpty)
     }
 
     func testOpenSSLClientStartTLSSMTP() throws {

@@ -4,6 +4,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import MailTesting
 import XCTest
 @testable import MailTLS
 

@@ -2,6 +2,7 @@
 // SMTP smuggling sequences under both bare-LF policies, text-line limit, large bodies.
 import Foundation
 import SMTPProtocol
+import MailSyntax
 import XCTest
 
 final class DataReaderTests: XCTestCase {
@@ -100,7 +101,7 @@ final class DataReaderTests: XCTestCase {
     /// A 20 MB body, dot-stuffed and fed in network-sized pieces, comes out exactly in
     /// fixed-size chunks that concatenate to the original.
     func testTwentyMegabyteBody() {
-        var rng = SplitMix64(seed: 7)
+        var rng = SplitMix(seed: 7)
         var original: [UInt8] = []
         original.reserveCapacity(20 * 1024 * 1024 + 200)
         var wire: [UInt8] = []

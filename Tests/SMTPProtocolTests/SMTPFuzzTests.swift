@@ -3,6 +3,7 @@
 // and a few hand-picked edge cases; a broken invariant traps.
 import Foundation
 import SMTPProtocol
+import MailSyntax
 import XCTest
 
 final class SMTPFuzzTests: XCTestCase {
@@ -29,7 +30,7 @@ final class SMTPFuzzTests: XCTestCase {
 
     /// Byte 0: configuration, byte 1: segmentation seed (see SMTPFuzz.run), then mostly
     /// well-formed transactions with hostile bodies, some command noise and random bytes.
-    static func generate(_ rng: inout SplitMix64) -> [UInt8] {
+    static func generate(_ rng: inout SplitMix) -> [UInt8] {
         let config = UInt8(truncatingIfNeeded: rng.next())
         var data: [UInt8] = [config, UInt8(truncatingIfNeeded: rng.next())]
         func pick(_ list: [String]) -> [UInt8] { Array(list[Int(rng.next() % UInt64(list.count))].utf8) }
@@ -84,7 +85,7 @@ final class SMTPFuzzTests: XCTestCase {
     /// Byte 0: SMTP configuration; byte 1: features with TLS/AUTH/CHUNKING on. Then EHLO,
     /// STARTTLS handshakes (with injected plaintext before the 0x16 marker), AUTH exchanges,
     /// whole transactions with BDAT chunks or DATA, and command noise.
-    static func generateSMTPD(_ rng: inout SplitMix64) -> [UInt8] {
+    static func generateSMTPD(_ rng: inout SplitMix) -> [UInt8] {
         let config = UInt8(truncatingIfNeeded: rng.next()) & ~0x01        // SMTP dialect
         let features = UInt8(truncatingIfNeeded: rng.next()) | 0x10        // TLS + AUTH + CHUNKING on
         var data: [UInt8] = [config, features]
@@ -128,7 +129,7 @@ final class SMTPFuzzTests: XCTestCase {
     }
 
     func testSMTPDRandomInputs() {
-        var rng = SplitMix64(seed: 0x5A17)
+        var rng = SplitMix(seed: 0x5A17)
         for _ in 0..<3000 {
             SMTPFuzz.run(Self.generateSMTPD(&rng))
         }
@@ -151,7 +152,7 @@ final class SMTPFuzzTests: XCTestCase {
     }
 
     func testTwoThousandRandomInputs() {
-        var rng = SplitMix64(seed: 0x5EED)
+        var rng = SplitMix(seed: 0x5EED)
         for _ in 0..<2000 {
             SMTPFuzz.run(Self.generate(&rng))
         }

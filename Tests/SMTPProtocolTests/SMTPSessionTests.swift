@@ -2,6 +2,7 @@
 // sequencing, parameters and the LMTP per-recipient replies (RFC 2033 §4.2).
 import Foundation
 import SMTPProtocol
+import MailSyntax
 import XCTest
 
 final class SMTPSessionTests: XCTestCase {
@@ -88,7 +89,7 @@ final class SMTPSessionTests: XCTestCase {
     }
 
     func testSegmentationNeverChangesActions() {
-        var rng = SplitMix64(seed: 42)
+        var rng = SplitMix(seed: 42)
         let input = Array(ascii: Self.pipelinedLMTP)
         for _ in 0..<200 {
             var pieces: [[UInt8]] = []

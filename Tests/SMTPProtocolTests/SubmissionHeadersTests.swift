@@ -3,6 +3,7 @@
 // The scanner is also fed one byte at a time.
 import Foundation
 import SMTPProtocol
+import MailSyntax
 import XCTest
 
 final class SubmissionHeadersTests: XCTestCase {
@@ -59,7 +60,7 @@ final class SubmissionHeadersTests: XCTestCase {
     }
 
     func testMissingHeaders() {
-        var rng = SplitMix64(seed: 1)
+        var rng = SplitMix(seed: 1)
         let none = SubmissionHeaders.missingHeaders(for: MessageHeaderScan(), hostname: "mx.example.org", date: date, using: &rng)
         let text = String(decoding: none, as: UTF8.self)
         let lines = text.components(separatedBy: "\r\n")
@@ -72,7 +73,7 @@ final class SubmissionHeadersTests: XCTestCase {
         XCTAssertTrue(id.allSatisfy { $0.isLetter || $0.isNumber || $0 == "." }, String(id))
         XCTAssertGreaterThanOrEqual(id.count, 20)
 
-        var again = SplitMix64(seed: 1)
+        var again = SplitMix(seed: 1)
         XCTAssertEqual(SubmissionHeaders.missingHeaders(for: MessageHeaderScan(), hostname: "mx.example.org", date: date, using: &again), none,
                        "deterministic with an injected generator")
 
@@ -88,7 +89,7 @@ final class SubmissionHeadersTests: XCTestCase {
     }
 
     func testMessageIDHostSanitized() {
-        var rng = SplitMix64(seed: 2)
+        var rng = SplitMix(seed: 2)
         for (host, suffix) in [("mx.example.org.", "@mx.example.org>"), ("", "@localhost>"), ("evil>\r\nX: y", "@evilXy>"),
                                ("[192.0.2.1]", "@192.0.2.1>")] {
             let id = SubmissionHeaders.messageID(hostname: host, date: date, using: &rng)

@@ -97,7 +97,8 @@ def _finish_message(lines):
 
 def strip_trace_headers(msg):
     """Splits a delivered message into (return_path_line, received_field, original_bytes):
-    the store must have prepended exactly `Return-Path:` and one (possibly folded) `Received:`."""
+    the SMTP/LMTP glue must have prepended exactly `Return-Path:` and one (possibly folded)
+    `Received:` (the store keeps the bytes it is given)."""
     assert msg.startswith(b"Return-Path: "), f"no Return-Path first: {msg[:120]!r}"
     i = msg.index(b"\r\n") + 2
     return_path = msg[:i]
@@ -434,6 +435,56 @@ def pytest_runtest_makereport(item, call):
 
 
 # ---------------------------------------------------------------------------------------------
+# Privileges (DESIGN §1, §8): what /proc says about a process after the drop
+
+WORKER_USER = "postern"
+STORE_USER = "postern-store"
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of field name to (stripped) value."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+    return fields
+
+
+def assert_unprivileged(pid, user):
+    """`pid` runs as `user` and that user's group (real, effective, saved, fs), with no
+    supplementary groups, every capability set empty and NoNewPrivs set."""
+    import pwd
+    st = proc_status(pid)
+    uids = [int(x) for x in st["Uid"].split()]
+    gids = [int(x) for x in st["Gid"].split()]
+    assert len(uids) == 4 and len(gids) == 4
+    assert all(u != 0 for u in uids), f"pid {pid} Uid: {st['Uid']}"
+    assert all(g != 0 for g in gids), f"pid {pid} Gid: {st['Gid']}"
+    pw = pwd.getpwnam(user)
+    assert uids == [pw.pw_uid] * 4, f"pid {pid} should run as {user}: Uid {st['Uid']}"
+    assert gids == [pw.pw_gid] * 4, f"pid {pid} should run with {user}'s group: Gid {st['Gid']}"
+    assert st["Groups"] == "", f"pid {pid} kept supplementary groups: {st['Groups']!r}"
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(st[cap], 16) == 0, f"pid {pid} {cap} = {st[cap]}"
+    assert st["NoNewPrivs"] == "1", f"pid {pid} NoNewPrivs = {st['NoNewPrivs']}"
+
+
+def assert_all_unprivileged(p):
+    """Every process `postern status` lists except the master (the store and every worker)
+    is unprivileged: the store as STORE_USER, the workers as WORKER_USER, two different uids.
+    Returns the status rows checked, so callers can assert which services were among them."""
+    import pwd
+    assert pwd.getpwnam(STORE_USER).pw_uid != pwd.getpwnam(WORKER_USER).pw_uid
+    rows = [r for r in p.status() if r["SERVICE"] != "master"]
+    assert any(r["SERVICE"] == "store" for r in rows), rows
+    for r in rows:
+        assert r["STATE"] == "running" and int(r["PID"]) > 0, r
+        assert_unprivileged(int(r["PID"]), STORE_USER if r["SERVICE"] == "store" else WORKER_USER)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
 # A private Postfix instance (Postfix in front of Postern, or relaying into it)
 
 class PrivatePostfix:
@@ -471,6 +522,37 @@ class PrivatePostfix:
                 "smtp_dns_support_level = disabled\n"
                 "smtpd_peername_lookup = no\n"
                 "biff = no\n")
+
+    # Postfix's stock services, chroot off like the Debian default.
+    MASTER_CF_STOCK = (
+        "pickup    unix  n       -       n       60      1       pickup\n"
+        "cleanup   unix  n       -       n       -       0       cleanup\n"
+        "qmgr      unix  n       -       n       300     1       qmgr\n"
+        "rewrite   unix  -       -       n       -       -       trivial-rewrite\n"
+        "bounce    unix  -       -       n       -       0       bounce\n"
+        "defer     unix  -       -       n       -       0       bounce\n"
+        "trace     unix  -       -       n       -       0       bounce\n"
+        "verify    unix  -       -       n       -       1       verify\n"
+        "flush     unix  n       -       n       1000?   0       flush\n"
+        "proxymap  unix  -       -       n       -       -       proxymap\n"
+        "showq     unix  n       -       n       -       -       showq\n"
+        "error     unix  -       -       n       -       -       error\n"
+        "retry     unix  -       -       n       -       -       error\n"
+        "discard   unix  -       -       n       -       -       discard\n"
+        "anvil     unix  -       -       n       -       1       anvil\n"
+        "scache    unix  -       -       n       -       1       scache\n"
+        "postlog   unix-dgram n  -       n       -       1       postlogd\n"
+    )
+    # The SMTP client and its TLS session cache, for an instance that sends mail on.
+    MASTER_CF_SMTP_CLIENT = (
+        "tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n"
+        "smtp      unix  -       -       n       -       -       smtp\n"
+        "relay     unix  -       -       n       -       -       smtp\n"
+    )
+
+    def master_cf(self, *services, smtp_client=False):
+        """master.cf: `services` (whole lines), then the stock ones (and the SMTP client)."""
+        return "".join(services) + self.MASTER_CF_STOCK + (self.MASTER_CF_SMTP_CLIENT if smtp_client else "")
 
     def write_config(self, main_cf, master_cf):
         for name, text in (("main.cf", main_cf), ("master.cf", master_cf)):

@@ -28,7 +28,8 @@ import uuid
 
 import pytest
 
-from conftest import BIN, IS_ROOT, REPO, Postern, PrivatePostfix, _teardown, free_port, populate, wait_for
+from conftest import (BIN, IS_ROOT, REPO, WORKER_USER, Postern, PrivatePostfix, _teardown, assert_all_unprivileged, free_port,
+                      populate, wait_for)
 
 MAPS = ("recipients", "aliases", "domains", "senders")
 HAVE_POSTMAP = shutil.which("postmap") is not None
@@ -121,28 +122,6 @@ def front_master_cf_lines(smtp, submission):
         "  -o smtpd_sender_restrictions=reject_sender_login_mismatch\n",
         "lmtp      unix  -       -       n       -       -       lmtp\n",
     )
-
-
-# The rest of master.cf (Postfix's stock services, chroot off like the Debian default).
-MASTER_CF_STOCK = """\
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -845,20 +824,11 @@ def test_connection_limit(lk_limits):
 
 @pytest.mark.skipif(not IS_ROOT, reason="privilege dropping is only real as root")
 def test_lookupd_runs_unprivileged(lk):
-    fields = {}
-    with open(f"/proc/{lk.lookupd_pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            fields[k] = v.strip()
     with open(f"/proc/{lk.lookupd_pid}/comm") as f:
         assert f.read().strip() == "lookupd"
-    pw = pwd.getpwnam("postern")
-    assert [int(x) for x in fields["Uid"].split()] == [pw.pw_uid] * 4, fields["Uid"]
-    assert [int(x) for x in fields["Gid"].split()] == [pw.pw_gid] * 4, fields["Gid"]
-    assert fields["Groups"] == ""
-    assert fields["NoNewPrivs"] == "1"
-    for cap in ("CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"):
-        assert int(fields[cap], 16) == 0, (cap, fields[cap])
+    rows = assert_all_unprivileged(lk)
+    assert lk.lookupd_pid in [int(r["PID"]) for r in rows if r["SERVICE"] == "lookup"]
+    pw = pwd.getpwnam(WORKER_USER)
     # ... and it cannot read the mail store's files.
     assert os.stat(lk.data_dir).st_uid != pw.pw_uid
 
@@ -927,7 +897,7 @@ class PostfixFront(PrivatePostfix):
             f"smtpd_sasl_path = inet:127.0.0.1:{sasl_port}\n"
             "# --- Postfix in front of Postern (docs/postfix-front.md) ---\n"
             + front_main_cf(kind, lk.ports, lk.lmtp_socket),
-            smtpd + submission + MASTER_CF_STOCK + lmtp)
+            self.master_cf(smtpd, submission, lmtp))
 
     def smtp(self, port=None):
         c = smtplib.SMTP("127.0.0.1", port or self.smtp_port, timeout=30)

@@ -8,7 +8,8 @@ import subprocess
 
 import pytest
 
-from conftest import IS_ROOT, running_instance
+from conftest import (IS_ROOT, STORE_USER, WORKER_USER, assert_all_unprivileged, assert_unprivileged, proc_status,
+                      running_instance)
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="privilege dropping is only real as root")
 
@@ -20,33 +21,13 @@ def postern():
         yield p
 
 
-def proc_status(pid):
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            fields[k] = v.strip()
-    return fields
-
-
-def assert_unprivileged(pid, user):
-    st = proc_status(pid)
-    uids = [int(x) for x in st["Uid"].split()]
-    gids = [int(x) for x in st["Gid"].split()]
-    assert len(uids) == 4 and len(gids) == 4
-    assert all(u != 0 for u in uids), f"pid {pid} Uid: {st['Uid']}"
-    assert all(g != 0 for g in gids), f"pid {pid} Gid: {st['Gid']}"
-    pw = pwd.getpwnam(user)
-    assert uids == [pw.pw_uid] * 4, f"pid {pid} should run as {user}: Uid {st['Uid']}"
-    assert gids == [pw.pw_gid] * 4, f"pid {pid} should run with {user}'s group: Gid {st['Gid']}"
-    assert st["Groups"] == "", f"pid {pid} kept supplementary groups: {st['Groups']!r}"
-    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
-        assert int(st[cap], 16) == 0, f"pid {pid} {cap} = {st[cap]}"
-    assert st["NoNewPrivs"] == "1", f"pid {pid} NoNewPrivs = {st['NoNewPrivs']}"
+def test_every_process_but_the_master_is_unprivileged(postern):
+    rows = assert_all_unprivileged(postern)
+    assert sorted(r["SERVICE"] for r in rows) == ["lmtp", "lmtp", "store"], rows
 
 
 def test_store_is_unprivileged(postern):
-    assert_unprivileged(postern.store_pid(), "postern-store")
+    assert_unprivileged(postern.store_pid(), STORE_USER)
 
 
 def test_every_lmtpd_is_unprivileged(postern):
@@ -55,7 +36,7 @@ def test_every_lmtpd_is_unprivileged(postern):
     for pid in pids:
         with open(f"/proc/{pid}/comm") as f:
             assert f.read().strip() == "lmtpd"
-        assert_unprivileged(pid, "postern")
+        assert_unprivileged(pid, WORKER_USER)
 
 
 def test_master_stays_root(postern):

@@ -19,31 +19,6 @@ from test_smtpd import queue_rows, received_fields, smtp_section, store_counts
 HAVE_POSTFIX = IS_ROOT and all(shutil.which(t) for t in ("postfix", "postqueue", "smtp-source"))
 pytestmark = pytest.mark.skipif(not HAVE_POSTFIX, reason="a private Postfix instance needs root, postfix and smtp-source")
 
-MASTER_CF = """\
-{smtpd} inet  n       -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-
 class PostfixRelay(PrivatePostfix):
     """Relays everything it receives to [127.0.0.1]:relay_port (Postern's mta listener)."""
 
@@ -57,7 +32,8 @@ class PostfixRelay(PrivatePostfix):
             "mynetworks = 127.0.0.0/8\n"
             "smtp_tls_security_level = may\n"
             "smtp_tls_loglevel = 1\n",
-            MASTER_CF.format(smtpd=f"127.0.0.1:{self.smtp_port}"))
+            self.master_cf(f"127.0.0.1:{self.smtp_port} inet  n       -       n       -       -       smtpd\n",
+                           smtp_client=True))
 
     @property
     def port(self):

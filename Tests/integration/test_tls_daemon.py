@@ -6,7 +6,7 @@ import concurrent.futures, hashlib, os, re, signal, smtplib, socket, ssl, subpro
 
 import pytest
 
-from conftest import BIN, HOSTNAME, Postern, free_port, populate, render_config, wait_for, _teardown
+from conftest import BIN, HOSTNAME, Postern, assert_all_unprivileged, free_port, populate, render_config, wait_for, _teardown
 
 
 def make_instance(name, smtp_extra="", tls_section=""):
@@ -218,10 +218,6 @@ def test_smtpd_runs_without_privileges(instance):
     if os.geteuid() != 0:
         pytest.skip("needs root")
     p = instance("smtpdpriv")
-    import pwd
-    for pid in p.pids("smtp"):
-        st = dict(l.split(":\t", 1) for l in open(f"/proc/{pid}/status").read().splitlines() if ":\t" in l)
-        assert all(int(x) == pwd.getpwnam("postern").pw_uid for x in st["Uid"].split())
-        for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
-            assert int(st[cap], 16) == 0, cap
-        assert st["NoNewPrivs"].strip() == "1"
+    rows = assert_all_unprivileged(p)
+    assert sorted(int(r["PID"]) for r in rows if r["SERVICE"] == "smtp") == sorted(p.pids("smtp"))
+    assert p.pids("smtp"), "smtpd is running"

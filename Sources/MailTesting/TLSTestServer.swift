@@ -1,55 +1,26 @@
-// Fixtures for MailTLS tests: temporary certificates, a loopback TLS server running a tiny
-// test protocol, a recorder of TLS events and errors, and subprocess runners for real peers
-// (openssl s_client, python3 ssl). Everything listens on 127.0.0.1 only.
+// A loopback TLS server for tests, speaking a tiny line protocol, with a recorder of the TLS
+// events and errors its handlers saw and a MailTLS client to drive it. Listens on 127.0.0.1 only.
 import Foundation
 import NIOCore
 import NIOPosix
 import NIOConcurrencyHelpers
-import XCTest
-@testable import MailTLS
-
-// MARK: files
-
-/// A temporary directory removed at deinit.
-final class TempDir {
-    let path: String
-    init() {
-        var template = Array("/tmp/mailtls-test-XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-
-    /// A self-signed pair for `host` at `<name>.crt` / `<name>.key` (our own generator).
-    func pair(_ name: String, host: String) throws -> (cert: String, key: String) {
-        let c = file("\(name).crt"), k = file("\(name).key")
-        XCTAssertTrue(try TLSServerContext.ensureSelfSigned(certPath: c, keyPath: k, hostname: host))
-        return (c, k)
-    }
-}
-
-func writeFile(_ path: String, _ text: String, mode: Int = 0o644) throws {
-    try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-    chmod(path, mode_t(mode))
-}
-
-// MARK: recorder
+import MailTLS
 
 /// Collects what server-side handlers saw, from any event loop.
-final class Recorder: @unchecked Sendable {
+public final class Recorder: @unchecked Sendable {
     private let lock = NIOLock()
     private var _sessions: [TLSSessionInfo] = []
     private var _errors: [Error] = []
 
-    func session(_ s: TLSSessionInfo) { lock.withLock { _sessions.append(s) } }
-    func error(_ e: Error) { lock.withLock { _errors.append(e) } }
-    var sessions: [TLSSessionInfo] { lock.withLock { _sessions } }
-    var errors: [Error] { lock.withLock { _errors } }
-    var tlsErrors: [TLSError] { errors.compactMap { $0 as? TLSError } }
+    public func session(_ s: TLSSessionInfo) { lock.withLock { _sessions.append(s) } }
+    public func error(_ e: Error) { lock.withLock { _errors.append(e) } }
+    public var sessions: [TLSSessionInfo] { lock.withLock { _sessions } }
+    public var errors: [Error] { lock.withLock { _errors } }
+    public var tlsErrors: [TLSError] { errors.compactMap { $0 as? TLSError } }
 
     /// Polls `condition` until it holds or `timeout` seconds pass.
     @discardableResult
-    func wait(_ timeout: Double = 5, _ condition: (Recorder) -> Bool) -> Bool {
+    public func wait(_ timeout: Double = 5, _ condition: (Recorder) -> Bool) -> Bool {
         let end = Date().addingTimeInterval(timeout)
         while Date() < end {
             if condition(self) { return true }
@@ -67,30 +38,30 @@ final class Recorder: @unchecked Sendable {
 ///   "SOURCE n"   → send n pattern bytes, then close (close_notify)
 ///   "QUIT"       → "BYE", then close
 ///   anything else → echoed as a line
-final class ServiceHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+public final class ServiceHandler: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
 
-    enum Mode { case lines, rawEcho, sink(remaining: Int, offset: Int), source }
-    let recorder: Recorder
-    var mode = Mode.lines
-    var line = ByteBuffer()
-    var sourceRemaining = 0
-    var sourceOffset = 0
+    public enum Mode { case lines, rawEcho, sink(remaining: Int, offset: Int), source }
+    public let recorder: Recorder
+    public var mode = Mode.lines
+    public var line = ByteBuffer()
+    public var sourceRemaining = 0
+    public var sourceOffset = 0
 
-    init(recorder: Recorder) { self.recorder = recorder }
+    public init(recorder: Recorder) { self.recorder = recorder }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSEvent.handshakeCompleted(let info)? = event as? TLSEvent { recorder.session(info) }
         context.fireUserInboundEventTriggered(event)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
         recorder.error(error)
         context.close(promise: nil)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buf = unwrapInboundIn(data)
         while buf.readableBytes > 0 {
             switch mode {
@@ -127,7 +98,7 @@ final class ServiceHandler: ChannelInboundHandler {
         }
     }
 
-    func handle(_ context: ChannelHandlerContext, _ text: String) {
+    public func handle(_ context: ChannelHandlerContext, _ text: String) {
         let words = text.split(separator: " ")
         switch words.first.map(String.init) ?? "" {
         case "RAWECHO":
@@ -148,18 +119,18 @@ final class ServiceHandler: ChannelInboundHandler {
         }
     }
 
-    func reply(_ context: ChannelHandlerContext, _ s: String) {
+    public func reply(_ context: ChannelHandlerContext, _ s: String) {
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: s + "\r\n")), promise: nil)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
+    public func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if case .source = mode, context.channel.isWritable { pump(context) }
     }
 
     /// Writes the pattern while the channel is writable (back-pressure), then closes.
-    func pump(_ context: ChannelHandlerContext) {
+    public func pump(_ context: ChannelHandlerContext) {
         while sourceRemaining > 0 && context.channel.isWritable {
             let n = min(sourceRemaining, 32_768)
             var b = context.channel.allocator.buffer(capacity: n)
@@ -179,14 +150,14 @@ final class ServiceHandler: ChannelInboundHandler {
 // MARK: server
 
 /// An implicit-TLS server (RFC 8314 §3) on 127.0.0.1 with an ephemeral port.
-final class TestServer {
-    let group: MultiThreadedEventLoopGroup
-    let channel: Channel
-    let recorder = Recorder()
-    let tls: TLSServerContext
-    var port: Int { channel.localAddress!.port! }
+public final class TestServer {
+    public let group: MultiThreadedEventLoopGroup
+    public let channel: Channel
+    public let recorder = Recorder()
+    public let tls: TLSServerContext
+    public var port: Int { channel.localAddress!.port! }
 
-    init(tls: TLSServerContext, threads: Int = 2,
+    public init(tls: TLSServerContext, threads: Int = 2,
          makeHandlers: (@Sendable (Recorder) -> [ChannelHandler])? = nil) throws {
         self.tls = tls
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -207,7 +178,7 @@ final class TestServer {
             .bind(host: "127.0.0.1", port: 0).wait()
     }
 
-    func stop() {
+    public func stop() {
         try? channel.close().wait()
         try? group.syncShutdownGracefully()
     }
@@ -216,49 +187,49 @@ final class TestServer {
 // MARK: NIO client
 
 /// Client side of the test protocol: collects bytes, resolves when `expected` bytes arrived.
-final class CollectingClient: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    let received: EventLoopPromise<ByteBuffer>
-    let handshake: EventLoopPromise<TLSSessionInfo>
-    let expected: Int
-    var buffer = ByteBuffer()
+public final class CollectingClient: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public let received: EventLoopPromise<ByteBuffer>
+    public let handshake: EventLoopPromise<TLSSessionInfo>
+    public let expected: Int
+    public var buffer = ByteBuffer()
 
-    init(expected: Int, received: EventLoopPromise<ByteBuffer>, handshake: EventLoopPromise<TLSSessionInfo>) {
+    public init(expected: Int, received: EventLoopPromise<ByteBuffer>, handshake: EventLoopPromise<TLSSessionInfo>) {
         self.expected = expected
         self.received = received
         self.handshake = handshake
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case TLSEvent.handshakeCompleted(let info)? = event as? TLSEvent { handshake.succeed(info) }
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var b = unwrapInboundIn(data)
         buffer.writeBuffer(&b)
         if buffer.readableBytes >= expected { received.succeed(buffer) }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
         handshake.fail(error)
         received.fail(error)
         context.close(promise: nil)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         handshake.fail(ChannelError.ioOnClosedChannel)
         received.fail(ChannelError.ioOnClosedChannel)
     }
 }
 
-struct ClientConnection {
-    let channel: Channel
-    let handshake: EventLoopFuture<TLSSessionInfo>
-    let received: EventLoopFuture<ByteBuffer>
+public struct ClientConnection {
+    public let channel: Channel
+    public let handshake: EventLoopFuture<TLSSessionInfo>
+    public let received: EventLoopFuture<ByteBuffer>
 }
 
 /// Connects a MailTLS client (verification off unless a context is given).
-func connectClient(group: EventLoopGroup, port: Int, serverName: String? = nil, expected: Int = .max,
+public func connectClient(group: EventLoopGroup, port: Int, serverName: String? = nil, expected: Int = .max,
                    client: TLSClientContext? = nil) throws -> ClientConnection {
     let ctx = try client ?? TLSClientContext(configuration: TLSClientConfiguration(verifyPeer: false))
     let loop = group.next()
@@ -276,10 +247,10 @@ func connectClient(group: EventLoopGroup, port: Int, serverName: String? = nil, 
 }
 
 /// `i % 251` repeated: a pattern whose every byte position is checkable.
-let patternBlock: [UInt8] = (0..<(251 * 512)).map { UInt8($0 % 251) }
+public let patternBlock: [UInt8] = (0..<(251 * 512)).map { UInt8($0 % 251) }
 
 /// `n` bytes of the pattern starting at stream position `offset`.
-func pattern(_ n: Int, offset: Int = 0) -> [UInt8] {
+public func pattern(_ n: Int, offset: Int = 0) -> [UInt8] {
     var out = [UInt8]()
     out.reserveCapacity(n)
     var pos = offset
@@ -293,7 +264,7 @@ func pattern(_ n: Int, offset: Int = 0) -> [UInt8] {
 }
 
 /// Index of the first byte of `bytes` that breaks the pattern at `offset`, or nil.
-func patternMismatch(_ bytes: UnsafeRawBufferPointer, offset: Int) -> Int? {
+public func patternMismatch(_ bytes: UnsafeRawBufferPointer, offset: Int) -> Int? {
     var done = 0
     while done < bytes.count {
         let start = (offset + done) % 251
@@ -305,59 +276,4 @@ func patternMismatch(_ bytes: UnsafeRawBufferPointer, offset: Int) -> Int? {
         done += take
     }
     return nil
-}
-
-// MARK: subprocesses
-
-struct ProcessResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-    var output: String { stdout + stderr }
-}
-
-/// Runs a real peer with `stdin` fed in `chunks` (a pause before each after the first), output
-/// captured through files. Killed after `timeout` seconds.
-func runPeer(_ argv: [String], stdin chunks: [String] = [], pause: Double = 0.3, timeout: Double = 20) throws -> ProcessResult {
-    let dir = TempDir()
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = argv
-    _ = FileManager.default.createFile(atPath: dir.file("out"), contents: nil)
-    _ = FileManager.default.createFile(atPath: dir.file("err"), contents: nil)
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("out")))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("err")))
-    p.standardOutput = out
-    p.standardError = err
-    let input = Pipe()
-    p.standardInput = input
-    try p.run()
-    let writer = input.fileHandleForWriting
-    let feeder = Thread {
-        for (i, c) in chunks.enumerated() {
-            if i > 0 { Thread.sleep(forTimeInterval: pause) }
-            do { try writer.write(contentsOf: Data(c.utf8)) } catch { break }   // the peer exited
-        }
-        try? writer.close()
-    }
-    feeder.start()
-    let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
-    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
-    p.waitUntilExit()
-    killer.cancel()
-    try? out.close()
-    try? err.close()
-    let o = (try? String(contentsOfFile: dir.file("out"), encoding: .utf8)) ?? ""
-    let e = (try? String(contentsOfFile: dir.file("err"), encoding: .utf8)) ?? ""
-    return ProcessResult(status: p.terminationStatus, stdout: o, stderr: e)
-}
-
-/// Runs a Python script (`python3 -c`) with arguments.
-func python(_ script: String, _ args: [String], timeout: Double = 30) throws -> ProcessResult {
-    try runPeer(["python3", "-c", script] + args, timeout: timeout)
-}
-
-/// `openssl s_client` against 127.0.0.1:port with extra flags.
-func sClient(_ port: Int, _ flags: [String], stdin: [String] = [], timeout: Double = 10) throws -> ProcessResult {
-    try runPeer(["openssl", "s_client", "-connect", "127.0.0.1:\(port)"] + flags, stdin: stdin, timeout: timeout)
 }
