@@ -3,6 +3,7 @@
 //   request                                   → reply                      roles
 //   LookupRecipient(address)                  → RecipientReply(status, canonical)   lmtpd smtpd lookupd admin
 //   Lookup(map, key)                          → LookupResult(found, value)  smtpd lookupd admin
+//   SenderLogins(address)                     → Names(logins)               smtpd
 //   DeliverBegin(sender, recipients, session) ┐ one request id; the body in DeliverChunk frames; with
 //   DeliverChunk(bytes)*                      │ a session (smtpd after AUTH) remote recipients are queued
 //   DeliverEnd                                ┘ → DeliverResult([status])   lmtpd smtpd
@@ -49,6 +50,18 @@ public struct LookupResult: RPCMessage {
     public init(found: Bool, value: String) { self.found = found; self.value = value }
     public init(reading r: inout WireReader) throws { found = try r.bool(); value = try r.string() }
     public func write(to w: inout WireWriter) { w.bool(found); w.string(value) }
+}
+
+/// The logins (user addresses) that may use `address` as envelope sender (RFC 6409 §6.1
+/// submission checks; the same answer as Postfix's smtpd_sender_login_maps, as a list).
+public struct SenderLogins: RPCRequest {
+    public typealias Reply = Names
+    public static let type = MessageType.senderLogins
+    public static let roles: Set<Role> = [.smtpd]
+    public var address: String
+    public init(_ address: String) { self.address = address }
+    public init(reading r: inout WireReader) throws { address = try r.string() }
+    public func write(to w: inout WireWriter) { w.string(address) }
 }
 
 public struct DeliverBegin: RPCRequest {
