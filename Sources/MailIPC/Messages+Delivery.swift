@@ -2,7 +2,7 @@
 //
 //   request                                   → reply                      roles
 //   LookupRecipient(address)                  → RecipientReply(status, canonical)   lmtpd smtpd lookupd admin
-//   Lookup(map, key)                          → LookupResult(found, value)  smtpd lookupd admin
+//   Lookup(map, key)                          → LookupResult(found, value)  lookupd admin
 //   SenderLogins(address)                     → Names(logins)               smtpd
 //   DeliverBegin(sender, recipients, session) ┐ one request id; the body in DeliverChunk frames; with
 //   DeliverChunk(bytes)*                      │ a session (smtpd after AUTH) remote recipients are queued
@@ -36,7 +36,7 @@ public struct RecipientReply: RPCMessage {
 public struct Lookup: RPCRequest {
     public typealias Reply = LookupResult
     public static let type = MessageType.lookup
-    public static let roles: Set<Role> = [.smtpd, .lookupd, .admin]
+    public static let roles: Set<Role> = [.lookupd, .admin]
     public var map: LookupMap, key: String
     public init(map: LookupMap, key: String) { self.map = map; self.key = key }
     public init(reading r: inout WireReader) throws { map = try r.enumString(LookupMap.self); key = try r.string() }

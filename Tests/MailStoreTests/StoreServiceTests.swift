@@ -77,6 +77,10 @@ final class StoreServiceTests: XCTestCase {
         // still usable for what the role may do
         XCTAssertEqual(try lmtp.call(LookupRecipient("alice@example.org")), RecipientReply(.ok, "alice@example.org"))
         XCTAssertEqual(try lmtp.call(LookupRecipient("x@example.org")), RecipientReply(.unknownUser, "x@example.org"))
+        let smtp = try connect(.smtpd)
+        XCTAssertEqual(try smtp.call(SenderLogins("alice+x@example.org")), Names(["alice@example.org"]))
+        XCTAssertEqual(try smtp.call(SenderLogins("nobody@example.org")), Names([]))
+        assertError(.denied) { _ = try smtp.call(Lookup(map: .senders, key: "alice@example.org")) }   // Postfix maps are lookupd's
         let lookup = try connect(.lookupd)
         assertError(.denied) { _ = try lookup.call(DeliverBegin(sender: "", recipients: ["alice@example.org"])) }
         XCTAssertEqual(try lookup.call(Lookup(map: .senders, key: "alice+x@example.org")), LookupResult(found: true, value: "alice@example.org"))
