@@ -70,7 +70,8 @@ let package = Package(
         ]),
         // Test support shared by test targets (fixtures, loopback servers, peers, embedded pipes).
         .target(name: "MailTesting", dependencies: [
-            "MailTLS", "MailSyntax",
+            "MailTLS", "MailSyntax", "MailIPC", "MailStore", "StoreServer",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -117,7 +118,7 @@ let package = Package(
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MailSyntax"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
         .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker", "MailIPC", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
-        .testTarget(name: "LookupServerTests", dependencies: ["LookupServer", "LookupProtocol", "MailCore"]),
+        .testTarget(name: "LookupServerTests", dependencies: ["LookupServer", "LookupProtocol", "MailCore", "MailIPC", "MailTesting", .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MailTLSTests", dependencies: [
             "MailTLS", "CMailTLS", "MailTesting",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -126,7 +127,7 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
-        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker"]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker", "MailTesting"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
         .testTarget(name: "MasterCoreTests", dependencies: [
             "MasterCore", "MailCore", "MailIPC", "MailPrivsep",
