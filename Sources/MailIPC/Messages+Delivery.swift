@@ -88,13 +88,11 @@ public struct DeliverChunk: RPCRequest {
     public func write(to w: inout WireWriter) { w.bytes(bytes) }
 }
 
-public struct DeliverEnd: RPCRequest {
+public struct DeliverEnd: RPCRequest, EmptyMessage {
     public typealias Reply = DeliverResult
     public static let type = MessageType.deliverEnd
     public static let roles: Set<Role> = .workersThatDeliver
     public init() {}
-    public init(reading r: inout WireReader) throws {}
-    public func write(to w: inout WireWriter) {}
 }
 
 public struct DeliverResult: RPCMessage {
