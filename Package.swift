@@ -130,7 +130,7 @@ let package = Package(
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker", "MailTesting"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
         .testTarget(name: "MasterCoreTests", dependencies: [
-            "MasterCore", "MailCore", "MailIPC", "MailPrivsep",
+            "MasterCore", "MailCore", "MailIPC", "MailPrivsep", "MailWorker",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SMTPServerTests", dependencies: [

@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import MailIPC
 import MailPrivsep
+import MailWorker
 
 public struct Supervisor {
     public enum SlotID: Hashable, Sendable, CustomStringConvertible {
@@ -48,6 +49,9 @@ public struct Supervisor {
         public var storeReadyTimeout: Double = 60
         /// After the workers are gone, the store gets this much past the grace deadline to stop.
         public var storeKillSlack: Double = 5
+        /// After the grace period a worker's sessions get this long to say goodbye (SMTP 421)
+        /// before it exits; SIGKILL waits for it (WorkerServer.goodbyeTime, plus scheduling slack).
+        public var goodbyeSlack: Double = WorkerServer.goodbyeTime + 1
         /// Retry delay when a spawn could not even be tried (no store connection, no socketpair).
         public var transientRetry: Double = 1
 
@@ -199,7 +203,7 @@ public struct Supervisor {
         guard !stopping else { return [] }
         stopping = true
         let grace = max(settings.shutdownGrace, specs.map(\.grace).max() ?? 0)
-        stopDeadline = now + grace
+        stopDeadline = now + grace + settings.goodbyeSlack
         var out: [Action] = [.notify("STOPPING=1\nSTATUS=stopping"), .log(.info, "stopping: waiting up to \(grace)s for sessions to finish")]
         for i in slots.indices { slots[i].restartAt = nil }
         out += slots.filter { $0.pid > 0 }.map { .kill($0.pid, SIGTERM) }

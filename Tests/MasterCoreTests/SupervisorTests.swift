@@ -3,6 +3,7 @@
 import XCTest
 import MailIPC
 import MailPrivsep
+import MailWorker
 @testable import MasterCore
 
 final class SupervisorTests: XCTestCase {
@@ -275,16 +276,19 @@ final class SupervisorTests: XCTestCase {
         let successor = h.pid("lmtp", 0)
         let a = h.send(.terminate)
         XCTAssertEqual(Set(Self.kills(a)), [.kill(successor, SIGTERM), .kill(w, SIGTERM)])
-        XCTAssertEqual(h.sup.nextWake, 1000 + Self.grace)
-        XCTAssertEqual(Self.kills(h.at(1000 + Self.grace - 1)), [])
-        XCTAssertEqual(Set(Self.kills(h.at(1000 + Self.grace))), [.kill(successor, SIGKILL), .kill(w, SIGKILL)])
-        XCTAssertEqual(Self.kills(h.at(1000 + Self.grace + 0.5)), [], "SIGKILL once")
+        // SIGKILL only after the grace period and the workers' goodbye time (421 before the close)
+        let deadline = 1000 + Self.grace + h.sup.settings.goodbyeSlack
+        XCTAssertGreaterThan(h.sup.settings.goodbyeSlack, WorkerServer.goodbyeTime)
+        XCTAssertEqual(h.sup.nextWake, deadline)
+        XCTAssertEqual(Self.kills(h.at(1000 + Self.grace + WorkerServer.goodbyeTime)), [])
+        XCTAssertEqual(Set(Self.kills(h.at(deadline))), [.kill(successor, SIGKILL), .kill(w, SIGKILL)])
+        XCTAssertEqual(Self.kills(h.at(deadline + 0.5)), [], "SIGKILL once")
         // nothing restarts while stopping
         XCTAssertEqual(Self.spawns(h.send(.childExited(successor, .signaled(SIGKILL)))), [])
         XCTAssertEqual(Self.kills(h.send(.childExited(w, .signaled(SIGKILL)))), [.kill(store, SIGTERM)])
         let slack = h.sup.settings.storeKillSlack
-        XCTAssertEqual(h.sup.nextWake, 1000 + Self.grace + slack)
-        XCTAssertEqual(Self.kills(h.at(1000 + Self.grace + slack)), [.kill(store, SIGKILL)])
+        XCTAssertEqual(h.sup.nextWake, deadline + slack)
+        XCTAssertEqual(Self.kills(h.at(deadline + slack)), [.kill(store, SIGKILL)])
         XCTAssertEqual(h.send(.childExited(store, .signaled(SIGKILL))).last, .exit(.ok))
     }
 
