@@ -26,6 +26,7 @@ struct SessionSettings {
     var limiter: ClientLimiter? = nil
     var listener = "lmtp"
     var loopbackIsTrusted = true              // AUTH before TLS allowed from 127.0.0.1 / ::1
+    var stressCommandTimeout: TimeAmount? = nil   // while the role is under stress (ListenerStressEvent)
 }
 
 final class SMTPSessionHandler: ChannelInboundHandler {
@@ -47,6 +48,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var heldSlot = false
     var storeSession: UInt64 = 0              // after a successful AUTH
     var inputClosed = false                   // the client half-closed: answer what it sent, then close
+    var stressed = false                      // the listener role is under stress: short command timeout
 
     init(settings: SessionSettings, services: SMTPServices, logger: Logger) {
         self.settings = settings; self.services = services; self.logger = logger
@@ -95,6 +97,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             closeIfDone(context)
             return
         }
+        if let e = event as? ListenerStressEvent {
+            stressed = e.on
+            if !closed && context.channel.isActive { armTimer(context) }
+            return
+        }
         // Draining: the session carries on (as Postfix's smtpd does across reload and stop).
         if case WorkerSessionEvent.draining = event { return }
         if case WorkerSessionEvent.shuttingDown = event {
@@ -136,7 +143,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func armTimer(_ context: ChannelHandlerContext) {
         idleTimer?.cancel()
         let inData = session?.isReadingData ?? false
-        let t = inData ? settings.dataTimeout : settings.commandTimeout
+        let t = inData ? settings.dataTimeout : stressed ? min(settings.stressCommandTimeout ?? settings.commandTimeout, settings.commandTimeout) : settings.commandTimeout
         idleTimer = context.eventLoop.scheduleTask(in: t) { [self] in
             guard !closed else { return }
             logger.notice("timeout after \(t.nanoseconds / 1_000_000_000)s \(inData ? "in DATA" : "waiting for a command") from \(clientAddress)")
@@ -145,9 +152,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
     }
 
-    /// While the engine waits (store, delay), stop reading so a pipelining client cannot make us buffer without bound.
+    /// While the engine waits (store, delay), stop reading so a pipelining client cannot make us
+    /// buffer without bound. The worker's OutboundBackPressure holds the reads (autoRead stays on),
+    /// so this never re-enables reading while the unsent output is over its bound.
     func setReading(_ context: ChannelHandlerContext, _ on: Bool) {
-        context.channel.setOption(ChannelOptions.autoRead, value: on).whenComplete { _ in }
+        context.triggerUserOutboundEvent(on ? SessionReading.resume : SessionReading.pause, promise: nil)
         if on { context.read() }
     }
 
