@@ -27,6 +27,18 @@ public final class OutboundBackPressure: ChannelDuplexHandler, RemovableChannelH
 
     /// The default bound of unsent output per session (`max_unsent_bytes`), bytes.
     public static let defaultMaxUnsentBytes = 256 * 1024
+    /// Socket reads per `read()` (`ChannelOptions.maxMessagesPerRead`; NIO's default is 4).
+    /// The replies to what one read brings (`maxReadSize` of pipelined commands) are written
+    /// before writability is looked at again: one read keeps that overshoot to one buffer.
+    public static let readsPerRead: UInt = 1
+    /// The largest socket read, bytes (NIO's default is 64 KiB). 16 KiB of pipelined `EHLO x`
+    /// is some 400 KiB of replies; a TLS record is at most 16 KiB (RFC 8446 §5.1), and Postfix
+    /// reads in 4 KiB (VSTREAM_BUFSIZE), so a session loses nothing by it.
+    public static let maxReadSize = 16 * 1024
+    /// Reads that grow from 2 KiB to `maxReadSize` with the traffic, as NIO's default do.
+    public static var recvAllocator: AdaptiveRecvByteBufferAllocator {
+        AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: maxReadSize)
+    }
 
     private(set) var unwritable = false       // the unsent output is over the mark
     private(set) var sessionPaused = false    // the protocol handler waits for something

@@ -108,6 +108,9 @@ public final class WorkerServer: @unchecked Sendable {
                 .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
                 // Unwritable above the bound: OutboundBackPressure then holds reads.
                 .channelOption(ChannelOptions.writeBufferWaterMark, value: OutboundBackPressure.waterMark(maxUnsentBytes: maxUnsentBytes))
+                // One socket read per read(), so "what one read brings" is one buffer, not four.
+                .channelOption(ChannelOptions.maxMessagesPerRead, value: OutboundBackPressure.readsPerRead)
+                .channelOption(ChannelOptions.recvAllocator, value: OutboundBackPressure.recvAllocator)
                 .channelInitializer { [self] ch in
                     let key = ObjectIdentifier(ch)
                     lock.lock(); live[key] = (ch, role); let stressed = accounting.isStressed(role); lock.unlock()

@@ -49,6 +49,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var storeSession: UInt64 = 0              // after a successful AUTH
     var inputClosed = false                   // the client half-closed: answer what it sent, then close
     var stressed = false                      // the listener role is under stress: short command timeout
+    var replies: ByteBuffer? = nil            // replies of the current batch of actions, not yet written
 
     init(settings: SessionSettings, services: SMTPServices, logger: Logger) {
         self.settings = settings; self.services = services; self.logger = logger
@@ -177,6 +178,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     /// Stops the session: no more input is acted on; everything written so far goes out first.
     func flushAndClose(_ context: ChannelHandlerContext) {
+        writeReplies(context)
         closed = true
         idleTimer?.cancel()
         // Free the client's slot now: it may reconnect as soon as it reads our last reply.
@@ -186,13 +188,21 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Queues a reply; the replies of one batch of actions go out as one write (`writeReplies`),
+    /// so the unsent-output bound (max_unsent_bytes) is not dwarfed by per-write overhead.
     func send(_ context: ChannelHandlerContext, _ r: SMTPReply) {
-        var b = context.channel.allocator.buffer(capacity: 64)
-        b.writeBytes(r.encoded())
+        if replies == nil { replies = context.channel.allocator.buffer(capacity: 256) }
+        replies?.writeBytes(r.encoded())
+    }
+
+    func writeReplies(_ context: ChannelHandlerContext) {
+        guard let b = replies else { return }
+        replies = nil
         context.write(wrapOutboundOut(b), promise: nil)
     }
 
     func perform(_ context: ChannelHandlerContext, _ actions: [SMTPAction]) {
+        defer { writeReplies(context) }
         for a in actions {
             guard !closed else { return }
             switch a {
@@ -246,6 +256,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     resume(context, session.delayElapsed())
                 }
             case .startTLS:
+                writeReplies(context)      // the 220 goes out in plaintext, before TLS
                 guard let tls = settings.tls else { closed = true; context.close(promise: nil); return }
                 startTLS(from: context, context: tls, reply: context.channel.allocator.buffer(capacity: 0), logger: logger)
                     .whenFailure { [self] e in
