@@ -116,8 +116,11 @@ let package = Package(
         .testTarget(name: "MIMETests", dependencies: ["MIME", "MailSyntax"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MailSyntax"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
-        .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker", "MailIPC", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
-        .testTarget(name: "LookupServerTests", dependencies: ["LookupServer", "LookupProtocol", "MailCore"]),
+        .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker", "MailIPC", "MailTesting",
+                                                       .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                                                       .product(name: "NIOEmbedded", package: "swift-nio")]),
+        .testTarget(name: "LookupServerTests", dependencies: ["LookupServer", "LookupProtocol", "MailCore", "MailWorker",
+                                                         .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MailTLSTests", dependencies: [
             "MailTLS", "CMailTLS", "MailTesting",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -15,9 +15,13 @@ public struct StressPolicy: Sendable, Equatable {
     public init(threshold: Double) { self.threshold = threshold }
 
     /// Connections at which stress begins for a cap (at least 1).
-    public func onLevel(cap: Int) -> Int { max(1, Int((threshold * Double(cap)).rounded(.up))) }
+    public func onLevel(cap: Int) -> Int { Self.count(threshold * Double(cap)) }
     /// Connections below which stress ends for a cap.
-    public func offLevel(cap: Int) -> Int { max(1, Int((threshold * Self.hysteresis * Double(cap)).rounded(.up))) }
+    public func offLevel(cap: Int) -> Int { Self.count(threshold * Self.hysteresis * Double(cap)) }
+
+    /// A share of a cap as a whole number of connections, rounded up (0.8 × 0.9 × 1000 is
+    /// 720.0000000000001 in binary floating point: 720, not 721).
+    static func count(_ x: Double) -> Int { max(1, Int((x - 1e-9).rounded(.up))) }
 }
 
 /// A listener's role from its name in the fd contract: "mta@0.0.0.0:25" → "mta".
