@@ -144,7 +144,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func armTimer(_ context: ChannelHandlerContext) {
         idleTimer?.cancel()
         let inData = session?.isReadingData ?? false
-        let t = inData ? settings.dataTimeout : stressed ? min(settings.stressCommandTimeout ?? settings.commandTimeout, settings.commandTimeout) : settings.commandTimeout
+        // Under stress (Postfix smtpd_timeout = ${stress?{10}:{300}}) a command is awaited less long.
+        let command = stressed ? min(settings.stressCommandTimeout ?? settings.commandTimeout, settings.commandTimeout) : settings.commandTimeout
+        let t = inData ? settings.dataTimeout : command
         idleTimer = context.eventLoop.scheduleTask(in: t) { [self] in
             guard !closed else { return }
             logger.notice("timeout after \(t.nanoseconds / 1_000_000_000)s \(inData ? "in DATA" : "waiting for a command") from \(clientAddress)")
