@@ -70,7 +70,8 @@ let package = Package(
         ]),
         // Test support shared by test targets (fixtures, loopback servers, peers, embedded pipes).
         .target(name: "MailTesting", dependencies: [
-            "MailTLS", "MailSyntax",
+            "MailTLS", "MailSyntax", "MailIPC", "MailStore", "StoreServer",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -119,8 +120,9 @@ let package = Package(
         .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker", "MailIPC", "MailTesting",
                                                        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "LookupServerTests", dependencies: ["LookupServer", "LookupProtocol", "MailCore", "MailWorker",
-                                                         .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "LookupServerTests", dependencies: ["LookupServer", "LookupProtocol", "MailCore", "MailIPC", "MailTesting", "MailWorker",
+                                                         .product(name: "NIOCore", package: "swift-nio"),
+                                                         .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MailTLSTests", dependencies: [
             "MailTLS", "CMailTLS", "MailTesting",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -129,7 +131,7 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
-        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker"]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker", "MailTesting"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
         .testTarget(name: "MasterCoreTests", dependencies: [
             "MasterCore", "MailCore", "MailIPC", "MailPrivsep",

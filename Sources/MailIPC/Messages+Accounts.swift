@@ -121,11 +121,9 @@ public struct DomainRemove: NameRequest {
     public typealias Reply = OK; public static let type = MessageType.domainRemove; public static let roles: Set<Role> = .adminOnly
     public var name: String; public init(_ name: String) { self.name = name }
 }
-public struct DomainList: RPCRequest {
+public struct DomainList: RPCRequest, EmptyMessage {
     public typealias Reply = Names; public static let type = MessageType.domainList; public static let roles: Set<Role> = .adminOnly
     public init() {}
-    public init(reading r: inout WireReader) throws {}
-    public func write(to w: inout WireWriter) {}
 }
 public struct Names: RPCMessage {
     public static let type = MessageType.names

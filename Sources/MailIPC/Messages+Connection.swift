@@ -55,11 +55,9 @@ public struct ErrorReply: RPCMessage, Error {
     public func write(to w: inout WireWriter) { w.u16(code.rawValue); w.string(message) }
 }
 
-public struct OK: RPCMessage {
+public struct OK: RPCMessage, EmptyMessage {
     public static let type = MessageType.ok
     public init() {}
-    public init(reading r: inout WireReader) throws {}
-    public func write(to w: inout WireWriter) {}
 }
 
 /// Sent by the receiver of a streamed reply, under the stream's request id: it may send

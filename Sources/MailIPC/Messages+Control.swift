@@ -20,13 +20,11 @@ public struct ProcessStatus: Sendable, Equatable {
     static let minBytes = WireSize.string * 2 + WireSize.u32 * 2 + WireSize.u64 * 2
 }
 
-public struct Status: RPCRequest {
+public struct Status: RPCRequest, EmptyMessage {
     public typealias Reply = StatusResult
     public static let type = MessageType.status
     public static let roles: Set<Role> = .none
     public init() {}
-    public init(reading r: inout WireReader) throws {}
-    public func write(to w: inout WireWriter) {}
 }
 
 public struct StatusResult: RPCMessage {
@@ -46,13 +44,11 @@ public struct StatusResult: RPCMessage {
     }
 }
 
-public struct Reload: RPCRequest {
+public struct Reload: RPCRequest, EmptyMessage {
     public typealias Reply = OK
     public static let type = MessageType.reload
     public static let roles: Set<Role> = .none
     public init() {}
-    public init(reading r: inout WireReader) throws {}
-    public func write(to w: inout WireWriter) {}
 }
 
 public struct Attach: RPCRequest {

@@ -2,7 +2,8 @@
 //
 //   request                                   → reply                      roles
 //   LookupRecipient(address)                  → RecipientReply(status, canonical)   lmtpd smtpd lookupd admin
-//   Lookup(map, key)                          → LookupResult(found, value)  smtpd lookupd admin
+//   Lookup(map, key)                          → LookupResult(found, value)  lookupd admin
+//   SenderLogins(address)                     → Names(logins)               smtpd
 //   DeliverBegin(sender, recipients, session) ┐ one request id; the body in DeliverChunk frames; with
 //   DeliverChunk(bytes)*                      │ a session (smtpd after AUTH) remote recipients are queued
 //   DeliverEnd                                ┘ → DeliverResult([status])   lmtpd smtpd
@@ -35,7 +36,7 @@ public struct RecipientReply: RPCMessage {
 public struct Lookup: RPCRequest {
     public typealias Reply = LookupResult
     public static let type = MessageType.lookup
-    public static let roles: Set<Role> = [.smtpd, .lookupd, .admin]
+    public static let roles: Set<Role> = [.lookupd, .admin]
     public var map: LookupMap, key: String
     public init(map: LookupMap, key: String) { self.map = map; self.key = key }
     public init(reading r: inout WireReader) throws { map = try r.enumString(LookupMap.self); key = try r.string() }
@@ -49,6 +50,18 @@ public struct LookupResult: RPCMessage {
     public init(found: Bool, value: String) { self.found = found; self.value = value }
     public init(reading r: inout WireReader) throws { found = try r.bool(); value = try r.string() }
     public func write(to w: inout WireWriter) { w.bool(found); w.string(value) }
+}
+
+/// The logins (user addresses) that may use `address` as envelope sender (RFC 6409 §6.1
+/// submission checks; the same answer as Postfix's smtpd_sender_login_maps, as a list).
+public struct SenderLogins: RPCRequest {
+    public typealias Reply = Names
+    public static let type = MessageType.senderLogins
+    public static let roles: Set<Role> = [.smtpd]
+    public var address: String
+    public init(_ address: String) { self.address = address }
+    public init(reading r: inout WireReader) throws { address = try r.string() }
+    public func write(to w: inout WireWriter) { w.string(address) }
 }
 
 public struct DeliverBegin: RPCRequest {
@@ -75,13 +88,11 @@ public struct DeliverChunk: RPCRequest {
     public func write(to w: inout WireWriter) { w.bytes(bytes) }
 }
 
-public struct DeliverEnd: RPCRequest {
+public struct DeliverEnd: RPCRequest, EmptyMessage {
     public typealias Reply = DeliverResult
     public static let type = MessageType.deliverEnd
     public static let roles: Set<Role> = .workersThatDeliver
     public init() {}
-    public init(reading r: inout WireReader) throws {}
-    public func write(to w: inout WireWriter) {}
 }
 
 public struct DeliverResult: RPCMessage {

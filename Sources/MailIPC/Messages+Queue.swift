@@ -15,13 +15,11 @@ public struct QueueEntry: Sendable, Equatable {
     static let minBytes = WireSize.u64 * 3 + WireSize.string * 3 + WireSize.u32
 }
 
-public struct QueueList: RPCRequest {
+public struct QueueList: RPCRequest, EmptyMessage {
     public typealias Reply = QueueEntries
     public static let type = MessageType.queueList
     public static let roles: Set<Role> = .adminOnly
     public init() {}
-    public init(reading r: inout WireReader) throws {}
-    public func write(to w: inout WireWriter) {}
 }
 
 public struct QueueEntries: RPCMessage {

@@ -15,10 +15,7 @@ public final class RPCClient: @unchecked Sendable {
                                onEvent: @escaping @Sendable (any RPCMessage) -> Void = { _ in },
                                onClose: @escaping @Sendable () -> Void = {}) -> EventLoopFuture<RPCClient> {
         ClientBootstrap(group: group)
-            .channelInitializer { ch in
-                ch.pipeline.addHandlers([ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)),
-                                         MessageToByteHandler(FrameEncoder()), RPCClientHandler(onEvent: onEvent, onClose: onClose)])
-            }
+            .channelInitializer { ch in ch.pipeline.addHandlers(handlers(maxFrame: maxFrame, onEvent: onEvent, onClose: onClose)) }
             .withConnectedSocket(fd)
             .flatMap { ch in adopt(ch) }
             .flatMap { c in
@@ -27,6 +24,14 @@ public final class RPCClient: @unchecked Sendable {
                     return c
                 }
             }
+    }
+
+    /// The client's pipeline: framing, then the table of pending requests. `adopt` a channel
+    /// built with these (tests build them on an EmbeddedChannel).
+    public static func handlers(maxFrame: Int = RPCLimits.defaultMaxFrame, onEvent: @escaping @Sendable (any RPCMessage) -> Void = { _ in },
+                                onClose: @escaping @Sendable () -> Void = {}) -> [ChannelHandler] {
+        [ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)), MessageToByteHandler(FrameEncoder()),
+         RPCClientHandler(onEvent: onEvent, onClose: onClose)]
     }
 
     /// Wraps a channel whose pipeline ends in an RPCClientHandler (tests build such channels).

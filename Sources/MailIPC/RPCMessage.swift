@@ -54,6 +54,13 @@ extension RPCMessage {
     }
 }
 
+/// A message with no payload (OK, DeliverEnd, DomainList, Status…): its reader and writer.
+public protocol EmptyMessage: RPCMessage { init() }
+extension EmptyMessage {
+    public init(reading r: inout WireReader) throws { self.init() }
+    public func write(to w: inout WireWriter) {}
+}
+
 /// Decodes any frame by its type number (the store's dispatch, the fuzzer, tests).
 public func decodeAnyMessage(_ frame: Frame) throws -> any RPCMessage {
     guard let t = MessageType(rawValue: frame.type) else { throw WireError.unknownType(frame.type) }

@@ -27,11 +27,13 @@ public final class InboundSink: ChannelInboundHandler {
 }
 
 public final class EmbeddedPipe {
-    public let channel = EmbeddedChannel()
+    public let channel: EmbeddedChannel
     public let sink = InboundSink()
 
-    /// `handlers` then the sink, on a channel connected from 127.0.0.1.
-    public init(_ handlers: [ChannelHandler]) throws {
+    /// `handlers` then the sink, on a channel connected from 127.0.0.1 (on `channel`'s loop,
+    /// which a FakeStorePeer can share).
+    public init(channel: EmbeddedChannel = EmbeddedChannel(), _ handlers: [ChannelHandler]) throws {
+        self.channel = channel
         try channel.pipeline.syncOperations.addHandlers(handlers)
         try channel.pipeline.syncOperations.addHandler(sink)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

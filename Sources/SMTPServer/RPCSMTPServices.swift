@@ -27,10 +27,7 @@ struct RPCSMTPServices: SMTPServices {
     func checkSender(_ address: String?, user: String) -> EventLoopFuture<Bool> {
         // The store has no owner for the null sender.
         guard let address else { return rpc.channel.eventLoop.makeSucceededFuture(false) }
-        // The "senders" map's value lists the users that own the address, comma-separated.
-        return rpc.call(Lookup(map: .senders, key: address)).map { reply in
-            reply.found && reply.value.split(separator: ",").contains { $0 == Substring(user) }
-        }
+        return rpc.call(SenderLogins(address)).map { $0.names.contains(user) }
     }
 
     func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome> {

@@ -7,47 +7,31 @@ import NIOPosix
 import Logging
 import MailIPC
 import MailWorker
-import CMailShims
+import MailTesting
 @testable import MailStore
 @testable import StoreServer
 
 final class StoreServiceTests: XCTestCase {
-    var dir = "", store: SQLiteMailStore!, service: StoreService!
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-    let pool = NIOThreadPool(numberOfThreads: 2)
+    var instance: InProcessStore!
+    var store: SQLiteMailStore { instance.store }
 
     override func setUpWithError() throws {
-        dir = tempDir()
-        store = try SQLiteMailStore(dataDir: dir, fsync: false)
+        instance = try InProcessStore()
         try store.addDomain("example.org")
         try store.addUser("alice@example.org", password: "secret")
-        pool.start()
-        service = StoreService(store: store, group: group, pool: pool, maxDelivery: 1 << 20, maxFrame: 1 << 20, maxBuffered: 2 << 20,
-                               logger: Logger(label: "test"))
     }
-    override func tearDown() {
-        try? pool.syncShutdownGracefully(); try? group.syncShutdownGracefully()
-        try? FileManager.default.removeItem(atPath: dir)
-    }
+    override func tearDown() { instance = nil }
 
     /// A client connection to the service with `role`, as the master would make it.
     func connect(_ role: Role, hello: Bool = true) throws -> BlockingRPCConnection {
-        var pair: [Int32] = [-1, -1]
-        XCTAssertEqual(mail_socketpair(&pair), 0)
-        _ = try service.adopt(fd: pair[1], role: role).wait()
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(pair[0], SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let c = BlockingRPCConnection(fd: pair[0])
+        let c = try instance.connect(role, hello: false)
         if hello { XCTAssertEqual(try c.hello(client: "test"), role.rawValue) }
         return c
     }
 
     /// The NIO client a worker uses, on the same kind of connection.
     func nioClient(_ role: Role, events: EventRouter? = nil) throws -> RPCClient {
-        var pair: [Int32] = [-1, -1]
-        XCTAssertEqual(mail_socketpair(&pair), 0)
-        _ = try service.adopt(fd: pair[1], role: role).wait()
-        return try RPCClient.connect(fd: pair[0], group: group, client: "test", onEvent: { events?.route($0) }).wait()
+        try instance.nioClient(role) { events?.route($0) }
     }
 
     func assertClosed(_ c: BlockingRPCConnection, file: StaticString = #filePath, line: UInt = #line) {
@@ -77,6 +61,10 @@ final class StoreServiceTests: XCTestCase {
         // still usable for what the role may do
         XCTAssertEqual(try lmtp.call(LookupRecipient("alice@example.org")), RecipientReply(.ok, "alice@example.org"))
         XCTAssertEqual(try lmtp.call(LookupRecipient("x@example.org")), RecipientReply(.unknownUser, "x@example.org"))
+        let smtp = try connect(.smtpd)
+        XCTAssertEqual(try smtp.call(SenderLogins("alice+x@example.org")), Names(["alice@example.org"]))
+        XCTAssertEqual(try smtp.call(SenderLogins("nobody@example.org")), Names([]))
+        assertError(.denied) { _ = try smtp.call(Lookup(map: .senders, key: "alice@example.org")) }   // Postfix maps are lookupd's
         let lookup = try connect(.lookupd)
         assertError(.denied) { _ = try lookup.call(DeliverBegin(sender: "", recipients: ["alice@example.org"])) }
         XCTAssertEqual(try lookup.call(Lookup(map: .senders, key: "alice+x@example.org")), LookupResult(found: true, value: "alice@example.org"))

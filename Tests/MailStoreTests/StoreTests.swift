@@ -16,17 +16,7 @@ final class StoreTests: XCTestCase {
     override func setUpWithError() throws {
         dir = tempDir()
         store = try SQLiteMailStore(dataDir: dir, fsync: true, inlineMax: 0)   // bodies as files; see testSmallBodiesLiveInTheRow...
-        try store.addDomain("Example.ORG")
-        try store.addUser("alice@example.org", password: "secret")
-        try store.addUser("bob@example.org", password: "hunter2")
-        try store.addAlias("postmaster@example.org", target: "alice@example.org")
-        try store.addAlias("team@example.org", target: "alice@example.org")
-        try store.addAlias("team@example.org", target: "bob@example.org")
-        try store.addAlias("team@example.org", target: "carol@elsewhere.net")
-        try store.addAlias("loop1@example.org", target: "loop2@example.org")
-        try store.addAlias("loop2@example.org", target: "loop1@example.org")
-        try store.addDomain("catch.test")
-        try store.addAlias("@catch.test", target: "bob@example.org")
+        _ = try StoreConformance(store)     // the suite's fixture: domains, users, aliases
     }
     override func tearDown() { try? FileManager.default.removeItem(atPath: dir) }
 
