@@ -1,6 +1,7 @@
 // Postfix lookup-table protocols, as pure values: tcp_table(5) lines with %XX encoding and
-// socketmap_table(5) netstrings. Decoders take bytes, return requests or "need more", and
-// enforce named limits; encoders build replies. No sockets here.
+// socketmap_table(5) netstrings. Decoders take bytes, return requests or "need more" and how
+// many bytes they used (so a caller consumes from the front without copying), and enforce
+// named limits; encoders build replies. No sockets here.
 
 /// The maps lookupd serves (DESIGN §4).
 public enum LookupMap: String, Sendable, CaseIterable {
@@ -23,6 +24,15 @@ public struct LookupLimits: Sendable, Equatable {
     public init(maxKeyLength: Int = 1024, maxRequestLength: Int = 4096) {
         self.maxKeyLength = maxKeyLength; self.maxRequestLength = maxRequestLength
     }
+
+    /// Bytes of the netstring framing around a request: up to `SocketMap.maxLengthDigits`
+    /// digits, ":" and "," (a tcp_table line's CRLF is shorter).
+    public static let framingOverhead = SocketMap.maxLengthDigits + 2
+
+    /// The longest complete request on the wire. A buffer holding this many bytes always
+    /// decodes to a request or a refusal, never to "need more bytes": a reader may stop
+    /// reading there without stalling the session.
+    public var maxBufferedRequest: Int { maxRequestLength + Self.framingOverhead }
 }
 
 public enum DecodeResult<T: Sendable & Equatable>: Sendable, Equatable {
@@ -41,18 +51,36 @@ public enum TCPTable {
     /// Takes one line from the front of `buffer` (consuming it) and parses it. An over-long
     /// line is answered once: `discarding` then swallows the rest of it, up to its newline.
     public static func decode(_ buffer: inout [UInt8], discarding: inout Bool, limits: LookupLimits) -> DecodeResult<Request> {
+        let (result, consumed) = decode(prefixOf: buffer, discarding: &discarding, limits: limits)
+        buffer.removeFirst(consumed)
+        return result
+    }
+
+    /// Parses one line from the front of `bytes` and says how many bytes it used (the line and
+    /// its newline, or what `discarding` swallowed); the caller drops them.
+    public static func decode<C: BidirectionalCollection>(prefixOf bytes: C, discarding: inout Bool,
+                                             limits: LookupLimits) -> (DecodeResult<Request>, consumed: Int) where C.Element == UInt8 {
+        var start = bytes.startIndex
+        var consumed = 0
         if discarding {
-            guard let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) else { buffer.removeAll(); return .needMoreBytes }
-            buffer.removeSubrange(...nl)
+            guard let nl = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return (.needMoreBytes, bytes.count) }
+            start = bytes.index(after: nl)
+            consumed = bytes.distance(from: bytes.startIndex, to: start)
             discarding = false
         }
-        guard let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) else {
-            if buffer.count > limits.maxRequestLength { buffer.removeAll(); discarding = true; return .invalid("request too long") }
-            return .needMoreBytes
+        let rest = bytes[start...]
+        guard let nl = rest.firstIndex(of: UInt8(ascii: "\n")) else {
+            if rest.count > limits.maxRequestLength { discarding = true; return (.invalid("request too long"), bytes.count) }
+            return (.needMoreBytes, consumed)
         }
-        var line = Array(buffer[..<nl])
-        buffer.removeSubrange(...nl)
-        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        consumed = bytes.distance(from: bytes.startIndex, to: nl) + 1
+        var line = bytes[start..<nl]
+        if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+        return (parse(line, limits: limits), consumed)
+    }
+
+    /// One request line without its line end.
+    static func parse<S: Collection>(_ line: S, limits: LookupLimits) -> DecodeResult<Request> where S.Element == UInt8 {
         if line.count > limits.maxRequestLength { return .invalid("request too long") }
         let parts = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
         guard let verb = parts.first.map({ String(decoding: $0, as: UTF8.self).lowercased() }) else { return .invalid("empty request") }
@@ -128,26 +156,38 @@ public enum TCPTable {
 public enum SocketMap {
     public struct Request: Sendable, Equatable { public var map: String; public var key: String }
 
+    /// Netstring length digits at most (a length over `maxRequestLength` is refused sooner).
+    public static let maxLengthDigits = 10
+
+    /// Takes one netstring from the front of `buffer` (consuming it) and parses it.
     public static func decode(_ buffer: inout [UInt8], limits: LookupLimits) -> DecodeResult<Request> {
+        let (result, consumed) = decode(prefixOf: buffer, limits: limits)
+        buffer.removeFirst(consumed)
+        return result
+    }
+
+    /// Parses one netstring from the front of `bytes` and says how many bytes it used (0 unless
+    /// a whole netstring was there; after `.invalid` the stream cannot be resynchronised).
+    public static func decode<C: Collection>(prefixOf bytes: C, limits: LookupLimits) -> (DecodeResult<Request>, consumed: Int) where C.Element == UInt8 {
         // netstring: [1-9][0-9]* ":" bytes ","  (or "0:,")
-        var i = 0, length = 0
-        while i < buffer.count, (48...57).contains(buffer[i]) {
-            length = length * 10 + Int(buffer[i] - 48)
-            i += 1
-            if length > limits.maxRequestLength || i > 10 { return .invalid("netstring too long") }
+        var i = bytes.startIndex, digits = 0, length = 0
+        while i != bytes.endIndex, (48...57).contains(bytes[i]) {
+            length = length * 10 + Int(bytes[i] - 48)
+            i = bytes.index(after: i); digits += 1
+            if length > limits.maxRequestLength || digits > maxLengthDigits { return (.invalid("netstring too long"), 0) }
         }
-        if i == buffer.count { return .needMoreBytes }
-        guard i > 0, buffer[i] == UInt8(ascii: ":"), !(i > 1 && buffer[0] == 48) else { return .invalid("bad netstring length") }
-        let start = i + 1, end = start + length
-        guard buffer.count > end else { return .needMoreBytes }
-        guard buffer[end] == UInt8(ascii: ",") else { return .invalid("netstring not terminated by ','") }
-        let body = Array(buffer[start..<end])
-        buffer.removeSubrange(0...end)
-        guard let sp = body.firstIndex(of: UInt8(ascii: " ")) else { return .invalid("no map name") }
+        if i == bytes.endIndex { return (.needMoreBytes, 0) }
+        guard digits > 0, bytes[i] == UInt8(ascii: ":"), !(digits > 1 && bytes[bytes.startIndex] == 48) else { return (.invalid("bad netstring length"), 0) }
+        let start = bytes.index(after: i)
+        guard let end = bytes.index(start, offsetBy: length, limitedBy: bytes.endIndex), end != bytes.endIndex else { return (.needMoreBytes, 0) }
+        guard bytes[end] == UInt8(ascii: ",") else { return (.invalid("netstring not terminated by ','"), 0) }
+        let consumed = bytes.distance(from: bytes.startIndex, to: end) + 1
+        let body = bytes[start..<end]
+        guard let sp = body.firstIndex(of: UInt8(ascii: " ")) else { return (.invalid("no map name"), consumed) }
         guard let map = String(validating: body[..<sp], as: UTF8.self), !map.isEmpty,
-              let key = String(validating: body[(sp + 1)...], as: UTF8.self) else { return .invalid("invalid UTF-8") }
-        guard !key.isEmpty, key.utf8.count <= limits.maxKeyLength else { return .invalid(key.isEmpty ? "empty key" : "key too long") }
-        return .request(Request(map: map, key: key))
+              let key = String(validating: body[body.index(after: sp)...], as: UTF8.self) else { return (.invalid("invalid UTF-8"), consumed) }
+        guard !key.isEmpty, key.utf8.count <= limits.maxKeyLength else { return (.invalid(key.isEmpty ? "empty key" : "key too long"), consumed) }
+        return (.request(Request(map: map, key: key)), consumed)
     }
 
     public static func encode(_ answer: LookupAnswer) -> [UInt8] {

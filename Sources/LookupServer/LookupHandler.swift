@@ -1,6 +1,8 @@
 // NIO glue for one lookup connection (tcp_table or socketmap): decode requests in order, ask
 // the store with a deadline (no answer in time → temporary failure, so Postfix defers rather
-// than bounces), encode replies. Protocol logic lives in LookupProtocol.
+// than bounces), encode replies. Protocol logic lives in LookupProtocol. Pipelined input is
+// bounded: reading pauses while the buffer holds a whole request (LookupInput).
+import MailWorker
 import Foundation
 import NIOCore
 import Logging
@@ -34,7 +36,7 @@ final class LookupHandler: ChannelInboundHandler {
     let settings: LookupSettings
     let rpc: RPCClient
     var logger: Logger
-    private var input: [UInt8] = []
+    private var input: LookupInput
     private var busy = false             // one request at a time keeps replies in order
     private var closing = false
     private var idle: Scheduled<Void>?
@@ -43,6 +45,7 @@ final class LookupHandler: ChannelInboundHandler {
 
     init(kind: LookupListenerKind, settings: LookupSettings, rpc: RPCClient, logger: Logger) {
         self.kind = kind; self.settings = settings; self.rpc = rpc; self.logger = logger
+        input = LookupInput(limits: settings.limits)
     }
 
     func channelActive(context: ChannelHandlerContext) { arm(context) }
@@ -56,9 +59,18 @@ final class LookupHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        input.append(contentsOf: unwrapInboundIn(data).readableBytesView)
+        var b = unwrapInboundIn(data)
+        input.append(&b)
         arm(context)
         next(context)
+        pace(context)
+    }
+
+    /// Holds reads (OutboundBackPressure) while the buffer is full, lets them go once it is not.
+    private func pace(_ context: ChannelHandlerContext) {
+        guard !closing, let change = input.readingChange() else { return }
+        context.triggerUserOutboundEvent(change, promise: nil)
+        if change == .resume { context.read() }
     }
 
     private func arm(_ context: ChannelHandlerContext) {
@@ -85,7 +97,7 @@ final class LookupHandler: ChannelInboundHandler {
         }
         switch kind {
         case .tcpTable(let map):
-            switch TCPTable.decode(&input, discarding: &discarding, limits: settings.limits) {
+            switch input.next({ TCPTable.decode(prefixOf: $0, discarding: &discarding, limits: settings.limits) }) {
             case .needMoreBytes: return
             case .invalid(let why):
                 logger.notice("tcp_table \(map): bad request: \(why)")
@@ -102,7 +114,7 @@ final class LookupHandler: ChannelInboundHandler {
                 ask(context, map: m, key: key) { [self] a in send(context, TCPTable.encode(a)) }
             }
         case .socketmap:
-            switch SocketMap.decode(&input, limits: settings.limits) {
+            switch input.next({ SocketMap.decode(prefixOf: $0, limits: settings.limits) }) {
             case .needMoreBytes: return
             case .invalid(let why):
                 // The netstring stream cannot be resynchronised: answer, then close.
@@ -142,6 +154,39 @@ final class LookupHandler: ChannelInboundHandler {
             guard !closing else { return }
             reply(a)
             next(context)
+            pace(context)
         }
+    }
+}
+
+/// A lookup connection's pipelined input: a ByteBuffer consumed from the front by moving its
+/// reader index (no copying per request; read bytes are discarded once they outweigh the rest).
+/// Bounded: `readingChange` says to stop reading once it holds `maxBufferedRequest` bytes — a
+/// whole request, so decoding always moves on — and so it holds at most that plus one read.
+struct LookupInput {
+    let limits: LookupLimits
+    private(set) var buffer = ByteBuffer()
+    private var paused = false
+
+    init(limits: LookupLimits) { self.limits = limits }
+
+    var count: Int { buffer.readableBytes }
+
+    mutating func append(_ bytes: inout ByteBuffer) { buffer.writeBuffer(&bytes) }
+
+    /// Decodes one request from the front with `decode` and drops the bytes it used.
+    mutating func next<T>(_ decode: (ByteBufferView) -> (DecodeResult<T>, consumed: Int)) -> DecodeResult<T> {
+        let (result, consumed) = decode(buffer.readableBytesView)
+        buffer.moveReaderIndex(forwardBy: consumed)
+        if buffer.readerIndex > buffer.readableBytes { buffer.discardReadBytes() }
+        return result
+    }
+
+    /// Whether reading should pause (the buffer is full) or resume (it is not), when that changes.
+    mutating func readingChange() -> SessionReading? {
+        let full = count >= limits.maxBufferedRequest
+        guard full != paused else { return nil }
+        paused = full
+        return full ? .pause : .resume
     }
 }

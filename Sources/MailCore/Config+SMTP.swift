@@ -40,7 +40,19 @@ public struct SMTPConfig: SMTPServiceSection, Equatable {
     public var maxErrors = 10
     public var commandTimeout = 300                  // RFC 5321 §4.5.3.2.7
     public var dataTimeout = 600
+    /// Per listener role, per process, within `service.maxConnections` (which caps them all
+    /// together): a flood on port 25 leaves submission and smtps their slots (issue 9 point 4).
+    /// Postfix gives each master.cf service its own process limit the same way.
+    public var mtaMaxConnections = 768
+    public var submissionMaxConnections = 128
+    public var smtpsMaxConnections = 128
+    /// Stress mode per role (Postfix `smtpd_timeout = ${stress?{10}:{300}}`): once a role has
+    /// this fraction of its cap, its sessions wait `stressCommandTimeout` for a command.
+    public var stressThreshold = 0.8
+    public var stressCommandTimeout = 10.0           // seconds
     public var maxConnectionsPerClient = 50          // per process (Postfix: smtpd_client_connection_count_limit = 50)
+    /// Per-client limits count an IPv6 client by this prefix (one site has a whole /64).
+    public var ipv6ClientPrefix = 64
     public var maxAuthFailures = 3                   // per session, then 421
     public var authFailuresPerClient = 10            // per client address within authFailureWindow: AUTH refused
     public var authFailureWindow = 600.0
@@ -48,6 +60,10 @@ public struct SMTPConfig: SMTPServiceSection, Equatable {
     public var plaintextAuthOnLoopback = true        // AUTH before TLS from 127.0.0.1/::1
     public var receivedShowsAuthUser = false
     public var enabled: Bool { !(mta.isEmpty && submission.isEmpty && smtps.isEmpty) }
+    /// The per-role caps by role name (the listener names' prefix, "mta@...").
+    public var roleMaxConnections: [String: Int] {
+        ["mta": mtaMaxConnections, "submission": submissionMaxConnections, "smtps": smtpsMaxConnections]
+    }
 
     public init() {}
 }
@@ -65,7 +81,14 @@ extension SMTPConfig: ConfigSection {
         maxErrors = try s.int("max_errors", 1...10_000) ?? maxErrors
         commandTimeout = try s.int("command_timeout", 1...86_400) ?? commandTimeout
         dataTimeout = try s.int("data_timeout", 1...86_400) ?? dataTimeout
+        mtaMaxConnections = try s.int("mta_max_connections", 1...100_000) ?? mtaMaxConnections
+        submissionMaxConnections = try s.int("submission_max_connections", 1...100_000) ?? submissionMaxConnections
+        smtpsMaxConnections = try s.int("smtps_max_connections", 1...100_000) ?? smtpsMaxConnections
+        stressThreshold = try s.fraction("stress_threshold") ?? stressThreshold
+        stressCommandTimeout = try s.seconds("stress_command_timeout") ?? stressCommandTimeout
+        if stressCommandTimeout < 1 { throw s.error("stress_command_timeout", "must be at least 1 second") }
         maxConnectionsPerClient = try s.int("max_connections_per_client", 1...100_000) ?? maxConnectionsPerClient
+        ipv6ClientPrefix = try s.int("ipv6_client_prefix", 16...128) ?? ipv6ClientPrefix
         maxAuthFailures = try s.int("max_auth_failures", 1...1000) ?? maxAuthFailures
         authFailuresPerClient = try s.int("auth_failures_per_client", 1...100_000) ?? authFailuresPerClient
         authFailureWindow = try s.seconds("auth_failure_window") ?? authFailureWindow

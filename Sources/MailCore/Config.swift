@@ -44,6 +44,9 @@ public struct ServiceConfig: Sendable, Equatable {
     public var socketOwner: String? = nil           // nil: root
     public var socketGroup: String? = nil
     public var maxConnections = 256                 // per process
+    /// Unsent output a session may queue before it stops reading (issue 9: a client that
+    /// pipelines and never reads must not grow the worker); per session, bytes.
+    public var maxUnsentBytes = 256 * 1024
 
     public init(processes: Int = 1, listen: [ListenAddress] = [], socketMode: UInt16 = 0o666, maxConnections: Int = 256) {
         self.processes = processes; self.listen = listen; self.socketMode = socketMode; self.maxConnections = maxConnections

@@ -59,6 +59,13 @@ final class TableReader {
         guard let d, d >= 0, d <= 86_400 else { throw error(key, "expected a number of seconds between 0 and 86400") }
         return d
     }
+    /// A number in 0.1...1 (a share of a limit).
+    func fraction(_ key: String) throws -> Double? {
+        guard let v = value(key) else { return nil }
+        let d = v.double ?? v.int.map(Double.init)
+        guard let d, d >= 0.1, d <= 1 else { throw error(key, "expected a fraction between 0.1 and 1") }
+        return d
+    }
     /// One of `allowed`, by its raw value.
     func oneOf<T: RawRepresentable>(_ key: String, _ allowed: [T]) throws -> T? where T.RawValue == String {
         guard let s = try string(key) else { return nil }
@@ -110,6 +117,7 @@ final class TableReader {
         s.socketOwner = try string("socket_owner") ?? s.socketOwner
         s.socketGroup = try string("socket_group") ?? s.socketGroup
         s.maxConnections = try int("max_connections", 1...100_000) ?? s.maxConnections
+        s.maxUnsentBytes = try int("max_unsent_bytes", 4096...(64 << 20)) ?? s.maxUnsentBytes
         return s
     }
     /// Reads `[key]` into `section` if present, then refuses its unknown keys.

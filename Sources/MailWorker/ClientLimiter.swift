@@ -1,6 +1,7 @@
 // Per-client-address limits shared by a worker's sessions: concurrent connections, and AUTH
 // failures in a sliding window (DESIGN §5: failed logins are counted per client address).
-// Per process; the clock is injected so the window is tested without sleeping.
+// Per process; the clock is injected so the window is tested without sleeping. An IPv6 client
+// is counted by its network prefix (one site holds a whole /64), an IPv4 one by its address.
 import Foundation
 
 public final class ClientLimiter: @unchecked Sendable {
@@ -10,15 +11,41 @@ public final class ClientLimiter: @unchecked Sendable {
     public let maxConnectionsPerClient: Int
     public let maxFailures: Int
     public let window: Double
+    /// IPv6 clients are counted per this many leading bits (`ipv6_client_prefix`).
+    public let ipv6Prefix: Int
     let now: @Sendable () -> Double
 
-    public init(maxConnectionsPerClient: Int, maxFailures: Int, window: Double,
+    /// The default IPv6 prefix: a /64 is one LAN (RFC 4291 §2.5.4), what one site holds at least.
+    public static let defaultIPv6Prefix = 64
+
+    public init(maxConnectionsPerClient: Int, maxFailures: Int, window: Double, ipv6Prefix: Int = defaultIPv6Prefix,
                 now: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
-        self.maxConnectionsPerClient = maxConnectionsPerClient; self.maxFailures = maxFailures; self.window = window; self.now = now
+        self.maxConnectionsPerClient = maxConnectionsPerClient; self.maxFailures = maxFailures; self.window = window
+        self.ipv6Prefix = min(max(ipv6Prefix, 0), 128); self.now = now
+    }
+
+    /// What a client is counted as: an IPv4 address as it is (an IPv4-mapped IPv6 address,
+    /// ::ffff:a.b.c.d from a dual-stack listener, as its IPv4 address, RFC 4291 §2.5.5.2); an
+    /// IPv6 address as its `ipv6Prefix` network ("2001:db8:1:2::/64"); anything else as it is.
+    public func key(_ client: String) -> String {
+        var v6 = in6_addr()
+        guard client.contains(":"), inet_pton(AF_INET6, client, &v6) == 1 else { return client }
+        var bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
+            return bytes[12...].map(String.init).joined(separator: ".")
+        }
+        for i in 0..<16 {
+            let keep = min(max(ipv6Prefix - i * 8, 0), 8)
+            bytes[i] &= keep == 8 ? 0xff : ~(UInt8(0xff) >> keep)
+        }
+        var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let text = bytes.withUnsafeBytes { b in inet_ntop(AF_INET6, b.baseAddress, &out, socklen_t(out.count)) != nil ? String(cString: out) : client }
+        return "\(text)/\(ipv6Prefix)"
     }
 
     /// Takes a connection slot for `client`; false when it already has the maximum.
     public func connect(_ client: String) -> Bool {
+        let client = key(client)
         lock.lock(); defer { lock.unlock() }
         let n = connections[client, default: 0]
         guard n < maxConnectionsPerClient else { return false }
@@ -27,6 +54,7 @@ public final class ClientLimiter: @unchecked Sendable {
     }
 
     public func disconnect(_ client: String) {
+        let client = key(client)
         lock.lock(); defer { lock.unlock() }
         let n = connections[client, default: 1] - 1
         connections[client] = n > 0 ? n : nil
@@ -35,6 +63,7 @@ public final class ClientLimiter: @unchecked Sendable {
     /// Records one failed login; returns the client's failures within the window.
     @discardableResult
     public func recordFailure(_ client: String) -> Int {
+        let client = key(client)
         lock.lock(); defer { lock.unlock() }
         let t = now()
         var f = failures[client, default: []].filter { t - $0 < window }
@@ -46,6 +75,7 @@ public final class ClientLimiter: @unchecked Sendable {
 
     /// Whether `client` has used up its failures for now.
     public func isBlocked(_ client: String) -> Bool {
+        let client = key(client)
         lock.lock(); defer { lock.unlock() }
         let t = now()
         return failures[client, default: []].filter { t - $0 < window }.count >= maxFailures

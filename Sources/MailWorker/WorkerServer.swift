@@ -1,6 +1,8 @@
-// Shared worker plumbing: serve inherited listening sockets, cap connections per process,
-// route the store's events to sessions, stop gracefully on SIGTERM (every live session is told,
-// WorkerSessionEvent.shuttingDown), and exit EX_TEMPFAIL (75) if the store connection goes away.
+// Shared worker plumbing: serve inherited listening sockets, cap connections per process and
+// per listener role (with stress mode per role), bound every session's unsent output
+// (OutboundBackPressure), route the store's events to sessions, stop gracefully on SIGTERM
+// (every live session is told, WorkerSessionEvent.shuttingDown), and exit EX_TEMPFAIL (75) if
+// the store connection goes away.
 import Foundation
 import NIOCore
 import NIOPosix
@@ -12,11 +14,12 @@ import MailPrivsep
 public final class WorkerServer: @unchecked Sendable {
     let group: EventLoopGroup
     let logger: Logger
-    let maxConnections: Int
     let grace: Double
+    /// Every session's unsent-output bound (`max_unsent_bytes`): reads stop above it.
+    let maxUnsentBytes: Int
     private let lock = NSLock()
-    private var active = 0
-    private var live: [ObjectIdentifier: Channel] = [:]
+    private var accounting: ListenerAccounting
+    private var live: [ObjectIdentifier: (channel: Channel, role: String)] = [:]
     /// The store's events for this process's sessions.
     public let events = EventRouter()
     private var draining = false
@@ -24,8 +27,13 @@ public final class WorkerServer: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var signalSource: DispatchSourceSignal?
 
-    public init(group: EventLoopGroup, logger: Logger, maxConnections: Int, grace: Double) {
-        self.group = group; self.logger = logger; self.maxConnections = maxConnections; self.grace = grace
+    /// `maxConnections`: per process, every listener together; `roleCaps`: per listener role
+    /// ("mta", ...: the listener name before "@"); `stress`: stress mode for the capped roles.
+    public init(group: EventLoopGroup, logger: Logger, maxConnections: Int, grace: Double,
+                maxUnsentBytes: Int = OutboundBackPressure.defaultMaxUnsentBytes,
+                roleCaps: [String: Int] = [:], stress: StressPolicy? = nil) {
+        self.group = group; self.logger = logger; self.grace = grace; self.maxUnsentBytes = maxUnsentBytes
+        accounting = ListenerAccounting(maxTotal: maxConnections, roleCaps: roleCaps, stress: stress)
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let s = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
@@ -73,33 +81,59 @@ public final class WorkerServer: @unchecked Sendable {
                     return
                 }
             }
+            let role = listenerRole(name)
             lock.lock()
-            let refused = draining || active >= maxConnections
-            if !refused { active += 1 }
+            let admitted: Result<ListenerAccounting.StressChange, ListenerAccounting.RefusalError>
+            let stopping = draining
+            admitted = stopping ? .failure(.init(refusal: .process(0))) : accounting.admit(role)
             lock.unlock()
-            if refused {
-                logger.warning("refusing connection on \(name): \(draining ? "shutting down" : "connection limit \(maxConnections) reached")")
+            let stressChange: ListenerAccounting.StressChange
+            switch admitted {
+            case .success(let change): stressChange = change
+            case .failure(let e):
+                let why: String
+                switch e.refusal {
+                case _ where stopping: why = "shutting down"
+                case .process(let n): why = "connection limit \(n) reached"
+                case .role(let n): why = "\(role) connection limit \(n) reached"
+                }
+                logger.warning("refusing connection on \(name): \(why)")
                 _ = refusal.withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
                 close(conn)
                 continue
             }
+            announceStress(role, stressChange)
             ClientBootstrap(group: group)
                 // A client may pipeline and then half-close (shutdown SHUT_WR): answer it all first.
                 .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                // Unwritable above the bound: OutboundBackPressure then holds reads.
+                .channelOption(ChannelOptions.writeBufferWaterMark, value: OutboundBackPressure.waterMark(maxUnsentBytes: maxUnsentBytes))
+                // One socket read per read(), so "what one read brings" is one buffer, not four.
+                .channelOption(ChannelOptions.maxMessagesPerRead, value: OutboundBackPressure.readsPerRead)
+                .channelOption(ChannelOptions.recvAllocator, value: OutboundBackPressure.recvAllocator)
                 .channelInitializer { [self] ch in
                     let key = ObjectIdentifier(ch)
-                    lock.lock(); live[key] = ch; lock.unlock()
+                    lock.lock(); live[key] = (ch, role); let stressed = accounting.isStressed(role); lock.unlock()
                     ch.closeFuture.whenComplete { [self] _ in
                         lock.lock(); live[key] = nil; lock.unlock()
-                        connectionClosed()
+                        connectionClosed(role)
                     }
-                    return ch.pipeline.addHandlers(makeHandlers())
+                    do {
+                        let sync = ch.pipeline.syncOperations
+                        try sync.addHandler(OutboundBackPressure())
+                        try sync.addHandlers(makeHandlers())
+                        // Under stress from the start: the session hears it before channelActive.
+                        if stressed { sync.fireUserInboundEventTriggered(ListenerStressEvent(on: true)) }
+                        return ch.eventLoop.makeSucceededVoidFuture()
+                    } catch {
+                        return ch.eventLoop.makeFailedFuture(error)
+                    }
                 }
                 .withConnectedSocket(conn)
                 .whenFailure { [self] e in
                     logger.error("cannot adopt connection: \(e)")
                     close(conn)
-                    connectionClosed()
+                    connectionClosed(role)
                 }
         }
     }
@@ -110,12 +144,31 @@ public final class WorkerServer: @unchecked Sendable {
     /// Sessions open now (tests, status).
     public var liveSessions: Int { lock.lock(); defer { lock.unlock() }; return live.count }
 
-    private func connectionClosed() {
+    /// The connection counts now (tests, status).
+    public var connections: ListenerAccounting { lock.lock(); defer { lock.unlock() }; return accounting }
+
+    private func connectionClosed(_ role: String) {
         lock.lock()
-        active -= 1
-        let finished = draining && active == 0
+        let change = accounting.release(role)
+        let finished = draining && accounting.total == 0
         lock.unlock()
+        announceStress(role, change)
         if finished { done.signal() }
+    }
+
+    /// Logs a role's stress mode beginning or ending and tells its live sessions.
+    private func announceStress(_ role: String, _ change: ListenerAccounting.StressChange) {
+        guard let on = change else { return }
+        lock.lock()
+        let sessions = live.values.filter { $0.role == role }.map(\.channel)
+        let n = accounting.byRole[role, default: 0], cap = accounting.roleCaps[role] ?? accounting.maxTotal
+        lock.unlock()
+        if on {
+            logger.notice("stress: \(role) has \(n) of \(cap) connections; idle timeouts shortened", metadata: ["role": "\(role)"])
+        } else {
+            logger.notice("stress ended: \(role) has \(n) of \(cap) connections", metadata: ["role": "\(role)"])
+        }
+        for ch in sessions { ch.pipeline.fireUserInboundEventTriggered(ListenerStressEvent(on: on)) }
     }
 
     public func storeLost() { drain(code: ExitStatus.tempFail.rawValue, why: "store connection lost") }
@@ -124,8 +177,8 @@ public final class WorkerServer: @unchecked Sendable {
         lock.lock()
         if draining { lock.unlock(); return }
         draining = true; exitCode = code
-        let idle = active == 0
-        let sessions = Array(live.values)
+        let idle = accounting.total == 0
+        let sessions = live.values.map(\.channel)
         lock.unlock()
         logger.notice("\(why): no new connections, finishing open sessions (up to \(grace)s)")
         // Tell every live session, so each can finish and say goodbye in its protocol's words.
@@ -133,7 +186,7 @@ public final class WorkerServer: @unchecked Sendable {
         if idle { done.signal() }
         DispatchQueue.global().asyncAfter(deadline: .now() + grace) { [self] in
             // RFC 5321 §3.8: a server that is shut down should send 421 before it closes.
-            lock.lock(); let left = Array(live.values); lock.unlock()
+            lock.lock(); let left = live.values.map(\.channel); lock.unlock()
             for ch in left { ch.pipeline.fireUserInboundEventTriggered(WorkerSessionEvent.shuttingDown) }
             DispatchQueue.global().asyncAfter(deadline: .now() + (left.isEmpty ? 0 : Self.goodbyeTime)) { [self] in done.signal() }
         }

@@ -24,7 +24,8 @@ public enum LMTPWorker {
             commandTimeout: .seconds(Int64(l.commandTimeout)), dataTimeout: .seconds(Int64(l.dataTimeout)))
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: config.master.shutdownGrace)
+        let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: config.master.shutdownGrace,
+                                  maxUnsentBytes: l.service.maxUnsentBytes)
         server.run(process: "lmtpd", listeners: contract.listeners, refusal: SMTPReply.tooManyConnections.encoded()) { rpc, _ in
             { [SMTPSessionHandler(settings: settings, services: RPCSMTPServices(rpc), logger: logger)] }
         }

@@ -30,7 +30,8 @@ public enum SMTPDWorker {
 
         let s = config.smtp
         let limits = SMTPLimits(s)
-        let limiter = ClientLimiter(maxConnectionsPerClient: s.maxConnectionsPerClient, maxFailures: s.authFailuresPerClient, window: s.authFailureWindow)
+        let limiter = ClientLimiter(maxConnectionsPerClient: s.maxConnectionsPerClient, maxFailures: s.authFailuresPerClient,
+                                    window: s.authFailureWindow, ipv6Prefix: s.ipv6ClientPrefix)
         func settings(_ role: SMTPRole, _ name: String) -> SessionSettings {
             var c = SMTPSessionConfig.smtpd(role: role, hostname: config.hostname, limits: limits,
                                             bareLinefeed: BareLinefeedPolicy(s.bareLinefeed), tlsAvailable: true)
@@ -38,11 +39,14 @@ public enum SMTPDWorker {
             c.requireTLSForAuth = true
             return SessionSettings(config: c, commandTimeout: .seconds(Int64(s.commandTimeout)), dataTimeout: .seconds(Int64(s.dataTimeout)),
                                    tls: tls, implicitTLS: role == .smtps, submission: role != .mta, showAuthUser: s.receivedShowsAuthUser,
-                                   limiter: limiter, listener: name, loopbackIsTrusted: s.plaintextAuthOnLoopback)
+                                   limiter: limiter, listener: name, loopbackIsTrusted: s.plaintextAuthOnLoopback,
+                                   stressCommandTimeout: .milliseconds(Int64(s.stressCommandTimeout * 1000)))
         }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let server = WorkerServer(group: group, logger: logger, maxConnections: s.service.maxConnections, grace: config.master.shutdownGrace)
+        let server = WorkerServer(group: group, logger: logger, maxConnections: s.service.maxConnections, grace: config.master.shutdownGrace,
+                                  maxUnsentBytes: s.service.maxUnsentBytes, roleCaps: s.roleMaxConnections,
+                                  stress: StressPolicy(threshold: s.stressThreshold))
         server.run(process: "smtpd", listeners: contract.listeners, refusal: SMTPReply.tooManyConnections.encoded(),
                    readyMetadata: ["certificates": "\(tls.certificates.map(\.servedFor).joined(separator: ","))"]) { rpc, name in
             guard let role = SMTPRole(rawValue: String(name.prefix { $0 != "@" })) else { logger.critical("unknown listener \(name)"); exit(ExitStatus.config) }

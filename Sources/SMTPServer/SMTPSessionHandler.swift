@@ -26,6 +26,7 @@ struct SessionSettings {
     var limiter: ClientLimiter? = nil
     var listener = "lmtp"
     var loopbackIsTrusted = true              // AUTH before TLS allowed from 127.0.0.1 / ::1
+    var stressCommandTimeout: TimeAmount? = nil   // while the role is under stress (ListenerStressEvent)
 }
 
 final class SMTPSessionHandler: ChannelInboundHandler {
@@ -47,6 +48,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var heldSlot = false
     var storeSession: UInt64 = 0              // after a successful AUTH
     var inputClosed = false                   // the client half-closed: answer what it sent, then close
+    var stressed = false                      // the listener role is under stress: short command timeout
+    var replies: ByteBuffer? = nil            // replies of the current batch of actions, not yet written
 
     init(settings: SessionSettings, services: SMTPServices, logger: Logger) {
         self.settings = settings; self.services = services; self.logger = logger
@@ -95,6 +98,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             closeIfDone(context)
             return
         }
+        if let e = event as? ListenerStressEvent {
+            stressed = e.on
+            if !closed && context.channel.isActive { armTimer(context) }
+            return
+        }
         // Draining: the session carries on (as Postfix's smtpd does across reload and stop).
         if case WorkerSessionEvent.draining = event { return }
         if case WorkerSessionEvent.shuttingDown = event {
@@ -136,7 +144,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func armTimer(_ context: ChannelHandlerContext) {
         idleTimer?.cancel()
         let inData = session?.isReadingData ?? false
-        let t = inData ? settings.dataTimeout : settings.commandTimeout
+        // Under stress (Postfix smtpd_timeout = ${stress?{10}:{300}}) a command is awaited less long.
+        let command = stressed ? min(settings.stressCommandTimeout ?? settings.commandTimeout, settings.commandTimeout) : settings.commandTimeout
+        let t = inData ? settings.dataTimeout : command
         idleTimer = context.eventLoop.scheduleTask(in: t) { [self] in
             guard !closed else { return }
             logger.notice("timeout after \(t.nanoseconds / 1_000_000_000)s \(inData ? "in DATA" : "waiting for a command") from \(clientAddress)")
@@ -145,9 +155,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
     }
 
-    /// While the engine waits (store, delay), stop reading so a pipelining client cannot make us buffer without bound.
+    /// While the engine waits (store, delay), stop reading so a pipelining client cannot make us
+    /// buffer without bound. The worker's OutboundBackPressure holds the reads (autoRead stays on),
+    /// so this never re-enables reading while the unsent output is over its bound.
     func setReading(_ context: ChannelHandlerContext, _ on: Bool) {
-        context.channel.setOption(ChannelOptions.autoRead, value: on).whenComplete { _ in }
+        context.triggerUserOutboundEvent(on ? SessionReading.resume : SessionReading.pause, promise: nil)
         if on { context.read() }
     }
 
@@ -168,6 +180,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     /// Stops the session: no more input is acted on; everything written so far goes out first.
     func flushAndClose(_ context: ChannelHandlerContext) {
+        writeReplies(context)
         closed = true
         idleTimer?.cancel()
         // Free the client's slot now: it may reconnect as soon as it reads our last reply.
@@ -177,13 +190,21 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Queues a reply; the replies of one batch of actions go out as one write (`writeReplies`),
+    /// so the unsent-output bound (max_unsent_bytes) is not dwarfed by per-write overhead.
     func send(_ context: ChannelHandlerContext, _ r: SMTPReply) {
-        var b = context.channel.allocator.buffer(capacity: 64)
-        b.writeBytes(r.encoded())
+        if replies == nil { replies = context.channel.allocator.buffer(capacity: 256) }
+        replies?.writeBytes(r.encoded())
+    }
+
+    func writeReplies(_ context: ChannelHandlerContext) {
+        guard let b = replies else { return }
+        replies = nil
         context.write(wrapOutboundOut(b), promise: nil)
     }
 
     func perform(_ context: ChannelHandlerContext, _ actions: [SMTPAction]) {
+        defer { writeReplies(context) }
         for a in actions {
             guard !closed else { return }
             switch a {
@@ -237,6 +258,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     resume(context, session.delayElapsed())
                 }
             case .startTLS:
+                writeReplies(context)      // the 220 goes out in plaintext, before TLS
                 guard let tls = settings.tls else { closed = true; context.close(promise: nil); return }
                 startTLS(from: context, context: tls, reply: context.channel.allocator.buffer(capacity: 0), logger: logger)
                     .whenFailure { [self] e in

@@ -109,3 +109,44 @@ final class LookupProtocolTests: XCTestCase {
         }
     }
 }
+
+/// The front-of-buffer decoders say how much they used, on any collection (a ByteBuffer's view
+/// starts at its reader index, not at 0).
+final class LookupPrefixDecodeTests: XCTestCase {
+    let limits = LookupLimits(maxKeyLength: 64, maxRequestLength: 128)
+
+    func testTCPTableConsumedCounts() {
+        let bytes = Array("xxget a\r\nget b\n".utf8)[2...]        // a slice starting at 2
+        var d = false
+        let (r, n) = TCPTable.decode(prefixOf: bytes, discarding: &d, limits: limits)
+        XCTAssertEqual(r, .request(.get("a")))
+        XCTAssertEqual(n, 7)
+        let (r2, n2) = TCPTable.decode(prefixOf: bytes.dropFirst(n), discarding: &d, limits: limits)
+        XCTAssertEqual(r2, .request(.get("b")))
+        XCTAssertEqual(n2, 6)
+        XCTAssertEqual(TCPTable.decode(prefixOf: Array("get c".utf8), discarding: &d, limits: limits).consumed, 0)
+    }
+
+    func testTCPTableDiscardingConsumesWhatItSwallows() {
+        var d = false
+        let long = Array(repeating: UInt8(ascii: "x"), count: 200)
+        let (r, n) = TCPTable.decode(prefixOf: long, discarding: &d, limits: limits)
+        XCTAssertEqual(r, .invalid("request too long")); XCTAssertEqual(n, 200); XCTAssertTrue(d)
+        let (r2, n2) = TCPTable.decode(prefixOf: Array("xx\nget a\n".utf8), discarding: &d, limits: limits)
+        XCTAssertEqual(r2, .request(.get("a"))); XCTAssertEqual(n2, 9); XCTAssertFalse(d)
+    }
+
+    func testSocketMapConsumedCounts() {
+        let bytes = Array("12:recipients a,4:ab".utf8)
+        let (r, n) = SocketMap.decode(prefixOf: bytes, limits: limits)
+        XCTAssertEqual(r, .request(.init(map: "recipients", key: "a")))
+        XCTAssertEqual(n, 16)
+        XCTAssertEqual(SocketMap.decode(prefixOf: bytes[16...], limits: limits).consumed, 0)
+        XCTAssertEqual(SocketMap.decode(prefixOf: Array("2:ab,".utf8), limits: limits).0, .invalid("no map name"))
+        XCTAssertEqual(SocketMap.decode(prefixOf: Array("2:ab,".utf8), limits: limits).consumed, 5)
+    }
+
+    func testMaxBufferedRequest() {
+        XCTAssertEqual(LookupLimits(maxKeyLength: 1, maxRequestLength: 4096).maxBufferedRequest, 4096 + 12)
+    }
+}

@@ -16,13 +16,17 @@ final class GlueHarness {
     private(set) var greeting = ""
 
     /// `client`: the peer's IP address (nil: EmbeddedChannel's own connect address).
-    init(_ config: SMTPSessionConfig, client: String? = "192.0.2.7") throws {
+    /// `stressTimeout`: the command timeout under stress; `front`: handlers before the glue
+    /// (the worker's OutboundBackPressure).
+    init(_ config: SMTPSessionConfig, client: String? = "192.0.2.7", stressTimeout: TimeAmount? = nil,
+         front: [ChannelHandler] = []) throws {
         let loop = EmbeddedEventLoop()
         services = FakeSMTPServices(loop: loop)
-        let settings = SessionSettings(config: config, commandTimeout: .seconds(300), dataTimeout: .seconds(600))
+        var settings = SessionSettings(config: config, commandTimeout: .seconds(300), dataTimeout: .seconds(600))
+        settings.stressCommandTimeout = stressTimeout
         let handler = SMTPSessionHandler(settings: settings, services: services,
                                          logger: Logger(label: "SMTPServerTests", factory: { _ in SwiftLogNoOpLogHandler() }))
-        channel = EmbeddedChannel(handler: handler, loop: loop)
+        channel = EmbeddedChannel(handlers: front + [handler], loop: loop)
         if let client { channel.remoteAddress = try SocketAddress(ipAddress: client, port: 40000) }
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 25)).wait()
         greeting = try output()
