@@ -1,0 +1,135 @@
+# Message bodies stream to the store (issue 9 point 3): ten unfinished 40 MiB LMTP DATA
+# sessions cost lmtpd and the store together less than 64 MiB of resident memory; a finished
+# one arrives byte-exact; abandoned ones leave no temporary file in the data dir's tmp.
+import fcntl
+import os
+import socket
+import struct
+import termios
+import time
+
+from conftest import header_value, strip_trace_headers, wait_for
+
+SESSIONS = 10
+BODY_MIB = 40
+MAX_RSS_GROWTH_MIB = 64
+BLOCK = 1 << 20                      # the client writes the body a MiB at a time
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def unread_bytes(sock):
+    """Bytes written to a unix stream socket that the peer has not read yet (SIOCOUTQ)."""
+    buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0))
+    return struct.unpack("i", buf)[0]
+
+
+class RawLMTP:
+    """A bare LMTP client on the unix socket: smtplib would want to send the whole body at once."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(120)
+        self.sock.connect(path)
+        self.buf = b""
+        assert self.reply()[0] == 220
+
+    def reply(self):
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                data = self.sock.recv(65536)
+                assert data, f"connection closed; replies so far {lines!r}"
+                self.buf += data
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line)
+            if line[3:4] != b"-":
+                return int(line[:3]), lines
+
+    def command(self, text):
+        self.sock.sendall(text.encode() + b"\r\n")
+        return self.reply()
+
+    def close(self):
+        self.sock.close()
+
+
+def body_block(seq):
+    """One MiB of 80-byte lines, numbered so a misplaced block shows."""
+    line_count = BLOCK // 80
+    return b"".join(b"%06d %06d " % (seq, i) + b"x" * 64 + b"\r\n" for i in range(line_count))
+
+
+def message_blocks():
+    head = b"From: big@example.org\r\nSubject: forty megabytes\r\nMessage-ID: <mem-40@test.example.org>\r\n\r\n"
+    blocks = [body_block(i) for i in range(BODY_MIB)]
+    blocks[0] = head + blocks[0][len(head):]
+    return blocks
+
+
+def tmp_files(p):
+    d = os.path.join(p.data_dir, "tmp")
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def test_unfinished_bodies_do_not_sit_in_memory(make_postern):
+    p = make_postern(name="mem", lmtp_extra=f"max_message_size = {(BODY_MIB + 8) << 20}\ndata_timeout = 900")
+    (lmtpd,) = p.pids("lmtp")
+    store = p.store_pid()
+    # One small delivery first, so both sides have their steady-state buffers.
+    assert p.deliver(["alice@example.test"], b"Subject: warm-up\r\n\r\nhi\r\n")[1][0][0] == 250
+    time.sleep(0.5)
+    before_each = (vm_rss_kib(lmtpd), vm_rss_kib(store))
+    before = sum(before_each)
+
+    blocks = message_blocks()
+    sessions = []
+    for _ in range(SESSIONS):
+        c = RawLMTP(p.lmtp_socket)
+        assert c.command("LHLO client.example.org")[0] == 250
+        assert c.command("MAIL FROM:<big@example.org>")[0] == 250
+        assert c.command("RCPT TO:<alice@example.test>")[0] == 250
+        assert c.command("DATA")[0] == 354
+        for b in blocks:
+            c.sock.sendall(b)
+        sessions.append(c)
+    # Everything sent has been read by lmtpd, then give the store time to take what lmtpd sent.
+    wait_for(lambda: all(unread_bytes(c.sock) == 0 for c in sessions), 120, interval=0.2, what="lmtpd to read the bodies")
+    samples = []
+
+    def settled():
+        samples.append(vm_rss_kib(lmtpd) + vm_rss_kib(store))
+        return len(samples) >= 4 and max(samples[-4:]) - min(samples[-4:]) < 1024
+    wait_for(settled, 60, interval=0.5, what="resident memory to settle")
+    after = max(samples[-4:])
+    growth_mib = (after - before) / 1024
+    print(f"lmtpd+store VmRSS: before {before // 1024} MiB, after {after // 1024} MiB, growth {growth_mib:.1f} MiB "
+          f"for {SESSIONS} unfinished {BODY_MIB} MiB bodies (lmtpd {before_each[0] // 1024} -> {vm_rss_kib(lmtpd) // 1024} MiB, "
+          f"store {before_each[1] // 1024} -> {vm_rss_kib(store) // 1024} MiB)")
+    assert growth_mib < MAX_RSS_GROWTH_MIB, f"bodies held in memory: +{growth_mib:.1f} MiB"
+
+    # One session finishes: the message arrives byte-exact.
+    first = sessions.pop(0)
+    first.sock.sendall(b".\r\n")
+    code, lines = first.reply()
+    assert code == 250, lines
+    assert first.command("QUIT")[0] == 221
+    first.close()
+    found = [m for m in p.export("alice@example.test") if header_value(m, "Message-ID") == "<mem-40@test.example.org>"]
+    assert len(found) == 1, f"found {len(found)} copies"
+    got = strip_trace_headers(found[0])[2]
+    want = b"".join(blocks)
+    assert len(got) == len(want)
+    assert got == want
+
+    # The others are abandoned mid-body: their staged bodies go with the connections.
+    for c in sessions:
+        c.close()
+    wait_for(lambda: tmp_files(p) == [], 30, interval=0.2, what=f"temporary files to go (left: {tmp_files(p)})")
+    assert p.inbox_count("alice@example.test") == 2
