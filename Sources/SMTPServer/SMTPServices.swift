@@ -52,13 +52,3 @@ protocol SMTPDelivery: AnyObject {
     /// the store discards what it received.
     func abort()
 }
-
-extension SMTPServices {
-    /// Delivers a whole body at once (tests, small messages).
-    func deliver(sender: String, recipients: [String], body: ByteBuffer,
-                 storeSession: UInt64) -> EventLoopFuture<[RecipientDeliveryStatus]> {
-        let d = beginDelivery(sender: sender, recipients: recipients, storeSession: storeSession)
-        _ = d.send(body)
-        return d.end()
-    }
-}

@@ -1,8 +1,10 @@
 # Message bodies stream to the store (issue 9 point 3): ten unfinished 40 MiB LMTP DATA
 # sessions cost lmtpd and the store together less than 64 MiB of resident memory; a finished
-# one arrives byte-exact; abandoned ones leave no temporary file in the data dir's tmp.
+# one arrives byte-exact; abandoned ones — or ones whose lmtpd or store is killed -9 — leave no
+# temporary file in the data dir's tmp.
 import fcntl
 import os
+import signal
 import socket
 import struct
 import termios
@@ -133,3 +135,42 @@ def test_unfinished_bodies_do_not_sit_in_memory(make_postern):
         c.close()
     wait_for(lambda: tmp_files(p) == [], 30, interval=0.2, what=f"temporary files to go (left: {tmp_files(p)})")
     assert p.inbox_count("alice@example.test") == 2
+
+
+def start_unfinished(p, mib):
+    """An LMTP session that has sent `mib` MiB of body and no final dot."""
+    c = RawLMTP(p.lmtp_socket)
+    assert c.command("LHLO client.example.org")[0] == 250
+    assert c.command("MAIL FROM:<big@example.org>")[0] == 250
+    assert c.command("RCPT TO:<alice@example.test>")[0] == 250
+    assert c.command("DATA")[0] == 354
+    for i in range(mib):
+        c.sock.sendall(body_block(i))
+    return c
+
+
+def test_kill_9_mid_body_leaves_no_staged_file(make_postern):
+    # DESIGN §3: kill -9 of any process mid-body leaves no half message. lmtpd killed: the
+    # store sees the connection go and discards the staged bodies; the store killed: its
+    # start-up sweep clears them.
+    from test_crash import wait_restarted, wait_store_serving
+    p = make_postern(name="memkill")
+    sessions = [start_unfinished(p, 4) for _ in range(2)]
+    wait_for(lambda: len(tmp_files(p)) == 2, 30, interval=0.1, what="two staged bodies")
+    lmtp_pid = p.pids("lmtp")[0]
+    os.kill(lmtp_pid, signal.SIGKILL)
+    wait_for(lambda: tmp_files(p) == [], 30, interval=0.1, what=f"staged bodies to go (left: {tmp_files(p)})")
+    for c in sessions:
+        c.close()
+    wait_restarted(p, "lmtp", lmtp_pid)
+
+    c = start_unfinished(p, 4)
+    wait_for(lambda: len(tmp_files(p)) == 1, 30, interval=0.1, what="a staged body")
+    store_pid, lmtp_pid = p.store_pid(), p.pids("lmtp")[0]
+    os.kill(store_pid, signal.SIGKILL)
+    wait_store_serving(p, store_pid, lmtp_pid)
+    c.close()
+    assert tmp_files(p) == []
+    assert p.inbox_count("alice@example.test") == 0
+    assert p.deliver(["alice@example.test"], b"Subject: after\r\n\r\nhi\r\n")[1][0][0] == 250
+    assert p.inbox_count("alice@example.test") == 1
