@@ -1,5 +1,6 @@
-# Message bodies stream to the store (issue 9 point 3): ten unfinished 40 MiB LMTP DATA
-# sessions cost lmtpd and the store together less than 64 MiB of resident memory; a finished
+# Message bodies stream to the store (issue 9 point 3): ten unfinished 40 MiB DATA sessions
+# (LMTP, and SMTP on the MTA port) cost the worker and the store together less than 64 MiB
+# of resident memory; a finished
 # one arrives byte-exact; abandoned ones — or ones whose lmtpd or store is killed -9 — leave no
 # temporary file in the data dir's tmp.
 import fcntl
@@ -10,7 +11,9 @@ import struct
 import termios
 import time
 
-from conftest import header_value, strip_trace_headers, wait_for
+import pytest
+
+from conftest import free_port, header_value, strip_trace_headers, wait_for
 
 SESSIONS = 10
 BODY_MIB = 40
@@ -33,12 +36,14 @@ def unread_bytes(sock):
 
 
 class RawLMTP:
-    """A bare LMTP client on the unix socket: smtplib would want to send the whole body at once."""
+    """A bare LMTP (unix socket path) or SMTP ((host, port)) client: smtplib would want to
+    send the whole body at once."""
 
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def __init__(self, address):
+        family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(120)
-        self.sock.connect(path)
+        self.sock.connect(address)
         self.buf = b""
         assert self.reply()[0] == 220
 
@@ -80,39 +85,62 @@ def tmp_files(p):
     return sorted(os.listdir(d)) if os.path.isdir(d) else []
 
 
-def test_unfinished_bodies_do_not_sit_in_memory(make_postern):
-    p = make_postern(name="mem", lmtp_extra=f"max_message_size = {(BODY_MIB + 8) << 20}\ndata_timeout = 900")
-    (lmtpd,) = p.pids("lmtp")
+def open_session(address, hello):
+    c = RawLMTP(address)
+    assert c.command(f"{hello} client.example.org")[0] == 250
+    return c
+
+
+@pytest.mark.parametrize("proto", ["lmtp", "smtp"])
+def test_unfinished_bodies_do_not_sit_in_memory(make_postern, proto):
+    limits = f"max_message_size = {(BODY_MIB + 8) << 20}\ndata_timeout = 900\n"
+    if proto == "lmtp":
+        p = make_postern(name="mem", lmtp_extra=limits)
+        address, hello = p.lmtp_socket, "LHLO"
+    else:
+        port = free_port()
+        p = make_postern(name="memsmtp", smtp_section=f'[smtp]\nmta = ["127.0.0.1:{port}"]\nsubmission = []\nsmtps = []\n'
+                                                      + limits + "max_connections_per_client = 100\n")
+        address, hello = ("127.0.0.1", port), "EHLO"
+    workers = p.pids(proto)
     store = p.store_pid()
-    # One small delivery first, so both sides have their steady-state buffers.
-    assert p.deliver(["alice@example.test"], b"Subject: warm-up\r\n\r\nhi\r\n")[1][0][0] == 250
+
+    def worker_rss():
+        return sum(vm_rss_kib(w) for w in workers)
+    # One small delivery per worker process first, so each side has its steady-state buffers.
+    for _ in workers:
+        c = open_session(address, hello)
+        assert c.command("MAIL FROM:<big@example.org>")[0] == 250
+        assert c.command("RCPT TO:<alice@example.test>")[0] == 250
+        assert c.command("DATA")[0] == 354
+        assert c.command("Subject: warm-up\r\n\r\nhi\r\n.")[0] == 250
+        c.close()
     time.sleep(0.5)
-    before_each = (vm_rss_kib(lmtpd), vm_rss_kib(store))
+    before_each = (worker_rss(), vm_rss_kib(store))
     before = sum(before_each)
 
     blocks = message_blocks()
     sessions = []
     for _ in range(SESSIONS):
-        c = RawLMTP(p.lmtp_socket)
-        assert c.command("LHLO client.example.org")[0] == 250
+        c = open_session(address, hello)
         assert c.command("MAIL FROM:<big@example.org>")[0] == 250
         assert c.command("RCPT TO:<alice@example.test>")[0] == 250
         assert c.command("DATA")[0] == 354
         for b in blocks:
             c.sock.sendall(b)
         sessions.append(c)
-    # Everything sent has been read by lmtpd, then give the store time to take what lmtpd sent.
-    wait_for(lambda: all(unread_bytes(c.sock) == 0 for c in sessions), 120, interval=0.2, what="lmtpd to read the bodies")
+    # Everything sent has been read by the worker; then give the store time to take what it sent.
+    wait_for(lambda: all(unread_bytes(c.sock) == 0 for c in sessions), 120, interval=0.2, what="the worker to read the bodies")
     samples = []
 
     def settled():
-        samples.append(vm_rss_kib(lmtpd) + vm_rss_kib(store))
+        samples.append(worker_rss() + vm_rss_kib(store))
         return len(samples) >= 4 and max(samples[-4:]) - min(samples[-4:]) < 1024
     wait_for(settled, 60, interval=0.5, what="resident memory to settle")
     after = max(samples[-4:])
     growth_mib = (after - before) / 1024
-    print(f"lmtpd+store VmRSS: before {before // 1024} MiB, after {after // 1024} MiB, growth {growth_mib:.1f} MiB "
-          f"for {SESSIONS} unfinished {BODY_MIB} MiB bodies (lmtpd {before_each[0] // 1024} -> {vm_rss_kib(lmtpd) // 1024} MiB, "
+    print(f"{proto}d ({len(workers)}) + store VmRSS: before {before // 1024} MiB, after {after // 1024} MiB, growth {growth_mib:.1f} MiB "
+          f"for {SESSIONS} unfinished {BODY_MIB} MiB bodies ({proto}d {before_each[0] // 1024} -> {worker_rss() // 1024} MiB, "
           f"store {before_each[1] // 1024} -> {vm_rss_kib(store) // 1024} MiB)")
     assert growth_mib < MAX_RSS_GROWTH_MIB, f"bodies held in memory: +{growth_mib:.1f} MiB"
 
@@ -134,7 +162,7 @@ def test_unfinished_bodies_do_not_sit_in_memory(make_postern):
     for c in sessions:
         c.close()
     wait_for(lambda: tmp_files(p) == [], 30, interval=0.2, what=f"temporary files to go (left: {tmp_files(p)})")
-    assert p.inbox_count("alice@example.test") == 2
+    assert p.inbox_count("alice@example.test") == 1 + len(workers)
 
 
 def start_unfinished(p, mib):
