@@ -25,7 +25,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case hello = 1, helloOK = 2, error = 3, ok = 4, streamCredit = 5
     // delivery: Messages+Delivery.swift
     case lookupRecipient = 10, recipient = 11, lookup = 12, lookupResult = 13, senderLogins = 14
-    case deliverBegin = 20, deliverChunk = 21, deliverEnd = 22, deliverResult = 23
+    case deliverBegin = 20, deliverChunk = 21, deliverEnd = 22, deliverResult = 23, deliverAbort = 24
     // accounts: Messages+Accounts.swift
     case authenticate = 30, session = 31, sessionEnd = 32
     case mailboxList = 40, mailboxes = 41
@@ -64,6 +64,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .deliverChunk: return DeliverChunk.self
         case .deliverEnd: return DeliverEnd.self
         case .deliverResult: return DeliverResult.self
+        case .deliverAbort: return DeliverAbort.self
         case .authenticate: return Authenticate.self
         case .session: return SessionOpened.self
         case .sessionEnd: return SessionEnd.self

@@ -6,7 +6,9 @@
 //   SenderLogins(address)                     → Names(logins)               smtpd
 //   DeliverBegin(sender, recipients, session) ┐ one request id; the body in DeliverChunk frames; with
 //   DeliverChunk(bytes)*                      │ a session (smtpd after AUTH) remote recipients are queued
-//   DeliverEnd                                ┘ → DeliverResult([status])   lmtpd smtpd
+//   DeliverEnd                                ┤ → DeliverResult([status])   lmtpd smtpd
+//   DeliverAbort                              ┘ instead of DeliverEnd: the store discards the body; no reply
+//                                               (RSET mid-BDAT, size exceeded, client gone, timeout)
 import NIOCore
 import LookupProtocol
 
@@ -91,6 +93,15 @@ public struct DeliverChunk: RPCRequest {
 public struct DeliverEnd: RPCRequest, EmptyMessage {
     public typealias Reply = DeliverResult
     public static let type = MessageType.deliverEnd
+    public static let roles: Set<Role> = .workersThatDeliver
+    public init() {}
+}
+
+/// Ends a delivery without delivering: the store discards what it staged of the body. No
+/// reply is sent (the worker has stopped waiting); `Reply` names the delivery's reply type.
+public struct DeliverAbort: RPCRequest, EmptyMessage {
+    public typealias Reply = DeliverResult
+    public static let type = MessageType.deliverAbort
     public static let roles: Set<Role> = .workersThatDeliver
     public init() {}
 }

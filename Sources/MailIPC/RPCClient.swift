@@ -1,6 +1,6 @@
 // The worker side of the store connection on NIO: one table of pending requests keyed by
-// request id, typed replies (`call(x)` returns `X.Reply`), streamed replies received with a
-// credit window, events (id 0) to a callback, and every pending request failed if the store goes.
+// request id, typed replies (`call(x)` returns `X.Reply`), deliveries streamed as their body
+// arrives (RPCDelivery), streamed replies received with a credit window, events (id 0) to a callback, and every pending request failed if the store goes.
 import NIOCore
 import NIOPosix
 
@@ -49,17 +49,25 @@ public final class RPCClient: @unchecked Sendable {
 
     /// Delivers one message: begin, the body in chunks, end; returns a status per recipient.
     public func deliver(_ begin: DeliverBegin, body: ByteBuffer) -> EventLoopFuture<[RecipientStatus]> {
-        var frames = [begin.frame(requestID: 0)]
-        var b = body
-        while b.readableBytes > 0 { frames.append(DeliverChunk(b.readSlice(length: min(RPCLimits.chunkSize, b.readableBytes))!).frame(requestID: 0)) }
-        frames.append(DeliverEnd().frame(requestID: 0))
-        let n = begin.recipients.count
-        return send(frames).flatMapThrowing { f in
-            let r = try RPCError.reply(f, as: DeliverResult.self)
-            guard r.statuses.count == n else { throw RPCError("delivery reply has \(r.statuses.count) statuses for \(n) recipients", code: .internal) }
-            return r.statuses
-        }
+        let d = beginDelivery(begin)
+        _ = d.send(body)
+        return d.end()
     }
+
+    /// Starts a delivery whose body is sent as it arrives (DESIGN §2: bulk bytes stream as
+    /// begin/chunk/end under one request id); see RPCDelivery.
+    public func beginDelivery(_ begin: DeliverBegin) -> RPCDelivery {
+        let d = RPCDelivery(client: self, recipients: begin.recipients.count)
+        d.onLoop { [handler, channel] in
+            guard channel.isActive else { return d.promise.fail(RPCError.connectionLost) }
+            d.id = handler.register(.single(d.promise))
+            channel.writeAndFlush(begin.frame(requestID: d.id), promise: nil)
+        }
+        return d
+    }
+
+    /// Forgets a pending request (its reply, if one comes, is ignored); returns whether it was pending.
+    fileprivate func forget(_ id: UInt32) -> Bool { handler.unregister(id) }
 
     /// A streamed request: `onItem` gets every item in order; the future it returns says when
     /// the item has been consumed, and only consumed items free window for more (DESIGN §2),
@@ -98,6 +106,71 @@ public final class RPCClient: @unchecked Sendable {
     }
 
     public func close() { channel.close(promise: nil) }
+}
+
+/// One delivery in progress: `send` body bytes in order, then `end` (or `abort`). Calls may come
+/// from any thread; the calls of one delivery must come from one thread (they keep their order).
+public final class RPCDelivery: @unchecked Sendable {
+    let client: RPCClient
+    let recipients: Int
+    let promise: EventLoopPromise<Frame>
+    var id: UInt32 = 0                    // 0 until registered, on the client's loop
+    private var finished = false          // the store answered, or the delivery was aborted
+    private var ended = false             // DeliverEnd sent: the outcome is the store's now
+
+    init(client: RPCClient, recipients: Int) {
+        self.client = client; self.recipients = recipients
+        promise = client.channel.eventLoop.makePromise(of: Frame.self)
+        promise.futureResult.whenComplete { [self] _ in finished = true }
+    }
+
+    func onLoop(_ f: @escaping () -> Void) {
+        let loop = client.channel.eventLoop
+        if loop.inEventLoop { f() } else { loop.execute(f) }
+    }
+
+    /// Sends body bytes (in frames of at most RPCLimits.chunkSize). The future completes when
+    /// they are written to the socket — the caller's back-pressure: read no more from the
+    /// client until it completes. It fails once the store has answered (refused) or the
+    /// connection is gone; `end` then tells why.
+    public func send(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
+        let written = client.channel.eventLoop.makePromise(of: Void.self)
+        onLoop { [self] in
+            guard !finished, id != 0, client.channel.isActive else { return written.fail(RPCError.connectionLost) }
+            var b = bytes
+            guard b.readableBytes > 0 else { return written.succeed(()) }
+            while b.readableBytes > 0 {
+                let chunk = DeliverChunk(b.readSlice(length: min(RPCLimits.chunkSize, b.readableBytes))!)
+                client.channel.write(chunk.frame(requestID: id), promise: b.readableBytes == 0 ? written : nil)
+            }
+            client.channel.flush()
+        }
+        return written.futureResult
+    }
+
+    /// Ends the body; the store answers with one status per recipient, after the message is durable.
+    public func end() -> EventLoopFuture<[RecipientStatus]> {
+        onLoop { [self] in
+            guard !finished, !ended, id != 0 else { return }
+            ended = true
+            client.channel.writeAndFlush(DeliverEnd().frame(requestID: id), promise: nil)
+        }
+        let n = recipients
+        return promise.futureResult.flatMapThrowing { f in
+            let r = try RPCError.reply(f, as: DeliverResult.self)
+            guard r.statuses.count == n else { throw RPCError("delivery reply has \(r.statuses.count) statuses for \(n) recipients", code: .internal) }
+            return r.statuses
+        }
+    }
+
+    /// Gives the delivery up: the store discards what it received. Does nothing after `end`.
+    public func abort() {
+        onLoop { [self] in
+            guard id != 0, !ended, client.forget(id) else { return }
+            client.channel.writeAndFlush(DeliverAbort().frame(requestID: id), promise: nil)
+            promise.fail(RPCError("delivery aborted", code: .internal))
+        }
+    }
 }
 
 /// The receiving end of one streamed reply: hands items on, grants credit as they are consumed.
@@ -154,6 +227,8 @@ final class RPCClientHandler: ChannelInboundHandler, @unchecked Sendable {
         pending[nextID] = p
         return nextID
     }
+
+    func unregister(_ id: UInt32) -> Bool { pending.removeValue(forKey: id) != nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let f = unwrapInboundIn(data)

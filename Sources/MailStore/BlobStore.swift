@@ -1,6 +1,7 @@
 // Immutable message bodies addressed by SHA-256 (DESIGN §3). Files under <data>/blobs/xx/<hex>,
 // written to <data>/tmp then renamed, so a blob file is always whole. Durability is the caller's
 // batch: `sync()` (one syncfs per group commit) makes every written blob and rename durable.
+// A body being received is staged in <data>/tmp chunk by chunk (StagedBlob), then adopted.
 import Foundation
 import COpenSSL
 import CMailShims
@@ -13,6 +14,11 @@ public protocol BlobStore: Sendable {
     func sync() throws
     func allHashes() throws -> [[UInt8]]
     func clearTemporaries() throws -> Int
+    /// A new empty temporary file for a body being received.
+    func stage() throws -> StagedBlob
+    /// Moves a finished staged body into place as blob `hash`; when that blob exists already
+    /// (dedup) the staged file is dropped instead. Durable after the next `sync()`.
+    func adopt(_ staged: StagedBlob, as hash: [UInt8]) throws
 }
 
 public enum SHA256Digest {
@@ -129,9 +135,109 @@ public final class FileBlobStore: BlobStore, @unchecked Sendable {
         return out
     }
 
+    public func stage() throws -> StagedBlob {
+        try StagedBlob(path: "\(tmp)/staged.\(UInt64.random(in: 0...UInt64.max))")
+    }
+
+    public func adopt(_ staged: StagedBlob, as hash: [UInt8]) throws {
+        let dest = path(hash)
+        if access(dest, F_OK) == 0 { staged.discard(); return }   // dedup: same content already stored
+        try staged.moveTo(dest)
+    }
+
     public func clearTemporaries() throws -> Int {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? []
         for n in names { unlink(tmp + "/" + n) }
         return names.count
+    }
+}
+
+/// A body being received, in a temporary file of the blob store (DESIGN §3): each `append`
+/// opens the file, writes, closes (no descriptor is held between chunks, so many slow senders
+/// cannot exhaust the store's descriptors) and feeds an incremental SHA-256. Only the digest
+/// state is in memory. Discarded explicitly, when adopted as a blob, or when released.
+public final class StagedBlob: StagedBody, @unchecked Sendable {
+    public let path: String
+    private let lock = NSLock()
+    private var bytes = 0
+    private var digest: OpaquePointer?          // EVP_MD_CTX, until `finish`
+    private var hash: [UInt8]? = nil
+    private var gone = false                    // discarded or moved into place
+
+    init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd < 0 { gone = true; throw BlobStoreError("create", path) }
+        close(fd)
+        digest = EVP_MD_CTX_new()
+        guard digest != nil, EVP_DigestInit_ex(digest, EVP_sha256(), nil) == 1 else {
+            unlink(path); gone = true
+            throw BlobStoreError("sha256 init", path, ENOMEM)
+        }
+    }
+
+    deinit {
+        EVP_MD_CTX_free(digest)
+        if !gone { unlink(path) }
+    }
+
+    public var size: Int { lock.lock(); defer { lock.unlock() }; return bytes }
+
+    public func append(_ buf: UnsafeRawBufferPointer) throws {
+        lock.lock(); defer { lock.unlock() }
+        guard !gone, hash == nil else { throw BlobStoreError("append to finished body", path, EINVAL) }
+        guard buf.count > 0 else { return }
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        if fd < 0 { throw BlobStoreError("open", path) }
+        var off = 0
+        while off < buf.count {
+            let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
+            if n < 0 { if errno == EINTR { continue }; let e = errno; close(fd); throw BlobStoreError("write", path, e) }
+            off += n
+        }
+        if close(fd) != 0 { throw BlobStoreError("close", path) }
+        EVP_DigestUpdate(digest, buf.baseAddress, buf.count)
+        bytes += buf.count
+    }
+
+    /// Ends the body: its SHA-256 (the same answer on every call; no append after it).
+    public func finish() throws -> [UInt8] {
+        lock.lock(); defer { lock.unlock() }
+        if let h = hash { return h }
+        guard !gone else { throw BlobStoreError("finish a discarded body", path, EINVAL) }
+        var out = [UInt8](repeating: 0, count: 32)
+        var len: UInt32 = 0
+        guard EVP_DigestFinal_ex(digest, &out, &len) == 1 else { throw BlobStoreError("sha256", path, EIO) }
+        hash = out
+        return out
+    }
+
+    /// Runs `body` over the staged bytes, mapped read-only (nothing is copied into memory).
+    public func withMappedBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        let n = size
+        guard n > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw BlobStoreError("open", path) }
+        defer { close(fd) }
+        guard let p = mmap(nil, n, PROT_READ, MAP_PRIVATE, fd, 0), p != UnsafeMutableRawPointer(bitPattern: -1) else {
+            throw BlobStoreError("mmap", path)
+        }
+        defer { munmap(p, n) }
+        return try body(UnsafeRawBufferPointer(start: p, count: n))
+    }
+
+    public func discard() {
+        lock.lock(); defer { lock.unlock() }
+        guard !gone else { return }
+        gone = true
+        unlink(path)
+    }
+
+    /// Renames the file to `dest` (the blob store's adopt).
+    func moveTo(_ dest: String) throws {
+        lock.lock(); defer { lock.unlock() }
+        guard !gone else { throw BlobStoreError("adopt a discarded body", path, EINVAL) }
+        if rename(path, dest) != 0 { throw BlobStoreError("rename", dest) }
+        gone = true
     }
 }

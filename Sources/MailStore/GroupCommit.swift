@@ -9,7 +9,11 @@ import GRDB
 struct PendingDelivery: @unchecked Sendable {
     var sender: String
     var resolutions: [Resolution]
-    var body: [UInt8]
+    /// The bytes, when in memory (always for bodies of at most `inlineMax`); else `staged`.
+    var body: [UInt8]?
+    /// A body received into a temporary file, adopted as its blob by the commit.
+    var staged: StagedBlob?
+    var size: Int
     var hash: [UInt8]
     var info: [UInt8]
     var date: Int64
@@ -47,14 +51,17 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     private func commit(_ batch: [PendingDelivery]) {
+        // Staged bodies not adopted (nothing to deliver, or a failed batch) go with the batch.
+        defer { for d in batch { d.staged?.discard() } }
         var outcomes: [DeliveryOutcome] = []
         do {
             var wroteFiles = false
             for d in batch where d.resolutions.contains(where: { if case .deliver = $0 { return true } else { return false } }) {
                 // Every accepted message has a body: local copies and queue entries both reference it.
                 // Small ones go into the transaction below; larger ones are blob files synced first.
-                guard d.body.count > store.inlineMax else { continue }
-                try d.body.withUnsafeBytes { try store.blobs.write(d.hash, $0) }
+                guard d.size > store.inlineMax else { continue }
+                if let s = d.staged { try store.blobs.adopt(s, as: d.hash) }
+                else { try d.body!.withUnsafeBytes { try store.blobs.write(d.hash, $0) } }
                 wroteFiles = true
             }
             if wroteFiles { try store.blobs.sync() }

@@ -111,8 +111,26 @@ public protocol AccountStore: AnyObject, Sendable {
     func hasCatchAll(domain: String) throws -> Bool
 }
 
+/// A message body being received (DESIGN §3): appended as it arrives to a temporary file,
+/// never held whole in memory; it becomes the stored body through `deliver(…staged:…)` or is
+/// discarded. Temporary files that outlive their process are cleared by `sweep`.
+public protocol StagedBody: AnyObject, Sendable {
+    /// Bytes appended so far.
+    var size: Int { get }
+    /// Appends the next bytes of the body (calls one at a time, in body order).
+    func append(_ bytes: UnsafeRawBufferPointer) throws
+    /// Drops the body and its temporary file; idempotent, and harmless after a delivery took it.
+    func discard()
+}
+
 /// Durable delivery (DESIGN §3).
 public protocol DeliveryStore: AnyObject, Sendable {
+    /// A new, empty staged body for `deliver(…staged:…)`.
+    func stageBody() throws -> any StagedBody
+    /// `deliver(…body:…)` with a body staged by this store's `stageBody()`. The delivery takes the
+    /// staged body over: it becomes the stored body, or is discarded when the delivery fails.
+    func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?,
+                 completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
     /// `completion` runs after blob and metadata are fsynced. With a `submitter` (an
     /// authenticated submission) the sender must be one of the user's `senderLogins` and remote
     /// recipients are queued for outbound delivery; without one, only local recipients are

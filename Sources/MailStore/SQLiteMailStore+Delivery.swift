@@ -1,5 +1,6 @@
 // DeliveryStore on SQLite: resolve, hash and parse outside the writer, then the group-commit
 // transaction inserts the body once and one row per local mailbox and per queued recipient.
+// Bodies come whole (`body:`) or staged in a temporary file as they arrived (`staged:`).
 import Foundation
 import GRDB
 import MIME
@@ -7,25 +8,58 @@ import MIME
 extension SQLiteMailStore {
     public func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef? = nil,
                         completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
+        let (hash, info) = body.withUnsafeBytes { buf in
+            (SHA256Digest.hash(buf), MessageParser.parse(buf).encoded())
+        }
+        submit(PendingDelivery(sender: sender, resolutions: [], body: body, staged: nil, size: body.count, hash: hash, info: info,
+                               date: now, completion: completion), recipients: recipients, submitter: submitter)
+    }
+
+    public func stageBody() throws -> any StagedBody { try blobs.stage() }
+
+    /// The staged body is hashed as it was written; here it is parsed from a read-only mapping.
+    /// A small body moves into memory for its row; a large one is adopted as its blob file in
+    /// the group commit.
+    public func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef? = nil,
+                        completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
+        guard let s = staged as? StagedBlob else {
+            staged.discard()
+            return completion(.failure(StoreError(.invalid, "a body staged by another store")))
+        }
+        do {
+            let hash = try s.finish()
+            let size = s.size
+            let (info, inline) = try s.withMappedBytes { buf in
+                (MessageParser.parse(buf).encoded(), size <= inlineMax ? [UInt8](buf) : nil)
+            }
+            if inline != nil { s.discard() }
+            submit(PendingDelivery(sender: sender, resolutions: [], body: inline, staged: inline == nil ? s : nil, size: size, hash: hash,
+                                   info: info, date: now, completion: completion), recipients: recipients, submitter: submitter)
+        } catch {
+            s.discard()
+            completion(.failure(error))
+        }
+    }
+
+    /// Checks the sender, resolves the recipients before the writer runs (the writer re-checks
+    /// nothing but mailbox ids), and hands the delivery to the group commit.
+    private func submit(_ pending: PendingDelivery, recipients: [String], submitter: UserRef?) {
+        var d = pending
         do {
             if let s = submitter {
-                guard try senderLogins(sender).contains(s.address) else { throw StoreError(.denied, "sender <\(sender)> is not owned by \(s.address)") }
+                guard try senderLogins(d.sender).contains(s.address) else { throw StoreError(.denied, "sender <\(d.sender)> is not owned by \(s.address)") }
             }
-            // Resolve before the writer runs; the writer re-checks nothing but mailbox ids.
-            let resolutions = try pool.read { db in
+            d.resolutions = try pool.read { db in
                 try recipients.map { r -> Resolution in
                     let res = try Self.resolve(db, r)
                     if res == .notLocal, submitter != nil { return .deliver(users: [], remote: [r]) }
                     return res
                 }
             }
-            let (hash, info) = body.withUnsafeBytes { buf in
-                (SHA256Digest.hash(buf), MessageParser.parse(buf).encoded())
-            }
-            committer.submit(PendingDelivery(sender: sender, resolutions: resolutions, body: body, hash: hash, info: info,
-                                             date: now, completion: completion))
+            committer.submit(d)
         } catch {
-            completion(.failure(error))
+            d.staged?.discard()
+            d.completion(.failure(error))
         }
     }
 
@@ -36,8 +70,8 @@ extension SQLiteMailStore {
         func message() throws -> Int64 {
             if let m = messageID { return m }
             try db.execute(sql: "INSERT OR IGNORE INTO messages (hash, size, info, created, body) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [Data(d.hash), d.body.count, Data(d.info), d.date,
-                                       d.body.count <= inlineMax ? Data(d.body) : nil])
+                           arguments: [Data(d.hash), d.size, Data(d.info), d.date,
+                                       d.size <= inlineMax ? d.body.map { Data($0) } : nil])
             let m = try Int64.fetchOne(db, sql: "SELECT id FROM messages WHERE hash = ?", arguments: [Data(d.hash)])!
             messageID = m
             return m

@@ -16,7 +16,8 @@ public final class InProcessStore {
     public let group: MultiThreadedEventLoopGroup
     let pool: NIOThreadPool
 
-    /// `maxBuffered`: body bytes one connection may hold (StoreService's cap).
+    /// `maxBuffered`: body bytes one connection may have queued for writing to staged files
+    /// before the store stops reading it (StoreService's back-pressure threshold).
     public init(maxDelivery: Int = 1 << 20, maxBuffered: Int = 2 << 20, inlineMax: Int = 64 * 1024,
                 clock: @escaping @Sendable () -> Date = { Date() }) throws {
         dir = TempDir()

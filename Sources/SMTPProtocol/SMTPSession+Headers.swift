@@ -23,8 +23,18 @@ extension SMTPSession {
     /// (its header section is enough). Returns the fields to put before it; empty if none.
     public func submissionHeaders<S: Sequence>(for envelope: SMTPEnvelope, submission: Bool, message: S,
                                                date: Date) -> [UInt8] where S.Element == UInt8 {
-        guard submission, envelope.authenticatedUser != nil else { return [] }
-        let scan = SubmissionHeaders.scan(message, complete: false)
-        return SubmissionHeaders.missingHeaders(for: scan, hostname: config.hostname, date: date)
+        guard needsSubmissionHeaders(for: envelope, submission: submission) else { return [] }
+        return submissionHeaders(scan: SubmissionHeaders.scan(message, complete: false), date: date)
+    }
+
+    /// Whether `submissionHeaders` may add fields to this message: a glue streaming the body
+    /// holds the header section back (HeaderScanner) only then.
+    public func needsSubmissionHeaders(for envelope: SMTPEnvelope, submission: Bool) -> Bool {
+        submission && envelope.authenticatedUser != nil
+    }
+
+    /// The fields missing by a scan the caller made as the message arrived (RFC 6409 §8.2, §8.3).
+    public func submissionHeaders(scan: MessageHeaderScan, date: Date) -> [UInt8] {
+        SubmissionHeaders.missingHeaders(for: scan, hostname: config.hostname, date: date)
     }
 }

@@ -43,9 +43,21 @@ struct RPCSMTPServices: SMTPServices {
         _ = rpc.call(SessionEnd(storeSession))
     }
 
-    func deliver(sender: String, recipients: [String], body: ByteBuffer,
-                 storeSession: UInt64) -> EventLoopFuture<[RecipientDeliveryStatus]> {
-        rpc.deliver(DeliverBegin(sender: sender, recipients: recipients, session: storeSession), body: body).map { statuses in
+    func beginDelivery(sender: String, recipients: [String], storeSession: UInt64) -> any SMTPDelivery {
+        RPCSMTPDelivery(rpc.beginDelivery(DeliverBegin(sender: sender, recipients: recipients, session: storeSession)))
+    }
+}
+
+/// SMTPDelivery over the store RPC's streamed delivery: statuses and errors in SMTP terms.
+final class RPCSMTPDelivery: SMTPDelivery {
+    let delivery: RPCDelivery
+
+    init(_ delivery: RPCDelivery) { self.delivery = delivery }
+
+    func send(_ bytes: ByteBuffer) -> EventLoopFuture<Void> { delivery.send(bytes) }
+
+    func end() -> EventLoopFuture<[RecipientDeliveryStatus]> {
+        delivery.end().map { statuses in
             statuses.map {
                 switch $0 {
                 case .ok: return .delivered
@@ -61,4 +73,6 @@ struct RPCSMTPServices: SMTPServices {
             throw error
         }
     }
+
+    func abort() { delivery.abort() }
 }

@@ -34,9 +34,21 @@ protocol SMTPServices {
     func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome>
     /// Ends a store session from `authenticate`; fire and forget.
     func endSession(_ storeSession: UInt64)
-    /// Delivers `body` to `recipients` (one status each, in order); `storeSession` is 0 for an
-    /// unauthenticated session. Fails with `SMTPServiceError.senderDenied` when the store
-    /// refuses the sender for the session.
-    func deliver(sender: String, recipients: [String], body: ByteBuffer,
-                 storeSession: UInt64) -> EventLoopFuture<[RecipientDeliveryStatus]>
+    /// Starts delivering a message to `recipients` whose body follows as it arrives (the store
+    /// stages it, never holding it whole); `storeSession` is 0 for an unauthenticated session.
+    func beginDelivery(sender: String, recipients: [String], storeSession: UInt64) -> any SMTPDelivery
+}
+
+/// One message on its way to the store. The glue calls it from its event loop, in body order.
+protocol SMTPDelivery: AnyObject {
+    /// The next body bytes. The future completes when they are handed on (the glue reads no
+    /// more from the client until then); it fails when the store will not take the message,
+    /// and `end` then says why.
+    func send(_ bytes: ByteBuffer) -> EventLoopFuture<Void>
+    /// The body is complete: one status per recipient, in order, once the message is durable.
+    /// Fails with `SMTPServiceError.senderDenied` when the store refuses the sender for the session.
+    func end() -> EventLoopFuture<[RecipientDeliveryStatus]>
+    /// The message will not be delivered (RSET mid-BDAT, too large, timeout, client gone):
+    /// the store discards what it received.
+    func abort()
 }

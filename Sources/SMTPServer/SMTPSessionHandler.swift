@@ -1,6 +1,7 @@
 // NIO glue for one SMTP-family session (lmtpd and smtpd): bytes into the SMTPSession state
 // machine, its actions carried out — replies, SMTPServices questions, STARTTLS, delays,
 // deliveries — and the answers fed back. No protocol logic lives here; policy is the engine's.
+// A message body streams to the services as it arrives: a session holds about one chunk.
 import Foundation
 import NIOCore
 import Logging
@@ -38,8 +39,13 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var logger: Logger
     let sessionID = newSessionID()
     var session: SMTPSession!
-    var body: ByteBuffer? = nil
-    var traceLength = 0                       // bytes of trace headers at the start of `body`
+    // The message in transfer, streamed to the store as it arrives (never held whole):
+    var delivery: (any SMTPDelivery)? = nil
+    var outgoing: ByteBuffer? = nil           // not yet handed on; sent at `deliveryChunkSize`
+    var headerScan: HeaderScanner? = nil      // submission fix-ups: the header section is held
+    var heldHeader: ByteBuffer? = nil         //   back until scanned (at most the scan's 1 MiB cap)
+    var messageSize = 0
+    var sendsInFlight = 0                     // while > 0 nothing more is read from the client
     var envelope: SMTPEnvelope? = nil
     var idleTimer: Scheduled<Void>? = nil
     var closed = false
@@ -50,6 +56,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var inputClosed = false                   // the client half-closed: answer what it sent, then close
     var stressed = false                      // the listener role is under stress: short command timeout
     var replies: ByteBuffer? = nil            // replies of the current batch of actions, not yet written
+
+    /// Body bytes handed to the services at a time (the store RPC's chunk size).
+    static let deliveryChunkSize = 256 * 1024
 
     init(settings: SessionSettings, services: SMTPServices, logger: Logger) {
         self.settings = settings; self.services = services; self.logger = logger
@@ -88,6 +97,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         idleTimer?.cancel()
         if heldSlot { settings.limiter?.disconnect(clientAddress); heldSlot = false }
         if storeSession != 0 { services.endSession(storeSession); storeSession = 0 }
+        abortMessage()                        // a body in transfer is discarded by the store
         logger.info("disconnect from \(clientAddress)")
         context.fireChannelInactive()
     }
@@ -267,31 +277,18 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     }
             case .beginMessage(let env):
                 envelope = env
-                var b = context.channel.allocator.buffer(capacity: 8192)
-                b.writeBytes(session.traceHeaders(for: env, id: sessionID, showAuthUser: settings.showAuthUser, date: Date()))
-                traceLength = b.readableBytes
-                body = b
+                beginMessage(context, env)
             case .messageChunk(let bytes):
-                body?.writeBytes(bytes)
+                messageBytes(context, bytes)
             case .abortMessage:
-                body = nil
+                abortMessage()
             case .endMessage:
                 armTimer(context)
-                guard let env = envelope, var b = body else {
+                guard let env = envelope, let d = delivery else {
                     perform(context, session.deliveryAnswered(.failed))
                     continue
                 }
-                body = nil
-                let missing = session.submissionHeaders(for: env, submission: settings.submission,
-                                                        message: b.readableBytesView.dropFirst(traceLength), date: Date())
-                if !missing.isEmpty {
-                    var nb = context.channel.allocator.buffer(capacity: b.readableBytes + missing.count)
-                    nb.writeBytes(b.readableBytesView.prefix(traceLength))
-                    nb.writeBytes(missing)
-                    nb.writeBytes(b.readableBytesView.dropFirst(traceLength))
-                    b = nb
-                }
-                deliver(context, env, b)
+                endMessage(context, env, d)
             case .close:
                 flushAndClose(context)
             }
@@ -315,13 +312,72 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
     }
 
-    func deliver(_ context: ChannelHandlerContext, _ env: SMTPEnvelope, _ b: ByteBuffer) {
-        setReading(context, false)
-        let size = b.readableBytes
-        let rcpts = env.deliveryAddresses
+    /// DATA or the first BDAT chunk: the delivery starts, the trace fields lead the body.
+    func beginMessage(_ context: ChannelHandlerContext, _ env: SMTPEnvelope) {
+        abortMessage()
         let sid = env.authenticatedUser != nil ? storeSession : 0
-        services.deliver(sender: env.sender?.address ?? "", recipients: rcpts, body: b, storeSession: sid)
-            .hop(to: context.eventLoop).whenComplete { [self] r in
+        delivery = services.beginDelivery(sender: env.sender?.address ?? "", recipients: env.deliveryAddresses, storeSession: sid)
+        var b = context.channel.allocator.buffer(capacity: 8192)
+        b.writeBytes(session.traceHeaders(for: env, id: sessionID, showAuthUser: settings.showAuthUser, date: Date()))
+        outgoing = b
+        messageSize = 0
+        if session.needsSubmissionHeaders(for: env, submission: settings.submission) {
+            headerScan = HeaderScanner()
+            heldHeader = context.channel.allocator.buffer(capacity: 8192)
+        }
+    }
+
+    func messageBytes(_ context: ChannelHandlerContext, _ bytes: [UInt8]) {
+        guard delivery != nil else { return }
+        messageSize += bytes.count
+        if headerScan != nil {
+            headerScan!.feed(bytes)
+            heldHeader!.writeBytes(bytes)
+            if headerScan!.isDone { releaseHeader(context) }
+            return
+        }
+        outgoing!.writeBytes(bytes)
+        if outgoing!.readableBytes >= Self.deliveryChunkSize { sendOutgoing(context) }
+    }
+
+    /// RFC 6409 §8.2, §8.3: the header section is scanned; a missing Message-ID or Date goes
+    /// after the trace fields, before the message.
+    func releaseHeader(_ context: ChannelHandlerContext) {
+        guard let scan = headerScan?.result, var held = heldHeader else { return }
+        headerScan = nil; heldHeader = nil
+        outgoing!.writeBytes(session.submissionHeaders(scan: scan, date: Date()))
+        outgoing!.writeBuffer(&held)
+        if outgoing!.readableBytes >= Self.deliveryChunkSize { sendOutgoing(context) }
+    }
+
+    /// Hands the pending bytes on; reading from the client pauses until they are written, so a
+    /// session holds about one chunk, whatever the message size.
+    func sendOutgoing(_ context: ChannelHandlerContext) {
+        guard let d = delivery, let b = outgoing, b.readableBytes > 0 else { return }
+        outgoing = context.channel.allocator.buffer(capacity: 8192)
+        sendsInFlight += 1
+        setReading(context, false)
+        d.send(b).hop(to: context.eventLoop).whenComplete { [self] _ in
+            // A failed send is answered at the end: the delivery's `end` says why.
+            sendsInFlight -= 1
+            if sendsInFlight == 0, !closed, !session.isAwaitingExternal { setReading(context, true) }
+        }
+    }
+
+    /// The message will not be delivered: the store discards what it received.
+    func abortMessage() {
+        delivery?.abort()
+        delivery = nil; outgoing = nil; headerScan = nil; heldHeader = nil
+    }
+
+    func endMessage(_ context: ChannelHandlerContext, _ env: SMTPEnvelope, _ d: any SMTPDelivery) {
+        if headerScan != nil { releaseHeader(context) }     // the message ended inside its header section
+        sendOutgoing(context)
+        delivery = nil; outgoing = nil
+        setReading(context, false)
+        let size = messageSize
+        let rcpts = env.deliveryAddresses
+        d.end().hop(to: context.eventLoop).whenComplete { [self] r in
             let answer: DeliveryAnswer
             switch r {
             case .success(let statuses):

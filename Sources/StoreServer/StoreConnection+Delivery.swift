@@ -1,7 +1,9 @@
 // Delivery family handlers: recipient checks, Postfix map lookups, chunked deliveries.
-// Body bytes are capped per delivery and per connection; over a cap the delivery is answered
-// at its end (too large / try again later), never by closing the shared connection.
+// A body is written to a staged file as its chunks arrive (never held whole in memory) and
+// discarded on DeliverAbort, refusal, overflow or a closed connection. Over the size cap the
+// delivery is answered at its end (too large), never by closing the shared connection.
 import NIOCore
+import NIOPosix
 import MailIPC
 import MailStore
 
@@ -28,45 +30,68 @@ extension StoreConnectionHandler {
         if m.session != 0 {
             do { d.submitter = try requireSession(m.session) } catch { d.refusal = errorReply(error) }
         }
+        if d.refusal == nil { d.body = BodyWriter(store: store, pool: pool, loop: context.eventLoop) }
         deliveries[id] = d
     }
 
     func deliverChunk(_ id: UInt32, _ m: DeliverChunk) {
         guard var d = deliveries[id] else { return reply(id, ErrorReply(.badSequence, "body chunk without a delivery")) }
+        guard let body = d.body else { return }          // refused or too large: the rest of the body is dropped
         let n = m.bytes.readableBytes
-        if d.refusal != nil || d.overflow || d.busy {
-            // already refused: the rest of the body is dropped
-        } else if d.body.count + n > maxDelivery {
-            buffered -= d.body.count
-            d.overflow = true; d.body = []
-        } else if buffered + n > maxBuffered {
-            buffered -= d.body.count
-            d.busy = true; d.body = []
+        d.size += n
+        if d.size > maxDelivery {
+            d.overflow = true; d.body = nil
+            body.discard()
         } else {
-            d.body.append(contentsOf: m.bytes.readableBytesView)
-            buffered += n
+            queued(n)
+            body.append(m.bytes).whenComplete { [self] _ in written(n) }
         }
         deliveries[id] = d
     }
 
     func deliverEnd(_ id: UInt32) {
         guard let d = deliveries.removeValue(forKey: id) else { return reply(id, ErrorReply(.badSequence, "delivery end without a delivery")) }
-        if let r = d.refusal { buffered -= d.body.count; return reply(id, r) }
-        if d.overflow { return reply(id, ErrorReply(.invalid, "message exceeds the store's size limit")) }
-        if d.busy {
-            logger.warning("delivery deferred: more than \(maxBuffered) body bytes in flight on this connection")
-            return reply(id, DeliverResult(Array(repeating: .tempFail, count: d.recipients.count)))
+        if let r = d.refusal { return reply(id, r) }
+        guard let body = d.body else { return reply(id, ErrorReply(.invalid, "message exceeds the store's size limit")) }
+        body.finish().whenComplete { [self] r in
+            switch r {
+            case .success(let staged): deliver(id, d, staged)
+            case .failure(let e):
+                logger.error("staging the body failed, nothing acknowledged: \(e)")
+                reply(id, DeliverResult(Array(repeating: .tempFail, count: d.recipients.count)))
+            }
         }
-        deliver(id, d)
     }
 
-    private func deliver(_ id: UInt32, _ d: InProgress) {
+    /// The worker gave the delivery up (DeliverAbort): what was staged is discarded. No reply.
+    func deliverAbort(_ id: UInt32) {
+        deliveries.removeValue(forKey: id)?.body?.discard()
+    }
+
+    /// Back-pressure (DESIGN §2): above `maxBuffered` bytes queued for writing, stop reading this
+    /// connection; read again once half of them are written.
+    private func queued(_ n: Int) {
+        buffered += n
+        guard buffered > maxBuffered, !readingPaused, context.channel.isActive else { return }
+        readingPaused = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+    }
+
+    private func written(_ n: Int) {
+        buffered -= n
+        guard readingPaused, buffered <= maxBuffered / 2 else { return }
+        readingPaused = false
+        guard context.channel.isActive else { return }
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+        context.read()
+    }
+
+    private func deliver(_ id: UInt32, _ d: InProgress, _ staged: any StagedBody) {
         let loop = context.eventLoop, store = self.store, hub = self.hub, logger = self.logger
         let count = d.recipients.count
         pool.submit { _ in
-            store.deliver(sender: d.sender, recipients: d.recipients, body: d.body, submitter: d.submitter) { result in
+            store.deliver(sender: d.sender, recipients: d.recipients, staged: staged, submitter: d.submitter) { result in
                 loop.execute { [self] in
-                    buffered -= d.body.count
                     switch result {
                     case .success(let o):
                         reply(id, DeliverResult(o.statuses.map(RecipientStatus.init)))
@@ -81,5 +106,59 @@ extension StoreConnectionHandler {
                 }
             }
         }
+    }
+}
+
+/// One delivery's body on its way to a staged file: the writes run on the thread pool one at a
+/// time, in arrival order (each step waits for the one before); the first failure fails the
+/// body, and later steps do nothing. Only queued chunks are in memory.
+final class BodyWriter: @unchecked Sendable {
+    let store: any DeliveryStore, pool: NIOThreadPool, loop: EventLoop
+    // Touched only by the chained steps, which never overlap.
+    private var staged: (any StagedBody)?
+    private var failure: Error?
+    private var dropped = false
+    private var tail: EventLoopFuture<Void>
+
+    init(store: any DeliveryStore, pool: NIOThreadPool, loop: EventLoop) {
+        self.store = store; self.pool = pool; self.loop = loop
+        tail = loop.makeSucceededVoidFuture()
+    }
+
+    /// Queues `bytes`; the future completes on the loop once they are written (or dropped).
+    func append(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
+        step { s in try bytes.withUnsafeReadableBytes { try s.append($0) } }
+    }
+
+    /// After every queued write: the staged body (now the caller's), or the first error.
+    func finish() -> EventLoopFuture<any StagedBody> {
+        let promise = loop.makePromise(of: (any StagedBody).self)
+        step { _ in }.whenComplete { [self] _ in
+            if let s = staged, failure == nil, !dropped { staged = nil; return promise.succeed(s) }
+            staged?.discard(); staged = nil
+            promise.fail(failure ?? StoreError(.temporary, "the staged body is gone"))
+        }
+        return promise.futureResult
+    }
+
+    /// Drops the body, after any write in progress; later steps do nothing.
+    func discard() {
+        tail = tail.flatMap { [self] in
+            pool.runIfActive(eventLoop: loop) { [self] in dropped = true; staged?.discard(); staged = nil }
+        }
+    }
+
+    @discardableResult
+    private func step(_ work: @escaping (any StagedBody) throws -> Void) -> EventLoopFuture<Void> {
+        tail = tail.flatMap { [self] in
+            pool.runIfActive(eventLoop: loop) { [self] in
+                guard failure == nil, !dropped else { return }
+                do {
+                    if staged == nil { staged = try store.stageBody() }
+                    try work(staged!)
+                } catch let e { failure = e }
+            }
+        }
+        return tail
     }
 }

@@ -15,10 +15,13 @@ final class StoreConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = Frame
 
     struct InProgress {
-        var sender: String; var recipients: [String]; var body: [UInt8] = []; var submitter: UserRef?
+        var sender: String; var recipients: [String]; var submitter: UserRef?
+        /// The body on its way to a staged file; nil once refused or too large (the rest is dropped).
+        var body: BodyWriter? = nil
+        var size = 0
         /// Why the delivery will be refused at DeliverEnd (the worker is told once, at the end).
         var refusal: ErrorReply? = nil
-        var overflow = false, busy = false
+        var overflow = false
     }
 
     let role: Role
@@ -35,10 +38,12 @@ final class StoreConnectionHandler: ChannelInboundHandler {
     var streams: [UInt32: RPCStreamSender] = [:]
     static let maxConcurrentDeliveries = 4096
     static let maxConcurrentStreams = 64
-    /// Body bytes this connection may hold in memory at once (in transfer or being committed);
-    /// beyond it a delivery is answered "try again later", so no worker can exhaust the store.
+    /// Body bytes received on this connection and queued for writing to staged files; above
+    /// it the store stops reading from the connection until half is written (back-pressure to
+    /// the worker, and through it to its clients), so no worker can make the store buffer more.
     let maxBuffered: Int
     var buffered = 0
+    var readingPaused = false
     var owner: ObjectIdentifier { ObjectIdentifier(self) }
 
     init(role: Role, store: any MailStore, pool: NIOThreadPool, hub: WatchHub, maxDelivery: Int, maxBuffered: Int, logger: Logger) {
@@ -50,7 +55,8 @@ final class StoreConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         hub.removeConnection(owner)
-        buffered = 0
+        // Bodies still in transfer will never end: their staged files go now.
+        for d in deliveries.values { d.body?.discard() }
         sessions.removeAll(); deliveries.removeAll(); streams.removeAll()
         context.fireChannelInactive()
     }
@@ -133,6 +139,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as DeliverBegin: deliverBegin(id, m)
         case let m as DeliverChunk: deliverChunk(id, m)
         case is DeliverEnd: deliverEnd(id)
+        case is DeliverAbort: deliverAbort(id)
         // accounts
         case let m as Authenticate: authenticate(id, m)
         case let m as SessionEnd: sessionEnd(id, m)
@@ -173,12 +180,15 @@ public final class StoreService: @unchecked Sendable {
     let maxDelivery: Int, maxFrame: Int, maxBuffered: Int
     let logger: Logger
 
-    /// `maxBuffered`: body bytes one connection may hold in memory at once (default: the
-    /// larger of 256 MiB and four maximal messages).
+    /// Body bytes one connection may have queued for writing before the store stops reading it.
+    public static let defaultMaxBuffered = 8 << 20
+
+    /// `maxBuffered`: body bytes one connection may have queued for writing to staged files
+    /// before the store stops reading it (default: the larger of `defaultMaxBuffered` and four frames).
     public init(store: any MailStore, group: EventLoopGroup, pool: NIOThreadPool, maxDelivery: Int, maxFrame: Int,
                 maxBuffered: Int? = nil, logger: Logger) {
         self.store = store; self.group = group; self.pool = pool; self.maxDelivery = maxDelivery; self.maxFrame = maxFrame
-        self.maxBuffered = maxBuffered ?? max(256 << 20, 4 * maxDelivery); self.logger = logger
+        self.maxBuffered = maxBuffered ?? max(Self.defaultMaxBuffered, 4 * maxFrame); self.logger = logger
     }
 
     @discardableResult

@@ -146,7 +146,7 @@ final class CodecTests: XCTestCase {
         XCTAssertTrue(Role.admin.may(.userAdd))
         XCTAssertTrue(Role.imapd.may(.mailboxWatch))
         XCTAssertFalse(Role.smtpd.may(.mailboxWatch))
-        XCTAssertEqual(Role.lmtpd.allowedRequests, [.lookupRecipient, .deliverBegin, .deliverChunk, .deliverEnd])
+        XCTAssertEqual(Role.lmtpd.allowedRequests, [.lookupRecipient, .deliverBegin, .deliverChunk, .deliverEnd, .deliverAbort])
         XCTAssertEqual(Role.lookupd.allowedRequests, [.lookupRecipient, .lookup])
         for r in Role.allCases {
             XCTAssertTrue(r.may(.hello)); XCTAssertFalse(r.may(.attach)); XCTAssertFalse(r.may(.status)); XCTAssertFalse(r.may(.mailboxChanged))

@@ -15,6 +15,25 @@ func deliverSync(_ s: any DeliveryStore, _ sender: String, _ rcpts: [String], _ 
     return try out.get()
 }
 
+func deliverStagedSync(_ s: any DeliveryStore, _ sender: String, _ rcpts: [String], _ staged: any StagedBody, submitter: UserRef? = nil) throws -> DeliveryOutcome {
+    let sem = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var out: Result<DeliveryOutcome, Error>!
+    s.deliver(sender: sender, recipients: rcpts, staged: staged, submitter: submitter) { out = $0; sem.signal() }
+    sem.wait()
+    return try out.get()
+}
+
+/// A body staged piece by piece, as the store server writes one from DeliverChunk frames.
+func stage(_ s: any DeliveryStore, _ body: [UInt8], piece: Int = 4096) throws -> any StagedBody {
+    let staged = try s.stageBody()
+    var i = 0
+    while i < body.count {
+        try body[i..<min(i + piece, body.count)].withUnsafeBytes { try staged.append($0) }
+        i += piece
+    }
+    return staged
+}
+
 /// The clock the suite gives a store: a fixed time it can check for.
 let conformanceNow = Date(timeIntervalSince1970: 1_790_000_000)
 
@@ -148,6 +167,36 @@ struct StoreConformance {
         XCTAssertThrowsError(try store.setPassword("bob@example.org", password: "")) { XCTAssertEqual(($0 as? StoreError)?.code, .invalid) }
     }
 
+    /// DESIGN §3: a body staged as it arrives is delivered whole, small or large; a discarded
+    /// one, or one whose delivery is refused, leaves nothing behind.
+    func stagedDeliveryAndDiscard() throws {
+        let alice = try XCTUnwrap(try store.user(named: "alice@example.org"))
+        var bodies: [[UInt8]] = []
+        for size in [0, 100, 300_000] {
+            let body = Array("Subject: staged \(size)\r\n\r\n".utf8) + (0..<size).map { UInt8(65 + $0 % 26) }
+            let staged = try stage(store, body)
+            XCTAssertEqual(staged.size, body.count)
+            XCTAssertEqual(try deliverStagedSync(store, "s@x.org", ["alice@example.org"], staged).statuses, [.delivered])
+            bodies.append(body)
+        }
+        // the same content again: a second message, the same bytes
+        XCTAssertEqual(try deliverStagedSync(store, "s@x.org", ["alice@example.org"], try stage(store, bodies[2], piece: 65536)).statuses, [.delivered])
+        bodies.append(bodies[2])
+        // discarded: nothing delivered, and it cannot be delivered any more (discard is idempotent)
+        let dropped = try stage(store, bodies[2])
+        dropped.discard(); dropped.discard()
+        XCTAssertThrowsError(try deliverStagedSync(store, "s@x.org", ["alice@example.org"], dropped))
+        // refused whole (a sender alice does not own): nothing delivered or queued
+        XCTAssertThrowsError(try deliverStagedSync(store, "bob@example.org", ["z@remote.net"], try stage(store, bodies[1]), submitter: alice)) {
+            XCTAssertEqual(($0 as? StoreError)?.code, .denied)
+        }
+        let listed = try store.messages(user: alice.id, mailbox: "INBOX")
+        XCTAssertEqual(listed.map(\.uid), [1, 2, 3, 4])
+        XCTAssertEqual(try listed.map { try store.body($0.body) }, bodies)
+        XCTAssertEqual(listed.map(\.size), bodies.map { UInt64($0.count) })
+        XCTAssertEqual(try store.queue().count, 0)
+    }
+
     func changesSinceAModSeq() throws {
         let alice = try XCTUnwrap(try store.user(named: "alice@example.org"))
         let before = try XCTUnwrap(try store.mailbox(user: alice.id, name: "INBOX"))
@@ -180,4 +229,13 @@ final class SQLiteStoreConformanceTests: XCTestCase {
     func testPostfixLookups() throws { try suite().postfixLookups() }
     func testAuthentication() throws { try suite().authentication() }
     func testChangesSinceAModSeq() throws { try suite().changesSinceAModSeq() }
+    func testStagedDeliveryAndDiscard() throws {
+        try suite().stagedDeliveryAndDiscard()
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/tmp"), [], "no staged file left")
+    }
+    /// Small staged bodies go into their row: the same checks with bodies inline.
+    func testStagedDeliveryInline() throws {
+        try StoreConformance(SQLiteMailStore(dataDir: dir, fsync: false, inlineMax: 1 << 20, clock: { conformanceNow })).stagedDeliveryAndDiscard()
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/tmp"), [], "no staged file left")
+    }
 }

@@ -1,5 +1,6 @@
 // SMTPServices answered from tables, for driving SMTPSessionHandler on an EmbeddedChannel:
-// no store, no sockets. Records what the glue asked so tests can check it.
+// no store, no sockets. Records what the glue asked so tests can check it, deliveries chunk
+// by chunk as the glue streams them.
 import NIOCore
 import SMTPProtocol
 @testable import SMTPServer
@@ -35,6 +36,10 @@ final class FakeSMTPServices: SMTPServices {
     }
     private(set) var lookups: [String] = []
     private(set) var deliveries: [Delivery] = []
+    /// Deliveries the glue gave up (`abort`), with the body they had received.
+    private(set) var abortedDeliveries: [Delivery] = []
+    /// The delivery whose body is in transfer, if any.
+    private(set) var inTransfer: FakeDelivery? = nil
     private(set) var endedSessions: [UInt64] = []
 
     init(loop: EventLoop) { self.loop = loop }
@@ -63,14 +68,57 @@ final class FakeSMTPServices: SMTPServices {
 
     func endSession(_ storeSession: UInt64) { endedSessions.append(storeSession) }
 
-    func deliver(sender: String, recipients: [String], body: ByteBuffer,
-                 storeSession: UInt64) -> EventLoopFuture<[RecipientDeliveryStatus]> {
-        deliveries.append(Delivery(sender: sender, recipients: recipients, body: String(buffer: body), storeSession: storeSession))
+    func beginDelivery(sender: String, recipients: [String], storeSession: UInt64) -> any SMTPDelivery {
+        let d = FakeDelivery(services: self, delivery: Delivery(sender: sender, recipients: recipients, body: "", storeSession: storeSession))
+        inTransfer = d
+        return d
+    }
+
+    /// The body bytes of the delivery in transfer, as the glue handed them on so far.
+    var received: String { inTransfer.map { $0.delivery.body } ?? "" }
+
+    fileprivate func ended(_ d: FakeDelivery) -> EventLoopFuture<[RecipientDeliveryStatus]> {
+        if inTransfer === d { inTransfer = nil }
+        deliveries.append(d.delivery)
         if let deliveryError { return loop.makeFailedFuture(deliveryError) }
-        let statuses = recipients.map { deliveryStatuses[$0] ?? .delivered }
+        let statuses = d.delivery.recipients.map { deliveryStatuses[$0] ?? .delivered }
         guard holdDeliveries else { return loop.makeSucceededFuture(statuses) }
         let promise = loop.makePromise(of: [RecipientDeliveryStatus].self)
         pendingDelivery = promise
         return promise.futureResult
+    }
+
+    fileprivate func aborted(_ d: FakeDelivery) {
+        if inTransfer === d { inTransfer = nil }
+        abortedDeliveries.append(d.delivery)
+    }
+}
+
+/// A delivery in transfer: records each `send` as it comes (`sends`) and the body so far.
+final class FakeDelivery: SMTPDelivery {
+    unowned let services: FakeSMTPServices
+    var delivery: FakeSMTPServices.Delivery
+    private(set) var sends: [Int] = []          // bytes per send, in order
+    private var done = false
+
+    init(services: FakeSMTPServices, delivery: FakeSMTPServices.Delivery) { self.services = services; self.delivery = delivery }
+
+    func send(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
+        precondition(!done, "send after end or abort")
+        sends.append(bytes.readableBytes)
+        delivery.body += String(buffer: bytes)
+        return services.loop.makeSucceededVoidFuture()
+    }
+
+    func end() -> EventLoopFuture<[RecipientDeliveryStatus]> {
+        precondition(!done, "end after end or abort")
+        done = true
+        return services.ended(self)
+    }
+
+    func abort() {
+        guard !done else { return }
+        done = true
+        services.aborted(self)
     }
 }

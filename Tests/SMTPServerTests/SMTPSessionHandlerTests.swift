@@ -17,13 +17,15 @@ final class GlueHarness {
 
     /// `client`: the peer's IP address (nil: EmbeddedChannel's own connect address).
     /// `stressTimeout`: the command timeout under stress; `front`: handlers before the glue
-    /// (the worker's OutboundBackPressure).
+    /// (the worker's OutboundBackPressure); `submission`: authenticated mail gets
+    /// Date/Message-ID if missing (RFC 6409 §8).
     init(_ config: SMTPSessionConfig, client: String? = "192.0.2.7", stressTimeout: TimeAmount? = nil,
-         front: [ChannelHandler] = []) throws {
+         front: [ChannelHandler] = [], submission: Bool = false) throws {
         let loop = EmbeddedEventLoop()
         services = FakeSMTPServices(loop: loop)
         var settings = SessionSettings(config: config, commandTimeout: .seconds(300), dataTimeout: .seconds(600))
         settings.stressCommandTimeout = stressTimeout
+        settings.submission = submission
         let handler = SMTPSessionHandler(settings: settings, services: services,
                                          logger: Logger(label: "SMTPServerTests", factory: { _ in SwiftLogNoOpLogHandler() }))
         channel = EmbeddedChannel(handlers: front + [handler], loop: loop)
@@ -187,5 +189,95 @@ final class SMTPSessionHandlerTests: XCTestCase {
         h.services.pendingDelivery!.succeed([.delivered])
         XCTAssertEqual(try h.output(), "250 2.0.0 Message accepted for delivery\r\n421 4.3.2 Service shutting down, closing connection\r\n")
         XCTAssertFalse(h.channel.isActive)
+    }
+
+    // MARK: bodies streamed to the services (issue 9)
+
+    /// A body of `lines` 80-byte lines (un-dot-stuffed, CRLF).
+    func bodyLines(_ lines: Int) -> String {
+        (0..<lines).map { String(format: "%06d ", $0) + String(repeating: "y", count: 71) + "\r\n" }.joined()
+    }
+
+    /// The body reaches the services chunk by chunk while the client is still sending it: the
+    /// glue holds about one chunk, never the message.
+    func testBodyChunksReachTheServicesAsTheyArrive() throws {
+        let h = try mtaSession()
+        _ = try h.send("RCPT TO:<alice@example.org>\r\n")
+        XCTAssertEqual(try h.send("DATA\r\nSubject: big\r\n\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n")
+        let body = bodyLines(8192)                          // 640 KiB
+        let half = body.index(body.startIndex, offsetBy: 320 * 1024)
+        XCTAssertEqual(try h.send(String(body[..<half])), "")
+        let sends = try XCTUnwrap(h.services.inTransfer).sends
+        XCTAssertEqual(sends.count, 1, "one chunk handed on while the rest is still coming")
+        XCTAssertGreaterThanOrEqual(sends[0], SMTPSessionHandler.deliveryChunkSize)
+        XCTAssertTrue(h.services.received.hasPrefix("Return-Path: <x@client.example>\r\nReceived: "))
+        XCTAssertEqual(try h.send(String(body[half...])), "")
+        XCTAssertEqual(h.services.inTransfer?.sends.count, 2)
+        XCTAssertTrue(h.services.deliveries.isEmpty)
+        XCTAssertEqual(try h.send(".\r\n"), "250 2.0.0 Message accepted for delivery\r\n")
+        XCTAssertNil(h.services.inTransfer)
+        XCTAssertEqual(h.services.deliveries.count, 1)
+        XCTAssertTrue(h.services.deliveries[0].body.hasSuffix("\r\nSubject: big\r\n\r\n" + body), "byte-exact, in order")
+        XCTAssertTrue(h.services.abortedDeliveries.isEmpty)
+    }
+
+    /// RFC 3030 §4.1: RSET between BDAT chunks ends the transaction: the store is told to discard.
+    func testRSETBetweenBDATChunksAbortsTheDelivery() throws {
+        let h = try mtaSession()
+        _ = try h.send("RCPT TO:<alice@example.org>\r\n")
+        XCTAssertTrue(try h.send("BDAT 12\r\nSubject: x\r\n").hasPrefix("250 "))
+        XCTAssertNotNil(h.services.inTransfer)
+        XCTAssertEqual(try h.send("RSET\r\n"), "250 2.0.0 OK\r\n")
+        XCTAssertNil(h.services.inTransfer)
+        XCTAssertEqual(h.services.abortedDeliveries.map(\.recipients), [["alice@example.org"]])
+        XCTAssertTrue(h.services.deliveries.isEmpty)
+    }
+
+    /// RFC 1870: a body over the size limit is refused with 552 and the store discards it.
+    func testTooLargeMessageAbortsTheDelivery() throws {
+        var config = mta
+        config.limits.maxMessageSize = 4096
+        let h = try GlueHarness(config)
+        _ = try h.send("EHLO client.example\r\nMAIL FROM:<x@client.example>\r\nRCPT TO:<alice@example.org>\r\n")
+        XCTAssertEqual(try h.send("DATA\r\n" + bodyLines(100) + ".\r\n"),
+                       "354 End data with <CR><LF>.<CR><LF>\r\n552 5.3.4 Message size exceeds fixed maximum message size\r\n")
+        XCTAssertEqual(h.services.abortedDeliveries.count, 1)
+        XCTAssertTrue(h.services.deliveries.isEmpty)
+    }
+
+    /// A client gone mid-body: the store discards what it received.
+    func testDisconnectMidBodyAbortsTheDelivery() throws {
+        let h = try mtaSession()
+        _ = try h.send("RCPT TO:<alice@example.org>\r\nDATA\r\nSubject: gone\r\n\r\npartial\r\n")
+        XCTAssertNotNil(h.services.inTransfer)
+        try h.channel.close().wait()
+        XCTAssertEqual(h.services.abortedDeliveries.count, 1)
+        XCTAssertTrue(h.services.deliveries.isEmpty)
+    }
+
+    /// RFC 6409 §8: on submission the header section is held until scanned; the missing
+    /// Message-ID and Date go after the trace fields, before the message, and the rest streams.
+    func testSubmissionFixUpsGoAfterTheTraceFields() throws {
+        let h = try GlueHarness(submission, client: "127.0.0.1", submission: true)
+        _ = try h.send("EHLO client.example\r\n")
+        let plain = Data("\0alice\0secret".utf8).base64EncodedString()
+        XCTAssertEqual(try h.send("AUTH PLAIN \(plain)\r\n"), "235 2.7.0 Authentication successful\r\n")
+        _ = try h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<friend@remote.example>\r\n")
+        XCTAssertEqual(try h.send("DATA\r\nSubject: hi\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n")
+        XCTAssertEqual(h.services.inTransfer?.sends, [], "the header section is held until its end")
+        let body = bodyLines(4096)
+        XCTAssertEqual(try h.send("\r\n" + body), "")
+        XCTAssertEqual(h.services.inTransfer?.sends.isEmpty, false, "after the header, the body streams")
+        XCTAssertEqual(try h.send(".\r\n"), "250 2.0.0 Message accepted for delivery\r\n")
+        let d = h.services.deliveries[0].body
+        let received = try XCTUnwrap(d.range(of: "\r\nReceived: ")), mid = try XCTUnwrap(d.range(of: "\r\nMessage-ID: <"))
+        let date = try XCTUnwrap(d.range(of: "\r\nDate: ")), subject = try XCTUnwrap(d.range(of: "\r\nSubject: hi\r\n\r\n"))
+        XCTAssertTrue(received.lowerBound < mid.lowerBound && mid.lowerBound < date.lowerBound && date.lowerBound < subject.lowerBound, d)
+        XCTAssertTrue(d.hasSuffix("\r\nSubject: hi\r\n\r\n" + body))
+        // A message with both fields gets neither.
+        _ = try h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<friend@remote.example>\r\n")
+        _ = try h.send("DATA\r\nDate: Tue, 1 Jul 2025 10:00:00 +0000\r\nMessage-ID: <a@b>\r\n\r\nx\r\n.\r\n")
+        XCTAssertEqual(h.services.deliveries[1].body.components(separatedBy: "Message-ID:").count, 2)
+        XCTAssertEqual(h.services.deliveries[1].body.components(separatedBy: "\r\nDate:").count, 2)
     }
 }
