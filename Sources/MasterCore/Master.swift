@@ -83,8 +83,10 @@ public final class Master {
         let specs = ServiceTable.specs(from: config)
         if specs.contains(where: \.tls) { try prepareTLS() }
         for s in specs {
+            // lmtpd's socket without socket_group: the worker user's group (LMTPConfig).
+            let group = s.socketGroup ?? (s.role == .lmtpd && Privileges.isRoot ? config.workerUser : nil)
             for l in s.listeners {
-                let fd = try Listeners.bind(l.address, mode: s.socketMode, owner: s.socketOwner, group: s.socketGroup)
+                let fd = try Listeners.bind(l.address, mode: s.socketMode, owner: s.socketOwner, group: group)
                 if case .unix(let p) = l.address.kind { unixPaths.append(p) }
                 logger.info("listening", metadata: ["service": "\(s.name)", "address": "\(l.address)", "name": "\(l.key)"])
                 listenerFDs[l.key] = fd
