@@ -8,7 +8,12 @@ import MailStore
 extension StoreConnectionHandler {
     func lookupRecipient(_ m: LookupRecipient) throws -> RecipientReply {
         switch try store.resolve(m.address) {
-        case .deliver(let users, let remote): return RecipientReply(.ok, users.first?.address ?? remote.first ?? m.address)
+        case .deliver(let users, let remote):
+            // An address the SMTP engine may deliver to instead (the bare "postmaster"): the
+            // user's own when there is one target, else the address asked, which the store
+            // expands again at delivery — never the first of several targets.
+            guard users.count + remote.count == 1 else { return RecipientReply(.ok, m.address) }
+            return RecipientReply(.ok, users.first?.address ?? remote.first ?? m.address)
         case .unknownUser: return RecipientReply(.unknownUser, m.address)
         case .notLocal: return RecipientReply(.notLocal, m.address)
         }
