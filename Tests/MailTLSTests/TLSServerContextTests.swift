@@ -236,12 +236,12 @@ final class TLSServerContextTests: XCTestCase {
     func testTicketKeysRotateAndThePreviousKeyStillDecrypts() throws {
         let p = try dir.pair("r", host: "r.test")
         var c = TLSConfiguration(certificatePath: p.cert, privateKeyPath: p.key, sessionTicketKeys: (0..<80).map { UInt8($0) },
-                                 sessionTicketKeyLifetime: 1000)
+                                 sessionTicketKeyLifetime: 86_400)
         c.sessionCache = false                          // TLS 1.2 must resume by ticket alone
         let now = try TestServer(tls: TLSServerContext(configuration: c))
-        c.ticketClockOffset = 1000
+        c.ticketClockOffset = 86_400
         let next = try TestServer(tls: TLSServerContext(configuration: c))
-        c.ticketClockOffset = 2000
+        c.ticketClockOffset = 2 * 86_400
         let later = try TestServer(tls: TLSServerContext(configuration: c))
         defer { now.stop(); next.stop(); later.stop() }
         let script = """
