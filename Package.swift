@@ -138,7 +138,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SMTPServerTests", dependencies: [
-            "SMTPServer", "SMTPProtocol", "MailWorker", "MailCore",
+            "SMTPServer", "SMTPProtocol", "MailWorker", "MailCore", "MailTLS", "MailTesting",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),

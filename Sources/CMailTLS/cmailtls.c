@@ -1,5 +1,6 @@
 // C helpers for MailTLS: OpenSSL macro wrappers, PEM loading from memory, self-signed
-// certificate generation and X.509 inspection. No global state; OpenSSL 3 is thread-safe.
+// certificate generation, X.509 inspection and rotating ticket keys. No global state but one
+// ex_data index (set once); OpenSSL 3 is thread-safe.
 #include "CMailTLS.h"
 
 #include <errno.h>
@@ -15,6 +16,8 @@
 #include <openssl/ec.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/hmac.h>
+#include <openssl/core_names.h>
 
 // MARK: errors
 
@@ -81,6 +84,83 @@ int mtls_ctx_set_groups(SSL_CTX *ctx, const char *groups) {
 int mtls_ctx_set_ticket_keys(SSL_CTX *ctx, const unsigned char *keys, size_t len) {
     if (len != 80) return 0;
     return (int)SSL_CTX_set_tlsext_ticket_keys(ctx, (void *)keys, (long)len);
+}
+
+// Rotating ticket keys: the secret lives in the SSL_CTX's ex_data, freed with it.
+struct mtls_ticket_state { unsigned char secret[80]; size_t len; long lifetime, offset; };
+
+static void ticket_state_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp) {
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    if (ptr) { OPENSSL_cleanse(ptr, sizeof(struct mtls_ticket_state)); OPENSSL_free(ptr); }
+}
+
+static int ticket_ex_index = -1;
+static CRYPTO_ONCE ticket_once = CRYPTO_ONCE_STATIC_INIT;
+static void ticket_index_init(void) {
+    ticket_ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ticket_state_free);
+}
+static int ticket_index(void) {
+    return CRYPTO_THREAD_run_once(&ticket_once, ticket_index_init) ? ticket_ex_index : -1;
+}
+
+int mtls_ticket_key_for_epoch(const unsigned char *secret, size_t len, int64_t epoch, unsigned char out[80]) {
+    static const char label[] = "postern ticket key";
+    unsigned char block[32], msg[sizeof label - 1 + 8 + 1];
+    memcpy(msg, label, sizeof label - 1);
+    for (int i = 0; i < 8; i++) msg[sizeof label - 1 + i] = (unsigned char)((uint64_t)epoch >> (56 - 8 * i));
+    for (int i = 0; i < 3; i++) {
+        msg[sizeof msg - 1] = (unsigned char)(i + 1);
+        unsigned int n = 0;
+        if (HMAC(EVP_sha256(), secret, (int)len, msg, sizeof msg, block, &n) == NULL || n != 32) return 0;
+        memcpy(out + 32 * i, block, i == 2 ? 16 : 32);
+    }
+    OPENSSL_cleanse(block, sizeof block);
+    return 1;
+}
+
+static int64_t ticket_epoch(const struct mtls_ticket_state *st) {
+    int64_t t = (int64_t)time(NULL) + st->offset;
+    return t >= 0 ? t / st->lifetime : -((-t + st->lifetime - 1) / st->lifetime);
+}
+
+// OpenSSL's ticket key callback: enc = 1 issues a ticket with the current key; enc = 0 looks the
+// key name up among the current and previous epochs (2: decrypted, but issue a new ticket).
+static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc) {
+    const struct mtls_ticket_state *st = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ticket_index());
+    if (st == NULL) return -1;
+    int64_t now = ticket_epoch(st);
+    unsigned char key[80];
+    int result = 0;
+    for (int back = 0; back < (enc ? 1 : 2); back++) {
+        if (!mtls_ticket_key_for_epoch(st->secret, st->len, now - back, key)) { result = -1; break; }
+        if (!enc && memcmp(name, key, 16) != 0) continue;
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key + 16, 32),
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end(),
+        };
+        if (enc) {
+            memcpy(name, key, 16);
+            if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1
+                || EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key + 48, iv) != 1) { result = -1; break; }
+        } else if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key + 48, iv) != 1) { result = -1; break; }
+        result = EVP_MAC_CTX_set_params(hctx, params) == 1 ? (back == 0 ? 1 : 2) : -1;
+        break;
+    }
+    OPENSSL_cleanse(key, sizeof key);
+    return result;
+}
+
+int mtls_ctx_set_ticket_secret(SSL_CTX *ctx, const unsigned char *secret, size_t len, long lifetime, long offset) {
+    if (len == 0 || len > 80 || lifetime <= 0) return 0;
+    int index = ticket_index();
+    if (index < 0) return 0;
+    struct mtls_ticket_state *st = OPENSSL_zalloc(sizeof *st);
+    if (st == NULL) return 0;
+    memcpy(st->secret, secret, len);
+    st->len = len; st->lifetime = lifetime; st->offset = offset;
+    if (!SSL_CTX_set_ex_data(ctx, index, st)) { ticket_state_free(NULL, st, NULL, 0, 0, NULL); return 0; }
+    return (int)SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_cb);
 }
 
 void mtls_ctx_set_dh_auto(SSL_CTX *ctx) { SSL_CTX_set_dh_auto(ctx, 1); }

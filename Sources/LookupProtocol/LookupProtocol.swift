@@ -88,6 +88,7 @@ public enum TCPTable {
         case ("get", 2):
             guard let key = percentDecode(parts[1]) else { return .invalid("bad %-encoding") }
             guard !key.isEmpty, key.utf8.count <= limits.maxKeyLength else { return .invalid(key.isEmpty ? "empty key" : "key too long") }
+            guard !key.utf8.contains(0) else { return .invalid("NUL in key") }   // %00: never a shorter key
             return .request(.get(key))
         case ("put", 3):
             guard let k = percentDecode(parts[1]), let v = percentDecode(parts[2]) else { return .invalid("bad %-encoding") }
@@ -187,6 +188,7 @@ public enum SocketMap {
         guard let map = String(validating: body[..<sp], as: UTF8.self), !map.isEmpty,
               let key = String(validating: body[body.index(after: sp)...], as: UTF8.self) else { return (.invalid("invalid UTF-8"), consumed) }
         guard !key.isEmpty, key.utf8.count <= limits.maxKeyLength else { return (.invalid(key.isEmpty ? "empty key" : "key too long"), consumed) }
+        guard !key.utf8.contains(0) else { return (.invalid("NUL in key"), consumed) }       // never a shorter key
         return (.request(Request(map: map, key: key)), consumed)
     }
 

@@ -16,6 +16,9 @@ public protocol SMTPServiceSection: Sendable {
     var maxCommandLine: Int { get }
     var maxLineLength: Int { get }
     var maxErrors: Int { get }
+    var maxJunkCommands: Int { get }
+    /// Seconds a session may last in all (the glue's session timer).
+    var maxSessionTime: Int { get }
     var maxAuthFailures: Int { get }
     var commandTimeout: Int { get }
     var dataTimeout: Int { get }
@@ -37,7 +40,9 @@ public struct SMTPConfig: SMTPServiceSection, Equatable {
     /// (`SMTPLimits()`, for whoever drives the engine directly), but real mail exceeds it and
     /// Postfix passes such lines on, so the daemon allows more.
     public var maxLineLength = 65_536
-    public var maxErrors = 10
+    public var maxErrors = 10                        // also 5xx RCPTs (postconf(5) smtpd_hard_error_limit)
+    public var maxJunkCommands = 100                 // postconf(5) smtpd_junk_command_limit
+    public var maxSessionTime = 3600                 // seconds; no Postfix equivalent
     public var commandTimeout = 300                  // RFC 5321 §4.5.3.2.7
     public var dataTimeout = 600
     /// Per listener role, per process, within `service.maxConnections` (which caps them all
@@ -59,6 +64,11 @@ public struct SMTPConfig: SMTPServiceSection, Equatable {
     public var bareLinefeed = BareLinefeed.reject    // like Postfix smtpd_forbid_bare_newline
     public var plaintextAuthOnLoopback = true        // AUTH before TLS from 127.0.0.1/::1
     public var receivedShowsAuthUser = false
+    /// Clients that may use one of our domains as envelope sender on the mta port without
+    /// AUTH (and may AUTH before TLS if plaintext_auth_on_loopback says so for loopback).
+    public var trustedNetworks = [IPNetwork("127.0.0.0/8")!, IPNetwork("::1/128")!]
+    /// mta: MAIL FROM one of our domains, unauthenticated, from outside trusted_networks → 553 5.7.1.
+    public var localSenderRequiresAuth = true
     public var enabled: Bool { !(mta.isEmpty && submission.isEmpty && smtps.isEmpty) }
     /// The per-role caps by role name (the listener names' prefix, "mta@...").
     public var roleMaxConnections: [String: Int] {
@@ -79,6 +89,8 @@ extension SMTPConfig: ConfigSection {
         maxCommandLine = try s.int("max_command_line", 512...65_536) ?? maxCommandLine
         maxLineLength = try s.int("max_line_length", 1000...(64 << 20)) ?? maxLineLength
         maxErrors = try s.int("max_errors", 1...10_000) ?? maxErrors
+        maxJunkCommands = try s.int("max_junk_commands", 1...1_000_000) ?? maxJunkCommands
+        maxSessionTime = try s.int("max_session_time", 1...604_800) ?? maxSessionTime
         commandTimeout = try s.int("command_timeout", 1...86_400) ?? commandTimeout
         dataTimeout = try s.int("data_timeout", 1...86_400) ?? dataTimeout
         mtaMaxConnections = try s.int("mta_max_connections", 1...100_000) ?? mtaMaxConnections
@@ -95,5 +107,12 @@ extension SMTPConfig: ConfigSection {
         bareLinefeed = try s.oneOf("bare_linefeed", BareLinefeed.self) ?? bareLinefeed
         plaintextAuthOnLoopback = try s.bool("plaintext_auth_on_loopback") ?? plaintextAuthOnLoopback
         receivedShowsAuthUser = try s.bool("received_shows_auth_user") ?? receivedShowsAuthUser
+        if let nets = try s.stringArray("trusted_networks") {
+            trustedNetworks = try nets.map { n in
+                guard let net = IPNetwork(n) else { throw s.error("trusted_networks", "\(n) is not an address/prefix") }
+                return net
+            }
+        }
+        localSenderRequiresAuth = try s.bool("local_sender_requires_auth") ?? localSenderRequiresAuth
     }
 }

@@ -17,6 +17,9 @@ public struct TLSSettings: Sendable, Equatable {
     public var ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
     public var groups = "X25519:P-256:P-384"
     public var handshakeTimeout = 30.0
+    /// Seconds each session-ticket key is used for new tickets; the previous one still
+    /// decrypts (RFC 5077 §5.5). Every smtpd derives the keys from the master's secret.
+    public var ticketKeyLifetime = 43_200
 
     /// `base`: the config file's directory (tls/cert.pem and tls/key.pem in it).
     init(base: String) {
@@ -34,6 +37,7 @@ extension TLSSettings: ConfigSection {
         ciphersuites = try t.string("ciphersuites") ?? ciphersuites
         groups = try t.string("groups") ?? groups
         handshakeTimeout = try t.seconds("handshake_timeout") ?? handshakeTimeout
+        ticketKeyLifetime = try t.int("ticket_key_lifetime", 60...604_800) ?? ticketKeyLifetime
         if let s = try t.table("sni") {
             for host in s.table.keys {
                 guard let pair = try s.stringArray(host), pair.count == 2 else {

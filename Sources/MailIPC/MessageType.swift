@@ -24,7 +24,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     // connection: Messages+Connection.swift
     case hello = 1, helloOK = 2, error = 3, ok = 4, streamCredit = 5
     // delivery: Messages+Delivery.swift
-    case lookupRecipient = 10, recipient = 11, lookup = 12, lookupResult = 13, senderLogins = 14
+    case lookupRecipient = 10, recipient = 11, lookup = 12, lookupResult = 13, senderLogins = 14, localDomain = 15
     case deliverBegin = 20, deliverChunk = 21, deliverEnd = 22, deliverResult = 23, deliverAbort = 24
     // accounts: Messages+Accounts.swift
     case authenticate = 30, session = 31, sessionEnd = 32
@@ -60,6 +60,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .lookup: return Lookup.self
         case .lookupResult: return LookupResult.self
         case .senderLogins: return SenderLogins.self
+        case .localDomain: return LocalDomain.self
         case .deliverBegin: return DeliverBegin.self
         case .deliverChunk: return DeliverChunk.self
         case .deliverEnd: return DeliverEnd.self

@@ -4,6 +4,7 @@
 //   LookupRecipient(address)                  → RecipientReply(status, canonical)   lmtpd smtpd lookupd admin
 //   Lookup(map, key)                          → LookupResult(found, value)  lookupd admin
 //   SenderLogins(address)                     → Names(logins)               smtpd
+//   LocalDomain(domain)                       → LookupResult(found, "")     smtpd
 //   DeliverBegin(sender, recipients, session) ┐ one request id; the body in DeliverChunk frames; with
 //   DeliverChunk(bytes)*                      │ a session (smtpd after AUTH) remote recipients are queued
 //   DeliverEnd                                ┤ → DeliverResult([status])   lmtpd smtpd
@@ -28,7 +29,8 @@ public struct LookupRecipient: RPCRequest {
 
 public struct RecipientReply: RPCMessage {
     public static let type = MessageType.recipient
-    /// `canonical`: the user's stored address when `status` is ok, else the address asked.
+    /// `canonical`: when `status` is ok, the user's stored address if the address has one
+    /// target, else the address asked (it reaches all its targets); otherwise the address asked.
     public var status: RecipientStatus, canonical: String
     public init(_ status: RecipientStatus, _ canonical: String) { self.status = status; self.canonical = canonical }
     public init(reading r: inout WireReader) throws { status = try r.enumU8(RecipientStatus.self); canonical = try r.string() }
@@ -64,6 +66,18 @@ public struct SenderLogins: RPCRequest {
     public init(_ address: String) { self.address = address }
     public init(reading r: inout WireReader) throws { address = try r.string() }
     public func write(to w: inout WireWriter) { w.string(address) }
+}
+
+/// Is `domain` one of ours? smtpd's check of an unauthenticated sender on the mta port
+/// (the Postfix `domains` map stays lookupd's).
+public struct LocalDomain: RPCRequest {
+    public typealias Reply = LookupResult
+    public static let type = MessageType.localDomain
+    public static let roles: Set<Role> = [.smtpd]
+    public var domain: String
+    public init(_ domain: String) { self.domain = domain }
+    public init(reading r: inout WireReader) throws { domain = try r.string() }
+    public func write(to w: inout WireWriter) { w.string(domain) }
 }
 
 public struct DeliverBegin: RPCRequest {

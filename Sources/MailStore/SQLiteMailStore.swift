@@ -51,9 +51,10 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     /// addresses before it asks lookup tables (smtputf8_enable), so "Grüße" matches "grüsse".
     public static func fold(_ s: String) -> String { s.folding(options: [.caseInsensitive], locale: nil) }
 
-    /// Splits "Local@Domain" into lowercase (local, domain); nil when it is not an address.
+    /// Splits "Local@Domain" into lowercase (local, domain); nil when it is not an address —
+    /// also when it holds a NUL, which SQLite's C strings would cut to a shorter key.
     public static func split(_ address: String) -> (local: String, domain: String)? {
-        guard let at = address.lastIndex(of: "@") else { return nil }
+        guard let at = address.lastIndex(of: "@"), !address.utf8.contains(0) else { return nil }
         let local = address[..<at].lowercased(), domain = address[address.index(after: at)...].lowercased()
         guard !local.isEmpty, !domain.isEmpty else { return nil }
         return (local, domain)
@@ -65,7 +66,8 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     }
 
     static func domainID(_ db: Database, _ domain: String) throws -> Int64? {
-        try Int64.fetchOne(db, sql: "SELECT id FROM domains WHERE name = ?", arguments: [domain])
+        guard !domain.utf8.contains(0) else { return nil }   // never a shorter name that matches
+        return try Int64.fetchOne(db, sql: "SELECT id FROM domains WHERE name = ?", arguments: [domain])
     }
 
     func domainID(_ db: Database, _ domain: String) throws -> Int64 {

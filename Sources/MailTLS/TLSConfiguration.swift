@@ -76,10 +76,17 @@ public struct TLSConfiguration: Sendable {
     public var sessionTimeout: Int
     /// Session tickets (RFC 5077; RFC 8446 §4.6.1 NewSessionTicket).
     public var sessionTickets: Bool
-    /// 80 bytes of ticket keys shared by every worker process, so a ticket issued by one is
-    /// accepted by the others. nil: each context draws its own keys (resumption then only
-    /// works against the same process, and not across a reload).
+    /// 80 bytes of secret shared by every worker process, from which each derives the same
+    /// rotating ticket keys, so a ticket issued by one is accepted by the others. nil: each
+    /// context draws its own fixed keys (resumption then only works against the same
+    /// process, and not across a reload).
     public var sessionTicketKeys: [UInt8]?
+    /// Seconds a ticket key encrypts new tickets; the previous key still decrypts (and
+    /// renews) tickets for as long again (RFC 5077 §5.5, RFC 8446 §4.6.1). Only with
+    /// `sessionTicketKeys`.
+    public var sessionTicketKeyLifetime: Int
+    /// Added to the clock the ticket keys rotate by (tests step through epochs with it).
+    var ticketClockOffset = 0
     /// A connection that has not finished its handshake by then is closed with
     /// `TLSError.handshakeTimeout`.
     public var handshakeTimeout: TimeAmount
@@ -103,6 +110,7 @@ public struct TLSConfiguration: Sendable {
                 sessionTimeout: Int = 3_600,
                 sessionTickets: Bool = true,
                 sessionTicketKeys: [UInt8]? = nil,
+                sessionTicketKeyLifetime: Int = 43_200,
                 handshakeTimeout: TimeAmount = .seconds(30),
                 shutdownTimeout: TimeAmount = .seconds(5),
                 releaseBuffers: Bool = false) {
@@ -120,6 +128,7 @@ public struct TLSConfiguration: Sendable {
         self.sessionTimeout = sessionTimeout
         self.sessionTickets = sessionTickets
         self.sessionTicketKeys = sessionTicketKeys
+        self.sessionTicketKeyLifetime = sessionTicketKeyLifetime
         self.handshakeTimeout = handshakeTimeout
         self.shutdownTimeout = shutdownTimeout
         self.releaseBuffers = releaseBuffers

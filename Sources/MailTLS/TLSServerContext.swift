@@ -132,7 +132,9 @@ final class ServerContextSet: @unchecked Sendable {
             mtls_ctx_set_session_cache(ctx, config.sessionCache ? 1 : 0, config.sessionCacheSize, config.sessionTimeout)
             mtls_ctx_set_dh_auto(ctx)
             if let keys = config.sessionTicketKeys {
-                guard keys.count == 80, mtls_ctx_set_ticket_keys(ctx, keys, keys.count) == 1 else {
+                // The shared 80 bytes are a secret the rotating keys are derived from.
+                guard keys.count == 80,
+                      mtls_ctx_set_ticket_secret(ctx, keys, keys.count, config.sessionTicketKeyLifetime, config.ticketClockOffset) == 1 else {
                     throw TLSConfigurationError.invalidSetting(name: "session_ticket_keys", value: "\(keys.count) bytes", reason: "must be 80 bytes")
                 }
             }

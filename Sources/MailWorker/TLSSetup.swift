@@ -12,6 +12,7 @@ public enum TLSSetup {
         return TLSConfiguration(certificatePath: t.certificate, privateKeyPath: t.key, domainCertificates: sni,
                                 minimumVersion: TLSVersion(parsing: t.minVersion.rawValue) ?? .tls12,
                                 cipherList: t.ciphers, cipherSuites: t.ciphersuites, groups: t.groups,
+                                sessionTicketKeyLifetime: t.ticketKeyLifetime,
                                 handshakeTimeout: .milliseconds(Int64(t.handshakeTimeout * 1000)))
     }
 

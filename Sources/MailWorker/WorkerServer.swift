@@ -98,7 +98,8 @@ public final class WorkerServer: @unchecked Sendable {
                 case .role(let n): why = "\(role) connection limit \(n) reached"
                 }
                 logger.warning("refusing connection on \(name): \(why)")
-                _ = refusal.withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                // Empty on implicit-TLS listeners: closed without a plaintext byte (RFC 8314 §3).
+                if !refusal.isEmpty { _ = refusal.withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) } }
                 close(conn)
                 continue
             }
@@ -204,14 +205,18 @@ extension WorkerServer {
     /// it cannot be had; the master retries once the store is up), every inherited listener
     /// served with the handlers `handlers(rpc, listenerName)` makes per connection, then run
     /// until SIGTERM or the store goes away.
+    /// `implicitTLS(listenerName)`: the listener speaks TLS from the first byte, so a refused
+    /// connection is closed without the plaintext `refusal` (a handshake would cost an
+    /// overloaded worker the most; the client sees a failed connection and retries).
     public func run(process: String, listeners: [(fd: Int32, name: String)], refusal: [UInt8], readyMetadata: Logger.Metadata = [:],
+                    implicitTLS: @escaping (String) -> Bool = { _ in false },
                     handlers: @escaping (RPCClient, String) -> () -> [ChannelHandler]) -> Never {
         do {
             let rpc = try RPCClient.connect(fd: FDContract.storeFD, group: group, client: "\(process)[\(getpid())]",
                                             onEvent: { [events] in events.route($0) }, onClose: { [self] in storeLost() }).wait()
             for (fd, raw) in listeners {
                 let name = FDContract.decodeName(raw)
-                try listen(fd: fd, name: name, refusal: refusal, makeHandlers: handlers(rpc, name))
+                try listen(fd: fd, name: name, refusal: implicitTLS(name) ? [] : refusal, makeHandlers: handlers(rpc, name))
             }
         } catch {
             logger.critical("cannot start: \(error)"); exit(ExitStatus.tempFail)

@@ -27,10 +27,11 @@ public final class Master {
     let startedAt = Date().timeIntervalSince1970
     var unixPaths: [String] = []
 
-    /// Bytes of TLS session ticket key material (hex-encoded into POSTERN_TLS_TICKET_KEYS).
+    /// Bytes of TLS session ticket secret (hex-encoded into POSTERN_TLS_TICKET_KEYS).
     static let ticketKeyBytes = 80
-    /// TLS session ticket keys shared by every process of a TLS service, so a ticket issued by
-    /// one is accepted by all (RFC 8446 §4.6.1). Drawn once per master run.
+    /// The secret every process of a TLS service derives the same rotating ticket keys from
+    /// ([tls] ticket_key_lifetime), so a ticket issued by one is accepted by all (RFC 8446
+    /// §4.6.1) and no key is used longer than its lifetime. Drawn once per master run.
     let ticketKeys: String = (0..<Master.ticketKeyBytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
     /// The loop wakes at least this often (seconds), even with no timer due.
     static let maxPollWait = 1.0
@@ -83,8 +84,10 @@ public final class Master {
         let specs = ServiceTable.specs(from: config)
         if specs.contains(where: \.tls) { try prepareTLS() }
         for s in specs {
+            // lmtpd's socket without socket_group: the worker user's group (LMTPConfig).
+            let group = s.socketGroup ?? (s.role == .lmtpd && Privileges.isRoot ? config.workerUser : nil)
             for l in s.listeners {
-                let fd = try Listeners.bind(l.address, mode: s.socketMode, owner: s.socketOwner, group: s.socketGroup)
+                let fd = try Listeners.bind(l.address, mode: s.socketMode, owner: s.socketOwner, group: group)
                 if case .unix(let p) = l.address.kind { unixPaths.append(p) }
                 logger.info("listening", metadata: ["service": "\(s.name)", "address": "\(l.address)", "name": "\(l.key)"])
                 listenerFDs[l.key] = fd

@@ -112,7 +112,7 @@ public enum DeliveryResult: Sendable, Equatable {
 
 /// What the glue must do, in order. Replies are written as they come and flushed when the
 /// glue runs out of input (RFC 2920 §3.2 PIPELINING). Every action that asks the glue for
-/// something (`checkRecipient`, `checkPostmaster`, `checkSender`, `authenticate`, `delay`, `startTLS`,
+/// something (`checkRecipient`, `checkPostmaster`, `checkSender`, `checkSenderDomain`, `authenticate`, `delay`, `startTLS`,
 /// `endMessage`) is the last of its batch, and the session waits (`isAwaitingExternal`)
 /// until the matching resume call.
 public enum SMTPAction: Sendable, Equatable {
@@ -158,4 +158,8 @@ public enum SMTPAction: Sendable, Equatable {
     /// `authenticatedUser` (nil: the null sender, only when
     /// `allowNullSenderWhenAuthenticated`), then call `senderChecked(allowed:)`.
     case checkSender(MailPath?)
+    /// Unauthenticated MAIL from a client outside the trusted networks, with
+    /// `localSenderRequiresAuth`: ask the store whether this sender domain is one of ours,
+    /// then call `senderDomainLookedUp(isLocal:)`.
+    case checkSenderDomain(String)
 }

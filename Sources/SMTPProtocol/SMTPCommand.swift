@@ -50,6 +50,9 @@ struct SMTPCommandFlags: OptionSet, Sendable {
     static let needsTransaction = SMTPCommandFlags(rawValue: 1 << 8)
     /// Refused once authenticated (RFC 4954 §4: 503 5.5.1 "Already authenticated").
     static let notAuthenticated = SMTPCommandFlags(rawValue: 1 << 9)
+    /// Counts towards `SMTPLimits.maxJunkCommands` (postconf(5) smtpd_junk_command_limit);
+    /// a repeated HELO/EHLO/LHLO counts too, decided by the session.
+    static let junk = SMTPCommandFlags(rawValue: 1 << 10)
 }
 
 enum SMTPCommandTable {
@@ -60,9 +63,10 @@ enum SMTPCommandTable {
         case .mail: return [.needsHello, .outsideTransaction]
         case .rcpt: return [.needsHello, .needsTransaction]
         case .data: return [.needsHello, .needsTransaction, .endsGroup]
-        case .rset: return []
-        case .noop, .quit, .vrfy, .expn: return [.endsGroup]
-        case .help: return []
+        case .rset: return [.junk]
+        case .noop, .vrfy: return [.endsGroup, .junk]
+        case .quit, .expn: return [.endsGroup]
+        case .help: return [.junk]
         // Like Postfix, STARTTLS needs no prior EHLO (RFC 3207 does not require one).
         case .starttls: return [.outsideTransaction, .endsGroup, .discardsPipelinedInput]
         case .auth: return [.needsEHLO, .notAuthenticated, .outsideTransaction, .endsGroup]

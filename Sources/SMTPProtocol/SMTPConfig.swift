@@ -32,8 +32,15 @@ public struct SMTPLimits: Sendable, Equatable {
     public var maxMessageSize: Int
     /// Most accepted recipients per transaction. RFC 5321 §4.5.3.1.8 (minimum 100).
     public var maxRecipients: Int
-    /// Protocol errors (bad commands) before the session is dropped with 421 4.7.0.
+    /// Errors before the session is dropped with 421 4.7.0: protocol errors (bad commands)
+    /// and 5xx refusals of RCPT (unknown user, relay denied), so probing for addresses is
+    /// bounded (postconf(5) smtpd_hard_error_limit). Reset when a message is delivered.
     public var maxErrors: Int
+    /// Junk commands — NOOP, RSET, VRFY, HELP and a repeated HELO/EHLO/LHLO — allowed
+    /// without a delivered message; the next one is answered 421 4.7.0 and the session
+    /// closes (postconf(5) smtpd_junk_command_limit, which counts NOOP, VRFY, ETRN, RSET;
+    /// ETRN is a protocol error here). Reset when a message is delivered.
+    public var maxJunkCommands: Int
     /// Size of the `messageChunk` pieces handed to the glue. Chunk boundaries depend only
     /// on the body, never on how the input was segmented.
     public var messageChunkSize: Int
@@ -53,7 +60,8 @@ public struct SMTPLimits: Sendable, Equatable {
         maxErrors: Int = 10,
         messageChunkSize: Int = 64 * 1024,
         maxAuthFailures: Int = 3,
-        maxAuthLine: Int = 12288
+        maxAuthLine: Int = 12288,
+        maxJunkCommands: Int = 100
     ) {
         self.maxCommandLine = maxCommandLine
         self.maxTextLine = maxTextLine
@@ -63,6 +71,7 @@ public struct SMTPLimits: Sendable, Equatable {
         self.messageChunkSize = messageChunkSize
         self.maxAuthFailures = maxAuthFailures
         self.maxAuthLine = maxAuthLine
+        self.maxJunkCommands = maxJunkCommands
     }
 
     /// Defaults for lmtpd, equal to the [lmtp] config defaults (a test checks this): the MTA
@@ -160,6 +169,10 @@ public struct SMTPSessionConfig: Sendable {
     public var allowNullSenderWhenAuthenticated: Bool
     /// Delay before answering a failed AUTH (see `AuthFailureDelay`).
     public var authFailureDelay: AuthFailureDelay
+    /// MAIL FROM one of our domains without AUTH from a client that is not trusted
+    /// (`SMTPSession.clientIsTrusted`) is refused 553 5.7.1: the mta port does not take our
+    /// own domains from strangers (the store says which domains are ours).
+    public var localSenderRequiresAuth = false
 
     public init(
         dialect: SMTPDialect,

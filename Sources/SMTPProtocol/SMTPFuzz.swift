@@ -119,6 +119,8 @@ public enum SMTPFuzz {
                         take(session.deliveryFinished(recipients.map(deliveryVerdict)))
                     case .checkSender(let path)?:
                         take(session.senderChecked(allowed: senderVerdict(path)))
+                    case .checkSenderDomain(let domain)?:
+                        take(session.senderDomainLookedUp(isLocal: domain.lowercased() == "example.org"))
                     case .authenticate(let user, let password)?:
                         take(session.authenticated(authVerdict(user: user, password: password)))
                     case .delay?:
@@ -229,6 +231,8 @@ public enum SMTPFuzz {
                 if case .authFailed? = previous {} else { preconditionFailure("delay without authFailed") }
             case .checkSender:
                 precondition(authenticated, "sender check without AUTH")
+            case .checkSenderDomain:
+                precondition(!authenticated && config.localSenderRequiresAuth, "sender domain check after AUTH")
             case .beginMessage(let envelope):
                 precondition(!inMessage && !envelope.recipients.isEmpty)
                 precondition(envelope.remoteIndices.allSatisfy { $0 < envelope.recipients.count })

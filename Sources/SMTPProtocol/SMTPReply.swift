@@ -84,6 +84,10 @@ extension SMTPReply {
     public static let closing = SMTPReply(221, "2.0.0", "Bye")
     /// 421 when the error budget is exhausted.
     public static let tooManyErrors = SMTPReply(421, "4.7.0", "Too many errors, closing connection")
+    /// 421 when the junk-command budget is exhausted (postconf(5) smtpd_junk_command_limit).
+    public static let tooManyJunkCommands = SMTPReply(421, "4.7.0", "Too many junk commands, closing connection")
+    /// 421 when the session reached its maximum length (`sessionTimeExceeded`).
+    public static let sessionTooLong = SMTPReply(421, "4.7.0", "Session too long, closing connection")
     /// 421 on idle/command timeout. RFC 5321 §4.5.3.2.
     public static let timeout = SMTPReply(421, "4.4.2", "Timeout exceeded, closing connection")
     /// 421 when the daemon shuts down (sent by the glue).
@@ -195,6 +199,9 @@ extension SMTPReply {
     public static let tooManyAuthFailures = SMTPReply(421, "4.7.0", "Too many authentication failures, closing connection")
     /// Authenticated session: the envelope sender is not one of the user's addresses.
     public static let senderNotOwned = SMTPReply(553, "5.7.1", "Sender address rejected: not owned by user")
+    /// Unauthenticated MAIL FROM one of our domains from an untrusted client
+    /// (`SMTPSessionConfig.localSenderRequiresAuth`).
+    public static let localSenderNeedsAuth = SMTPReply(553, "5.7.1", "Sender address rejected: authentication required for a local domain")
     /// Authenticated session: MAIL FROM:<> and `allowNullSenderWhenAuthenticated` is off.
     public static let nullSenderNotAllowed = SMTPReply(553, "5.7.1", "Sender address rejected: null sender not allowed")
 

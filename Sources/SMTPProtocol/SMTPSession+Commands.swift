@@ -53,6 +53,10 @@ extension SMTPSession {
             return startChunk(size: size, last: last, refusal: refusal, &actions)
         }
         if let refusal { return protocolError(refusal, &actions) }
+        var repeatedHello = false
+        if case .hello = command { repeatedHello = helo != nil }   // not the EHLO after STARTTLS
+        if repeatedHello || command.guardedVerb.map({ SMTPCommandTable.flags($0).contains(.junk) }) == true,
+           tooMuchJunk(&actions) { return }
         switch command {
         case .hello(let verb, let domain):
             // RFC 5321 §4.1.4: EHLO/HELO (and LHLO) reset any transaction. Authentication
@@ -94,6 +98,12 @@ extension SMTPSession {
                 pendingSender = envelope
                 waiting = .sender
                 actions.append(.checkSender(envelope.sender))
+                return
+            }
+            if config.localSenderRequiresAuth, !clientIsTrusted, let sender = envelope.sender {
+                pendingSender = envelope
+                waiting = .senderDomain
+                actions.append(.checkSenderDomain(sender.domain))
                 return
             }
             transaction = envelope

@@ -21,6 +21,8 @@ public struct SMTPSession: Sendable {
     public let clientAddress: String
     /// The client connects from a loopback address: AUTH is allowed before TLS.
     public let clientIsLoopback: Bool
+    /// The client is in the trusted networks: it may use our domains as sender without AUTH.
+    public let clientIsTrusted: Bool
 
     enum Phase: Sendable, Equatable {
         case command
@@ -37,6 +39,7 @@ public struct SMTPSession: Sendable {
         case tls                                   // after .startTLS, until tlsStarted
         case auth(SASLMechanism, user: String)     // after .authenticate
         case sender                                // after .checkSender
+        case senderDomain                          // after .checkSenderDomain
         case delay                                 // after .delay, until delayElapsed
     }
 
@@ -67,7 +70,10 @@ public struct SMTPSession: Sendable {
     var transaction: SMTPEnvelope?
     /// MAIL waiting for `senderChecked`.
     var pendingSender: SMTPEnvelope?
+    /// Errors and junk commands since the session began or a message was last delivered
+    /// (`SMTPLimits.maxErrors`, `maxJunkCommands`).
     var errorCount = 0
+    var junkCount = 0
     var framer: CommandFramer
     var reader: DataReader
     /// Non-nil once the current transaction used BDAT, until LAST or the transaction ends.
@@ -81,16 +87,20 @@ public struct SMTPSession: Sendable {
     /// Unconsumed input: a partial command line, or everything received while waiting.
     var input: [UInt8] = []
     var inputStart = 0
-    /// The worker is shutting down: 421 and close once the current message is answered.
-    var shutdownPending = false
+    /// 421 and close once the current message is answered: the worker is shutting down, or
+    /// the session reached its maximum length while the store was delivering.
+    var pendingClose: SMTPReply?
 
     /// - clientIsLoopback: nil derives it from `clientAddress` (127.0.0.0/8, ::1,
     ///   ::ffff:127.x.x.x); a unix-socket peer is not treated as loopback unless passed.
     /// - tlsInfo: for implicit TLS when the handshake is already done (else see `tlsStarted`).
-    public init(config: SMTPSessionConfig, clientAddress: String, clientIsLoopback: Bool? = nil, tlsInfo: TLSInfo? = nil) {
+    /// - clientIsTrusted: nil means loopback (SMTPSessionConfig.localSenderRequiresAuth).
+    public init(config: SMTPSessionConfig, clientAddress: String, clientIsLoopback: Bool? = nil, tlsInfo: TLSInfo? = nil,
+                clientIsTrusted: Bool? = nil) {
         self.config = config
         self.clientAddress = clientAddress
         self.clientIsLoopback = clientIsLoopback ?? SMTPSession.isLoopbackAddress(clientAddress)
+        self.clientIsTrusted = clientIsTrusted ?? self.clientIsLoopback
         self.framer = CommandFramer(maxLine: config.limits.maxCommandLine,
                                     authMaxLine: config.authConfigured ? config.limits.maxAuthLine : nil)
         self.reader = DataReader(limits: config.limits, policy: config.bareLinefeed)
@@ -259,7 +269,12 @@ public struct SMTPSession: Sendable {
         case .tempFail: reply = .localError
         case .reject(let r): reply = r
         }
-        actions.append(.reply(reply))
+        if reply.isPermanent {
+            // Probing for addresses counts (postconf(5) smtpd_hard_error_limit).
+            protocolError(reply, &actions)
+        } else {
+            actions.append(.reply(reply))
+        }
         drain(into: &actions)
         return actions
     }
@@ -276,6 +291,25 @@ public struct SMTPSession: Sendable {
             actions.append(.reply(.okSender))
         } else {
             actions.append(.reply(.senderNotOwned))
+        }
+        drain(into: &actions)
+        return actions
+    }
+
+    /// The store's answer to `checkSenderDomain`: one of our domains → 553 5.7.1 (counted as
+    /// an error), else 250 2.1.0 and the transaction starts; nil (the store could not say) →
+    /// 451 4.3.0. Then continues with buffered input. Ignored if no check is pending.
+    public mutating func senderDomainLookedUp(isLocal: Bool?) -> [SMTPAction] {
+        guard waiting == .senderDomain, let pending = pendingSender else { return [] }
+        waiting = .none
+        pendingSender = nil
+        var actions: [SMTPAction] = []
+        switch isLocal {
+        case false?:
+            transaction = pending
+            actions.append(.reply(.okSender))
+        case true?: protocolError(.localSenderNeedsAuth, &actions)
+        case nil: actions.append(.reply(.localError))
         }
         drain(into: &actions)
         return actions
@@ -382,7 +416,7 @@ public struct SMTPSession: Sendable {
     /// answered, 421 4.3.2 and close, and pipelined input after it is not acted on.
     public mutating func shutdownRequested() -> [SMTPAction] {
         guard phase != .closed else { return [] }
-        shutdownPending = true
+        pendingClose = .shuttingDown
         var actions: [SMTPAction] = []
         _ = closeIfShuttingDown(&actions)
         return actions
@@ -391,24 +425,44 @@ public struct SMTPSession: Sendable {
     /// The glue's idle timer fired: 421 4.4.2 and close (RFC 5321 §4.5.3.2). A message in
     /// progress is aborted first.
     public mutating func timedOut() -> [SMTPAction] {
+        abortAndClose(.timeout)
+    }
+
+    /// The glue's session timer fired: the session reached its maximum length (the
+    /// daemons' `max_session_time`; Postfix has no such limit, its per-read timeouts alone
+    /// let a client that trickles bytes hold a slot for ever). 421 4.7.0 and close now, a
+    /// message being read is aborted (it was not acknowledged: the client retries); while
+    /// the store delivers, the close waits for its answer so an accepted message is
+    /// acknowledged.
+    public mutating func sessionTimeExceeded() -> [SMTPAction] {
+        guard phase != .closed else { return [] }
+        if waiting == .delivery {
+            pendingClose = .sessionTooLong
+            return []
+        }
+        return abortAndClose(.sessionTooLong)
+    }
+
+    /// Aborts a message in progress, then `reply` and close.
+    mutating func abortAndClose(_ reply: SMTPReply) -> [SMTPAction] {
         guard phase != .closed else { return [] }
         var actions: [SMTPAction] = []
         if phase == .data {
             reader.abandon(actions: &actions)
         }
         abandonTransaction(&actions)              // a message begun with BDAT
-        actions.append(.reply(.timeout))
+        actions.append(.reply(reply))
         close(&actions)
         return actions
     }
 
     // MARK: - Input processing
 
-    /// With a shutdown pending and no message under way: 421 4.3.2, close, and true.
+    /// With a close pending and no message under way: its 421, close, and true.
     mutating func closeIfShuttingDown(_ actions: inout [SMTPAction]) -> Bool {
-        guard shutdownPending, phase == .command, waiting == .none, bdatReader == nil else { return false }
+        guard let reply = pendingClose, phase == .command, waiting == .none, bdatReader == nil else { return false }
         transaction = nil
-        actions.append(.reply(.shuttingDown))
+        actions.append(.reply(reply))
         close(&actions)
         return true
     }
@@ -503,7 +557,23 @@ public struct SMTPSession: Sendable {
             }
             actions.append(.reply(reply))
         }
+        if results.contains(.delivered) {
+            // postconf(5): the error and junk limits apply "without delivering mail".
+            errorCount = 0
+            junkCount = 0
+        }
         transaction = nil
+    }
+
+    /// Counts a junk command (SMTPCommandFlags.junk, a repeated HELO/EHLO/LHLO); over
+    /// `maxJunkCommands`: 421 4.7.0, close, and true — the command is not run.
+    mutating func tooMuchJunk(_ actions: inout [SMTPAction]) -> Bool {
+        junkCount += 1
+        guard junkCount > config.limits.maxJunkCommands else { return false }
+        abandonTransaction(&actions)
+        actions.append(.reply(.tooManyJunkCommands))
+        close(&actions)
+        return true
     }
 
     /// A message refused after it was read (too big, bare LF, long line): `reply` for every

@@ -21,7 +21,8 @@ public enum LMTPWorker {
             config: SMTPSessionConfig(dialect: .lmtp, hostname: config.hostname, limits: SMTPLimits(l),
                                       bareLinefeed: BareLinefeedPolicy(l.bareLinefeed),
                                       serviceName: "Postern LMTP"),
-            commandTimeout: .seconds(Int64(l.commandTimeout)), dataTimeout: .seconds(Int64(l.dataTimeout)))
+            commandTimeout: .seconds(Int64(l.commandTimeout)), dataTimeout: .seconds(Int64(l.dataTimeout)),
+            maxSessionTime: .seconds(Int64(l.maxSessionTime)))
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: config.master.shutdownGrace,

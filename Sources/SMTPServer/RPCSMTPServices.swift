@@ -30,6 +30,10 @@ struct RPCSMTPServices: SMTPServices {
         return rpc.call(SenderLogins(address)).map { $0.names.contains(user) }
     }
 
+    func isLocalDomain(_ domain: String) -> EventLoopFuture<Bool> {
+        rpc.call(LocalDomain(domain)).map(\.found)
+    }
+
     func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome> {
         rpc.call(Authenticate(user: user, password: password)).map { reply -> AuthOutcome in
             .success(canonical: reply.user, storeSession: reply.id)

@@ -37,10 +37,13 @@ public enum SMTPDWorker {
                                             bareLinefeed: BareLinefeedPolicy(s.bareLinefeed), tlsAvailable: true)
             // RFC 4954 §4 / DESIGN §5: plaintext AUTH only over TLS, or on loopback if allowed.
             c.requireTLSForAuth = true
+            c.localSenderRequiresAuth = role == .mta && s.localSenderRequiresAuth
             return SessionSettings(config: c, commandTimeout: .seconds(Int64(s.commandTimeout)), dataTimeout: .seconds(Int64(s.dataTimeout)),
+                                   maxSessionTime: .seconds(Int64(s.maxSessionTime)),
                                    tls: tls, implicitTLS: role == .smtps, submission: role != .mta, showAuthUser: s.receivedShowsAuthUser,
                                    limiter: limiter, listener: name, loopbackIsTrusted: s.plaintextAuthOnLoopback,
-                                   stressCommandTimeout: .milliseconds(Int64(s.stressCommandTimeout * 1000)))
+                                   stressCommandTimeout: .milliseconds(Int64(s.stressCommandTimeout * 1000)),
+                                   trustedNetworks: s.trustedNetworks)
         }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -48,7 +51,8 @@ public enum SMTPDWorker {
                                   maxUnsentBytes: s.service.maxUnsentBytes, roleCaps: s.roleMaxConnections,
                                   stress: StressPolicy(threshold: s.stressThreshold))
         server.run(process: "smtpd", listeners: contract.listeners, refusal: SMTPReply.tooManyConnections.encoded(),
-                   readyMetadata: ["certificates": "\(tls.certificates.map(\.servedFor).joined(separator: ","))"]) { rpc, name in
+                   readyMetadata: ["certificates": "\(tls.certificates.map(\.servedFor).joined(separator: ","))"],
+                   implicitTLS: { SMTPRole(rawValue: String($0.prefix { $0 != "@" })) == .smtps }) { rpc, name in
             guard let role = SMTPRole(rawValue: String(name.prefix { $0 != "@" })) else { logger.critical("unknown listener \(name)"); exit(ExitStatus.config) }
             let st = settings(role, name)
             return {

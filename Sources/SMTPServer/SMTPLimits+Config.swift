@@ -7,7 +7,8 @@ extension SMTPLimits {
     /// The limits a service section configures; the rest keep the engine defaults.
     public init(_ c: some SMTPServiceSection) {
         self.init(maxCommandLine: c.maxCommandLine, maxTextLine: c.maxLineLength, maxMessageSize: c.maxMessageSize,
-                  maxRecipients: c.maxRecipients, maxErrors: c.maxErrors, maxAuthFailures: c.maxAuthFailures)
+                  maxRecipients: c.maxRecipients, maxErrors: c.maxErrors, maxAuthFailures: c.maxAuthFailures,
+                  maxJunkCommands: c.maxJunkCommands)
     }
 }
 

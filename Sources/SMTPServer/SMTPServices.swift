@@ -30,6 +30,8 @@ protocol SMTPServices {
     /// Whether `address` is an envelope sender `user` (canonical, after AUTH) may use; nil is
     /// the null sender `<>` (asked only when the configuration allows it after AUTH).
     func checkSender(_ address: String?, user: String) -> EventLoopFuture<Bool>
+    /// Whether `domain` is one of our mail domains (an unauthenticated sender's, on the mta port).
+    func isLocalDomain(_ domain: String) -> EventLoopFuture<Bool>
     /// Verifies the credentials (the password never reaches a log).
     func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome>
     /// Ends a store session from `authenticate`; fire and forget.

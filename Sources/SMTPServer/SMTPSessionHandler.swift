@@ -20,6 +20,7 @@ struct SessionSettings {
     var config: SMTPSessionConfig
     var commandTimeout: TimeAmount
     var dataTimeout: TimeAmount
+    var maxSessionTime: TimeAmount = .hours(1)  // then SMTPSession.sessionTimeExceeded
     var tls: TLSServerContext? = nil          // STARTTLS / implicit TLS
     var implicitTLS = false                   // smtps: the pipeline starts with a TLSHandler
     var submission = false                    // authenticated mail gets Message-ID/Date if missing
@@ -28,6 +29,7 @@ struct SessionSettings {
     var listener = "lmtp"
     var loopbackIsTrusted = true              // AUTH before TLS allowed from 127.0.0.1 / ::1
     var stressCommandTimeout: TimeAmount? = nil   // while the role is under stress (ListenerStressEvent)
+    var trustedNetworks = SMTPConfig().trustedNetworks   // may send as our domains without AUTH
 }
 
 final class SMTPSessionHandler: ChannelInboundHandler {
@@ -48,6 +50,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var sendsInFlight = 0                     // while > 0 nothing more is read from the client
     var envelope: SMTPEnvelope? = nil
     var idleTimer: Scheduled<Void>? = nil
+    var sessionTimer: Scheduled<Void>? = nil
     var closed = false
     var greeted = false
     var clientAddress = "unknown"
@@ -70,7 +73,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         clientAddress = remote?.ipAddress ?? "localhost"   // unix socket peers are local
         // A unix-socket peer is local; a TCP loopback peer counts as local only if configured so.
         let loopback: Bool? = remote?.ipAddress == nil ? true : (settings.loopbackIsTrusted ? nil : false)
-        session = SMTPSession(config: settings.config, clientAddress: clientAddress, clientIsLoopback: loopback)
+        session = SMTPSession(config: settings.config, clientAddress: clientAddress, clientIsLoopback: loopback,
+                              clientIsTrusted: remote?.ipAddress == nil || IPNetwork.contains(settings.trustedNetworks, clientAddress))
         logger.info("connect from \(clientAddress)", metadata: ["listener": "\(settings.listener)"])
         if let l = settings.limiter, remote?.ipAddress != nil {
             guard l.connect(clientAddress) else {
@@ -82,6 +86,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             heldSlot = true
         }
         armTimer(context)
+        let limit = settings.maxSessionTime
+        sessionTimer = context.eventLoop.scheduleTask(in: limit) { [self] in
+            guard !closed else { return }
+            logger.notice("session longer than \(limit.nanoseconds / 1_000_000_000)s from \(clientAddress): closing")
+            guard greeted else { return flushAndClose(context) }   // implicit TLS: no plaintext
+            perform(context, session.sessionTimeExceeded())
+            context.flush()
+        }
         // Implicit TLS (RFC 8314 §3.3): the greeting waits for the handshake.
         if !settings.implicitTLS { greet(context) }
     }
@@ -95,6 +107,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
         idleTimer?.cancel()
+        sessionTimer?.cancel()
         if heldSlot { settings.limiter?.disconnect(clientAddress); heldSlot = false }
         if storeSession != 0 { services.endSession(storeSession); storeSession = 0 }
         abortMessage()                        // a body in transfer is discarded by the store
@@ -128,6 +141,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                                                   "sni": "\(info.serverName ?? "-")", "resumed": "\(info.resumed)"])
         let tls = TLSInfo(version: info.protocolVersion, cipher: info.cipher, bits: info.cipherBits)
         perform(context, session.tlsStarted(info: tls))
+        // RFC 3207 §4.2: STARTTLS discarded the authentication; its store session goes too.
+        if storeSession != 0, session.authenticatedUser == nil { services.endSession(storeSession); storeSession = 0 }
         if !greeted { greet(context) }
         context.flush()
     }
@@ -193,6 +208,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         writeReplies(context)
         closed = true
         idleTimer?.cancel()
+        sessionTimer?.cancel()
         // Free the client's slot now: it may reconnect as soon as it reads our last reply.
         if heldSlot { settings.limiter?.disconnect(clientAddress); heldSlot = false }
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
@@ -236,6 +252,13 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     let allowed = (try? r.get()) ?? false
                     if !allowed { logger.notice("sender <\(path?.address ?? "")> not owned by \(user)", metadata: ["client": "\(clientAddress)"]) }
                     resume(context, session.senderChecked(allowed: allowed))
+                }
+            case .checkSenderDomain(let domain):
+                setReading(context, false)
+                services.isLocalDomain(domain).hop(to: context.eventLoop).whenComplete { [self] r in
+                    let local = try? r.get()
+                    if local == true { logger.notice("unauthenticated sender in local domain \(domain) from an untrusted client", metadata: envelopeMetadata()) }
+                    resume(context, session.senderDomainLookedUp(isLocal: local))
                 }
             case .authenticate(let user, let password):
                 setReading(context, false)

@@ -10,7 +10,12 @@ import MailStore
 extension StoreConnectionHandler {
     func lookupRecipient(_ m: LookupRecipient) throws -> RecipientReply {
         switch try store.resolve(m.address) {
-        case .deliver(let users, let remote): return RecipientReply(.ok, users.first?.address ?? remote.first ?? m.address)
+        case .deliver(let users, let remote):
+            // An address the SMTP engine may deliver to instead (the bare "postmaster"): the
+            // user's own when there is one target, else the address asked, which the store
+            // expands again at delivery — never the first of several targets.
+            guard users.count + remote.count == 1 else { return RecipientReply(.ok, m.address) }
+            return RecipientReply(.ok, users.first?.address ?? remote.first ?? m.address)
         case .unknownUser: return RecipientReply(.unknownUser, m.address)
         case .notLocal: return RecipientReply(.notLocal, m.address)
         }
@@ -94,8 +99,10 @@ extension StoreConnectionHandler {
                 loop.execute { [self] in
                     switch result {
                     case .success(let o):
-                        reply(id, DeliverResult(o.statuses.map(RecipientStatus.init)))
+                        // Watchers are notified before the sender hears 250: a change a worker has
+                        // been told of is never newer than one it can pull.
                         for c in o.changes { hub.changed(mailboxID: c.mailboxID, modSeq: c.highestModSeq) }
+                        reply(id, DeliverResult(o.statuses.map(RecipientStatus.init)))
                     case .failure(let e as StoreError) where e.code == .denied:
                         logger.warning("delivery refused: \(e)")
                         reply(id, ErrorReply(.denied, e.message))

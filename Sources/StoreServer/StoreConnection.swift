@@ -136,6 +136,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as LookupRecipient: offload(id) { [self] in try lookupRecipient(m) }
         case let m as Lookup: offload(id) { [self] in try lookup(m) }
         case let m as SenderLogins: offload(id) { [store] in Names(try store.senderLogins(m.address)) }
+        case let m as LocalDomain: offload(id) { [store] in LookupResult(found: try store.hasDomain(m.domain), value: "") }
         case let m as DeliverBegin: deliverBegin(id, m)
         case let m as DeliverChunk: deliverChunk(id, m)
         case is DeliverEnd: deliverEnd(id)

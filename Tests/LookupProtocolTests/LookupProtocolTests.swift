@@ -91,6 +91,15 @@ final class LookupProtocolTests: XCTestCase {
         if case .request = sm("6: x@y.z,") { XCTFail("an empty map name must be refused") }
     }
 
+    /// A NUL in a key (tcp_table %00, or a raw NUL in a socketmap netstring) is refused with a
+    /// permanent error, never handed on to be cut to a shorter key that matches.
+    func testNULInAKeyIsRefused() {
+        XCTAssertEqual(tcp("get alice@example.org%00.evil\n"), .invalid("NUL in key"))
+        XCTAssertEqual(tcp("get %00\n"), .invalid("NUL in key"))
+        XCTAssertEqual(sm("29:recipients alice@example.org\0,"), .invalid("NUL in key"))
+        XCTAssertEqual(sm("13:domains a\0b.c,"), .invalid("NUL in key"))
+    }
+
     func testSocketMapReplies() {
         XCTAssertEqual(String(decoding: SocketMap.encode(.found("OK")), as: UTF8.self), "5:OK OK,")
         XCTAssertEqual(String(decoding: SocketMap.encode(.notFound), as: UTF8.self), "9:NOTFOUND ,")

@@ -14,6 +14,13 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.storeUser, "postern-store")
         XCTAssertTrue(c.store.fsync)
         XCTAssertEqual(c.lmtp.maxMessageSize, 50 * 1024 * 1024)
+        // The LMTP socket is not world-writable: 0660, its group the worker's (set by the master).
+        XCTAssertEqual(c.lmtp.service.socketMode, 0o660)
+        XCTAssertNil(c.lmtp.service.socketGroup)
+        XCTAssertEqual(c.lmtp.maxJunkCommands, 100)
+        XCTAssertEqual(c.smtp.maxJunkCommands, 100)
+        XCTAssertEqual(c.smtp.maxSessionTime, 3600)
+        XCTAssertEqual(c.lmtp.maxSessionTime, 3600)
     }
 
     func testTheAnnotatedExampleParsesToTheDefaults() throws {

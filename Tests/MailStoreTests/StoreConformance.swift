@@ -100,6 +100,18 @@ struct StoreConformance {
         XCTAssertEqual(try store.senderLogins("weiss@example.org"), ["weiß@example.org"])
     }
 
+    /// A NUL never reaches SQLite's C strings, where it would cut the key short and match.
+    func nulNeverMatches() throws {
+        XCTAssertEqual(try store.resolve("alice@example.org\0x"), .unknownUser)
+        XCTAssertEqual(try store.resolve("alice\0@example.org"), .unknownUser)
+        XCTAssertEqual(try store.resolve("alice@example.org\0"), .unknownUser)
+        XCTAssertFalse(try store.hasDomain("example.org\0.evil"))
+        XCTAssertNil(try store.user(named: "alice@example.org\0"))
+        let maps = PostfixMaps(accounts: store)
+        for map in LookupMap.allCases { XCTAssertNil(try? maps.lookup(map, key: "alice@example.org\0.x") ?? nil, "\(map)") }
+        XCTAssertEqual(try store.senderLogins("alice@example.org\0"), [])
+    }
+
     func deliveryAssignsUIDsAndQueuesRemoteAliasTargets() throws {
         let o = try deliverSync(store, "s@x.org", ["team@example.org", "nobody@example.org", "alice@example.org"], "Subject: t\r\n\r\nhi\r\n")
         XCTAssertEqual(o.statuses, [.delivered, .unknownUser, .delivered])
@@ -224,6 +236,7 @@ final class SQLiteStoreConformanceTests: XCTestCase {
 
     func testUsersGetTheSpecialUseMailboxes() throws { try suite().usersGetTheSpecialUseMailboxes() }
     func testResolution() throws { try suite().resolution() }
+    func testNULNeverMatches() throws { try suite().nulNeverMatches() }
     func testDeliveryAssignsUIDsAndQueuesRemoteAliasTargets() throws { try suite().deliveryAssignsUIDsAndQueuesRemoteAliasTargets() }
     func testSubmissionQueuesRemoteRecipientsOnlyForTheSenderItsUserOwns() throws { try suite().submissionQueuesRemoteRecipientsOnlyForTheSenderItsUserOwns() }
     func testPostfixLookups() throws { try suite().postfixLookups() }

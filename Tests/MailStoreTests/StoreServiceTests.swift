@@ -52,6 +52,24 @@ final class StoreServiceTests: XCTestCase {
         return try c.receive()
     }
 
+    /// RFC 5321 §4.5.1: the bare "postmaster" (the <Postmaster> fallback) answers an address
+    /// that reaches every target of the postmaster alias, and delivery to it reaches them all.
+    func testPostmasterCanonicalReachesEveryTarget() throws {
+        try store.addUser("bob@example.org", password: "x")
+        try store.addAlias("postmaster@example.org", target: "alice@example.org")
+        try store.addAlias("postmaster@example.org", target: "bob@example.org")
+        let smtp = try connect(.smtpd)
+        let reply = try smtp.call(LookupRecipient("postmaster"))
+        XCTAssertEqual(reply.status, .ok)
+        let (_, answer) = try deliver(smtp, DeliverBegin(sender: "x@client.example", recipients: [reply.canonical]), "Subject: pm\r\n\r\nhi\r\n")
+        XCTAssertEqual((answer as? DeliverResult)?.statuses, [.ok])
+        for user in ["alice@example.org", "bob@example.org"] {
+            let ref = try XCTUnwrap(try store.user(named: user))
+            XCTAssertEqual(try store.messages(user: ref.id, mailbox: "INBOX").count, 1, user)
+        }
+        XCTAssertEqual(try smtp.call(LookupRecipient("alice+x@example.org")), RecipientReply(.ok, "alice@example.org"), "one target: the user's address")
+    }
+
     func testRequestsOutsideTheRoleAreRefused() throws {
         let lmtp = try connect(.lmtpd)
         assertError(.denied) { _ = try lmtp.call(DomainAdd("evil.org")) }

@@ -7,6 +7,7 @@ import NIOPosix
 import MailTesting
 import XCTest
 @testable import MailTLS
+import CMailTLS
 
 final class TLSServerContextTests: XCTestCase {
     var dir: TempDir!
@@ -226,6 +227,56 @@ final class TLSServerContextTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.stdout.contains("b True"), r.output)
         XCTAssertTrue(r.stdout.contains("lone False"), r.output)
+    }
+
+    /// RFC 5077 §5.5: the ticket keys rotate every sessionTicketKeyLifetime. Servers with the
+    /// same secret, their clocks one and two lifetimes later: a ticket from the previous key
+    /// still resumes; one two keys old falls back to a full handshake. No sleeping: the clock
+    /// offset steps through the epochs.
+    func testTicketKeysRotateAndThePreviousKeyStillDecrypts() throws {
+        let p = try dir.pair("r", host: "r.test")
+        var c = TLSConfiguration(certificatePath: p.cert, privateKeyPath: p.key, sessionTicketKeys: (0..<80).map { UInt8($0) },
+                                 sessionTicketKeyLifetime: 86_400)
+        c.sessionCache = false                          // TLS 1.2 must resume by ticket alone
+        let now = try TestServer(tls: TLSServerContext(configuration: c))
+        c.ticketClockOffset = 86_400
+        let next = try TestServer(tls: TLSServerContext(configuration: c))
+        c.ticketClockOffset = 2 * 86_400
+        let later = try TestServer(tls: TLSServerContext(configuration: c))
+        defer { now.stop(); next.stop(); later.stop() }
+        let script = """
+        import socket, ssl, sys
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+            ctx.maximum_version = version
+            def conn(port, session=None):
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), session=session)
+                s.sendall(b"x\\r\\n"); s.recv(10); return s
+            s = conn(int(sys.argv[1])); sess = s.session; s.close()
+            print(version.name, "next", conn(int(sys.argv[2]), sess).session_reused)
+            print(version.name, "later", conn(int(sys.argv[3]), sess).session_reused)
+        """
+        let r = try python(script, ["\(now.port)", "\(next.port)", "\(later.port)"])
+        XCTAssertEqual(r.status, 0, r.output)
+        for version in ["TLSv1_3", "TLSv1_2"] {
+            XCTAssertTrue(r.stdout.contains("\(version) next True"), r.output)
+            XCTAssertTrue(r.stdout.contains("\(version) later False"), r.output)
+        }
+    }
+
+    /// The derived keys: the same secret and epoch give the same 80 bytes, another epoch or
+    /// secret other ones (the key name is the first 16).
+    func testTicketKeyDerivation() {
+        func key(_ secret: [UInt8], _ epoch: Int64) -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: 80)
+            XCTAssertEqual(mtls_ticket_key_for_epoch(secret, secret.count, epoch, &out), 1)
+            return out
+        }
+        let secret = (0..<80).map { UInt8($0) }
+        XCTAssertEqual(key(secret, 7), key(secret, 7))
+        XCTAssertNotEqual(key(secret, 7).prefix(16), key(secret, 8).prefix(16))
+        XCTAssertNotEqual(key(secret, 7), key(secret.map { $0 ^ 1 }, 7))
+        XCTAssertFalse(key(secret, 7).allSatisfy { $0 == 0 })
     }
 
     // MARK: SNI names

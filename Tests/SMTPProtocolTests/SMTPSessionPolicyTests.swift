@@ -451,3 +451,51 @@ final class SMTPSessionPolicyTests: XCTestCase {
         XCTAssertEqual(SMTPReply.chunkReceived(5).lines, ["5 octets received"])
     }
 }
+
+// MARK: - Our domains as sender from strangers (mta, localSenderRequiresAuth)
+
+extension SMTPSessionPolicyTests {
+    var localSenderConfig: SMTPSessionConfig {
+        var config = smtpdConfig(.mta)
+        config.localSenderRequiresAuth = true
+        return config
+    }
+
+    /// An untrusted client without AUTH: the sender's domain is asked; one of ours is 553 5.7.1.
+    func testLocalSenderFromAnUntrustedClientIsRefused() {
+        var session = SMTPSession(config: localSenderConfig, clientAddress: "192.0.2.7")
+        _ = session.receive(Array(ascii: "EHLO c\r\n"))
+        XCTAssertEqual(session.receive(Array(ascii: "MAIL FROM:<alice@Example.org>\r\n")), [.checkSenderDomain("Example.org")])
+        XCTAssertTrue(session.isAwaitingExternal)
+        XCTAssertEqual(session.senderDomainLookedUp(isLocal: true), [.reply(.localSenderNeedsAuth)])
+        XCTAssertEqual(SMTPReply.localSenderNeedsAuth.code, 553)
+        XCTAssertEqual(SMTPReply.localSenderNeedsAuth.enhanced, "5.7.1")
+        XCTAssertNil(session.envelope)
+        XCTAssertEqual(session.receive(Array(ascii: "MAIL FROM:<x@remote.example>\r\n")), [.checkSenderDomain("remote.example")])
+        XCTAssertEqual(session.senderDomainLookedUp(isLocal: false), [.reply(.okSender)])
+        XCTAssertEqual(session.envelope?.sender?.address, "x@remote.example")
+        XCTAssertEqual(session.senderDomainLookedUp(isLocal: true), [], "nothing pending")
+    }
+
+    /// The store could not say: 451 4.3.0; the null sender is never asked about.
+    func testLocalSenderCheckTemporaryFailureAndNullSender() {
+        var session = SMTPSession(config: localSenderConfig, clientAddress: "192.0.2.7")
+        _ = session.receive(Array(ascii: "EHLO c\r\n"))
+        _ = session.receive(Array(ascii: "MAIL FROM:<alice@example.org>\r\n"))
+        XCTAssertEqual(session.senderDomainLookedUp(isLocal: nil), [.reply(.localError)])
+        XCTAssertEqual(session.receive(Array(ascii: "MAIL FROM:<>\r\n")), [.reply(.okSender)])
+    }
+
+    /// Trusted clients (loopback by default, or as the glue says) and sessions without the
+    /// policy are not asked.
+    func testTrustedClientsAndOtherRolesAreNotAsked() {
+        for (config, address, trusted) in [(localSenderConfig, "127.0.0.1", nil), (localSenderConfig, "192.0.2.7", true),
+                                           (smtpdConfig(.mta), "192.0.2.7", nil)] as [(SMTPSessionConfig, String, Bool?)] {
+            var session = SMTPSession(config: config, clientAddress: address, clientIsTrusted: trusted)
+            _ = session.receive(Array(ascii: "EHLO c\r\n"))
+            XCTAssertEqual(session.receive(Array(ascii: "MAIL FROM:<alice@example.org>\r\n")), [.reply(.okSender)], address)
+        }
+        XCTAssertFalse(SMTPSession(config: localSenderConfig, clientAddress: "192.0.2.7", clientIsTrusted: false).clientIsTrusted)
+        XCTAssertFalse(SMTPSession(config: localSenderConfig, clientAddress: "192.0.2.7").clientIsTrusted)
+    }
+}

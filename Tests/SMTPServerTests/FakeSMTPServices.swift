@@ -61,6 +61,11 @@ final class FakeSMTPServices: SMTPServices {
         loop.makeSucceededFuture(senderOwners[address?.lowercased() ?? ""]?.contains(user) ?? false)
     }
 
+    func isLocalDomain(_ domain: String) -> EventLoopFuture<Bool> {
+        lookups.append("domain " + domain)
+        return loop.makeSucceededFuture(localDomains.contains(domain.lowercased()))
+    }
+
     func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome> {
         guard let entry = users[user], entry.password == password else { return loop.makeSucceededFuture(.failure) }
         return loop.makeSucceededFuture(.success(canonical: entry.canonical, storeSession: entry.session))

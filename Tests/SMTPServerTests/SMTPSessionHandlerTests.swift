@@ -6,6 +6,8 @@ import NIOEmbedded
 import SMTPProtocol
 import XCTest
 import MailWorker
+import MailTLS
+import MailTesting
 @testable import SMTPServer
 
 /// One session: the handler on an EmbeddedChannel, already connected and greeted.
@@ -20,17 +22,19 @@ final class GlueHarness {
     /// (the worker's OutboundBackPressure); `submission`: authenticated mail gets
     /// Date/Message-ID if missing (RFC 6409 §8).
     init(_ config: SMTPSessionConfig, client: String? = "192.0.2.7", stressTimeout: TimeAmount? = nil,
-         front: [ChannelHandler] = [], submission: Bool = false) throws {
+         front: [ChannelHandler] = [], submission: Bool = false, tls: TLSServerContext? = nil,
+         maxSessionTime: TimeAmount = .hours(1)) throws {
         let loop = EmbeddedEventLoop()
         services = FakeSMTPServices(loop: loop)
-        var settings = SessionSettings(config: config, commandTimeout: .seconds(300), dataTimeout: .seconds(600))
+        var settings = SessionSettings(config: config, commandTimeout: .seconds(300), dataTimeout: .seconds(600),
+                                       maxSessionTime: maxSessionTime, tls: tls)
         settings.stressCommandTimeout = stressTimeout
         settings.submission = submission
         let handler = SMTPSessionHandler(settings: settings, services: services,
                                          logger: Logger(label: "SMTPServerTests", factory: { _ in SwiftLogNoOpLogHandler() }))
         channel = EmbeddedChannel(handlers: front + [handler], loop: loop)
-        if let client { channel.remoteAddress = try SocketAddress(ipAddress: client, port: 40000) }
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 25)).wait()
+        // EmbeddedChannel's connect makes the address connected to the remote address.
+        try channel.connect(to: SocketAddress(ipAddress: client ?? "127.0.0.1", port: client == nil ? 25 : 40000)).wait()
         greeting = try output()
     }
 
@@ -279,5 +283,56 @@ final class SMTPSessionHandlerTests: XCTestCase {
         _ = try h.send("DATA\r\nDate: Tue, 1 Jul 2025 10:00:00 +0000\r\nMessage-ID: <a@b>\r\n\r\nx\r\n.\r\n")
         XCTAssertEqual(h.services.deliveries[1].body.components(separatedBy: "Message-ID:").count, 2)
         XCTAssertEqual(h.services.deliveries[1].body.components(separatedBy: "\r\nDate:").count, 2)
+    }
+
+    /// RFC 3207 §4.2: STARTTLS discards the session state, AUTH included; the store session
+    /// of that AUTH is ended when the handshake completes, not left until the close.
+    func testSTARTTLSEndsTheStoreSessionOfAnEarlierAUTH() throws {
+        let fixture = TLSFixture()
+        let h = try GlueHarness(submission, client: "127.0.0.1", tls: try fixture.context(host: "mx.example.org"))
+        _ = try h.send("EHLO client.example\r\n")
+        let plain = Data("\0alice\0secret".utf8).base64EncodedString()
+        XCTAssertEqual(try h.send("AUTH PLAIN \(plain)\r\n"), "235 2.7.0 Authentication successful\r\n")
+        XCTAssertEqual(try h.send("STARTTLS\r\n"), "220 2.0.0 Ready to start TLS\r\n")
+        XCTAssertEqual(h.services.endedSessions, [])
+        // The TLS handler announces the finished handshake to the session handler.
+        let pipeline = h.channel.pipeline.syncOperations
+        let handler = try pipeline.handler(type: SMTPSessionHandler.self)
+        let info = TLSSessionInfo(protocolVersion: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256", cipherStandardName: "TLS_AES_128_GCM_SHA256",
+                                  cipherBits: 128, serverName: nil, resumed: false, keyExchangeGroup: nil,
+                                  peerCertificateSubject: nil, peerVerified: false)
+        handler.userInboundEventTriggered(context: try pipeline.context(handlerType: SMTPSessionHandler.self),
+                                          event: TLSEvent.handshakeCompleted(info))
+        XCTAssertNil(handler.session.authenticatedUser)
+        XCTAssertEqual(h.services.endedSessions, [42])
+        XCTAssertEqual(handler.storeSession, 0, "not ended a second time at the close")
+    }
+
+    /// The session timer (max_session_time): 421 4.7.0 and close, logged by the glue.
+    func testSessionTimerClosesTheSession() throws {
+        let h = try GlueHarness(mta, maxSessionTime: .seconds(60))
+        _ = try h.send("EHLO client.example\r\n")
+        (h.channel.eventLoop as! EmbeddedEventLoop).advanceTime(by: .seconds(30))
+        XCTAssertEqual(try h.send("NOOP\r\n"), "250 2.0.0 OK\r\n")
+        (h.channel.eventLoop as! EmbeddedEventLoop).advanceTime(by: .seconds(31))
+        XCTAssertEqual(try h.output(), "421 4.7.0 Session too long, closing connection\r\n")
+        XCTAssertFalse(h.channel.isActive)
+    }
+
+    /// Port 25: one of our domains as sender, without AUTH, from outside trusted_networks is
+    /// 553 5.7.1 (the store says which domains are ours); loopback is trusted by default.
+    func testLocalSenderFromAnUntrustedClient() throws {
+        var config = mta
+        config.localSenderRequiresAuth = true
+        let h = try GlueHarness(config)
+        _ = try h.send("EHLO client.example\r\n")
+        XCTAssertEqual(try h.send("MAIL FROM:<alice@example.org>\r\n"),
+                       "553 5.7.1 Sender address rejected: authentication required for a local domain\r\n")
+        XCTAssertEqual(try h.send("MAIL FROM:<x@client.example>\r\n"), "250 2.1.0 Sender OK\r\n")
+        XCTAssertEqual(h.services.lookups, ["domain example.org", "domain client.example"])
+        let local = try GlueHarness(config, client: "127.0.0.1")
+        _ = try local.send("EHLO client.example\r\n")
+        XCTAssertEqual(try local.send("MAIL FROM:<alice@example.org>\r\n"), "250 2.1.0 Sender OK\r\n")
+        XCTAssertEqual(local.services.lookups, [])
     }
 }

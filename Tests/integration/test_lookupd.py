@@ -454,6 +454,31 @@ def test_tcp_table_bad_requests_get_500_and_the_connection_keeps_working(lk):
     assert_lookupd_survived(lk)
 
 
+def test_nul_in_a_key_is_a_permanent_error_never_a_shorter_key(lk):
+    """A NUL (tcp_table %00, a raw NUL in a socketmap netstring) is refused with a permanent
+    error; it never reaches SQLite's C strings, where the key would be cut short and match."""
+    c = TCPTableClient(lk.ports["recipients"])
+    try:
+        for key in (b"alice@example.test%00", b"alice@example.test%00.evil", b"alice%00@example.test"):
+            r = c.get(key)
+            assert r.startswith(b"500 ") and not tcp_not_found(r), (key, r)
+        assert c.get(b"alice@example.test") == b"200 OK\n"
+    finally:
+        c.close()
+    d = TCPTableClient(lk.ports["domains"])
+    try:
+        r = d.get(b"example.test%00.evil")
+        assert r.startswith(b"500 ") and not tcp_not_found(r), r
+    finally:
+        d.close()
+    s = SocketMapClient(lk.ports["socketmap"])
+    try:
+        assert s.get("recipients", b"alice@example.test\x00").startswith(b"PERM "), "socketmap NUL"
+    finally:
+        s.close()
+    assert_lookupd_survived(lk)
+
+
 def test_tcp_table_overlong_line_gets_one_500_and_the_connection_keeps_working(lk):
     """A request line longer than max_request_length (4096) is answered once with 500; what
     follows the line's end is the next request. Sent in two parts so that lookupd has already

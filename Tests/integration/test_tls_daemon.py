@@ -221,3 +221,21 @@ def test_smtpd_runs_without_privileges(instance):
     rows = assert_all_unprivileged(p)
     assert sorted(int(r["PID"]) for r in rows if r["SERVICE"] == "smtp") == sorted(p.pids("smtp"))
     assert p.pids("smtp"), "smtpd is running"
+
+
+def test_a_refusal_on_the_implicit_tls_port_sends_no_plaintext(instance):
+    """RFC 8314 §3: 465 speaks TLS from the first byte, so a connection over max_connections is
+    closed without the plaintext 421 (the submission port still gets its 421)."""
+    p = instance(name="tlsfull", smtp_extra="max_connections = 1")
+    held = smtplib.SMTP_SSL("127.0.0.1", p.smtps_port, context=client_ctx(), timeout=10)
+    try:
+        with socket.create_connection(("127.0.0.1", p.smtps_port), timeout=10) as s:
+            try:
+                got = s.recv(1024)
+            except ConnectionResetError:
+                got = b""
+            assert got == b"", got
+        with socket.create_connection(("127.0.0.1", p.sub_port), timeout=10) as s:
+            assert s.recv(1024).startswith(b"421 4.7.0")
+    finally:
+        held.close()

@@ -35,6 +35,14 @@ void mtls_ctx_set_session_cache(SSL_CTX *ctx, int on, long size, long timeout_se
 int mtls_ctx_set_groups(SSL_CTX *ctx, const char *groups);
 /// SSL_CTX_set_tlsext_ticket_keys with 80 bytes (name 16, HMAC 32, AES 32). 1 on success.
 int mtls_ctx_set_ticket_keys(SSL_CTX *ctx, const unsigned char *keys, size_t len);
+/// Rotating session-ticket keys (RFC 5077 §5.5, RFC 8446 §4.6.1): every `lifetime` seconds a
+/// new key (name 16, HMAC 32, AES 32) derived from `secret` and the epoch ⌊(now + offset) /
+/// lifetime⌋ encrypts new tickets; the previous epoch's key still decrypts (and renews) them;
+/// older tickets fall back to a full handshake. Every process with the same secret derives the
+/// same keys. `offset` shifts the clock (tests). 1 on success.
+int mtls_ctx_set_ticket_secret(SSL_CTX *ctx, const unsigned char *secret, size_t len, long lifetime, long offset);
+/// The 80 key bytes for `epoch` (HMAC-SHA256(secret, "postern ticket key" || epoch || i), i = 1..3).
+int mtls_ticket_key_for_epoch(const unsigned char *secret, size_t len, int64_t epoch, unsigned char out[80]);
 /// SSL_CTX_set_dh_auto(ctx, 1): built-in DH groups matched to the key size for DHE suites.
 void mtls_ctx_set_dh_auto(SSL_CTX *ctx);
 /// SNI callback (RFC 6066 §3): called during the ClientHello with the connection and `arg`.
