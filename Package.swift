@@ -126,7 +126,8 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+        .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", "MailTesting", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                                                         .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker", "MailTesting"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
         .testTarget(name: "MasterCoreTests", dependencies: [
@@ -134,7 +135,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SMTPServerTests", dependencies: [
-            "SMTPServer", "SMTPProtocol", "MailWorker", "MailCore",
+            "SMTPServer", "SMTPProtocol", "MailWorker", "MailCore", "MailIPC", "MailTesting",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),

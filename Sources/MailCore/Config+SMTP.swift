@@ -42,8 +42,6 @@ public struct SMTPConfig: SMTPServiceSection, Equatable {
     public var dataTimeout = 600
     public var maxConnectionsPerClient = 50          // per process (Postfix: smtpd_client_connection_count_limit = 50)
     public var maxAuthFailures = 3                   // per session, then 421
-    public var authFailuresPerClient = 10            // per client address within authFailureWindow: AUTH refused
-    public var authFailureWindow = 600.0
     public var bareLinefeed = BareLinefeed.reject    // like Postfix smtpd_forbid_bare_newline
     public var plaintextAuthOnLoopback = true        // AUTH before TLS from 127.0.0.1/::1
     public var receivedShowsAuthUser = false
@@ -67,8 +65,6 @@ extension SMTPConfig: ConfigSection {
         dataTimeout = try s.int("data_timeout", 1...86_400) ?? dataTimeout
         maxConnectionsPerClient = try s.int("max_connections_per_client", 1...100_000) ?? maxConnectionsPerClient
         maxAuthFailures = try s.int("max_auth_failures", 1...1000) ?? maxAuthFailures
-        authFailuresPerClient = try s.int("auth_failures_per_client", 1...100_000) ?? authFailuresPerClient
-        authFailureWindow = try s.seconds("auth_failure_window") ?? authFailureWindow
         bareLinefeed = try s.oneOf("bare_linefeed", BareLinefeed.self) ?? bareLinefeed
         plaintextAuthOnLoopback = try s.bool("plaintext_auth_on_loopback") ?? plaintextAuthOnLoopback
         receivedShowsAuthUser = try s.bool("received_shows_auth_user") ?? receivedShowsAuthUser

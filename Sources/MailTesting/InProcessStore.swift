@@ -16,8 +16,9 @@ public final class InProcessStore {
     public let group: MultiThreadedEventLoopGroup
     let pool: NIOThreadPool
 
-    /// `maxBuffered`: body bytes one connection may hold (StoreService's cap).
+    /// `maxBuffered`: body bytes one connection may hold (StoreService's cap); `authBudget`: its logins' budget.
     public init(maxDelivery: Int = 1 << 20, maxBuffered: Int = 2 << 20, inlineMax: Int = 64 * 1024,
+                authBudget: AuthBudget = AuthBudget(maxFailures: 10, window: 600),
                 clock: @escaping @Sendable () -> Date = { Date() }) throws {
         dir = TempDir()
         store = try SQLiteMailStore(dataDir: dir.path, fsync: false, inlineMax: inlineMax, clock: clock)
@@ -25,7 +26,7 @@ public final class InProcessStore {
         pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         service = StoreService(store: store, group: group, pool: pool, maxDelivery: maxDelivery, maxFrame: RPCLimits.defaultMaxFrame,
-                               maxBuffered: maxBuffered, logger: Logger(label: "store"))
+                               maxBuffered: maxBuffered, authBudget: authBudget, logger: Logger(label: "store"))
     }
 
     deinit {
