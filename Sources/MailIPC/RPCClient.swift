@@ -9,8 +9,9 @@ import NIOPosix
 public final class RPCClient: @unchecked Sendable {
     public let channel: Channel
     private let handler: RPCClientHandler
-    /// How long `call` and `deliver` wait for the reply (nil: for ever). Streams are paced by
-    /// their consumer and have none.
+    /// How long `call` and `deliver` wait for the reply (nil: for ever), counted from the
+    /// request's first frame (for `deliver` it covers the body's transfer too). Streams are
+    /// paced by their consumer and have none.
     public let timeout: TimeAmount?
 
     init(channel: Channel, handler: RPCClientHandler, timeout: TimeAmount?) {
