@@ -130,7 +130,8 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+        .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", "MailTesting", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                                                         .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker", "MailTesting"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
         .testTarget(name: "MasterCoreTests", dependencies: [
@@ -138,7 +139,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SMTPServerTests", dependencies: [
-            "SMTPServer", "SMTPProtocol", "MailWorker", "MailCore", "MailTLS", "MailTesting",
+            "SMTPServer", "SMTPProtocol", "MailWorker", "MailCore", "MailTLS", "MailIPC", "MailTesting",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,7 +1,7 @@
 // NIO glue for one lookup connection (tcp_table or socketmap): decode requests in order, ask
-// the store with a deadline (no answer in time → temporary failure, so Postfix defers rather
-// than bounces), encode replies. Protocol logic lives in LookupProtocol. Pipelined input is
-// bounded: reading pauses while the buffer holds a whole request (LookupInput).
+// the store (its RPC client has the deadline: no answer in time → temporary failure, so Postfix
+// defers rather than bounces), encode replies. Protocol logic lives in LookupProtocol. Pipelined
+// input is bounded: reading pauses while the buffer holds a whole request (LookupInput).
 import MailWorker
 import Foundation
 import NIOCore
@@ -24,7 +24,6 @@ enum LookupListenerKind: Equatable {
 
 struct LookupSettings {
     var limits: LookupLimits
-    var requestTimeout: TimeAmount
     var idleTimeout: TimeAmount
 }
 
@@ -136,15 +135,12 @@ final class LookupHandler: ChannelInboundHandler {
         busy = true
         let loop = context.eventLoop
         let promise = loop.makePromise(of: LookupAnswer.self)
-        let deadline = loop.scheduleTask(in: settings.requestTimeout) {
-            promise.succeed(.temporary("store did not answer in time"))
-        }
         rpc.call(Lookup(map: map, key: key)).hop(to: loop).whenComplete { r in
-            deadline.cancel()
             switch r {
             case .success(let v) where v.found: promise.succeed(.found(v.value))
             case .success: promise.succeed(.notFound)
             case .failure(let e as RPCError) where e.code == .invalid: promise.succeed(.permanent(e.message))
+            case .failure(let e as RPCError) where e == RPCClient.timedOut: promise.succeed(.temporary(e.message))
             case .failure(let e): promise.succeed(.temporary("store unavailable: \(e)"))
             }
         }

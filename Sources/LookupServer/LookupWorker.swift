@@ -16,12 +16,12 @@ public enum LookupWorker {
         let (contract, config, logger) = SpawnedProcess.start("lookupd")
         WorkerStart.dropPrivileges(config: config, logger: logger)
         let l = config.lookup
-        let settings = LookupSettings(limits: LookupLimits(l),
-                                      requestTimeout: .milliseconds(Int64(l.requestTimeout * 1000)), idleTimeout: .seconds(Int64(l.idleTimeout)))
+        let settings = LookupSettings(limits: LookupLimits(l), idleTimeout: .seconds(Int64(l.idleTimeout)))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: 1,
                                   maxUnsentBytes: l.service.maxUnsentBytes)
-        server.run(process: "lookupd", listeners: contract.listeners, refusal: []) { rpc, name in
+        // request_timeout is the store client's deadline: no answer in time, Postfix gets a temporary failure.
+        server.run(process: "lookupd", listeners: contract.listeners, refusal: [], storeTimeout: l.requestTimeout) { rpc, name in
             guard let kind = LookupListenerKind(listenerName: name) else { logger.critical("unknown listener \(name)"); exit(ExitStatus.config) }
             return { [LookupHandler(kind: kind, settings: settings, rpc: rpc, logger: logger)] }
         }

@@ -59,8 +59,6 @@ public struct SMTPConfig: SMTPServiceSection, Equatable {
     /// Per-client limits count an IPv6 client by this prefix (one site has a whole /64).
     public var ipv6ClientPrefix = 64
     public var maxAuthFailures = 3                   // per session, then 421
-    public var authFailuresPerClient = 10            // per client address within authFailureWindow: AUTH refused
-    public var authFailureWindow = 600.0
     public var bareLinefeed = BareLinefeed.reject    // like Postfix smtpd_forbid_bare_newline
     public var plaintextAuthOnLoopback = true        // AUTH before TLS from 127.0.0.1/::1
     public var receivedShowsAuthUser = false
@@ -102,8 +100,6 @@ extension SMTPConfig: ConfigSection {
         maxConnectionsPerClient = try s.int("max_connections_per_client", 1...100_000) ?? maxConnectionsPerClient
         ipv6ClientPrefix = try s.int("ipv6_client_prefix", 16...128) ?? ipv6ClientPrefix
         maxAuthFailures = try s.int("max_auth_failures", 1...1000) ?? maxAuthFailures
-        authFailuresPerClient = try s.int("auth_failures_per_client", 1...100_000) ?? authFailuresPerClient
-        authFailureWindow = try s.seconds("auth_failure_window") ?? authFailureWindow
         bareLinefeed = try s.oneOf("bare_linefeed", BareLinefeed.self) ?? bareLinefeed
         plaintextAuthOnLoopback = try s.bool("plaintext_auth_on_loopback") ?? plaintextAuthOnLoopback
         receivedShowsAuthUser = try s.bool("received_shows_auth_user") ?? receivedShowsAuthUser

@@ -99,6 +99,7 @@ public struct PosternConfig: Sendable, Equatable {
     public var logLevel = Logger.Level.info
     public var master: MasterConfig
     public var store = StoreConfig()
+    public var auth = AuthConfig()
     public var lmtp: LMTPConfig
     public var lookup = LookupConfig()
     public var smtp = SMTPConfig()
@@ -169,6 +170,7 @@ extension PosternConfig {
         }
         try r.section("master", &c.master, context)
         try r.section("store", &c.store, context)
+        try r.section("auth", &c.auth, context)
         try r.section("lmtp", &c.lmtp, context)
         try r.section("tls", &c.tls, context)
         try r.section("smtp", &c.smtp, context)

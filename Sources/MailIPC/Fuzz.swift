@@ -31,7 +31,7 @@ public enum IPCFuzz {
         Lookup(map: .aliases, key: "a b@c"), LookupResult(found: true, value: "x@y,z@w"), SenderLogins("team@example.org"), LocalDomain("example.org"),
         DeliverBegin(sender: "a@b", recipients: ["c@d", "e@f"], session: 7), DeliverChunk(ByteBuffer(string: "Subject: x\r\n\r\nhi\r\n")),
         DeliverEnd(), DeliverAbort(), DeliverResult([.ok, .unknownUser]),
-        Authenticate(user: "u@d", password: "p w"), SessionOpened(id: 42, user: "u@d"), SessionEnd(42),
+        Authenticate(user: "u@d", password: "p w", client: "192.0.2.1", service: "smtp"), SessionOpened(id: 42, user: "u@d"), SessionEnd(42),
         MailboxList(session: 1), Mailboxes([MailboxInfo(name: "INBOX", specialUse: "", uidValidity: 1, uidNext: 2, highestModSeq: 3, messages: 4, subscribed: true)]),
         DomainAdd("d"), DomainRemove("d"), DomainList(), Names(["a", "b"]),
         UserAdd("u@d", password: "x"), UserRemove("u@d"), UserPasswd("u@d", password: "y"), UserList(""),

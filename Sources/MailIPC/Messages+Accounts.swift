@@ -2,7 +2,9 @@
 // listing and export for the admin CLI.
 //
 //   request                                 → reply                         roles
-//   Authenticate(user, password)            → SessionOpened(id, user)       smtpd imapd pop3d
+//   Authenticate(user, password, client,    → SessionOpened(id, user)       smtpd imapd pop3d
+//                service)                   (ErrorReply .denied: wrong credentials; .throttled: the
+//                                           client address is over its failure budget, nothing checked)
 //   SessionEnd(session)                     → OK                            smtpd imapd pop3d
 //   MailboxList(session | user)             → Mailboxes([MailboxInfo])      imapd pop3d (session), admin (user)
 //   DomainAdd / DomainRemove(name)          → OK                            admin
@@ -19,10 +21,16 @@ public struct Authenticate: RPCRequest {
     public typealias Reply = SessionOpened
     public static let type = MessageType.authenticate
     public static let roles: Set<Role> = .sessionRoles
-    public var user: String, password: String
-    public init(user: String, password: String) { self.user = user; self.password = password }
-    public init(reading r: inout WireReader) throws { user = try r.string(); password = try r.string() }
-    public func write(to w: inout WireWriter) { w.string(user); w.string(password) }
+    /// `client`: the address the login comes from (the store's per-address failure budget,
+    /// DESIGN §5); `service`: the protocol asking ("smtp", "imap", ...), for its log lines.
+    public var user: String, password: String, client: String, service: String
+    public init(user: String, password: String, client: String = "", service: String = "") {
+        self.user = user; self.password = password; self.client = client; self.service = service
+    }
+    public init(reading r: inout WireReader) throws {
+        user = try r.string(); password = try r.string(); client = try r.string(); service = try r.string()
+    }
+    public func write(to w: inout WireWriter) { w.string(user); w.string(password); w.string(client); w.string(service) }
 }
 
 public struct SessionOpened: RPCMessage {

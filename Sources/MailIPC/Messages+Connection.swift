@@ -10,7 +10,8 @@ public enum ProtocolVersion {
     /// Bumped when a message changes meaning; the store refuses another major.
     public static let major: UInt16 = 1
     /// 1: typed messages, streams with credit, watch/pull events (master, store and workers ship together).
-    public static let minor: UInt16 = 1
+    /// 2: Authenticate carries the client address and service; ErrorCode.throttled.
+    public static let minor: UInt16 = 2
 }
 
 public enum ErrorCode: UInt16, Sendable {
@@ -18,6 +19,9 @@ public enum ErrorCode: UInt16, Sendable {
     /// A well-formed request in the wrong sequence (a chunk without its begin, an unknown
     /// stream): answered, the connection stays (DESIGN §2).
     case badSequence = 7
+    /// The caller is over a rate budget (an address's authentication failures, DESIGN §5):
+    /// refused without doing the work, so refusing costs the store nothing.
+    case throttled = 8
 }
 
 public struct Hello: RPCRequest {

@@ -1,23 +1,36 @@
 // The worker side of the store connection on NIO: one table of pending requests keyed by
 // request id, typed replies (`call(x)` returns `X.Reply`), deliveries streamed as their body
-// arrives (RPCDelivery), streamed replies received with a credit window, events (id 0) to a callback, and every pending request failed if the store goes.
+// arrives (RPCDelivery), streamed replies received with a credit window, events (id 0) to a
+// callback, and every pending request failed if the store goes. With a `timeout`, every call and
+// delivery also fails (.temporary) when the store does not answer in time; its id leaves the
+// pending table, so a late reply is dropped.
 import NIOCore
 import NIOPosix
 
 public final class RPCClient: @unchecked Sendable {
     public let channel: Channel
-    private let handler: RPCClientHandler
+    fileprivate let handler: RPCClientHandler
+    /// How long `call` and `deliver` wait for the reply (nil: for ever), counted from the
+    /// request's first frame (for `deliver` it covers the body's transfer too). Streams are
+    /// paced by their consumer and have none.
+    public let timeout: TimeAmount?
 
-    init(channel: Channel, handler: RPCClientHandler) { self.channel = channel; self.handler = handler }
+    init(channel: Channel, handler: RPCClientHandler, timeout: TimeAmount?) {
+        self.channel = channel; self.handler = handler; self.timeout = timeout
+    }
+
+    /// What a call fails with when the store does not answer within `timeout`.
+    public static let timedOut = RPCError("store did not answer in time", code: .temporary)
 
     /// Adopts an inherited connected socket and performs the version handshake.
     public static func connect(fd: Int32, group: EventLoopGroup, client: String, maxFrame: Int = RPCLimits.defaultMaxFrame,
+                               timeout: TimeAmount? = nil,
                                onEvent: @escaping @Sendable (any RPCMessage) -> Void = { _ in },
                                onClose: @escaping @Sendable () -> Void = {}) -> EventLoopFuture<RPCClient> {
         ClientBootstrap(group: group)
             .channelInitializer { ch in ch.pipeline.addHandlers(handlers(maxFrame: maxFrame, onEvent: onEvent, onClose: onClose)) }
             .withConnectedSocket(fd)
-            .flatMap { ch in adopt(ch) }
+            .flatMap { ch in adopt(ch, timeout: timeout) }
             .flatMap { c in
                 c.call(Hello(client: client)).flatMapThrowing { r in
                     guard r.major == ProtocolVersion.major else { throw RPCError("store speaks protocol \(r.major), we speak \(ProtocolVersion.major)") }
@@ -35,8 +48,8 @@ public final class RPCClient: @unchecked Sendable {
     }
 
     /// Wraps a channel whose pipeline ends in an RPCClientHandler (tests build such channels).
-    public static func adopt(_ ch: Channel) -> EventLoopFuture<RPCClient> {
-        ch.pipeline.handler(type: RPCClientHandler.self).map { RPCClient(channel: ch, handler: $0) }
+    public static func adopt(_ ch: Channel, timeout: TimeAmount? = nil) -> EventLoopFuture<RPCClient> {
+        ch.pipeline.handler(type: RPCClientHandler.self).map { RPCClient(channel: ch, handler: $0, timeout: timeout) }
     }
 
     public var isActive: Bool { channel.isActive }
@@ -88,13 +101,18 @@ public final class RPCClient: @unchecked Sendable {
         return promise.futureResult.flatMapThrowing { try RPCError.reply($0, as: R.Reply.self) }
     }
 
-    /// Sends frames under one fresh request id (their ids are replaced) and waits for the reply frame.
+    /// Sends frames under one fresh request id (their ids are replaced) and waits for the reply
+    /// frame, up to `timeout`.
     private func send(_ frames: [Frame]) -> EventLoopFuture<Frame> {
         let loop = channel.eventLoop
         let promise = loop.makePromise(of: Frame.self)
-        loop.execute { [handler, channel] in
+        loop.execute { [handler, channel, timeout] in
             guard channel.isActive else { return promise.fail(RPCError.connectionLost) }
             let id = handler.register(.single(promise))
+            if let timeout {
+                let deadline = loop.scheduleTask(in: timeout) { handler.expire(id, promise) }
+                promise.futureResult.whenComplete { _ in deadline.cancel() }
+            }
             for (i, var f) in frames.enumerated() {
                 f.requestID = id
                 channel.write(f, promise: nil)
@@ -149,11 +167,18 @@ public final class RPCDelivery: @unchecked Sendable {
     }
 
     /// Ends the body; the store answers with one status per recipient, after the message is durable.
+    /// The client's deadline (`RPCClient.timeout`) runs from here: the body's transfer, paced by
+    /// the client, does not count against the store's answer.
     public func end() -> EventLoopFuture<[RecipientStatus]> {
         onLoop { [self] in
             guard !finished, !ended, id != 0 else { return }
             ended = true
             client.channel.writeAndFlush(DeliverEnd().frame(requestID: id), promise: nil)
+            if let timeout = client.timeout {
+                let (handler, id, promise) = (client.handler, id, promise)
+                let deadline = client.channel.eventLoop.scheduleTask(in: timeout) { handler.expire(id, promise) }
+                promise.futureResult.whenComplete { _ in deadline.cancel() }
+            }
         }
         let n = recipients
         return promise.futureResult.flatMapThrowing { f in
@@ -229,6 +254,12 @@ final class RPCClientHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func unregister(_ id: UInt32) -> Bool { pending.removeValue(forKey: id) != nil }
+    /// The deadline of request `id` passed: forget it (a late reply is dropped) and fail it.
+    func expire(_ id: UInt32, _ promise: EventLoopPromise<Frame>) {
+        guard case .single(let p)? = pending[id], p.futureResult === promise.futureResult else { return }
+        pending[id] = nil
+        promise.fail(RPCClient.timedOut)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let f = unwrapInboundIn(data)

@@ -14,13 +14,14 @@ public final class FakeStorePeer {
     /// The answer to a request; nil leaves it pending (a stalled store).
     public var answer: (any RPCMessage) -> (any RPCMessage)?
 
-    /// `loop`: the glue's EmbeddedEventLoop (EmbeddedPipe's), so one `run()` drives both.
-    public init(loop: EmbeddedEventLoop, answer: @escaping (any RPCMessage) -> (any RPCMessage)?) throws {
+    /// `loop`: the glue's EmbeddedEventLoop (EmbeddedPipe's), so one `run()` drives both;
+    /// `timeout`: the client's deadline (advance the loop's time to pass it).
+    public init(loop: EmbeddedEventLoop, timeout: TimeAmount? = nil, answer: @escaping (any RPCMessage) -> (any RPCMessage)?) throws {
         self.answer = answer
         channel = EmbeddedChannel(loop: loop)
         try channel.pipeline.syncOperations.addHandlers(RPCClient.handlers())
         try channel.connect(to: SocketAddress(unixDomainSocketPath: "/store")).wait()
-        rpc = try RPCClient.adopt(channel).wait()
+        rpc = try RPCClient.adopt(channel, timeout: timeout).wait()
     }
 
     /// Runs pending work on the loop and answers every request the client has written,

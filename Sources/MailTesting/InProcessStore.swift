@@ -18,7 +18,9 @@ public final class InProcessStore {
 
     /// `maxBuffered`: body bytes one connection may have queued for writing to staged files
     /// before the store stops reading it (StoreService's back-pressure threshold).
+    /// `authBudget`: its logins' budget.
     public init(maxDelivery: Int = 1 << 20, maxBuffered: Int = 2 << 20, inlineMax: Int = 64 * 1024,
+                authBudget: AuthBudget = AuthBudget(maxFailures: 10, window: 600),
                 clock: @escaping @Sendable () -> Date = { Date() }) throws {
         dir = TempDir()
         store = try SQLiteMailStore(dataDir: dir.path, fsync: false, inlineMax: inlineMax, clock: clock)
@@ -26,7 +28,7 @@ public final class InProcessStore {
         pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
         service = StoreService(store: store, group: group, pool: pool, maxDelivery: maxDelivery, maxFrame: RPCLimits.defaultMaxFrame,
-                               maxBuffered: maxBuffered, logger: Logger(label: "store"))
+                               maxBuffered: maxBuffered, authBudget: authBudget, logger: Logger(label: "store"))
     }
 
     deinit {

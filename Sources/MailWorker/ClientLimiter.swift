@@ -1,7 +1,7 @@
 // Per-client-address limits shared by a worker's sessions: concurrent connections, and AUTH
-// failures in a sliding window (DESIGN §5: failed logins are counted per client address).
-// Per process; the clock is injected so the window is tested without sleeping. An IPv6 client
-// is counted by its network prefix (one site holds a whole /64), an IPv4 one by its address.
+// failures in a sliding window (smtpd's fail2ban line counts them; the AUTH budget that refuses
+// logins is the store's AuthBudget, DESIGN §5). Per process; the clock is injected. An IPv6
+// client is counted by its network prefix (one site holds a whole /64), an IPv4 one by its address.
 import Foundation
 
 public final class ClientLimiter: @unchecked Sendable {

@@ -2,7 +2,8 @@
 // per listener role (with stress mode per role), bound every session's unsent output
 // (OutboundBackPressure), route the store's events to sessions, stop gracefully on SIGTERM
 // (every live session is told, WorkerSessionEvent.shuttingDown), and exit EX_TEMPFAIL (75) if
-// the store connection goes away.
+// the store connection goes away (until then, new clients get the protocol's "service
+// unavailable" refusal, not silence).
 import Foundation
 import NIOCore
 import NIOPosix
@@ -23,6 +24,7 @@ public final class WorkerServer: @unchecked Sendable {
     /// The store's events for this process's sessions.
     public let events = EventRouter()
     private var draining = false
+    private var storeGone = false
     private var exitCode: Int32 = 0
     private let done = DispatchSemaphore(value: 0)
     private var signalSource: DispatchSourceSignal?
@@ -46,12 +48,15 @@ public final class WorkerServer: @unchecked Sendable {
     /// here rather than by NIO's server channel: each process polls and accepts without
     /// blocking, and the ones that lose the race just see EAGAIN (NIO's server channel asserts
     /// on that). Accepted sockets join the event loops as ordinary channels.
-    public func listen(fd: Int32, name: String, refusal: [UInt8], makeHandlers: @escaping () -> [ChannelHandler]) throws {
+    /// `refusal`: the bytes a client gets when the process is full; `unavailable`: when the
+    /// store is gone (default: `refusal`).
+    public func listen(fd: Int32, name: String, refusal: [UInt8], unavailable: [UInt8]? = nil,
+                       makeHandlers: @escaping () -> [ChannelHandler]) throws {
         let flags = fcntl(fd, F_GETFL)
         guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
             throw ListenError(name: name, errno: errno)
         }
-        let t = Thread { [self] in acceptLoop(fd: fd, name: name, refusal: refusal, makeHandlers: makeHandlers) }
+        let t = Thread { [self] in acceptLoop(fd: fd, name: name, refusal: refusal, unavailable: unavailable ?? refusal, makeHandlers: makeHandlers) }
         t.name = "accept \(name)"
         t.start()
         logger.debug("serving \(name)")
@@ -62,10 +67,11 @@ public final class WorkerServer: @unchecked Sendable {
         var description: String { "listener \(name): \(String(cString: strerror(errno)))" }
     }
 
-    private func acceptLoop(fd: Int32, name: String, refusal: [UInt8], makeHandlers: @escaping () -> [ChannelHandler]) {
+    private func acceptLoop(fd: Int32, name: String, refusal: [UInt8], unavailable: [UInt8], makeHandlers: @escaping () -> [ChannelHandler]) {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         while true {
-            lock.lock(); let stop = draining; lock.unlock()
+            // Without the store, keep accepting until the exit, to tell clients so.
+            lock.lock(); let stop = draining && !storeGone; lock.unlock()
             if stop { return }
             pfd.revents = 0
             if poll(&pfd, 1, 250) <= 0 { continue }
@@ -84,7 +90,7 @@ public final class WorkerServer: @unchecked Sendable {
             let role = listenerRole(name)
             lock.lock()
             let admitted: Result<ListenerAccounting.StressChange, ListenerAccounting.RefusalError>
-            let stopping = draining
+            let stopping = draining, lost = storeGone
             admitted = stopping ? .failure(.init(refusal: .process(0))) : accounting.admit(role)
             lock.unlock()
             let stressChange: ListenerAccounting.StressChange
@@ -93,13 +99,15 @@ public final class WorkerServer: @unchecked Sendable {
             case .failure(let e):
                 let why: String
                 switch e.refusal {
+                case _ where lost: why = "store unavailable"
                 case _ where stopping: why = "shutting down"
                 case .process(let n): why = "connection limit \(n) reached"
                 case .role(let n): why = "\(role) connection limit \(n) reached"
                 }
                 logger.warning("refusing connection on \(name): \(why)")
                 // Empty on implicit-TLS listeners: closed without a plaintext byte (RFC 8314 §3).
-                if !refusal.isEmpty { _ = refusal.withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) } }
+                let bytes = lost ? unavailable : refusal
+                if !bytes.isEmpty { _ = bytes.withUnsafeBytes { send(conn, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) } }
                 close(conn)
                 continue
             }
@@ -172,7 +180,10 @@ public final class WorkerServer: @unchecked Sendable {
         for ch in sessions { ch.pipeline.fireUserInboundEventTriggered(ListenerStressEvent(on: on)) }
     }
 
-    public func storeLost() { drain(code: ExitStatus.tempFail.rawValue, why: "store connection lost") }
+    public func storeLost() {
+        lock.lock(); storeGone = true; lock.unlock()
+        drain(code: ExitStatus.tempFail.rawValue, why: "store connection lost")
+    }
 
     private func drain(code: Int32, why: String) {
         lock.lock()
@@ -204,19 +215,23 @@ extension WorkerServer {
     /// The rest of every worker's start: the store connection on the inherited fd (EX_TEMPFAIL if
     /// it cannot be had; the master retries once the store is up), every inherited listener
     /// served with the handlers `handlers(rpc, listenerName)` makes per connection, then run
-    /// until SIGTERM or the store goes away.
+    /// until SIGTERM or the store goes away. `storeTimeout` (seconds, 0: none): the deadline
+    /// of every store request (RPCClient.timeout). `unavailable`: the refusal once the store is gone.
     /// `implicitTLS(listenerName)`: the listener speaks TLS from the first byte, so a refused
-    /// connection is closed without the plaintext `refusal` (a handshake would cost an
-    /// overloaded worker the most; the client sees a failed connection and retries).
-    public func run(process: String, listeners: [(fd: Int32, name: String)], refusal: [UInt8], readyMetadata: Logger.Metadata = [:],
+    /// connection is closed without a plaintext refusal (a handshake would cost an overloaded
+    /// worker the most; the client sees a failed connection and retries).
+    public func run(process: String, listeners: [(fd: Int32, name: String)], refusal: [UInt8], unavailable: [UInt8]? = nil,
+                    storeTimeout: Double = 0, readyMetadata: Logger.Metadata = [:],
                     implicitTLS: @escaping (String) -> Bool = { _ in false },
                     handlers: @escaping (RPCClient, String) -> () -> [ChannelHandler]) -> Never {
         do {
-            let rpc = try RPCClient.connect(fd: FDContract.storeFD, group: group, client: "\(process)[\(getpid())]",
+            let timeout: TimeAmount? = storeTimeout > 0 ? .nanoseconds(Int64(storeTimeout * 1e9)) : nil
+            let rpc = try RPCClient.connect(fd: FDContract.storeFD, group: group, client: "\(process)[\(getpid())]", timeout: timeout,
                                             onEvent: { [events] in events.route($0) }, onClose: { [self] in storeLost() }).wait()
             for (fd, raw) in listeners {
                 let name = FDContract.decodeName(raw)
-                try listen(fd: fd, name: name, refusal: implicitTLS(name) ? [] : refusal, makeHandlers: handlers(rpc, name))
+                try listen(fd: fd, name: name, refusal: implicitTLS(name) ? [] : refusal,
+                           unavailable: implicitTLS(name) ? [] : unavailable, makeHandlers: handlers(rpc, name))
             }
         } catch {
             logger.critical("cannot start: \(error)"); exit(ExitStatus.tempFail)

@@ -279,6 +279,17 @@ public struct SMTPSession: Sendable {
         return actions
     }
 
+    /// The store could not answer `checkSender` (unreachable, or no answer in time): 451 4.3.0
+    /// and no transaction; the client may try MAIL again (RFC 5321 §4.2.5). Ignored if no check is pending.
+    public mutating func senderCheckFailed() -> [SMTPAction] {
+        guard waiting == .sender, pendingSender != nil else { return [] }
+        waiting = .none
+        pendingSender = nil
+        var actions: [SMTPAction] = [.reply(.localError)]
+        drain(into: &actions)
+        return actions
+    }
+
     /// The glue's answer to `checkSender`: 250 2.1.0 and the transaction starts, or
     /// 553 5.7.1. Then continues with buffered input. Ignored if no check is pending.
     public mutating func senderChecked(allowed: Bool) -> [SMTPAction] {

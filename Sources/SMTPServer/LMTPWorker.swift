@@ -27,7 +27,8 @@ public enum LMTPWorker {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: config.master.shutdownGrace,
                                   maxUnsentBytes: l.service.maxUnsentBytes)
-        server.run(process: "lmtpd", listeners: contract.listeners, refusal: SMTPReply.tooManyConnections.encoded()) { rpc, _ in
+        server.run(process: "lmtpd", listeners: contract.listeners, refusal: SMTPReply.tooManyConnections.encoded(),
+                   unavailable: SMTPReply.storeUnavailable.encoded(), storeTimeout: config.store.answerTimeout) { rpc, _ in
             { [SMTPSessionHandler(settings: settings, services: RPCSMTPServices(rpc), logger: logger)] }
         }
     }

@@ -34,12 +34,15 @@ struct RPCSMTPServices: SMTPServices {
         rpc.call(LocalDomain(domain)).map(\.found)
     }
 
-    func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome> {
-        rpc.call(Authenticate(user: user, password: password)).map { reply -> AuthOutcome in
+    func authenticate(user: String, password: String, client: String) -> EventLoopFuture<AuthOutcome> {
+        rpc.call(Authenticate(user: user, password: password, client: client, service: "smtp")).map { reply -> AuthOutcome in
             .success(canonical: reply.user, storeSession: reply.id)
         }.flatMapErrorThrowing { error in
-            guard let e = error as? RPCError, e.code == .denied else { throw error }
-            return .failure
+            switch (error as? RPCError)?.code {
+            case .denied?: return .failure
+            case .throttled?: return .blocked
+            default: throw error
+            }
         }
     }
 

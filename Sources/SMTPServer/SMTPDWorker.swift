@@ -30,8 +30,10 @@ public enum SMTPDWorker {
 
         let s = config.smtp
         let limits = SMTPLimits(s)
-        let limiter = ClientLimiter(maxConnectionsPerClient: s.maxConnectionsPerClient, maxFailures: s.authFailuresPerClient,
-                                    window: s.authFailureWindow, ipv6Prefix: s.ipv6ClientPrefix)
+        // Connections per client here; the AUTH budget is the store's, and this one only counts
+        // failures for the log line (`failures=`).
+        let limiter = ClientLimiter(maxConnectionsPerClient: s.maxConnectionsPerClient, maxFailures: config.auth.failuresPerClient,
+                                    window: config.auth.failureWindow, ipv6Prefix: s.ipv6ClientPrefix)
         func settings(_ role: SMTPRole, _ name: String) -> SessionSettings {
             var c = SMTPSessionConfig.smtpd(role: role, hostname: config.hostname, limits: limits,
                                             bareLinefeed: BareLinefeedPolicy(s.bareLinefeed), tlsAvailable: true)
@@ -51,6 +53,7 @@ public enum SMTPDWorker {
                                   maxUnsentBytes: s.service.maxUnsentBytes, roleCaps: s.roleMaxConnections,
                                   stress: StressPolicy(threshold: s.stressThreshold))
         server.run(process: "smtpd", listeners: contract.listeners, refusal: SMTPReply.tooManyConnections.encoded(),
+                   unavailable: SMTPReply.storeUnavailable.encoded(), storeTimeout: config.store.answerTimeout,
                    readyMetadata: ["certificates": "\(tls.certificates.map(\.servedFor).joined(separator: ","))"],
                    implicitTLS: { SMTPRole(rawValue: String($0.prefix { $0 != "@" })) == .smtps }) { rpc, name in
             guard let role = SMTPRole(rawValue: String(name.prefix { $0 != "@" })) else { logger.critical("unknown listener \(name)"); exit(ExitStatus.config) }

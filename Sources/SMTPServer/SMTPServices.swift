@@ -11,6 +11,7 @@ enum AuthOutcome: Equatable {
     case success(canonical: String, storeSession: UInt64)
     case failure                 // wrong user or password
     case tempFail                // the store could not decide now
+    case blocked                 // the client address is over its failure budget: nothing was checked
 }
 
 /// A delivery the store refused outright, rather than per recipient.
@@ -21,7 +22,7 @@ enum SMTPServiceError: Error, Equatable {
 
 /// Futures may complete on any event loop (the glue hops back to its own). A future fails
 /// only when the store could not be asked or gave an unexpected answer; the glue treats that
-/// as a temporary failure (451 4.3.0, 454 4.7.0) or, for `checkSender`, as not owned.
+/// as a temporary failure (451 4.3.0, 454 4.7.0), also when the store does not answer in time.
 protocol SMTPServices {
     /// The store's verdict on one recipient address.
     func checkRecipient(_ address: String) -> EventLoopFuture<RecipientLookup>
@@ -32,8 +33,9 @@ protocol SMTPServices {
     func checkSender(_ address: String?, user: String) -> EventLoopFuture<Bool>
     /// Whether `domain` is one of our mail domains (an unauthenticated sender's, on the mta port).
     func isLocalDomain(_ domain: String) -> EventLoopFuture<Bool>
-    /// Verifies the credentials (the password never reaches a log).
-    func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome>
+    /// Verifies the credentials (the password never reaches a log) of a login from `client`,
+    /// whose failures the store counts (DESIGN §5).
+    func authenticate(user: String, password: String, client: String) -> EventLoopFuture<AuthOutcome>
     /// Ends a store session from `authenticate`; fire and forget.
     func endSession(_ storeSession: UInt64)
     /// Starts delivering a message to `recipients` whose body follows as it arrives (the store

@@ -14,6 +14,8 @@ extension SMTPReply {
     /// RFC 5321 §4.2.3 421: too many connections (per process, or from this client).
     static let tooManyConnections = SMTPReply(code: 421, enhanced: "4.7.0", lines: ["Too many connections, try again later"])
     static let tooManyConnectionsFromClient = SMTPReply(code: 421, enhanced: "4.7.0", lines: ["Too many connections from your address, try again later"])
+    /// RFC 5321 §3.8, RFC 3463 4.3.0: the worker lost its store and is restarting; new clients are told so.
+    static let storeUnavailable = SMTPReply(code: 421, enhanced: "4.3.0", lines: ["Service temporarily unavailable, try again later"])
 }
 
 struct SessionSettings {
@@ -249,7 +251,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 setReading(context, false)
                 let user = session.authenticatedUser ?? ""
                 services.checkSender(path?.address, user: user).hop(to: context.eventLoop).whenComplete { [self] r in
-                    let allowed = (try? r.get()) ?? false
+                    guard case .success(let allowed) = r else {
+                        logger.error("sender check failed: \(r)", metadata: ["client": "\(clientAddress)"])
+                        return resume(context, session.senderCheckFailed())
+                    }
                     if !allowed { logger.notice("sender <\(path?.address ?? "")> not owned by \(user)", metadata: ["client": "\(clientAddress)"]) }
                     resume(context, session.senderChecked(allowed: allowed))
                 }
@@ -262,12 +267,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 }
             case .authenticate(let user, let password):
                 setReading(context, false)
-                if let l = settings.limiter, l.isBlocked(clientAddress) {
-                    logger.warning("authentication refused: too many failures", metadata: ["client": "\(clientAddress)", "user": "\(user)"])
-                    resume(context, session.authenticated(.failure))
-                    continue
-                }
-                services.authenticate(user: user, password: password).hop(to: context.eventLoop).whenComplete { [self] r in
+                // The store keeps the per-address budget (DESIGN §5) and refuses without a check.
+                services.authenticate(user: user, password: password, client: clientAddress).hop(to: context.eventLoop).whenComplete { [self] r in
                     let result: AuthResult
                     switch r {
                     case .success(.success(let canonical, let sid)):
@@ -275,7 +276,13 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                         logger.info("authenticated", metadata: ["client": "\(clientAddress)", "user": "\(canonical)"])
                         result = .success(canonical)
                     case .success(.failure): result = .failure
-                    case .success(.tempFail), .failure: result = .tempFail
+                    case .success(.blocked):
+                        logger.warning("authentication refused: too many failures", metadata: ["client": "\(clientAddress)", "user": "\(user)"])
+                        result = .failure
+                    case .success(.tempFail): result = .tempFail
+                    case .failure(let e):
+                        logger.error("authentication could not be checked: \(e)", metadata: ["client": "\(clientAddress)"])
+                        result = .tempFail
                     }
                     resume(context, session.authenticated(result))
                 }

@@ -1,13 +1,23 @@
 // Accounts family handlers: authentication sessions, mailbox listing, and the streamed export.
 // (The one-line admin requests are answered in the dispatch table.)
 import NIOCore
+import Logging
 import MailIPC
 import MailStore
 
 extension StoreConnectionHandler {
+    /// Every login passes the per-address budget first (DESIGN §5): over it, the answer is
+    /// `.throttled` without a password hash; otherwise one hash, and a failure is counted.
     func authenticate(_ id: UInt32, _ m: Authenticate) {
-        let store = self.store
+        let store = self.store, budget = authBudget
+        let meta: Logger.Metadata = ["client": "\(m.client)", "service": "\(m.service)", "user": "\(m.user)"]
+        guard budget.begin(m.client) else {
+            logger.warning("authentication refused without a password check: too many failures", metadata: meta)
+            return reply(id, ErrorReply(.throttled, "too many authentication failures from \(m.client)"))
+        }
         pool.runIfActive(eventLoop: context.eventLoop) { try store.authenticate(m.user, password: m.password) }.whenComplete { [self] r in
+            budget.end(m.client, failed: (try? r.get()) == .some(nil))
+            if case .success(nil) = r { logger.notice("password check failed", metadata: meta) }
             switch r {
             case .success(let u?):
                 var sid: UInt64 = 0

@@ -30,6 +30,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
     let pool: NIOThreadPool
     let hub: WatchHub
     let maxDelivery: Int
+    let authBudget: AuthBudget
     var logger: Logger
     var context: ChannelHandlerContext!
     private var handshaken = false
@@ -46,9 +47,10 @@ final class StoreConnectionHandler: ChannelInboundHandler {
     var readingPaused = false
     var owner: ObjectIdentifier { ObjectIdentifier(self) }
 
-    init(role: Role, store: any MailStore, pool: NIOThreadPool, hub: WatchHub, maxDelivery: Int, maxBuffered: Int, logger: Logger) {
+    init(role: Role, store: any MailStore, pool: NIOThreadPool, hub: WatchHub, maxDelivery: Int, maxBuffered: Int,
+         authBudget: AuthBudget, logger: Logger) {
         self.role = role; self.store = store; self.maps = PostfixMaps(accounts: store); self.pool = pool; self.hub = hub
-        self.maxDelivery = maxDelivery; self.maxBuffered = maxBuffered; self.logger = logger
+        self.maxDelivery = maxDelivery; self.maxBuffered = maxBuffered; self.authBudget = authBudget; self.logger = logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -179,6 +181,8 @@ public final class StoreService: @unchecked Sendable {
     let store: any MailStore, group: EventLoopGroup, pool: NIOThreadPool
     let hub = WatchHub()
     let maxDelivery: Int, maxFrame: Int, maxBuffered: Int
+    /// Every connection's logins share it: the budget holds across all worker processes.
+    let authBudget: AuthBudget
     let logger: Logger
 
     /// Body bytes one connection may have queued for writing before the store stops reading it.
@@ -186,16 +190,17 @@ public final class StoreService: @unchecked Sendable {
 
     /// `maxBuffered`: body bytes one connection may have queued for writing to staged files
     /// before the store stops reading it (default: the larger of `defaultMaxBuffered` and four frames).
+    /// `authBudget`: default 10 failures in 600 s.
     public init(store: any MailStore, group: EventLoopGroup, pool: NIOThreadPool, maxDelivery: Int, maxFrame: Int,
-                maxBuffered: Int? = nil, logger: Logger) {
+                maxBuffered: Int? = nil, authBudget: AuthBudget = AuthBudget(maxFailures: 10, window: 600), logger: Logger) {
         self.store = store; self.group = group; self.pool = pool; self.maxDelivery = maxDelivery; self.maxFrame = maxFrame
-        self.maxBuffered = maxBuffered ?? max(Self.defaultMaxBuffered, 4 * maxFrame); self.logger = logger
+        self.maxBuffered = maxBuffered ?? max(Self.defaultMaxBuffered, 4 * maxFrame); self.authBudget = authBudget; self.logger = logger
     }
 
     @discardableResult
     public func adopt(fd: Int32, role: Role) -> EventLoopFuture<Channel> {
         let store = self.store, pool = self.pool, hub = self.hub, maxDelivery = self.maxDelivery
-        let maxFrame = self.maxFrame, maxBuffered = self.maxBuffered
+        let maxFrame = self.maxFrame, maxBuffered = self.maxBuffered, authBudget = self.authBudget
         var logger = self.logger
         logger[metadataKey: "role"] = "\(role.rawValue)"
         let f = ClientBootstrap(group: group)
@@ -204,7 +209,7 @@ public final class StoreService: @unchecked Sendable {
                     ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)),
                     MessageToByteHandler(FrameEncoder()),
                     StoreConnectionHandler(role: role, store: store, pool: pool, hub: hub, maxDelivery: maxDelivery,
-                                           maxBuffered: maxBuffered, logger: logger),
+                                           maxBuffered: maxBuffered, authBudget: authBudget, logger: logger),
                 ])
             }
             .withConnectedSocket(fd)

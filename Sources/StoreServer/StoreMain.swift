@@ -43,7 +43,9 @@ public enum StoreMain {
         pool.start()
         let service = StoreService(store: store, group: group, pool: pool,
                                    maxDelivery: max(config.lmtp.maxMessageSize, config.smtp.maxMessageSize) + (1 << 20),
-                                   maxFrame: config.store.maxFrame, logger: logger)
+                                   maxFrame: config.store.maxFrame,
+                                   authBudget: AuthBudget(maxFailures: config.auth.failuresPerClient, window: config.auth.failureWindow),
+                                   logger: logger)
 
         signal(SIGPIPE, SIG_IGN)
         let term = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())

@@ -12,12 +12,11 @@ import MailWorker
 @testable import LookupServer
 
 final class LookupBackPressureTests: XCTestCase {
-    let settings = LookupSettings(limits: LookupLimits(maxKeyLength: 64, maxRequestLength: 256),
-                                  requestTimeout: .seconds(2), idleTimeout: .seconds(60))
+    let settings = LookupSettings(limits: LookupLimits(maxKeyLength: 64, maxRequestLength: 256), idleTimeout: .seconds(60))
 
     func testReadsAreHeldWhileAWholeRequestWaitsBehindTheStore() throws {
         let loop = EmbeddedEventLoop()
-        let peer = try FakeStorePeer(loop: loop) { m in
+        let peer = try FakeStorePeer(loop: loop, timeout: .seconds(2)) { m in
             guard let l = m as? Lookup, !l.key.hasPrefix("slow@") else { return nil }   // slow@: no answer
             return LookupResult(found: l.key == "alice@example.org", value: "OK")
         }

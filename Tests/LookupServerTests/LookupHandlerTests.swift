@@ -11,8 +11,7 @@ import MailTesting
 @testable import LookupServer
 
 final class LookupHandlerTests: XCTestCase {
-    let settings = LookupSettings(limits: LookupLimits(maxKeyLength: 64, maxRequestLength: 256),
-                                  requestTimeout: .seconds(2), idleTimeout: .seconds(60))
+    let settings = LookupSettings(limits: LookupLimits(maxKeyLength: 64, maxRequestLength: 256), idleTimeout: .seconds(60))
 
     /// The fake store: alice exists, every domain but "down.test" answers, "slow@…" never answers.
     func answer(_ m: any RPCMessage) -> (any RPCMessage)? {
@@ -26,7 +25,7 @@ final class LookupHandlerTests: XCTestCase {
 
     func pipe(_ kind: LookupListenerKind) throws -> (EmbeddedPipe, FakeStorePeer) {
         let loop = EmbeddedEventLoop()
-        let peer = try FakeStorePeer(loop: loop, answer: answer)
+        let peer = try FakeStorePeer(loop: loop, timeout: .seconds(2), answer: answer)
         let handler = LookupHandler(kind: kind, settings: settings, rpc: peer.rpc, logger: Logger(label: "test"))
         let p = try EmbeddedPipe(channel: EmbeddedChannel(loop: loop), [handler])
         return (p, peer)

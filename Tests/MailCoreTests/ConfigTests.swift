@@ -46,6 +46,23 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.lmtp.service.socketMode, 0o660)
     }
 
+    /// The AUTH budget is the store's, for every protocol ([auth]); the store deadline is [store]'s.
+    /// The old per-smtpd keys are refused, so a stale file is pointed at rather than ignored.
+    func testAuthBudgetAndStoreDeadlineKeys() throws {
+        let d = try PosternConfig.parse("", path: "/etc/p.toml")
+        XCTAssertEqual(d.auth.failuresPerClient, 10)
+        XCTAssertEqual(d.auth.failureWindow, 600)
+        XCTAssertEqual(d.store.answerTimeout, 10)
+        let c = try PosternConfig.parse("[store]\nanswer_timeout = 2.5\n[auth]\nfailures_per_client = 3\nfailure_window = 60\n", path: "/etc/p.toml")
+        XCTAssertEqual(c.auth.failuresPerClient, 3)
+        XCTAssertEqual(c.auth.failureWindow, 60)
+        XCTAssertEqual(c.store.answerTimeout, 2.5)
+        XCTAssertThrowsError(try PosternConfig.parse("[smtp]\nauth_failures_per_client = 3\n", path: "/etc/p.toml")) { e in
+            XCTAssertEqual((e as? ConfigError)?.key, "smtp.auth_failures_per_client")
+        }
+        XCTAssertThrowsError(try PosternConfig.parse("[auth]\nfailures_per_client = 0\n", path: "/etc/p.toml"))
+    }
+
     func testRefusalsNameFileLineKeyAndReason() {
         let cases: [(String, Int?, String, String)] = [
             ("hostname = \"a\"\nbogus = 1\n", 2, "bogus", "unknown key"),

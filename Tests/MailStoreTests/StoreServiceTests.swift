@@ -216,6 +216,24 @@ final class StoreServiceTests: XCTestCase {
         XCTAssertEqual(try imap.call(MailboxList(session: sid)).list[0].messages, 52, "the next frame is this reply, not an event")
     }
 
+    /// DESIGN §5: 50 concurrent wrong logins from one address over two worker connections reach
+    /// the password check at most budget (10) times; the rest are refused .throttled, and so is
+    /// the right password from there, while another address logs in.
+    func testConcurrentLoginsNeverExceedTheAddressBudget() throws {
+        let a = try nioClient(.smtpd), b = try nioClient(.smtpd)
+        let attempts = (0..<50).map { i in
+            (i % 2 == 0 ? a : b).call(Authenticate(user: "alice@example.org", password: "wrong", client: "203.0.113.9", service: "smtp"))
+        }
+        var codes: [ErrorCode?] = []
+        for f in attempts {
+            XCTAssertThrowsError(try f.wait()) { codes.append(($0 as? RPCError)?.code) }
+        }
+        XCTAssertEqual(codes.filter { $0 == .denied }.count, 10, "password checks")
+        XCTAssertEqual(codes.filter { $0 == .throttled }.count, 40, "cheap refusals")
+        assertError(.throttled) { _ = try a.call(Authenticate(user: "alice@example.org", password: "secret", client: "203.0.113.9")).wait() }
+        XCTAssertEqual(try b.call(Authenticate(user: "alice@example.org", password: "secret", client: "203.0.113.10")).wait().user, "alice@example.org")
+    }
+
     func testEventsReachTheWatchingSessionThroughTheRouter() throws {
         let router = EventRouter()
         let imap = try nioClient(.imapd, events: router)

@@ -66,7 +66,13 @@ final class FakeSMTPServices: SMTPServices {
         return loop.makeSucceededFuture(localDomains.contains(domain.lowercased()))
     }
 
-    func authenticate(user: String, password: String) -> EventLoopFuture<AuthOutcome> {
+    /// Client addresses the store's budget refuses outright.
+    var blockedClients: Set<String> = []
+    private(set) var authClients: [String] = []
+
+    func authenticate(user: String, password: String, client: String) -> EventLoopFuture<AuthOutcome> {
+        authClients.append(client)
+        if blockedClients.contains(client) { return loop.makeSucceededFuture(.blocked) }
         guard let entry = users[user], entry.password == password else { return loop.makeSucceededFuture(.failure) }
         return loop.makeSucceededFuture(.success(canonical: entry.canonical, storeSession: entry.session))
     }

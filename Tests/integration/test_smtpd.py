@@ -4,7 +4,8 @@ Two instances, each with loopback listeners on free ports:
 
 - `smtp` (module): mta + submission + smtps, `plaintext_auth_on_loopback = false` (the tests
   connect from 127.0.0.x, which would otherwise count as trusted), small AUTH limits
-  (max_auth_failures = 2, auth_failures_per_client = 2 in a 4 s window), other limits default.
+  (max_auth_failures = 2; [auth] failures_per_client = 2 in a 4 s window, kept by the store),
+  other limits default.
 - `limited` (module): mta + submission with small limits, a 2 s command/DATA timeout,
   `bare_linefeed = "normalize"` and `received_shows_auth_user = true`.
 
@@ -73,8 +74,9 @@ def smtp():
     ports = {r: free_port() for r in ("mta", "submission", "smtps")}
     extra = ("plaintext_auth_on_loopback = false\n"
              "max_auth_failures = 2\n"
-             "auth_failures_per_client = 2\n"
-             "auth_failure_window = 4\n")
+             "\n[auth]\n"
+             "failures_per_client = 2\n"
+             "failure_window = 4\n")
     with running_instance("smtpd", users=["carol@example.test"], smtp_section=smtp_section(ports, extra)) as p:
         p.ports = ports
         p.utf8_user = p.cli("user", "add", "jürgen@example.test", "--password-stdin", input="pw\n",
@@ -511,7 +513,7 @@ def load_fail2ban_regex():
 
 def test_wrong_password_delayed_limited_blocked_and_logged(smtp):
     """535 5.7.8 after a growing delay; max_auth_failures (2) ends the session with 421; the
-    address is then blocked (auth_failures_per_client = 2 within 4 s) even with the right
+    address is then blocked ([auth] failures_per_client = 2 within 4 s) even with the right
     password, until the window has passed; each failure is one fail2ban-matchable line."""
     src = new_source()
     ctx = tls_context(smtp)
