@@ -209,7 +209,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             case .authenticate(let user, let password):
                 setReading(context, false)
                 if let l = settings.limiter, l.isBlocked(clientAddress) {
-                    logger.warning("authentication refused: too many failures", metadata: ["client": "\(clientAddress)", "user": "\(user)"])
+                    AuthLog.refused(logger: logger, client: clientAddress, user: user)
                     resume(context, session.authenticated(.failure))
                     continue
                 }
@@ -227,9 +227,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 }
             case .authFailed(let user, let mechanism, let failures):
                 let perClient = settings.limiter?.recordFailure(clientAddress) ?? failures
-                // One line per failure, stable for fail2ban (README documents the regex).
-                logger.warning("authentication failed", metadata: ["client": "\(clientAddress)", "user": "\(user)",
-                                                                   "mechanism": "\(mechanism)", "failures": "\(perClient)"])
+                // One line per failure, stable for fail2ban (docs/fail2ban.md documents the regex).
+                AuthLog.failed(logger: logger, client: clientAddress, user: user, mechanism: mechanism.rawValue, failures: perClient)
             case .delay(let d):
                 setReading(context, false)
                 let ms = Int64(d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
