@@ -47,7 +47,9 @@ public enum TCPTable {
             discarding = false
         }
         guard let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) else {
-            if buffer.count > limits.maxRequestLength { buffer.removeAll(); discarding = true; return .invalid("request too long") }
+            // A trailing CR may be the first half of the CRLF, which does not count (below).
+            let pending = buffer.count - (buffer.last == UInt8(ascii: "\r") ? 1 : 0)
+            if pending > limits.maxRequestLength { buffer.removeAll(); discarding = true; return .invalid("request too long") }
             return .needMoreBytes
         }
         var line = Array(buffer[..<nl])
