@@ -17,8 +17,8 @@ import time
 import pytest
 
 from conftest import free_port, running_instance, wait_for
+from test_smtpd import FAIL2BAN_DOC, load_fail2ban_regex
 
-FAIL2BAN_DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "fail2ban.md")
 OPENSSL = shutil.which("openssl")
 
 # The address an attacker wants banned (TEST-NET-2: text only, nothing is sent there).
@@ -34,14 +34,6 @@ HOSTILE = [b + FORGED for b in BREAKS] + ["x" + p for p in PAIRS]
 AUTH_SRC = "127.0.9.2"
 BLOCKED_SRC = "127.0.9.3"
 OTHER_SRC = "127.0.9.4"
-
-
-def load_failregex():
-    with open(FAIL2BAN_DOC, encoding="utf-8") as f:
-        doc = f.read()
-    m = re.search(r"^failregex\s*=\s*(.+)$", doc, re.M)
-    assert m, "docs/fail2ban.md has no failregex line"
-    return re.compile(m.group(1).strip().replace("<HOST>", r"(?P<host>[0-9a-fA-F.:]+)"))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +119,7 @@ def check_log(p, expected_failures):
         assert not line.startswith("smtpd[1]"), f"forged line: {line!r}"
         if VICTIM in line:
             assert re.match(r"^(?:\S+ )?(smtpd|lookupd|lmtpd|store|master)\[\d+\] \w+: ", line), line
-    regex = load_failregex()
+    regex = load_fail2ban_regex()
     hosts = [m.group("host") for m in (regex.search(l) for l in log.split("\n")) if m]
     assert VICTIM not in hosts
     assert sorted(set(hosts)) == sorted(set(expected_failures)), hosts
