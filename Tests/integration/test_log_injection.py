@@ -182,8 +182,9 @@ def test_auth_names_before_and_after_the_block(inst):
 
 @pytest.mark.skipif(not OPENSSL, reason="openssl not installed")
 def test_tls_sni(inst):
-    """openssl s_client sends whatever -servername says (OpenSSL's server rejects only a NUL);
-    Python's ssl refuses such a name, so openssl is the client here."""
+    """openssl s_client sends whatever -servername says (a NUL cannot be passed in argv);
+    Python's ssl refuses such names, so openssl is the client here. OpenSSL's server hands the
+    name to Postern, which logs it with the handshake."""
     tried = [h for h in HOSTILE if "\x00" not in h]
     for h in tried:
         # The 220 may or may not be read before s_client sees the end of its input: the
