@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
 FUZZ_TIME=${FUZZ_TIME:-600}
 TARGETS=${FUZZ_TARGETS:-fuzz-smtp fuzz-mime fuzz-lookup fuzz-rpc}
+# A trap is reported by libFuzzer and ASan; Swift's own backtracer would only get in their way.
+export SWIFT_BACKTRACE=enable=no
 FLAGS=(-c debug --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DPOSTERN_LIBFUZZER)
 
 start=$(date +%s)
