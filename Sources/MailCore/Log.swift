@@ -99,8 +99,9 @@ public enum LogEscape {
         return out + "\""
     }
 
+    private static let hex = Array("0123456789abcdef")
+
     private static func append(_ u: Unicode.Scalar, to out: inout String, quoting: Bool) {
-        let hex = Array("0123456789abcdef")
         switch u.value {
         case 0x5C: out += "\\\\"
         case 0x0A: out += "\\n"
