@@ -4,8 +4,14 @@ BIN := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 # What the integration suite needs beyond the build: pytest, and fail2ban for
 # test_fail2ban_regex_tool_matches_the_documented_filter (skipped without it).
 TEST_PKGS := python3-pytest fail2ban
+# libFuzzer targets (scripts/fuzz.sh builds them into .build-fuzz with -sanitize=fuzzer,address):
+# `make fuzz` runs each FUZZ_TIME seconds; `make test` replays their seeds and regression inputs
+# with the regular build, then runs each TEST_FUZZ_TIME seconds.
+FUZZ_TARGETS := fuzz-smtp fuzz-mime fuzz-lookup fuzz-rpc
+FUZZ_TIME ?= 600
+TEST_FUZZ_TIME ?= 10
 
-.PHONY: all deps build run test unit integration bench fuzz clean install
+.PHONY: all deps build run test unit integration bench fuzz fuzz-replay clean install
 all: build
 
 deps:
@@ -31,6 +37,8 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(BIN)/fuzz-ipc 200000
+	for t in $(FUZZ_TARGETS); do $(BIN)/$$t fuzz/corpus/$$t fuzz/regressions/$$t || exit 1; done
+	FUZZ_TIME=$(TEST_FUZZ_TIME) FUZZ_JOBS=2 bash scripts/fuzz.sh
 	POSTERN_BIN=$(BIN) python3 -m pytest -q Tests/integration
 
 bench: build
@@ -38,9 +46,14 @@ bench: build
 
 fuzz: build
 	$(BIN)/fuzz-ipc 5000000 $$RANDOM
+	FUZZ_TIME=$(FUZZ_TIME) bash scripts/fuzz.sh
+
+# Replays the seed corpora and the inputs of fixed crashes (fuzz/regressions/<target>/).
+fuzz-replay: build
+	for t in $(FUZZ_TARGETS); do $(BIN)/$$t fuzz/corpus/$$t fuzz/regressions/$$t || exit 1; done
 
 clean:
-	rm -rf .build var
+	rm -rf .build .build-fuzz var
 
 # `make install` (as root): binaries, systemd units, users, an example config.
 PREFIX ?= /usr/local

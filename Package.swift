@@ -110,6 +110,13 @@ let package = Package(
         .executableTarget(name: "smtpd", dependencies: ["SMTPServer"]),
         .executableTarget(name: "postern", dependencies: ["AdminCLI"]),
         .executableTarget(name: "fuzz-ipc", dependencies: ["MailIPC"]),
+        // libFuzzer targets (make fuzz builds them with -sanitize=fuzzer into .build-fuzz); in the
+        // regular build each replays the inputs it is given (fuzz/corpus, fuzz/regressions).
+        .target(name: "FuzzSupport"),
+        .executableTarget(name: "fuzz-smtp", dependencies: ["FuzzSupport", "SMTPProtocol"]),
+        .executableTarget(name: "fuzz-mime", dependencies: ["FuzzSupport", "MIME"]),
+        .executableTarget(name: "fuzz-lookup", dependencies: ["FuzzSupport", "LookupProtocol"]),
+        .executableTarget(name: "fuzz-rpc", dependencies: ["FuzzSupport", "MailIPC"]),
 
         // Unit tests
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),

@@ -70,7 +70,9 @@ public enum TCPTable {
         }
         let rest = bytes[start...]
         guard let nl = rest.firstIndex(of: UInt8(ascii: "\n")) else {
-            if rest.count > limits.maxRequestLength { discarding = true; return (.invalid("request too long"), bytes.count) }
+            // A trailing CR may be the first half of the CRLF, which does not count (below).
+            let pending = rest.count - (rest.last == UInt8(ascii: "\r") ? 1 : 0)
+            if pending > limits.maxRequestLength { discarding = true; return (.invalid("request too long"), bytes.count) }
             return (.needMoreBytes, consumed)
         }
         consumed = bytes.distance(from: bytes.startIndex, to: nl) + 1

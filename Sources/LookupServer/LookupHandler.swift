@@ -145,7 +145,7 @@ final class LookupHandler: ChannelInboundHandler {
             }
         }
         promise.futureResult.whenSuccess { [self] a in
-            if case .temporary(let why) = a { logger.warning("lookup \(map) \(key.debugDescription): temporary failure: \(why)") }
+            if case .temporary(let why) = a { logger.warning("lookup \(map): temporary failure: \(why)", metadata: ["key": "\(key)"]) }
             busy = false
             guard !closing else { return }
             reply(a)

@@ -122,22 +122,4 @@ enum SASL {
         guard ASCII.isValidUTF8(bytes) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
-
-    /// A user name as it may appear in a log line that fail2ban parses: bytes outside
-    /// 0x21...0x7E (and the backslash) become \xNN, at most 128 bytes are kept.
-    static func logSafe(_ user: String) -> String {
-        var out = ""
-        var count = 0
-        for b in user.utf8 {
-            if count >= 128 { out += "..."; break }
-            if b > 0x20, b < 0x7F, b != ASCII.backslash {
-                out.unicodeScalars.append(Unicode.Scalar(b))
-            } else {
-                let hex = Array("0123456789abcdef")
-                out += "\\x\(hex[Int(b >> 4)])\(hex[Int(b & 15)])"
-            }
-            count += 1
-        }
-        return out
-    }
 }

@@ -147,8 +147,8 @@ public enum SMTPAction: Sendable, Equatable {
     /// Verify these credentials (never log the password), then call `authenticated(_:)`.
     case authenticate(user: String, password: String)
     /// An authentication failed (the glue's `.failure`, or a malformed/proxy PLAIN message).
-    /// For fail2ban: log one line with the client address and `user` (already log-safe:
-    /// bytes outside 0x21...0x7E escaped as \xNN, at most 128 kept). `failures` counts this
+    /// For fail2ban: log one line with the client address and `user` (the name as sent, not
+    /// escaped: MailCore's AuthLog shortens it and the logger escapes it). `failures` counts this
     /// session's failures including this one. The 535 reply follows (after `delay`).
     case authFailed(user: String, mechanism: SASLMechanism, failures: Int)
     /// Wait this long (stop reading), then call `delayElapsed()`. Used before answering a

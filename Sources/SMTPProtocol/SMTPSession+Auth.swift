@@ -85,7 +85,7 @@ extension SMTPSession {
     /// Counts a failure, tells the glue, and answers 535 now or after `.delay`.
     mutating func authFailure(user: String, mechanism: SASLMechanism, _ actions: inout [SMTPAction]) {
         authFailures += 1
-        actions.append(.authFailed(user: SASL.logSafe(user), mechanism: mechanism, failures: authFailures))
+        actions.append(.authFailed(user: user, mechanism: mechanism, failures: authFailures))
         let delay = config.authFailureDelay.delay(afterFailure: authFailures)
         if delay > .zero {
             waiting = .delay

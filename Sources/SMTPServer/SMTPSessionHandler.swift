@@ -277,7 +277,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                         result = .success(canonical)
                     case .success(.failure): result = .failure
                     case .success(.blocked):
-                        logger.warning("authentication refused: too many failures", metadata: ["client": "\(clientAddress)", "user": "\(user)"])
+                        AuthLog.refused(logger: logger, client: clientAddress, user: user)
                         result = .failure
                     case .success(.tempFail): result = .tempFail
                     case .failure(let e):
@@ -288,9 +288,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 }
             case .authFailed(let user, let mechanism, let failures):
                 let perClient = settings.limiter?.recordFailure(clientAddress) ?? failures
-                // One line per failure, stable for fail2ban (README documents the regex).
-                logger.warning("authentication failed", metadata: ["client": "\(clientAddress)", "user": "\(user)",
-                                                                   "mechanism": "\(mechanism)", "failures": "\(perClient)"])
+                // One line per failure, stable for fail2ban (docs/fail2ban.md documents the regex).
+                AuthLog.failed(logger: logger, client: clientAddress, user: user, mechanism: mechanism.rawValue, failures: perClient)
             case .delay(let d):
                 setReading(context, false)
                 let ms = Int64(d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)

@@ -193,7 +193,7 @@ final class SMTPSessionPolicyTests: XCTestCase {
              [.authFailed(user: "alice", mechanism: .plain, failures: 1), .reply(.authCredentialsInvalid)]),
             ("AUTH LOGIN \(base64("al\nice"))\r\n\(base64("x"))\r\n",
              [.reply(.authChallengePassword), .authenticate(user: "al\nice", password: "x"),
-              .authFailed(user: "al\\x0aice", mechanism: .login, failures: 1), .reply(.authCredentialsInvalid)]),
+              .authFailed(user: "al\nice", mechanism: .login, failures: 1), .reply(.authCredentialsInvalid)]),
             ("AUTH LOGIN =\r\n", [.authFailed(user: "", mechanism: .login, failures: 1), .reply(.authCredentialsInvalid)]),
             ("AUTH PLAIN\r\n*\r\nNOOP\r\n", [.reply(.authChallengeEmpty), .reply(.authCancelled), .reply(.ok)]),
             ("AUTH LOGIN\r\n*\r\n", [.reply(.authChallengeUsername), .reply(.authCancelled)]),
@@ -315,9 +315,9 @@ final class SMTPSessionPolicyTests: XCTestCase {
         let table: [(String, SMTPAction)] = [
             ("AUTH PLAIN \(long)\r\n", .authenticate(user: user, password: "secret")),
             ("AUTH PLAIN\r\n\(long)\r\n", .authenticate(user: user, password: "secret")),
-            // The password decodes but holds NULs: a failure, logged with a shortened user name.
+            // The password decodes but holds NULs: a failure (AuthLog shortens the name in the log).
             ("AUTH LOGIN\r\n\(base64(user))\r\n\(long)\r\n",
-             .authFailed(user: String(repeating: "u", count: 128) + "...", mechanism: .login, failures: 1)),
+             .authFailed(user: user, mechanism: .login, failures: 1)),
             ("NOOP \(String(repeating: "x", count: 600))\r\n", .reply(.lineTooLong)),
             ("AUTH PLAIN \(String(repeating: "A", count: 12300))\r\n", .reply(.lineTooLong)),
             ("AUTH PLAIN\r\n\(String(repeating: "A", count: 12300))\r\nNOOP\r\n", .reply(.ok)),
