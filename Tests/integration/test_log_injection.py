@@ -45,9 +45,10 @@ def inst():
             f'smtps = ["127.0.0.1:{ports["smtps"]}"]\n'
             "plaintext_auth_on_loopback = false\n"
             "max_auth_failures = 20\n"
-            "auth_failures_per_client = 3\n"
-            "auth_failure_window = 600\n"
-            "max_connections_per_client = 40\n")
+            "max_connections_per_client = 40\n"
+            "\n[auth]\n"                      # the store's per-address budget
+            "failures_per_client = 3\n"
+            "failure_window = 600\n")
     lookup = ("\n[lookup]\n"
               f'socketmap = ["127.0.0.1:{ports["socketmap"]}"]\n'
               "request_timeout = 1.0\n"
