@@ -15,7 +15,8 @@ public protocol BlobStore: Sendable {
     func allHashes() throws -> [[UInt8]]
     func clearTemporaries() throws -> Int
     /// A new empty temporary file for a body being received.
-    func stage() throws -> StagedBlob
+    /// A body to receive; up to `memoryLimit` bytes it stays in memory (no file at all).
+    func stage(memoryLimit: Int) throws -> StagedBlob
     /// Moves a finished staged body into place as blob `hash`; when that blob exists already
     /// (dedup) the staged file is dropped instead. Durable after the next `sync()`.
     func adopt(_ staged: StagedBlob, as hash: [UInt8]) throws
@@ -135,8 +136,8 @@ public final class FileBlobStore: BlobStore, @unchecked Sendable {
         return out
     }
 
-    public func stage() throws -> StagedBlob {
-        try StagedBlob(path: "\(tmp)/staged.\(UInt64.random(in: 0...UInt64.max))")
+    public func stage(memoryLimit: Int) throws -> StagedBlob {
+        try StagedBlob(path: "\(tmp)/staged.\(UInt64.random(in: 0...UInt64.max))", memoryLimit: memoryLimit)
     }
 
     public func adopt(_ staged: StagedBlob, as hash: [UInt8]) throws {
@@ -152,50 +153,75 @@ public final class FileBlobStore: BlobStore, @unchecked Sendable {
     }
 }
 
-/// A body being received, in a temporary file of the blob store (DESIGN §3): each `append`
-/// opens the file, writes, closes (no descriptor is held between chunks, so many slow senders
-/// cannot exhaust the store's descriptors) and feeds an incremental SHA-256. Only the digest
-/// state is in memory. Discarded explicitly, when adopted as a blob, or when released.
+/// A body being received (DESIGN §3). Up to `memoryLimit` bytes (the store's `inline_max`: such
+/// a body ends up in its row anyway) it stays in memory; past that it spills to a temporary file
+/// of the blob store, and each `append` opens the file, writes, closes (no descriptor is held
+/// between chunks, so many slow senders cannot exhaust the store's descriptors). An incremental
+/// SHA-256 follows every byte. Discarded explicitly, when adopted as a blob, or when released.
 public final class StagedBlob: StagedBody, @unchecked Sendable {
     public let path: String
+    let memoryLimit: Int
     private let lock = NSLock()
     private var bytes = 0
+    private var memory: [UInt8] = []            // the body while it is small
+    private var onDisk = false                  // spilled to `path`
     private var digest: OpaquePointer?          // EVP_MD_CTX, until `finish`
     private var hash: [UInt8]? = nil
     private var gone = false                    // discarded or moved into place
 
-    init(path: String) throws {
+    init(path: String, memoryLimit: Int = 0) throws {
         self.path = path
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        if fd < 0 { gone = true; throw BlobStoreError("create", path) }
-        close(fd)
+        self.memoryLimit = memoryLimit
         digest = EVP_MD_CTX_new()
         guard digest != nil, EVP_DigestInit_ex(digest, EVP_sha256(), nil) == 1 else {
-            unlink(path); gone = true
+            gone = true
             throw BlobStoreError("sha256 init", path, ENOMEM)
         }
+        if memoryLimit <= 0 { try spill() }
     }
 
     deinit {
         EVP_MD_CTX_free(digest)
-        if !gone { unlink(path) }
+        if !gone && onDisk { unlink(path) }
     }
 
+    /// Whether the body is in a file (past `memoryLimit`).
+    public var isOnDisk: Bool { lock.lock(); defer { lock.unlock() }; return onDisk }
+
     public var size: Int { lock.lock(); defer { lock.unlock() }; return bytes }
+
+    /// Moves the body to its file (created anew: O_EXCL). Called with the lock held, or from init.
+    private func spill() throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd < 0 { throw BlobStoreError("create", path) }
+        onDisk = true
+        defer { close(fd) }
+        try memory.withUnsafeBytes { try write(fd, $0) }
+        memory = []
+    }
+
+    private func write(_ fd: Int32, _ buf: UnsafeRawBufferPointer) throws {
+        var off = 0
+        while off < buf.count {
+            let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
+            if n < 0 { if errno == EINTR { continue }; throw BlobStoreError("write", path) }
+            off += n
+        }
+    }
 
     public func append(_ buf: UnsafeRawBufferPointer) throws {
         lock.lock(); defer { lock.unlock() }
         guard !gone, hash == nil else { throw BlobStoreError("append to finished body", path, EINVAL) }
         guard buf.count > 0 else { return }
-        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
-        if fd < 0 { throw BlobStoreError("open", path) }
-        var off = 0
-        while off < buf.count {
-            let n = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
-            if n < 0 { if errno == EINTR { continue }; let e = errno; close(fd); throw BlobStoreError("write", path, e) }
-            off += n
+        if !onDisk && bytes + buf.count <= memoryLimit {
+            memory.append(contentsOf: buf)
+        } else {
+            if !onDisk { try spill() }
+            let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+            if fd < 0 { throw BlobStoreError("open", path) }
+            do { try write(fd, buf) } catch { close(fd); throw error }
+            if close(fd) != 0 { throw BlobStoreError("close", path) }
         }
-        if close(fd) != 0 { throw BlobStoreError("close", path) }
         EVP_DigestUpdate(digest, buf.baseAddress, buf.count)
         bytes += buf.count
     }
@@ -212,8 +238,11 @@ public final class StagedBlob: StagedBody, @unchecked Sendable {
         return out
     }
 
-    /// Runs `body` over the staged bytes, mapped read-only (nothing is copied into memory).
+    /// Runs `body` over the staged bytes: in memory, or the file mapped read-only (nothing copied).
     public func withMappedBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        lock.lock()
+        if !onDisk { defer { lock.unlock() }; return try memory.withUnsafeBytes { try body($0) } }
+        lock.unlock()
         let n = size
         guard n > 0 else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -230,13 +259,15 @@ public final class StagedBlob: StagedBody, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         guard !gone else { return }
         gone = true
-        unlink(path)
+        memory = []
+        if onDisk { unlink(path) }
     }
 
-    /// Renames the file to `dest` (the blob store's adopt).
+    /// Renames the file to `dest` (the blob store's adopt); a body still in memory is written first.
     func moveTo(_ dest: String) throws {
         lock.lock(); defer { lock.unlock() }
         guard !gone else { throw BlobStoreError("adopt a discarded body", path, EINVAL) }
+        if !onDisk { try spill() }
         if rename(path, dest) != 0 { throw BlobStoreError("rename", dest) }
         gone = true
     }

@@ -15,7 +15,8 @@ extension SQLiteMailStore {
                                date: now, completion: completion), recipients: recipients, submitter: submitter)
     }
 
-    public func stageBody() throws -> any StagedBody { try blobs.stage() }
+    /// Up to `inline_max` a staged body stays in memory (it goes into its row); past it, a file.
+    public func stageBody() throws -> any StagedBody { try blobs.stage(memoryLimit: inlineMax) }
 
     /// The staged body is hashed as it was written; here it is parsed from a read-only mapping.
     /// A small body moves into memory for its row; a large one is adopted as its blob file in

@@ -58,6 +58,26 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try inline.sweep().blobs, 0, "the sweep keeps the file of the large body")
     }
 
+    /// A staged body stays in memory up to inline_max (it ends up in its row: no file is ever
+    /// created for it) and spills to a file in tmp/ past it.
+    func testStagedBodiesSpillToAFileOnlyPastInlineMax() throws {
+        let s = try SQLiteMailStore(dataDir: dir + "/spill", fsync: false, inlineMax: 1024)
+        let tmp = dir + "/spill/tmp"
+        func files() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: tmp)) ?? [] }
+        let small = try XCTUnwrap(try s.stageBody() as? StagedBlob)
+        try Array(repeating: UInt8(65), count: 1000).withUnsafeBytes { try small.append($0) }
+        XCTAssertFalse(small.isOnDisk)
+        XCTAssertEqual(files(), [])
+        let large = try XCTUnwrap(try s.stageBody() as? StagedBlob)
+        try Array(repeating: UInt8(66), count: 1000).withUnsafeBytes { try large.append($0) }
+        try Array(repeating: UInt8(67), count: 1000).withUnsafeBytes { try large.append($0) }
+        XCTAssertTrue(large.isOnDisk)
+        XCTAssertEqual(files().count, 1)
+        XCTAssertEqual(try large.withMappedBytes { Array($0) }, Array(repeating: 66, count: 1000) + Array(repeating: 67, count: 1000))
+        small.discard(); large.discard()
+        XCTAssertEqual(files(), [])
+    }
+
     func testIdenticalBodiesAreStoredOnce() throws {
         _ = try deliverSync(store, "s@x.org", ["alice@example.org"], "same\r\n")
         _ = try deliverSync(store, "s@x.org", ["bob@example.org"], "same\r\n")
