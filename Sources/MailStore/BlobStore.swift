@@ -177,7 +177,6 @@ public final class StagedBlob: StagedBody, @unchecked Sendable {
             gone = true
             throw BlobStoreError("sha256 init", path, ENOMEM)
         }
-        if memoryLimit <= 0 { try spill() }
     }
 
     deinit {
@@ -187,6 +186,11 @@ public final class StagedBlob: StagedBody, @unchecked Sendable {
 
     /// Whether the body is in a file (past `memoryLimit`).
     public var isOnDisk: Bool { lock.lock(); defer { lock.unlock() }; return onDisk }
+
+    public func needsIO(appending count: Int) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return onDisk || bytes + count > memoryLimit
+    }
 
     public var size: Int { lock.lock(); defer { lock.unlock() }; return bytes }
 

@@ -111,8 +111,9 @@ public protocol AccountStore: AnyObject, Sendable {
     func hasCatchAll(domain: String) throws -> Bool
 }
 
-/// A message body being received (DESIGN §3): appended as it arrives to a temporary file,
-/// never held whole in memory; it becomes the stored body through `deliver(…staged:…)` or is
+/// A message body being received (DESIGN §3): appended as it arrives — a small one in memory
+/// (no more than the store would keep in its row), a larger one to a temporary file, never held
+/// whole in memory; it becomes the stored body through `deliver(…staged:…)` or is
 /// discarded. Temporary files that outlive their process are cleared by `sweep`.
 public protocol StagedBody: AnyObject, Sendable {
     /// Bytes appended so far.
@@ -121,6 +122,9 @@ public protocol StagedBody: AnyObject, Sendable {
     func append(_ bytes: UnsafeRawBufferPointer) throws
     /// Drops the body and its temporary file; idempotent, and harmless after a delivery took it.
     func discard()
+    /// Whether appending `count` more bytes touches the disk (false: a cheap copy in memory,
+    /// fine on an event loop). Implementations that always write say true.
+    func needsIO(appending count: Int) -> Bool
 }
 
 /// Durable delivery (DESIGN §3).

@@ -126,6 +126,7 @@ final class BodyWriter: @unchecked Sendable {
     private var failure: Error?
     private var dropped = false
     private var tail: EventLoopFuture<Void>
+    private var queued = 0                    // steps on the pool not yet finished (on the loop)
 
     init(store: any DeliveryStore, pool: NIOThreadPool, loop: EventLoop) {
         self.store = store; self.pool = pool; self.loop = loop
@@ -133,14 +134,30 @@ final class BodyWriter: @unchecked Sendable {
     }
 
     /// Queues `bytes`; the future completes on the loop once they are written (or dropped).
+    /// With nothing queued and a body small enough to stay in memory, the bytes are appended
+    /// here on the loop (no disk, no thread hop: most messages never leave memory).
     func append(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
-        step { s in try bytes.withUnsafeReadableBytes { try s.append($0) } }
+        loop.preconditionInEventLoop()
+        if queued == 0, failure == nil, !dropped {
+            do {
+                if staged == nil { staged = try store.stageBody() }
+                if !staged!.needsIO(appending: bytes.readableBytes) {
+                    try bytes.withUnsafeReadableBytes { try staged!.append($0) }
+                    return loop.makeSucceededVoidFuture()
+                }
+            } catch let e {
+                failure = e
+                return loop.makeSucceededVoidFuture()
+            }
+        }
+        return step { s in try bytes.withUnsafeReadableBytes { try s.append($0) } }
     }
 
     /// After every queued write: the staged body (now the caller's), or the first error.
     func finish() -> EventLoopFuture<any StagedBody> {
         let promise = loop.makePromise(of: (any StagedBody).self)
-        step { _ in }.whenComplete { [self] _ in
+        // Nothing queued: answer now; else after the last queued write.
+        (queued == 0 ? loop.makeSucceededVoidFuture() : step { _ in }).whenComplete { [self] _ in
             if let s = staged, failure == nil, !dropped { staged = nil; return promise.succeed(s) }
             staged?.discard(); staged = nil
             promise.fail(failure ?? StoreError(.temporary, "the staged body is gone"))
@@ -150,13 +167,16 @@ final class BodyWriter: @unchecked Sendable {
 
     /// Drops the body, after any write in progress; later steps do nothing.
     func discard() {
+        queued += 1
         tail = tail.flatMap { [self] in
             pool.runIfActive(eventLoop: loop) { [self] in dropped = true; staged?.discard(); staged = nil }
         }
+        tail.whenComplete { [self] _ in queued -= 1 }
     }
 
     @discardableResult
     private func step(_ work: @escaping (any StagedBody) throws -> Void) -> EventLoopFuture<Void> {
+        queued += 1
         tail = tail.flatMap { [self] in
             pool.runIfActive(eventLoop: loop) { [self] in
                 guard failure == nil, !dropped else { return }
@@ -166,6 +186,7 @@ final class BodyWriter: @unchecked Sendable {
                 } catch let e { failure = e }
             }
         }
+        tail.whenComplete { [self] _ in queued -= 1 }
         return tail
     }
 }
