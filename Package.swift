@@ -30,6 +30,7 @@ let package = Package(
 
         // Libraries
         .target(name: "MailCore", dependencies: [
+            "MailSyntax",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
@@ -47,7 +48,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "MailStore", dependencies: [
-            "MIME", "CMailShims", "CCrypt", "COpenSSL",
+            "MIME", "MailSyntax", "CMailShims", "CCrypt", "COpenSSL",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .target(name: "StoreServer", dependencies: [
@@ -56,7 +57,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "MailWorker", dependencies: [
-            "MailCore", "MailIPC", "MailPrivsep", "CMailShims", "MailTLS",
+            "MailCore", "MailSyntax", "MailIPC", "MailPrivsep", "CMailShims", "MailTLS",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -2,6 +2,7 @@
 // auth penalty): failures within a window plus attempts in flight never exceed `maxFailures`, so
 // concurrent logins cannot outrun it. IPv6 counts per /64, IPv4 per address; the clock is injected.
 import Foundation
+import MailSyntax
 
 public final class AuthBudget: @unchecked Sendable {
     private let lock = NSLock()
@@ -54,17 +55,9 @@ public final class AuthBudget: @unchecked Sendable {
 
     /// The budget's key for an address: IPv6 by its /64 (one site's hosts, one budget), an
     /// IPv4 or IPv4-mapped address by itself, anything else (a unix peer's name) as it is.
-    public static func key(_ client: String) -> String {
-        var v4 = in_addr(), v6 = in6_addr()
-        if inet_pton(AF_INET, client, &v4) == 1 { return client }
-        guard inet_pton(AF_INET6, client, &v6) == 1 else { return client }
-        let b = withUnsafeBytes(of: v6) { Array($0) }
-        if b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xff && b[11] == 0xff {
-            return "\(b[12]).\(b[13]).\(b[14]).\(b[15])"
-        }
-        return stride(from: 0, to: 8, by: 2).map { String(UInt16(b[$0]) << 8 | UInt16(b[$0 + 1]), radix: 16) }
-            .joined(separator: ":") + "::/64"
-    }
+    public static func key(_ client: String) -> String { IPAddress.clientKey(client, ipv6Prefix: ipv6Prefix) }
+    /// IPv6 logins are budgeted per /64 (RFC 4291 §2.5.4: one LAN).
+    static let ipv6Prefix = 64
 
     private func current(_ key: String, _ t: Double) -> [Double] {
         (failures[key] ?? []).filter { t - $0 < window }

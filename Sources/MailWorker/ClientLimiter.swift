@@ -3,6 +3,7 @@
 // logins is the store's AuthBudget, DESIGN §5). Per process; the clock is injected. An IPv6
 // client is counted by its network prefix (one site holds a whole /64), an IPv4 one by its address.
 import Foundation
+import MailSyntax
 
 public final class ClientLimiter: @unchecked Sendable {
     private let lock = NSLock()
@@ -27,21 +28,7 @@ public final class ClientLimiter: @unchecked Sendable {
     /// What a client is counted as: an IPv4 address as it is (an IPv4-mapped IPv6 address,
     /// ::ffff:a.b.c.d from a dual-stack listener, as its IPv4 address, RFC 4291 §2.5.5.2); an
     /// IPv6 address as its `ipv6Prefix` network ("2001:db8:1:2::/64"); anything else as it is.
-    public func key(_ client: String) -> String {
-        var v6 = in6_addr()
-        guard client.contains(":"), inet_pton(AF_INET6, client, &v6) == 1 else { return client }
-        var bytes = withUnsafeBytes(of: &v6) { Array($0) }
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
-            return bytes[12...].map(String.init).joined(separator: ".")
-        }
-        for i in 0..<16 {
-            let keep = min(max(ipv6Prefix - i * 8, 0), 8)
-            bytes[i] &= keep == 8 ? 0xff : ~(UInt8(0xff) >> keep)
-        }
-        var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let text = bytes.withUnsafeBytes { b in inet_ntop(AF_INET6, b.baseAddress, &out, socklen_t(out.count)) != nil ? String(cString: out) : client }
-        return "\(text)/\(ipv6Prefix)"
-    }
+    public func key(_ client: String) -> String { IPAddress.clientKey(client, ipv6Prefix: ipv6Prefix) }
 
     /// Takes a connection slot for `client`; false when it already has the maximum.
     public func connect(_ client: String) -> Bool {
