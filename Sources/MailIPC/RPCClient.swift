@@ -79,6 +79,15 @@ public final class RPCClient: @unchecked Sendable {
         return d
     }
 
+    /// With a `timeout`: request `id` fails (and is forgotten) if `promise` is not answered in
+    /// time. Call on the channel's loop.
+    fileprivate func armDeadline(_ id: UInt32, _ promise: EventLoopPromise<Frame>) {
+        guard let timeout else { return }
+        let handler = self.handler
+        let deadline = channel.eventLoop.scheduleTask(in: timeout) { handler.expire(id, promise) }
+        promise.futureResult.whenComplete { _ in deadline.cancel() }
+    }
+
     /// Forgets a pending request (its reply, if one comes, is ignored); returns whether it was pending.
     fileprivate func forget(_ id: UInt32) -> Bool { handler.unregister(id) }
 
@@ -106,13 +115,10 @@ public final class RPCClient: @unchecked Sendable {
     private func send(_ frames: [Frame]) -> EventLoopFuture<Frame> {
         let loop = channel.eventLoop
         let promise = loop.makePromise(of: Frame.self)
-        loop.execute { [handler, channel, timeout] in
+        loop.execute { [handler, channel] in
             guard channel.isActive else { return promise.fail(RPCError.connectionLost) }
             let id = handler.register(.single(promise))
-            if let timeout {
-                let deadline = loop.scheduleTask(in: timeout) { handler.expire(id, promise) }
-                promise.futureResult.whenComplete { _ in deadline.cancel() }
-            }
+            self.armDeadline(id, promise)
             for (i, var f) in frames.enumerated() {
                 f.requestID = id
                 channel.write(f, promise: nil)
@@ -174,11 +180,7 @@ public final class RPCDelivery: @unchecked Sendable {
             guard !finished, !ended, id != 0 else { return }
             ended = true
             client.channel.writeAndFlush(DeliverEnd().frame(requestID: id), promise: nil)
-            if let timeout = client.timeout {
-                let (handler, id, promise) = (client.handler, id, promise)
-                let deadline = client.channel.eventLoop.scheduleTask(in: timeout) { handler.expire(id, promise) }
-                promise.futureResult.whenComplete { _ in deadline.cancel() }
-            }
+            client.armDeadline(id, promise)
         }
         let n = recipients
         return promise.futureResult.flatMapThrowing { f in
