@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "lmtpd", targets: ["lmtpd"]),
         .executable(name: "lookupd", targets: ["lookupd"]),
         .executable(name: "smtpd", targets: ["smtpd"]),
+        .executable(name: "imapd", targets: ["imapd"]),
         .executable(name: "postern", targets: ["postern"]),
     ],
     dependencies: [
@@ -35,11 +36,13 @@ let package = Package(
             .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .target(name: "MailSyntax"),
+        .target(name: "MailModel"),
+        .target(name: "IMAPProtocol", dependencies: ["MailSyntax", "MIME", "MailModel"]),
         .target(name: "MIME", dependencies: ["MailSyntax"]),
         .target(name: "SMTPProtocol", dependencies: ["MailSyntax"]),
         .target(name: "LookupProtocol"),
         .target(name: "MailIPC", dependencies: [
-            "LookupProtocol", "MailSyntax",
+            "LookupProtocol", "MailSyntax", "MailModel",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -48,7 +51,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "MailStore", dependencies: [
-            "MIME", "MailSyntax", "CMailShims", "CCrypt", "COpenSSL",
+            "MIME", "MailModel", "MailSyntax", "CMailShims", "CCrypt", "COpenSSL",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .target(name: "StoreServer", dependencies: [
@@ -88,6 +91,12 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .target(name: "IMAPServer", dependencies: [
+            "MailCore", "MailIPC", "MailModel", "IMAPProtocol", "MIME", "MailPrivsep", "MailWorker", "MailTLS",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .target(name: "LookupServer", dependencies: [
             "MailCore", "MailIPC", "LookupProtocol", "MailPrivsep", "MailWorker",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -109,6 +118,7 @@ let package = Package(
         .executableTarget(name: "lmtpd", dependencies: ["SMTPServer"]),
         .executableTarget(name: "lookupd", dependencies: ["LookupServer"]),
         .executableTarget(name: "smtpd", dependencies: ["SMTPServer"]),
+        .executableTarget(name: "imapd", dependencies: ["IMAPServer"]),
         .executableTarget(name: "postern", dependencies: ["AdminCLI"]),
         .executableTarget(name: "fuzz-ipc", dependencies: ["MailIPC"]),
         // libFuzzer targets (make fuzz builds them with -sanitize=fuzzer into .build-fuzz); in the
@@ -118,6 +128,7 @@ let package = Package(
         .executableTarget(name: "fuzz-mime", dependencies: ["FuzzSupport", "MIME"]),
         .executableTarget(name: "fuzz-lookup", dependencies: ["FuzzSupport", "LookupProtocol"]),
         .executableTarget(name: "fuzz-rpc", dependencies: ["FuzzSupport", "MailIPC"]),
+        .executableTarget(name: "fuzz-imap", dependencies: ["FuzzSupport", "IMAPProtocol"]),
 
         // Unit tests
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
@@ -146,6 +157,12 @@ let package = Package(
             "MasterCore", "MailCore", "MailIPC", "MailPrivsep", "MailWorker",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "IMAPProtocolTests", dependencies: ["IMAPProtocol", "MIME", "MailModel"]),
+        .testTarget(name: "IMAPServerTests", dependencies: [
+            "IMAPServer", "IMAPProtocol", "MailModel", "MailStore", "StoreServer", "MailWorker", "MailCore", "MailTLS", "MailIPC", "MailTesting",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "SMTPServerTests", dependencies: [
             "SMTPServer", "SMTPProtocol", "MailWorker", "MailCore", "MailTLS", "MailIPC", "MailTesting",
             .product(name: "Logging", package: "swift-log"),
@@ -157,6 +174,6 @@ let package = Package(
 
 // NIO glue and the store use the Swift 5 language mode for now (Sendable checking as warnings);
 // the pure targets (MailSyntax, MIME, SMTPProtocol, LookupProtocol) build in Swift 6 mode.
-for t in package.targets where !["MailSyntax", "MailSyntaxTests", "MIME", "SMTPProtocol", "LookupProtocol", "MailTLS", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims", "CMailTLS"].contains(t.name) && t.type != .system {
+for t in package.targets where !["MailSyntax", "MailSyntaxTests", "MailModel", "IMAPProtocol", "IMAPProtocolTests", "MIME", "SMTPProtocol", "LookupProtocol", "MailTLS", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims", "CMailTLS"].contains(t.name) && t.type != .system {
     t.swiftSettings = (t.swiftSettings ?? []) + [.swiftLanguageMode(.v5)]
 }

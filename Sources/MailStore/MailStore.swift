@@ -2,6 +2,8 @@
 // of the RPC wire format or of Postfix: the store server holds `any` of them and maps to the
 // wire; a PostgreSQL implementation later passes the same conformance suite. Methods may block.
 
+@_exported import MailModel
+
 /// What went wrong, in the store's own terms (the server maps kinds to RPC error codes).
 public enum StoreErrorKind: Sendable, Equatable {
     case notFound, exists, invalid, denied, temporary
@@ -43,14 +45,6 @@ public struct DeliveryOutcome: Sendable {
     public var changes: [MailboxChange]
     public init(statuses: [DeliveryStatus], changes: [MailboxChange]) {
         self.statuses = statuses; self.changes = changes
-    }
-}
-
-public struct MailboxSummary: Sendable, Equatable {
-    public var id: Int64, name: String, specialUse: String, uidValidity: UInt32, uidNext: UInt32
-    public var highestModSeq: UInt64, messages: UInt32, subscribed: Bool
-    public init(id: Int64, name: String, specialUse: String, uidValidity: UInt32, uidNext: UInt32, highestModSeq: UInt64, messages: UInt32, subscribed: Bool) {
-        self.id = id; self.name = name; self.specialUse = specialUse; self.uidValidity = uidValidity; self.uidNext = uidNext; self.highestModSeq = highestModSeq; self.messages = messages; self.subscribed = subscribed
     }
 }
 
@@ -156,6 +150,58 @@ public protocol MailboxStore: AnyObject, Sendable {
     func messages(user: Int64, mailbox: String?) throws -> [StoredMessage]
     /// The bytes of a message `messages` listed.
     func body(_ ref: Int64) throws -> [UInt8]
+
+    // MARK: IMAP (DESIGN §9). Every call names the user a session authenticated; a mailbox id
+    // that is not that user's mailbox is `.notFound`, exactly like one that does not exist.
+    // Mutations bump the mailbox's HIGHESTMODSEQ and give each touched message the new MODSEQ;
+    // they return the mailboxes they changed so the server can notify watchers (DESIGN §2).
+
+    /// RFC 9051 §6.3.4. The name is already validated (MailboxName). `.exists` if taken.
+    func createMailbox(user: Int64, name: String, specialUse: String) throws -> MailboxSummary
+    /// RFC 9051 §6.3.5: removes the mailbox and its messages (bodies nothing else references go
+    /// too). INBOX → `.denied`; a mailbox with children → `.denied` ("has children").
+    func deleteMailbox(user: Int64, name: String) throws
+    /// RFC 9051 §6.3.6: renames the mailbox and every child ("a/b" with "a"); `.exists` if the
+    /// target or a child's target is taken. Renaming INBOX moves its messages to a new mailbox
+    /// of that name and leaves INBOX empty (same UIDVALIDITY for INBOX).
+    func renameMailbox(user: Int64, from: String, to: String) throws
+    /// Subscriptions are names, apart from mailboxes (RFC 9051 §6.3.7): a name may be
+    /// subscribed that does not exist.
+    func subscriptions(user: Int64) throws -> [String]
+    func setSubscribed(user: Int64, name: String, _ subscribed: Bool) throws
+    /// STATUS of a mailbox by name; nil when it does not exist.
+    func status(user: Int64, name: String) throws -> MailboxStatus?
+    /// SELECT: the whole view in one read transaction (consistent).
+    func view(user: Int64, mailbox: Int64) throws -> MailboxView
+    /// Changes with MODSEQ above `since` (at most `limit` changed entries) and expunged UIDs
+    /// whose tombstone MODSEQ is above it.
+    func delta(user: Int64, mailbox: Int64, since: UInt64, limit: Int) throws -> MailboxDelta
+    /// Details of the given UIDs (ascending), skipping UIDs that are gone.
+    func details(user: Int64, mailbox: Int64, uids: [UInt32]) throws -> [MessageDetails]
+    /// Bytes `[offset, offset + length)` of a message's body, cut at its end; `.notFound` when
+    /// the UID is gone.
+    func read(user: Int64, mailbox: Int64, uid: UInt32, offset: Int, length: Int) throws -> [UInt8]
+    /// STORE (RFC 9051 §6.4.6) on the UIDs present; a keyword the mailbox has not named yet
+    /// gets the next id (`.invalid` "too many keywords" past `maxKeywordsPerMailbox`). With
+    /// `unchangedSince`, messages whose MODSEQ is above it are left alone and reported in
+    /// `modified`. Entries whose flags did not actually change are not in `changed` and keep
+    /// their MODSEQ.
+    func storeFlags(user: Int64, mailbox: Int64, uids: [UInt32], operation: FlagOperation, flags: SystemFlags,
+                    keywords: [String], unchangedSince: UInt64?) throws -> (FlagUpdate, [MailboxChange])
+    /// COPY/MOVE of the UIDs present, in UID order; flags and keywords (by name) and the internal
+    /// date go along. With `move` the sources are expunged (tombstoned) in the same transaction
+    /// (RFC 6851). Durable before it returns.
+    func copy(user: Int64, from: Int64, uids: [UInt32], to: Int64, move: Bool) throws -> (CopyResult, [MailboxChange])
+    /// Expunges the messages among `uids` (all when nil) that have `\Deleted`; tombstones keep
+    /// their UIDs and MODSEQ for VANISHED; bodies nothing references any more are removed
+    /// (never shared ones). Returns the expunged UIDs, ascending.
+    func expunge(user: Int64, mailbox: Int64, uids: [UInt32]?) throws -> ([UInt32], [MailboxChange])
+    /// APPEND with the durability contract of delivery (DESIGN §3): `completion` runs after body
+    /// and metadata are fsynced (group commit with deliveries). `internalDate` nil: now.
+    func append(user: Int64, mailbox: Int64, flags: SystemFlags, keywords: [String], internalDate: Int64?, body: [UInt8],
+                completion: @escaping @Sendable (Result<(AppendResult, [MailboxChange]), Error>) -> Void)
+    /// SEARCH (DESIGN §9): the UIDs matching, ascending.
+    func search(user: Int64, mailbox: Int64, query: SearchQuery) throws -> [UInt32]
 }
 
 /// The outbound queue.

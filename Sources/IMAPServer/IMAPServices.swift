@@ -1,0 +1,74 @@
+// What the IMAP engine asks of the store (DESIGN §4: engine, services, glue), in the mailbox
+// domain's terms (MailModel). RPCIMAPServices answers over the store RPC (the imapd role,
+// every call scoped to the store session of this connection's login); tests run the same
+// engine over the real store in-process. Calls may be made from any task; errors are
+// IMAPServiceError, whose kind the session turns into NO/BAD with a response code.
+import MailModel
+
+/// The store's answer to a login.
+public enum IMAPAuthOutcome: Sendable, Equatable {
+    /// `canonical` is the user's address; the services are now bound to that user.
+    case success(canonical: String)
+    case failure                 // wrong user or password
+    case tempFail                // the store could not decide now ([UNAVAILABLE])
+    case blocked                 // this client address is over its failure budget: nothing checked
+}
+
+public struct IMAPServiceError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case notFound       // [NONEXISTENT] / [TRYCREATE] depending on the command
+        case exists         // [ALREADYEXISTS]
+        case denied         // [CANNOT] / [NOPERM]
+        case invalid        // [CANNOT] / BAD
+        case limit          // [LIMIT]
+        case temporary      // [UNAVAILABLE]: the store is unreachable or did not answer in time
+    }
+    public var kind: Kind, message: String
+    public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
+    public var description: String { message }
+}
+
+/// A watch on a mailbox (DESIGN §2 notify-then-pull): `onChange` runs, at most once per pull,
+/// when something in the mailbox changed past the MODSEQ the session last pulled.
+public protocol IMAPWatch: AnyObject, Sendable {
+    func cancel()
+}
+
+/// One instance per connection: after `authenticate` succeeds, every other call acts for that
+/// user only. `close` ends the store session (fire and forget).
+public protocol IMAPServices: AnyObject, Sendable {
+    /// Verifies the credentials (never logged) of a login from `client`, whose failures the store
+    /// counts (DESIGN §5).
+    func authenticate(user: String, password: String, client: String) async -> IMAPAuthOutcome
+    func close()
+
+    func mailboxes() async throws -> [MailboxSummary]
+    func subscriptions() async throws -> [String]
+    func setSubscribed(_ name: String, _ subscribed: Bool) async throws
+    func createMailbox(_ name: String, specialUse: String) async throws
+    func deleteMailbox(_ name: String) async throws
+    func renameMailbox(from: String, to: String) async throws
+    /// nil when there is no such mailbox.
+    func status(_ name: String) async throws -> MailboxStatus?
+
+    /// SELECT: the mailbox by name and its whole view (streamed from the store).
+    func select(_ name: String) async throws -> MailboxView
+    /// Starts notifications for a selected mailbox (`onChange` gets the HIGHESTMODSEQ reached).
+    func watch(mailbox: Int64, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> any IMAPWatch
+    func delta(mailbox: Int64, since: UInt64, limit: Int) async throws -> MailboxDelta
+    func details(mailbox: Int64, uids: [UInt32]) async throws -> [MessageDetails]
+    /// Bytes of a message by range (DESIGN §2: bodies are read by range, chunks of at most
+    /// `maxReadChunk`).
+    func read(mailbox: Int64, uid: UInt32, offset: Int, length: Int) async throws -> [UInt8]
+    func storeFlags(mailbox: Int64, uids: [UInt32], operation: FlagOperation, flags: SystemFlags,
+                    keywords: [String], unchangedSince: UInt64?) async throws -> FlagUpdate
+    /// `to` is a mailbox name (`.notFound` → the session answers [TRYCREATE]).
+    func copy(mailbox: Int64, uids: [UInt32], to: String, move: Bool) async throws -> CopyResult
+    func expunge(mailbox: Int64, uids: [UInt32]?) async throws -> [UInt32]
+    /// Durable when it returns (DESIGN §3). `to` by name ([TRYCREATE] when missing).
+    func append(to: String, flags: SystemFlags, keywords: [String], internalDate: Int64?, body: [UInt8]) async throws -> AppendResult
+    func search(mailbox: Int64, query: SearchQuery) async throws -> [UInt32]
+}
+
+/// The largest range one `read` asks for (keeps the store connection fair, DESIGN §2).
+public let maxReadChunk = 256 * 1024
