@@ -14,6 +14,9 @@ public protocol IMAPConnection: AnyObject, Sendable {
     func startTLS() async throws
     /// Closes the connection after what was written is flushed.
     func close() async
+    /// The login succeeded (the glue logs the user with the session and switches from the
+    /// login timeout to the autologout timeout).
+    func authenticated(user: String)
     /// Whether the connection is encrypted now (implicit TLS or after STARTTLS).
     var isTLS: Bool { get }
 }
