@@ -73,11 +73,12 @@ public struct IMAPFramer: Sendable {
                     return nil
                 }
                 scanned = buffer.count
+                // maxCommand is checked at the line's end (a line within maxLine may still
+                // turn out too long, and the events must not depend on how input was split).
                 if scanned - lineStart > limits.maxLine {
                     startDiscarding()
                     return nil
                 }
-                if scanned - unitStart > limits.maxCommand { return fail("command too large") }
                 return nil
             }
             if discarding {
@@ -178,7 +179,8 @@ public struct IMAPFramer: Sendable {
     /// The unit's first token when it is a valid tag (RFC 9051 §9 `tag`) followed by SP.
     private func tagOfUnit() -> String? {
         var i = unitStart
-        let end = min(buffer.count, unitStart + Self.maxReportedTag + 1)
+        // Looks no further than maxLine bytes, which are always buffered when a line is cut.
+        let end = min(buffer.count, unitStart + min(Self.maxReportedTag, limits.maxLine) + 1)
         while i < end, IMAPGrammar.isTagChar(buffer[i]) { i += 1 }
         guard i > unitStart, i < buffer.count, buffer[i] == ASCII.space else { return nil }
         return String(decoding: buffer[unitStart..<i], as: UTF8.self)
