@@ -48,7 +48,7 @@ public enum IPCFuzz {
         MailboxWatchByID(session: 9, mailbox: 12),
         MailboxCreate(session: 1, name: "Archive/2026", specialUse: "\\Archive"), MailboxDelete(session: 1, name: "Trash"),
         MailboxRename(session: 1, from: "a", to: "b/c"), SubscriptionList(session: 1), SubscriptionSet(session: 1, name: "x", subscribed: true),
-        MailboxStatusGet(session: 1, name: "INBOX"),
+        MailboxStatusGet(session: 1, name: "INBOX"), MailboxSummaries(session: 1), SummaryList([sampleSummary]),
         MailboxStatusReply(MailboxStatus(summary: sampleSummary, unseen: 2, deleted: 1, size: 4096)), MailboxStatusReply(nil),
         MailboxSelect(session: 1, name: "INBOX"), ViewHeader(summary: sampleSummary, keywords: ["$Junk", "work"]),
         ViewChunk([ViewEntry(uid: 1, modSeq: 5, flags: [.seen, .flagged], keywords: 3), ViewEntry(uid: 7, modSeq: 9, flags: [])]), ViewEnd(count: 2),

@@ -40,7 +40,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case status = 110, statusResult = 111, attach = 112, reload = 113
     // mailbox: Messages+Mailbox.swift
     case mailboxCreate = 200, mailboxDelete = 201, mailboxRename = 202, subscriptionList = 203, subscriptionSet = 204
-    case mailboxStatusGet = 205, mailboxStatusReply = 206
+    case mailboxStatusGet = 205, mailboxStatusReply = 206, mailboxSummaries = 207, summaryList = 208
     case mailboxSelect = 210, viewHeader = 211, viewChunk = 212, viewEnd = 213
     case mailboxDeltaGet = 215, deltaReply = 216
     case detailsGet = 220, detailsReply = 221
@@ -118,6 +118,8 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .subscriptionSet: return SubscriptionSet.self
         case .mailboxStatusGet: return MailboxStatusGet.self
         case .mailboxStatusReply: return MailboxStatusReply.self
+        case .mailboxSummaries: return MailboxSummaries.self
+        case .summaryList: return SummaryList.self
         case .mailboxSelect: return MailboxSelect.self
         case .viewHeader: return ViewHeader.self
         case .viewChunk: return ViewChunk.self

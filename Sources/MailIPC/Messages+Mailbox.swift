@@ -3,6 +3,7 @@
 // UID sets travel as canonical ranges; lists are bounded (MailboxLimits), so every reply fits a frame.
 //
 //   request                                           → reply                                     roles
+//   MailboxSummaries(session)                         → SummaryList([MailboxSummary])             imapd pop3d
 //   MailboxCreate(session, name, specialUse)          → OK                                        imapd
 //   MailboxDelete(session, name)                      → OK                                        imapd
 //   MailboxRename(session, from, to)                  → OK                                        imapd
@@ -210,6 +211,26 @@ enum SearchCodec {
 /// The session-scoped requests: the store checks `session` against this connection first.
 public protocol SessionRequest: RPCRequest {
     var session: UInt64 { get }
+}
+
+/// Every mailbox of the session's user with its id and counters (LIST, LIST-STATUS).
+public struct MailboxSummaries: SessionRequest {
+    public typealias Reply = SummaryList
+    public static let type = MessageType.mailboxSummaries
+    public static let roles: Set<Role> = .mailboxRoles
+    public var session: UInt64
+    public init(session: UInt64) { self.session = session }
+    public init(reading r: inout WireReader) throws { session = try r.u64() }
+    public func write(to w: inout WireWriter) { w.u64(session) }
+}
+
+public struct SummaryList: RPCMessage {
+    public static let type = MessageType.summaryList
+    public var summaries: [MailboxSummary]
+    public init(_ summaries: [MailboxSummary]) { self.summaries = summaries }
+    static let minBytes = WireSize.u64 * 2 + WireSize.string * 2 + WireSize.u32 * 3 + WireSize.bool
+    public init(reading r: inout WireReader) throws { summaries = try r.list(minElementBytes: Self.minBytes) { try $0.summary() } }
+    public func write(to w: inout WireWriter) { w.list(summaries) { $0.summary($1) } }
 }
 
 public struct MailboxCreate: SessionRequest {

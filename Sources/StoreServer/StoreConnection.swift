@@ -172,6 +172,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as MailboxRename: scoped(id, m) { [store] u in try store.renameMailbox(user: u, from: m.from, to: m.to); return OK() }
         case let m as SubscriptionList: scoped(id, m) { [store] u in Names(try store.subscriptions(user: u)) }
         case let m as SubscriptionSet: scoped(id, m) { [store] u in try store.setSubscribed(user: u, name: m.name, m.subscribed); return OK() }
+        case let m as MailboxSummaries: scoped(id, m) { [self] u in try fitting(SummaryList(try store.mailboxes(user: u))) }
         case let m as MailboxStatusGet: scoped(id, m) { [store] u in MailboxStatusReply(try store.status(user: u, name: m.name)) }
         case let m as MailboxSelect: select(id, m)
         case let m as MailboxDeltaGet: rearm(m); scoped(id, m) { [self] u in try delta(m, user: u) }
