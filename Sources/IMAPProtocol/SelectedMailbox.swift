@@ -89,6 +89,8 @@ public struct SelectedMailbox: Sendable {
             var indices = Set<Int>()
             var out: [UInt32] = []
             for r in ranges {
+                // "*" in an empty mailbox names nothing (as Dovecot answers FETCH 1:* there).
+                if n == 0 && (r.lowerBound == SequenceSet.star || r.upperBound == SequenceSet.star) { continue }
                 var lo = r.lowerBound == SequenceSet.star ? n : r.lowerBound
                 var hi = r.upperBound == SequenceSet.star ? n : r.upperBound
                 if lo > hi { swap(&lo, &hi) }

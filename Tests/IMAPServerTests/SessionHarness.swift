@@ -56,16 +56,22 @@ final class SessionDriver {
 
     deinit { continuation.finish() }
 
-    /// Waits (up to 10 s) until the output holds a line starting with `prefix`; returns all output so far.
+    /// Waits (up to 10 s) until the output holds a line starting with `prefix`; returns the
+    /// output through the end of that line and keeps the rest.
     func waitFor(_ prefix: String, file: StaticString = #filePath, line: UInt = #line) -> String {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             pending += connection.take()
-            if pending.hasPrefix(prefix) || pending.contains("\r\n" + prefix) {
-                // return through the end of that line
-                if let r = pending.range(of: prefix), let end = pending[r.upperBound...].range(of: "\r\n") {
-                    let out = String(pending[..<end.upperBound]); pending = String(pending[end.upperBound...]); return out
+            let b = Array(pending.utf8), p = Array(prefix.utf8)
+            var i = 0
+            while i + p.count <= b.count {
+                if (i == 0 || b[i - 1] == UInt8(ascii: "\n")) && Array(b[i..<(i + p.count)]) == p,
+                   let nl = b[(i + p.count)...].firstIndex(of: UInt8(ascii: "\n")) {
+                    let out = String(decoding: b[...nl], as: UTF8.self)
+                    pending = String(decoding: b[(nl + 1)...], as: UTF8.self)
+                    return out
                 }
+                i += 1
             }
             usleep(2000)
         }
@@ -76,7 +82,11 @@ final class SessionDriver {
     /// Sends raw client bytes through the framer (continuation requests are left in the output).
     func sendRaw(_ text: String) {
         framer.feed(Array(text.utf8))
-        while let e = framer.next() { continuation.yield(.framed(e)) }
+        while let e = framer.next() {
+            // The glue answers a synchronizing literal itself.
+            if case .continuationNeeded = e { Task { [connection] in await connection.write(Array("+ Ready for literal data\r\n".utf8)) } }
+            continuation.yield(.framed(e))
+        }
     }
 
     /// Sends `tag command` and returns the output through the tagged response.
@@ -90,6 +100,13 @@ final class SessionDriver {
         let r = send("L", "LOGIN \(user) \(password)")
         XCTAssertTrue(r.contains("L OK"), r)
     }
+}
+
+/// Byte-wise containment (String.contains compares characters: "\r\n" is one).
+func has(_ s: String, _ sub: String) -> Bool {
+    let a = Array(s.utf8), b = Array(sub.utf8)
+    guard b.count <= a.count else { return false }
+    return (0...(a.count - b.count)).contains { Array(a[$0..<($0 + b.count)]) == b }
 }
 
 extension InProcessStore {
