@@ -124,3 +124,58 @@ public enum SectionLocator {
         return (offset, min(Int(p.length), max(0, n) - offset))
     }
 }
+
+extension IMAPWriter {
+    /// The name of a body section in a FETCH response (RFC 9051 §7.5.2 msg-att-static):
+    /// `BODY[1.2.HEADER.FIELDS (FROM TO)]<origin>`. As Dovecot echoes it: section keywords and
+    /// field names uppercased, field names as astrings, the origin alone (no length).
+    public mutating func bodySectionName(_ s: Section, origin: UInt32?) {
+        raw("BODY[")
+        var first = true
+        for n in s.part {
+            if !first { bytes.append(ASCII.dot) }
+            number(n)
+            first = false
+        }
+        if let text = s.text {
+            if !first { bytes.append(ASCII.dot) }
+            switch text {
+            case .header: raw("HEADER")
+            case .text: raw("TEXT")
+            case .mime: raw("MIME")
+            case .headerFields(let names): raw("HEADER.FIELDS "); headerList(names)
+            case .headerFieldsNot(let names): raw("HEADER.FIELDS.NOT "); headerList(names)
+            }
+        }
+        bytes.append(ASCII.rbracket)
+        partialOrigin(origin)
+    }
+
+    /// `BINARY[1.2]<origin>`, or `BINARY.SIZE[1.2]` with `size` (RFC 3516 §4.2, RFC 9051 §7.5.2).
+    public mutating func binarySectionName(part: [Int], origin: UInt32?, size: Bool) {
+        raw(size ? "BINARY.SIZE[" : "BINARY[")
+        for (i, n) in part.enumerated() {
+            if i > 0 { bytes.append(ASCII.dot) }
+            number(n)
+        }
+        bytes.append(ASCII.rbracket)
+        if !size { partialOrigin(origin) }
+    }
+
+    /// header-list = "(" header-fld-name *(SP header-fld-name) ")"
+    private mutating func headerList(_ names: [String]) {
+        bytes.append(ASCII.lparen)
+        for (i, name) in names.enumerated() {
+            if i > 0 { sp() }
+            astring(name.uppercased())
+        }
+        bytes.append(ASCII.rparen)
+    }
+
+    private mutating func partialOrigin(_ origin: UInt32?) {
+        guard let origin else { return }
+        bytes.append(ASCII.lt)
+        number(origin)
+        bytes.append(ASCII.gt)
+    }
+}

@@ -32,9 +32,9 @@ bye
 """
 
 let alternativeMessage = """
-From: a@example.org
+Date: Sun, 06 Dec 2026 01:02:03 +0100
+From: Ann <ann@example.org>
 Subject: alt
-MIME-Version: 1.0
 Content-Type: multipart/alternative; boundary="b1"
 
 --b1
@@ -433,5 +433,33 @@ final class BodyStructureTests: XCTestCase {
             """
         XCTAssertEqual(bodyStructure(m, extensible: false),
                        #"(("message" "rfc822" NIL NIL NIL "7bit" 29 (NIL "one" ((NIL NIL "x" "y")) ((NIL NIL "x" "y")) ((NIL NIL "x" "y")) NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 2 1) 4) "digest")"#)
+    }
+}
+
+/// RFC 2231 continuations as Dovecot's rfc2231_parse joins them.
+final class RFC2231ParameterTests: XCTestCase {
+    func testPlainContinuationsAreJoined() {
+        XCTAssertEqual(IMAPWriter.rfc2231Merged([["name*1", "port.pdf"], ["charset", "x"], ["name*0", "re"]]),
+                       [["charset", "x"], ["name", "report.pdf"]])
+    }
+
+    func testExtendedSegmentsMakeAStarName() {
+        XCTAssertEqual(IMAPWriter.rfc2231Merged([["filename*0*", "utf-8''%E2%82%AC"], ["filename*1", "1%.txt"]]),
+                       [["filename*", "utf-8''%E2%82%AC1%25.txt"]])
+        XCTAssertEqual(IMAPWriter.rfc2231Merged([["filename*0", "a%"], ["filename*1*", "%41"]]),
+                       [["filename*", "''a%25%41"]])
+        XCTAssertEqual(IMAPWriter.rfc2231Merged([["title*", "us-ascii'en'x"]]), [["title*", "us-ascii'en'x"]])
+    }
+
+    func testGapsKeepTheRawSegments() {
+        XCTAssertEqual(IMAPWriter.rfc2231Merged([["name*0", "a"], ["name*2", "c"]]), [["name*0", "a"], ["name*2", "c"]])
+        XCTAssertEqual(IMAPWriter.rfc2231Merged([["name*x", "a"]]), [["name*x", "a"]])
+    }
+
+    func testInBodyStructure() {
+        let m = "Content-Type: application/pdf; name*0=\"big \"; name*1=\"report.pdf\"\nContent-Disposition: attachment;\n filename*0*=utf-8''r%C3%A9; filename*1*=sum%C3%A9.pdf\n\nx\n"
+        let info = MessageParser.parse(crlfMessage(m))
+        XCTAssertEqual(written { $0.bodyStructure(info.body, extensible: true) },
+                       #"("application" "pdf" ("name" "big report.pdf") NIL NIL "7bit" 3 NIL ("attachment" ("filename*" "utf-8''r%C3%A9sum%C3%A9.pdf")) NIL NIL)"#)
     }
 }

@@ -202,3 +202,27 @@ final class SectionTests: XCTestCase {
         XCTAssertEqual(String(decoding: filtered[o..<o + n], as: UTF8.self), "fwd\r\n\r\n")
     }
 }
+
+final class SectionNameTests: XCTestCase {
+    func testBodySectionNames() {
+        XCTAssertEqual(written { $0.bodySectionName(Section(), origin: nil) }, "BODY[]")
+        XCTAssertEqual(written { $0.bodySectionName(Section(), origin: 0) }, "BODY[]<0>")
+        XCTAssertEqual(written { $0.bodySectionName(Section(part: [1, 2]), origin: 1024) }, "BODY[1.2]<1024>")
+        XCTAssertEqual(written { $0.bodySectionName(Section(text: .header), origin: nil) }, "BODY[HEADER]")
+        XCTAssertEqual(written { $0.bodySectionName(Section(part: [2], text: .text), origin: nil) }, "BODY[2.TEXT]")
+        XCTAssertEqual(written { $0.bodySectionName(Section(part: [1, 3], text: .mime), origin: nil) }, "BODY[1.3.MIME]")
+    }
+
+    func testHeaderFieldNamesAreUppercasedAstrings() {
+        XCTAssertEqual(written { $0.bodySectionName(Section(text: .headerFields(["From", "to", "X-Spam-Flag"])), origin: nil) },
+                       "BODY[HEADER.FIELDS (FROM TO X-SPAM-FLAG)]")
+        XCTAssertEqual(written { $0.bodySectionName(Section(part: [2], text: .headerFieldsNot(["Odd Name"])), origin: 5) },
+                       "BODY[2.HEADER.FIELDS.NOT (\"ODD NAME\")]<5>")
+    }
+
+    func testBinarySectionNames() {
+        XCTAssertEqual(written { $0.binarySectionName(part: [1, 2], origin: nil, size: false) }, "BINARY[1.2]")
+        XCTAssertEqual(written { $0.binarySectionName(part: [], origin: 10, size: false) }, "BINARY[]<10>")
+        XCTAssertEqual(written { $0.binarySectionName(part: [3], origin: 10, size: true) }, "BINARY.SIZE[3]")
+    }
+}
