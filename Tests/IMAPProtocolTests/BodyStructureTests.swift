@@ -463,3 +463,112 @@ final class RFC2231ParameterTests: XCTestCase {
                        #"("application" "pdf" ("name" "big report.pdf") NIL NIL "7bit" 3 NIL ("attachment" ("filename*" "utf-8''r%C3%A9sum%C3%A9.pdf")) NIL NIL)"#)
     }
 }
+
+/// Hostile input: mutated messages through the parser, then through the writer and the section
+/// locator. Whatever the message, the output must be well-formed IMAP and every plan in bounds.
+final class MutatedMessageTests: XCTestCase {
+    /// xorshift64*: deterministic, so a failure names its seed.
+    struct Rng {
+        var s: UInt64
+        mutating func next(_ n: Int) -> Int {
+            s ^= s >> 12; s ^= s << 25; s ^= s >> 27
+            return Int((s &* 2_685_821_657_736_338_717) >> 33) % max(1, n)
+        }
+    }
+
+    static let pieces: [[UInt8]] = ["\r\n", "\n", "--", "outer", "inner", "XX", ":", ";", "\"", "\\", "=", "*0*",
+                                    "(", ")", "{5}", " ", "\t", "Content-Type: multipart/mixed; boundary=XX\r\n",
+                                    "Content-Type: message/rfc822\r\n\r\n", "\r\n--XX\r\n", "\r\n--XX--\r\n",
+                                    "To: g: a@b, <c@d>;\r\n", "Subject: \u{FC}\u{DF} \"q\" \\\r\n"].map { Array($0.utf8) }
+        + [[0xFF, 0xFE], [0xC3], [0x00], [0x80]]
+
+    func mutate(_ base: [UInt8], _ rng: inout Rng) -> [UInt8] {
+        var m = base
+        for _ in 0..<(1 + rng.next(6)) {
+            let at = rng.next(m.count + 1)
+            switch rng.next(3) {
+            case 0: m.insert(contentsOf: Self.pieces[rng.next(Self.pieces.count)], at: at)
+            case 1: m.removeSubrange(at..<min(m.count, at + rng.next(40)))
+            default: if at < m.count { m[at] = UInt8(truncatingIfNeeded: rng.next(256)) }
+            }
+        }
+        return m
+    }
+
+    /// Walks IMAP output: balanced parentheses, atoms/numbers/NIL, quoted strings without CR, LF
+    /// or NUL (8-bit only with `utf8`), literals with exactly their announced byte count.
+    func wellFormed(_ b: [UInt8], utf8: Bool) -> String? {
+        var i = 0, depth = 0
+        while i < b.count {
+            let c = b[i]
+            switch c {
+            case UInt8(ascii: "("): depth += 1; i += 1
+            case UInt8(ascii: ")"): depth -= 1; i += 1; if depth < 0 { return "unbalanced ) at \(i)" }
+            case UInt8(ascii: " "): i += 1
+            case UInt8(ascii: "\""):
+                i += 1
+                while i < b.count && b[i] != UInt8(ascii: "\"") {
+                    if b[i] == UInt8(ascii: "\\") { i += 1; guard i < b.count, b[i] == 0x22 || b[i] == 0x5C else { return "bad escape at \(i)" } }
+                    if b[i] == 0 || b[i] == 13 || b[i] == 10 { return "CTL in quoted at \(i)" }
+                    if b[i] >= 0x80 && !utf8 { return "8-bit in quoted at \(i)" }
+                    i += 1
+                }
+                guard i < b.count else { return "unterminated quoted" }
+                i += 1
+            case UInt8(ascii: "{"):
+                var n = 0
+                i += 1
+                while i < b.count, b[i] >= 0x30, b[i] <= 0x39 { n = n * 10 + Int(b[i] - 0x30); i += 1 }
+                guard i + 2 < b.count, b[i] == UInt8(ascii: "}"), b[i + 1] == 13, b[i + 2] == 10 else { return "bad literal at \(i)" }
+                i += 3 + n
+                if i > b.count { return "short literal" }
+            default:
+                let start = i
+                while i < b.count, IMAPWriter.isAtomChar(b[i]) { i += 1 }
+                if i == start { return "stray byte \(c) at \(i)" }
+            }
+        }
+        return depth == 0 ? nil : "unbalanced ( (depth \(depth))"
+    }
+
+    func testTheCheckerRejects() {
+        for bad in ["(\"a)", "(NIL", "NIL)", "\"a\rb\"", "{5}\r\nabc", "{2}x", "(a%)", "\"\\x\""] {
+            XCTAssertNotNil(wellFormed(Array(bad.utf8), utf8: false), bad)
+        }
+        XCTAssertNotNil(wellFormed(Array("\"ü\"".utf8), utf8: false))
+        XCTAssertNil(wellFormed(Array("\"ü\"".utf8), utf8: true))
+        XCTAssertNil(wellFormed(Array("((NIL \"a\\\"\" {3}\r\nabc)(x 12)) x".utf8), utf8: false))
+    }
+
+    func testMutatedMessagesWriteWellFormedIMAP() {
+        let bases = [plainMessage, alternativeMessage, attachmentMessage, nestedMessage].map(crlfMessage)
+        var rng = Rng(s: 0x9E37_79B9_7F4A_7C15)
+        for round in 0..<600 {
+            let m = mutate(bases[round % bases.count], &rng)
+            let info = MessageParser.parse(m)
+            for utf8 in [false, true] {
+                for ext in [false, true] {
+                    var w = IMAPWriter(utf8: utf8)
+                    w.bodyStructure(info.body, extensible: ext)
+                    if let e = wellFormed(w.bytes, utf8: utf8) { return XCTFail("round \(round) body: \(e)") }
+                }
+                var w = IMAPWriter(utf8: utf8)
+                w.envelope(info.envelope)
+                if let e = wellFormed(w.bytes, utf8: utf8) { return XCTFail("round \(round) envelope: \(e)") }
+            }
+            for _ in 0..<8 {
+                let path = (0..<rng.next(4)).map { _ in 1 + rng.next(3) }
+                let texts: [Section.Text?] = [nil, .header, .text, .mime, .headerFields(["to"]), .headerFieldsNot(["to"])]
+                let plan = SectionLocator.locate(Section(part: path, text: texts[rng.next(texts.count)]), in: info)
+                switch plan {
+                case .range(let s, let e)?, .headerFields(let s, let e, _, _)?:
+                    XCTAssert(0 <= s && s <= e && e <= m.count, "round \(round): \(path) → \(s)..<\(e) of \(m.count)")
+                    if case .headerFields(_, _, let names, let not)? = plan {
+                        XCTAssertEqual(SectionLocator.filterHeader(Array(m[s..<e]), names: names, not: not).suffix(2), [13, 10])
+                    }
+                case .empty?, nil: break
+                }
+            }
+        }
+    }
+}

@@ -26,6 +26,12 @@ final class WriterTests: XCTestCase {
         XCTAssertEqual(written { $0.string(#"say "hi" \ bye"#) }, #""say \"hi\" \\ bye""#)
     }
 
+    func testManyQuotedSpecialsForceLiteral() {
+        // Dovecot's rule: from the fifth quoted-special on, a literal is the shorter form.
+        XCTAssertEqual(written { $0.string(#"a"b"c"d"e"#) }, #""a\"b\"c\"d\"e""#)
+        XCTAssertEqual(written { $0.string(#""a"b"c"""#) }, "{8}\r\n\"a\"b\"c\"\"")
+    }
+
     func testCRLFForcesLiteral() {
         XCTAssertEqual(written { $0.string("a\r\nb") }, "{4}\r\na\r\nb")
         XCTAssertEqual(written { $0.string("a\nb") }, "{3}\r\na\nb")
