@@ -53,6 +53,14 @@ public enum SectionLocator {
         }
     }
 
+    /// The entity a part path names (the top-level body for an empty path), by the rules of
+    /// `locate`; nil when there is none or a number is below 1. For BINARY[part] and
+    /// BINARY.SIZE (RFC 3516 §4.2), which decode the part's body by its `encoding`.
+    public static func part(_ path: [Int], in info: MessageInfo) -> BodyPart? {
+        guard path.allSatisfy({ $0 >= 1 }) else { return nil }
+        return path.isEmpty ? info.body : find(path, in: info.body)
+    }
+
     /// The entity a non-empty part path names, or nil when there is none.
     static func find(_ path: [Int], in root: BodyPart) -> BodyPart? {
         var cur = root

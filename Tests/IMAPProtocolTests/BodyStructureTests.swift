@@ -352,6 +352,11 @@ final class BodyStructureTests: XCTestCase {
                        #"("text" "html" ("charset" "us-ascii") NIL NIL "7bit" 5 1 NIL NIL NIL NIL)"#)
     }
 
+    func testDefaultCharsetGoesAfterOtherParameters() {
+        XCTAssertEqual(bodyStructure("Content-Type: text/plain; format=flowed\n\nhi\n", extensible: false),
+                       #"("text" "plain" ("format" "flowed" "charset" "us-ascii") NIL NIL "7bit" 4 1)"#)
+    }
+
     func testNonTextWithoutParametersIsNIL() {
         XCTAssertEqual(bodyStructure("Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nAAAA\n"),
                        #"("application" "octet-stream" NIL NIL NIL "base64" 6 NIL NIL NIL NIL)"#)

@@ -145,6 +145,14 @@ final class SectionTests: XCTestCase {
         XCTAssertEqual(SectionLocator.locate(Section(part: [1, 1]), in: i), .range(innerBody, m.count))
     }
 
+    func testPartLookupForBinary() {
+        XCTAssertEqual(SectionLocator.part([], in: info)?.subtype, "mixed")
+        XCTAssertEqual(SectionLocator.part([2, 2], in: info)?.subtype, "html")
+        XCTAssertEqual(SectionLocator.part([2], in: info)?.subtype, "rfc822")
+        XCTAssertNil(SectionLocator.part([3], in: info))
+        XCTAssertNil(SectionLocator.part([0], in: info))
+    }
+
     // MARK: filterHeader
 
     func testFilterKeepsFoldedLinesAndOrder() {
