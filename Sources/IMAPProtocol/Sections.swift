@@ -28,28 +28,28 @@ public enum SectionLocator {
     public static func locate(_ section: Section, in info: MessageInfo) -> SectionPlan? {
         guard section.part.allSatisfy({ $0 >= 1 }) else { return nil }
         if section.part.isEmpty {
-            switch section.text {
-            case nil: return .range(0, info.size)
-            case .header?: return .range(0, info.headerSize)
-            case .text?: return .range(info.headerSize, info.size)
-            case .headerFields(let names)?: return .headerFields(0, info.headerSize, names: names, not: false)
-            case .headerFieldsNot(let names)?: return .headerFields(0, info.headerSize, names: names, not: true)
-            case .mime?: return nil
-            }
+            return messagePlan(section.text, header: 0, body: info.headerSize, end: info.size)
         }
         guard let part = find(section.part, in: info.body) else { return .empty }
         switch section.text {
         case nil: return .range(part.bodyStart, part.bodyEnd)
         case .mime?: return .range(part.headerStart, part.bodyStart)
-        case .header?, .text?, .headerFields?, .headerFieldsNot?:
+        default:
             // RFC 9051 §6.4.5: only a MESSAGE/RFC822 part has a header and text of its own.
             guard let inner = part.message?.body else { return .empty }
-            switch section.text {
-            case .header?: return .range(inner.headerStart, inner.bodyStart)
-            case .headerFields(let names)?: return .headerFields(inner.headerStart, inner.bodyStart, names: names, not: false)
-            case .headerFieldsNot(let names)?: return .headerFields(inner.headerStart, inner.bodyStart, names: names, not: true)
-            default: return .range(inner.bodyStart, inner.bodyEnd)
-            }
+            return messagePlan(section.text, header: inner.headerStart, body: inner.bodyStart, end: inner.bodyEnd)
+        }
+    }
+
+    /// A section of a message whose header starts at `header`, body at `body`, ending at `end`.
+    private static func messagePlan(_ text: Section.Text?, header: Int, body: Int, end: Int) -> SectionPlan? {
+        switch text {
+        case nil: return .range(header, end)
+        case .header?: return .range(header, body)
+        case .text?: return .range(body, end)
+        case .headerFields(let names)?: return .headerFields(header, body, names: names, not: false)
+        case .headerFieldsNot(let names)?: return .headerFields(header, body, names: names, not: true)
+        case .mime?: return nil   // a message has no MIME header of its own here
         }
     }
 
