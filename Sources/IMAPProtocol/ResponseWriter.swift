@@ -36,12 +36,10 @@ public struct IMAPWriter: Sendable {
     /// `NIL`.
     public mutating func nilAtom() { raw("NIL") }
 
-    /// An atom, written as given: the caller passes a known-valid atom (a flag, a keyword, a
-    /// capability). `isAtom` tells whether a string is one.
-    public mutating func atom(_ s: String) {
-        assert(Self.isAtom(s), "not an atom: \(s)")
-        raw(s)
-    }
+    /// An atom, written as given (not checked: no assertion a client's keyword could trip): the
+    /// caller passes a known-valid atom (a keyword, a capability). `isAtom` tells whether a
+    /// string is one; flags with a backslash go through `flags` or `raw`.
+    public mutating func atom(_ s: String) { raw(s) }
 
     public mutating func number(_ n: some BinaryInteger) { raw(String(n)) }
 
