@@ -101,7 +101,7 @@ extension IMAPWriter {
     /// RFC 9051 §9 body-fld-param: `("name" "value" ...)` or NIL. Dovecot adds charset us-ascii
     /// to a text part that names no charset (RFC 2045 §5.2's default), and so do we.
     private mutating func parameterList(_ params: [[String]], defaultCharset: Bool) {
-        let pairs = params.filter { $0.count >= 2 }
+        let pairs = Self.rfc2231Merged(params.filter { $0.count >= 2 })
         let addCharset = defaultCharset && !pairs.contains { $0[0].lowercased() == "charset" }
         guard !pairs.isEmpty || addCharset else { nilAtom(); return }
         bytes.append(ASCII.lparen)
@@ -142,5 +142,59 @@ extension IMAPWriter {
         }
         sp()
         nstring(p.location)
+    }
+
+    /// RFC 2231 §3-§4 parameter continuations joined the way Dovecot's rfc2231_parse does
+    /// (the model keeps them raw): plain parameters first, in order; then per name, sorted by
+    /// name, `name*0`, `name*1`... joined into `name`, or into `name*` when any segment is
+    /// extended (`*n*`; then plain segments get "%" escaped as "%25" and, when the first is plain,
+    /// the value starts with "''"). A name whose indexes are not 0, 1, ... without gaps keeps its
+    /// segments as they were (`name*n` / `name*n*`). Nothing is percent-decoded.
+    static func rfc2231Merged(_ pairs: [[String]]) -> [[String]] {
+        struct Segment { var name: String, index: Int, extended: Bool, value: String }
+        var plain: [[String]] = []
+        var segments: [Segment] = []
+        for pair in pairs {
+            let (name, value) = (pair[0], pair[1])
+            guard let star = name.firstIndex(of: "*") else { plain.append(pair); continue }
+            // `name*` alone is one extended segment (RFC 2231 §4), `name*n` plain, `name*n*` extended.
+            var rest = name[name.index(after: star)...]
+            let digits = rest.prefix { $0.isASCII && $0.isNumber }
+            rest = rest.dropFirst(digits.count)
+            let extended = rest.first == "*" || name.index(after: star) == name.endIndex
+            if rest.first == "*" { rest = rest.dropFirst() }
+            guard rest.isEmpty, digits.count <= 9 else { plain.append(pair); continue }
+            segments.append(Segment(name: String(name[..<star]), index: Int(digits) ?? 0, extended: extended, value: value))
+        }
+        guard !segments.isEmpty else { return pairs }
+        segments.sort { ($0.name, $0.index) < ($1.name, $1.index) }
+        var out = plain
+        var i = 0
+        while i < segments.count {
+            var j = i
+            while j < segments.count && segments[j].name == segments[i].name { j += 1 }
+            let group = segments[i..<j]
+            let contiguous = group.enumerated().allSatisfy { $0.offset == $0.element.index }
+            if !contiguous {
+                for s in group { out.append(["\(s.name)*\(s.index)" + (s.extended ? "*" : ""), s.value]) }
+            } else {
+                let anyExtended = group.contains { $0.extended }
+                var value = anyExtended && !group[i].extended ? "''" : ""
+                for s in group {
+                    value += anyExtended && !s.extended ? percentEscaped(s.value) : s.value
+                }
+                out.append([anyExtended ? group[i].name + "*" : group[i].name, value])
+            }
+            i = j
+        }
+        return out
+    }
+
+    private static func percentEscaped(_ v: String) -> String {
+        var r = ""
+        for c in v {
+            if c == "%" { r += "%25" } else { r.append(c) }
+        }
+        return r
     }
 }

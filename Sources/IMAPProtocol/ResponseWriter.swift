@@ -13,6 +13,9 @@ public struct IMAPWriter: Sendable {
     /// Longest string written quoted; longer ones go as literals (a client's line buffer stays
     /// small, and Dovecot draws no line at all here, so any bound works for interop).
     public static let maxQuoted = 1024
+    /// Most `"` and `\` a quoted string carries; with more, a literal is shorter (Dovecot's
+    /// QUOTED_MAX_ESCAPE_CHARS, kept so our output matches its byte for byte).
+    public static let maxQuotedEscapes = 4
 
     public init(utf8: Bool = false) {
         self.bytes = []
@@ -33,12 +36,10 @@ public struct IMAPWriter: Sendable {
     /// `NIL`.
     public mutating func nilAtom() { raw("NIL") }
 
-    /// An atom, written as given: the caller passes a known-valid atom (a flag, a keyword, a
-    /// capability). `isAtom` tells whether a string is one.
-    public mutating func atom(_ s: String) {
-        assert(Self.isAtom(s), "not an atom: \(s)")
-        raw(s)
-    }
+    /// An atom, written as given (not checked: no assertion a client's keyword could trip): the
+    /// caller passes a known-valid atom (a keyword, a capability). `isAtom` tells whether a
+    /// string is one; flags with a backslash go through `flags` or `raw`.
+    public mutating func atom(_ s: String) { raw(s) }
 
     public mutating func number(_ n: some BinaryInteger) { raw(String(n)) }
 
@@ -46,7 +47,8 @@ public struct IMAPWriter: Sendable {
     public mutating func string(_ s: String) { string(bytes: Array(s.utf8)) }
 
     /// RFC 9051 §9 `string` from raw bytes. Quoted when at most `maxQuoted` bytes, no CR, LF or
-    /// NUL, and 7-bit (or valid UTF-8 with `utf8` on); `\` and `"` are escaped. Else a literal
+    /// NUL, at most `maxQuotedEscapes` quoted-specials, and 7-bit (or valid UTF-8 with `utf8`
+    /// on); `\` and `"` are escaped. Else a literal
     /// `{n}`: a NUL inside makes it invalid for a non-binary literal (RFC 9051 §4.3), so callers
     /// pass text here; message bodies go through `literal8` or their own streaming.
     public mutating func string(bytes b: [UInt8]) {
@@ -189,9 +191,14 @@ public struct IMAPWriter: Sendable {
     private func canQuote(_ b: [UInt8]) -> Bool {
         guard b.count <= Self.maxQuoted else { return false }
         var eightBit = false
+        var escapes = 0
         for c in b {
             if c == 0 || c == ASCII.cr || c == ASCII.lf { return false }
             if c >= 0x80 { eightBit = true }
+            if c == ASCII.dquote || c == ASCII.backslash {
+                escapes += 1
+                if escapes > Self.maxQuotedEscapes { return false }
+            }
         }
         return !eightBit || (utf8 && ASCII.isValidUTF8(b[...]))
     }

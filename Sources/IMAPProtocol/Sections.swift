@@ -28,29 +28,37 @@ public enum SectionLocator {
     public static func locate(_ section: Section, in info: MessageInfo) -> SectionPlan? {
         guard section.part.allSatisfy({ $0 >= 1 }) else { return nil }
         if section.part.isEmpty {
-            switch section.text {
-            case nil: return .range(0, info.size)
-            case .header?: return .range(0, info.headerSize)
-            case .text?: return .range(info.headerSize, info.size)
-            case .headerFields(let names)?: return .headerFields(0, info.headerSize, names: names, not: false)
-            case .headerFieldsNot(let names)?: return .headerFields(0, info.headerSize, names: names, not: true)
-            case .mime?: return nil
-            }
+            return messagePlan(section.text, header: 0, body: info.headerSize, end: info.size)
         }
         guard let part = find(section.part, in: info.body) else { return .empty }
         switch section.text {
         case nil: return .range(part.bodyStart, part.bodyEnd)
         case .mime?: return .range(part.headerStart, part.bodyStart)
-        case .header?, .text?, .headerFields?, .headerFieldsNot?:
+        default:
             // RFC 9051 §6.4.5: only a MESSAGE/RFC822 part has a header and text of its own.
             guard let inner = part.message?.body else { return .empty }
-            switch section.text {
-            case .header?: return .range(inner.headerStart, inner.bodyStart)
-            case .headerFields(let names)?: return .headerFields(inner.headerStart, inner.bodyStart, names: names, not: false)
-            case .headerFieldsNot(let names)?: return .headerFields(inner.headerStart, inner.bodyStart, names: names, not: true)
-            default: return .range(inner.bodyStart, inner.bodyEnd)
-            }
+            return messagePlan(section.text, header: inner.headerStart, body: inner.bodyStart, end: inner.bodyEnd)
         }
+    }
+
+    /// A section of a message whose header starts at `header`, body at `body`, ending at `end`.
+    private static func messagePlan(_ text: Section.Text?, header: Int, body: Int, end: Int) -> SectionPlan? {
+        switch text {
+        case nil: return .range(header, end)
+        case .header?: return .range(header, body)
+        case .text?: return .range(body, end)
+        case .headerFields(let names)?: return .headerFields(header, body, names: names, not: false)
+        case .headerFieldsNot(let names)?: return .headerFields(header, body, names: names, not: true)
+        case .mime?: return nil   // a message has no MIME header of its own here
+        }
+    }
+
+    /// The entity a part path names (the top-level body for an empty path), by the rules of
+    /// `locate`; nil when there is none or a number is below 1. For BINARY[part] and
+    /// BINARY.SIZE (RFC 3516 §4.2), which decode the part's body by its `encoding`.
+    public static func part(_ path: [Int], in info: MessageInfo) -> BodyPart? {
+        guard path.allSatisfy({ $0 >= 1 }) else { return nil }
+        return path.isEmpty ? info.body : find(path, in: info.body)
     }
 
     /// The entity a non-empty part path names, or nil when there is none.
@@ -122,5 +130,60 @@ public enum SectionLocator {
         guard let p else { return (0, max(0, n)) }
         let offset = min(Int(p.offset), max(0, n))
         return (offset, min(Int(p.length), max(0, n) - offset))
+    }
+}
+
+extension IMAPWriter {
+    /// The name of a body section in a FETCH response (RFC 9051 §7.5.2 msg-att-static):
+    /// `BODY[1.2.HEADER.FIELDS (FROM TO)]<origin>`. As Dovecot echoes it: section keywords and
+    /// field names uppercased, field names as astrings, the origin alone (no length).
+    public mutating func bodySectionName(_ s: Section, origin: UInt32?) {
+        raw("BODY[")
+        var first = true
+        for n in s.part {
+            if !first { bytes.append(ASCII.dot) }
+            number(n)
+            first = false
+        }
+        if let text = s.text {
+            if !first { bytes.append(ASCII.dot) }
+            switch text {
+            case .header: raw("HEADER")
+            case .text: raw("TEXT")
+            case .mime: raw("MIME")
+            case .headerFields(let names): raw("HEADER.FIELDS "); headerList(names)
+            case .headerFieldsNot(let names): raw("HEADER.FIELDS.NOT "); headerList(names)
+            }
+        }
+        bytes.append(ASCII.rbracket)
+        partialOrigin(origin)
+    }
+
+    /// `BINARY[1.2]<origin>`, or `BINARY.SIZE[1.2]` with `size` (RFC 3516 §4.2, RFC 9051 §7.5.2).
+    public mutating func binarySectionName(part: [Int], origin: UInt32?, size: Bool) {
+        raw(size ? "BINARY.SIZE[" : "BINARY[")
+        for (i, n) in part.enumerated() {
+            if i > 0 { bytes.append(ASCII.dot) }
+            number(n)
+        }
+        bytes.append(ASCII.rbracket)
+        if !size { partialOrigin(origin) }
+    }
+
+    /// header-list = "(" header-fld-name *(SP header-fld-name) ")"
+    private mutating func headerList(_ names: [String]) {
+        bytes.append(ASCII.lparen)
+        for (i, name) in names.enumerated() {
+            if i > 0 { sp() }
+            astring(name.uppercased())
+        }
+        bytes.append(ASCII.rparen)
+    }
+
+    private mutating func partialOrigin(_ origin: UInt32?) {
+        guard let origin else { return }
+        bytes.append(ASCII.lt)
+        number(origin)
+        bytes.append(ASCII.gt)
     }
 }
