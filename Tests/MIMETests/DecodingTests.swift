@@ -158,9 +158,19 @@ final class DecodingTests: XCTestCase {
         XCTAssertEqual(Charsets.toUTF8([0x61, 0x81, 0x62], charset: "windows-1252"), "a\u{FFFD}b", "undefined byte")
         XCTAssertEqual(Charsets.toUTF8([0x61, 0xC4], charset: "gbk"), "a\u{FFFD}", "incomplete at the end")
         XCTAssertNil(Charsets.toUTF8([0x61], charset: "x-no-such-charset"))
+        XCTAssertNil(Charsets.toUTF8([0x61], charset: "unknown-8bit"))
         XCTAssertNil(Charsets.toUTF8([0x61], charset: "utf-8//TRANSLIT"), "iconv option syntax refused")
         XCTAssertNil(Charsets.toUTF8([0x61], charset: "../../etc/passwd"))
         XCTAssertNil(Charsets.toUTF8([0x61], charset: ""))
+    }
+
+    func testLabelsAsMailMeansThem() {
+        // WHATWG Encoding: ISO-8859-1 labels are read as windows-1252; 8-bit bytes under an ASCII
+        // label are UTF-8 when they are valid UTF-8, else windows-1252.
+        XCTAssertEqual(Charsets.toUTF8([0x80, 0x20, 0x93, 0x61, 0x94], charset: "iso-8859-1"), "€ “a”")
+        XCTAssertEqual(Charsets.toUTF8([0x81], charset: "iso-8859-1"), "\u{81}", "undefined in windows-1252: the C1 control")
+        XCTAssertEqual(Charsets.toUTF8([0x63, 0x61, 0x66, 0xE9], charset: "us-ascii"), "café")
+        XCTAssertEqual(Charsets.toUTF8([0x63, 0x61, 0x66, 0xC3, 0xA9], charset: "us-ascii"), "café")
     }
 
     // MARK: RFC 2047
