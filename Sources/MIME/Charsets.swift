@@ -55,7 +55,7 @@ public enum Charsets {
     /// Lowercased, unquoted, trimmed charset name; nil when it cannot be a charset name (iconv
     /// must never see its own "//" option syntax or a path).
     static func normalizedName(_ charset: String) -> String? {
-        var name = charset.trimmingWSP().lowercased()
+        var name = TransferDecoder.token(charset)
         if name.count >= 2, name.hasPrefix("\""), name.hasSuffix("\"") { name = String(name.dropFirst().dropLast()) }
         guard !name.isEmpty, name.utf8.count <= maxNameLength else { return nil }
         for b in name.utf8 {
