@@ -427,6 +427,18 @@ final class SearchEvaluatorTests: XCTestCase {
         XCTAssertTrue(SearchEvaluator.needsContent(.and([.uids([1...1]), .text("x")])))
     }
 
+    func testLargeMixedBody() {
+        // 2 MB of quoted-printable text, ASCII and non-ASCII lines mixed, the needle at the end.
+        var l = ["Subject: big", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: quoted-printable", ""]
+        for i in 0..<40_000 { l.append(i % 3 == 0 ? "Gr=C3=BC=C3=9Fe Zeile \(i) =E2=82=AC" : "plain ascii line number \(i) padding") }
+        l.append("final NEEDLE=")
+        l.append("HERE")
+        let m = message(Self.lines(l))
+        XCTAssertTrue(match(.body("needlehere"), m))
+        XCTAssertTrue(match(.body("GRÜSSE ZEILE 39999"), m))
+        XCTAssertFalse(match(.body("absent"), m))
+    }
+
     func testBodyReadErrorPropagates() {
         struct Gone: Error {}
         let m = SearchableMessage(uid: 1, modSeq: 1, flags: [], keywords: [], internalDate: 0, size: 10,
