@@ -189,6 +189,32 @@ final class RPCIMAPServicesTests: XCTestCase {
         watch.cancel()
         XCTAssertEqual(router.count, 0)
     }
+    func testStatusAndAnIncompleteDeltaThroughTheServices() async throws {
+        let s = try await loggedIn()
+        let first = try await s.mailboxes().first { $0.name == "INBOX" }
+        let inbox = try XCTUnwrap(first)
+        for i in 1...3 { _ = try await s.append(to: "INBOX", flags: i == 1 ? [.seen] : [], keywords: [], internalDate: nil, body: body("m\(i)")) }
+        let status = try await s.status("INBOX")
+        XCTAssertEqual(status?.summary.messages, 3); XCTAssertEqual(status?.unseen, 2)
+        let part = try await s.delta(mailbox: inbox.id, since: inbox.highestModSeq, limit: 2)
+        XCTAssertEqual(part.changed.count, 2); XCTAssertFalse(part.complete)
+        let rest = try await s.delta(mailbox: inbox.id, since: part.changed.last!.modSeq, limit: 2)
+        XCTAssertEqual(rest.changed.map(\.uid), [3]); XCTAssertTrue(rest.complete)
+    }
+
+    func testACancelledWatchHearsNothingMore() async throws {
+        let s = try await loggedIn()
+        let first = try await s.mailboxes().first { $0.name == "INBOX" }
+        let inbox = try XCTUnwrap(first)
+        let box = ModSeqBox()
+        let watch = try await s.watch(mailbox: inbox.id) { box.set($0) }
+        watch.cancel()
+        XCTAssertEqual(router.count, 0)
+        _ = try await s.append(to: "INBOX", flags: [], keywords: [], internalDate: nil, body: body("quiet"))
+        let status = try await s.status("INBOX")       // a round trip after the change: any event came before it
+        XCTAssertEqual(status?.summary.messages, 1)
+        XCTAssertEqual(box.get(), 0)
+    }
 }
 
 /// The MODSEQ a watch reported (callbacks come from the client's event loop).

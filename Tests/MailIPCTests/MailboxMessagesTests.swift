@@ -126,4 +126,15 @@ final class MailboxMessagesTests: XCTestCase {
         let r = IPCFuzz.run(iterations: 5_000, seed: 200)
         XCTAssertGreaterThan(r.messages, 0)
     }
+    func testViewEntriesAreFixedSizeAndStreamItemsAreTyped() throws {
+        let entries = (1...10).map { ViewEntry(uid: UInt32($0), modSeq: UInt64($0), flags: .seen, keywords: 1 << 63) }
+        XCTAssertEqual(ViewChunk(entries).payload().readableBytes, 4 + 10 * 24, "uid 4 + modseq 8 + flags 4 + keywords 8")
+        XCTAssertEqual(try MailboxViewItem.decode(ViewChunk(entries).frame(requestID: 1, flags: .more)), .chunk(entries))
+        XCTAssertThrowsError(try MailboxViewItem.decode(ViewEnd(count: 1).frame(requestID: 1))) {
+            XCTAssertEqual($0 as? WireError, .unexpectedType(MessageType.viewEnd.rawValue))
+        }
+        // the largest chunk the store sends stays far below a frame
+        let full = (1...UInt32(MailboxLimits.entriesPerChunk)).map { ViewEntry(uid: $0, modSeq: 1, flags: []) }
+        XCTAssertLessThan(ViewChunk(full).payload().readableBytes, RPCLimits.defaultMaxFrame / 8)
+    }
 }

@@ -290,4 +290,70 @@ final class MailboxRPCTests: XCTestCase {
         (rid, m) = try c.receive()
         XCTAssertEqual(rid, 0); XCTAssertGreaterThan(try XCTUnwrap(m as? MailboxChanged).highestModSeq, modSeq)
     }
+    func testDeltaIsBoundedByItsLimitAndAskedAgain() throws {
+        let (c, sid) = try login()
+        let start = try inbox(c, sid)
+        for i in 1...5 { _ = try appended(c, sid, "m\(i)") }
+        var since = start.highestModSeq, seen: [UInt32] = [], rounds = 0
+        while true {
+            let d = try c.call(MailboxDeltaGet(session: sid, mailbox: start.id, since: since, limit: 2)).delta
+            XCTAssertLessThanOrEqual(d.changed.count, 2)
+            seen += d.changed.map(\.uid); rounds += 1
+            if d.complete { break }
+            since = try XCTUnwrap(d.changed.last).modSeq
+        }
+        XCTAssertEqual(seen, [1, 2, 3, 4, 5]); XCTAssertGreaterThanOrEqual(rounds, 3)
+    }
+
+    func testStatusCountsUnseenAndDeleted() throws {
+        let (c, sid) = try login()
+        _ = try appended(c, sid, "a", flags: [.seen])
+        _ = try appended(c, sid, "b", flags: [.deleted])
+        _ = try appended(c, sid, "c")
+        let s = try XCTUnwrap(try c.call(MailboxStatusGet(session: sid, name: "INBOX")).status)
+        XCTAssertEqual(s.summary.messages, 3); XCTAssertEqual(s.unseen, 2); XCTAssertEqual(s.deleted, 1)
+        XCTAssertGreaterThan(s.size, 0)
+    }
+
+    /// Bodies held for APPEND are bounded per connection (two of the largest at once); a
+    /// refusal past it is temporary, and the budget comes back when they end.
+    func testAppendBodiesInMemoryAreBoundedPerConnection() throws {
+        let (c, sid) = try login()
+        let max = UInt64(1 << 20)
+        let a = c.allocateID(), b = c.allocateID()
+        try c.send(AppendBegin(session: sid, mailbox: "INBOX", flags: [], keywords: [], internalDate: nil, size: max), id: a)
+        try c.send(AppendBegin(session: sid, mailbox: "INBOX", flags: [], keywords: [], internalDate: nil, size: max), id: b)
+        let r = try append(c, AppendBegin(session: sid, mailbox: "INBOX", flags: [], keywords: [], internalDate: nil, size: 5), Array("hello".utf8))
+        XCTAssertEqual((r as? ErrorReply)?.code, .temporary)
+        // another connection has its own budget
+        let (other, osid) = try login()
+        XCTAssertEqual(try appended(other, osid, "elsewhere").uid, 1)
+        try c.send(DeliverAbort(), id: a)
+        try c.send(DeliverAbort(), id: b)
+        XCTAssertEqual(try appended(c, sid, "after").uid, 2)
+    }
+
+    func testSessionEndDropsTheSessionsWatches() throws {
+        let (c, sid) = try login()
+        let mb = try inbox(c, sid)
+        let w = try c.call(MailboxWatchByID(session: sid, mailbox: mb.id))
+        XCTAssertEqual(try c.call(SessionEnd(sid)), OK())
+        assertError(.notFound) { _ = try c.call(MailboxUnwatch(watch: w.watch)) }
+        let (other, osid) = try login()
+        _ = try appended(other, osid, "unseen by the ended session")
+        let sid2 = try c.call(Authenticate(user: "alice@example.org", password: "secret")).id
+        XCTAssertEqual(try inbox(c, sid2).messages, 1, "the next frame is this reply, not an event")
+    }
+
+    /// A malformed SEARCH program is a protocol error: that connection closes, the store serves on.
+    func testAHostileSearchProgramClosesOnlyThatConnection() throws {
+        let (c, sid) = try login()
+        var w = WireWriter(ByteBuffer()); w.u64(sid); w.i64(1)
+        for _ in 0..<10_000 { w.u8(3) }              // NOT NOT NOT ... far past the depth limit
+        w.u8(0)
+        try c.sendRaw(Frame(type: MessageType.searchRun.rawValue, requestID: c.allocateID(), payload: w.buffer))
+        XCTAssertThrowsError(try c.receive())
+        let (other, osid) = try login()
+        XCTAssertEqual(try inbox(other, osid).name, "INBOX")
+    }
 }
