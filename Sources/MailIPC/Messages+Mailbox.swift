@@ -213,15 +213,32 @@ public protocol SessionRequest: RPCRequest {
     var session: UInt64 { get }
 }
 
+/// Requests that carry only the session.
+public protocol SessionOnlyRequest: SessionRequest {
+    init(session: UInt64)
+}
+extension SessionOnlyRequest {
+    public init(reading r: inout WireReader) throws { self.init(session: try r.u64()) }
+    public func write(to w: inout WireWriter) { w.u64(session) }
+}
+
+/// Requests that carry the session and one mailbox name.
+public protocol SessionNameRequest: SessionRequest {
+    var name: String { get }
+    init(session: UInt64, name: String)
+}
+extension SessionNameRequest {
+    public init(reading r: inout WireReader) throws { self.init(session: try r.u64(), name: try r.string()) }
+    public func write(to w: inout WireWriter) { w.u64(session); w.string(name) }
+}
+
 /// Every mailbox of the session's user with its id and counters (LIST, LIST-STATUS).
-public struct MailboxSummaries: SessionRequest {
+public struct MailboxSummaries: SessionOnlyRequest {
     public typealias Reply = SummaryList
     public static let type = MessageType.mailboxSummaries
     public static let roles: Set<Role> = .mailboxRoles
     public var session: UInt64
     public init(session: UInt64) { self.session = session }
-    public init(reading r: inout WireReader) throws { session = try r.u64() }
-    public func write(to w: inout WireWriter) { w.u64(session) }
 }
 
 public struct SummaryList: RPCMessage {
@@ -243,14 +260,12 @@ public struct MailboxCreate: SessionRequest {
     public func write(to w: inout WireWriter) { w.u64(session); w.string(name); w.string(specialUse) }
 }
 
-public struct MailboxDelete: SessionRequest {
+public struct MailboxDelete: SessionNameRequest {
     public typealias Reply = OK
     public static let type = MessageType.mailboxDelete
     public static let roles: Set<Role> = [.imapd]
     public var session: UInt64, name: String
     public init(session: UInt64, name: String) { self.session = session; self.name = name }
-    public init(reading r: inout WireReader) throws { session = try r.u64(); name = try r.string() }
-    public func write(to w: inout WireWriter) { w.u64(session); w.string(name) }
 }
 
 public struct MailboxRename: SessionRequest {
@@ -263,14 +278,12 @@ public struct MailboxRename: SessionRequest {
     public func write(to w: inout WireWriter) { w.u64(session); w.string(from); w.string(to) }
 }
 
-public struct SubscriptionList: SessionRequest {
+public struct SubscriptionList: SessionOnlyRequest {
     public typealias Reply = Names
     public static let type = MessageType.subscriptionList
     public static let roles: Set<Role> = [.imapd]
     public var session: UInt64
     public init(session: UInt64) { self.session = session }
-    public init(reading r: inout WireReader) throws { session = try r.u64() }
-    public func write(to w: inout WireWriter) { w.u64(session) }
 }
 
 public struct SubscriptionSet: SessionRequest {
@@ -284,14 +297,12 @@ public struct SubscriptionSet: SessionRequest {
 }
 
 /// STATUS (RFC 9051 §6.3.11) of a mailbox by name.
-public struct MailboxStatusGet: SessionRequest {
+public struct MailboxStatusGet: SessionNameRequest {
     public typealias Reply = MailboxStatusReply
     public static let type = MessageType.mailboxStatusGet
     public static let roles: Set<Role> = [.imapd]
     public var session: UInt64, name: String
     public init(session: UInt64, name: String) { self.session = session; self.name = name }
-    public init(reading r: inout WireReader) throws { session = try r.u64(); name = try r.string() }
-    public func write(to w: inout WireWriter) { w.u64(session); w.string(name) }
 }
 
 /// `status` nil: no such mailbox.
@@ -312,15 +323,13 @@ public struct MailboxStatusReply: RPCMessage {
 
 /// SELECT (RFC 9051 §6.3.2): the whole view, streamed with credit so a large mailbox never
 /// needs one large frame (DESIGN §9).
-public struct MailboxSelect: RPCStreamRequest, SessionRequest {
+public struct MailboxSelect: RPCStreamRequest, SessionNameRequest {
     public typealias Reply = ViewEnd
     public typealias Item = MailboxViewItem
     public static let type = MessageType.mailboxSelect
     public static let roles: Set<Role> = .mailboxRoles
     public var session: UInt64, name: String
     public init(session: UInt64, name: String) { self.session = session; self.name = name }
-    public init(reading r: inout WireReader) throws { session = try r.u64(); name = try r.string() }
-    public func write(to w: inout WireWriter) { w.u64(session); w.string(name) }
 }
 
 /// The first item of a SELECT stream: the mailbox and its keyword names (index = keyword id).
