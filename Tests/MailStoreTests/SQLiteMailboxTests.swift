@@ -199,6 +199,8 @@ final class SQLiteMailboxTests: XCTestCase {
         XCTAssertEqual(refused, 50)
         XCTAssertEqual(delivered, 50)
         XCTAssertEqual(try store.mailbox(user: bob.id, name: "INBOX")?.messages, 0)
+        XCTAssertEqual(try store.blobs.allHashes().count, 50, "the refused appends' files are gone")
+        XCTAssertEqual(try store.sweep().blobs, 0)
     }
 
     /// Ranged reads read only the range: from the row (inline) or the blob file.
