@@ -33,7 +33,7 @@ public enum SearchEvaluator {
 /// A query made ready for many messages: needles case-folded once, the children of every AND
 /// (and the two sides of every OR) in cost order, so flags, UIDs, dates and sizes decide before
 /// any byte of a message is read.
-public struct PreparedSearch {
+public struct PreparedSearch: Sendable {
     let root: Node
     /// Whether some key needs the message bytes or its parsed info (see `SearchEvaluator`).
     public let needsContent: Bool
@@ -50,7 +50,7 @@ public struct PreparedSearch {
 }
 
 /// SearchQuery with folded needles and ordered children.
-indirect enum Node {
+indirect enum Node: Sendable {
     case all
     case and([Node])
     case or(Node, Node)
