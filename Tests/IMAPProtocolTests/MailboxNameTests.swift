@@ -27,27 +27,28 @@ final class MailboxNameTests: XCTestCase {
         if case .failure(let e) = MailboxName.validate("a//b") { XCTAssertFalse(e.message.isEmpty) } else { XCTFail() }
     }
 
+    /// (name, pattern, matches)
+    private func check(_ cases: [(String, String, Bool)], file: StaticString = #filePath, line: UInt = #line) {
+        for (name, pattern, expected) in cases {
+            XCTAssertEqual(MailboxName.matches(name, pattern: pattern), expected, "\(name) ~ \(pattern)", file: file, line: line)
+        }
+    }
+
     func testMatchesWildcards() {
-        XCTAssertTrue(MailboxName.matches("Archive/2023/Q1", pattern: "*"))
-        XCTAssertTrue(MailboxName.matches("Archive/2023/Q1", pattern: "Archive/*"))
-        XCTAssertTrue(MailboxName.matches("Archive", pattern: "%"))
-        XCTAssertFalse(MailboxName.matches("Archive/2023", pattern: "%"))
-        XCTAssertTrue(MailboxName.matches("Archive/2023", pattern: "Archive/%"))
-        XCTAssertFalse(MailboxName.matches("Archive/2023/Q1", pattern: "Archive/%"))
-        XCTAssertTrue(MailboxName.matches("Archive/2023/Q1", pattern: "Archive/%/Q%"))
-        XCTAssertTrue(MailboxName.matches("a%b", pattern: "a%b"))
-        XCTAssertTrue(MailboxName.matches("abc", pattern: "a**%c"))
-        XCTAssertFalse(MailboxName.matches("Archive", pattern: "archive"))   // case-sensitive
-        XCTAssertFalse(MailboxName.matches("Archive", pattern: ""))
-        XCTAssertFalse(MailboxName.matches("ab", pattern: "abc"))
+        check([
+            ("Archive/2023/Q1", "*", true), ("Archive/2023/Q1", "Archive/*", true), ("Archive", "%", true),
+            ("Archive/2023", "%", false), ("Archive/2023", "Archive/%", true), ("Archive/2023/Q1", "Archive/%", false),
+            ("Archive/2023/Q1", "Archive/%/Q%", true), ("a%b", "a%b", true), ("abc", "a**%c", true),
+            ("Archive", "archive", false),     // case-sensitive
+            ("Archive", "", false), ("ab", "abc", false),
+        ])
     }
 
     func testInboxMatchesCaseInsensitively() {
-        XCTAssertTrue(MailboxName.matches("INBOX", pattern: "inbox"))
-        XCTAssertTrue(MailboxName.matches("INBOX", pattern: "Inb%"))
-        XCTAssertTrue(MailboxName.matches("INBOX/Sub", pattern: "inbox/%"))
-        XCTAssertFalse(MailboxName.matches("INBOX/Sub", pattern: "inbox/sub"))
-        XCTAssertFalse(MailboxName.matches("INBOXES", pattern: "inboxes"))
+        check([
+            ("INBOX", "inbox", true), ("INBOX", "Inb%", true), ("INBOX/Sub", "inbox/%", true),
+            ("INBOX/Sub", "inbox/sub", false), ("INBOXES", "inboxes", false),
+        ])
     }
 
     func testMatchingLongPatternIsBounded() {
