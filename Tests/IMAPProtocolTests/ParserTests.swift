@@ -101,6 +101,11 @@ final class ParserTests: XCTestCase {
         XCTAssertNotNil(error("B SELECT INBOX (FOO)"))
         XCTAssertNotNil(error("B SELECT INBOX ()"))
         XCTAssertNotNil(error("B SELECT INBOX (QRESYNC (0 2))"))
+        XCTAssertNotNil(error("B SELECT INBOX (QRESYNC (1 2(1 2)))"))
+        XCTAssertNotNil(error("B SELECT INBOX (QRESYNC (1 2 1:5 ))"))
+        XCTAssertNotNil(error("B SELECT INBOX (QRESYNC (1 2 1:5 (1 2))"))
+        XCTAssertEqual(kind("B SELECT INBOX (QRESYNC (1 2 (1 2)) CONDSTORE)"), .select(mailbox: "INBOX", SelectParameters(
+            condstore: true, qresync: .init(uidValidity: 1, modSeq: 2, seqMatch: .init(sequences: .ranges([1...1]), uids: .ranges([2...2]))))))
     }
 
     func testCreateWithSpecialUse() {
