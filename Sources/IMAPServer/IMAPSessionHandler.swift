@@ -286,6 +286,8 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
             idleTimer = nil
             guard !ended else { return }
             logger.notice("no traffic for \(t.nanoseconds / 1_000_000_000)s \(user == nil ? "before login" : "after login") from \(clientAddress)")
+            // imaps before its handshake has no session to tell, and may say nothing in plaintext.
+            guard sessionStarted else { return context.close(promise: nil) }
             enqueue(.timeout)
         }
     }
