@@ -1,0 +1,114 @@
+// IMAPParser, SEARCH (RFC 9051 §6.4.4) with ESEARCH RETURN options (RFC 4731, RFC 5182 SAVE)
+// and CONDSTORE's MODSEQ key (RFC 7162 §3.1.5). NOT, OR and parentheses are bounded by maxDepth.
+import MailSyntax
+
+extension IMAPCursor {
+    /// search = "SEARCH" [search-return-opts] SP search-program
+    /// search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"
+    /// search-program = ["CHARSET" SP charset SP] search-key *(SP search-key)
+    mutating func search() throws(ParseFailure) -> SearchCommand {
+        var returns: Set<SearchReturn>? = nil
+        if takeWord("RETURN") {
+            try sp()
+            let options = try parenList(allowEmpty: true, "search return options") { (c: inout IMAPCursor) throws(ParseFailure) in
+                guard let r = SearchReturn(rawValue: try c.keyword("search return option")) else {
+                    throw ParseFailure("unknown search return option")
+                }
+                return r
+            }
+            // RFC 4731 §3.1: "RETURN ()" is "RETURN (ALL)".
+            returns = options.isEmpty ? [.all] : Set(options)
+            try sp()
+        }
+        var charset: String? = nil
+        if takeWord("CHARSET") {
+            try sp()
+            // charset = atom / quoted
+            charset = peek() == ASCII.dquote ? try text(try quoted(), "charset").uppercased() : try keyword("charset")
+            try sp()
+        }
+        var keys: [SearchKey] = []
+        repeat {
+            guard keys.count < limits.maxSequenceItems else { throw ParseFailure("too many search keys", code: IMAPResponseCodes.limit) }
+            keys.append(try searchKey())
+        } while take(ASCII.space)
+        return SearchCommand(returns: returns, charset: charset, key: keys.count == 1 ? keys[0] : .and(keys))
+    }
+
+    /// search-key = "ALL" / "ANSWERED" / "BCC" SP astring / "BEFORE" SP date / "BODY" SP astring /
+    ///   "CC" SP astring / "DELETED" / "FLAGGED" / "FROM" SP astring / "KEYWORD" SP flag-keyword /
+    ///   "NEW" / "OLD" / "ON" SP date / "RECENT" / "SEEN" / "SINCE" SP date / "SUBJECT" SP astring /
+    ///   "TEXT" SP astring / "TO" SP astring / "UNANSWERED" / "UNDELETED" / "UNFLAGGED" /
+    ///   "UNKEYWORD" SP flag-keyword / "UNSEEN" / "DRAFT" / "HEADER" SP header-fld-name SP astring /
+    ///   "LARGER" SP number64 / "NOT" SP search-key / "OR" SP search-key SP search-key /
+    ///   "SENTBEFORE" SP date / "SENTON" SP date / "SENTSINCE" SP date / "SMALLER" SP number64 /
+    ///   "UID" SP sequence-set / "UNDRAFT" / sequence-set / "(" search-key *(SP search-key) ")" /
+    ///   "MODSEQ" [SP entry-name SP entry-type-req] SP mod-sequence-valzer      (RFC 7162)
+    mutating func searchKey() throws(ParseFailure) -> SearchKey {
+        guard let first = peek() else { throw ParseFailure("missing search key") }
+        if first == ASCII.lparen {
+            let keys = try parenList("search keys") { (c: inout IMAPCursor) throws(ParseFailure) in try c.searchKey() }
+            return keys.count == 1 ? keys[0] : .and(keys)
+        }
+        if ASCII.isDigit(first) || first == IMAPGrammar.star || first == IMAPGrammar.dollar {
+            return .sequences(try sequenceSet())
+        }
+        let name = try keyword("search key")
+        if let simple = Self.simpleSearchKeys[name] { return simple }
+        try sp()
+        switch name {
+        case "BCC": return .bcc(try astringText())
+        case "BODY": return .body(try astringText())
+        case "CC": return .cc(try astringText())
+        case "FROM": return .from(try astringText())
+        case "SUBJECT": return .subject(try astringText())
+        case "TEXT": return .text(try astringText())
+        case "TO": return .to(try astringText())
+        case "BEFORE": return .before(try date())
+        case "ON": return .on(try date())
+        case "SINCE": return .since(try date())
+        case "SENTBEFORE": return .sentBefore(try date())
+        case "SENTON": return .sentOn(try date())
+        case "SENTSINCE": return .sentSince(try date())
+        case "KEYWORD": return .flag(.keyword(try atom("keyword")), set: true)
+        case "UNKEYWORD": return .flag(.keyword(try atom("keyword")), set: false)
+        case "HEADER":
+            let field = try astring("header field name")
+            guard field.allSatisfy(ASCII.isFtext) else { throw ParseFailure("invalid header field name") }
+            try sp()
+            return .header(String(decoding: field, as: UTF8.self), try astringText())
+        case "LARGER": return .larger(try number64("size"))
+        case "SMALLER": return .smaller(try number64("size"))
+        case "UID": return .uids(try sequenceSet())
+        case "NOT":
+            try enter(); defer { leave() }
+            return .not(try searchKey())
+        case "OR":
+            try enter(); defer { leave() }
+            let a = try searchKey()
+            try sp()
+            return .or(a, try searchKey())
+        case "MODSEQ":
+            // entry-name = DQUOTE "/flags/" attr-flag DQUOTE; entry-type-req = "priv" / "shared" / "all"
+            if peek() == ASCII.dquote {
+                _ = try quoted()
+                try sp()
+                guard ["PRIV", "SHARED", "ALL"].contains(try keyword("entry type")) else { throw ParseFailure("invalid entry type") }
+                try sp()
+            }
+            return .modSeq(try number64("mod-sequence"))
+        default:
+            throw ParseFailure("unknown search key")
+        }
+    }
+
+    /// Keys without arguments.
+    static let simpleSearchKeys: [String: SearchKey] = [
+        "ALL": .all, "NEW": .new, "OLD": .old, "RECENT": .recent,
+        "ANSWERED": .flag(.answered, set: true), "UNANSWERED": .flag(.answered, set: false),
+        "DELETED": .flag(.deleted, set: true), "UNDELETED": .flag(.deleted, set: false),
+        "FLAGGED": .flag(.flagged, set: true), "UNFLAGGED": .flag(.flagged, set: false),
+        "SEEN": .flag(.seen, set: true), "UNSEEN": .flag(.seen, set: false),
+        "DRAFT": .flag(.draft, set: true), "UNDRAFT": .flag(.draft, set: false),
+    ]
+}
