@@ -348,7 +348,7 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
                 // plaintext read before the TLSHandler is in place.
                 queue.removeAll { if case .framed = $0 { return true } else { return false } }
                 continuationsQueued = 0
-                framer = IMAPFramer(limits: settings.session.limits)
+                framer.reset()
                 commandTimer?.cancel(); commandTimer = nil
                 discardingPlaintext = true
                 tlsWaiter = cont

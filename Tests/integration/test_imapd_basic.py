@@ -2,7 +2,8 @@
 plain (STARTTLS) and the implicit-TLS (RFC 8314) listener, runs without privileges, refuses a
 client over max_connections_per_client with a BYE, and logs one line per connection open and
 close. Only what the glue owns is tested here; the protocol's own tests come with the engine.
-(Nothing is sent to imapd after its greeting: these tests do not depend on the command set.)"""
+(What is sent after the greeting is framed by the glue only: these tests do not depend on the
+command set.)"""
 import itertools
 import os
 import socket
@@ -16,6 +17,7 @@ from conftest import IS_ROOT, WORKER_USER, assert_unprivileged, free_port, runni
 
 PER_CLIENT = 3
 LOGIN_TIMEOUT = 2
+COMMAND_TIMEOUT = 1
 _sources = itertools.count(1)
 
 
@@ -29,7 +31,8 @@ def new_source():
 def imap():
     ports = {"imap": free_port(), "imaps": free_port()}
     section = (f'[imap]\nlisten = ["imap@127.0.0.1:{ports["imap"]}", "imaps@127.0.0.1:{ports["imaps"]}"]\n'
-               f"max_connections_per_client = {PER_CLIENT}\nlogin_timeout = {LOGIN_TIMEOUT}\n")
+               f"max_connections_per_client = {PER_CLIENT}\nlogin_timeout = {LOGIN_TIMEOUT}\n"
+               f"command_timeout = {COMMAND_TIMEOUT}\n")
     with running_instance("imapd", imap_section=section) as p:
         p.ports = ports
         wait_for(lambda: "imapd ready" in p.log(), 20, what="imapd ready")
@@ -169,6 +172,37 @@ def test_login_timeout_reaches_the_session(imap):
         assert read_line(s).startswith(b"* OK ")
         wait_for(lambda: any(f"no traffic for {LOGIN_TIMEOUT}s before login from {src}" in l for l in imap.log().splitlines()),
                  LOGIN_TIMEOUT + 10, what="the login timeout")
+
+
+def test_synchronizing_literal_gets_the_continuation_request(imap):
+    """RFC 9051 §4.3: the glue answers a synchronizing literal within the limit with "+" as the
+    session takes the command; a non-synchronizing one (LITERAL+, RFC 7888) gets none."""
+    src = new_source()
+    with connect(imap, "imap", src) as s:
+        assert read_line(s).startswith(b"* OK ")
+        s.sendall(b"a1 LOGIN {5}\r\n")
+        assert read_line(s) == b"+ Ready for literal data\r\n"
+        s.sendall(b"alice {6+}\r\nsecret\r\n")
+        s.settimeout(1)
+        with pytest.raises(socket.timeout):
+            s.recv(100)
+
+
+def test_stalled_command_reaches_the_session(imap):
+    """A command begun and not finished: command_timeout after its last byte, the glue tells the
+    session (and logs it); bytes that keep coming keep it alive."""
+    src = new_source()
+    with connect(imap, "imap", src) as s:
+        assert read_line(s).startswith(b"* OK ")
+        s.sendall(b"a1 LOGIN {5}\r\n")
+        assert read_line(s) == b"+ Ready for literal data\r\n"
+        for b in b"ali":                       # a byte every half command_timeout: no timeout
+            time.sleep(COMMAND_TIMEOUT / 2)
+            s.sendall(bytes([b]))
+        assert not any(f"command incomplete {COMMAND_TIMEOUT}s after its last byte from {src}" in l
+                       for l in imap.log().splitlines())
+        wait_for(lambda: any(f"command incomplete {COMMAND_TIMEOUT}s after its last byte from {src}" in l
+                             for l in imap.log().splitlines()), COMMAND_TIMEOUT + 10, what="the command timeout")
 
 
 def test_documented_fail2ban_filter_covers_imapd():
