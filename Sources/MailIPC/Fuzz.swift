@@ -3,6 +3,7 @@
 // that decodes re-encodes to the very payload it came from (the codec is canonical).
 import NIOCore
 import MailSyntax
+import MailModel
 
 public enum IPCFuzz {
     /// One input: split into frames with a small cap, decode each message, check re-encoding.
@@ -44,8 +45,34 @@ public enum IPCFuzz {
         Changes(state: MailboxState(uidValidity: 1, uidNext: 3, highestModSeq: 4, messages: 2), messages: [ChangedMessage(uid: 2, modSeq: 4, flags: 1)], complete: true),
         Status(), StatusResult([ProcessStatus(service: "lmtp", instance: 0, pid: 1, startedAt: 2, restarts: 3, state: .running)]),
         Attach(role: .admin), Reload(),
+        MailboxWatchByID(session: 9, mailbox: 12),
+        MailboxCreate(session: 1, name: "Archive/2026", specialUse: "\\Archive"), MailboxDelete(session: 1, name: "Trash"),
+        MailboxRename(session: 1, from: "a", to: "b/c"), SubscriptionList(session: 1), SubscriptionSet(session: 1, name: "x", subscribed: true),
+        MailboxStatusGet(session: 1, name: "INBOX"), MailboxSummaries(session: 1), SummaryList([sampleSummary]),
+        MailboxStatusReply(MailboxStatus(summary: sampleSummary, unseen: 2, deleted: 1, size: 4096)), MailboxStatusReply(nil),
+        MailboxSelect(session: 1, name: "INBOX"), ViewHeader(summary: sampleSummary, keywords: ["$Junk", "work"]),
+        ViewChunk([ViewEntry(uid: 1, modSeq: 5, flags: [.seen, .flagged], keywords: 3), ViewEntry(uid: 7, modSeq: 9, flags: [])]), ViewEnd(count: 2),
+        MailboxDeltaGet(session: 1, mailbox: 12, since: 4, limit: 100, watch: 3),
+        DeltaReply(MailboxDelta(summary: sampleSummary, keywords: ["a"], changed: [ViewEntry(uid: 9, modSeq: 11, flags: .deleted, keywords: 1)],
+                                vanished: [2, 3, 4, 8], complete: false)),
+        DetailsGet(session: 1, mailbox: 12, uids: [1, 2, 3, 10]),
+        DetailsReply([MessageDetails(uid: 1, internalDate: 1_700_000_000, size: 120, info: [1, 2, 3])], through: 3),
+        MessageRead(session: 1, mailbox: 12, uid: 4, offset: 100, length: 2048), MessageBytes(ByteBuffer(string: "Subject: x\r\n")),
+        FlagsStore(session: 1, mailbox: 12, uids: [1, 5, 6, 7], operation: .add, flags: [.seen], keywords: ["work"], unchangedSince: 40),
+        FlagUpdateReply(FlagUpdate(changed: [ViewEntry(uid: 5, modSeq: 41, flags: .seen)], modified: [6], keywords: ["work"], highestModSeq: 41)),
+        MessagesCopy(session: 1, mailbox: 12, uids: [3, 4], to: "Archive", move: true),
+        CopyReply(CopyResult(uidValidity: 77, sourceUIDs: [3, 4], destinationUIDs: [10, 11])),
+        MessagesExpunge(session: 1, mailbox: 12, uids: nil), MessagesExpunge(session: 1, mailbox: 12, uids: [5]), UIDList([1, 2, 3, 9]),
+        SearchRun(session: 1, mailbox: 12, query: .and([.not(.flags(.seen, set: true)), .or(.header("Subject", "hi"), .text("x")),
+                                                        .uids([1...5, 9...9]), .keyword("work", set: false), .internalDate(.since, day: 19_000),
+                                                        .sentDate(.before, day: -3), .larger(10), .smaller(1 << 20), .body("b"), .modSeq(3), .all])),
+        AppendBegin(session: 1, mailbox: "Sent", flags: [.seen, .draft], keywords: ["$MDNSent"], internalDate: 1_700_000_000, size: 300),
+        AppendReply(AppendResult(uidValidity: 77, uid: 12)),
         QueueList(), QueueEntries([QueueEntry(id: 1, sender: "a@b", recipient: "c@d", created: 5, nextAttempt: 6, attempts: 0, lastError: "")]),
     ]
+
+    static let sampleSummary = MailboxSummary(id: 12, name: "INBOX", specialUse: "", uidValidity: 77, uidNext: 10,
+                                              highestModSeq: 41, messages: 3, subscribed: true)
 
     /// A deterministic mutation loop over valid frames: bit flips, truncation, length lies, splices.
     public static func run(iterations: Int, seed: UInt64) -> (frames: Int, messages: Int, errors: Int) {

@@ -35,8 +35,21 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case export = 80, exportMessage = 81, exportChunk = 82, exportEnd = 83
     // events: Messages+Events.swift
     case mailboxWatch = 91, watching = 92, mailboxUnwatch = 93, mailboxChanged = 94, mailboxChanges = 95, changes = 96
+    case mailboxWatchByID = 97
     // control: Messages+Control.swift
     case status = 110, statusResult = 111, attach = 112, reload = 113
+    // mailbox: Messages+Mailbox.swift
+    case mailboxCreate = 200, mailboxDelete = 201, mailboxRename = 202, subscriptionList = 203, subscriptionSet = 204
+    case mailboxStatusGet = 205, mailboxStatusReply = 206, mailboxSummaries = 207, summaryList = 208
+    case mailboxSelect = 210, viewHeader = 211, viewChunk = 212, viewEnd = 213
+    case mailboxDeltaGet = 215, deltaReply = 216
+    case detailsGet = 220, detailsReply = 221
+    case messageRead = 225, messageBytes = 226
+    case flagsStore = 230, flagUpdateReply = 231
+    case messagesCopy = 235, copyReply = 236
+    case messagesExpunge = 240, uidList = 241
+    case searchRun = 245
+    case appendBegin = 250, appendReply = 251
     // queue: Messages+Queue.swift
     case queueList = 450, queueEntries = 451
 
@@ -93,10 +106,39 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .mailboxChanged: return MailboxChanged.self
         case .mailboxChanges: return MailboxChanges.self
         case .changes: return Changes.self
+        case .mailboxWatchByID: return MailboxWatchByID.self
         case .status: return Status.self
         case .statusResult: return StatusResult.self
         case .attach: return Attach.self
         case .reload: return Reload.self
+        case .mailboxCreate: return MailboxCreate.self
+        case .mailboxDelete: return MailboxDelete.self
+        case .mailboxRename: return MailboxRename.self
+        case .subscriptionList: return SubscriptionList.self
+        case .subscriptionSet: return SubscriptionSet.self
+        case .mailboxStatusGet: return MailboxStatusGet.self
+        case .mailboxStatusReply: return MailboxStatusReply.self
+        case .mailboxSummaries: return MailboxSummaries.self
+        case .summaryList: return SummaryList.self
+        case .mailboxSelect: return MailboxSelect.self
+        case .viewHeader: return ViewHeader.self
+        case .viewChunk: return ViewChunk.self
+        case .viewEnd: return ViewEnd.self
+        case .mailboxDeltaGet: return MailboxDeltaGet.self
+        case .deltaReply: return DeltaReply.self
+        case .detailsGet: return DetailsGet.self
+        case .detailsReply: return DetailsReply.self
+        case .messageRead: return MessageRead.self
+        case .messageBytes: return MessageBytes.self
+        case .flagsStore: return FlagsStore.self
+        case .flagUpdateReply: return FlagUpdateReply.self
+        case .messagesCopy: return MessagesCopy.self
+        case .copyReply: return CopyReply.self
+        case .messagesExpunge: return MessagesExpunge.self
+        case .uidList: return UIDList.self
+        case .searchRun: return SearchRun.self
+        case .appendBegin: return AppendBegin.self
+        case .appendReply: return AppendReply.self
         case .queueList: return QueueList.self
         case .queueEntries: return QueueEntries.self
         }

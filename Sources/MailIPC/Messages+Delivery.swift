@@ -9,6 +9,7 @@
 //   DeliverChunk(bytes)*                      │ a session (smtpd after AUTH) remote recipients are queued
 //   DeliverEnd                                ┤ → DeliverResult([status])   lmtpd smtpd
 //   DeliverAbort                              ┘ instead of DeliverEnd: the store discards the body; no reply
+// DeliverChunk/End/Abort also carry an APPEND body after AppendBegin (imapd, Messages+Mailbox.swift).
 //                                               (RSET mid-BDAT, size exceeded, client gone, timeout)
 import NIOCore
 import LookupProtocol
@@ -97,17 +98,22 @@ public struct DeliverBegin: RPCRequest {
 public struct DeliverChunk: RPCRequest {
     public typealias Reply = DeliverResult
     public static let type = MessageType.deliverChunk
-    public static let roles: Set<Role> = .workersThatDeliver
+    public static let roles: Set<Role> = .bodyChunkRoles
     public var bytes: ByteBuffer
     public init(_ bytes: ByteBuffer) { self.bytes = bytes }
     public init(reading r: inout WireReader) throws { bytes = try r.bytes() }
     public func write(to w: inout WireWriter) { w.bytes(bytes) }
 }
 
+extension Set where Element == Role {
+    /// Who may send body chunks: the delivering workers, and imapd for APPEND bodies.
+    public static let bodyChunkRoles: Set<Role> = Set<Role>.workersThatDeliver.union([.imapd])
+}
+
 public struct DeliverEnd: RPCRequest, EmptyMessage {
     public typealias Reply = DeliverResult
     public static let type = MessageType.deliverEnd
-    public static let roles: Set<Role> = .workersThatDeliver
+    public static let roles: Set<Role> = .bodyChunkRoles
     public init() {}
 }
 
@@ -116,7 +122,7 @@ public struct DeliverEnd: RPCRequest, EmptyMessage {
 public struct DeliverAbort: RPCRequest, EmptyMessage {
     public typealias Reply = DeliverResult
     public static let type = MessageType.deliverAbort
-    public static let roles: Set<Role> = .workersThatDeliver
+    public static let roles: Set<Role> = .bodyChunkRoles
     public init() {}
 }
 

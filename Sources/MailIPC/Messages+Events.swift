@@ -5,6 +5,7 @@
 //
 //   request                                   → reply                                   roles
 //   MailboxWatch(session, mailbox)            → Watching(watch, state)                  imapd
+//   MailboxWatchByID(session, mailbox id)     → Watching(watch, state)                  imapd  (a selected mailbox)
 //   MailboxUnwatch(watch)                     → OK                                      imapd
 //   MailboxChanges(watch, sinceModSeq, limit) → Changes(state, messages, complete)      imapd
 // Unsolicited (request id 0, store → worker):
@@ -32,6 +33,18 @@ public struct MailboxWatch: RPCRequest {
     public init(session: UInt64, mailbox: String) { self.session = session; self.mailbox = mailbox }
     public init(reading r: inout WireReader) throws { session = try r.u64(); mailbox = try r.string() }
     public func write(to w: inout WireWriter) { w.u64(session); w.string(mailbox) }
+}
+
+/// The watch on a mailbox by its id (IMAPServices.watch after SELECT): a mailbox that is not
+/// the session's user's is `.notFound`, like one that does not exist.
+public struct MailboxWatchByID: SessionRequest {
+    public typealias Reply = Watching
+    public static let type = MessageType.mailboxWatchByID
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, mailbox: Int64
+    public init(session: UInt64, mailbox: Int64) { self.session = session; self.mailbox = mailbox }
+    public init(reading r: inout WireReader) throws { session = try r.u64(); mailbox = try r.i64() }
+    public func write(to w: inout WireWriter) { w.u64(session); w.i64(mailbox) }
 }
 
 public struct Watching: RPCMessage {

@@ -60,6 +60,15 @@ public final class RPCClient: @unchecked Sendable {
         send([request.frame(requestID: 0)]).flatMapThrowing { try RPCError.reply($0, as: R.Reply.self) }
     }
 
+    /// A request whose body follows under the same id in DeliverChunk frames (at most
+    /// RPCLimits.chunkSize each), then DeliverEnd (APPEND, Messages+Mailbox.swift): its typed reply.
+    public func call<R: RPCRequest>(_ begin: R, body: ByteBuffer) -> EventLoopFuture<R.Reply> {
+        var frames = [begin.frame(requestID: 0)], b = body
+        while b.readableBytes > 0 { frames.append(DeliverChunk(b.readSlice(length: min(RPCLimits.chunkSize, b.readableBytes))!).frame(requestID: 0)) }
+        frames.append(DeliverEnd().frame(requestID: 0))
+        return send(frames).flatMapThrowing { try RPCError.reply($0, as: R.Reply.self) }
+    }
+
     /// Delivers one message: begin, the body in chunks, end; returns a status per recipient.
     public func deliver(_ begin: DeliverBegin, body: ByteBuffer) -> EventLoopFuture<[RecipientStatus]> {
         let d = beginDelivery(begin)

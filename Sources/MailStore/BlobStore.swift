@@ -10,6 +10,8 @@ public protocol BlobStore: Sendable {
     func exists(_ hash: [UInt8]) -> Bool
     func write(_ hash: [UInt8], _ bytes: UnsafeRawBufferPointer) throws
     func read(_ hash: [UInt8]) throws -> [UInt8]
+    /// Bytes `[offset, offset + length)` of a blob, cut at its end (only that range is read).
+    func read(_ hash: [UInt8], offset: Int, length: Int) throws -> [UInt8]
     func remove(_ hash: [UInt8]) throws
     func sync() throws
     func allHashes() throws -> [[UInt8]]
@@ -109,6 +111,28 @@ public final class FileBlobStore: BlobStore, @unchecked Sendable {
                 if n < 0 { if errno == EINTR { continue }; throw BlobStoreError("read", p) }
                 if n == 0 { throw BlobStoreError("read (short)", p, EIO) }
                 off += n
+            }
+        }
+        return out
+    }
+
+    public func read(_ hash: [UInt8], offset: Int, length: Int) throws -> [UInt8] {
+        let p = path(hash)
+        let fd = open(p, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw BlobStoreError("open", p) }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw BlobStoreError("stat", p) }
+        let start = max(0, min(offset, Int(st.st_size)))
+        let count = max(0, min(length, Int(st.st_size) - start))
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        try out.withUnsafeMutableBytes { buf in
+            while done < count {
+                let n = pread(fd, buf.baseAddress! + done, count - done, off_t(start + done))
+                if n < 0 { if errno == EINTR { continue }; throw BlobStoreError("read", p) }
+                if n == 0 { throw BlobStoreError("read (short)", p, EIO) }
+                done += n
             }
         }
         return out

@@ -1,10 +1,21 @@
 // Group commit (DESIGN §3): one writer thread takes every delivery that is waiting, writes
 // their blobs, makes them durable with one sync, commits all metadata in one transaction
 // (one WAL fsync), and only then completes each delivery. A failure fails the whole batch;
-// nothing of it is acknowledged, and its blobs are swept at the next start.
+// nothing of it is acknowledged, and its blobs are swept at the next start. IMAP APPEND rides
+// the same batches; blob files of expunged bodies are removed on this thread, between batches.
 import Foundation
 import GRDB
 
+/// Where an IMAP APPEND goes (RFC 9051 §6.3.12), and what became of it: set by the commit inside
+/// the batch transaction, read by the append's completion. An append that fails (a mailbox not
+/// the user's, too many keywords) rolls back its own savepoint and fails alone, not the batch.
+final class AppendTarget: @unchecked Sendable {
+    let user: Int64, mailbox: Int64, flags: SystemFlags, keywords: [String], internalDate: Int64?
+    var result: Result<(AppendResult, [MailboxChange]), Error>?
+    init(user: Int64, mailbox: Int64, flags: SystemFlags, keywords: [String], internalDate: Int64?) {
+        self.user = user; self.mailbox = mailbox; self.flags = flags; self.keywords = keywords; self.internalDate = internalDate
+    }
+}
 
 struct PendingDelivery: @unchecked Sendable {
     var sender: String
@@ -18,11 +29,26 @@ struct PendingDelivery: @unchecked Sendable {
     var info: [UInt8]
     var date: Int64
     var completion: @Sendable (Result<DeliveryOutcome, Error>) -> Void
+    /// Set for an IMAP APPEND (no recipients): the mailbox the message goes to.
+    var append: AppendTarget? = nil
+
+    /// Whether the commit stores this body (a local copy, a queue entry or an append).
+    var storesBody: Bool {
+        append != nil || resolutions.contains(where: { if case .deliver = $0 { return true } else { return false } })
+    }
+}
+
+/// Blob files whose rows an expunge or a delete removed; `done` runs once they are handled.
+private struct BlobRemoval {
+    var hashes: [[UInt8]]
+    var done: @Sendable () -> Void
 }
 
 final class GroupCommitter: @unchecked Sendable {
     private let cond = NSCondition()
     private var pending: [PendingDelivery] = []
+    private var removals: [BlobRemoval] = []
+    private var thread: Thread?
     private unowned let store: SQLiteMailStore
     private let maxBatch: Int
     private(set) var batches = 0
@@ -31,7 +57,32 @@ final class GroupCommitter: @unchecked Sendable {
         self.store = store; self.maxBatch = maxBatch
         let t = Thread { [weak self] in self?.run() }
         t.name = "group-commit"
+        thread = t
         t.start()
+    }
+
+    /// Removes the blob files of `hashes` that no `messages` row names, and returns when done.
+    /// It runs on the commit thread between batches: that thread alone writes blob files and
+    /// inserts message rows, so a delivery of the same bytes (whose blob write was skipped as a
+    /// duplicate) can never lose its file to a removal. A crash before it leaves orphans that
+    /// the start-up sweep removes.
+    func removeBlobs(_ hashes: [[UInt8]]) {
+        guard !hashes.isEmpty else { return }
+        if Thread.current == thread { return removeUnreferenced(hashes) }   // from a completion
+        let sem = DispatchSemaphore(value: 0)
+        cond.lock(); removals.append(BlobRemoval(hashes: hashes, done: { sem.signal() })); cond.signal(); cond.unlock()
+        sem.wait()
+    }
+
+    private func removeUnreferenced(_ hashes: [[UInt8]]) {
+        for h in hashes {
+            do {
+                let row = try store.pool.read { db in try Int64.fetchOne(db, sql: "SELECT id FROM messages WHERE hash = ?", arguments: [Data(h)]) }
+                if row == nil { try store.blobs.remove(h) }
+            } catch {
+                continue   // left to the start-up sweep
+            }
+        }
     }
 
     func submit(_ d: PendingDelivery) {
@@ -41,12 +92,15 @@ final class GroupCommitter: @unchecked Sendable {
     private func run() {
         while true {
             cond.lock()
-            while pending.isEmpty { cond.wait() }
+            while pending.isEmpty && removals.isEmpty { cond.wait() }
             let n = min(pending.count, maxBatch)
             let batch = Array(pending.prefix(n))
             pending.removeFirst(n)
+            let remove = removals
+            removals = []
             cond.unlock()
-            commit(batch)
+            if !batch.isEmpty { commit(batch) }
+            for r in remove { removeUnreferenced(r.hashes); r.done() }
         }
     }
 
@@ -56,7 +110,7 @@ final class GroupCommitter: @unchecked Sendable {
         var outcomes: [DeliveryOutcome] = []
         do {
             var wroteFiles = false
-            for d in batch where d.resolutions.contains(where: { if case .deliver = $0 { return true } else { return false } }) {
+            for d in batch where d.storesBody {
                 // Every accepted message has a body: local copies and queue entries both reference it.
                 // Small ones go into the transaction below; larger ones are blob files synced first.
                 guard d.size > store.inlineMax else { continue }

@@ -178,7 +178,11 @@ extension SQLiteMailStore {
                 // UIDVALIDITY (RFC 9051 §2.3.1.1): must change if UIDs are ever reused; creation time + index.
                 try db.execute(sql: "INSERT INTO mailboxes (user_id, name, special_use, uidvalidity) VALUES (?, ?, ?, ?)",
                                arguments: [uid, name, use, (now & 0x7fff_ffff) &+ Int64(i)])
+                // The default mailboxes start subscribed (subscriptions are names, RFC 9051 §6.3.7).
+                try db.execute(sql: "INSERT INTO subscriptions (user_id, name) VALUES (?, ?)", arguments: [uid, name])
             }
+            try db.execute(sql: "UPDATE users SET last_uidvalidity = (SELECT max(uidvalidity) FROM mailboxes WHERE user_id = ?) WHERE id = ?",
+                           arguments: [uid, uid])
         }
     }
 

@@ -6,11 +6,14 @@ import GRDB
 import MIME
 
 extension SQLiteMailStore {
+    /// The content hash and the encoded MessageInfo of a body in memory (delivery and APPEND).
+    static func digest(_ body: [UInt8]) -> (hash: [UInt8], info: [UInt8]) {
+        body.withUnsafeBytes { buf in (SHA256Digest.hash(buf), MessageParser.parse(buf).encoded()) }
+    }
+
     public func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef? = nil,
                         completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
-        let (hash, info) = body.withUnsafeBytes { buf in
-            (SHA256Digest.hash(buf), MessageParser.parse(buf).encoded())
-        }
+        let (hash, info) = Self.digest(body)
         submit(PendingDelivery(sender: sender, resolutions: [], body: body, staged: nil, size: body.count, hash: hash, info: info,
                                date: now, completion: completion), recipients: recipients, submitter: submitter)
     }
@@ -64,16 +67,33 @@ extension SQLiteMailStore {
         }
     }
 
-    /// Runs inside the group-commit transaction.
+    /// The `messages` row of the pending body, inserted unless the same bytes are stored already.
+    func messageRow(_ d: PendingDelivery, db: Database) throws -> Int64 {
+        try db.execute(sql: "INSERT OR IGNORE INTO messages (hash, size, info, created, body) VALUES (?, ?, ?, ?, ?)",
+                       arguments: [Data(d.hash), d.size, Data(d.info), d.date,
+                                   d.size <= inlineMax ? d.body.map { Data($0) } : nil])
+        return try Int64.fetchOne(db, sql: "SELECT id FROM messages WHERE hash = ?", arguments: [Data(d.hash)])!
+    }
+
+    /// Runs inside the group-commit transaction. An APPEND (`d.append`) runs in its own
+    /// savepoint: its failure is its own, the batch goes on.
     func commit(_ d: PendingDelivery, db: Database) throws -> DeliveryOutcome {
+        if let target = d.append {
+            do {
+                try db.inSavepoint {
+                    target.result = .success(try commitAppend(d, target, db: db))
+                    return .commit
+                }
+            } catch {
+                target.result = .failure(error)
+            }
+            return DeliveryOutcome(statuses: [], changes: (try? target.result?.get().1) ?? [])
+        }
         var statuses: [DeliveryStatus] = [], changes: [MailboxChange] = []
         var messageID: Int64? = nil
         func message() throws -> Int64 {
             if let m = messageID { return m }
-            try db.execute(sql: "INSERT OR IGNORE INTO messages (hash, size, info, created, body) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [Data(d.hash), d.size, Data(d.info), d.date,
-                                       d.size <= inlineMax ? d.body.map { Data($0) } : nil])
-            let m = try Int64.fetchOne(db, sql: "SELECT id FROM messages WHERE hash = ?", arguments: [Data(d.hash)])!
+            let m = try messageRow(d, db: db)
             messageID = m
             return m
         }

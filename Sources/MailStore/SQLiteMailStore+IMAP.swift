@@ -1,24 +1,543 @@
-// MailboxStore's IMAP operations on SQLite. STUB: every call fails until the implementation lands.
+// MailboxStore's IMAP operations on SQLite (DESIGN §3, §9). Each call is one transaction that
+// first checks the mailbox is the calling user's (`.notFound` otherwise, exactly like a missing
+// one); every mutation bumps the mailbox's HIGHESTMODSEQ once and stamps each touched row and tombstone.
 import Foundation
 import GRDB
+import MIME
 
 extension SQLiteMailStore {
-    private func unimplemented() -> StoreError { StoreError(.temporary, "not implemented") }
-    public func createMailbox(user: Int64, name: String, specialUse: String) throws -> MailboxSummary { throw unimplemented() }
-    public func deleteMailbox(user: Int64, name: String) throws { throw unimplemented() }
-    public func renameMailbox(user: Int64, from: String, to: String) throws { throw unimplemented() }
-    public func subscriptions(user: Int64) throws -> [String] { throw unimplemented() }
-    public func setSubscribed(user: Int64, name: String, _ subscribed: Bool) throws { throw unimplemented() }
-    public func status(user: Int64, name: String) throws -> MailboxStatus? { throw unimplemented() }
-    public func view(user: Int64, mailbox: Int64) throws -> MailboxView { throw unimplemented() }
-    public func delta(user: Int64, mailbox: Int64, since: UInt64, limit: Int) throws -> MailboxDelta { throw unimplemented() }
-    public func details(user: Int64, mailbox: Int64, uids: [UInt32]) throws -> [MessageDetails] { throw unimplemented() }
-    public func read(user: Int64, mailbox: Int64, uid: UInt32, offset: Int, length: Int) throws -> [UInt8] { throw unimplemented() }
+    /// The hierarchy delimiter of mailbox names (RFC 9051 §5.1.1): "a/b" is a child of "a".
+    public static let hierarchyDelimiter = "/"
+    /// The byte right after the delimiter: every child of "a" sorts in ["a/", "a0").
+    static let delimiterSuccessor = "0"
+    /// UID lists longer than this are answered by one range scan instead of one lookup per UID.
+    static let uidScanThreshold = 256
+    /// At most this many UID ranges of a SEARCH go into the SQL prefilter; more stay with the evaluator.
+    static let maxPrefilterRanges = 64
+    /// SEARCH reads its candidates in pages of this many rows.
+    static let searchPage = 1024
+    static let secondsPerDay: Int64 = 86_400
+
+    static let noSuchMailbox = StoreError(.notFound, "no such mailbox")
+    static let noSuchMessage = StoreError(.notFound, "no such message")
+    static let tooManyKeywords = StoreError(.invalid, "too many keywords")
+    static let uidsExhausted = StoreError(.denied, "mailbox UIDs exhausted")
+
+    // MARK: shared helpers (static over a Database, so one transaction composes them)
+
+    /// Mailbox `id` if it is `user`'s: the last line of defence between one user and another's mail.
+    static func ownedMailbox(_ db: Database, user: Int64, id: Int64) throws -> MailboxSummary {
+        guard let row = try Row.fetchOne(db, sql: "SELECT \(summaryColumns) FROM mailboxes WHERE id = ? AND user_id = ?",
+                                         arguments: [id, user]) else { throw noSuchMailbox }
+        return summary(row)
+    }
+
+    static func namedMailbox(_ db: Database, user: Int64, name: String) throws -> MailboxSummary? {
+        try Row.fetchOne(db, sql: "SELECT \(summaryColumns) FROM mailboxes WHERE user_id = ? AND name = ?", arguments: [user, name]).map(summary)
+    }
+
+    /// The (id, name) of every mailbox below `name` in the hierarchy.
+    static func children(_ db: Database, user: Int64, of name: String) throws -> [(id: Int64, name: String)] {
+        try Row.fetchAll(db, sql: "SELECT id, name FROM mailboxes WHERE user_id = ? AND name >= ? AND name < ? ORDER BY name",
+                         arguments: [user, name + hierarchyDelimiter, name + delimiterSuccessor]).map { ($0[0], $0[1]) }
+    }
+
+    /// One new MODSEQ for a whole mutation of `mailbox`.
+    static func bumpModSeq(_ db: Database, _ mailbox: Int64) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
+                           arguments: [mailbox])!
+    }
+
+    /// Reserves `count` new UIDs and one new MODSEQ in `mailbox` for messages being added.
+    static func addMessages(_ db: Database, _ mailbox: Int64, count: Int) throws -> (firstUID: Int64, modSeq: Int64, uidValidity: UInt32) {
+        let row = try Row.fetchOne(db, sql: """
+            UPDATE mailboxes SET uidnext = uidnext + ?, highestmodseq = highestmodseq + 1, exists_count = exists_count + ?
+            WHERE id = ? RETURNING uidnext, highestmodseq, uidvalidity
+            """, arguments: [count, count, mailbox])!
+        let next: Int64 = row[0]
+        // RFC 9051 §2.3.1.1: UIDs are 32-bit and never reused; past the last one nothing is added.
+        guard next - 1 <= Int64(UInt32.max) else { throw uidsExhausted }
+        return (next - Int64(count), row[1], UInt32(truncatingIfNeeded: row[2] as Int64))
+    }
+
+    /// The watchers' notice for a mailbox a mutation changed (DESIGN §2).
+    static func change(_ db: Database, user: Int64, _ mailbox: Int64) throws -> MailboxChange {
+        let s = try ownedMailbox(db, user: user, id: mailbox)
+        return MailboxChange(user: user, mailboxID: s.id, mailbox: s.name, uidNext: s.uidNext, exists: s.messages, highestModSeq: s.highestModSeq)
+    }
+
+    /// A UIDVALIDITY no mailbox of the user ever had (RFC 9051 §2.3.1.1): max(now, highest + 1).
+    static func newUIDValidity(_ db: Database, user: Int64, now: Int64) throws -> Int64 {
+        guard let last = try Int64.fetchOne(db, sql: """
+            SELECT max(last_uidvalidity, coalesce((SELECT max(uidvalidity) FROM mailboxes WHERE user_id = users.id), 0))
+            FROM users WHERE id = ?
+            """, arguments: [user]) else { throw StoreError(.notFound, "no such user") }
+        let v = max(now & 0x7fff_ffff, last + 1)
+        guard v <= Int64(UInt32.max) else { throw StoreError(.temporary, "UIDVALIDITY exhausted") }
+        try recordUIDValidity(db, user: user, v)
+        return v
+    }
+
+    static func recordUIDValidity(_ db: Database, user: Int64, _ v: Int64) throws {
+        try db.execute(sql: "UPDATE users SET last_uidvalidity = max(last_uidvalidity, ?) WHERE id = ?", arguments: [v, user])
+    }
+
+    /// The mailbox's keyword names, index = keyword id, unused ids as "".
+    static func keywordNames(_ db: Database, _ mailbox: Int64) throws -> [String] {
+        var names: [String] = []
+        for row in try Row.fetchAll(db, sql: "SELECT id, name FROM mailbox_keywords WHERE mailbox_id = ? ORDER BY id", arguments: [mailbox]) {
+            let id: Int = row[0]
+            while names.count < id { names.append("") }
+            names.append(row[1])
+        }
+        return names
+    }
+
+    /// The bits of `keywords` (case-insensitive) in `mailbox`; with `allocate`, a name the mailbox
+    /// has not seen gets the lowest free id, and past `maxKeywordsPerMailbox` it is `.invalid`.
+    static func keywordBits(_ db: Database, _ mailbox: Int64, _ keywords: [String], allocate: Bool) throws -> UInt64 {
+        var bits: UInt64 = 0
+        for k in keywords {
+            if let id = try Int.fetchOne(db, sql: "SELECT id FROM mailbox_keywords WHERE mailbox_id = ? AND name = ? COLLATE NOCASE",
+                                         arguments: [mailbox, k]) {
+                bits |= 1 << UInt64(id)
+                continue
+            }
+            guard allocate else { continue }
+            let used = Set(try Int.fetchAll(db, sql: "SELECT id FROM mailbox_keywords WHERE mailbox_id = ?", arguments: [mailbox]))
+            guard let free = (0..<maxKeywordsPerMailbox).first(where: { !used.contains($0) }) else { throw tooManyKeywords }
+            try db.execute(sql: "INSERT INTO mailbox_keywords (mailbox_id, id, name) VALUES (?, ?, ?)", arguments: [mailbox, free, k])
+            bits |= 1 << UInt64(free)
+        }
+        return bits
+    }
+
+    /// A view entry from (uid, modseq, flags, keyword_bits) at the start of `row`.
+    static func entry(_ row: Row) -> ViewEntry {
+        ViewEntry(uid: UInt32(truncatingIfNeeded: row[0] as Int64), modSeq: UInt64(bitPattern: row[1] as Int64),
+                  flags: SystemFlags(rawValue: UInt32(truncatingIfNeeded: row[2] as Int64)), keywords: UInt64(bitPattern: row[3] as Int64))
+    }
+    static let entryColumns = "mm.uid, mm.modseq, mm.flags, mm.keyword_bits"
+
+    /// The rows of `uids` (each once, ascending) present in `mailbox`, mapped by `map`.
+    /// `select` is "SELECT <mm.uid first> … FROM mailbox_messages mm [JOIN …]".
+    static func rows<T>(_ db: Database, select: String, mailbox: Int64, uids: [UInt32], _ map: (Row) -> T) throws -> [T] {
+        let sorted = Array(Set(uids)).sorted()
+        guard let lo = sorted.first, let hi = sorted.last else { return [] }
+        var out: [T] = []
+        out.reserveCapacity(sorted.count)
+        if sorted.count > uidScanThreshold {
+            let wanted = Set(sorted)
+            let cursor = try Row.fetchCursor(db, sql: select + " WHERE mm.mailbox_id = ? AND mm.uid BETWEEN ? AND ? ORDER BY mm.uid",
+                                             arguments: [mailbox, lo, hi])
+            while let r = try cursor.next() {
+                if wanted.contains(UInt32(truncatingIfNeeded: r[0] as Int64)) { out.append(map(r)) }
+            }
+        } else {
+            let st = try db.cachedStatement(sql: select + " WHERE mm.mailbox_id = ? AND mm.uid = ?")
+            for u in sorted { if let r = try Row.fetchOne(st, arguments: [mailbox, u]) { out.append(map(r)) } }
+        }
+        return out
+    }
+
+    /// Deletes the `messages` rows among `ids` that no mailbox and no queue entry references any
+    /// more; returns the hashes of those whose body is a file (removed after the commit).
+    static func dropUnreferenced(_ db: Database, _ ids: Set<Int64>) throws -> [[UInt8]] {
+        let st = try db.cachedStatement(sql: """
+            DELETE FROM messages WHERE id = ?
+                AND NOT EXISTS (SELECT 1 FROM mailbox_messages WHERE message_id = messages.id)
+                AND NOT EXISTS (SELECT 1 FROM queue WHERE message_id = messages.id)
+            RETURNING hash, body IS NULL
+            """)
+        var files: [[UInt8]] = []
+        for id in ids.sorted() {
+            if let r = try Row.fetchOne(st, arguments: [id]), r[1] as Bool { files.append([UInt8](r[0] as Data)) }
+        }
+        return files
+    }
+
+    /// Expunges (uid, message_id) rows of `mailbox`: tombstones with one new MODSEQ (RFC 7162
+    /// §3.2.10), the count, and the bodies nothing references any more (their files' hashes).
+    static func expungeRows(_ db: Database, _ mailbox: Int64, _ rows: [(uid: UInt32, message: Int64)], modSeq: Int64? = nil) throws -> [[UInt8]] {
+        guard !rows.isEmpty else { return [] }
+        let modseq = try modSeq ?? bumpModSeq(db, mailbox)
+        let del = try db.cachedStatement(sql: "DELETE FROM mailbox_messages WHERE mailbox_id = ? AND uid = ?")
+        let tomb = try db.cachedStatement(sql: "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)")
+        for r in rows {
+            try del.execute(arguments: [mailbox, r.uid])
+            try tomb.execute(arguments: [mailbox, r.uid, modseq])
+        }
+        try db.execute(sql: "UPDATE mailboxes SET exists_count = exists_count - ? WHERE id = ?", arguments: [rows.count, mailbox])
+        return try dropUnreferenced(db, Set(rows.map(\.message)))
+    }
+
+    // MARK: mailboxes (RFC 9051 §6.3)
+
+    public func createMailbox(user: Int64, name: String, specialUse: String) throws -> MailboxSummary {
+        let now = self.now
+        return try pool.write { db in
+            if try Self.namedMailbox(db, user: user, name: name) != nil { throw StoreError(.exists, "mailbox exists: \(name)") }
+            let validity = try Self.newUIDValidity(db, user: user, now: now)
+            try db.execute(sql: "INSERT INTO mailboxes (user_id, name, special_use, uidvalidity) VALUES (?, ?, ?, ?)",
+                           arguments: [user, name, specialUse, validity])
+            return try Self.ownedMailbox(db, user: user, id: db.lastInsertedRowID)
+        }
+    }
+
+    public func deleteMailbox(user: Int64, name: String) throws {
+        let files = try pool.write { db -> [[UInt8]] in
+            guard let s = try Self.namedMailbox(db, user: user, name: name) else { throw Self.noSuchMailbox }
+            guard name != Self.inbox else { throw StoreError(.denied, "INBOX cannot be deleted") }
+            guard try Self.children(db, user: user, of: name).isEmpty else { throw StoreError(.denied, "has children") }
+            let ids = Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT message_id FROM mailbox_messages WHERE mailbox_id = ?", arguments: [s.id]))
+            for table in ["mailbox_messages", "expunged", "mailbox_keywords"] {
+                try db.execute(sql: "DELETE FROM \(table) WHERE mailbox_id = ?", arguments: [s.id])
+            }
+            try db.execute(sql: "DELETE FROM mailboxes WHERE id = ?", arguments: [s.id])
+            try Self.recordUIDValidity(db, user: user, Int64(s.uidValidity))
+            return try Self.dropUnreferenced(db, ids)
+        }
+        committer.removeBlobs(files)
+    }
+
+    public func renameMailbox(user: Int64, from: String, to: String) throws {
+        let now = self.now
+        try pool.write { db in
+            guard let src = try Self.namedMailbox(db, user: user, name: from) else { throw Self.noSuchMailbox }
+            if try Self.namedMailbox(db, user: user, name: to) != nil { throw StoreError(.exists, "mailbox exists: \(to)") }
+            if from == Self.inbox { return try Self.renameInbox(db, user: user, inbox: src, to: to, now: now) }
+            guard !to.hasPrefix(from + Self.hierarchyDelimiter) else { throw StoreError(.invalid, "cannot rename a mailbox under itself") }
+            // RFC 9051 §6.3.6: inferior names move along; each target must be free.
+            var moves: [(id: Int64, name: String)] = [(src.id, to)]
+            for c in try Self.children(db, user: user, of: from) {
+                let target = to + String(decoding: c.name.utf8.dropFirst(from.utf8.count), as: UTF8.self)
+                if try Self.namedMailbox(db, user: user, name: target) != nil { throw StoreError(.exists, "mailbox exists: \(target)") }
+                moves.append((c.id, target))
+            }
+            for m in moves { try db.execute(sql: "UPDATE mailboxes SET name = ? WHERE id = ?", arguments: [m.name, m.id]) }
+        }
+    }
+
+    /// RFC 9051 §6.3.6: renaming INBOX moves its messages to a new mailbox of that name (new
+    /// UIDVALIDITY, same UIDs and keywords) and leaves INBOX empty, with the same UIDVALIDITY and
+    /// tombstones for what left it; INBOX's children stay where they are.
+    static func renameInbox(_ db: Database, user: Int64, inbox: MailboxSummary, to: String, now: Int64) throws {
+        let modseq = try bumpModSeq(db, inbox.id)
+        let validity = try newUIDValidity(db, user: user, now: now)
+        try db.execute(sql: """
+            INSERT INTO mailboxes (user_id, name, uidvalidity, uidnext, highestmodseq, exists_count) VALUES (?, ?, ?, ?, ?, ?)
+            """, arguments: [user, to, validity, inbox.uidNext, modseq, inbox.messages])
+        let moved = db.lastInsertedRowID
+        try db.execute(sql: "INSERT INTO mailbox_keywords (mailbox_id, id, name) SELECT ?, id, name FROM mailbox_keywords WHERE mailbox_id = ?",
+                       arguments: [moved, inbox.id])
+        try db.execute(sql: "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) SELECT mailbox_id, uid, ? FROM mailbox_messages WHERE mailbox_id = ?",
+                       arguments: [modseq, inbox.id])
+        try db.execute(sql: "UPDATE mailbox_messages SET mailbox_id = ? WHERE mailbox_id = ?", arguments: [moved, inbox.id])
+        try db.execute(sql: "UPDATE mailboxes SET exists_count = 0 WHERE id = ?", arguments: [inbox.id])
+    }
+
+    public func subscriptions(user: Int64) throws -> [String] {
+        try pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM subscriptions WHERE user_id = ? ORDER BY name", arguments: [user]) }
+    }
+
+    public func setSubscribed(user: Int64, name: String, _ subscribed: Bool) throws {
+        try pool.write { db in
+            try db.execute(sql: subscribed ? "INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (?, ?)"
+                                           : "DELETE FROM subscriptions WHERE user_id = ? AND name = ?", arguments: [user, name])
+        }
+    }
+
+    /// RFC 9051 §6.3.11: UNSEEN counts messages without \Seen, DELETED those with \Deleted,
+    /// SIZE the sum of their sizes.
+    public func status(user: Int64, name: String) throws -> MailboxStatus? {
+        try pool.read { db in
+            guard let s = try Self.namedMailbox(db, user: user, name: name) else { return nil }
+            let row = try Row.fetchOne(db, sql: """
+                SELECT coalesce(sum((mm.flags & ?) = 0), 0), coalesce(sum((mm.flags & ?) != 0), 0), coalesce(sum(m.size), 0)
+                FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = ?
+                """, arguments: [SystemFlags.seen.rawValue, SystemFlags.deleted.rawValue, s.id])!
+            return MailboxStatus(summary: s, unseen: UInt32(truncatingIfNeeded: row[0] as Int64), deleted: UInt32(truncatingIfNeeded: row[1] as Int64),
+                                 size: UInt64(row[2] as Int64))
+        }
+    }
+
+    // MARK: the view (DESIGN §9)
+
+    public func view(user: Int64, mailbox: Int64) throws -> MailboxView {
+        try pool.read { db in
+            let s = try Self.ownedMailbox(db, user: user, id: mailbox)
+            var entries: [ViewEntry] = []
+            entries.reserveCapacity(Int(s.messages))
+            let cursor = try Row.fetchCursor(db, sql: "SELECT \(Self.entryColumns) FROM mailbox_messages mm WHERE mm.mailbox_id = ? ORDER BY mm.uid",
+                                             arguments: [mailbox])
+            while let r = try cursor.next() { entries.append(Self.entry(r)) }
+            return MailboxView(summary: s, keywords: try Self.keywordNames(db, mailbox), entries: entries)
+        }
+    }
+
+    /// The entries are cut at `limit`, but never inside one MODSEQ (a client resumes from the last
+    /// MODSEQ it got, which would skip the rest of it): a MODSEQ shared by more than `limit`
+    /// entries comes whole. Tombstones come up to the last MODSEQ returned.
+    public func delta(user: Int64, mailbox: Int64, since: UInt64, limit: Int) throws -> MailboxDelta {
+        try pool.read { db in
+            let s = try Self.ownedMailbox(db, user: user, id: mailbox)
+            let from = Int64(clamping: since), limit = max(0, limit)
+            let select = "SELECT \(Self.entryColumns) FROM mailbox_messages mm WHERE mm.mailbox_id = ?"
+            let rows = try Row.fetchAll(db, sql: select + " AND mm.modseq > ? ORDER BY mm.modseq, mm.uid LIMIT ?",
+                                        arguments: [mailbox, from, limit + 1]).map(Self.entry)
+            var changed = rows, complete = true
+            if rows.count > limit {
+                let cut = rows[limit].modSeq
+                changed = rows.prefix(limit).filter { $0.modSeq < cut }
+                if changed.isEmpty {
+                    changed = try Row.fetchAll(db, sql: select + " AND mm.modseq = ? ORDER BY mm.uid", arguments: [mailbox, Int64(bitPattern: cut)]).map(Self.entry)
+                }
+                let last = Int64(bitPattern: changed.last!.modSeq)
+                complete = try Int64.fetchOne(db, sql: "SELECT 1 FROM mailbox_messages WHERE mailbox_id = ? AND modseq > ? LIMIT 1",
+                                              arguments: [mailbox, last]) == nil
+            }
+            let upTo = complete ? Int64.max : Int64(bitPattern: changed.last!.modSeq)
+            let vanished = try Int64.fetchAll(db, sql: "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? AND modseq <= ? ORDER BY uid",
+                                              arguments: [mailbox, from, upTo]).map { UInt32(truncatingIfNeeded: $0) }
+            return MailboxDelta(summary: s, keywords: try Self.keywordNames(db, mailbox), changed: changed, vanished: vanished, complete: complete)
+        }
+    }
+
+    public func details(user: Int64, mailbox: Int64, uids: [UInt32]) throws -> [MessageDetails] {
+        try pool.read { db in
+            _ = try Self.ownedMailbox(db, user: user, id: mailbox)
+            return try Self.rows(db, select: "SELECT mm.uid, mm.internal_date, m.size, m.info FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id",
+                                 mailbox: mailbox, uids: uids) {
+                MessageDetails(uid: UInt32(truncatingIfNeeded: $0[0] as Int64), internalDate: $0[1], size: UInt64($0[2] as Int64), info: [UInt8]($0[3] as Data))
+            }
+        }
+    }
+
+    /// Only the range is read: from the row (SQL substr) or from the blob file (pread).
+    public func read(user: Int64, mailbox: Int64, uid: UInt32, offset: Int, length: Int) throws -> [UInt8] {
+        let off = min(max(0, offset), Int.max - 1), len = max(0, length)
+        let (hash, inline): (Data, Data?) = try pool.read { db in
+            _ = try Self.ownedMailbox(db, user: user, id: mailbox)
+            guard let r = try Row.fetchOne(db, sql: """
+                SELECT m.hash, m.body IS NULL, substr(m.body, ?, ?) FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                WHERE mm.mailbox_id = ? AND mm.uid = ?
+                """, arguments: [off + 1, len, mailbox, uid]) else { throw Self.noSuchMessage }
+            return (r[0], r[1] as Bool ? nil : (r[2] as Data? ?? Data()))
+        }
+        if let inline { return [UInt8](inline) }
+        return try blobs.read([UInt8](hash), offset: off, length: len)
+    }
+
+    // MARK: mutations
+
     public func storeFlags(user: Int64, mailbox: Int64, uids: [UInt32], operation: FlagOperation, flags: SystemFlags,
-                           keywords: [String], unchangedSince: UInt64?) throws -> (FlagUpdate, [MailboxChange]) { throw unimplemented() }
-    public func copy(user: Int64, from: Int64, uids: [UInt32], to: Int64, move: Bool) throws -> (CopyResult, [MailboxChange]) { throw unimplemented() }
-    public func expunge(user: Int64, mailbox: Int64, uids: [UInt32]?) throws -> ([UInt32], [MailboxChange]) { throw unimplemented() }
+                           keywords: [String], unchangedSince: UInt64?) throws -> (FlagUpdate, [MailboxChange]) {
+        try pool.write { db in
+            _ = try Self.ownedMailbox(db, user: user, id: mailbox)
+            let rows = try Self.rows(db, select: "SELECT \(Self.entryColumns) FROM mailbox_messages mm", mailbox: mailbox, uids: uids, Self.entry)
+            let bits = rows.isEmpty ? 0 : try Self.keywordBits(db, mailbox, keywords, allocate: operation != .remove)
+            let mask = flags.intersection(.all)
+            var modified: [UInt32] = [], changed: [ViewEntry] = []
+            for e in rows {
+                // RFC 7162 §3.1.3: a message changed since UNCHANGEDSINCE is left alone, reported MODIFIED.
+                if let n = unchangedSince, e.modSeq > n { modified.append(e.uid); continue }
+                var f = e.flags, k = e.keywords
+                switch operation {
+                case .replace: f = mask; k = bits
+                case .add: f.formUnion(mask); k |= bits
+                case .remove: f.subtract(mask); k &= ~bits
+                }
+                if f != e.flags || k != e.keywords { changed.append(ViewEntry(uid: e.uid, modSeq: 0, flags: f, keywords: k)) }
+            }
+            var changes: [MailboxChange] = []
+            if !changed.isEmpty {
+                let modseq = try Self.bumpModSeq(db, mailbox)
+                let st = try db.cachedStatement(sql: "UPDATE mailbox_messages SET flags = ?, keyword_bits = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?")
+                for i in changed.indices {
+                    changed[i].modSeq = UInt64(modseq)
+                    try st.execute(arguments: [changed[i].flags.rawValue, Int64(bitPattern: changed[i].keywords), modseq, mailbox, changed[i].uid])
+                }
+                changes = [try Self.change(db, user: user, mailbox)]
+            }
+            let now = try Self.ownedMailbox(db, user: user, id: mailbox)
+            return (FlagUpdate(changed: changed, modified: modified, keywords: try Self.keywordNames(db, mailbox), highestModSeq: now.highestModSeq), changes)
+        }
+    }
+
+    /// A message being copied: its source row.
+    private struct CopySource { var uid: UInt32, message: Int64, flags: Int64, keywords: UInt64, internalDate: Int64, sender: String }
+
+    /// RFC 4315 COPYUID / RFC 6851 MOVE: new UIDs in the destination (its UIDNEXT on), the same
+    /// body, flags, keywords (remapped by name to the destination's ids) and internal date.
+    public func copy(user: Int64, from: Int64, uids: [UInt32], to: Int64, move: Bool) throws -> (CopyResult, [MailboxChange]) {
+        try pool.write { db in
+            _ = try Self.ownedMailbox(db, user: user, id: from)
+            let dest = try Self.ownedMailbox(db, user: user, id: to)
+            let sources = try Self.rows(db, select: "SELECT mm.uid, mm.message_id, mm.flags, mm.keyword_bits, mm.internal_date, mm.sender FROM mailbox_messages mm",
+                                        mailbox: from, uids: uids) {
+                CopySource(uid: UInt32(truncatingIfNeeded: $0[0] as Int64), message: $0[1], flags: $0[2], keywords: UInt64(bitPattern: $0[3] as Int64),
+                           internalDate: $0[4], sender: $0[5])
+            }
+            guard !sources.isEmpty else { return (CopyResult(uidValidity: dest.uidValidity, sourceUIDs: [], destinationUIDs: []), []) }
+            // keyword id in the source → bit in the destination
+            let names = try Self.keywordNames(db, from)
+            let used = sources.reduce(UInt64(0)) { $0 | $1.keywords }
+            var remap: [(UInt64, UInt64)] = []
+            for (id, name) in names.enumerated() where used & (1 << UInt64(id)) != 0 && !name.isEmpty {
+                remap.append((1 << UInt64(id), try Self.keywordBits(db, to, [name], allocate: true)))
+            }
+            let added = try Self.addMessages(db, to, count: sources.count)
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keyword_bits, modseq, internal_date, sender)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            var destUIDs: [UInt32] = []
+            for (i, s) in sources.enumerated() {
+                let uid = added.firstUID + Int64(i)
+                let bits = remap.reduce(UInt64(0)) { s.keywords & $1.0 != 0 ? $0 | $1.1 : $0 }
+                try insert.execute(arguments: [to, uid, s.message, s.flags, Int64(bitPattern: bits), added.modSeq, s.internalDate, s.sender])
+                destUIDs.append(UInt32(uid))
+            }
+            if move {
+                _ = try Self.expungeRows(db, from, sources.map { ($0.uid, $0.message) }, modSeq: from == to ? added.modSeq : nil)
+            }
+            var changes = [try Self.change(db, user: user, to)]
+            if move && from != to { changes.append(try Self.change(db, user: user, from)) }
+            return (CopyResult(uidValidity: added.uidValidity, sourceUIDs: sources.map(\.uid), destinationUIDs: destUIDs), changes)
+        }
+    }
+
+    public func expunge(user: Int64, mailbox: Int64, uids: [UInt32]?) throws -> ([UInt32], [MailboxChange]) {
+        let (gone, changes, files) = try pool.write { db -> ([UInt32], [MailboxChange], [[UInt8]]) in
+            _ = try Self.ownedMailbox(db, user: user, id: mailbox)
+            let deleted = Int64(SystemFlags.deleted.rawValue)
+            let map = { (r: Row) in (uid: UInt32(truncatingIfNeeded: r[0] as Int64), message: r[1] as Int64, flags: r[2] as Int64) }
+            let select = "SELECT mm.uid, mm.message_id, mm.flags FROM mailbox_messages mm"
+            let candidates = try uids.map { try Self.rows(db, select: select, mailbox: mailbox, uids: $0, map) }
+                ?? Row.fetchAll(db, sql: select + " WHERE mm.mailbox_id = ? AND mm.flags & ? != 0 ORDER BY mm.uid", arguments: [mailbox, deleted]).map(map)
+            let rows = candidates.filter { $0.flags & deleted != 0 }.map { (uid: $0.uid, message: $0.message) }
+            guard !rows.isEmpty else { return ([], [], []) }
+            let files = try Self.expungeRows(db, mailbox, rows)
+            return (rows.map(\.uid), [try Self.change(db, user: user, mailbox)], files)
+        }
+        committer.removeBlobs(files)
+        return (gone, changes)
+    }
+
+    /// Goes through the group commit with deliveries (DESIGN §3): completion after the blob sync
+    /// and the WAL commit. The mailbox is checked to be the user's inside the transaction.
     public func append(user: Int64, mailbox: Int64, flags: SystemFlags, keywords: [String], internalDate: Int64?, body: [UInt8],
-                       completion: @escaping @Sendable (Result<(AppendResult, [MailboxChange]), Error>) -> Void) { completion(.failure(unimplemented())) }
-    public func search(user: Int64, mailbox: Int64, query: SearchQuery) throws -> [UInt32] { throw unimplemented() }
+                       completion: @escaping @Sendable (Result<(AppendResult, [MailboxChange]), Error>) -> Void) {
+        let (hash, info) = Self.digest(body)
+        let target = AppendTarget(user: user, mailbox: mailbox, flags: flags.intersection(.all), keywords: keywords, internalDate: internalDate)
+        committer.submit(PendingDelivery(sender: "", resolutions: [], body: body, staged: nil, size: body.count, hash: hash, info: info, date: now,
+                                         completion: { r in
+                                             switch r {
+                                             case .failure(let e): completion(.failure(e))
+                                             case .success: completion(target.result ?? .failure(StoreError(.temporary, "append not committed")))
+                                             }
+                                         }, append: target))
+    }
+
+    /// The APPEND half of the group commit's transaction (in its own savepoint).
+    func commitAppend(_ d: PendingDelivery, _ t: AppendTarget, db: Database) throws -> (AppendResult, [MailboxChange]) {
+        _ = try Self.ownedMailbox(db, user: t.user, id: t.mailbox)
+        let bits = try Self.keywordBits(db, t.mailbox, t.keywords, allocate: true)
+        let added = try Self.addMessages(db, t.mailbox, count: 1)
+        try db.execute(sql: """
+            INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keyword_bits, modseq, internal_date)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [t.mailbox, added.firstUID, try messageRow(d, db: db), t.flags.rawValue, Int64(bitPattern: bits), added.modSeq,
+                             t.internalDate ?? d.date])
+        return (AppendResult(uidValidity: added.uidValidity, uid: UInt32(added.firstUID)), [try Self.change(db, user: t.user, t.mailbox)])
+    }
+
+    // MARK: SEARCH (DESIGN §9)
+
+    /// Candidates come from SQL with the cheap keys of the query as a prefilter; each is then
+    /// decided by `SearchEvaluator`, which reads the body (lazily) only for keys that need it.
+    public func search(user: Int64, mailbox: Int64, query: SearchQuery) throws -> [UInt32] {
+        let needsBody = SearchEvaluator.needsContent(query)
+        return try pool.read { db in
+            _ = try Self.ownedMailbox(db, user: user, id: mailbox)
+            let names = try Self.keywordNames(db, mailbox)
+            var clauses: [String] = [], args: [DatabaseValueConvertible] = []
+            Self.prefilter(query, keywords: names, &clauses, &args)
+            let sql = """
+                SELECT mm.uid, mm.modseq, mm.flags, mm.keyword_bits, mm.internal_date, m.size, m.info, m.id, m.hash, m.body IS NULL
+                FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                WHERE mm.mailbox_id = ? AND mm.uid > ? \(clauses.map { "AND (\($0))" }.joined(separator: " "))
+                ORDER BY mm.uid LIMIT \(Self.searchPage)
+                """
+            var found: [UInt32] = [], after: Int64 = 0
+            while true {
+                let page = try Row.fetchAll(db, sql: sql, arguments: StatementArguments([mailbox, after] + args))
+                for r in page {
+                    let e = Self.entry(r)
+                    let messageID: Int64 = r[7], hash = [UInt8](r[8] as Data), isFile: Bool = r[9]
+                    let message = SearchableMessage(
+                        uid: e.uid, modSeq: e.modSeq, flags: e.flags, keywords: Self.keywordSet(e.keywords, names),
+                        internalDate: r[4], size: UInt64(r[5] as Int64), info: try MessageInfo(encoded: [UInt8](r[6] as Data)),
+                        body: { [blobs] in
+                            guard needsBody else { return [] }
+                            if isFile { return try blobs.read(hash) }
+                            return try Data.fetchOne(db, sql: "SELECT body FROM messages WHERE id = ?", arguments: [messageID]).map { [UInt8]($0) } ?? []
+                        })
+                    do {
+                        if try SearchEvaluator.matches(query, message) { found.append(e.uid) }
+                    } catch where isFile && !blobs.exists(hash) {
+                        continue   // expunged meanwhile: its file went after our snapshot was taken
+                    }
+                }
+                guard page.count == Self.searchPage, let last = page.last else { break }
+                after = last[0]
+            }
+            return found
+        }
+    }
+
+    static func keywordSet(_ bits: UInt64, _ names: [String]) -> Set<String> {
+        var out = Set<String>()
+        for (i, n) in names.enumerated() where bits & (1 << UInt64(i)) != 0 && !n.isEmpty { out.insert(n) }
+        return out
+    }
+
+    /// The keys of a top-level conjunction that SQL can check cheaply, as clauses over mm/m that
+    /// every match satisfies (dates widened by a day: the evaluator owns the exact day rules).
+    static func prefilter(_ q: SearchQuery, keywords: [String], _ clauses: inout [String], _ args: inout [DatabaseValueConvertible]) {
+        switch q {
+        case .and(let list):
+            for k in list { prefilter(k, keywords: keywords, &clauses, &args) }
+        case .uids(let ranges) where ranges.count <= maxPrefilterRanges:
+            clauses.append(ranges.isEmpty ? "0" : ranges.map { _ in "mm.uid BETWEEN ? AND ?" }.joined(separator: " OR "))
+            for r in ranges { args.append(r.lowerBound); args.append(r.upperBound) }
+        case .flags(let mask, let set):
+            clauses.append(set ? "mm.flags & ? = ?" : "mm.flags & ? = 0")
+            args.append(mask.rawValue)
+            if set { args.append(mask.rawValue) }
+        case .keyword(let name, let set):
+            let id = keywords.firstIndex { !$0.isEmpty && $0.lowercased() == name.lowercased() }
+            if let id {
+                clauses.append(set ? "mm.keyword_bits & ? != 0" : "mm.keyword_bits & ? = 0")
+                args.append(Int64(bitPattern: 1 << UInt64(id)))
+            } else if set {
+                clauses.append("0")
+            }
+        case .internalDate(let relation, let day):
+            let start = Int64(day) * secondsPerDay
+            switch relation {
+            case .before: clauses.append("mm.internal_date < ?"); args.append(start + secondsPerDay)
+            case .on: clauses.append("mm.internal_date >= ? AND mm.internal_date < ?"); args.append(start - secondsPerDay); args.append(start + 2 * secondsPerDay)
+            case .since: clauses.append("mm.internal_date >= ?"); args.append(start - secondsPerDay)
+            }
+        case .larger(let n):
+            clauses.append("m.size > ?"); args.append(Int64(clamping: n))
+        case .smaller(let n):
+            clauses.append("m.size < ?"); args.append(Int64(clamping: n))
+        case .modSeq(let n):
+            clauses.append("mm.modseq >= ?"); args.append(Int64(clamping: n))
+        default:
+            break
+        }
+    }
 }

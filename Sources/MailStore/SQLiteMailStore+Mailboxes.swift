@@ -4,7 +4,11 @@ import Foundation
 import GRDB
 
 extension SQLiteMailStore {
-    static let summaryColumns = "id, name, special_use, uidvalidity, uidnext, highestmodseq, exists_count, subscribed"
+    /// `subscribed` comes from the subscriptions table (schema v5), not the old column.
+    static let summaryColumns = """
+        id, name, special_use, uidvalidity, uidnext, highestmodseq, exists_count,
+        EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = mailboxes.user_id AND s.name = mailboxes.name)
+        """
 
     static func summary(_ row: Row) -> MailboxSummary {
         MailboxSummary(id: row[0], name: row[1], specialUse: row[2], uidValidity: UInt32(truncatingIfNeeded: row[3] as Int64),

@@ -102,6 +102,39 @@ enum Schema {
         m.registerMigration("v4-modseq-index") { db in
             try db.execute(sql: "CREATE INDEX mailbox_messages_modseq ON mailbox_messages(mailbox_id, modseq)")
         }
+        // IMAP state (DESIGN §3): keywords as small per-mailbox ids (bit i of keyword_bits is
+        // keyword id i; the old free-text `keywords` column stays unused), expunge tombstones for
+        // QRESYNC's VANISHED (RFC 7162 §3.2.10), subscriptions as names apart from mailboxes
+        // (RFC 9051 §6.3.7; the old `subscribed` column stays unused), and the highest
+        // UIDVALIDITY a user's mailboxes ever had, so a re-created name never gets an old one
+        // (RFC 9051 §2.3.1.1).
+        m.registerMigration("v5-imap") { db in
+            try db.execute(sql: """
+                CREATE TABLE mailbox_keywords (
+                    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+                    id INTEGER NOT NULL CHECK (id >= 0 AND id < 64),
+                    name TEXT NOT NULL,
+                    UNIQUE(mailbox_id, id),
+                    UNIQUE(mailbox_id, name COLLATE NOCASE)
+                );
+                ALTER TABLE mailbox_messages ADD COLUMN keyword_bits INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE expunged (
+                    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+                    uid INTEGER NOT NULL,
+                    modseq INTEGER NOT NULL,
+                    PRIMARY KEY (mailbox_id, uid)
+                ) WITHOUT ROWID;
+                CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+                CREATE TABLE subscriptions (
+                    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    PRIMARY KEY (user_id, name)
+                ) WITHOUT ROWID;
+                INSERT INTO subscriptions (user_id, name) SELECT user_id, name FROM mailboxes WHERE subscribed != 0;
+                ALTER TABLE users ADD COLUMN last_uidvalidity INTEGER NOT NULL DEFAULT 0;
+                UPDATE users SET last_uidvalidity = coalesce((SELECT max(uidvalidity) FROM mailboxes WHERE user_id = users.id), 0);
+                """)
+        }
         return m
     }
 

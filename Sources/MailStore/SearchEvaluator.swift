@@ -1,6 +1,9 @@
-// SEARCH evaluated on one message (DESIGN §9: search runs in the store). CONTRACT STUB: the
-// implementation (RFC 9051 §6.4.4 semantics, decoded text) lands separately.
+// SEARCH evaluated on one message (DESIGN §9: search runs in the store) with RFC 9051 §6.4.4
+// semantics. Cheap keys are tried before content keys; a message's bytes are read, decoded and
+// case-folded at most once per evaluation, and only when a content key is reached.
+import Foundation
 import MIME
+import MailSyntax
 
 /// What SEARCH can look at of one message; `body` reads the whole message when a text key
 /// needs it (called at most once per message by the evaluator).
@@ -17,11 +20,303 @@ public struct SearchableMessage {
 }
 
 public enum SearchEvaluator {
-    /// Whether `message` matches `query`. Keywords compare case-insensitively.
+    /// Whether `message` matches `query`. Keywords compare case-insensitively. To test many
+    /// messages against one query, prepare it once with `PreparedSearch`.
     public static func matches(_ query: SearchQuery, _ message: SearchableMessage) throws -> Bool {
-        if case .all = query { return true }
-        return false
+        try PreparedSearch(query).matches(message)
     }
-    /// Whether evaluating `query` can need the message bytes (TEXT, BODY, HEADER …, sent dates).
-    public static func needsContent(_ query: SearchQuery) -> Bool { true }
+    /// Whether evaluating `query` can need the message bytes or its parsed info (TEXT, BODY,
+    /// HEADER …, sent dates). When false, `info` and `body` are never looked at.
+    public static func needsContent(_ query: SearchQuery) -> Bool { PreparedSearch(query).needsContent }
+}
+
+/// A query made ready for many messages: needles case-folded once, the children of every AND
+/// (and the two sides of every OR) in cost order, so flags, UIDs, dates and sizes decide before
+/// any byte of a message is read.
+public struct PreparedSearch {
+    let root: Node
+    /// Whether some key needs the message bytes or its parsed info (see `SearchEvaluator`).
+    public let needsContent: Bool
+
+    public init(_ query: SearchQuery) {
+        root = Node(query)
+        needsContent = root.cost > Node.cheap
+    }
+
+    public func matches(_ message: SearchableMessage) throws -> Bool {
+        var content = MessageContent(message)
+        return try root.evaluate(message, &content)
+    }
+}
+
+/// SearchQuery with folded needles and ordered children.
+indirect enum Node {
+    case all
+    case and([Node])
+    case or(Node, Node)
+    case not(Node)
+    case uids([ClosedRange<UInt32>])
+    case flags(SystemFlags, set: Bool)
+    /// Lowercased keyword.
+    case keyword(String, set: Bool)
+    case internalDate(SearchQuery.DateRelation, day: Int)
+    case sentDate(SearchQuery.DateRelation, day: Int)
+    case larger(UInt64), smaller(UInt64)
+    /// Lowercased field name, folded needle.
+    case header([UInt8], [UInt8])
+    case body([UInt8]), text([UInt8])
+    case modSeq(UInt64)
+
+    /// Costs: answered from the index row, from the parsed info (no bytes), from the header
+    /// bytes, from the decoded body.
+    static let cheap = 0, parsedInfo = 1, headerBytes = 2, bodyText = 3
+
+    init(_ q: SearchQuery) {
+        switch q {
+        case .all: self = .all
+        case .and(let children):
+            self = .and(children.map(Node.init).enumerated()
+                .sorted { ($0.element.cost, $0.offset) < ($1.element.cost, $1.offset) }.map(\.element))
+        case .or(let a, let b):
+            let (x, y) = (Node(a), Node(b))
+            self = x.cost <= y.cost ? .or(x, y) : .or(y, x)
+        case .not(let a): self = .not(Node(a))
+        case .uids(let r): self = .uids(r)
+        case .flags(let f, let set): self = .flags(f, set: set)
+        case .keyword(let k, let set): self = .keyword(k.lowercased(), set: set)
+        case .internalDate(let rel, let day): self = .internalDate(rel, day: day)
+        case .sentDate(let rel, let day): self = .sentDate(rel, day: day)
+        case .larger(let n): self = .larger(n)
+        case .smaller(let n): self = .smaller(n)
+        case .header(let name, let s): self = .header(Array(name.lowercased().utf8), TextFold.fold(s))
+        // An empty string is a substring of every text (RFC 9051 §6.4.4): nothing to read.
+        case .body(let s): self = s.isEmpty ? .all : .body(TextFold.fold(s))
+        case .text(let s): self = s.isEmpty ? .all : .text(TextFold.fold(s))
+        case .modSeq(let n): self = .modSeq(n)
+        }
+    }
+
+    var cost: Int {
+        switch self {
+        case .all, .uids, .flags, .keyword, .internalDate, .larger, .smaller, .modSeq: return Node.cheap
+        case .sentDate: return Node.parsedInfo
+        case .header: return Node.headerBytes
+        case .body, .text: return Node.bodyText
+        case .and(let c): return c.map(\.cost).max() ?? Node.cheap
+        case .or(let a, let b): return max(a.cost, b.cost)
+        case .not(let a): return a.cost
+        }
+    }
+
+    func evaluate(_ m: SearchableMessage, _ c: inout MessageContent) throws -> Bool {
+        switch self {
+        case .all: return true
+        case .and(let children):
+            for child in children where try !child.evaluate(m, &c) { return false }
+            return true
+        case .or(let a, let b):
+            if try a.evaluate(m, &c) { return true }
+            return try b.evaluate(m, &c)
+        case .not(let a): return try !a.evaluate(m, &c)
+        case .uids(let ranges): return ranges.contains { $0.contains(m.uid) }
+        case .flags(let mask, let set): return set ? m.flags.isSuperset(of: mask) : m.flags.isDisjoint(with: mask)
+        case .keyword(let k, let set):
+            let has = m.keywords.contains(k) || m.keywords.contains { $0.lowercased() == k }
+            return has == set
+        // RFC 9051 §6.4.4: "disregarding time and timezone"; the internal date's day in UTC.
+        case .internalDate(let rel, let day): return Self.compare(Self.day(of: m.internalDate), rel, day)
+        case .sentDate(let rel, let day): return Self.compare(c.sentDay(), rel, day)
+        case .larger(let n): return m.size > n
+        case .smaller(let n): return m.size < n
+        case .modSeq(let n): return m.modSeq >= n
+        case .header(let name, let needle):
+            for field in try c.topHeader() where field.name == name {
+                if needle.isEmpty || TextFold.contains(field.value, needle) { return true }
+            }
+            return false
+        case .body(let needle): return TextFold.contains(try c.bodyText(), needle)
+        case .text(let needle):
+            if TextFold.contains(try c.allHeaders(), needle) { return true }
+            return TextFold.contains(try c.bodyText(), needle)
+        }
+    }
+
+    static func day(of seconds: Int64) -> Int {
+        Int(seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
+    }
+
+    static func compare(_ messageDay: Int, _ rel: SearchQuery.DateRelation, _ day: Int) -> Bool {
+        switch rel {
+        case .before: return messageDay < day
+        case .on: return messageDay == day
+        case .since: return messageDay >= day
+        }
+    }
+}
+
+/// One message's text as the content keys see it, each piece computed on first use.
+struct MessageContent {
+    let message: SearchableMessage
+    private var raw: [UInt8]?
+    private var top: [(name: [UInt8], value: [UInt8])]?
+    private var headers: [UInt8]?
+    private var body: [UInt8]?
+
+    init(_ message: SearchableMessage) { self.message = message }
+
+    mutating func bytes() throws -> [UInt8] {
+        if let raw { return raw }
+        let b = try message.body()
+        raw = b
+        return b
+    }
+
+    /// The day the Date: header names in its own zone (RFC 9051 §6.4.4 SENT*: "disregarding
+    /// time and timezone"). Without a parsable Date: it is day 0 (1970-01-01), as in Dovecot
+    /// (index_mail_get_date: "0 = not found / invalid"): SENTBEFORE matches such a message.
+    func sentDay() -> Int {
+        guard let value = message.info.envelope.date, let d = RFC5322Date.parseWithOffset(value) else { return 0 }
+        return Node.day(of: d.time + Int64(d.offsetMinutes) * 60)
+    }
+
+    /// The fields of the top-level header: lowercased name, decoded and folded value.
+    mutating func topHeader() throws -> [(name: [UInt8], value: [UInt8])] {
+        if let top { return top }
+        let b = try bytes()
+        var fields: [(name: [UInt8], value: [UInt8])] = []
+        HeaderText.forEachField(b, 0, message.info.headerSize) { name, value in
+            fields.append((name.map(ASCII.lower), TextFold.fold(value)))
+        }
+        top = fields
+        return fields
+    }
+
+    /// Every header section of the message (top level, MIME part headers, headers of attached
+    /// messages) as folded "name: value" lines, for TEXT (Dovecot searches them all).
+    mutating func allHeaders() throws -> [UInt8] {
+        if let headers { return headers }
+        let b = try bytes()
+        var text = ""
+        forEachPart(message.info.body) { part in
+            HeaderText.forEachField(b, part.headerStart, part.bodyStart) { name, value in
+                text += String(decoding: name, as: UTF8.self) + ": " + value + "\n"
+            }
+        }
+        let folded = TextFold.fold(text)
+        headers = folded
+        return folded
+    }
+
+    /// The decoded text of the body: every text/* leaf (and message/* left unparsed because it
+    /// is transfer-encoded), transfer-decoded and converted to UTF-8, folded. Other leaves
+    /// (images, application/*, …) are not searched, not even as raw bytes; nor are headers.
+    mutating func bodyText() throws -> [UInt8] {
+        if let body { return body }
+        let b = try bytes()
+        var text: [UInt8] = []
+        forEachPart(message.info.body) { part in
+            guard part.parts.isEmpty, part.message == nil, part.type == "text" || part.type == "message" else { return }
+            let lo = min(max(part.bodyStart, 0), b.count), hi = min(max(part.bodyEnd, lo), b.count)
+            let encoded = Array(b[lo..<hi])
+            let decoded = TransferDecoder.decode(encoded, encoding: part.encoding) ?? encoded
+            let s = Charsets.toUTF8(decoded, charset: part.parameter("charset") ?? "utf-8") ?? String(decoding: decoded, as: UTF8.self)
+            text.append(contentsOf: TextFold.fold(s))
+            text.append(ASCII.lf)
+        }
+        body = text
+        return text
+    }
+
+    /// `part` and every part below it, attached messages' bodies included (depth bounded by
+    /// the MIME parser's limit).
+    private func forEachPart(_ part: BodyPart, _ visit: (BodyPart) -> Void) {
+        visit(part)
+        for child in part.parts { forEachPart(child, visit) }
+        if let m = part.message { forEachPart(m.body, visit) }
+    }
+}
+
+/// Header fields as text: unfolded (RFC 5322 §2.2.3), RFC 2047 words decoded.
+enum HeaderText {
+    /// Calls `visit` with the name bytes and decoded value of each field in `bytes[from..<to]`.
+    static func forEachField(_ bytes: [UInt8], _ from: Int, _ to: Int, _ visit: ([UInt8], String) -> Void) {
+        let lo = min(max(from, 0), bytes.count), hi = min(max(to, lo), bytes.count)
+        bytes.withUnsafeBytes { raw in
+            var it = HeaderFieldIterator(raw, from: lo, to: hi)
+            while let field = it.next() {
+                guard !field.isMalformed else { continue }
+                var value: [UInt8] = []
+                for i in field.value where bytes[i] != ASCII.cr && bytes[i] != ASCII.lf { value.append(bytes[i]) }
+                visit(Array(bytes[field.name]), decode(value))
+            }
+        }
+    }
+
+    /// Trimmed value as text: UTF-8 when it is valid UTF-8 (RFC 6532), else read as
+    /// windows-1252 (what raw 8-bit headers mostly are); then RFC 2047 words decoded.
+    static func decode(_ value: [UInt8]) -> String {
+        var lo = 0, hi = value.count
+        while lo < hi && ASCII.isWSP(value[lo]) { lo += 1 }
+        while hi > lo && ASCII.isWSP(value[hi - 1]) { hi -= 1 }
+        let v = Array(value[lo..<hi])
+        let s = ASCII.isValidUTF8(v[...]) ? String(decoding: v, as: UTF8.self)
+            : Charsets.toUTF8(v, charset: "windows-1252") ?? String(decoding: v, as: UTF8.self)
+        return EncodedWords.decode(s)
+    }
+}
+
+/// Case-insensitive substring matching as Dovecot does it: Unicode case folding (full, so
+/// "STRASSE" finds "straße"), canonical composition, diacritics kept ("ärger" ≠ "arger").
+enum TextFold {
+    /// UTF-8 of `s` folded: ASCII lines lowercased directly, runs of other lines through
+    /// Foundation's case folding and NFC.
+    static func fold(_ s: String) -> [UInt8] {
+        let u = Array(s.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count)
+        var runStart: Int?          // start of a run of lines with non-ASCII bytes
+        var lineStart = 0
+        var ascii = true
+        func flushRun(_ end: Int) {
+            guard let start = runStart else { return }
+            let text = String(decoding: u[start..<end], as: UTF8.self)
+            out.append(contentsOf: text.folding(options: [.caseInsensitive], locale: nil).precomposedStringWithCanonicalMapping.utf8)
+            runStart = nil
+        }
+        for i in 0...u.count {
+            if i < u.count && u[i] != ASCII.lf {
+                if u[i] >= 0x80 { ascii = false }
+                continue
+            }
+            let end = i < u.count ? i + 1 : i
+            if ascii {
+                flushRun(lineStart)
+                for k in lineStart..<end { out.append(ASCII.lower(u[k])) }
+            } else if runStart == nil {
+                runStart = lineStart
+            }
+            lineStart = end
+            ascii = true
+        }
+        flushRun(u.count)
+        return out
+    }
+
+    static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty else { return true }
+        guard haystack.count >= needle.count else { return false }
+        return haystack.withUnsafeBytes { h in
+            needle.withUnsafeBytes { n in
+                guard let hb = h.baseAddress, let nb = n.baseAddress else { return false }
+                let first = Int32(n[0]), last = h.count - n.count
+                var i = 0
+                while i <= last, let p = memchr(hb + i, first, last - i + 1) {
+                    i = hb.distance(to: UnsafeRawPointer(p))
+                    if memcmp(hb + i, nb, n.count) == 0 { return true }
+                    i += 1
+                }
+                return false
+            }
+        }
+    }
 }

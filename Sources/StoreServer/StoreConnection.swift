@@ -37,6 +37,9 @@ final class StoreConnectionHandler: ChannelInboundHandler {
     var sessions: [UInt64: UserRef] = [:]
     var deliveries: [UInt32: InProgress] = [:]
     var streams: [UInt32: RPCStreamSender] = [:]
+    var appends: [UInt32: AppendInProgress] = [:]
+    /// APPEND body bytes reserved by `appends` (StoreConnection+Mailbox.swift).
+    var appendBuffered = 0
     static let maxConcurrentDeliveries = 4096
     static let maxConcurrentStreams = 64
     /// Body bytes received on this connection and queued for writing to staged files; above
@@ -59,7 +62,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         hub.removeConnection(owner)
         // Bodies still in transfer will never end: their staged files go now.
         for d in deliveries.values { d.body?.discard() }
-        sessions.removeAll(); deliveries.removeAll(); streams.removeAll()
+        sessions.removeAll(); deliveries.removeAll(); streams.removeAll(); appends.removeAll()
         context.fireChannelInactive()
     }
 
@@ -140,9 +143,9 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as SenderLogins: offload(id) { [store] in Names(try store.senderLogins(m.address)) }
         case let m as LocalDomain: offload(id) { [store] in LookupResult(found: try store.hasDomain(m.domain), value: "") }
         case let m as DeliverBegin: deliverBegin(id, m)
-        case let m as DeliverChunk: deliverChunk(id, m)
-        case is DeliverEnd: deliverEnd(id)
-        case is DeliverAbort: deliverAbort(id)
+        case let m as DeliverChunk: if appends[id] != nil { appendChunk(id, m) } else { deliverChunk(id, m) }
+        case is DeliverEnd: if appends[id] != nil { appendEnd(id) } else { deliverEnd(id) }
+        case is DeliverAbort: if appends[id] != nil { appendAbort(id) } else { deliverAbort(id) }
         // accounts
         case let m as Authenticate: authenticate(id, m)
         case let m as SessionEnd: sessionEnd(id, m)
@@ -162,6 +165,24 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as MailboxWatch: gated(id) { [self] in try watch(m) }
         case let m as MailboxUnwatch: gated(id) { [self] in try unwatch(m) }
         case let m as MailboxChanges: gated(id) { [self] in try changes(m) }
+        case let m as MailboxWatchByID: watchByID(id, m)
+        // mailbox
+        case let m as MailboxCreate: scoped(id, m) { [store] u in _ = try store.createMailbox(user: u, name: m.name, specialUse: m.specialUse); return OK() }
+        case let m as MailboxDelete: scoped(id, m) { [store] u in try store.deleteMailbox(user: u, name: m.name); return OK() }
+        case let m as MailboxRename: scoped(id, m) { [store] u in try store.renameMailbox(user: u, from: m.from, to: m.to); return OK() }
+        case let m as SubscriptionList: scoped(id, m) { [store] u in Names(try store.subscriptions(user: u)) }
+        case let m as SubscriptionSet: scoped(id, m) { [store] u in try store.setSubscribed(user: u, name: m.name, m.subscribed); return OK() }
+        case let m as MailboxSummaries: scoped(id, m) { [self] u in try fitting(SummaryList(try store.mailboxes(user: u))) }
+        case let m as MailboxStatusGet: scoped(id, m) { [store] u in MailboxStatusReply(try store.status(user: u, name: m.name)) }
+        case let m as MailboxSelect: select(id, m)
+        case let m as MailboxDeltaGet: rearm(m); scoped(id, m) { [self] u in try delta(m, user: u) }
+        case let m as DetailsGet: scoped(id, m) { [self] u in try details(m, user: u) }
+        case let m as MessageRead: scoped(id, m) { [self] u in try read(m, user: u) }
+        case let m as FlagsStore: scoped(id, m) { [self] u in try storeFlags(m, user: u) }
+        case let m as MessagesCopy: scoped(id, m) { [self] u in try copy(m, user: u) }
+        case let m as MessagesExpunge: scoped(id, m) { [self] u in try expunge(m, user: u) }
+        case let m as SearchRun: scoped(id, m) { [self] u in try fitting(UIDList(try store.search(user: u, mailbox: m.mailbox, query: m.query))) }
+        case let m as AppendBegin: appendBegin(id, m)
         // queue
         case is QueueList: offload(id) { [store] in QueueEntries(try store.queue().map(QueueEntry.init)) }
         default:

@@ -1,0 +1,234 @@
+// IMAPServices over the store RPC (DESIGN §2, §4): one instance per connection, every call
+// scoped to the store session its login opened; RPC errors become IMAPServiceError kinds (a lost
+// or silent store is `.temporary`). Large answers are gathered (SELECT's stream) or batched
+// (details, flag updates, reads) so no frame outgrows the limits in MailboxLimits.
+import Foundation
+import NIOCore
+import MailIPC
+import MailModel
+import MailWorker
+
+public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
+    let rpc: RPCClient
+    let events: EventRouter
+    let service: String
+    private let lock = NSLock()
+    private var session: UInt64 = 0
+    /// Watches this connection holds: watch id → mailbox id.
+    private var watches: [UInt64: Int64] = [:]
+
+    /// `service` names the protocol in the store's authentication log lines.
+    public init(rpc: RPCClient, events: EventRouter, service: String = "imap") {
+        self.rpc = rpc; self.events = events; self.service = service
+    }
+
+    private var sid: UInt64 { lock.withLock { session } }
+
+    /// The store's error in the session's terms: lost connections and timeouts are temporary.
+    static func serviceError(_ e: Error) -> IMAPServiceError {
+        if let e = e as? IMAPServiceError { return e }
+        guard let r = e as? RPCError, let code = r.code else { return IMAPServiceError(.temporary, "store unavailable: \(e)") }
+        switch code {
+        case .notFound: return IMAPServiceError(.notFound, r.message)
+        case .exists: return IMAPServiceError(.exists, r.message)
+        case .denied: return IMAPServiceError(.denied, r.message)
+        case .invalid: return IMAPServiceError(.invalid, r.message)
+        case .throttled: return IMAPServiceError(.limit, r.message)
+        case .temporary, .internal, .badSequence: return IMAPServiceError(.temporary, r.message)
+        }
+    }
+
+    /// One request and its typed reply, errors mapped.
+    func call<R: RPCRequest>(_ request: R) async throws -> R.Reply {
+        do { return try await rpc.call(request).get() } catch { throw Self.serviceError(error) }
+    }
+
+    // MARK: login
+
+    public func authenticate(user: String, password: String, client: String) async -> IMAPAuthOutcome {
+        do {
+            let s = try await rpc.call(Authenticate(user: user, password: password, client: client, service: service)).get()
+            let old = lock.withLock { () -> UInt64 in let o = session; session = s.id; return o }
+            if old != 0 { rpc.call(SessionEnd(old)).whenComplete { _ in } }
+            return .success(canonical: s.user)
+        } catch let e as RPCError where e.code == .denied {
+            return .failure
+        } catch let e as RPCError where e.code == .throttled {
+            return .blocked
+        } catch {
+            return .tempFail
+        }
+    }
+
+    /// Ends the store session (which drops its watches there) and forgets the watches here.
+    public func close() {
+        lock.lock()
+        let s = session, ws = watches.keys
+        session = 0; watches.removeAll()
+        lock.unlock()
+        for w in ws { events.unregister(watch: w) }
+        if s != 0 { rpc.call(SessionEnd(s)).whenComplete { _ in } }
+    }
+
+    // MARK: mailboxes
+
+    public func mailboxes() async throws -> [MailboxSummary] {
+        try await call(MailboxSummaries(session: sid)).summaries
+    }
+
+    public func subscriptions() async throws -> [String] { try await call(SubscriptionList(session: sid)).names }
+
+    public func setSubscribed(_ name: String, _ subscribed: Bool) async throws {
+        _ = try await call(SubscriptionSet(session: sid, name: name, subscribed: subscribed))
+    }
+
+    public func createMailbox(_ name: String, specialUse: String) async throws {
+        _ = try await call(MailboxCreate(session: sid, name: name, specialUse: specialUse))
+    }
+
+    public func deleteMailbox(_ name: String) async throws { _ = try await call(MailboxDelete(session: sid, name: name)) }
+
+    public func renameMailbox(from: String, to: String) async throws { _ = try await call(MailboxRename(session: sid, from: from, to: to)) }
+
+    public func status(_ name: String) async throws -> MailboxStatus? { try await call(MailboxStatusGet(session: sid, name: name)).status }
+
+    // MARK: the selected mailbox
+
+    /// Gathers the SELECT stream (items arrive in order on the client's event loop).
+    public func select(_ name: String) async throws -> MailboxView {
+        final class Gathered: @unchecked Sendable { var header: ViewHeader?; var entries: [ViewEntry] = [] }
+        let g = Gathered(), loop = rpc.channel.eventLoop
+        let end: ViewEnd
+        do {
+            end = try await rpc.stream(MailboxSelect(session: sid, name: name)) { item in
+                switch item {
+                case .header(let h):
+                    g.header = h
+                    g.entries.reserveCapacity(Int(h.summary.messages))
+                case .chunk(let e): g.entries.append(contentsOf: e)
+                }
+                return loop.makeSucceededVoidFuture()
+            }.get()
+        } catch { throw Self.serviceError(error) }
+        guard let h = g.header, end.count == g.entries.count else {
+            throw IMAPServiceError(.temporary, "incomplete view of \(name): \(g.entries.count) of \(end.count) entries")
+        }
+        return MailboxView(summary: h.summary, keywords: h.keywords, entries: g.entries)
+    }
+
+    /// Registers with the router as the Watching reply arrives (on the client's loop, before any
+    /// later frame is read), so no notification for the new watch can be missed.
+    public func watch(mailbox: Int64, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> any IMAPWatch {
+        let events = self.events
+        let w: Watching
+        do {
+            w = try await rpc.call(MailboxWatchByID(session: sid, mailbox: mailbox)).map { w in
+                events.register(watch: w.watch) { onChange($0.highestModSeq) }
+                return w
+            }.get()
+        } catch { throw Self.serviceError(error) }
+        lock.withLock { watches[w.watch] = mailbox }
+        return RPCIMAPWatch(services: self, id: w.watch)
+    }
+
+    func unwatch(_ id: UInt64) {
+        lock.lock(); let held = watches.removeValue(forKey: id) != nil; lock.unlock()
+        guard held else { return }
+        events.unregister(watch: id)
+        rpc.call(MailboxUnwatch(watch: id)).whenComplete { _ in }
+    }
+
+    /// The watch this connection holds on `mailbox` (0: none); pulling re-arms it.
+    private func watchID(_ mailbox: Int64) -> UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        return watches.first { $0.value == mailbox }?.key ?? 0
+    }
+
+    public func delta(mailbox: Int64, since: UInt64, limit: Int) async throws -> MailboxDelta {
+        let n = UInt32(clamping: min(max(limit, 1), MailboxLimits.maxDeltaEntries))
+        return try await call(MailboxDeltaGet(session: sid, mailbox: mailbox, since: since, limit: n, watch: watchID(mailbox))).delta
+    }
+
+    /// In batches of `MailboxLimits.detailsPerRequest`; the store may answer a batch in part
+    /// (`through`), and the rest is asked again.
+    public func details(mailbox: Int64, uids: [UInt32]) async throws -> [MessageDetails] {
+        var rest = Array(Set(uids)).sorted()[...], out: [MessageDetails] = []
+        while !rest.isEmpty {
+            let batch = Array(rest.prefix(MailboxLimits.detailsPerRequest))
+            let r = try await call(DetailsGet(session: sid, mailbox: mailbox, uids: batch))
+            out += r.details
+            guard batch.contains(r.through) else { throw IMAPServiceError(.temporary, "details reply through UID \(r.through)") }
+            rest = rest.drop { $0 <= r.through }
+        }
+        return out
+    }
+
+    /// In chunks of at most `maxReadChunk` (and the store's MailboxLimits.maxReadLength); stops
+    /// at the message's end.
+    public func read(mailbox: Int64, uid: UInt32, offset: Int, length: Int) async throws -> [UInt8] {
+        guard offset >= 0, length >= 0 else { throw IMAPServiceError(.invalid, "negative range") }
+        let chunk = min(maxReadChunk, MailboxLimits.maxReadLength)
+        var out: [UInt8] = [], at = offset
+        while out.count < length {
+            let want = min(chunk, length - out.count)
+            let b = try await call(MessageRead(session: sid, mailbox: mailbox, uid: uid, offset: UInt64(at), length: UInt32(want))).bytes
+            out += b.readableBytesView
+            at += b.readableBytes
+            if b.readableBytes < want { break }
+        }
+        return out
+    }
+
+    /// In batches of `MailboxLimits.flagsPerRequest` UIDs (each reply lists its changed entries).
+    public func storeFlags(mailbox: Int64, uids: [UInt32], operation: FlagOperation, flags: SystemFlags,
+                           keywords: [String], unchangedSince: UInt64?) async throws -> FlagUpdate {
+        guard keywords.count <= MailboxLimits.maxKeywords else { throw IMAPServiceError(.limit, "too many keywords") }
+        let all = uidRanges(uids).flatMap { Array($0) }
+        var result = FlagUpdate(changed: [], modified: [], keywords: [], highestModSeq: 0)
+        var start = 0
+        repeat {
+            let batch = Array(all[start..<min(start + MailboxLimits.flagsPerRequest, all.count)])
+            let u = try await call(FlagsStore(session: sid, mailbox: mailbox, uids: batch, operation: operation, flags: flags,
+                                              keywords: keywords, unchangedSince: unchangedSince)).update
+            result.changed += u.changed; result.modified += u.modified
+            result.keywords = u.keywords; result.highestModSeq = max(result.highestModSeq, u.highestModSeq)
+            start += MailboxLimits.flagsPerRequest
+        } while start < all.count
+        return result
+    }
+
+    public func copy(mailbox: Int64, uids: [UInt32], to: String, move: Bool) async throws -> CopyResult {
+        try checkUIDs(uids)
+        return try await call(MessagesCopy(session: sid, mailbox: mailbox, uids: uids, to: to, move: move)).result
+    }
+
+    public func expunge(mailbox: Int64, uids: [UInt32]?) async throws -> [UInt32] {
+        if let uids { try checkUIDs(uids) }
+        return try await call(MessagesExpunge(session: sid, mailbox: mailbox, uids: uids)).uids
+    }
+
+    /// The body travels in DeliverChunk frames after AppendBegin (Messages+Mailbox.swift).
+    public func append(to: String, flags: SystemFlags, keywords: [String], internalDate: Int64?, body: [UInt8]) async throws -> AppendResult {
+        guard keywords.count <= MailboxLimits.maxKeywords else { throw IMAPServiceError(.limit, "too many keywords") }
+        let begin = AppendBegin(session: sid, mailbox: to, flags: flags, keywords: keywords, internalDate: internalDate, size: UInt64(body.count))
+        do { return try await rpc.call(begin, body: ByteBuffer(bytes: body)).get().result } catch { throw Self.serviceError(error) }
+    }
+
+    public func search(mailbox: Int64, query: SearchQuery) async throws -> [UInt32] {
+        if let why = SearchRun.problem(query) { throw IMAPServiceError(.limit, why) }
+        return try await call(SearchRun(session: sid, mailbox: mailbox, query: query)).uids
+    }
+
+    /// A UID set the store would refuse to decode is refused here (a refused frame closes the
+    /// whole worker connection).
+    private func checkUIDs(_ uids: [UInt32]) throws {
+        guard uids.count <= MailboxLimits.maxUIDs else { throw IMAPServiceError(.limit, "over \(MailboxLimits.maxUIDs) UIDs") }
+    }
+}
+
+/// A watch held by RPCIMAPServices; `cancel` ends it at the store too.
+final class RPCIMAPWatch: IMAPWatch, @unchecked Sendable {
+    let services: RPCIMAPServices, id: UInt64
+    init(services: RPCIMAPServices, id: UInt64) { self.services = services; self.id = id }
+    func cancel() { services.unwatch(id) }
+}

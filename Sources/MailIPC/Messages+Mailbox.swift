@@ -1,0 +1,596 @@
+// Mailbox family (types 200–399): what imapd (and later pop3d) asks of the store, every request
+// scoped to a `session` an Authenticate on this connection created (the store maps it to the user).
+// UID sets travel as canonical ranges; lists are bounded (MailboxLimits), so every reply fits a frame.
+//
+//   request                                           → reply                                     roles
+//   MailboxSummaries(session)                         → SummaryList([MailboxSummary])             imapd pop3d
+//   MailboxCreate(session, name, specialUse)          → OK                                        imapd
+//   MailboxDelete(session, name)                      → OK                                        imapd
+//   MailboxRename(session, from, to)                  → OK                                        imapd
+//   SubscriptionList(session)                         → Names                                     imapd
+//   SubscriptionSet(session, name, subscribed)        → OK                                        imapd
+//   MailboxStatusGet(session, name)                   → MailboxStatusReply(status?)               imapd
+//   MailboxSelect(session, name)                      ⇒ stream: ViewHeader(summary, keywords),    imapd pop3d
+//                                                       ViewChunk([ViewEntry])*, then ViewEnd(count)
+//   MailboxDeltaGet(session, mailbox, since, limit,   → DeltaReply(delta)  (ask again from the    imapd
+//                   watch)                              last MODSEQ while !complete; re-arms `watch`)
+//   DetailsGet(session, mailbox, uids ≤ 64)           → DetailsReply(details, through)            imapd pop3d
+//   MessageRead(session, mailbox, uid, offset, length)→ MessageBytes(bytes ≤ maxReadLength)       imapd pop3d
+//   FlagsStore(session, mailbox, uids, op, flags,     → FlagUpdateReply(update)                   imapd
+//              keywords, unchangedSince?)
+//   MessagesCopy(session, mailbox, uids, to, move)    → CopyReply(result)                         imapd
+//   MessagesExpunge(session, mailbox, uids?)          → UIDList(expunged)                         imapd pop3d
+//   SearchRun(session, mailbox, query)                → UIDList(matching)                         imapd
+//   AppendBegin(session, mailbox, flags, keywords,    ┐ one request id; the body follows in DeliverChunk
+//               date?, size)                          │ frames, then DeliverEnd → AppendReply(uidValidity, uid),
+//   DeliverChunk(bytes)* DeliverEnd | DeliverAbort    ┘ sent once the message is durable    imapd
+// (MailboxWatchByID, the watch on a selected mailbox, is in Messages+Events.swift.)
+import NIOCore
+import MailModel
+
+/// The bounds of the mailbox family's lists: decoders refuse more, so the services layer
+/// batches or refuses before sending (a refused frame would close the whole worker connection).
+public enum MailboxLimits {
+    /// UIDs one UID set may expand to (a STORE/COPY/EXPUNGE over a whole large mailbox fits).
+    public static let maxUIDs = 1 << 22
+    /// View entries per ViewChunk frame (24 bytes each: ~96 KiB a frame).
+    public static let entriesPerChunk = 4096
+    /// Changed entries one DeltaReply carries (also the largest `limit` honoured).
+    public static let maxDeltaEntries = 10_000
+    /// UIDs one DetailsGet names (their ENVELOPE/BODYSTRUCTURE must fit one reply).
+    public static let detailsPerRequest = 64
+    /// UIDs one FlagsStore names: its reply lists every changed entry (24 bytes each).
+    public static let flagsPerRequest = 10_000
+    /// Bytes one MessageRead returns at most.
+    public static let maxReadLength = RPCLimits.chunkSize
+    /// Keyword names one request or reply carries.
+    public static let maxKeywords = maxKeywordsPerMailbox
+    /// SEARCH program bounds: nesting depth and nodes in all.
+    public static let searchMaxDepth = 32
+    public static let searchMaxNodes = 4096
+}
+
+// MARK: wire forms of the MailModel values
+
+/// Sorted, disjoint, non-adjacent UID ranges: the one canonical form of a UID set.
+public func uidRanges(_ uids: [UInt32]) -> [ClosedRange<UInt32>] {
+    var out: [ClosedRange<UInt32>] = []
+    for u in uids.sorted() {
+        if let last = out.last, u <= last.upperBound { continue }
+        if let last = out.last, last.upperBound < UInt32.max, u == last.upperBound + 1 {
+            out[out.count - 1] = last.lowerBound...u
+        } else {
+            out.append(u...u)
+        }
+    }
+    return out
+}
+
+extension WireWriter {
+    /// A UID set (order and duplicates are not kept: it is a set) as canonical ranges.
+    mutating func uidSet(_ uids: [UInt32]) { list(uidRanges(uids)) { $0.u32($1.lowerBound); $0.u32($1.upperBound) } }
+    mutating func optUIDSet(_ uids: [UInt32]?) { bool(uids != nil); if let uids { uidSet(uids) } }
+    mutating func flags(_ f: SystemFlags) { u32(f.rawValue) }
+    mutating func summary(_ s: MailboxSummary) {
+        i64(s.id); string(s.name); string(s.specialUse); u32(s.uidValidity); u32(s.uidNext)
+        u64(s.highestModSeq); u32(s.messages); bool(s.subscribed)
+    }
+    mutating func entries(_ e: [ViewEntry]) { list(e) { $0.u32($1.uid); $0.u64($1.modSeq); $0.flags($1.flags); $0.u64($1.keywords) } }
+}
+
+extension WireReader {
+    /// A UID set in canonical ranges (anything else is refused, so decoding re-encodes exactly),
+    /// expanding to at most `max` UIDs.
+    mutating func uidSet(max: Int = MailboxLimits.maxUIDs) throws -> [UInt32] {
+        let ranges = try list(minElementBytes: 2 * WireSize.u32) { r -> ClosedRange<UInt32> in
+            let lo = try r.u32(), hi = try r.u32()
+            guard lo <= hi else { throw WireError.badValue("UID range \(lo):\(hi)") }
+            return lo...hi
+        }
+        var total = 0
+        for (i, r) in ranges.enumerated() {
+            if i > 0, Int(r.lowerBound) <= Int(ranges[i - 1].upperBound) + 1 { throw WireError.badValue("UID ranges not canonical") }
+            total += Int(r.upperBound - r.lowerBound) + 1
+            guard total <= max else { throw WireError.badValue("UID set over \(max) UIDs") }
+        }
+        var out: [UInt32] = []; out.reserveCapacity(total)
+        for r in ranges { out.append(contentsOf: r) }
+        return out
+    }
+    mutating func optUIDSet() throws -> [UInt32]? { try bool() ? try uidSet() : nil }
+    mutating func flags() throws -> SystemFlags {
+        let v = try u32()
+        guard SystemFlags(rawValue: v).isSubset(of: .all) else { throw WireError.badValue("flags \(v)") }
+        return SystemFlags(rawValue: v)
+    }
+    mutating func summary() throws -> MailboxSummary {
+        MailboxSummary(id: try i64(), name: try string(), specialUse: try string(), uidValidity: try u32(), uidNext: try u32(),
+                       highestModSeq: try u64(), messages: try u32(), subscribed: try bool())
+    }
+    mutating func entries(max: Int) throws -> [ViewEntry] {
+        try list(minElementBytes: WireSize.u32 * 2 + WireSize.u64 * 2, max: max) {
+            ViewEntry(uid: try $0.u32(), modSeq: try $0.u64(), flags: try $0.flags(), keywords: try $0.u64())
+        }
+    }
+    mutating func keywords() throws -> [String] { try strings(max: MailboxLimits.maxKeywords) }
+}
+
+// MARK: SEARCH programs
+
+/// SearchQuery on the wire: a tag byte per node, children in order. Decoding is bounded in
+/// depth and node count (a malformed or over-deep query is a protocol error, never a crash).
+enum SearchCodec {
+    enum Tag: UInt8 {
+        case all = 0, and, or, not, uids, flags, keyword, internalDate, sentDate, larger, smaller, header, body, text, modSeq
+    }
+
+    /// Why `query` cannot travel (too deep, too many nodes), or nil.
+    static func problem(_ query: SearchQuery) -> String? {
+        var nodes = 0
+        func walk(_ q: SearchQuery, _ depth: Int) -> Bool {
+            nodes += 1
+            guard depth <= MailboxLimits.searchMaxDepth, nodes <= MailboxLimits.searchMaxNodes else { return false }
+            switch q {
+            case .and(let qs): return qs.allSatisfy { walk($0, depth + 1) }
+            case .or(let a, let b): return walk(a, depth + 1) && walk(b, depth + 1)
+            case .not(let a): return walk(a, depth + 1)
+            default: return true
+            }
+        }
+        return walk(query, 1) ? nil : "search program over \(MailboxLimits.searchMaxDepth) levels or \(MailboxLimits.searchMaxNodes) keys"
+    }
+
+    static func write(_ q: SearchQuery, to w: inout WireWriter) {
+        switch q {
+        case .all: w.u8(Tag.all.rawValue)
+        case .and(let qs): w.u8(Tag.and.rawValue); w.list(qs) { write($1, to: &$0) }
+        case .or(let a, let b): w.u8(Tag.or.rawValue); write(a, to: &w); write(b, to: &w)
+        case .not(let a): w.u8(Tag.not.rawValue); write(a, to: &w)
+        case .uids(let rs): w.u8(Tag.uids.rawValue); w.list(rs) { $0.u32($1.lowerBound); $0.u32($1.upperBound) }
+        case .flags(let f, let set): w.u8(Tag.flags.rawValue); w.flags(f); w.bool(set)
+        case .keyword(let k, let set): w.u8(Tag.keyword.rawValue); w.string(k); w.bool(set)
+        case .internalDate(let rel, let day): w.u8(Tag.internalDate.rawValue); w.u8(rel.rawValue); w.i64(Int64(day))
+        case .sentDate(let rel, let day): w.u8(Tag.sentDate.rawValue); w.u8(rel.rawValue); w.i64(Int64(day))
+        case .larger(let n): w.u8(Tag.larger.rawValue); w.u64(n)
+        case .smaller(let n): w.u8(Tag.smaller.rawValue); w.u64(n)
+        case .header(let name, let value): w.u8(Tag.header.rawValue); w.string(name); w.string(value)
+        case .body(let s): w.u8(Tag.body.rawValue); w.string(s)
+        case .text(let s): w.u8(Tag.text.rawValue); w.string(s)
+        case .modSeq(let m): w.u8(Tag.modSeq.rawValue); w.u64(m)
+        }
+    }
+
+    static func read(_ r: inout WireReader) throws -> SearchQuery {
+        var nodes = 0
+        return try read(&r, depth: 1, nodes: &nodes)
+    }
+
+    private static func read(_ r: inout WireReader, depth: Int, nodes: inout Int) throws -> SearchQuery {
+        nodes += 1
+        guard depth <= MailboxLimits.searchMaxDepth else { throw WireError.badValue("search program deeper than \(MailboxLimits.searchMaxDepth)") }
+        guard nodes <= MailboxLimits.searchMaxNodes else { throw WireError.badValue("search program over \(MailboxLimits.searchMaxNodes) keys") }
+        switch try r.enumU8(Tag.self) {
+        case .all: return .all
+        case .and:
+            var n = nodes
+            let qs = try r.list(minElementBytes: WireSize.u8, max: MailboxLimits.searchMaxNodes) { try read(&$0, depth: depth + 1, nodes: &n) }
+            nodes = n
+            return .and(qs)
+        case .or:
+            let a = try read(&r, depth: depth + 1, nodes: &nodes)
+            return .or(a, try read(&r, depth: depth + 1, nodes: &nodes))
+        case .not: return .not(try read(&r, depth: depth + 1, nodes: &nodes))
+        case .uids:
+            return .uids(try r.list(minElementBytes: 2 * WireSize.u32) { r -> ClosedRange<UInt32> in
+                let lo = try r.u32(), hi = try r.u32()
+                guard lo <= hi else { throw WireError.badValue("UID range \(lo):\(hi)") }
+                return lo...hi
+            })
+        case .flags: return .flags(try r.flags(), set: try r.bool())
+        case .keyword: return .keyword(try r.string(), set: try r.bool())
+        case .internalDate: return .internalDate(try r.enumU8(SearchQuery.DateRelation.self), day: try day(&r))
+        case .sentDate: return .sentDate(try r.enumU8(SearchQuery.DateRelation.self), day: try day(&r))
+        case .larger: return .larger(try r.u64())
+        case .smaller: return .smaller(try r.u64())
+        case .header: return .header(try r.string(), try r.string())
+        case .body: return .body(try r.string())
+        case .text: return .text(try r.string())
+        case .modSeq: return .modSeq(try r.u64())
+        }
+    }
+
+    private static func day(_ r: inout WireReader) throws -> Int {
+        let d = try r.i64()
+        guard let day = Int(exactly: d) else { throw WireError.badValue("day \(d)") }
+        return day
+    }
+}
+
+// MARK: requests naming a session and a mailbox
+
+/// The session-scoped requests: the store checks `session` against this connection first.
+public protocol SessionRequest: RPCRequest {
+    var session: UInt64 { get }
+}
+
+/// Requests that carry only the session.
+public protocol SessionOnlyRequest: SessionRequest {
+    init(session: UInt64)
+}
+extension SessionOnlyRequest {
+    public init(reading r: inout WireReader) throws { self.init(session: try r.u64()) }
+    public func write(to w: inout WireWriter) { w.u64(session) }
+}
+
+/// Requests that carry the session and one mailbox name.
+public protocol SessionNameRequest: SessionRequest {
+    var name: String { get }
+    init(session: UInt64, name: String)
+}
+extension SessionNameRequest {
+    public init(reading r: inout WireReader) throws { self.init(session: try r.u64(), name: try r.string()) }
+    public func write(to w: inout WireWriter) { w.u64(session); w.string(name) }
+}
+
+/// Every mailbox of the session's user with its id and counters (LIST, LIST-STATUS).
+public struct MailboxSummaries: SessionOnlyRequest {
+    public typealias Reply = SummaryList
+    public static let type = MessageType.mailboxSummaries
+    public static let roles: Set<Role> = .mailboxRoles
+    public var session: UInt64
+    public init(session: UInt64) { self.session = session }
+}
+
+public struct SummaryList: RPCMessage {
+    public static let type = MessageType.summaryList
+    public var summaries: [MailboxSummary]
+    public init(_ summaries: [MailboxSummary]) { self.summaries = summaries }
+    static let minBytes = WireSize.u64 * 2 + WireSize.string * 2 + WireSize.u32 * 3 + WireSize.bool
+    public init(reading r: inout WireReader) throws { summaries = try r.list(minElementBytes: Self.minBytes) { try $0.summary() } }
+    public func write(to w: inout WireWriter) { w.list(summaries) { $0.summary($1) } }
+}
+
+public struct MailboxCreate: SessionRequest {
+    public typealias Reply = OK
+    public static let type = MessageType.mailboxCreate
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, name: String, specialUse: String
+    public init(session: UInt64, name: String, specialUse: String = "") { self.session = session; self.name = name; self.specialUse = specialUse }
+    public init(reading r: inout WireReader) throws { session = try r.u64(); name = try r.string(); specialUse = try r.string() }
+    public func write(to w: inout WireWriter) { w.u64(session); w.string(name); w.string(specialUse) }
+}
+
+public struct MailboxDelete: SessionNameRequest {
+    public typealias Reply = OK
+    public static let type = MessageType.mailboxDelete
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, name: String
+    public init(session: UInt64, name: String) { self.session = session; self.name = name }
+}
+
+public struct MailboxRename: SessionRequest {
+    public typealias Reply = OK
+    public static let type = MessageType.mailboxRename
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, from: String, to: String
+    public init(session: UInt64, from: String, to: String) { self.session = session; self.from = from; self.to = to }
+    public init(reading r: inout WireReader) throws { session = try r.u64(); from = try r.string(); to = try r.string() }
+    public func write(to w: inout WireWriter) { w.u64(session); w.string(from); w.string(to) }
+}
+
+public struct SubscriptionList: SessionOnlyRequest {
+    public typealias Reply = Names
+    public static let type = MessageType.subscriptionList
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64
+    public init(session: UInt64) { self.session = session }
+}
+
+public struct SubscriptionSet: SessionRequest {
+    public typealias Reply = OK
+    public static let type = MessageType.subscriptionSet
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, name: String, subscribed: Bool
+    public init(session: UInt64, name: String, subscribed: Bool) { self.session = session; self.name = name; self.subscribed = subscribed }
+    public init(reading r: inout WireReader) throws { session = try r.u64(); name = try r.string(); subscribed = try r.bool() }
+    public func write(to w: inout WireWriter) { w.u64(session); w.string(name); w.bool(subscribed) }
+}
+
+/// STATUS (RFC 9051 §6.3.11) of a mailbox by name.
+public struct MailboxStatusGet: SessionNameRequest {
+    public typealias Reply = MailboxStatusReply
+    public static let type = MessageType.mailboxStatusGet
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, name: String
+    public init(session: UInt64, name: String) { self.session = session; self.name = name }
+}
+
+/// `status` nil: no such mailbox.
+public struct MailboxStatusReply: RPCMessage {
+    public static let type = MessageType.mailboxStatusReply
+    public var status: MailboxStatus?
+    public init(_ status: MailboxStatus?) { self.status = status }
+    public init(reading r: inout WireReader) throws {
+        status = try r.bool() ? MailboxStatus(summary: try r.summary(), unseen: try r.u32(), deleted: try r.u32(), size: try r.u64()) : nil
+    }
+    public func write(to w: inout WireWriter) {
+        w.bool(status != nil)
+        if let s = status { w.summary(s.summary); w.u32(s.unseen); w.u32(s.deleted); w.u64(s.size) }
+    }
+}
+
+// MARK: SELECT as a stream
+
+/// SELECT (RFC 9051 §6.3.2): the whole view, streamed with credit so a large mailbox never
+/// needs one large frame (DESIGN §9).
+public struct MailboxSelect: RPCStreamRequest, SessionNameRequest {
+    public typealias Reply = ViewEnd
+    public typealias Item = MailboxViewItem
+    public static let type = MessageType.mailboxSelect
+    public static let roles: Set<Role> = .mailboxRoles
+    public var session: UInt64, name: String
+    public init(session: UInt64, name: String) { self.session = session; self.name = name }
+}
+
+/// The first item of a SELECT stream: the mailbox and its keyword names (index = keyword id).
+public struct ViewHeader: RPCMessage, RPCStreamItem {
+    public static let type = MessageType.viewHeader
+    public var summary: MailboxSummary, keywords: [String]
+    public init(summary: MailboxSummary, keywords: [String]) { self.summary = summary; self.keywords = keywords }
+    public init(reading r: inout WireReader) throws { summary = try r.summary(); keywords = try r.keywords() }
+    public func write(to w: inout WireWriter) { w.summary(summary); w.strings(keywords) }
+}
+
+/// Entries of the view in UID order, at most `MailboxLimits.entriesPerChunk` a frame.
+public struct ViewChunk: RPCMessage, RPCStreamItem {
+    public static let type = MessageType.viewChunk
+    public var entries: [ViewEntry]
+    public init(_ entries: [ViewEntry]) { self.entries = entries }
+    public init(reading r: inout WireReader) throws { entries = try r.entries(max: MailboxLimits.entriesPerChunk) }
+    public func write(to w: inout WireWriter) { w.entries(entries) }
+}
+
+/// The end of a SELECT stream: how many entries were sent (the receiver checks it).
+public struct ViewEnd: RPCMessage {
+    public static let type = MessageType.viewEnd
+    public var count: UInt32
+    public init(count: UInt32) { self.count = count }
+    public init(reading r: inout WireReader) throws { count = try r.u32() }
+    public func write(to w: inout WireWriter) { w.u32(count) }
+}
+
+public enum MailboxViewItem: RPCStreamItem, Equatable {
+    case header(ViewHeader), chunk([ViewEntry])
+    public static func decode(_ frame: Frame) throws -> MailboxViewItem {
+        switch frame.type {
+        case ViewHeader.type.rawValue: return .header(try ViewHeader.decode(frame))
+        case ViewChunk.type.rawValue: return .chunk(try ViewChunk.decode(frame).entries)
+        default: throw WireError.unexpectedType(frame.type)
+        }
+    }
+    public func frame(requestID: UInt32, flags: FrameFlags) -> Frame {
+        switch self {
+        case .header(let h): return h.frame(requestID: requestID, flags: flags)
+        case .chunk(let e): return ViewChunk(e).frame(requestID: requestID, flags: flags)
+        }
+    }
+}
+
+// MARK: keeping a view current, reading messages
+
+/// Changes since a MODSEQ (DESIGN §2 notify, then pull). `watch` (0: none) is this session's
+/// watch on the mailbox: pulling re-arms its notification before the store is read.
+public struct MailboxDeltaGet: SessionRequest {
+    public typealias Reply = DeltaReply
+    public static let type = MessageType.mailboxDeltaGet
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, mailbox: Int64, since: UInt64, limit: UInt32, watch: UInt64
+    public init(session: UInt64, mailbox: Int64, since: UInt64, limit: UInt32 = UInt32(MailboxLimits.maxDeltaEntries), watch: UInt64 = 0) {
+        self.session = session; self.mailbox = mailbox; self.since = since; self.limit = limit; self.watch = watch
+    }
+    public init(reading r: inout WireReader) throws {
+        session = try r.u64(); mailbox = try r.i64(); since = try r.u64(); limit = try r.u32(); watch = try r.u64()
+    }
+    public func write(to w: inout WireWriter) { w.u64(session); w.i64(mailbox); w.u64(since); w.u32(limit); w.u64(watch) }
+}
+
+public struct DeltaReply: RPCMessage {
+    public static let type = MessageType.deltaReply
+    public var delta: MailboxDelta
+    public init(_ delta: MailboxDelta) { self.delta = delta }
+    public init(reading r: inout WireReader) throws {
+        let s = try r.summary(), k = try r.keywords(), c = try r.entries(max: MailboxLimits.maxDeltaEntries)
+        let v = try r.uidSet()
+        delta = MailboxDelta(summary: s, keywords: k, changed: c, vanished: v, complete: try r.bool())
+    }
+    public func write(to w: inout WireWriter) {
+        w.summary(delta.summary); w.strings(delta.keywords); w.entries(delta.changed); w.uidSet(delta.vanished); w.bool(delta.complete)
+    }
+}
+
+/// FETCH's per-message details of up to `MailboxLimits.detailsPerRequest` UIDs.
+public struct DetailsGet: SessionRequest {
+    public typealias Reply = DetailsReply
+    public static let type = MessageType.detailsGet
+    public static let roles: Set<Role> = .mailboxRoles
+    public var session: UInt64, mailbox: Int64, uids: [UInt32]
+    public init(session: UInt64, mailbox: Int64, uids: [UInt32]) { self.session = session; self.mailbox = mailbox; self.uids = uids }
+    public init(reading r: inout WireReader) throws { session = try r.u64(); mailbox = try r.i64(); uids = try r.uidSet(max: MailboxLimits.detailsPerRequest) }
+    public func write(to w: inout WireWriter) { w.u64(session); w.i64(mailbox); w.uidSet(uids) }
+}
+
+/// `through`: the highest UID asked for that this reply accounts for (present or gone). The
+/// store stops early when the reply would outgrow a frame; ask again for the UIDs above it.
+public struct DetailsReply: RPCMessage {
+    public static let type = MessageType.detailsReply
+    public var details: [MessageDetails], through: UInt32
+    public init(_ details: [MessageDetails], through: UInt32) { self.details = details; self.through = through }
+    public static let minBytes = WireSize.u32 + WireSize.u64 * 2 + WireSize.bytes
+    public init(reading r: inout WireReader) throws {
+        details = try r.list(minElementBytes: Self.minBytes, max: MailboxLimits.detailsPerRequest) {
+            MessageDetails(uid: try $0.u32(), internalDate: try $0.i64(), size: try $0.u64(), info: Array(try $0.bytes().readableBytesView))
+        }
+        through = try r.u32()
+    }
+    public func write(to w: inout WireWriter) {
+        w.list(details) { $0.u32($1.uid); $0.i64($1.internalDate); $0.u64($1.size); $0.bytes($1.info) }
+        w.u32(through)
+    }
+}
+
+/// Bytes `[offset, offset + length)` of a message (DESIGN §2: bodies are read by range).
+public struct MessageRead: SessionRequest {
+    public typealias Reply = MessageBytes
+    public static let type = MessageType.messageRead
+    public static let roles: Set<Role> = .mailboxRoles
+    public var session: UInt64, mailbox: Int64, uid: UInt32, offset: UInt64, length: UInt32
+    public init(session: UInt64, mailbox: Int64, uid: UInt32, offset: UInt64, length: UInt32) {
+        self.session = session; self.mailbox = mailbox; self.uid = uid; self.offset = offset; self.length = length
+    }
+    public init(reading r: inout WireReader) throws {
+        session = try r.u64(); mailbox = try r.i64(); uid = try r.u32(); offset = try r.u64(); length = try r.u32()
+    }
+    public func write(to w: inout WireWriter) { w.u64(session); w.i64(mailbox); w.u32(uid); w.u64(offset); w.u32(length) }
+}
+
+/// Fewer bytes than asked: the message ends there.
+public struct MessageBytes: RPCMessage {
+    public static let type = MessageType.messageBytes
+    public var bytes: ByteBuffer
+    public init(_ bytes: ByteBuffer) { self.bytes = bytes }
+    public init(reading r: inout WireReader) throws {
+        bytes = try r.bytes()
+        guard bytes.readableBytes <= MailboxLimits.maxReadLength else { throw WireError.badValue("read of \(bytes.readableBytes) bytes") }
+    }
+    public func write(to w: inout WireWriter) { w.bytes(bytes) }
+}
+
+// MARK: changing messages
+
+/// STORE (RFC 9051 §6.4.6; UNCHANGEDSINCE RFC 7162 §3.1.3) on at most `flagsPerRequest` UIDs.
+public struct FlagsStore: SessionRequest {
+    public typealias Reply = FlagUpdateReply
+    public static let type = MessageType.flagsStore
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, mailbox: Int64, uids: [UInt32], operation: FlagOperation, flags: SystemFlags
+    public var keywords: [String], unchangedSince: UInt64?
+    public init(session: UInt64, mailbox: Int64, uids: [UInt32], operation: FlagOperation, flags: SystemFlags, keywords: [String], unchangedSince: UInt64?) {
+        self.session = session; self.mailbox = mailbox; self.uids = uids; self.operation = operation; self.flags = flags
+        self.keywords = keywords; self.unchangedSince = unchangedSince
+    }
+    public init(reading r: inout WireReader) throws {
+        session = try r.u64(); mailbox = try r.i64(); uids = try r.uidSet(max: MailboxLimits.flagsPerRequest)
+        operation = try r.enumU8(FlagOperation.self); flags = try r.flags(); keywords = try r.keywords()
+        unchangedSince = try r.bool() ? try r.u64() : nil
+    }
+    public func write(to w: inout WireWriter) {
+        w.u64(session); w.i64(mailbox); w.uidSet(uids); w.u8(operation.rawValue); w.flags(flags); w.strings(keywords)
+        w.bool(unchangedSince != nil); if let u = unchangedSince { w.u64(u) }
+    }
+}
+
+public struct FlagUpdateReply: RPCMessage {
+    public static let type = MessageType.flagUpdateReply
+    public var update: FlagUpdate
+    public init(_ update: FlagUpdate) { self.update = update }
+    public init(reading r: inout WireReader) throws {
+        let c = try r.entries(max: MailboxLimits.flagsPerRequest), m = try r.uidSet(max: MailboxLimits.flagsPerRequest)
+        update = FlagUpdate(changed: c, modified: m, keywords: try r.keywords(), highestModSeq: try r.u64())
+    }
+    public func write(to w: inout WireWriter) {
+        w.entries(update.changed); w.uidSet(update.modified); w.strings(update.keywords); w.u64(update.highestModSeq)
+    }
+}
+
+/// COPY/MOVE (RFC 9051 §6.4.7, RFC 6851) to a mailbox by name (`.notFound` → [TRYCREATE]).
+public struct MessagesCopy: SessionRequest {
+    public typealias Reply = CopyReply
+    public static let type = MessageType.messagesCopy
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, mailbox: Int64, uids: [UInt32], to: String, move: Bool
+    public init(session: UInt64, mailbox: Int64, uids: [UInt32], to: String, move: Bool) {
+        self.session = session; self.mailbox = mailbox; self.uids = uids; self.to = to; self.move = move
+    }
+    public init(reading r: inout WireReader) throws {
+        session = try r.u64(); mailbox = try r.i64(); uids = try r.uidSet(); to = try r.string(); move = try r.bool()
+    }
+    public func write(to w: inout WireWriter) { w.u64(session); w.i64(mailbox); w.uidSet(uids); w.string(to); w.bool(move) }
+}
+
+/// COPYUID (RFC 4315 §3): both UID lists ascending, pairwise. Empty lists when they would not
+/// fit a frame (the COPYUID code is then left out; RFC 4315 allows it).
+public struct CopyReply: RPCMessage {
+    public static let type = MessageType.copyReply
+    public var result: CopyResult
+    public init(_ result: CopyResult) { self.result = result }
+    public init(reading r: inout WireReader) throws {
+        result = CopyResult(uidValidity: try r.u32(), sourceUIDs: try r.uidSet(), destinationUIDs: try r.uidSet())
+    }
+    public func write(to w: inout WireWriter) { w.u32(result.uidValidity); w.uidSet(result.sourceUIDs); w.uidSet(result.destinationUIDs) }
+}
+
+/// EXPUNGE / UID EXPUNGE (RFC 4315 §2.1): `uids` nil expunges every `\Deleted` message.
+public struct MessagesExpunge: SessionRequest {
+    public typealias Reply = UIDList
+    public static let type = MessageType.messagesExpunge
+    public static let roles: Set<Role> = .mailboxRoles
+    public var session: UInt64, mailbox: Int64, uids: [UInt32]?
+    public init(session: UInt64, mailbox: Int64, uids: [UInt32]?) { self.session = session; self.mailbox = mailbox; self.uids = uids }
+    public init(reading r: inout WireReader) throws { session = try r.u64(); mailbox = try r.i64(); uids = try r.optUIDSet() }
+    public func write(to w: inout WireWriter) { w.u64(session); w.i64(mailbox); w.optUIDSet(uids) }
+}
+
+/// SEARCH in the store (DESIGN §9); imapd has turned sequence numbers into UIDs.
+public struct SearchRun: SessionRequest {
+    public typealias Reply = UIDList
+    public static let type = MessageType.searchRun
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, mailbox: Int64, query: SearchQuery
+    public init(session: UInt64, mailbox: Int64, query: SearchQuery) { self.session = session; self.mailbox = mailbox; self.query = query }
+    public init(reading r: inout WireReader) throws { session = try r.u64(); mailbox = try r.i64(); query = try SearchCodec.read(&r) }
+    public func write(to w: inout WireWriter) { w.u64(session); w.i64(mailbox); SearchCodec.write(query, to: &w) }
+    /// Why `query` cannot be sent (over the depth or node limit), or nil: check before sending.
+    public static func problem(_ query: SearchQuery) -> String? { SearchCodec.problem(query) }
+}
+
+/// A UID set, ascending (expunged, or matching a search).
+public struct UIDList: RPCMessage {
+    public static let type = MessageType.uidList
+    public var uids: [UInt32]
+    public init(_ uids: [UInt32]) { self.uids = uids }
+    public init(reading r: inout WireReader) throws { uids = try r.uidSet() }
+    public func write(to w: inout WireWriter) { w.uidSet(uids) }
+}
+
+// MARK: APPEND
+
+/// APPEND (RFC 9051 §6.3.12) to a mailbox by name; the body (`size` bytes) follows under the
+/// same request id in DeliverChunk frames, then DeliverEnd. The reply comes once the message
+/// is durable (DESIGN §3); a refusal is answered at DeliverEnd.
+public struct AppendBegin: SessionRequest {
+    public typealias Reply = AppendReply
+    public static let type = MessageType.appendBegin
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, mailbox: String, flags: SystemFlags, keywords: [String], internalDate: Int64?, size: UInt64
+    public init(session: UInt64, mailbox: String, flags: SystemFlags, keywords: [String], internalDate: Int64?, size: UInt64) {
+        self.session = session; self.mailbox = mailbox; self.flags = flags; self.keywords = keywords; self.internalDate = internalDate; self.size = size
+    }
+    public init(reading r: inout WireReader) throws {
+        session = try r.u64(); mailbox = try r.string(); flags = try r.flags(); keywords = try r.keywords()
+        internalDate = try r.bool() ? try r.i64() : nil; size = try r.u64()
+    }
+    public func write(to w: inout WireWriter) {
+        w.u64(session); w.string(mailbox); w.flags(flags); w.strings(keywords)
+        w.bool(internalDate != nil); if let d = internalDate { w.i64(d) }
+        w.u64(size)
+    }
+}
+
+/// APPENDUID (RFC 4315 §3).
+public struct AppendReply: RPCMessage {
+    public static let type = MessageType.appendReply
+    public var result: AppendResult
+    public init(_ result: AppendResult) { self.result = result }
+    public init(reading r: inout WireReader) throws { result = AppendResult(uidValidity: try r.u32(), uid: try r.u32()) }
+    public func write(to w: inout WireWriter) { w.u32(result.uidValidity); w.u32(result.uid) }
+}

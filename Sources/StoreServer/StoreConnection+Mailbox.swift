@@ -1,0 +1,220 @@
+// Mailbox family handlers (DESIGN §2, §9): every request names a session of this connection,
+// checked on the event loop; the MailboxStore call runs on the pool for that session's user only,
+// and watchers hear of a mutation's changes before the worker hears its reply. APPEND bodies
+// arrive in DeliverChunk frames and are held in memory (the store's append takes bytes), within
+// a per-connection budget reserved from the size AppendBegin announces.
+import NIOCore
+import NIOPosix
+import MailIPC
+import MailStore
+
+/// One APPEND whose body is arriving.
+struct AppendInProgress {
+    var user: UserRef?
+    var begin: AppendBegin
+    var body = ByteBuffer()
+    /// Bytes of `appendBuffered` this append holds (its announced size once accepted).
+    var reserved = 0
+    /// Why it will be refused at DeliverEnd (the worker is told once, at the end).
+    var refusal: ErrorReply? = nil
+}
+
+extension StoreConnectionHandler {
+    /// APPEND body bytes one connection may hold at once: two messages of the largest size.
+    var maxAppendBuffered: Int { 2 * maxDelivery }
+    /// What one reply frame may carry: the worker's frame cap.
+    static let maxReplyBytes = RPCLimits.defaultMaxFrame
+
+    /// A session-scoped request: the session is checked here on the loop, then `work` runs on
+    /// the pool with its user's id.
+    func scoped<R: SessionRequest, M: RPCMessage>(_ id: UInt32, _ m: R, _ work: @escaping (_ user: Int64) throws -> M) {
+        gated(id) { [self] in
+            let u = try requireSession(m.session)
+            return { try work(u.id) }
+        }
+    }
+
+    /// Tells every watcher of the changed mailboxes (DESIGN §2); call before replying.
+    func notify(_ changes: [MailboxChange]) {
+        for c in changes { hub.changed(mailboxID: c.mailboxID, modSeq: c.highestModSeq) }
+    }
+
+    /// The reply if it fits one frame; else an error (the worker would close on a larger frame).
+    func fitting<M: RPCMessage>(_ m: M) throws -> M {
+        let n = m.payload().readableBytes
+        guard n <= Self.maxReplyBytes else { throw ErrorReply(.internal, "\(M.type) reply of \(n) bytes exceeds a frame") }
+        return m
+    }
+
+    func mailboxID(user: Int64, name: String) throws -> Int64 {
+        // RFC 9051 §6.3.12 / §6.4.7: a missing destination is answered with [TRYCREATE].
+        guard let mb = try store.mailbox(user: user, name: name) else { throw StoreError(.notFound, "no such mailbox: \(name)") }
+        return mb.id
+    }
+
+    // MARK: requests answered by one store call
+
+    func delta(_ m: MailboxDeltaGet, user: Int64) throws -> DeltaReply {
+        let limit = Int(min(m.limit, UInt32(MailboxLimits.maxDeltaEntries)))
+        return try fitting(DeltaReply(try store.delta(user: user, mailbox: m.mailbox, since: m.since, limit: limit)))
+    }
+
+    /// Pulling re-arms the session's watch on that mailbox before the store is read, so a change
+    /// committed during the pull is notified again, never lost (as MailboxChanges does).
+    func rearm(_ m: MailboxDeltaGet) {
+        guard m.watch != 0, let w = hub.watch(m.watch, owner: owner), w.session == m.session, w.mailboxID == m.mailbox else { return }
+        hub.pulled(m.watch)
+    }
+
+    /// Details in UID order, cut where the reply would outgrow a frame (`through` says where).
+    func details(_ m: DetailsGet, user: Int64) throws -> DetailsReply {
+        let all = try store.details(user: user, mailbox: m.mailbox, uids: m.uids)
+        var size = 64, out: [MessageDetails] = []
+        for d in all {
+            size += DetailsReply.minBytes + d.info.count
+            if size > Self.maxReplyBytes {
+                guard let last = out.last else { throw ErrorReply(.internal, "details of UID \(d.uid) exceed a frame") }
+                return DetailsReply(out, through: last.uid)
+            }
+            out.append(d)
+        }
+        return DetailsReply(out, through: m.uids.max() ?? 0)
+    }
+
+    func read(_ m: MessageRead, user: Int64) throws -> MessageBytes {
+        guard Int(m.length) <= MailboxLimits.maxReadLength else {
+            throw ErrorReply(.invalid, "read of \(m.length) bytes: at most \(MailboxLimits.maxReadLength) at once")
+        }
+        guard let offset = Int(exactly: m.offset) else { throw ErrorReply(.invalid, "offset \(m.offset)") }
+        return MessageBytes(ByteBuffer(bytes: try store.read(user: user, mailbox: m.mailbox, uid: m.uid, offset: offset, length: Int(m.length))))
+    }
+
+    func storeFlags(_ m: FlagsStore, user: Int64) throws -> FlagUpdateReply {
+        let (update, changes) = try store.storeFlags(user: user, mailbox: m.mailbox, uids: m.uids, operation: m.operation, flags: m.flags,
+                                                     keywords: m.keywords, unchangedSince: m.unchangedSince)
+        notify(changes)
+        return FlagUpdateReply(update)
+    }
+
+    /// COPY/MOVE; when the UID lists would not fit a frame they are left empty (no COPYUID,
+    /// RFC 4315 §3 allows it): the copy is done and durable either way.
+    func copy(_ m: MessagesCopy, user: Int64) throws -> CopyReply {
+        let to = try mailboxID(user: user, name: m.to)
+        let (result, changes) = try store.copy(user: user, from: m.mailbox, uids: m.uids, to: to, move: m.move)
+        notify(changes)
+        let r = CopyReply(result)
+        if (try? fitting(r)) != nil { return r }
+        return CopyReply(CopyResult(uidValidity: result.uidValidity, sourceUIDs: [], destinationUIDs: []))
+    }
+
+    func expunge(_ m: MessagesExpunge, user: Int64) throws -> UIDList {
+        let (uids, changes) = try store.expunge(user: user, mailbox: m.mailbox, uids: m.uids)
+        notify(changes)
+        return try fitting(UIDList(uids))
+    }
+
+    /// The watch on a mailbox of the session's user, by id: another user's id is `.notFound`.
+    func watchByID(_ id: UInt32, _ m: MailboxWatchByID) {
+        let channel = context.channel, owner = self.owner
+        scoped(id, m) { [self] user in
+            guard let mb = try store.mailboxes(user: user).first(where: { $0.id == m.mailbox }) else {
+                throw StoreError(.notFound, "no such mailbox: \(m.mailbox)")
+            }
+            let w = hub.add(channel: channel, owner: owner, session: m.session, mailboxID: mb.id)
+            return Watching(watch: w, state: MailboxState(mb))
+        }
+    }
+
+    // MARK: SELECT
+
+    /// The view as a stream (DESIGN §9): read in one store call, sent as a header and chunks
+    /// only as fast as the worker grants credit.
+    func select(_ id: UInt32, _ m: MailboxSelect) {
+        guard streams[id] == nil else { return reply(id, ErrorReply(.badSequence, "a stream with this request id is in progress")) }
+        guard streams.count < Self.maxConcurrentStreams else { return reply(id, ErrorReply(.temporary, "too many streams in progress")) }
+        let user: Int64
+        do { user = try requireSession(m.session).id } catch { return reply(id, errorReply(error)) }
+        let store = self.store
+        var view: MailboxView? = nil, next = 0
+        let sender = RPCStreamSender(id: id, channel: context.channel, pool: pool, window: RPCLimits.defaultWindow, produce: { max in
+            var items: [any RPCStreamItem] = []
+            if view == nil {
+                guard let mb = try store.mailbox(user: user, name: m.name) else { throw StoreError(.notFound, "no such mailbox: \(m.name)") }
+                let v = try store.view(user: user, mailbox: mb.id)
+                view = v
+                items.append(MailboxViewItem.header(ViewHeader(summary: v.summary, keywords: v.keywords)))
+            }
+            let entries = view!.entries
+            while items.count < max, next < entries.count {
+                let end = min(next + MailboxLimits.entriesPerChunk, entries.count)
+                items.append(MailboxViewItem.chunk(Array(entries[next..<end])))
+                next = end
+            }
+            return items.isEmpty ? nil : items
+        }, finish: { ViewEnd(count: UInt32(view?.entries.count ?? 0)) }, onError: { [self] in errorReply($0) }, onDone: { [self] in streams[id] = nil })
+        streams[id] = sender
+        sender.start()
+    }
+
+    // MARK: APPEND
+
+    func appendBegin(_ id: UInt32, _ m: AppendBegin) {
+        guard appends[id] == nil, deliveries[id] == nil else { return reply(id, ErrorReply(.badSequence, "a transfer with this request id is in progress")) }
+        guard appends.count < Self.maxConcurrentDeliveries else { return reply(id, ErrorReply(.temporary, "too many appends in progress")) }
+        var a = AppendInProgress(user: nil, begin: m)
+        do { a.user = try requireSession(m.session) } catch { a.refusal = errorReply(error) }
+        if a.refusal == nil, m.size > UInt64(maxDelivery) {
+            a.refusal = ErrorReply(.invalid, "message exceeds the store's size limit")
+        } else if a.refusal == nil, appendBuffered + Int(m.size) > maxAppendBuffered {
+            a.refusal = ErrorReply(.temporary, "too many appends in progress")
+        } else if a.refusal == nil {
+            a.reserved = Int(m.size); appendBuffered += a.reserved
+        }
+        appends[id] = a
+    }
+
+    func appendChunk(_ id: UInt32, _ m: DeliverChunk) {
+        guard var a = appends[id], a.refusal == nil else { return }      // refused: the rest of the body is dropped
+        if a.body.readableBytes + m.bytes.readableBytes > a.reserved {
+            a.refusal = ErrorReply(.invalid, "body longer than the announced \(a.reserved) bytes")
+            a.body = ByteBuffer()
+        } else {
+            var b = m.bytes
+            a.body.writeBuffer(&b)
+        }
+        appends[id] = a
+    }
+
+    func appendAbort(_ id: UInt32) {
+        guard let a = appends.removeValue(forKey: id) else { return }
+        appendBuffered -= a.reserved
+    }
+
+    func appendEnd(_ id: UInt32) {
+        guard let a = appends.removeValue(forKey: id) else { return reply(id, ErrorReply(.badSequence, "append end without an append")) }
+        let done = { [self] in appendBuffered -= a.reserved }
+        if let r = a.refusal { done(); return reply(id, r) }
+        guard let user = a.user?.id, a.body.readableBytes == a.reserved else {
+            done(); return reply(id, ErrorReply(.invalid, "body of \(a.body.readableBytes) bytes, \(a.reserved) announced"))
+        }
+        let loop = context.eventLoop, store = self.store, m = a.begin
+        pool.submit { [self] _ in
+            let mailbox: Int64
+            do { mailbox = try mailboxID(user: user, name: m.mailbox) } catch {
+                return loop.execute { [self] in done(); reply(id, errorReply(error)) }
+            }
+            store.append(user: user, mailbox: mailbox, flags: m.flags, keywords: m.keywords, internalDate: m.internalDate,
+                         body: Array(a.body.readableBytesView)) { result in
+                // Watchers are notified before the worker hears OK (as for deliveries).
+                if case .success(let (_, changes)) = result { self.notify(changes) }
+                loop.execute { [self] in
+                    done()
+                    switch result {
+                    case .success(let (r, _)): reply(id, AppendReply(r))
+                    case .failure(let e): reply(id, errorReply(e))
+                    }
+                }
+            }
+        }
+    }
+}
