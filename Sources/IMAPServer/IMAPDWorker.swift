@@ -10,7 +10,6 @@ import MailIPC
 import MailPrivsep
 import MailWorker
 import MailTLS
-import MailModel
 
 public enum IMAPDWorker {
     public static func run() -> Never {
@@ -38,8 +37,8 @@ public enum IMAPDWorker {
             guard let role = role(of: name) else { logger.critical("unknown listener \(name)"); exit(ExitStatus.config) }
             let settings = IMAPConnectionSettings(session: IMAPSessionConfig(c, hostname: config.hostname, role: role), timers: IMAPTimers(c),
                                                   tls: tls, implicitTLS: role == .imaps, limiter: limiter, listener: name)
-            // UNTIL imap-rpc IS MERGED: `{ RPCIMAPServices(rpc: rpc, events: server.events, service: "imap") }`.
-            let services: () -> any IMAPServices = { StoreNotConnected() }
+            // One per connection: its store session is its login's (DESIGN §2).
+            let services: () -> any IMAPServices = { RPCIMAPServices(rpc: rpc, events: server.events, service: "imap") }
             return {
                 let h = IMAPSessionHandler(settings: settings, makeServices: services, logger: logger)
                 return role == .imaps ? [tls.makeHandler(logger: logger), h] : [h]
@@ -59,31 +58,4 @@ public enum IMAPDWorker {
         let bytes = (0..<80).compactMap { i in UInt8(String(decoding: digits[2 * i...2 * i + 1], as: UTF8.self), radix: 16) }
         return bytes.count == 80 ? bytes : nil
     }
-}
-
-/// PLACEHOLDER until RPCIMAPServices (branch imap-rpc) is merged: every login is a temporary
-/// failure and every mailbox call fails with `.temporary` ([UNAVAILABLE]). Not a mock: it is
-/// what imapd can honestly say while it has no store client for IMAP.
-final class StoreNotConnected: IMAPServices, @unchecked Sendable {
-    private static let error = IMAPServiceError(.temporary, "the IMAP store client is not built yet")
-    func authenticate(user: String, password: String, client: String) async -> IMAPAuthOutcome { .tempFail }
-    func close() {}
-    func mailboxes() async throws -> [MailboxSummary] { throw Self.error }
-    func subscriptions() async throws -> [String] { throw Self.error }
-    func setSubscribed(_ name: String, _ subscribed: Bool) async throws { throw Self.error }
-    func createMailbox(_ name: String, specialUse: String) async throws { throw Self.error }
-    func deleteMailbox(_ name: String) async throws { throw Self.error }
-    func renameMailbox(from: String, to: String) async throws { throw Self.error }
-    func status(_ name: String) async throws -> MailboxStatus? { throw Self.error }
-    func select(_ name: String) async throws -> MailboxView { throw Self.error }
-    func watch(mailbox: Int64, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> any IMAPWatch { throw Self.error }
-    func delta(mailbox: Int64, since: UInt64, limit: Int) async throws -> MailboxDelta { throw Self.error }
-    func details(mailbox: Int64, uids: [UInt32]) async throws -> [MessageDetails] { throw Self.error }
-    func read(mailbox: Int64, uid: UInt32, offset: Int, length: Int) async throws -> [UInt8] { throw Self.error }
-    func storeFlags(mailbox: Int64, uids: [UInt32], operation: FlagOperation, flags: SystemFlags,
-                    keywords: [String], unchangedSince: UInt64?) async throws -> FlagUpdate { throw Self.error }
-    func copy(mailbox: Int64, uids: [UInt32], to: String, move: Bool) async throws -> CopyResult { throw Self.error }
-    func expunge(mailbox: Int64, uids: [UInt32]?) async throws -> [UInt32] { throw Self.error }
-    func append(to: String, flags: SystemFlags, keywords: [String], internalDate: Int64?, body: [UInt8]) async throws -> AppendResult { throw Self.error }
-    func search(mailbox: Int64, query: SearchQuery) async throws -> [UInt32] { throw Self.error }
 }

@@ -55,8 +55,12 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
     /// Clients on these networks are loopback clients (plaintext_auth_on_loopback).
     static let loopback = [IPNetwork("127.0.0.0/8")!, IPNetwork("::1/128")!]
 
+    /// Runs a session over this connection and its inputs (tests drive the glue with their own).
+    typealias SessionRunner = @Sendable (IMAPSessionHandler, AsyncStream<IMAPSessionInput>) async -> Void
+
     let settings: IMAPConnectionSettings
     let makeServices: () -> any IMAPServices
+    let runSession: SessionRunner?
     var logger: Logger
     let sessionID = newSessionID()
 
@@ -70,6 +74,7 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
     private var framerStopped = false         // a fatal framing error: nothing more is framed
     private var inputClosed = false           // the client half-closed: `.closed` after its last unit
     private var discardingPlaintext = false   // STARTTLS under way: bytes before the TLSHandler are dropped
+    private var startTLSHanded = false        // the session has a STARTTLS command: no read until it is done with it
     private var readingPaused = false
     private var continuationsQueued = 0       // literal continuations the session has not taken (not sent yet)
     private var tlsWaiter: CheckedContinuation<Void, Error>?
@@ -83,8 +88,10 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
     private let tlsLock = NSLock()
     private var tlsOn = false
 
-    init(settings: IMAPConnectionSettings, makeServices: @escaping () -> any IMAPServices, logger: Logger) {
-        self.settings = settings; self.makeServices = makeServices; self.logger = logger
+    /// `runSession`: nil runs IMAPSession with the services `makeServices` gives.
+    init(settings: IMAPConnectionSettings, makeServices: @escaping () -> any IMAPServices, logger: Logger,
+         runSession: SessionRunner? = nil) {
+        self.settings = settings; self.makeServices = makeServices; self.logger = logger; self.runSession = runSession
         framer = IMAPFramer(limits: settings.session.limits)
         tlsOn = settings.implicitTLS
         self.logger[metadataKey: "session"] = "\(sessionID)"
@@ -187,14 +194,20 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
 
     private func startSession(_ context: ChannelHandlerContext) {
         sessionStarted = true
-        let loopback = context.channel.remoteAddress?.ipAddress == nil || IPNetwork.contains(Self.loopback, clientAddress)
-        let session = IMAPSession(config: settings.session, services: makeServices(), connection: self, client: clientAddress,
-                                  clientIsLoopback: loopback, logger: logger)
+        let run: SessionRunner
+        if let runSession {
+            run = runSession
+        } else {
+            let loopback = context.channel.remoteAddress?.ipAddress == nil || IPNetwork.contains(Self.loopback, clientAddress)
+            let session = IMAPSession(config: settings.session, services: makeServices(), connection: self, client: clientAddress,
+                                      clientIsLoopback: loopback, logger: logger)
+            run = { _, inputs in await session.run(inputs) }
+        }
         // Pulled, not pushed: the glue knows what the session has taken, so it can stop reading
         // and, at STARTTLS, drop what was pipelined behind the command.
         let inputs = AsyncStream<IMAPSessionInput>(unfolding: { [self] in await nextInput() })
         Task {
-            await session.run(inputs)
+            await run(self, inputs)
             await close()
         }
     }
@@ -202,6 +215,8 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
     private func nextInput() async -> IMAPSessionInput? {
         await withCheckedContinuation { cont in
             loop.execute { [self] in
+                // The session is past a STARTTLS it did not accept: read on.
+                if startTLSHanded && tlsWaiter == nil && !discardingPlaintext { startTLSHanded = false; refill() }
                 if let next = queue.popFirst() {
                     if case .framed(.continuationNeeded) = next { continuationsQueued -= 1 }
                     hand(next, to: cont)
@@ -232,7 +247,23 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
         if case .framed(.continuationNeeded) = input, let context, context.channel.isActive {
             _ = send(context, IMAPGlueReply.literalContinuation)
         }
+        // The session flushes its OK before it calls `startTLS`, and the client's TLS handshake
+        // may follow at once: from now until the TLSHandler is in place nothing may be read,
+        // or those bytes would be taken for (and dropped as) pipelined plaintext.
+        if case .framed(.unit(let unit)) = input, Self.isStartTLS(unit) {
+            startTLSHanded = true
+            updateReading()
+        }
         cont.resume(returning: input)
+    }
+
+    /// `tag SP "STARTTLS" CRLF` (RFC 9051 §6.2.1), any case; whether the session accepts it is its business.
+    static func isStartTLS(_ unit: [UInt8]) -> Bool {
+        var line = unit[...]
+        if line.last == UInt8(ascii: "\n") { line = line.dropLast() }
+        if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+        guard let space = line.firstIndex(of: UInt8(ascii: " ")), space > line.startIndex else { return false }
+        return String(decoding: line[(space + 1)...], as: UTF8.self).uppercased() == "STARTTLS"
     }
 
     /// The last input: the connection is gone (or the client sent all it will).
@@ -246,7 +277,7 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
     /// literal's continuation request at once; then reads on or stops reading.
     private func refill() {
         var drained = false
-        while !framerStopped, !ended, queue.count < Self.maxQueuedUnits {
+        while !framerStopped, !ended, !startTLSHanded, queue.count < Self.maxQueuedUnits {
             guard let event = framer.next() else { drained = true; break }
             if case .fatal(_, let reason) = event {
                 logger.notice("unrecoverable input from \(clientAddress): \(reason)")
@@ -269,7 +300,7 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
     /// unsent-output bound is OutboundBackPressure's, through the same gate.
     private func updateReading() {
         guard let context else { return }
-        let pause = queue.count >= Self.maxQueuedUnits || framerStopped || ended
+        let pause = queue.count >= Self.maxQueuedUnits || framerStopped || ended || startTLSHanded
         guard pause != readingPaused else { return }
         readingPaused = pause
         context.triggerUserOutboundEvent(pause ? SessionReading.pause : SessionReading.resume, promise: nil)
@@ -356,6 +387,9 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
                 MailTLS.startTLS(from: context, context: tls, reply: context.channel.allocator.buffer(capacity: 0), logger: logger)
                     .whenComplete { [self] r in
                         discardingPlaintext = false
+                        // The TLSHandler is first now: what is read goes through it.
+                        startTLSHanded = false
+                        updateReading()
                         guard case .failure(let e) = r else { return }
                         logger.notice("STARTTLS failed for \(clientAddress): \(e)")
                         tlsWaiter?.resume(throwing: e)
