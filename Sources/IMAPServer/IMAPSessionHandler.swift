@@ -216,7 +216,11 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
         await withCheckedContinuation { cont in
             loop.execute { [self] in
                 // The session is past a STARTTLS it did not accept: read on.
-                if startTLSHanded && tlsWaiter == nil && !discardingPlaintext { startTLSHanded = false; refill() }
+                if startTLSHanded && tlsWaiter == nil && !discardingPlaintext {
+                    startTLSHanded = false
+                    setAutoRead(true)
+                    refill()
+                }
                 if let next = queue.popFirst() {
                     if case .framed(.continuationNeeded) = next { continuationsQueued -= 1 }
                     hand(next, to: cont)
@@ -249,9 +253,12 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
         }
         // The session flushes its OK before it calls `startTLS`, and the client's TLS handshake
         // may follow at once: from now until the TLSHandler is in place nothing may be read,
-        // or those bytes would be taken for (and dropped as) pipelined plaintext.
+        // or those bytes would be taken for (and dropped as) pipelined plaintext. Holding
+        // `read()` is not enough (a read already requested stays armed): autoRead goes off,
+        // as MailTLS's upgrade turns it off, and that upgrade turns it on again.
         if case .framed(.unit(let unit)) = input, Self.isStartTLS(unit) {
             startTLSHanded = true
+            setAutoRead(false)
             updateReading()
         }
         cont.resume(returning: input)
@@ -347,6 +354,10 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
         var b = context.channel.allocator.buffer(capacity: bytes.count)
         b.writeBytes(bytes)
         return context.writeAndFlush(wrapOutboundOut(b))
+    }
+
+    private func setAutoRead(_ on: Bool) {
+        try? context?.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: on)
     }
 
     private func setTLS() { tlsLock.lock(); tlsOn = true; tlsLock.unlock() }
