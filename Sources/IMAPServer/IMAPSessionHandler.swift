@@ -424,6 +424,18 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
         }
     }
 
+    /// Queues an input that does not come from the client — a watched mailbox changed
+    /// (`IMAPServices.watch`'s `onChange` → `.mailboxChanged`) — behind what is queued now.
+    /// NOT in IMAPConnection yet (the session reaches only that protocol): proposed as an
+    /// additive requirement, so notifications share the one pulled input stream.
+    func post(_ input: IMAPSessionInput) {
+        loop.execute { [self] in
+            guard !ended else { return }
+            enqueue(input)
+            updateReading()
+        }
+    }
+
     func authenticated(user: String) {
         loop.execute { [self] in
             self.user = user
