@@ -1,6 +1,6 @@
-// Text in a MIME charset (RFC 2046 §4.1.2, IANA names) to Swift Strings: UTF-8, US-ASCII and
-// ISO-8859-1 in Swift, every other charset through the C library's iconv (as Dovecot does).
-// Invalid input never fails a conversion: each undecodable byte becomes U+FFFD.
+// Text in a MIME charset (RFC 2046 §4.1.2, IANA names) to Swift Strings: UTF-8, US-ASCII,
+// ISO-8859-1 and windows-1252 in Swift, every other charset through the C library's iconv (as
+// Dovecot does). A known charset never fails: each undecodable byte becomes U+FFFD.
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -34,10 +34,17 @@ public enum Charsets {
     public static func toUTF8(_ bytes: [UInt8], charset: String) -> String? {
         guard let name = normalizedName(charset) else { return nil }
         switch name {
-        case "utf-8", "utf8", "us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us", "cp367", "csascii":
+        case "utf-8", "utf8":
             return String(decoding: bytes, as: UTF8.self)
+        // 8-bit bytes under an ASCII label are mostly UTF-8, else windows-1252 (WHATWG Encoding).
+        case "us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us", "cp367", "csascii":
+            return ASCII.isValidUTF8(bytes[...]) ? String(decoding: bytes, as: UTF8.self) : windows1252(bytes, strict: false)
+        // WHATWG Encoding: ISO-8859-1 labels mean windows-1252 (C1 bytes there are quotes, €, …);
+        // bytes windows-1252 leaves undefined stay the ISO-8859-1 control characters.
         case "iso-8859-1", "iso_8859-1", "iso8859-1", "latin1", "l1", "cp819", "ibm819", "csisolatin1":
-            return latin1(bytes)
+            return windows1252(bytes, strict: false)
+        case "windows-1252", "cp1252", "x-cp1252":
+            return windows1252(bytes, strict: true)
         default:
             let target = aliases[name] ?? name
             guard !target.isEmpty, let utf8 = iconvToUTF8(bytes, from: target) else { return nil }
@@ -48,7 +55,7 @@ public enum Charsets {
     /// Lowercased, unquoted, trimmed charset name; nil when it cannot be a charset name (iconv
     /// must never see its own "//" option syntax or a path).
     static func normalizedName(_ charset: String) -> String? {
-        var name = charset.trimmingWSP().lowercased()
+        var name = TransferDecoder.token(charset)
         if name.count >= 2, name.hasPrefix("\""), name.hasSuffix("\"") { name = String(name.dropFirst().dropLast()) }
         guard !name.isEmpty, name.utf8.count <= maxNameLength else { return nil }
         for b in name.utf8 {
@@ -57,18 +64,26 @@ public enum Charsets {
         return name
     }
 
-    static func latin1(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count + bytes.count / 4)
+    /// Code points of windows-1252 bytes 0x80…0x9F; 0 where it defines none.
+    static let windows1252High: [UInt16] = [
+        0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0, 0x017D, 0,
+        0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
+    ]
+
+    /// windows-1252 (a superset of ISO-8859-1's printable characters). A byte it leaves
+    /// undefined is U+FFFD when `strict`, else the ISO-8859-1 control character.
+    static func windows1252(_ bytes: [UInt8], strict: Bool) -> String {
+        var scalars = String.UnicodeScalarView()
+        scalars.reserveCapacity(bytes.count)
         for b in bytes {
-            if b < 0x80 {
-                out.append(b)
-            } else {
-                out.append(0xC0 | b >> 6)
-                out.append(0x80 | b & 0x3F)
+            var v = UInt32(b)
+            if b >= 0x80 && b <= 0x9F {
+                let mapped = windows1252High[Int(b - 0x80)]
+                v = mapped != 0 ? UInt32(mapped) : strict ? 0xFFFD : v
             }
+            scalars.append(Unicode.Scalar(v)!)
         }
-        return String(decoding: out, as: UTF8.self)
+        return String(scalars)
     }
 
     /// UTF-8 bytes of `bytes` in the iconv charset `name`, nil when iconv does not know it.

@@ -18,7 +18,7 @@ public struct TransferDecoder: Sendable {
 
     /// nil for an encoding this decoder does not know (the part is then not decodable).
     public init?(encoding: String) {
-        switch encoding.lowercased().trimmingWSP() {
+        switch Self.token(encoding) {
         case "7bit", "8bit", "binary", "": kind = .identity
         case "base64": kind = .base64
         case "quoted-printable": kind = .quotedPrintable
@@ -160,6 +160,15 @@ public struct TransferDecoder: Sendable {
         }
     }
 
+    /// A MIME token (encoding or charset name) lowercased, without surrounding whitespace.
+    static func token(_ s: String) -> String {
+        let u = Array(s.utf8)
+        var lo = 0, hi = u.count
+        while lo < hi && (ASCII.isWSP(u[lo]) || u[lo] == ASCII.cr || u[lo] == ASCII.lf) { lo += 1 }
+        while hi > lo && (ASCII.isWSP(u[hi - 1]) || u[hi - 1] == ASCII.cr || u[hi - 1] == ASCII.lf) { hi -= 1 }
+        return String(decoding: u[lo..<hi].map(ASCII.lower), as: UTF8.self)
+    }
+
     @inline(__always) static func hexValue(_ b: UInt8) -> UInt8? {
         switch b {
         case 0x30...0x39: return b - 0x30
@@ -167,16 +176,5 @@ public struct TransferDecoder: Sendable {
         case 0x61...0x66: return b - 0x61 + 10
         default: return nil
         }
-    }
-}
-
-extension String {
-    /// Without leading and trailing SP/HTAB/CR/LF.
-    func trimmingWSP() -> String {
-        let u = Array(utf8)
-        var lo = 0, hi = u.count
-        while lo < hi && (ASCII.isWSP(u[lo]) || u[lo] == ASCII.cr || u[lo] == ASCII.lf) { lo += 1 }
-        while hi > lo && (ASCII.isWSP(u[hi - 1]) || u[hi - 1] == ASCII.cr || u[hi - 1] == ASCII.lf) { hi -= 1 }
-        return String(decoding: u[lo..<hi], as: UTF8.self)
     }
 }

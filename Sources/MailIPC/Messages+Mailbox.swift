@@ -33,6 +33,8 @@ import MailModel
 public enum MailboxLimits {
     /// UIDs one UID set may expand to (a STORE/COPY/EXPUNGE over a whole large mailbox fits).
     public static let maxUIDs = 1 << 22
+    /// Ranges one UID set may have (8 bytes each: well inside a frame).
+    public static let maxUIDRanges = 100_000
     /// View entries per ViewChunk frame (24 bytes each: ~96 KiB a frame).
     public static let entriesPerChunk = 4096
     /// Changed entries one DeltaReply carries (also the largest `limit` honoured).
@@ -82,7 +84,7 @@ extension WireReader {
     /// A UID set in canonical ranges (anything else is refused, so decoding re-encodes exactly),
     /// expanding to at most `max` UIDs.
     mutating func uidSet(max: Int = MailboxLimits.maxUIDs) throws -> [UInt32] {
-        let ranges = try list(minElementBytes: 2 * WireSize.u32) { r -> ClosedRange<UInt32> in
+        let ranges = try list(minElementBytes: 2 * WireSize.u32, max: MailboxLimits.maxUIDRanges) { r -> ClosedRange<UInt32> in
             let lo = try r.u32(), hi = try r.u32()
             guard lo <= hi else { throw WireError.badValue("UID range \(lo):\(hi)") }
             return lo...hi
@@ -124,7 +126,7 @@ enum SearchCodec {
         case all = 0, and, or, not, uids, flags, keyword, internalDate, sentDate, larger, smaller, header, body, text, modSeq
     }
 
-    /// Why `query` cannot travel (too deep, too many nodes), or nil.
+    /// Why `query` cannot travel (too deep, too many nodes, a flag the store does not keep), or nil.
     static func problem(_ query: SearchQuery) -> String? {
         var nodes = 0
         func walk(_ q: SearchQuery, _ depth: Int) -> Bool {
@@ -134,10 +136,11 @@ enum SearchCodec {
             case .and(let qs): return qs.allSatisfy { walk($0, depth + 1) }
             case .or(let a, let b): return walk(a, depth + 1) && walk(b, depth + 1)
             case .not(let a): return walk(a, depth + 1)
+            case .flags(let f, _): return f.isSubset(of: .all)
             default: return true
             }
         }
-        return walk(query, 1) ? nil : "search program over \(MailboxLimits.searchMaxDepth) levels or \(MailboxLimits.searchMaxNodes) keys"
+        return walk(query, 1) ? nil : "search program over \(MailboxLimits.searchMaxDepth) levels or \(MailboxLimits.searchMaxNodes) keys, or an unknown flag"
     }
 
     static func write(_ q: SearchQuery, to w: inout WireWriter) {

@@ -33,28 +33,28 @@ public enum SearchEvaluator {
 /// A query made ready for many messages: needles case-folded once, the children of every AND
 /// (and the two sides of every OR) in cost order, so flags, UIDs, dates and sizes decide before
 /// any byte of a message is read.
-public struct PreparedSearch {
-    let root: Node
+public struct PreparedSearch: Sendable {
+    let root: SearchNode
     /// Whether some key needs the message bytes or its parsed info (see `SearchEvaluator`).
     public let needsContent: Bool
 
     public init(_ query: SearchQuery) {
-        root = Node(query)
-        needsContent = root.cost > Node.cheap
+        root = SearchNode(query)
+        needsContent = root.cost > SearchNode.cheap
     }
 
     public func matches(_ message: SearchableMessage) throws -> Bool {
-        var content = MessageContent(message)
+        var content = SearchContent(message)
         return try root.evaluate(message, &content)
     }
 }
 
 /// SearchQuery with folded needles and ordered children.
-indirect enum Node {
+indirect enum SearchNode: Sendable {
     case all
-    case and([Node])
-    case or(Node, Node)
-    case not(Node)
+    case and([SearchNode])
+    case or(SearchNode, SearchNode)
+    case not(SearchNode)
     case uids([ClosedRange<UInt32>])
     case flags(SystemFlags, set: Bool)
     /// Lowercased keyword.
@@ -75,12 +75,12 @@ indirect enum Node {
         switch q {
         case .all: self = .all
         case .and(let children):
-            self = .and(children.map(Node.init).enumerated()
+            self = .and(children.map(SearchNode.init).enumerated()
                 .sorted { ($0.element.cost, $0.offset) < ($1.element.cost, $1.offset) }.map(\.element))
         case .or(let a, let b):
-            let (x, y) = (Node(a), Node(b))
+            let (x, y) = (SearchNode(a), SearchNode(b))
             self = x.cost <= y.cost ? .or(x, y) : .or(y, x)
-        case .not(let a): self = .not(Node(a))
+        case .not(let a): self = .not(SearchNode(a))
         case .uids(let r): self = .uids(r)
         case .flags(let f, let set): self = .flags(f, set: set)
         case .keyword(let k, let set): self = .keyword(k.lowercased(), set: set)
@@ -88,27 +88,27 @@ indirect enum Node {
         case .sentDate(let rel, let day): self = .sentDate(rel, day: day)
         case .larger(let n): self = .larger(n)
         case .smaller(let n): self = .smaller(n)
-        case .header(let name, let s): self = .header(Array(name.lowercased().utf8), TextFold.fold(s))
+        case .header(let name, let s): self = .header(Array(name.lowercased().utf8), SearchFold.fold(s))
         // An empty string is a substring of every text (RFC 9051 §6.4.4): nothing to read.
-        case .body(let s): self = s.isEmpty ? .all : .body(TextFold.fold(s))
-        case .text(let s): self = s.isEmpty ? .all : .text(TextFold.fold(s))
+        case .body(let s): self = s.isEmpty ? .all : .body(SearchFold.fold(s))
+        case .text(let s): self = s.isEmpty ? .all : .text(SearchFold.fold(s))
         case .modSeq(let n): self = .modSeq(n)
         }
     }
 
     var cost: Int {
         switch self {
-        case .all, .uids, .flags, .keyword, .internalDate, .larger, .smaller, .modSeq: return Node.cheap
-        case .sentDate: return Node.parsedInfo
-        case .header: return Node.headerBytes
-        case .body, .text: return Node.bodyText
-        case .and(let c): return c.map(\.cost).max() ?? Node.cheap
+        case .all, .uids, .flags, .keyword, .internalDate, .larger, .smaller, .modSeq: return SearchNode.cheap
+        case .sentDate: return SearchNode.parsedInfo
+        case .header: return SearchNode.headerBytes
+        case .body, .text: return SearchNode.bodyText
+        case .and(let c): return c.map(\.cost).max() ?? SearchNode.cheap
         case .or(let a, let b): return max(a.cost, b.cost)
         case .not(let a): return a.cost
         }
     }
 
-    func evaluate(_ m: SearchableMessage, _ c: inout MessageContent) throws -> Bool {
+    func evaluate(_ m: SearchableMessage, _ c: inout SearchContent) throws -> Bool {
         switch self {
         case .all: return true
         case .and(let children):
@@ -131,13 +131,13 @@ indirect enum Node {
         case .modSeq(let n): return m.modSeq >= n
         case .header(let name, let needle):
             for field in try c.topHeader() where field.name == name {
-                if needle.isEmpty || TextFold.contains(field.value, needle) { return true }
+                if needle.isEmpty || SearchFold.contains(field.value, needle) { return true }
             }
             return false
-        case .body(let needle): return TextFold.contains(try c.bodyText(), needle)
+        case .body(let needle): return SearchFold.contains(try c.bodyText(), needle)
         case .text(let needle):
-            if TextFold.contains(try c.allHeaders(), needle) { return true }
-            return TextFold.contains(try c.bodyText(), needle)
+            if SearchFold.contains(try c.allHeaders(), needle) { return true }
+            return SearchFold.contains(try c.bodyText(), needle)
         }
     }
 
@@ -155,7 +155,7 @@ indirect enum Node {
 }
 
 /// One message's text as the content keys see it, each piece computed on first use.
-struct MessageContent {
+struct SearchContent {
     let message: SearchableMessage
     private var raw: [UInt8]?
     private var top: [(name: [UInt8], value: [UInt8])]?
@@ -176,7 +176,7 @@ struct MessageContent {
     /// (index_mail_get_date: "0 = not found / invalid"): SENTBEFORE matches such a message.
     func sentDay() -> Int {
         guard let value = message.info.envelope.date, let d = RFC5322Date.parseWithOffset(value) else { return 0 }
-        return Node.day(of: d.time + Int64(d.offsetMinutes) * 60)
+        return SearchNode.day(of: d.time + Int64(d.offsetMinutes) * 60)
     }
 
     /// The fields of the top-level header: lowercased name, decoded and folded value.
@@ -184,8 +184,8 @@ struct MessageContent {
         if let top { return top }
         let b = try bytes()
         var fields: [(name: [UInt8], value: [UInt8])] = []
-        HeaderText.forEachField(b, 0, message.info.headerSize) { name, value in
-            fields.append((name.map(ASCII.lower), TextFold.fold(value)))
+        SearchHeaders.forEachField(b, 0, message.info.headerSize) { name, value in
+            fields.append((name.map(ASCII.lower), SearchFold.fold(value)))
         }
         top = fields
         return fields
@@ -198,11 +198,11 @@ struct MessageContent {
         let b = try bytes()
         var text = ""
         forEachPart(message.info.body) { part in
-            HeaderText.forEachField(b, part.headerStart, part.bodyStart) { name, value in
+            SearchHeaders.forEachField(b, part.headerStart, part.bodyStart) { name, value in
                 text += String(decoding: name, as: UTF8.self) + ": " + value + "\n"
             }
         }
-        let folded = TextFold.fold(text)
+        let folded = SearchFold.fold(text)
         headers = folded
         return folded
     }
@@ -220,7 +220,7 @@ struct MessageContent {
             let encoded = Array(b[lo..<hi])
             let decoded = TransferDecoder.decode(encoded, encoding: part.encoding) ?? encoded
             let s = Charsets.toUTF8(decoded, charset: part.parameter("charset") ?? "utf-8") ?? String(decoding: decoded, as: UTF8.self)
-            text.append(contentsOf: TextFold.fold(s))
+            text.append(contentsOf: SearchFold.fold(s))
             text.append(ASCII.lf)
         }
         body = text
@@ -237,7 +237,7 @@ struct MessageContent {
 }
 
 /// Header fields as text: unfolded (RFC 5322 §2.2.3), RFC 2047 words decoded.
-enum HeaderText {
+enum SearchHeaders {
     /// Calls `visit` with the name bytes and decoded value of each field in `bytes[from..<to]`.
     static func forEachField(_ bytes: [UInt8], _ from: Int, _ to: Int, _ visit: ([UInt8], String) -> Void) {
         let lo = min(max(from, 0), bytes.count), hi = min(max(to, lo), bytes.count)
@@ -267,7 +267,7 @@ enum HeaderText {
 
 /// Case-insensitive substring matching as Dovecot does it: Unicode case folding (full, so
 /// "STRASSE" finds "straße"), canonical composition, diacritics kept ("ärger" ≠ "arger").
-enum TextFold {
+enum SearchFold {
     /// UTF-8 of `s` folded: ASCII lines lowercased directly, runs of other lines through
     /// Foundation's case folding and NFC.
     static func fold(_ s: String) -> [UInt8] {

@@ -160,6 +160,10 @@ final class RPCIMAPServicesTests: XCTestCase {
         await assertKind(.limit) { try await s.search(mailbox: 1, query: deep) }
         let keywords = (0...maxKeywordsPerMailbox).map { "k\($0)" }
         await assertKind(.limit) { try await s.storeFlags(mailbox: 1, uids: [1], operation: .add, flags: [], keywords: keywords, unchangedSince: nil) }
+        // a UID set too fragmented for a frame, a search string too long for one
+        let scattered = (0..<UInt32(MailboxLimits.maxUIDRanges + 1)).map { $0 * 2 + 1 }
+        await assertKind(.limit) { try await s.copy(mailbox: 1, uids: scattered, to: "Trash", move: false) }
+        await assertKind(.limit) { try await s.search(mailbox: 1, query: .text(String(repeating: "x", count: RPCLimits.defaultMaxFrame))) }
         // the connection was never put at risk: it still serves
         let count = try await s.mailboxes().count
         XCTAssertGreaterThan(count, 0)

@@ -50,6 +50,9 @@ final class MailboxMessagesTests: XCTestCase {
             let f = frame(.uidList) { w in w.u32(UInt32(ranges.count)); for (a, b) in ranges { w.u32(a); w.u32(b) } }
             XCTAssertThrowsError(try decodeAnyMessage(f), "\(ranges)")
         }
+        // more ranges than a set may have
+        let scattered = UIDList((0..<UInt32(MailboxLimits.maxUIDRanges + 1)).map { $0 * 2 })
+        XCTAssertThrowsError(try decodeAnyMessage(scattered.frame(requestID: 1)))
         // one range claiming every UID cannot make the decoder allocate it
         let huge = frame(.uidList) { w in w.u32(1); w.u32(1); w.u32(UInt32.max) }
         XCTAssertThrowsError(try decodeAnyMessage(huge)) { XCTAssertEqual($0 as? WireError, .badValue("UID set over \(MailboxLimits.maxUIDs) UIDs")) }

@@ -356,4 +356,25 @@ final class MailboxRPCTests: XCTestCase {
         let (other, osid) = try login()
         XCTAssertEqual(try inbox(other, osid).name, "INBOX")
     }
+    /// Deleting a watched mailbox, or renaming INBOX (which empties it), tells its watchers.
+    func testDeleteAndInboxRenameNotifyWatchers() throws {
+        let (c, sid) = try login()
+        XCTAssertEqual(try c.call(MailboxCreate(session: sid, name: "Doomed")), OK())
+        let doomed = try XCTUnwrap(try c.call(MailboxSummaries(session: sid)).summaries.first { $0.name == "Doomed" })
+        let w = try c.call(MailboxWatchByID(session: sid, mailbox: doomed.id))
+        let (other, osid) = try login()
+        XCTAssertEqual(try other.call(MailboxDelete(session: osid, name: "Doomed")), OK())
+        var (rid, m) = try c.receive()
+        XCTAssertEqual(rid, 0); XCTAssertEqual((m as? MailboxChanged)?.watch, w.watch)
+        assertError(.notFound) { _ = try c.call(MailboxDeltaGet(session: sid, mailbox: doomed.id, since: 0, watch: w.watch)) }
+        // INBOX renamed: its messages leave, its watchers hear of it
+        _ = try appended(c, sid, "moves away")
+        let inboxNow = try inbox(c, sid)
+        let wi = try c.call(MailboxWatchByID(session: sid, mailbox: inboxNow.id))
+        XCTAssertEqual(try other.call(MailboxRename(session: osid, from: "INBOX", to: "Old Inbox")), OK())
+        (rid, m) = try c.receive()
+        XCTAssertEqual(rid, 0); XCTAssertEqual((m as? MailboxChanged)?.watch, wi.watch)
+        let delta = try c.call(MailboxDeltaGet(session: sid, mailbox: inboxNow.id, since: inboxNow.highestModSeq, watch: wi.watch)).delta
+        XCTAssertEqual(delta.vanished, [1]); XCTAssertEqual(delta.summary.messages, 0)
+    }
 }

@@ -1,0 +1,222 @@
+// FETCH (RFC 9051 §6.4.5, RFC 3516 BINARY, RFC 7162 CHANGEDSINCE/VANISHED). Flags, UIDs and
+// MODSEQ come from the view; ENVELOPE, BODYSTRUCTURE, sizes and dates from the per-message info
+// computed at delivery (fetched in batches); bodies and sections are read from the store by
+// range and streamed out (DESIGN §9: imapd never holds a whole large message — BINARY of a
+// transfer-encoded part is the exception: the decoded part is held while it is written).
+import Foundation
+import IMAPProtocol
+import MailModel
+import MIME
+
+extension IMAPSession {
+    static let fetchBatch = 64
+
+    func fetch(_ f: FetchCommand, uid: Bool) async throws -> Completion {
+        guard var sel = selected else { return .bad("No mailbox selected") }
+        var uids = try resolve(f.sequences, uid: uid)
+        var attrs = f.attributes
+        if uid && !attrs.contains(.uid) { attrs.insert(.uid, at: 0) }
+        if f.changedSince != nil || attrs.contains(.modSeq) { condstore = true }
+        if f.changedSince != nil && !attrs.contains(.modSeq) { attrs.append(.modSeq) }
+        // RFC 7162 §3.2.6: VANISHED (EARLIER) for expunged UIDs of the set since CHANGEDSINCE.
+        if f.vanished {
+            guard uid, qresync, let since = f.changedSince else { return .bad("VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE") }
+            if case .ranges(let rs) = f.sequences {
+                let d = try await services.delta(mailbox: sel.id, since: since, limit: 1)
+                let last = sel.entries.last?.uid ?? 0
+                let gone = d.vanished.filter { u in rs.contains { r in
+                    let hi = r.upperBound == SequenceSet.star ? max(last, u) : r.upperBound
+                    return u >= min(r.lowerBound, hi) && u <= max(r.lowerBound, hi)
+                } }
+                if !gone.isEmpty { var w = writer(); w.raw("* VANISHED (EARLIER) "); w.uidSet(gone); w.crlf(); await emit(w) }
+            }
+        }
+        if let since = f.changedSince { uids = uids.filter { (sel.entry(uid: $0)?.modSeq ?? 0) > since } }
+        guard !uids.isEmpty else { return .ok("Fetch completed") }
+
+        // RFC 9051 §6.4.5: BODY[...] (not .PEEK), RFC822, RFC822.TEXT and BINARY set \Seen.
+        let setsSeen = !sel.readOnly && attrs.contains { a in
+            switch a {
+            case .rfc822, .rfc822Text: return true
+            case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
+            default: return false
+            }
+        }
+        var flagsChanged = Set<UInt32>()
+        if setsSeen {
+            let unseen = uids.filter { !(sel.entry(uid: $0)?.flags.contains(.seen) ?? true) }
+            if !unseen.isEmpty {
+                let u = try await services.storeFlags(mailbox: sel.id, uids: unseen, operation: .add, flags: .seen, keywords: [],
+                                                      unchangedSince: nil)
+                flagsChanged = Set(sel.apply(u.changed, keywords: u.keywords, highestModSeq: u.highestModSeq).map { $0.1.uid })
+                selected = sel
+            }
+        }
+        let needsDetails = attrs.contains { a in
+            switch a {
+            case .uid, .flags, .modSeq: return false
+            default: return true
+            }
+        }
+        var i = 0
+        while i < uids.count {
+            let batch = Array(uids[i..<min(i + Self.fetchBatch, uids.count)])
+            i += batch.count
+            var details: [UInt32: MessageDetails] = [:]
+            if needsDetails {
+                for d in try await services.details(mailbox: sel.id, uids: batch) { details[d.uid] = d }
+            }
+            for u in batch {
+                guard let seq = sel.sequence(of: u), let e = sel.entry(uid: u) else { continue }
+                let d = details[u]
+                if needsDetails && d == nil { continue }   // expunged meanwhile: nothing to say
+                let info = try d.map { try MessageInfo(encoded: $0.info) }
+                var items = attrs
+                if flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
+                try await writeFetch(seq: seq, entry: e, details: d, info: info, items: items, sel: sel)
+            }
+        }
+        return .ok("Fetch completed")
+    }
+
+    func writeFetch(seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?, items: [FetchAttribute],
+                    sel: SelectedMailbox) async throws {
+        var w = writer()
+        w.raw("* \(seq) FETCH (")
+        var first = true
+        func next() { if !first { w.raw(" ") }; first = false }
+        for a in items {
+            next()
+            switch a {
+            case .uid: w.raw("UID \(e.uid)")
+            case .flags: w.raw("FLAGS "); w.flags(flagNames(e, in: sel))
+            case .modSeq: w.raw("MODSEQ (\(e.modSeq))")
+            case .internalDate: w.raw("INTERNALDATE \"\(IMAPDate.format(d!.internalDate))\"")
+            case .rfc822Size: w.raw("RFC822.SIZE \(d!.size)")
+            case .envelope: w.raw("ENVELOPE "); w.envelope(info!.envelope)
+            case .bodyStructure: w.raw("BODYSTRUCTURE "); w.bodyStructure(info!.body, extensible: true)
+            case .body: w.raw("BODY "); w.bodyStructure(info!.body, extensible: false)
+            case .rfc822:
+                w.raw("RFC822 ")
+                try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, Int(d!.size))
+            case .rfc822Header:
+                w.raw("RFC822.HEADER ")
+                try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, info!.headerSize)
+            case .rfc822Text:
+                w.raw("RFC822.TEXT ")
+                try await streamRange(&w, uid: e.uid, mailbox: sel.id, info!.headerSize, Int(d!.size))
+            case .bodySection(let section, let partial, _):
+                w.raw("BODY[\(Self.sectionSpec(section))]")
+                if let p = partial { w.raw("<\(p.offset)>") }
+                w.raw(" ")
+                try await writeSection(&w, section: section, partial: partial, uid: e.uid, mailbox: sel.id, info: info!)
+            case .binary(let part, let partial, _):
+                guard let data = try await binaryPart(part, uid: e.uid, mailbox: sel.id, info: info!) else {
+                    throw IMAPServiceError(.invalid, "Unknown content transfer encoding")
+                }
+                w.raw("BINARY[\(part.map(String.init).joined(separator: "."))]")
+                if let p = partial { w.raw("<\(p.offset)>") }
+                let (o, l) = SectionLocator.applyPartial(partial, toLength: data.count)
+                let slice = Array(data[o..<(o + l)])
+                w.raw(" ")
+                w.literalHeader(count: slice.count, binary: slice.contains(0))
+                w.raw(slice)
+            case .binarySize(let part):
+                guard let data = try await binaryPart(part, uid: e.uid, mailbox: sel.id, info: info!) else {
+                    throw IMAPServiceError(.invalid, "Unknown content transfer encoding")
+                }
+                w.raw("BINARY.SIZE[\(part.map(String.init).joined(separator: "."))] \(data.count)")
+            }
+        }
+        w.raw(")"); w.crlf()
+        await emit(w)
+    }
+
+    /// RFC 9051 §9 `section-spec` as the response repeats it.
+    static func sectionSpec(_ s: Section) -> String {
+        var parts = s.part.map(String.init)
+        switch s.text {
+        case nil: break
+        case .header: parts.append("HEADER")
+        case .text: parts.append("TEXT")
+        case .mime: parts.append("MIME")
+        case .headerFields(let names): parts.append("HEADER.FIELDS (\(names.map { $0.uppercased() }.joined(separator: " ")))")
+        case .headerFieldsNot(let names): parts.append("HEADER.FIELDS.NOT (\(names.map { $0.uppercased() }.joined(separator: " ")))")
+        }
+        return parts.joined(separator: ".")
+    }
+
+    /// Header sections are filtered in memory; no more than this much of a header is read.
+    static let maxHeaderRead = 1 << 20
+
+    func writeSection(_ w: inout IMAPWriter, section: Section, partial: Partial?, uid: UInt32, mailbox: Int64, info: MessageInfo) async throws {
+        guard let plan = SectionLocator.locate(section, in: info) else { w.raw("\"\""); return }
+        switch plan {
+        case .empty: w.raw("\"\"")
+        case .range(let s, let e):
+            let (o, l) = SectionLocator.applyPartial(partial, toLength: max(0, e - s))
+            try await streamRange(&w, uid: uid, mailbox: mailbox, s + o, s + o + l)
+        case .headerFields(let s, let e, let names, let not):
+            let header = try await readAll(uid: uid, mailbox: mailbox, s, min(e, s + Self.maxHeaderRead))
+            let filtered = SectionLocator.filterHeader(header, names: names, not: not)
+            let (o, l) = SectionLocator.applyPartial(partial, toLength: filtered.count)
+            w.literal(Array(filtered[o..<(o + l)]))
+        }
+    }
+
+    func readAll(uid: UInt32, mailbox: Int64, _ start: Int, _ end: Int) async throws -> [UInt8] {
+        var out: [UInt8] = []
+        var at = start
+        while at < end {
+            let chunk = try await services.read(mailbox: mailbox, uid: uid, offset: at, length: min(maxReadChunk, end - at))
+            if chunk.isEmpty { break }
+            out += chunk; at += chunk.count
+        }
+        return out
+    }
+
+    /// Writes `[start, end)` of a message as a literal, reading it from the store in chunks and
+    /// passing each on before the next is read.
+    func streamRange(_ w: inout IMAPWriter, uid: UInt32, mailbox: Int64, _ start: Int, _ end: Int) async throws {
+        let count = max(0, end - start)
+        w.literalHeader(count: count, binary: false)
+        var at = start, sent = 0
+        while sent < count {
+            let chunk = try await services.read(mailbox: mailbox, uid: uid, offset: at, length: min(maxReadChunk, count - sent))
+            if chunk.isEmpty {
+                // The literal's length is promised: a body shorter than its record is padded
+                // (never a desynchronised stream) and logged.
+                logger.error("message shorter than recorded", metadata: ["uid": "\(uid)", "missing": "\(count - sent)"])
+                w.raw([UInt8](repeating: UInt8(ascii: " "), count: count - sent))
+                break
+            }
+            w.raw(chunk); at += chunk.count; sent += chunk.count
+            if w.bytes.count >= 64 * 1024 {
+                await emit(w)
+                w = writer()
+            }
+        }
+    }
+
+    /// The decoded content of a part (RFC 3516 §4.2: transfer encoding undone); nil when the
+    /// encoding is unknown ([UNKNOWN-CTE]).
+    func binaryPart(_ part: [Int], uid: UInt32, mailbox: Int64, info: MessageInfo) async throws -> [UInt8]? {
+        guard let plan = SectionLocator.locate(Section(part: part), in: info) else { return [] }
+        var p = info.body
+        for n in part {
+            if !p.parts.isEmpty, n >= 1, n <= p.parts.count { p = p.parts[n - 1] }
+            else if let m = p.message, !m.body.parts.isEmpty, n >= 1, n <= m.body.parts.count { p = m.body.parts[n - 1] }
+        }
+        guard var decoder = TransferDecoder(encoding: part.isEmpty ? "7bit" : p.encoding) else { return nil }
+        guard case .range(let s, let e) = plan else { return [] }
+        var out: [UInt8] = []
+        var at = s
+        while at < e {
+            let chunk = try await services.read(mailbox: mailbox, uid: uid, offset: at, length: min(maxReadChunk, e - at))
+            if chunk.isEmpty { break }
+            out += decoder.decode(chunk); at += chunk.count
+        }
+        out += decoder.finish()
+        return out
+    }
+}
