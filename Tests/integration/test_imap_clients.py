@@ -1,0 +1,302 @@
+"""imapd driven by two mail clients nobody here wrote: mbsync (isync) syncing a Maildir both
+ways over IMAPS, and mutt (through a pty) reading a message and saving it to another folder.
+Every assertion is checked on the server with imaplib; the clients' own output is kept in the
+failure message.
+
+    POSTERN_BIN=$(swift build --show-bin-path) python3 -m pytest -q Tests/integration/test_imap_clients.py
+"""
+import imaplib
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+
+from conftest import DEFAULT_PASSWORD
+from imap_support import imap_instance, tls_context
+
+MBSYNC_USER = "erin@example.test"
+MUTT_USER = "frank@example.test"
+# A client run that takes longer than this is hung (a prompt nobody answers, a lost reply).
+CLIENT_TIMEOUT = 90
+
+MBSYNC = shutil.which("mbsync")
+MUTT = shutil.which("mutt")
+
+
+@pytest.fixture(scope="module")
+def imap():
+    cm, ports = imap_instance("imapclients", users=[MBSYNC_USER, MUTT_USER])
+    with cm as p:
+        p.ports = ports
+        p.cert = os.path.join(p.root, "tls", "cert.pem")
+        yield p
+
+
+def message(subject, body="Hello there.\r\n"):
+    return (f"From: Bob <bob@example.test>\r\nTo: someone@example.test\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{uuid.uuid4()}@example.test>\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\n"
+            f"\r\n{body}")
+
+
+def login(p, user):
+    m = imaplib.IMAP4_SSL("127.0.0.1", p.ports["imaps"], ssl_context=tls_context(p))
+    m.login(user, DEFAULT_PASSWORD)
+    return m
+
+
+def ok(r):
+    typ, data = r
+    assert typ == "OK", (typ, data)
+    return data
+
+
+def server_messages(p, user, mailbox):
+    """{Subject: (flags, whole message bytes)} of `mailbox`, read with imaplib."""
+    m = login(p, user)
+    try:
+        ok(m.select(f'"{mailbox}"', readonly=True))
+        typ, data = m.fetch("1:*", "(FLAGS BODY.PEEK[])")
+        out = {}
+        if typ != "OK" or data == [None]:
+            return out
+        for item in data:
+            if not isinstance(item, tuple):
+                continue
+            flags = item[0].split(b"FLAGS (", 1)[1].split(b")", 1)[0].decode().split()
+            out[subject_of(item[1])] = (set(flags), item[1])
+        return out
+    finally:
+        m.logout()
+
+
+def server_mailboxes(p, user):
+    m = login(p, user)
+    try:
+        return b"\n".join(ok(m.list()))
+    finally:
+        m.logout()
+
+
+def subject_of(msg):
+    for line in msg.replace(b"\r\n", b"\n").split(b"\n"):
+        if not line:
+            break
+        if line.lower().startswith(b"subject: "):
+            return line[9:].decode()
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# mbsync
+
+class Mbsync:
+    """A local Maildir tree and an mbsync configuration for one user of `p`."""
+
+    def __init__(self, p, user):
+        self.root = tempfile.mkdtemp(prefix="postern-mbsync-")
+        self.mail = os.path.join(self.root, "mail")
+        os.makedirs(self.mail)
+        self.rc = os.path.join(self.root, "mbsyncrc")
+        with open(self.rc, "w") as f:
+            f.write(
+                "IMAPAccount postern\n"
+                "Host 127.0.0.1\n"
+                f"Port {p.ports['imaps']}\n"
+                f"User {user}\n"
+                f'Pass "{DEFAULT_PASSWORD}"\n'
+                "SSLType IMAPS\n"
+                f"CertificateFile {p.cert}\n"
+                "\n"
+                "IMAPStore remote\n"
+                "Account postern\n"
+                "\n"
+                "MaildirStore local\n"
+                f"Path {self.mail}/\n"
+                f"Inbox {self.mail}/INBOX\n"
+                "SubFolders Verbatim\n"
+                "\n"
+                "Channel postern\n"
+                "Far :remote:\n"
+                "Near :local:\n"
+                "Patterns *\n"
+                "Create Both\n"
+                "Expunge Both\n"
+                "SyncState *\n")
+        self.transcripts = []
+
+    def run(self, *flags):
+        r = subprocess.run([MBSYNC, "-c", self.rc, *flags, "-a"], capture_output=True, text=True,
+                           errors="replace", timeout=CLIENT_TIMEOUT)
+        self.transcripts.append(f"$ mbsync {' '.join(flags)} -a  (exit {r.returncode})\n{r.stdout}{r.stderr}")
+        assert r.returncode == 0, self.transcript()
+        return r
+
+    def transcript(self):
+        return "\n".join(self.transcripts)[-20000:]
+
+    def files(self, folder):
+        """{Subject: (path, maildir flags, bytes)} of the local folder's new/ and cur/."""
+        out = {}
+        base = os.path.join(self.mail, folder)
+        for sub in ("new", "cur"):
+            d = os.path.join(base, sub)
+            if not os.path.isdir(d):
+                continue
+            for name in os.listdir(d):
+                path = os.path.join(d, name)
+                with open(path, "rb") as f:
+                    data = f.read()
+                flags = name.rsplit(":2,", 1)[1] if ":2," in name else ""
+                out[subject_of(data)] = (path, flags, data)
+        return out
+
+    def set_flags(self, path, flags):
+        """Renames a Maildir file into cur/ with `flags` (the way a local MUA marks it)."""
+        d = os.path.dirname(os.path.dirname(path))
+        base = os.path.basename(path).split(":2,", 1)[0]
+        new = os.path.join(d, "cur", f"{base}:2,{''.join(sorted(flags))}")
+        os.rename(path, new)
+        return new
+
+    def cleanup(self):
+        if not os.environ.get("POSTERN_KEEP"):
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def crlf_to_lf(b):
+    return b.replace(b"\r\n", b"\n")
+
+
+@pytest.mark.skipif(MBSYNC is None, reason="mbsync (isync) not installed; make test installs it")
+def test_mbsync_syncs_a_maildir_both_ways(imap):
+    user = MBSYNC_USER
+    delivered = {s: message(s, body=f"Body of {s}.\r\nSecond line.\r\n") for s in ("one", "two", "three", "four")}
+    for body in delivered.values():
+        imap.deliver([user], body)
+    sync = Mbsync(imap, user)
+    try:
+        # Round 1 (verbose once): what LMTP delivered appears locally, byte for byte (Maildir
+        # keeps LF line ends; mbsync converts).
+        sync.run("-V")
+        why = sync.transcript()
+        local = sync.files("INBOX")
+        assert set(local) == set(delivered), (sorted(local), why)
+        on_server = server_messages(imap, user, "INBOX")
+        for s, body in delivered.items():
+            data = local[s][2]
+            assert data == crlf_to_lf(on_server[s][1]), (s, data, why)
+            assert data.endswith(crlf_to_lf(body.encode())), (s, data, why)
+        for folder in ("Drafts", "Sent", "Trash", "Archive", "Junk"):
+            assert os.path.isdir(os.path.join(sync.mail, folder, "cur")), (folder, why)
+
+        # Local changes: seen, flagged, deleted; a new folder with a message.
+        sync.set_flags(local["one"][0], "S")
+        sync.set_flags(local["two"][0], "F")
+        sync.set_flags(local["three"][0], "T")
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(sync.mail, "Projects", sub))
+        made_locally = message("made locally", body="Written in the Maildir.\r\n").replace("\r\n", "\n")
+        with open(os.path.join(sync.mail, "Projects", "new", f"1700000000.{uuid.uuid4().hex}.local"), "w") as f:
+            f.write(made_locally)
+
+        # Round 2: the changes reach the server.
+        sync.run()
+        why = sync.transcript()
+        inbox = server_messages(imap, user, "INBOX")
+        assert set(inbox) == {"one", "two", "four"}, (sorted(inbox), why)
+        assert "\\Seen" in inbox["one"][0] and "\\Flagged" not in inbox["one"][0], (inbox["one"][0], why)
+        assert "\\Flagged" in inbox["two"][0] and "\\Seen" not in inbox["two"][0], (inbox["two"][0], why)
+        assert b"Projects" in server_mailboxes(imap, user), why
+        projects = server_messages(imap, user, "Projects")
+        assert list(projects) == ["made locally"], (projects, why)
+        assert crlf_to_lf(projects["made locally"][1]).endswith(made_locally.encode()), (projects, why)
+        assert set(sync.files("INBOX")) == {"one", "two", "four"}, why
+
+        # Round 3: new mail and a flag change on the server come down.
+        five = message("five")
+        imap.deliver([user], five)
+        m = login(imap, user)
+        try:
+            ok(m.select("INBOX"))
+            uid = next(x for x in ok(m.uid("SEARCH", "SUBJECT", "four"))[0].split())
+            ok(m.uid("STORE", uid.decode(), "+FLAGS", "(\\Flagged \\Answered)"))
+        finally:
+            m.logout()
+        sync.run()
+        why = sync.transcript()
+        local = sync.files("INBOX")
+        assert set(local) == {"one", "two", "four", "five"}, (sorted(local), why)
+        assert local["four"][1] == "FR", (local["four"], why)
+        assert local["five"][2].endswith(crlf_to_lf(five.encode())), why
+        assert local["one"][1] == "S" and local["two"][1] == "F", why
+
+        # A fourth run with nothing to do changes nothing on either side.
+        sync.run()
+        assert set(sync.files("INBOX")) == set(local), sync.transcript()
+        assert set(server_messages(imap, user, "INBOX")) == set(local), sync.transcript()
+    finally:
+        sync.cleanup()
+
+
+# ---------------------------------------------------------------------------------------------
+# mutt
+
+@pytest.mark.skipif(MUTT is None, reason="mutt not installed; make test installs it")
+def test_mutt_reads_and_saves_to_another_folder(imap):
+    pexpect = pytest.importorskip("pexpect")
+    user = MUTT_USER
+    imap.deliver([user], message("for mutt", body="Read me, then file me.\r\n"))
+    root = tempfile.mkdtemp(prefix="postern-mutt-")
+    try:
+        rc = os.path.join(root, "muttrc")
+        with open(rc, "w") as f:
+            f.write(
+                f'set folder="imaps://127.0.0.1:{imap.ports["imaps"]}/"\n'
+                f'set imap_user="{user}"\n'
+                f'set imap_pass="{DEFAULT_PASSWORD}"\n'
+                "set spoolfile=+INBOX\n"
+                f'set ssl_ca_certificates_file="{imap.cert}"\n'
+                f'set certificate_file="{imap.cert}"\n'
+                "set ssl_verify_host=no\n"
+                "set ssl_starttls=no\n"
+                "set imap_check_subscribed=no\n"
+                "set move=no\n"
+                "set confirmappend=no\n"
+                "set confirmcreate=no\n"
+                "set delete=yes\n"
+                "set quit=yes\n"
+                "set wait_key=no\n"
+                "set mark_old=no\n"
+                "set timeout=5\n"
+                f'set header_cache=""\n'
+                f'set tmpdir="{root}"\n')
+        env = dict(os.environ, HOME=root, TERM="xterm", LANG="C.UTF-8")
+        keys = "<display-message><exit><save-message>=Archive<enter><sync-mailbox><quit>"
+        child = pexpect.spawn(MUTT, ["-n", "-F", rc, "-e", f"push '{keys}'"], env=env, cwd=root,
+                              dimensions=(40, 132), timeout=CLIENT_TIMEOUT)
+        screen = []
+        try:
+            while True:
+                screen.append(child.read_nonblocking(65536, timeout=CLIENT_TIMEOUT))
+        except pexpect.EOF:
+            pass
+        except pexpect.TIMEOUT:
+            child.terminate(force=True)
+            pytest.fail("mutt hung; its screen:\n" + b"".join(screen).decode("utf-8", "replace")[-8000:])
+        child.close()
+        why = "mutt's screen:\n" + b"".join(screen).decode("utf-8", "replace")[-8000:]
+        assert child.exitstatus == 0, why
+        inbox = server_messages(imap, user, "INBOX")
+        assert "for mutt" not in inbox, (inbox, why)
+        archive = server_messages(imap, user, "Archive")
+        assert "for mutt" in archive, (archive, why)
+        flags, body = archive["for mutt"]
+        assert "\\Seen" in flags, (flags, why)
+        assert "\\Deleted" not in flags, (flags, why)
+        assert body.endswith(b"Read me, then file me.\r\n"), why
+    finally:
+        if not os.environ.get("POSTERN_KEEP"):
+            shutil.rmtree(root, ignore_errors=True)
