@@ -5,8 +5,10 @@ failure message.
 
     POSTERN_BIN=$(swift build --show-bin-path) python3 -m pytest -q Tests/integration/test_imap_clients.py
 """
+import contextlib
 import imaplib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -14,8 +16,8 @@ import uuid
 
 import pytest
 
-from conftest import DEFAULT_PASSWORD
-from imap_support import imap_instance, tls_context
+from conftest import DEFAULT_PASSWORD, free_port, running_instance, wait_for
+from imap_support import tls_context
 
 MBSYNC_USER = "erin@example.test"
 MUTT_USER = "frank@example.test"
@@ -28,8 +30,10 @@ MUTT = shutil.which("mutt")
 
 @pytest.fixture(scope="module")
 def imap():
-    cm, ports = imap_instance("imapclients", users=[MBSYNC_USER, MUTT_USER])
-    with cm as p:
+    ports = {"imap": free_port(), "imaps": free_port()}
+    section = f'[imap]\nlisten = ["imap@127.0.0.1:{ports["imap"]}", "imaps@127.0.0.1:{ports["imaps"]}"]\n'
+    with running_instance("imapclients", users=[MBSYNC_USER, MUTT_USER], imap_section=section) as p:
+        wait_for(lambda: "imapd ready" in p.log(), 20, what="imapd ready")
         p.ports = ports
         p.cert = os.path.join(p.root, "tls", "cert.pem")
         yield p
@@ -170,6 +174,15 @@ def crlf_to_lf(b):
     return b.replace(b"\r\n", b"\n")
 
 
+def without_tuid(local):
+    """A Maildir file as mbsync wrote it, less the one `X-TUID:` line it adds to the header of
+    every message it copies (its own bookkeeping, so an interrupted copy can be found again)."""
+    head, sep, body = local.partition(b"\n\n")
+    lines = [l for l in head.split(b"\n") if not l.startswith(b"X-TUID: ")]
+    assert len(lines) == head.count(b"\n"), f"expected one X-TUID line: {head!r}"
+    return b"\n".join(lines) + sep + body
+
+
 @pytest.mark.skipif(MBSYNC is None, reason="mbsync (isync) not installed; make test installs it")
 def test_mbsync_syncs_a_maildir_both_ways(imap):
     user = MBSYNC_USER
@@ -186,7 +199,7 @@ def test_mbsync_syncs_a_maildir_both_ways(imap):
         assert set(local) == set(delivered), (sorted(local), why)
         on_server = server_messages(imap, user, "INBOX")
         for s, body in delivered.items():
-            data = local[s][2]
+            data = without_tuid(local[s][2])
             assert data == crlf_to_lf(on_server[s][1]), (s, data, why)
             assert data.endswith(crlf_to_lf(body.encode())), (s, data, why)
         for folder in ("Drafts", "Sent", "Trash", "Archive", "Junk"):
@@ -212,7 +225,7 @@ def test_mbsync_syncs_a_maildir_both_ways(imap):
         assert b"Projects" in server_mailboxes(imap, user), why
         projects = server_messages(imap, user, "Projects")
         assert list(projects) == ["made locally"], (projects, why)
-        assert crlf_to_lf(projects["made locally"][1]).endswith(made_locally.encode()), (projects, why)
+        assert without_tuid(crlf_to_lf(projects["made locally"][1])) == made_locally.encode(), (projects, why)
         assert set(sync.files("INBOX")) == {"one", "two", "four"}, why
 
         # Round 3: new mail and a flag change on the server come down.
@@ -230,7 +243,7 @@ def test_mbsync_syncs_a_maildir_both_ways(imap):
         local = sync.files("INBOX")
         assert set(local) == {"one", "two", "four", "five"}, (sorted(local), why)
         assert local["four"][1] == "FR", (local["four"], why)
-        assert local["five"][2].endswith(crlf_to_lf(five.encode())), why
+        assert without_tuid(local["five"][2]).endswith(crlf_to_lf(five.encode())), why
         assert local["one"][1] == "S" and local["two"][1] == "F", why
 
         # A fourth run with nothing to do changes nothing on either side.
@@ -244,22 +257,21 @@ def test_mbsync_syncs_a_maildir_both_ways(imap):
 # ---------------------------------------------------------------------------------------------
 # mutt
 
-@pytest.mark.skipif(MUTT is None, reason="mutt not installed; make test installs it")
-def test_mutt_reads_and_saves_to_another_folder(imap):
-    pexpect = pytest.importorskip("pexpect")
-    user = MUTT_USER
-    imap.deliver([user], message("for mutt", body="Read me, then file me.\r\n"))
-    root = tempfile.mkdtemp(prefix="postern-mutt-")
-    try:
-        rc = os.path.join(root, "muttrc")
-        with open(rc, "w") as f:
+class Mutt:
+    """mutt driven through a pty (it needs a terminal even with every key pushed), with a
+    header cache and CONDSTORE/QRESYNC on, so a second run resynchronizes from the cache."""
+
+    def __init__(self, p, user):
+        self.root = tempfile.mkdtemp(prefix="postern-mutt-")
+        self.rc = os.path.join(self.root, "muttrc")
+        with open(self.rc, "w") as f:
             f.write(
-                f'set folder="imaps://127.0.0.1:{imap.ports["imaps"]}/"\n'
+                f'set folder="imaps://127.0.0.1:{p.ports["imaps"]}/"\n'
                 f'set imap_user="{user}"\n'
                 f'set imap_pass="{DEFAULT_PASSWORD}"\n'
                 "set spoolfile=+INBOX\n"
-                f'set ssl_ca_certificates_file="{imap.cert}"\n'
-                f'set certificate_file="{imap.cert}"\n'
+                f'set ssl_ca_certificates_file="{p.cert}"\n'
+                f'set certificate_file="{p.cert}"\n'
                 "set ssl_verify_host=no\n"
                 "set ssl_starttls=no\n"
                 "set imap_check_subscribed=no\n"
@@ -269,34 +281,94 @@ def test_mutt_reads_and_saves_to_another_folder(imap):
                 "set delete=yes\n"
                 "set quit=yes\n"
                 "set wait_key=no\n"
-                "set mark_old=no\n"
-                "set timeout=5\n"
-                f'set header_cache=""\n'
-                f'set tmpdir="{root}"\n')
-        env = dict(os.environ, HOME=root, TERM="xterm", LANG="C.UTF-8")
-        keys = "<display-message><exit><save-message>=Archive<enter><sync-mailbox><quit>"
-        child = pexpect.spawn(MUTT, ["-n", "-F", rc, "-e", f"push '{keys}'"], env=env, cwd=root,
-                              dimensions=(40, 132), timeout=CLIENT_TIMEOUT)
+                "set sort=mailbox-order\n"
+                f'set header_cache="{self.root}/hcache"\n'
+                "set imap_condstore=yes\n"
+                "set imap_qresync=yes\n"
+                f'set tmpdir="{self.root}"\n')
+        self.transcripts = []
+
+    def run(self, keys):
+        import pexpect
+        env = dict(os.environ, HOME=self.root, TERM="xterm", LANG="C.UTF-8")
+        for old in ("debug", ".muttdebug0"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.root, old))
+        child = pexpect.spawn(MUTT, ["-n", "-F", self.rc, "-d", "2", "-e", f"push '{keys}'"], env=env,
+                              cwd=self.root, dimensions=(40, 132), timeout=CLIENT_TIMEOUT)
         screen = []
+        hung = False
         try:
             while True:
                 screen.append(child.read_nonblocking(65536, timeout=CLIENT_TIMEOUT))
         except pexpect.EOF:
             pass
         except pexpect.TIMEOUT:
+            hung = True
             child.terminate(force=True)
-            pytest.fail("mutt hung; its screen:\n" + b"".join(screen).decode("utf-8", "replace")[-8000:])
         child.close()
-        why = "mutt's screen:\n" + b"".join(screen).decode("utf-8", "replace")[-8000:]
-        assert child.exitstatus == 0, why
+        log = ""
+        with contextlib.suppress(FileNotFoundError):
+            with open(os.path.join(self.root, ".muttdebug0"), errors="replace") as f:
+                log = f.read()[-12000:]
+        self.transcripts.append(f"$ mutt -e push '{keys}'  (exit {child.exitstatus}{', hung' if hung else ''})\n"
+                                f"--- screen ---\n{ANSI.sub(' ', b''.join(screen).decode('utf-8', 'replace'))[-6000:]}\n"
+                                f"--- mutt -d 2 ---\n{log}")
+        assert not hung and child.exitstatus == 0, self.transcript()
+
+    def transcript(self):
+        return "\n".join(self.transcripts)[-30000:]
+
+    def cleanup(self):
+        if not os.environ.get("POSTERN_KEEP"):
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|[()][0-9A-B]|[=>])")
+
+
+@pytest.mark.skipif(MUTT is None, reason="mutt not installed; make test installs it")
+def test_mutt_reads_and_saves_to_another_folder(imap):
+    pytest.importorskip("pexpect")
+    user = MUTT_USER
+    imap.deliver([user], message("for mutt", body="Read me, then file me.\r\n"))
+    for n in range(1, 5):
+        imap.deliver([user], message(f"m{n}"))
+    mutt = Mutt(imap, user)
+    try:
+        # Run 1: read the first message, save it to Archive (a server-side UID COPY after its
+        # \Seen is stored), expunge it from INBOX.
+        mutt.run("<display-message><exit><save-message>=Archive<enter><sync-mailbox><quit>")
+        why = mutt.transcript()
         inbox = server_messages(imap, user, "INBOX")
-        assert "for mutt" not in inbox, (inbox, why)
+        assert set(inbox) == {"m1", "m2", "m3", "m4"}, (sorted(inbox), why)
         archive = server_messages(imap, user, "Archive")
         assert "for mutt" in archive, (archive, why)
         flags, body = archive["for mutt"]
-        assert "\\Seen" in flags, (flags, why)
-        assert "\\Deleted" not in flags, (flags, why)
+        assert "\\Seen" in flags and "\\Deleted" not in flags, (flags, why)
         assert body.endswith(b"Read me, then file me.\r\n"), why
+
+        # Meanwhile, another client: flags on two messages, one expunged, one new.
+        m = login(imap, user)
+        try:
+            ok(m.select("INBOX"))
+            uids = {s: ok(m.uid("SEARCH", "SUBJECT", s))[0].decode() for s in ("m1", "m2", "m3")}
+            ok(m.uid("STORE", uids["m1"], "+FLAGS", "(\\Flagged)"))
+            ok(m.uid("STORE", uids["m2"], "+FLAGS", "(\\Answered)"))
+            ok(m.uid("STORE", uids["m3"], "+FLAGS", "(\\Deleted)"))
+            ok(m.expunge())
+        finally:
+            m.logout()
+        imap.deliver([user], message("arrived later"))
+
+        # Run 2 resynchronizes from its header cache (UID FETCH ... (CHANGEDSINCE m VANISHED)):
+        # the last entry must be the new message, and it goes to Archive.
+        mutt.run("<last-entry><save-message>=Archive<enter><sync-mailbox><quit>")
+        why = mutt.transcript()
+        assert "mismatch" not in why, why
+        inbox = server_messages(imap, user, "INBOX")
+        assert set(inbox) == {"m1", "m2", "m4"}, (sorted(inbox), why)
+        assert "\\Flagged" in inbox["m1"][0] and "\\Answered" in inbox["m2"][0], (inbox, why)
+        assert set(server_messages(imap, user, "Archive")) == {"for mutt", "arrived later"}, why
     finally:
-        if not os.environ.get("POSTERN_KEEP"):
-            shutil.rmtree(root, ignore_errors=True)
+        mutt.cleanup()
