@@ -6,7 +6,6 @@ failure message.
     POSTERN_BIN=$(swift build --show-bin-path) python3 -m pytest -q Tests/integration/test_imap_clients.py
 """
 import contextlib
-import imaplib
 import os
 import re
 import shutil
@@ -17,7 +16,7 @@ import uuid
 import pytest
 
 from conftest import DEFAULT_PASSWORD, free_port, running_instance, wait_for
-from imap_support import tls_context
+from test_imapd import login, message, ok   # the imaplib helpers of the imapd suite
 
 MBSYNC_USER = "erin@example.test"
 MUTT_USER = "frank@example.test"
@@ -39,27 +38,9 @@ def imap():
         yield p
 
 
-def message(subject, body="Hello there.\r\n"):
-    return (f"From: Bob <bob@example.test>\r\nTo: someone@example.test\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{uuid.uuid4()}@example.test>\r\nDate: Sun, 06 Dec 2026 03:00:00 +0000\r\n"
-            f"\r\n{body}")
-
-
-def login(p, user):
-    m = imaplib.IMAP4_SSL("127.0.0.1", p.ports["imaps"], ssl_context=tls_context(p))
-    m.login(user, DEFAULT_PASSWORD)
-    return m
-
-
-def ok(r):
-    typ, data = r
-    assert typ == "OK", (typ, data)
-    return data
-
-
 def server_messages(p, user, mailbox):
     """{Subject: (flags, whole message bytes)} of `mailbox`, read with imaplib."""
-    m = login(p, user)
+    m = login(p, user, tls=True)
     try:
         ok(m.select(f'"{mailbox}"', readonly=True))
         typ, data = m.fetch("1:*", "(FLAGS BODY.PEEK[])")
@@ -77,7 +58,7 @@ def server_messages(p, user, mailbox):
 
 
 def server_mailboxes(p, user):
-    m = login(p, user)
+    m = login(p, user, tls=True)
     try:
         return b"\n".join(ok(m.list()))
     finally:
@@ -231,7 +212,7 @@ def test_mbsync_syncs_a_maildir_both_ways(imap):
         # Round 3: new mail, a flag change and an expunge on the server come down.
         five = message("five")
         imap.deliver([user], five)
-        m = login(imap, user)
+        m = login(imap, user, tls=True)
         try:
             ok(m.select("INBOX"))
             uid = ok(m.uid("SEARCH", "SUBJECT", "four"))[0].decode()
@@ -352,7 +333,7 @@ def test_mutt_reads_and_saves_to_another_folder(imap):
         assert body.endswith(b"Read me, then file me.\r\n"), why
 
         # Meanwhile, another client: flags on two messages, one expunged, one new.
-        m = login(imap, user)
+        m = login(imap, user, tls=True)
         try:
             ok(m.select("INBOX"))
             uids = {s: ok(m.uid("SEARCH", "SUBJECT", s))[0].decode() for s in ("m1", "m2", "m3")}
