@@ -201,6 +201,12 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
             let loopback = context.channel.remoteAddress?.ipAddress == nil || IPNetwork.contains(Self.loopback, clientAddress)
             let session = IMAPSession(config: settings.session, services: makeServices(), connection: self, client: clientAddress,
                                       clientIsLoopback: loopback, logger: logger)
+            // A watch's notifications join the one pulled stream; failed logins are counted per
+            // client address across this process's sessions (the fail2ban line's `failures=`).
+            session.post = { [weak self] input in self?.post(input) }
+            if let limiter = settings.limiter {
+                session.recordAuthFailure = { [clientAddress] in limiter.recordFailure(clientAddress) }
+            }
             run = { _, inputs in await session.run(inputs) }
         }
         // Pulled, not pushed: the glue knows what the session has taken, so it can stop reading
@@ -421,6 +427,17 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
                     context.close().whenComplete { _ in cont.resume() }
                 }
             }
+        }
+    }
+
+    /// Queues an input that does not come from the client — a watched mailbox changed
+    /// (`IMAPServices.watch`'s `onChange` → `.mailboxChanged`) — behind what is queued now
+    /// (IMAPSession.post).
+    func post(_ input: IMAPSessionInput) {
+        loop.execute { [self] in
+            guard !ended else { return }
+            enqueue(input)
+            updateReading()
         }
     }
 

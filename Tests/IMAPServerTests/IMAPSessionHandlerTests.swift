@@ -63,7 +63,8 @@ final class Gate: @unchecked Sendable {
 /// A loopback server whose connections run IMAPSessionHandler (behind OutboundBackPressure, as
 /// in WorkerServer) with a scripted session: greets, answers `tag OK VERB` to every command;
 /// STARTTLS: `tag OK Begin TLS` then the upgrade (tag "refused": NO, no upgrade); LOGIN:
-/// `authenticated`; HOLD: waits for the gate; LOGOUT: BYE and close; `.shutdown`: BYE and close.
+/// `authenticated`; WATCH: posts `.mailboxChanged(7)`; HOLD: waits for the gate; LOGOUT: BYE
+/// and close; `.shutdown`: BYE and close.
 final class GlueServer {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
     let transcript = Transcript()
@@ -133,6 +134,9 @@ final class GlueServer {
                 case "LOGIN":
                     conn.authenticated(user: "alice@example.org")
                     await say("\(tag) OK LOGIN\r\n")
+                case "WATCH":
+                    conn.post(.mailboxChanged(7))
+                    await say("\(tag) OK WATCH\r\n")
                 case "HOLD":
                     await gate.wait()
                     await say("\(tag) OK HOLD\r\n")
@@ -314,6 +318,20 @@ final class IMAPSessionHandlerTests: XCTestCase {
             """)
         XCTAssertEqual(out, ["* BYE shutting down", "True"])
         XCTAssertEqual(server.transcript.all, ["shutdown"])
+    }
+
+    /// An input posted from outside (a watch's notification) reaches the session in order.
+    func testPostedInputReachesTheSession() throws {
+        let server = try GlueServer()
+        _ = try run(server, """
+            s = connect()
+            s.sendall(b"w WATCH\\r\\n")
+            assert line(s) == b"w OK WATCH\\r\\n"
+            s.sendall(b"n NOOP\\r\\n")
+            assert line(s) == b"n OK NOOP\\r\\n"
+            """)
+        XCTAssertTrue(server.transcript.wait { $0.contains("closed") })
+        XCTAssertEqual(server.transcript.all, ["unit:w WATCH|", "changed:7", "unit:n NOOP|", "closed"])
     }
 
     func testSTARTTLSRecognition() {

@@ -145,11 +145,12 @@ def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", 
                   imap_section=None):
     """The test configuration; it ends inside [lmtp], so appended keys land there. smtpd
     listens nowhere unless `smtp_section` (a whole [smtp] table) says otherwise, imapd
-    nowhere unless `imap_section` (a whole [imap] table) does."""
+    nowhere unless `imap_section` (a whole [imap] table) or an [imap] table in `lmtp_extra`
+    (imap_support.py) does."""
     if smtp_section is None:
         smtp_section = "[smtp]\nmta = []\nsubmission = []\nsmtps = []\n"
     if imap_section is None:
-        imap_section = "[imap]\nlisten = []\n"
+        imap_section = "" if "[imap]" in lmtp_extra else "[imap]\nlisten = []\n"
     return (
         f'hostname = "{HOSTNAME}"\n'
         f'data_dir = "{data_dir}"\n'
