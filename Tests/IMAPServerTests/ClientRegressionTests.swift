@@ -107,4 +107,32 @@ final class ClientRegressionTests: XCTestCase {
         let none = try await services.vanishedUIDs(mailbox: box, since: later, page: 1)
         XCTAssertEqual(none, [])
     }
+
+    /// mbsync 1.4 (no modified UTF-7) sends a local folder "Bücher" as raw UTF-8 in a quoted
+    /// string. That is well-formed (RFC 9051 §4.3) but not a name before UTF8=ACCEPT: NO
+    /// [CANNOT] for that one command. A BAD made mbsync cancel the whole store, so no other
+    /// folder was synced either.
+    func testEightBitMailboxNameBeforeUTF8AcceptIsNoNotBad() throws {
+        let c = try SessionDriver(store: store)
+        _ = c.waitFor("* OK"); c.login()
+        let create = c.send("a", "CREATE \"B\u{FC}cher\"")
+        XCTAssertTrue(has(create, "a NO [CANNOT] "), create)
+        for (i, command) in ["SELECT \"B\u{FC}cher\"", "STATUS \"B\u{FC}cher\" (MESSAGES)", "LIST \"\" \"B\u{FC}*\"",
+                             "CREATE \"a&b\""].enumerated() {
+            let r = c.send("n\(i)", command)
+            XCTAssertTrue(has(r, "n\(i) NO [CANNOT] "), r)
+        }
+        // Not counted as bad commands: the session goes on past the BAD limit.
+        for i in 0..<(IMAPSessionConfig(hostname: "x", startTLSAvailable: false).maxBadCommands + 1) {
+            XCTAssertTrue(has(c.send("r\(i)", "CREATE \"B\u{FC}cher\""), "r\(i) NO [CANNOT] "))
+        }
+        XCTAssertTrue(has(c.send("b", "CREATE \"B&APw-cher\""), "b OK"))
+        let list = c.send("c", "LIST \"\" \"B*\"")
+        XCTAssertTrue(has(list, "* LIST (\\HasNoChildren) \"/\" B&APw-cher\r\n"), list)
+        // Malformed input stays BAD.
+        XCTAssertTrue(has(c.send("d", "CREATE \"unterminated"), "d BAD "))
+        // With UTF8=ACCEPT the UTF-8 name is the same mailbox.
+        XCTAssertTrue(c.send("e", "ENABLE UTF8=ACCEPT").contains("* ENABLED UTF8=ACCEPT"))
+        XCTAssertTrue(has(c.send("f", "CREATE \"B\u{FC}cher\""), "f NO [ALREADYEXISTS]"))
+    }
 }

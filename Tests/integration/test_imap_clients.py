@@ -20,6 +20,7 @@ from test_imapd import login, message, ok   # the imaplib helpers of the imapd s
 
 MBSYNC_USER = "erin@example.test"
 MUTT_USER = "frank@example.test"
+MBSYNC_UTF8_USER = "gina@example.test"
 # A client run that takes longer than this is hung (a prompt nobody answers, a lost reply).
 CLIENT_TIMEOUT = 90
 
@@ -31,7 +32,7 @@ MUTT = shutil.which("mutt")
 def imap():
     ports = {"imap": free_port(), "imaps": free_port()}
     section = f'[imap]\nlisten = ["imap@127.0.0.1:{ports["imap"]}", "imaps@127.0.0.1:{ports["imaps"]}"]\n'
-    with running_instance("imapclients", users=[MBSYNC_USER, MUTT_USER], imap_section=section) as p:
+    with running_instance("imapclients", users=[MBSYNC_USER, MUTT_USER, MBSYNC_UTF8_USER], imap_section=section) as p:
         wait_for(lambda: "imapd ready" in p.log(), 20, what="imapd ready")
         p.ports = ports
         p.cert = os.path.join(p.root, "tls", "cert.pem")
@@ -112,11 +113,11 @@ class Mbsync:
                 "SyncState *\n")
         self.transcripts = []
 
-    def run(self, *flags):
+    def run(self, *flags, status=0):
         r = subprocess.run([MBSYNC, "-c", self.rc, *flags, "-a"], capture_output=True, text=True,
                            errors="replace", timeout=CLIENT_TIMEOUT)
         self.transcripts.append(f"$ mbsync {' '.join(flags)} -a  (exit {r.returncode})\n{r.stdout}{r.stderr}")
-        assert r.returncode == 0, self.transcript()
+        assert r.returncode == status, self.transcript()
         return r
 
     def transcript(self):
@@ -234,6 +235,30 @@ def test_mbsync_syncs_a_maildir_both_ways(imap):
         sync.run()
         assert set(sync.files("INBOX")) == set(local), sync.transcript()
         assert set(server_messages(imap, user, "INBOX")) == set(local), sync.transcript()
+    finally:
+        sync.cleanup()
+
+
+@pytest.mark.skipif(MBSYNC is None, reason="mbsync (isync) not installed; make test installs it")
+def test_mbsync_skips_only_the_folder_whose_name_it_cannot_send(imap):
+    """mbsync 1.4 has no modified UTF-7: a local "Bücher" goes out as raw UTF-8. imapd answers
+    that CREATE NO [CANNOT] (a BAD made mbsync cancel the whole store); every other folder
+    still syncs, and mbsync says which one it could not create."""
+    user = MBSYNC_UTF8_USER
+    imap.deliver([user], message("inbound"))
+    sync = Mbsync(imap, user)
+    try:
+        for folder, subject in (("B\u00fccher", "umlaut"), ("Zeta", "zeta")):
+            for sub in ("cur", "new", "tmp"):
+                os.makedirs(os.path.join(sync.mail, folder, sub))
+            with open(os.path.join(sync.mail, folder, "new", f"1700000000.{uuid.uuid4().hex}.local"), "w") as f:
+                f.write(message(subject).replace("\r\n", "\n"))
+        r = sync.run("-V", status=1)
+        why = sync.transcript()
+        assert "NO [CANNOT]" in r.stdout + r.stderr, why
+        assert set(sync.files("INBOX")) == {"inbound"}, why
+        assert list(server_messages(imap, user, "Zeta")) == ["zeta"], why
+        assert b"B&APw-cher" not in server_mailboxes(imap, user), why
     finally:
         sync.cleanup()
 
