@@ -21,12 +21,17 @@ final class ClientRegressionTests: XCTestCase {
         try store.store.addUser("alice@example.org", password: "secret")
     }
 
+    private func loggedIn() throws -> SessionDriver {
+        let c = try SessionDriver(store: store)
+        _ = c.waitFor("* OK"); c.login()
+        return c
+    }
+
     /// The client's (UIDVALIDITY, HIGHESTMODSEQ) after a first session, then: several messages
     /// change (more than one MODSEQ), one is expunged after them, one arrives.
     private func mailboxChangedSinceFirstVisit() throws -> (validity: Substring, modseq: Substring) {
         for n in 1...5 { try store.deliver(to: ["alice@example.org"], Self.message(n)) }
-        let c = try SessionDriver(store: store)
-        _ = c.waitFor("* OK"); c.login()
+        let c = try loggedIn()
         let s = c.send("a", "SELECT INBOX")
         let validity = s.components(separatedBy: "[UIDVALIDITY ")[1].prefix { $0.isNumber }
         let modseq = s.components(separatedBy: "[HIGHESTMODSEQ ")[1].prefix { $0.isNumber }
@@ -47,8 +52,7 @@ final class ClientRegressionTests: XCTestCase {
     /// mismatch") and never fetched the new message.
     func testUIDFetchVanishedReportsExpungesAfterSeveralChanges() throws {
         let (_, modseq) = try mailboxChangedSinceFirstVisit()
-        let c = try SessionDriver(store: store)
-        _ = c.waitFor("* OK"); c.login()
+        let c = try loggedIn()
         XCTAssertTrue(c.send("a", "ENABLE QRESYNC").contains("* ENABLED QRESYNC"))
         XCTAssertTrue(c.send("b", "SELECT INBOX (CONDSTORE)").contains("* 5 EXISTS"))
         let r = c.send("c", "UID FETCH 1:5 (FLAGS) (CHANGEDSINCE \(modseq) VANISHED)")
@@ -65,8 +69,7 @@ final class ClientRegressionTests: XCTestCase {
     /// The same through SELECT (QRESYNC ...) (RFC 7162 §3.2.5.2).
     func testQResyncSelectReportsExpungesAfterSeveralChanges() throws {
         let (validity, modseq) = try mailboxChangedSinceFirstVisit()
-        let c = try SessionDriver(store: store)
-        _ = c.waitFor("* OK"); c.login()
+        let c = try loggedIn()
         c.send("a", "ENABLE QRESYNC")
         let r = c.send("b", "SELECT INBOX (QRESYNC (\(validity) \(modseq)))")
         XCTAssertTrue(has(r, "* 5 EXISTS\r\n"), r)
@@ -113,8 +116,7 @@ final class ClientRegressionTests: XCTestCase {
     /// [CANNOT] for that one command. A BAD made mbsync cancel the whole store, so no other
     /// folder was synced either.
     func testEightBitMailboxNameBeforeUTF8AcceptIsNoNotBad() throws {
-        let c = try SessionDriver(store: store)
-        _ = c.waitFor("* OK"); c.login()
+        let c = try loggedIn()
         let create = c.send("a", "CREATE \"B\u{FC}cher\"")
         XCTAssertTrue(has(create, "a NO [CANNOT] "), create)
         for (i, command) in ["SELECT \"B\u{FC}cher\"", "STATUS \"B\u{FC}cher\" (MESSAGES)", "LIST \"\" \"B\u{FC}*\"",
