@@ -22,9 +22,8 @@ extension IMAPSession {
         if f.vanished {
             guard uid, qresync, let since = f.changedSince else { return .bad("VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE") }
             if case .ranges(let rs) = f.sequences {
-                let d = try await services.delta(mailbox: sel.id, since: since, limit: 1)
                 let last = sel.entries.last?.uid ?? 0
-                let gone = d.vanished.filter { u in rs.contains { r in
+                let gone = try await services.vanishedUIDs(mailbox: sel.id, since: since).filter { u in rs.contains { r in
                     let hi = r.upperBound == SequenceSet.star ? max(last, u) : r.upperBound
                     return u >= min(r.lowerBound, hi) && u <= max(r.lowerBound, hi)
                 } }

@@ -90,8 +90,7 @@ extension IMAPSession {
         if rev2 { var w = writer(); w.raw("* LIST () \"/\" "); w.mailbox(name); w.crlf(); await emit(w) }
         // RFC 7162 §3.2.5.2: a QRESYNC SELECT reports what changed since the client's MODSEQ.
         if let q = p.qresync, q.uidValidity == sel.uidValidity {
-            let d = try await services.delta(mailbox: sel.id, since: q.modSeq, limit: 1)
-            var gone = d.vanished
+            var gone = try await services.vanishedUIDs(mailbox: sel.id, since: q.modSeq)
             if let known = q.knownUIDs, case .ranges(let rs) = known {
                 gone = gone.filter { u in rs.contains { $0.contains(u) || ($0.upperBound == SequenceSet.star && u >= $0.lowerBound) } }
             }

@@ -177,6 +177,9 @@ public final class IMAPSession: @unchecked Sendable {
         let options = IMAPParserOptions(utf8Accept: utf8, limits: config.limits)
         let cmd: IMAPCommand
         switch IMAPParser.parse(bytes, options: options) {
+        case .failure(let e) where e.tag != nil && e.code == IMAPResponseCodes.cannot:
+            await tagged(e.tag, .no(e.message, code: e.code))   // well-formed: not a BAD
+            return
         case .failure(let e):
             await tagged(e.tag, .bad(e.message, code: e.code))
             await countBad()
