@@ -158,8 +158,10 @@ extension IMAPSession {
     // MARK: IDLE (RFC 2177, RFC 9051 §6.3.13)
 
     func idle(_ tag: String) async throws -> Completion {
+        // The continuation first (as Dovecot and RFC 2177's examples do), then what is pending.
+        var w = writer(); w.continuation("idling"); await emit(w)
         await announce(expunges: true, pull: true)
-        var w = writer(); w.continuation("idling"); await emit(w); await flush()
+        await flush()
         while let input = await inputs.next() {
             switch input {
             case .framed(.unit(let bytes)):
