@@ -573,7 +573,8 @@ final class MutatedMessageTests: XCTestCase {
                 case .range(let s, let e)?, .headerFields(let s, let e, _, _)?:
                     XCTAssert(0 <= s && s <= e && e <= m.count, "round \(round): \(path) → \(s)..<\(e) of \(m.count)")
                     if case .headerFields(_, _, let names, let not)? = plan {
-                        XCTAssertEqual(SectionLocator.filterHeader(Array(m[s..<e]), names: names, not: not).suffix(2), [13, 10])
+                        let f = SectionLocator.filterHeader(Array(m[s..<e]), names: names, not: not)
+                        XCTAssert(f.isEmpty || f.suffix(2) == [13, 10], "round \(round): header lines end CRLF")
                     }
                 case .empty?, nil: break
                 }
