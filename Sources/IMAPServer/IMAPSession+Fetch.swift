@@ -202,11 +202,9 @@ extension IMAPSession {
     /// encoding is unknown ([UNKNOWN-CTE]).
     func binaryPart(_ part: [Int], uid: UInt32, mailbox: Int64, info: MessageInfo) async throws -> [UInt8]? {
         guard let plan = SectionLocator.locate(Section(part: part), in: info) else { return [] }
-        var p = info.body
-        for n in part {
-            if !p.parts.isEmpty, n >= 1, n <= p.parts.count { p = p.parts[n - 1] }
-            else if let m = p.message, !m.body.parts.isEmpty, n >= 1, n <= m.body.parts.count { p = m.body.parts[n - 1] }
-        }
+        // The entity the part path names, by the same walk as BODY[part] (into a message/rfc822
+        // whose body is a single part, too: its encoding is the one to undo).
+        let p = SectionLocator.part(part, in: info) ?? info.body
         guard var decoder = TransferDecoder(encoding: part.isEmpty ? "7bit" : p.encoding) else { return nil }
         guard case .range(let s, let e) = plan else { return [] }
         var out: [UInt8] = []

@@ -208,6 +208,19 @@ final class SectionTests: XCTestCase {
         XCTAssertEqual(SectionLocator.locate(Section(part: [1]), in: info), .range(b64.lowerBound, b64.upperBound))
     }
 
+    func testPartInsideAMessageWithASinglePartBody() {
+        // BINARY[1.1] (IMAPSession.binaryPart) decodes by the encoding of the entity
+        // SectionLocator.part names: the base64 body of the encapsulated message, not the
+        // message/rfc822 part itself (test_imap_dovecot.py, rfc822_inner_base64).
+        let m = crlfMessage("Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: message/rfc822\n\n"
+                            + "Subject: inner\nContent-Transfer-Encoding: base64\n\nSGk=\n--o--\n")
+        let info = MessageParser.parse(m)
+        XCTAssertEqual(SectionLocator.part([1], in: info)?.subtype, "rfc822")
+        let inner = SectionLocator.part([1, 1], in: info)
+        XCTAssertEqual(inner?.encoding, "base64")
+        XCTAssertEqual(inner.map { String(decoding: m[$0.bodyStart..<$0.bodyEnd], as: UTF8.self) }, "SGk=")
+    }
+
     func testFilterNameMustMatchWholly() {
         let h = Array("X-Subject: no\r\nSubject : spaced\r\nSubjectX: no\r\n\r\n".utf8)
         XCTAssertEqual(String(decoding: SectionLocator.filterHeader(h, names: ["subject"], not: false), as: UTF8.self),

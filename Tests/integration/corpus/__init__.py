@@ -138,6 +138,11 @@ def hostile_messages():
         + base64.encodebytes(crlf(inner.encode())).decode() + "--o--\n")))
     m.append(("rfc822_top_level", _msg(_basic("rtl", "Subject: top-level rfc822\nContent-Type: message/RFC822\n"),
                                         inner)))
+    m.append(("rfc822_inner_base64", _msg(
+        _basic("rib", "Subject: message with a base64 body\nContent-Type: multipart/mixed; boundary=\"o\"\n"),
+        "--o\nContent-Type: message/rfc822\n\nFrom: inner@example.test\nSubject: inner base64\n"
+        "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\nSGVsbG8sIHfDtnJsZCE=\n"
+        "--o--\n")))
     m.append(("rfc822_empty", _msg(
         _basic("re", "Subject: empty rfc822\nContent-Type: multipart/mixed; boundary=\"o\"\n"),
         "--o\nContent-Type: message/rfc822\n\n--o--\n")))
