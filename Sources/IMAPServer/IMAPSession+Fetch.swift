@@ -8,6 +8,13 @@ import IMAPProtocol
 import MailModel
 import MIME
 
+/// BINARY of a part whose Content-Transfer-Encoding the server cannot undo. RFC 3516 §4.2: the
+/// server "MUST fail the request and issue a NO response that contains the UNKNOWN-CTE extended
+/// response code".
+struct UnknownTransferEncoding: Error {
+    static let completion = Completion.no("Unknown Content-Transfer-Encoding", code: "UNKNOWN-CTE")
+}
+
 extension IMAPSession {
     static let fetchBatch = 64
 
@@ -112,7 +119,7 @@ extension IMAPSession {
                 try await writeSection(&w, section: section, partial: partial, uid: e.uid, mailbox: sel.id, info: info!)
             case .binary(let part, let partial, _):
                 guard let data = try await binaryPart(part, uid: e.uid, mailbox: sel.id, info: info!) else {
-                    throw IMAPServiceError(.invalid, "Unknown content transfer encoding")
+                    throw UnknownTransferEncoding()
                 }
                 w.raw("BINARY[\(part.map(String.init).joined(separator: "."))]")
                 if let p = partial { w.raw("<\(p.offset)>") }
@@ -123,7 +130,7 @@ extension IMAPSession {
                 w.raw(slice)
             case .binarySize(let part):
                 guard let data = try await binaryPart(part, uid: e.uid, mailbox: sel.id, info: info!) else {
-                    throw IMAPServiceError(.invalid, "Unknown content transfer encoding")
+                    throw UnknownTransferEncoding()
                 }
                 w.raw("BINARY.SIZE[\(part.map(String.init).joined(separator: "."))] \(data.count)")
             }
