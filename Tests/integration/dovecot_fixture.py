@@ -137,17 +137,15 @@ class PrivateDovecot:
         return self
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        """SIGTERM to Dovecot's process group (its master stops the rest), SIGKILL if that hangs."""
+        for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+            if self.proc is None or self.proc.poll() is not None:
+                return
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(timeout=10)
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=grace)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
 
     def cleanup(self):
         self.stop()

@@ -40,6 +40,11 @@ def _basic(name, extra=""):
     return BASIC.format(name=name) + extra
 
 
+def _mime(name, subject, content_type, body):
+    """A message with the basic header, `subject` and `content_type`, and `body`."""
+    return _msg(_basic(name, f"Subject: {subject}\nContent-Type: {content_type}\n"), body)
+
+
 def _nested(depth):
     head = _basic("nest40", "Subject: nested {0} deep\nContent-Type: multipart/mixed; boundary=\"b0\"\n".format(depth))
     body = ""
@@ -64,28 +69,28 @@ def hostile_messages():
     m = []
     m.append(("nest40", _nested(NEST_DEPTH)))
     m.append(("nestmsg40", _nested_messages(NEST_DEPTH)))
-    m.append(("boundary_never_appears", _msg(
-        _basic("nb", "Subject: boundary never appears\nContent-Type: multipart/mixed; boundary=\"nowhere\"\n"),
+    m.append(("boundary_never_appears", _mime(
+        "nb", "boundary never appears", "multipart/mixed; boundary=\"nowhere\"",
         "This is a preamble that never ends.\n--elsewhere\nContent-Type: text/plain\n\nnot a part\n")))
-    m.append(("missing_close_boundary", _msg(
-        _basic("mc", "Subject: missing close\nContent-Type: multipart/mixed; boundary=\"xx\"\n"),
+    m.append(("missing_close_boundary", _mime(
+        "mc", "missing close", "multipart/mixed; boundary=\"xx\"",
         "preamble\n--xx\nContent-Type: text/plain\n\nfirst\n--xx\nContent-Type: text/html\n\n<p>second, never closed</p>\n")))
-    m.append(("boundary_param_twice", _msg(
-        _basic("bt", "Subject: boundary twice\nContent-Type: multipart/mixed; boundary=\"one\"; boundary=\"two\"\n"),
+    m.append(("boundary_param_twice", _mime(
+        "bt", "boundary twice", "multipart/mixed; boundary=\"one\"; boundary=\"two\"",
         "--one\n\npart in one\n--two\n\npart in two\n--two--\n--one--\n")))
-    m.append(("boundary_reused_inside", _msg(
-        _basic("br", "Subject: inner boundary equals outer\nContent-Type: multipart/mixed; boundary=\"same\"\n"),
+    m.append(("boundary_reused_inside", _mime(
+        "br", "inner boundary equals outer", "multipart/mixed; boundary=\"same\"",
         "--same\nContent-Type: multipart/alternative; boundary=\"same\"\n\n--same\n\ninner a\n--same\n\ninner b\n"
         "--same--\nafter\n--same--\n")))
-    m.append(("boundary_prefix", _msg(
-        _basic("bp", "Subject: boundary prefix of inner\nContent-Type: multipart/mixed; boundary=\"ab\"\n"),
+    m.append(("boundary_prefix", _mime(
+        "bp", "boundary prefix of inner", "multipart/mixed; boundary=\"ab\"",
         "--ab\nContent-Type: multipart/alternative; boundary=\"abc\"\n\n--abc\n\nx\n--abc--\n--ab\n\ny\n--ab--\n")))
     m.append(("two_content_types", _msg(
         _basic("tc", "Subject: two content types\nContent-Type: multipart/mixed; boundary=\"first\"\n"
                "Content-Type: text/html; charset=utf-8\n"),
         "--first\n\npart\n--first--\n")))
-    m.append(("empty_parts", _msg(
-        _basic("ep", "Subject: empty parts\nContent-Type: multipart/mixed; boundary=\"e\"\n"),
+    m.append(("empty_parts", _mime(
+        "ep", "empty parts", "multipart/mixed; boundary=\"e\"",
         "--e\n--e\n\n--e\nContent-Type: text/plain\n\n--e\nContent-Type: application/octet-stream\n"
         "Content-Transfer-Encoding: base64\n\n\n--e--\n")))
     m.append(("empty_multipart", _msg(
@@ -112,8 +117,8 @@ def hostile_messages():
         "Content-Disposition: attachment; filename=\"=?utf-8?q?r=C3=A9sum=C3=A9.pdf?=\"\n"
         "Content-Description: =?utf-8?q?Lebenslauf_f=C3=BCr?= Bob\nContent-Transfer-Encoding: base64\n\n"
         "JVBERi0xLjQK\n--w--\n")))
-    m.append(("rfc2231_params", _msg(
-        _basic("r2231", "Subject: RFC 2231\nContent-Type: multipart/mixed; boundary=\"p\"\n"),
+    m.append(("rfc2231_params", _mime(
+        "r2231", "RFC 2231", "multipart/mixed; boundary=\"p\"",
         "--p\nContent-Type: application/x-stuff;\n title*0*=us-ascii'en'This%20is%20even%20more%20;\n"
         " title*1*=%2A%2A%2Afun%2A%2A%2A%20;\n title*2=\"isn't it!\"\n\nstuff\n"
         "--p\nContent-Type: text/plain; charset*=utf-8''%E2%9C%93\n"
@@ -127,39 +132,39 @@ def hostile_messages():
              "In-Reply-To: <parent@corpus.test>\nMIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=\"in\"\n\n"
              "--in\nContent-Type: text/plain; charset=us-ascii\n\nplain inner\n--in\nContent-Type: text/html\n\n"
              "<b>html inner</b>\n--in--\n")
-    m.append(("rfc822_in_multipart", _msg(
-        _basic("rim", "Subject: forward\nContent-Type: multipart/mixed; boundary=\"outer\"\n"),
+    m.append(("rfc822_in_multipart", _mime(
+        "rim", "forward", "multipart/mixed; boundary=\"outer\"",
         "--outer\nContent-Type: text/plain\n\nsee attached\n--outer\nContent-Type: message/rfc822\n"
         "Content-Disposition: attachment; filename=\"fwd.eml\"\nContent-Description: forwarded\n\n"
         + inner + "--outer--\n")))
-    m.append(("rfc822_base64", _msg(
-        _basic("r64", "Subject: base64 message\nContent-Type: multipart/mixed; boundary=\"o\"\n"),
+    m.append(("rfc822_base64", _mime(
+        "r64", "base64 message", "multipart/mixed; boundary=\"o\"",
         "--o\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n"
         + base64.encodebytes(crlf(inner.encode())).decode() + "--o--\n")))
     m.append(("rfc822_top_level", _msg(_basic("rtl", "Subject: top-level rfc822\nContent-Type: message/RFC822\n"),
                                         inner)))
-    m.append(("rfc822_inner_base64", _msg(
-        _basic("rib", "Subject: message with a base64 body\nContent-Type: multipart/mixed; boundary=\"o\"\n"),
+    m.append(("rfc822_inner_base64", _mime(
+        "rib", "message with a base64 body", "multipart/mixed; boundary=\"o\"",
         "--o\nContent-Type: message/rfc822\n\nFrom: inner@example.test\nSubject: inner base64\n"
         "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\nSGVsbG8sIHfDtnJsZCE=\n"
         "--o--\n")))
-    m.append(("rfc822_empty", _msg(
-        _basic("re", "Subject: empty rfc822\nContent-Type: multipart/mixed; boundary=\"o\"\n"),
+    m.append(("rfc822_empty", _mime(
+        "re", "empty rfc822", "multipart/mixed; boundary=\"o\"",
         "--o\nContent-Type: message/rfc822\n\n--o--\n")))
-    m.append(("message_global_and_partial", _msg(
-        _basic("mg", "Subject: other message types\nContent-Type: multipart/mixed; boundary=\"o\"\n"),
+    m.append(("message_global_and_partial", _mime(
+        "mg", "other message types", "multipart/mixed; boundary=\"o\"",
         "--o\nContent-Type: message/global\n\nSubject: global\n\nbody\n"
         "--o\nContent-Type: message/partial; id=\"x@y\"; number=1; total=2\n\nSubject: part\n\nbody\n"
         "--o\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.test\n\n"
         "Final-Recipient: rfc822; x@example.test\nAction: failed\n--o--\n")))
-    m.append(("no_content_type_parts", _msg(
-        _basic("nct", "Subject: parts without Content-Type\nContent-Type: multipart/mixed; boundary=\"n\"\n"),
+    m.append(("no_content_type_parts", _mime(
+        "nct", "parts without Content-Type", "multipart/mixed; boundary=\"n\"",
         "--n\n\nno header at all\n--n\nContent-Transfer-Encoding: quoted-printable\n\nqp =3D text\n"
         "--n\nContent-Disposition: inline\n\ndisposition only\n--n--\n")))
     m.append(("no_mime_version", _msg(
         "From: old@example.test\nSubject: no MIME-Version\n", "just text\n")))
-    m.append(("digest", _msg(
-        _basic("dg", "Subject: digest\nContent-Type: multipart/digest; boundary=\"d\"\n"),
+    m.append(("digest", _mime(
+        "dg", "digest", "multipart/digest; boundary=\"d\"",
         "--d\n\nFrom: one@example.test\nSubject: first in digest\n\nbody one\n"
         "--d\nContent-Type: text/plain\n\nexplicit text in digest\n"
         "--d\nContent-Type: message/rfc822\n\nFrom: three@example.test\nSubject: third\n\nbody three\n"
@@ -207,8 +212,8 @@ def hostile_messages():
         "begin 644 f\n#86)C\n`\nend\n--x\nContent-Type: garbage\nContent-Disposition: \"quoted\"\n\ngarbage type\n"
         "--x\nContent-Type: text/\n\nempty subtype\n--x\nContent-Type: /plain\n\nempty type\n"
         "--x\nContent-Type: text/plain; charset\n\nparameter without value\n--x--\n")))
-    m.append(("encodings", _msg(
-        _basic("enc", "Subject: transfer encodings\nContent-Type: multipart/mixed; boundary=\"z\"\n"),
+    m.append(("encodings", _mime(
+        "enc", "transfer encodings", "multipart/mixed; boundary=\"z\"",
         "--z\nContent-Transfer-Encoding: base64\n\nSGVsbG8s\nIHdvcmxk\nIQ==\n"
         "--z\nContent-Transfer-Encoding: base64\n\nbad base64 !!!\n***=\n"
         "--z\nContent-Transfer-Encoding: quoted-printable\n\nsoft=\nbreak =C3=A9 =ZZ bad=\n"
@@ -229,11 +234,11 @@ def hostile_messages():
     m.append(("mixed_line_ends", _basic("mx", "Subject: mixed line ends\n").encode().replace(b"\n", b"\r\n")
               + b"\nline lf\r\nline crlf\rline cr\n\r\n"))
     m.append(("no_final_newline", crlf(_basic("nf", "Subject: no final newline\n").encode()) + b"\r\nlast line"))
-    m.append(("whitespace_boundary", _msg(
-        _basic("wb", "Subject: boundary with spaces\nContent-Type: multipart/mixed; boundary=\"with space \"\n"),
+    m.append(("whitespace_boundary", _mime(
+        "wb", "boundary with spaces", "multipart/mixed; boundary=\"with space \"",
         "--with space \nContent-Type: text/plain\n\none\n--with space  \t\n\ntwo\n--with space --  trailing\n")))
-    m.append(("preamble_epilogue", _msg(
-        _basic("pe", "Subject: preamble and epilogue\nContent-Type: multipart/alternative; boundary=\"pe\"\n"),
+    m.append(("preamble_epilogue", _mime(
+        "pe", "preamble and epilogue", "multipart/alternative; boundary=\"pe\"",
         "preamble line\n\n--pe\nContent-Type: text/plain\n\nA\n\n--pe\nContent-Type: text/html\n\nB\n--pe--\n"
         "epilogue\nmore epilogue\n")))
     m.append(("junk_first_header_line", crlf(
