@@ -197,7 +197,7 @@ extension IMAPSession {
                 w.raw([UInt8](repeating: UInt8(ascii: " "), count: count - sent))
                 break
             }
-            w.raw(chunk); at += chunk.count; sent += chunk.count
+            w.literalContent(chunk); at += chunk.count; sent += chunk.count
             if w.bytes.count >= 64 * 1024 {
                 await emit(w)
                 w = writer()

@@ -78,7 +78,7 @@ DOVECOT_DEVIATIONS = {
         "extended response code.' Dovecot stores other bytes than it was given: bare CR / bare LF "
         "line ends rewritten, binary content re-encoded as base64, NUL replaced by 0x80. Every "
         "answer about these messages then differs.",
-        _in("nul_bytes", "nul_in_part", "lf_only", "cr_only", "mixed_line_ends")),
+        lambda name, d: name in REWRITTEN_BY_DOVECOT),
     "binary-disconnect": (
         "RFC 9051 §2.2.2: 'The server completes a command and indicates success or failure with a "
         "tagged status response'. Dovecot closes the connection on BINARY of a base64 part whose "
@@ -107,8 +107,9 @@ DOVECOT_DEVIATIONS = {
         "RFC 5322 §2.2: header fields are lines '... terminated by CRLF'. For HEADER.FIELDS.NOT of "
         "a header without a final line end Dovecot returns the last field unterminated (its "
         "HEADER.FIELDS of the same header ends it with CRLF, as Postern does for both).",
-        lambda name, d: name == "header_only_no_blank" and d.key() == "BODY[HEADER.FIELDS.NOT (RECEIVED)]"
-        and isinstance(d.postern, bytes) and d.postern == d.dovecot + b"\r\n"),
+        lambda name, d: d.key().startswith("BODY[HEADER.FIELDS.NOT")
+        and isinstance(d.postern, bytes) and isinstance(d.dovecot, bytes) and d.postern == d.dovecot + b"\r\n"
+        and not d.dovecot.endswith(b"\n")),
 }
 
 # Where the RFCs leave the answer open, or a documented limit of Postern's: both are allowed.
@@ -144,9 +145,10 @@ POSTERN_CHOICES = {
                                                          or d.binary_size_checked == "postern")),
     "garbled-address-lists": (
         "RFC 5322 §3.4 gives no reading of invalid address lists: Postern keeps parsing after "
-        "'a@b@c' and '<>', names an address by its first comment, and trims the Message-ID value; "
+        "'a@b@c' and '<>' (and after the junk of a header whose lines end in bare CR, RFC 5322 §2.2, "
+        "so one field), names an address by its first comment, and trims the Message-ID value; "
         "Dovecot stops at the first error, uses the last comment and keeps trailing blanks.",
-        lambda name, d: name == "address_oddities" and d.key().startswith("ENVELOPE/")),
+        lambda name, d: name in ("address_oddities", "cr_only" + AS_STORED) and d.key().startswith("ENVELOPE/")),
 }
 
 CONNECTION_CLOSED = "(connection closed)"
@@ -490,6 +492,10 @@ def explain(name, d):
 # The servers
 
 NEEDS_BINARY_APPEND = {"nul_bytes", "nul_in_part"}
+# Messages Dovecot stores with other bytes (rule append-rewrites-message). Each is compared a
+# second time as "<name>@dovecot-bytes": the bytes Dovecot kept, APPENDed to Postern too.
+REWRITTEN_BY_DOVECOT = ("nul_bytes", "lf_only", "cr_only", "mixed_line_ends")
+AS_STORED = "@dovecot-bytes"
 
 
 class Servers:
@@ -523,6 +529,12 @@ def servers(dovecot):  # noqa: F811 - pytest fixture by name
         for name, msg in MESSAGES:
             binary = name in NEEDS_BINARY_APPEND
             sv.uids[name] = (sv.pc.append(msg, binary), sv.dc.append(msg, binary))
+        for name in REWRITTEN_BY_DOVECOT:
+            du = sv.uids[name][1]
+            _, v = sv.dc.fetch(du, "BODY.PEEK[]")
+            stored = v.get("BODY[]")
+            assert stored is not None and stored != dict(MESSAGES)[name], f"Dovecot keeps {name} as it is now"
+            sv.uids[name + AS_STORED] = (sv.pc.append(stored, b"\0" in stored), du)
         yield sv
         sv.pc.close()
         sv.dc.close()
@@ -596,7 +608,7 @@ def test_corpus_has_the_python_email_messages():
     assert n >= 40, f"{n} msg_*.txt in {corpus.PYTHON_EMAIL_DATA}: install libpython3.11-testsuite"
 
 
-@pytest.mark.parametrize("name", [n for n, _ in MESSAGES])
+@pytest.mark.parametrize("name", [n for n, _ in MESSAGES] + [n + AS_STORED for n in REWRITTEN_BY_DOVECOT])
 def test_fetch_matches_dovecot(servers, name):
     sv = servers
     pu, du = sv.uids[name]
@@ -639,7 +651,7 @@ def test_fetch_matches_dovecot(servers, name):
 
 def test_every_rule_is_needed(servers):
     """Runs last (pytest keeps file order): a rule no difference needed any more is stale."""
-    if servers.stats["messages"] < len(MESSAGES):
+    if servers.stats["messages"] < len(MESSAGES) + len(REWRITTEN_BY_DOVECOT):
         pytest.skip("not every message was compared in this run")
     used = set(servers.stats["allowed"])
     stale = [r for r in list(DOVECOT_DEVIATIONS) + list(POSTERN_CHOICES) if r not in used]
