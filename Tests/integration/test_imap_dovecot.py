@@ -115,6 +115,13 @@ DOVECOT_DEVIATIONS = {
         "to a header that has none (its HEADER.FIELDS.NOT of the same header does not).",
         lambda name, d: d.key().startswith("BODY[HEADER.FIELDS (") and isinstance(d.postern, bytes)
         and isinstance(d.dovecot, bytes) and d.dovecot == d.postern + b"\r\n"),
+    "header-fields-not-overrun": (
+        "RFC 9051 §6.4.5: HEADER.FIELDS.NOT after a part number is the header of the message "
+        "encapsulated in that MESSAGE/RFC822 part, a subset of it. For a (transfer-encoded) message "
+        "part Dovecot also returns the multipart's close delimiter line that follows the part.",
+        lambda name, d: ".HEADER.FIELDS.NOT" in d.key() and isinstance(d.postern, bytes)
+        and isinstance(d.dovecot, bytes) and d.dovecot.startswith(d.postern)
+        and re.fullmatch(rb"--[^\r\n]*--\r\n", d.dovecot[len(d.postern):]) is not None),
     "header-fields-not-unterminated": (
         "RFC 5322 §2.2: header fields are lines '... terminated by CRLF'. For HEADER.FIELDS.NOT of "
         "a header without a final line end Dovecot returns the last field unterminated (its "
@@ -643,7 +650,8 @@ def test_fetch_matches_dovecot(servers, name):
         p = dotted(path)
         items = f"BODY.PEEK[{p}] BODY.PEEK[{p}.MIME]"
         if node is not None and is_message(node):
-            items += f" BODY.PEEK[{p}.HEADER] BODY.PEEK[{p}.TEXT]"
+            items += (f" BODY.PEEK[{p}.HEADER] BODY.PEEK[{p}.TEXT] BODY.PEEK[{p}.HEADER.FIELDS (From Subject Date)]"
+                      f" BODY.PEEK[{p}.HEADER.FIELDS.NOT (Received)]")
         fetch_both(sv, (pu, du), items, diffs)
         if node is not None and not is_multipart(node) and not is_message(node):
             binary_answers = fetch_both(sv, (pu, du), f"BINARY.PEEK[{p}]", diffs)
