@@ -150,9 +150,9 @@ struct StructureParser {
                     bodyStart = ls
                     break
                 }
-            } else if ls < windowEnd, let id = FieldID.lookup(b, ls, field.nameEnd), !f.has(id) {
+            } else if ls < windowEnd, let id = FieldID.lookup(b, ls, field.nameEnd), !f.has(id) || id.collectsRepeats {
                 let value = field.value
-                f.set(id, value.lowerBound..<max(value.lowerBound, min(value.upperBound, windowEnd)))
+                f.add(id, value.lowerBound..<max(value.lowerBound, min(value.upperBound, windowEnd)))
             }
             first = false
         }
@@ -308,11 +308,11 @@ struct StructureParser {
         part.md5 = b.nonEmptyFieldString(f, .contentMD5)
     }
 
-    /// RFC 3501 §7.4.2 ENVELOPE from a message header.
+    /// RFC 3501 §7.4.2 ENVELOPE from a message header. An address field that occurs more than
+    /// once gives the addresses of all its occurrences (Dovecot's reading); other fields the first.
     func envelope(_ f: HeaderFields) -> Envelope {
         func addresses(_ id: FieldID) -> [Address] {
-            guard let r = f[id] else { return [] }
-            return AddressParser.parse(b.unfolded(r))
+            f.all(id).flatMap { AddressParser.parse(b.unfolded($0)) }
         }
         let from = addresses(.from)
         let sender = addresses(.sender)

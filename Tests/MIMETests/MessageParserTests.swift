@@ -226,6 +226,18 @@ final class MessageParserTests: XCTestCase {
         }
     }
 
+    func testRepeatedAddressFieldsAreJoined() {
+        // Python's email msg_20 has three Cc fields; Dovecot 2.3 lists all their addresses, and
+        // so do we. Other repeated fields: the first counts.
+        let m = message(["From: a@x.org", "Cc: ccc@zzz.org", "CC: ddd@zzz.org, Group: g@zzz.org;", "cc: eee@zzz.org",
+                         "Subject: first", "Subject: second", "From: b@x.org", "", "body", ""])
+        let e = MessageParser.parse(m).envelope
+        XCTAssertEqual(e.cc.map { $0.mailbox }, ["ccc", "ddd", "Group", "g", nil, "eee"])
+        XCTAssertEqual(e.from.map { $0.mailbox }, ["a", "b"])
+        XCTAssertEqual(e.sender, e.from)
+        XCTAssertEqual(e.subject, "first")
+    }
+
     func testSimpleEnvelopeAndSizes() {
         let m = Self.simple
         let info = MessageParser.parse(m)

@@ -148,9 +148,9 @@ POSTERN_CHOICES = {
         "lines as a broken header up to the first empty line.",
         lambda name, d: name in ("msg_19", "msg_38", "header_continuation_first")),
     "duplicate-fields": (
-        "RFC 5322 §3.6 allows one Subject/From/Cc; for a message with several Postern uses the "
-        "first, Dovecot the last Subject and all address lists joined.",
-        lambda name, d: name in ("duplicate_fields", "msg_20", "msg_25") and d.key().startswith("ENVELOPE/")),
+        "RFC 5322 §3.6 allows one Subject; for a message with several Postern uses the first, "
+        "Dovecot the last (repeated address fields both join).",
+        lambda name, d: name == "duplicate_fields" and d.key() == "ENVELOPE/1"),
     "empty-field-values": (
         "RFC 9051 §9 body-fld-id / -desc / -md5 / -loc and envelope strings are nstrings: Postern "
         "treats an empty header field as absent (NIL), Dovecot writes \"\"; an empty "
