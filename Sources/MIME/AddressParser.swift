@@ -288,14 +288,15 @@ enum AddressParser {
             out.append(Address(name: name, adl: adl, mailbox: ListParser.string(local, separator: []), host: host ?? ""))
         }
 
-        /// domain := dot-atom / domain-literal / obs-domain (RFC 5322 §3.4.1), raw; records a comment.
+        /// domain := dot-atom / domain-literal / obs-domain (RFC 5322 §3.4.1), raw; records a comment:
+        /// the last one, so in `(x) a@b (Name)` the comment after the address names it (as Dovecot reads it).
         mutating func domain(_ comment: inout [UInt8]?) -> String {
             var parts: [[UInt8]] = []
             while i < tokens.count {
                 switch tokens[i] {
                 case .word(let raw, _): parts.append(raw)
                 case .literal(let raw): parts.append(raw)
-                case .comment(let c): if comment == nil { comment = c }
+                case .comment(let c): comment = c
                 case .special: return ListParser.string(parts, separator: [])
                 }
                 i += 1

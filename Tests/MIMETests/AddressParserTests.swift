@@ -21,6 +21,8 @@ final class AddressParserTests: XCTestCase {
             ("friends: a@b, \"C\" <c@d>;, e@f",
              [A(nil, "friends", nil), A(nil, "a", "b"), A("C", "c", "d"), groupEnd, A(nil, "e", "f")]),
             ("john@x.org (John Smith)", [A("John Smith", "john", "x.org")]),
+            // The comment after the address names it, not one before (test_imap_dovecot address_oddities).
+            ("(comment only) c@example.test (Comment Name)", [A("Comment Name", "c", "example.test")]),
             ("<@r1.example,@r2.example:user@host.example>",
              [A(nil, "user", "host.example", adl: "@r1.example,@r2.example")]),
             ("root", [A(nil, "root", "")]),

@@ -165,8 +165,8 @@ POSTERN_CHOICES = {
     "garbled-address-lists": (
         "RFC 5322 §3.4 gives no reading of invalid address lists: Postern keeps parsing after "
         "'a@b@c' and '<>' (and after the junk of a header whose lines end in bare CR, RFC 5322 §2.2, "
-        "so one field), names an address by its first comment, and trims the Message-ID value; "
-        "Dovecot stops at the first error, uses the last comment and keeps trailing blanks.",
+        "so one field), and trims the Message-ID value; Dovecot stops at the first error and keeps "
+        "trailing blanks.",
         lambda name, d: name in ("address_oddities", "cr_only" + AS_STORED) and d.key().startswith("ENVELOPE/")),
 }
 
