@@ -332,7 +332,7 @@ extension IMAPSession {
             guard m.data.count <= config.limits.maxAppend else { return .no("Message too large", code: "TOOBIG") }
             let (flags, keywords) = try split(m.flags)
             do {
-                let r = try await services.append(to: name, flags: flags, keywords: keywords, internalDate: m.internalDate, body: m.data)
+                let r = try await services.append(to: name, flags: flags, keywords: keywords, internalDate: m.internalDate ?? now(), body: m.data)
                 uids.append(r.uid); validity = r.uidValidity
             } catch let e as IMAPServiceError where e.kind == .notFound {
                 return .no("Mailbox does not exist", code: "TRYCREATE")

@@ -15,7 +15,7 @@ public struct IMAPSessionConfig: Sendable {
     /// STARTTLS is offered (a TLS context exists and the connection is not TLS yet).
     public var startTLSAvailable: Bool
     /// LOGIN/AUTHENTICATE PLAIN without TLS are accepted from loopback clients
-    /// (`[auth] allow_plaintext_loopback`).
+    /// (`[imap] plaintext_auth_on_loopback`).
     public var plaintextOnLoopback: Bool
     /// Seconds a failed login waits before its answer (DESIGN §5).
     public var authFailureDelay: Double
