@@ -34,14 +34,6 @@ def _in(*names):
     return lambda name, d: name in names
 
 
-def _item(*prefixes):
-    return lambda name, d: d.key().startswith(prefixes)
-
-
-def _both(a, b):
-    return lambda name, d: a(name, d) and b(name, d)
-
-
 _STRUCT = ("BODYSTRUCTURE/", "BODY/")
 
 # Dovecot is the one deviating: the RFC text that says so.
