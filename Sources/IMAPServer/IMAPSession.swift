@@ -208,6 +208,8 @@ public final class IMAPSession: @unchecked Sendable {
             completion = Self.completion(for: e)
         } catch let e as BadCommand {
             completion = .bad(e.message)
+        } catch is UnknownTransferEncoding {
+            completion = UnknownTransferEncoding.completion
         } catch {
             completion = .no("Internal error", code: "SERVERBUG")
         }
