@@ -117,7 +117,8 @@ public struct SMTPClientSession: Sendable {
         tlsActive = true
         tlsVerified = verified
         if config.tlsPolicy == .verify, !verified {
-            failAll(.temporary, .tlsNotVerified, remote: false, tryNextHost: true, quit: true, &actions)
+            // Before the greeting of implicit TLS there is nothing to QUIT from.
+            failAll(.temporary, .tlsNotVerified, remote: false, tryNextHost: true, quit: state == .tlsHandshake, &actions)
             return actions
         }
         if state == .implicitTLS {

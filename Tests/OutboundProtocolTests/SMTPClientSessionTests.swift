@@ -1,6 +1,7 @@
 // SMTPClientSession as transcripts: what the client writes for each server reply, the
 // decisions (HELO fallback, STARTTLS policy, AUTH, SIZE, 8BITMIME, SMTPUTF8, DSN parameters),
 // pipelining with refused recipients, the RFC 5321 §4.5.3.2 timer of each state, and failures.
+import MailSyntax
 import OutboundProtocol
 import SMTPProtocol
 import XCTest
@@ -424,5 +425,27 @@ final class DotStufferTests: XCTestCase {
         XCTAssertEqual(XText.encode("plain@example.org"), "plain@example.org")
         XCTAssertEqual(XText.encode("a+b=c d\u{1}"), "a+2Bb+3Dc+20d+01")   // RFC 3461 §4
         XCTAssertEqual(XText.encode("é"), "+C3+A9")
+    }
+}
+
+/// The fuzz entry point on generated server conversations: random bytes, and random sequences of
+/// plausible reply lines, under every configuration byte. A violated invariant traps.
+final class SMTPClientFuzzTests: XCTestCase {
+    func testRandomAndPlausibleServerBytes() {
+        var rng = SplitMix(seed: 2026)
+        let lines = ["220 mx", "250-mx", "250 PIPELINING", "250-STARTTLS", "250-SIZE 100", "250-8BITMIME", "250-AUTH PLAIN LOGIN",
+                     "250 ok", "250 2.1.5 ok", "354 go", "550 5.1.1 no", "451 4.3.0 later", "334 VXNlcm5hbWU6", "235 ok", "221 bye",
+                     "220 go", "502 no", "454 no tls", "junk", "250-", "2", ""]
+        for round in 0..<3000 {
+            var data: [UInt8] = [UInt8(truncatingIfNeeded: round)]
+            if round % 3 == 0 {
+                data += (0..<Int(rng.next() % 200)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            } else {
+                for _ in 0..<Int(rng.next() % 16) {
+                    data += Array(lines[Int(rng.next() % UInt64(lines.count))].utf8) + (rng.next() % 5 == 0 ? [10] : [13, 10])
+                }
+            }
+            SMTPClientSession.fuzz(data)
+        }
     }
 }
