@@ -479,18 +479,18 @@ public struct SMTPClientSession: Sendable {
 
     // MARK: - Outcome
 
-    func status(_ reply: SMTPReply, final: Bool) -> RecipientStatus {
+    func status(_ reply: SMTPReply, final: Bool) -> RecipientResult.Status {
         if reply.isPermanent { return .permanent }
         if reply.isPositive && final { return .accepted }
         return .temporary
     }
 
-    func result(_ i: Int, _ status: RecipientStatus, _ reply: SMTPReply, remote: Bool = true) -> RecipientResult {
+    func result(_ i: Int, _ status: RecipientResult.Status, _ reply: SMTPReply, remote: Bool = true) -> RecipientResult {
         RecipientResult(recipient: envelope.recipients[i].address, status: status, reply: reply, remote: remote)
     }
 
     /// Gives every recipient without a result this one, emits `.finished`, then QUIT or close.
-    mutating func failAll(_ status: RecipientStatus, _ reply: SMTPReply, remote: Bool, tryNextHost: Bool, quit sendQuit: Bool,
+    mutating func failAll(_ status: RecipientResult.Status, _ reply: SMTPReply, remote: Bool, tryNextHost: Bool, quit sendQuit: Bool,
                           _ actions: inout [SMTPClientAction], retryWithoutTLS: Bool = false) {
         for i in results.indices where results[i] == nil {
             results[i] = result(i, status, reply, remote: remote)

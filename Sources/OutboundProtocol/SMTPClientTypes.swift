@@ -215,25 +215,25 @@ public struct SMTPServerCapabilities: Sendable, Equatable {
     }
 }
 
-/// A recipient's state after this attempt.
-public enum RecipientStatus: Sendable, Equatable {
-    /// The server took responsibility (250 after the final dot): remove it from the queue.
-    case accepted
-    /// 4xx, timeout, lost connection, policy: retry later (RetrySchedule).
-    case temporary
-    /// 5xx: bounce (DSNBuilder).
-    case permanent
-}
-
 public struct RecipientResult: Sendable, Equatable {
+    /// A recipient's state after this attempt. (Nested: MailIPC has a `RecipientStatus` of its own.)
+    public enum Status: Sendable, Equatable {
+        /// The server took responsibility (250 after the final dot): remove it from the queue.
+        case accepted
+        /// 4xx, timeout, lost connection, policy: retry later (RetrySchedule).
+        case temporary
+        /// 5xx: bounce (DSNBuilder).
+        case permanent
+    }
+
     public var recipient: MailPath
-    public var status: RecipientStatus
+    public var status: Status
     /// The server's reply, or one made up here (`remote` false) for local decisions.
     public var reply: SMTPReply
     /// The reply came from the server (Diagnostic-Code: smtp; Remote-MTA in a DSN).
     public var remote: Bool
 
-    public init(recipient: MailPath, status: RecipientStatus, reply: SMTPReply, remote: Bool) {
+    public init(recipient: MailPath, status: Status, reply: SMTPReply, remote: Bool) {
         self.recipient = recipient
         self.status = status
         self.reply = reply
