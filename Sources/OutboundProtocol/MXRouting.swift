@@ -3,16 +3,11 @@
 // order of equal preferences is reproducible in tests.
 import SMTPProtocol
 
-public struct MXRecord: Sendable, Hashable {
-    public var preference: UInt16
-    /// The exchange host as DNS gave it (a trailing dot is allowed).
-    public var host: String
-
-    public init(preference: UInt16, host: String) {
-        self.preference = preference
-        self.host = host
-    }
-}
+/// One MX record as the resolver gives it: (preference, exchange host; a trailing dot is allowed,
+/// "." or "" is the root of a null MX). A tuple rather than a type of its own, so MailDNS's
+/// `MXRecord` maps onto it with `records.map { ($0.preference, $0.exchange) }` and the glue never
+/// sees two types of the same name.
+public typealias MXPreference = (preference: UInt16, exchange: String)
 
 /// Why a domain has no host to try. Both are permanent: bounce at once.
 public enum MXRoutingError: Error, Sendable, Equatable {
@@ -61,10 +56,10 @@ public enum MXRouting {
     /// - `localNames`: our own host names; if one is listed, it and every host of equal or
     ///   higher preference are dropped (§5.1), and if nothing is left the mail loops.
     /// - A domain that is an address literal (`[192.0.2.1]`) is its own host.
-    public static func hosts<R: RandomNumberGenerator>(for domain: String, mx: [MXRecord], localNames: Set<String> = [],
+    public static func hosts<R: RandomNumberGenerator>(for domain: String, mx: [MXPreference], localNames: Set<String> = [],
                                                        using rng: inout R) -> Result<[String], MXRoutingError> {
         if domain.hasPrefix("[") { return .success([domain]) }
-        let records = mx.map { MXRecord(preference: $0.preference, host: normalize($0.host)) }
+        let records = mx.map { (preference: $0.preference, host: normalize($0.exchange)) }
         let real = records.filter { !$0.host.isEmpty }
         if real.isEmpty {
             return records.isEmpty ? .success([normalize(domain)]) : .failure(.nullMX)

@@ -7,7 +7,7 @@ import XCTest
 final class MXRoutingTests: XCTestCase {
     func hosts(_ domain: String, _ mx: [(UInt16, String)], local: Set<String> = [], seed: UInt64 = 1) -> Result<[String], MXRoutingError> {
         var rng = SplitMix(seed: seed)
-        return MXRouting.hosts(for: domain, mx: mx.map { MXRecord(preference: $0.0, host: $0.1) }, localNames: local, using: &rng)
+        return MXRouting.hosts(for: domain, mx: mx.map { (preference: $0.0, exchange: $0.1) }, localNames: local, using: &rng)
     }
 
     func testOrderedByPreferenceNormalizedAndDeduplicated() {
