@@ -57,7 +57,7 @@ public struct SMTPClientSession: Sendable {
     var mailFailed = false
     /// 354 arrived although no recipient was accepted: the final reply is ignored (RFC 2920 §3.1).
     var ignoreFinalReply = false
-    var stuffer = DotStuffer()
+    var stuffer = SMTPDotStuffer()
 
     public init(config: SMTPClientConfig, envelope: OutboundEnvelope) {
         self.config = config

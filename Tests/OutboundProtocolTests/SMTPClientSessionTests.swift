@@ -395,9 +395,9 @@ final class SMTPClientSessionTests: XCTestCase {
     }
 }
 
-final class DotStufferTests: XCTestCase {
+final class SMTPDotStufferTests: XCTestCase {
     func stuffed(_ chunks: [String]) -> String {
-        var s = DotStuffer()
+        var s = SMTPDotStuffer()
         var out: [UInt8] = []
         for c in chunks { s.stuff(Array(c.utf8), into: &out) }
         s.finish(into: &out)

@@ -2,7 +2,7 @@
 // in CRLF (bare CR and bare LF become CRLF, so no "\n.\r\n" or "\r.\r\n" can reach the server,
 // RFC 5321 §2.3.8), and the body ends with CRLF "." CRLF. Chunk boundaries never matter.
 
-public struct DotStuffer: Sendable {
+public struct SMTPDotStuffer: Sendable {
     private var atLineStart = true
     private var pendingCR = false
 
