@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "MIME", dependencies: ["MailSyntax"]),
         .target(name: "SMTPProtocol", dependencies: ["MailSyntax"]),
         // Pure pieces of the outbound agent: reply parser, client session, MX order, retries, DSN, SRS.
-        .target(name: "OutboundProtocol", dependencies: ["SMTPProtocol", "MailSyntax"]),
+        .target(name: "OutboundProtocol", dependencies: ["SMTPProtocol", "MailSyntax", "MIME"]),
         .target(name: "LookupProtocol"),
         .target(name: "MailIPC", dependencies: [
             "LookupProtocol", "MailSyntax", "MailModel",
@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(name: "MIMETests", dependencies: ["MIME", "MailSyntax"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MailSyntax"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
-        .testTarget(name: "OutboundProtocolTests", dependencies: ["OutboundProtocol", "SMTPProtocol", "MailSyntax", "COpenSSL"]),
+        .testTarget(name: "OutboundProtocolTests", dependencies: ["OutboundProtocol", "SMTPProtocol", "MailSyntax", "MIME", "COpenSSL"]),
         .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker", "MailIPC", "MailTesting",
                                                        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
