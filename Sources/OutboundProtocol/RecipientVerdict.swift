@@ -17,7 +17,7 @@ public enum RecipientVerdict: Sendable, Equatable {
     /// - `attempts`: attempts so far including this one; `firstAttempt`: when the message was first tried.
     /// - `serverSpeaksDSN`: the server offered DSN (it then owns later notifications).
     /// - `alreadyWarned`: a delay DSN went out before for this recipient.
-    /// Without NOTIFY: FAILURE and DELAY (RFC 3461 §4.1 lets the MTA choose; Postfix does the same).
+    /// Without NOTIFY: FAILURE and DELAY (RFC 3461 §4.1 leaves the default to the MTA).
     public static func decide(_ result: RecipientResult, notify: DSNNotify?, serverSpeaksDSN: Bool, schedule: RetrySchedule,
                               attempts: Int, firstAttempt: Date, now: Date, alreadyWarned: Bool) -> RecipientVerdict {
         let conditions = notify ?? [.failure, .delay]

@@ -15,14 +15,17 @@ public enum TLSPolicy: String, Sendable, Equatable, CaseIterable {
     case verify
 }
 
-/// AUTH credentials for a relay host (RFC 4954). Never logged.
-public struct SMTPClientCredentials: Sendable, Equatable {
+/// AUTH credentials for a relay host (RFC 4954). Never logged: printing one (or a config that
+/// holds one) shows the user only.
+public struct SMTPClientCredentials: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
     public var user: String
     public var password: String
     public init(user: String, password: String) {
         self.user = user
         self.password = password
     }
+    public var description: String { "\(user) (password hidden)" }
+    public var debugDescription: String { description }
 }
 
 /// Which RFC 5321 §4.5.3.2 timer the glue arms while the session waits for the server.

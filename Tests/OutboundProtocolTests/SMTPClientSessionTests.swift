@@ -248,6 +248,11 @@ final class SMTPClientSessionTests: XCTestCase {
         let actions = hello(&h, ["250-relay", "250-AUTH PLAIN"])
         XCTAssertEqual(actions.outcome?.results.first?.reply, .authUnavailable)
         XCTAssertFalse(actions.sentText.contains("AUTH"))
+        // Printing the config never shows the password.
+        XCTAssertEqual("\(SMTPClientCredentials(user: "relay", password: "hunter2"))", "relay (password hidden)")
+        let secretConfig = SMTPClientConfig(heloName: "h", credentials: SMTPClientCredentials(user: "u", password: "hunter2"))
+        XCTAssertFalse(String(reflecting: secretConfig).contains("hunter2"))
+        XCTAssertFalse(String(describing: secretConfig).contains("hunter2"))
     }
 
     func testSizeOverTheServerLimitFailsBeforeMAIL() {
