@@ -5,8 +5,9 @@ import SMTPProtocol
 
 extension SMTPClientSession {
     /// Byte 0 picks the configuration and how the rest is cut into reads; the rest is what the
-    /// server sends. Invariants: exactly one `.finished`, with one result a recipient, in order;
-    /// nothing but `.close`-free silence after `.close`; the reply buffer stays bounded.
+    /// server sends. Invariants: exactly one `.finished` a message (two messages when the
+    /// connection is reused), with one result a recipient, in order; no action after `.close`;
+    /// the reply buffer stays bounded.
     public static func fuzz(_ data: [UInt8]) {
         let selector = data.first ?? 0
         let policies = TLSPolicy.allCases
@@ -14,12 +15,14 @@ extension SMTPClientSession {
                                       implicitTLS: selector & 0x40 != 0,
                                       credentials: selector & 0x20 != 0 ? SMTPClientCredentials(user: "u", password: "p") : nil,
                                       authRequiresTLS: selector & 0x10 == 0, usePipelining: selector & 0x08 == 0,
+                                      reuseConnection: selector & 0x02 != 0,
                                       replyLimits: SMTPReplyParser.Limits(maxLineLength: 256, maxLines: 16))
         let recipients = ["a@example.org", "b@example.org", "c@example.org"].compactMap { MailPath($0) }.map { OutboundRecipient($0) }
         let envelope = OutboundEnvelope(sender: MailPath("s@example.net"), recipients: recipients, size: 5000,
                                         bodyType: selector & 0x80 != 0 ? .eightBitMIME : .sevenBit)
         var session = SMTPClientSession(config: config, envelope: envelope)
         var finished = 0
+        var messages = 1
         var closed = false
 
         func run(_ actions: [SMTPClientAction]) {
@@ -29,7 +32,7 @@ extension SMTPClientSession {
                 switch action {
                 case .finished(let outcome):
                     finished += 1
-                    precondition(finished == 1, "finished twice")
+                    precondition(finished <= messages, "finished twice")
                     precondition(outcome.results.map(\.recipient) == recipients.map(\.address), "results out of order")
                 case .close: closed = true
                 case .startTLS: follow += session.tlsEstablished(verified: selector & 0x04 != 0)
@@ -37,6 +40,13 @@ extension SMTPClientSession {
                 case .sendBody:
                     follow += session.bodyChunk(Array("Subject: x\r\n\r\n.body\n".utf8))
                     follow += session.bodyFinished()
+                case .readyForNextMessage:
+                    if messages < 2 {
+                        messages += 1
+                        follow += session.nextMessage(envelope)
+                    } else {
+                        follow += session.quit()
+                    }
                 case .send, .armTimer: break
                 }
             }
@@ -53,6 +63,6 @@ extension SMTPClientSession {
             i = end
         }
         run(session.connectionClosed())
-        precondition(finished == 1, "no outcome")
+        precondition(finished == messages, "a message without outcome")
     }
 }

@@ -1,8 +1,9 @@
 // The SMTP client state machine (RFC 5321, STARTTLS RFC 3207, AUTH RFC 4954, PIPELINING RFC 2920,
 // SIZE RFC 1870, 8BITMIME RFC 6152, SMTPUTF8 RFC 6531, DSN RFC 3461) as a plain value: server
 // bytes and glue verdicts in, actions out. No I/O and no clock: the glue arms the one timer the
-// session names (RFC 5321 §4.5.3.2) and reports its expiry. One message, one transaction for
-// all its recipients at one host; the outcome holds one result a recipient.
+// session names (RFC 5321 §4.5.3.2) and reports its expiry. One transaction a message, for all
+// its recipients at one host, with one result a recipient; with `reuseConnection` further
+// messages follow on the same connection (RSET first when the last transaction stayed open).
 import MailSyntax
 import SMTPProtocol
 
@@ -34,12 +35,14 @@ public struct SMTPClientSession: Sendable {
         case transaction         // MAIL/RCPT/DATA replies expected
         case body                // the glue streams the body
         case dataEnd             // "." sent
+        case ready               // transaction over, connection kept (reuseConnection)
         case quit
         case closed
     }
 
     /// A command whose reply is awaited (or, without PIPELINING, still to be sent).
     enum Command: Sendable, Equatable {
+        case rset
         case mail
         case rcpt(Int)
         case data
@@ -58,6 +61,9 @@ public struct SMTPClientSession: Sendable {
     /// 354 arrived although no recipient was accepted: the final reply is ignored (RFC 2920 §3.1).
     var ignoreFinalReply = false
     var stuffer = SMTPDotStuffer()
+    /// MAIL was accepted and no reply to the final dot came: the server may hold an open
+    /// transaction, so the next message starts with RSET (RFC 5321 §4.1.1.5).
+    var needsReset = false
 
     public init(config: SMTPClientConfig, envelope: OutboundEnvelope) {
         self.config = config
@@ -86,6 +92,35 @@ public struct SMTPClientSession: Sendable {
             state = .greeting
             arm(.greeting, &actions)
         }
+        return actions
+    }
+
+    /// After `.readyForNextMessage`: the next message over the same connection.
+    public mutating func nextMessage(_ next: OutboundEnvelope) -> [SMTPClientAction] {
+        var actions: [SMTPClientAction] = []
+        guard state == .ready else { return actions }
+        envelope = next
+        results = Array(repeating: nil, count: next.recipients.count)
+        accepted = []
+        mailFailed = false
+        ignoreFinalReply = false
+        expected = []
+        unsent = []
+        stuffer = SMTPDotStuffer()
+        outcome = nil
+        if next.recipients.isEmpty {
+            endTransaction(&actions)
+        } else {
+            proceedToMessage(&actions)
+        }
+        return actions
+    }
+
+    /// After `.readyForNextMessage`: no more messages, say QUIT (RFC 5321 §4.1.1.10).
+    public mutating func quit() -> [SMTPClientAction] {
+        var actions: [SMTPClientAction] = []
+        guard state == .ready else { return actions }
+        quit(&actions)
         return actions
     }
 
@@ -154,7 +189,7 @@ public struct SMTPClientSession: Sendable {
     public mutating func downgradeFailed() -> [SMTPClientAction] {
         var actions: [SMTPClientAction] = []
         guard state == .downgrade else { return actions }
-        failAll(.permanent, .conversionImpossible, remote: false, tryNextHost: false, quit: true, &actions)
+        rejectMessage(.conversionImpossible, &actions)
         return actions
     }
 
@@ -281,11 +316,11 @@ public struct SMTPClientSession: Sendable {
                 // RFC 5321 §4.1.1.4: one reply for the message, so one status for every accepted recipient.
                 for i in accepted { results[i] = result(i, status(reply, final: true), reply) }
             }
-            finish(&actions, tryNextHost: false)
-            quit(&actions)
+            needsReset = false
+            endTransaction(&actions)
         case .quit:
             close(&actions)
-        case .idle, .implicitTLS, .tlsHandshake, .downgrade, .closed:
+        case .idle, .implicitTLS, .tlsHandshake, .downgrade, .ready, .closed:
             // Nothing was asked: a server talking out of turn is out of sync with us.
             failAll(.temporary, reply.isPositive ? .malformedReply : reply, remote: !reply.isPositive,
                     tryNextHost: beforeTransaction, quit: false, &actions)
@@ -297,8 +332,12 @@ public struct SMTPClientSession: Sendable {
         guard !expected.isEmpty else { return }
         let command = expected.removeFirst()
         switch command {
+        case .rset:
+            break                          // whatever it says, MAIL follows
         case .mail:
-            if !reply.isPositive {
+            if reply.isPositive {
+                needsReset = true
+            } else {
                 mailFailed = true
                 for i in results.indices where results[i] == nil {
                     results[i] = result(i, status(reply, final: false), reply)
@@ -345,8 +384,7 @@ public struct SMTPClientSession: Sendable {
                 return
             }
         }
-        finish(&actions, tryNextHost: false)
-        quit(&actions)
+        endTransaction(&actions)
     }
 
     // MARK: - Steps
@@ -404,7 +442,7 @@ public struct SMTPClientSession: Sendable {
     mutating func proceedToMessage(_ actions: inout [SMTPClientAction]) {
         if envelope.requiresSMTPUTF8, !capabilities.smtpUTF8 {
             // RFC 6531 §3.2: no SMTPUTF8, no delivery of a message that needs it.
-            failAll(.permanent, .smtpUTF8NotOffered, remote: false, tryNextHost: false, quit: true, &actions)
+            rejectMessage(.smtpUTF8NotOffered, &actions)
             return
         }
         if envelope.bodyType == .binaryMIME || (envelope.bodyType == .eightBitMIME && !capabilities.eightBitMIME) {
@@ -414,22 +452,26 @@ public struct SMTPClientSession: Sendable {
                 timer = nil
                 actions.append(.needsDowngrade)
             } else {
-                failAll(.permanent, .conversionImpossible, remote: false, tryNextHost: false, quit: true, &actions)
+                rejectMessage(.conversionImpossible, &actions)
             }
             return
         }
         if let limit = capabilities.size, limit > 0, envelope.size > limit {
             // RFC 1870 §6: the server's fixed maximum is permanent; do not even try MAIL.
-            failAll(.permanent, .tooBigForServer, remote: false, tryNextHost: false, quit: true, &actions)
+            rejectMessage(.tooBigForServer, &actions)
             return
         }
         state = .transaction
-        let commands: [Command] = [.mail] + envelope.recipients.indices.map { .rcpt($0) } + [.data]
+        var commands: [Command] = [.mail] + envelope.recipients.indices.map { .rcpt($0) } + [.data]
+        if needsReset {
+            commands.insert(.rset, at: 0)
+            needsReset = false
+        }
         if capabilities.pipelining && config.usePipelining {
             send(commands, &actions)       // RFC 2920 §3.1: DATA ends the group
         } else {
             unsent = Array(commands.dropFirst())
-            send([.mail], &actions)
+            send([commands[0]], &actions)
         }
     }
 
@@ -445,6 +487,7 @@ public struct SMTPClientSession: Sendable {
 
     func timer(for command: Command) -> SMTPClientTimer {
         switch command {
+        case .rset: return .command
         case .mail: return .mail
         case .rcpt: return .rcpt
         case .data: return .dataInitiation
@@ -454,6 +497,8 @@ public struct SMTPClientSession: Sendable {
     /// The command line with the parameters the server offered.
     func line(for command: Command) -> String {
         switch command {
+        case .rset:
+            return "RSET\r\n"
         case .mail:
             var text = "MAIL FROM:<\(envelope.sender?.address ?? "")>"
             if capabilities.size != nil { text += " SIZE=\(envelope.size)" }                       // RFC 1870 §6
@@ -507,6 +552,27 @@ public struct SMTPClientSession: Sendable {
         let done = SMTPClientOutcome(results: all, tryNextHost: tryNextHost, retryWithoutTLS: retryWithoutTLS, usedTLS: tlsActive)
         outcome = done
         actions.append(.finished(done))
+    }
+
+    /// This message cannot go to this server (a local decision): every recipient fails with
+    /// `reply`; the connection stays usable for the next message.
+    mutating func rejectMessage(_ reply: SMTPReply, _ actions: inout [SMTPClientAction]) {
+        for i in results.indices where results[i] == nil {
+            results[i] = result(i, .permanent, reply, remote: false)
+        }
+        endTransaction(&actions)
+    }
+
+    /// The transaction is over: report, then keep the connection (`reuseConnection`) or QUIT.
+    mutating func endTransaction(_ actions: inout [SMTPClientAction]) {
+        finish(&actions, tryNextHost: false)
+        if config.reuseConnection {
+            state = .ready
+            timer = nil
+            actions.append(.readyForNextMessage)
+        } else {
+            quit(&actions)
+        }
     }
 
     /// RFC 5321 §4.1.1.10.

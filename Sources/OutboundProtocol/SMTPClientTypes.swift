@@ -90,18 +90,22 @@ public struct SMTPClientConfig: Sendable, Equatable {
     public var authRequiresTLS: Bool
     /// Send MAIL, RCPTs and DATA as one group when the server offers PIPELINING (RFC 2920).
     public var usePipelining: Bool
+    /// Keep the connection after a transaction for more messages to the same host (Postfix's
+    /// connection cache): the session says `.readyForNextMessage` instead of QUIT.
+    public var reuseConnection: Bool
     public var timeouts: SMTPClientTimeouts
     public var replyLimits: SMTPReplyParser.Limits
 
     public init(heloName: String, tlsPolicy: TLSPolicy = .opportunistic, implicitTLS: Bool = false,
                 credentials: SMTPClientCredentials? = nil, authRequiresTLS: Bool = true, usePipelining: Bool = true,
-                timeouts: SMTPClientTimeouts = .rfc5321, replyLimits: SMTPReplyParser.Limits = .init()) {
+                reuseConnection: Bool = false, timeouts: SMTPClientTimeouts = .rfc5321, replyLimits: SMTPReplyParser.Limits = .init()) {
         self.heloName = heloName
         self.tlsPolicy = tlsPolicy
         self.implicitTLS = implicitTLS
         self.credentials = credentials
         self.authRequiresTLS = authRequiresTLS
         self.usePipelining = usePipelining
+        self.reuseConnection = reuseConnection
         self.timeouts = timeouts
         self.replyLimits = replyLimits
     }
@@ -278,8 +282,11 @@ public enum SMTPClientAction: Sendable, Equatable {
     case sendBody
     /// (Re)arm the one timer with this duration; on expiry call `timedOut()`.
     case armTimer(SMTPClientTimer, Duration)
-    /// Every recipient has its result: record it (before QUIT is even answered).
+    /// Every recipient of the message has its result: record it (before QUIT is even answered).
     case finished(SMTPClientOutcome)
+    /// With `reuseConnection`, after `.finished`: call `nextMessage(_:)` with another message
+    /// for this host, or `quit()`. No timer runs; the glue bounds how long it keeps the connection.
+    case readyForNextMessage
     /// Close the connection.
     case close
 }

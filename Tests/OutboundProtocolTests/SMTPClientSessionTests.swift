@@ -363,6 +363,51 @@ final class SMTPClientSessionTests: XCTestCase {
         XCTAssertEqual(q.run { $0.connectionClosed() }, [])
     }
 
+    func testConnectionReuseForSeveralMessages() {
+        var config = plain
+        config.reuseConnection = true
+        var h = ClientHarness(config, envelope(["a@example.org"]))
+        hello(&h, ["250-mx", "250-PIPELINING", "250-SIZE 5000"])
+        h.server("250 ok", "250 ok", "354 go")
+        h.run { $0.bodyFinished() }
+        let first = h.server("250 2.0.0 queued")
+        XCTAssertEqual(first.outcome?.results.map(\.status), [.accepted])
+        XCTAssertEqual(first.last, .readyForNextMessage)
+        XCTAssertEqual(first.sentText, "", "no QUIT")
+        XCTAssertNil(h.session.timer)
+
+        // A message this server cannot take fails alone; the connection stays.
+        let tooBig = h.run { $0.nextMessage(envelope(["b@example.org"], size: 9000)) }
+        XCTAssertEqual(tooBig.outcome?.results.first?.reply, .tooBigForServer)
+        XCTAssertEqual(tooBig.last, .readyForNextMessage)
+
+        // The transaction completed, so no RSET before the next MAIL.
+        XCTAssertEqual(h.run { $0.nextMessage(envelope(["c@example.org"])) }.sentText,
+                       "MAIL FROM:<alice@example.net> SIZE=1000\r\nRCPT TO:<c@example.org>\r\nDATA\r\n")
+        h.server("250 ok", "550 5.1.1 unknown", "554 5.5.1 no valid recipients")
+        // MAIL was accepted but no message ended: RSET leads the next group (RFC 5321 §4.1.1.5).
+        XCTAssertEqual(h.run { $0.nextMessage(envelope(["d@example.org"])) }.sentText,
+                       "RSET\r\nMAIL FROM:<alice@example.net> SIZE=1000\r\nRCPT TO:<d@example.org>\r\nDATA\r\n")
+        XCTAssertEqual(h.server("250 2.0.0 reset", "250 ok", "250 ok").timers, [.mail, .rcpt, .dataInitiation])
+        XCTAssertTrue(h.server("354 go").contains(.sendBody))
+        h.run { $0.bodyFinished() }
+        XCTAssertEqual(h.server("250 ok").outcome?.results.first?.recipient, path("d@example.org"))
+        XCTAssertEqual(h.run { $0.quit() }.sentText, "QUIT\r\n")
+        XCTAssertTrue(h.server("221 bye").closes)
+    }
+
+    func testConnectionReuseWithoutPipeliningResetsFirst() {
+        var config = plain
+        config.reuseConnection = true
+        var h = ClientHarness(config, envelope(["a@example.org"]))
+        hello(&h, ["250-mx"])
+        h.server("250 ok")
+        XCTAssertEqual(h.server("550 5.1.1 unknown").last, .readyForNextMessage)   // no DATA was sent
+        XCTAssertEqual(h.run { $0.nextMessage(envelope(["b@example.org"])) }.sentText, "RSET\r\n")
+        XCTAssertEqual(h.server("250 ok").sentText, "MAIL FROM:<alice@example.net>\r\n")
+        XCTAssertEqual(h.run { $0.connectionClosed() }.outcome?.results.first?.reply, .connectionLost)
+    }
+
     func testHostileServers() {
         // Junk where a reply belongs, an endless line, a reply while nothing was asked.
         var junk = ClientHarness(plain, envelope(["a@example.org"]))
