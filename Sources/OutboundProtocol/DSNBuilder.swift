@@ -1,6 +1,7 @@
 // Delivery status notifications (bounces and delay warnings): RFC 3464 message/delivery-status
 // inside an RFC 6522 multipart/report, sent from MAILER-DAEMON with the null envelope sender so
-// it can never be bounced again (RFC 5321 §4.5.5), marked Auto-Submitted (RFC 3834 §5).
+// it can never be bounced again (RFC 5321 §4.5.5), marked Auto-Submitted (RFC 3834 §5). With a
+// non-ASCII address the report is the internationalized form of RFC 6533 and needs SMTPUTF8.
 import Foundation
 import MailSyntax
 import SMTPProtocol
@@ -87,6 +88,8 @@ public struct DSNMessage: Sendable, Equatable {
     public var sender: MailPath? { nil }
     public var recipient: MailPath
     public var bytes: [UInt8]
+    /// RFC 6533 form (a non-ASCII address): deliver it only with SMTPUTF8 (RFC 6531).
+    public var requiresSMTPUTF8: Bool
 }
 
 public enum DSNBuilder {
@@ -111,6 +114,11 @@ public enum DSNBuilder {
         let subject = failed ? "Undelivered Mail Returned to Sender"
             : delayedOnly ? "Delayed Mail (still being retried)" : "Delivery Status Notification"
 
+        // RFC 6533 §3, §6: UTF-8 addresses need the "utf-8" address type and the global media types.
+        let addresses = [sender.address] + report.recipients.flatMap { [$0.finalRecipient.address] + ($0.originalRecipient.map { [$0] } ?? []) }
+        let global = addresses.contains { $0.utf8.contains { $0 >= 0x80 } }
+        let addressType = global ? "utf-8" : "rfc822"
+        func clean(_ s: String) -> String { DSNBuilder.clean(s, allowUTF8: global) }
         var out = ""
         func field(_ name: String, _ value: String) { out += "\(name): \(value)\r\n" }
         field("From", "Mail Delivery System <MAILER-DAEMON@\(clean(report.reportingMTA))>")
@@ -134,19 +142,20 @@ public enum DSNBuilder {
         // 2. message/delivery-status (RFC 3464 §2.2, §2.3).
         out += "--\(boundary)\r\n"
         field("Content-Description", "Delivery report")
-        field("Content-Type", "message/delivery-status")
+        field("Content-Type", global ? "message/global-delivery-status" : "message/delivery-status")
+        if global { field("Content-Transfer-Encoding", "8bit") }
         out += "\r\n"
         field("Reporting-MTA", "dns; \(clean(report.reportingMTA))")
         if let id = report.envelopeID { field("Original-Envelope-Id", clean(id)) }
         if let arrival = report.arrivalDate { field("Arrival-Date", TraceHeaders.rfc5322Date(arrival)) }
         for r in report.recipients {
             out += "\r\n"
-            if let orcpt = r.originalRecipient { field("Original-Recipient", "rfc822; \(clean(orcpt))") }
-            field("Final-Recipient", "rfc822; \(clean(r.finalRecipient.address))")
+            if let orcpt = r.originalRecipient { field("Original-Recipient", "\(addressType); \(clean(orcpt))") }
+            field("Final-Recipient", "\(addressType); \(clean(r.finalRecipient.address))")
             field("Action", r.action.rawValue)
             field("Status", clean(r.status))
             if let mta = r.remoteMTA { field("Remote-MTA", "dns; \(clean(mta))") }
-            if let reply = r.diagnostic { field("Diagnostic-Code", diagnostic(reply, remote: r.remoteDiagnostic)) }
+            if let reply = r.diagnostic { field("Diagnostic-Code", diagnostic(reply, remote: r.remoteDiagnostic, allowUTF8: global)) }
             if let last = r.lastAttemptDate { field("Last-Attempt-Date", TraceHeaders.rfc5322Date(last)) }
             if let until = r.willRetryUntil { field("Will-Retry-Until", TraceHeaders.rfc5322Date(until)) }
         }
@@ -157,18 +166,20 @@ public enum DSNBuilder {
         let returned = full ? report.original : headerSection(report.original)
         out += "--\(boundary)\r\n"
         field("Content-Description", full ? "Undelivered Message" : "Undelivered Message Headers")
-        field("Content-Type", full ? "message/rfc822" : "text/rfc822-headers")
+        field("Content-Type", full ? (global ? "message/global" : "message/rfc822")
+                                   : (global ? "message/global-headers" : "text/rfc822-headers"))
         if returned.contains(where: { $0 >= 0x80 }) { field("Content-Transfer-Encoding", "8bit") }
         out += "\r\n"
         var bytes = Array(out.utf8)
         bytes += returned
         if let last = returned.last, last != ASCII.lf { bytes += [ASCII.cr, ASCII.lf] }
         bytes += Array("\r\n--\(boundary)--\r\n".utf8)
-        return DSNMessage(recipient: sender, bytes: bytes)
+        return DSNMessage(recipient: sender, bytes: bytes, requiresSMTPUTF8: global)
     }
 
     /// "smtp; 550 5.1.1 text" for a server's reply (RFC 3464 §2.3.6); "X-Postern; text" for ours.
-    static func diagnostic(_ reply: SMTPReply, remote: Bool) -> String {
+    static func diagnostic(_ reply: SMTPReply, remote: Bool, allowUTF8: Bool = false) -> String {
+        func clean(_ s: String) -> String { DSNBuilder.clean(s, allowUTF8: allowUTF8) }
         var text = reply.lines.joined(separator: " ")
         if text.count > maxDiagnosticLength { text = String(text.prefix(maxDiagnosticLength)) }
         if remote {
@@ -226,9 +237,9 @@ public enum DSNBuilder {
         return false
     }
 
-    /// A field value: no CR/LF/control bytes, ASCII only (message/delivery-status is 7-bit;
-    /// non-ASCII addresses need RFC 6533's message/global-delivery-status, not built yet).
-    static func clean(_ s: String) -> String {
-        String(decoding: s.utf8.map { ($0 < 0x20 || $0 >= 0x7F) ? UInt8(ascii: "?") : $0 }, as: UTF8.self)
+    /// A field value: no CR, LF or other control byte; ASCII only unless `allowUTF8` (the
+    /// RFC 6533 form; message/delivery-status itself is 7-bit).
+    static func clean(_ s: String, allowUTF8: Bool = false) -> String {
+        String(decoding: s.utf8.map { ($0 < 0x20 || $0 == 0x7F || ($0 >= 0x80 && !allowUTF8)) ? UInt8(ascii: "?") : $0 }, as: UTF8.self)
     }
 }

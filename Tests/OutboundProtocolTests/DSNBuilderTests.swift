@@ -13,8 +13,7 @@ final class DSNBuilderTests: XCTestCase {
 
     /// Parses `bytes` with Python's email package; returns its findings as JSON.
     func parseWithPython(_ bytes: [UInt8]) throws -> [String: Any] {
-        let file = try temporaryDirectory(self).appendingPathComponent("dsn.eml")
-        try Data(bytes).write(to: file)
+        let file = try temporaryFile(self, bytes)
         let script = """
         import email, json, sys
         m = email.message_from_binary_file(open(sys.argv[1], 'rb'))
@@ -34,7 +33,7 @@ final class DSNBuilderTests: XCTestCase {
             out["headers_text"] = third.get_payload(decode=True).decode()
         print(json.dumps(out))
         """
-        let json = try runPython(script, [file.path])
+        let json = try runPython(script, [file])
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
     }
 
@@ -134,6 +133,26 @@ final class DSNBuilderTests: XCTestCase {
         XCTAssertTrue(text.contains("Original-Envelope-Id: x??Action: delivered\r\n"))
         let parsed = try parseWithPython(Array(text.utf8))
         XCTAssertEqual((parsed["recipients"] as? [[String: String]])?.map { $0["Action"] }, ["failed", "failed"])
+    }
+
+    func testNonASCIIAddressGivesTheRFC6533Form() throws {
+        let result = RecipientResult(recipient: path("jörg@exämple.org"), status: .permanent, reply: .mailboxUnknown, remote: true)
+        let r = DSNReport(reportingMTA: "mail.example.net", originalSender: path("alice@example.net"),
+                          recipients: [DSNRecipient(result, action: .failed, remoteMTA: "mx.xn--exmple-cua.org")],
+                          original: Array("Subject: x\r\n\r\nbody\r\n".utf8))
+        var rng = SplitMix(seed: 8)
+        let dsn = try XCTUnwrap(DSNBuilder.build(r, date: now, using: &rng))
+        XCTAssertTrue(dsn.requiresSMTPUTF8)
+        let text = String(decoding: dsn.bytes, as: UTF8.self)
+        XCTAssertTrue(text.contains("Final-Recipient: utf-8; jörg@exämple.org\r\n"))
+        let parts = try runPython("""
+        import email, sys
+        m = email.message_from_binary_file(open(sys.argv[1], 'rb'))
+        print(m.get_content_type(), *[p.get_content_type() for p in m.get_payload()])
+        """, [try temporaryFile(self, dsn.bytes)])
+        XCTAssertEqual(parts, "multipart/report text/plain message/global-delivery-status message/global\n")
+        var rng2 = SplitMix(seed: 8)
+        XCTAssertFalse(try XCTUnwrap(DSNBuilder.build(report(), date: now, using: &rng2)).requiresSMTPUTF8)
     }
 
     func testStatusFromAReplyWithoutEnhancedCode() {

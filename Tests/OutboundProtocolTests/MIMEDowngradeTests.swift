@@ -11,8 +11,7 @@ final class MIMEDowngradeTests: XCTestCase {
 
     /// Python's decoded text of every text/* part, in order, and each part's transfer encoding.
     func decodeWithPython(_ bytes: [UInt8]) throws -> [[String]] {
-        let file = try temporaryDirectory(self).appendingPathComponent("m.eml")
-        try Data(bytes).write(to: file)
+        let file = try temporaryFile(self, bytes)
         let script = """
         import email, json, sys
         from email import policy
@@ -25,7 +24,7 @@ final class MIMEDowngradeTests: XCTestCase {
                 out.append([p.get_content_type(), p.get('Content-Transfer-Encoding', ''), p.get_content().hex()])
         print(json.dumps(out))
         """
-        let json = try runPython(script, [file.path])
+        let json = try runPython(script, [file])
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String]])
     }
 

@@ -44,6 +44,13 @@ func temporaryDirectory(_ test: XCTestCase) throws -> URL {
     return url
 }
 
+/// `bytes` in a file of a temporary directory; its path.
+func temporaryFile(_ test: XCTestCase, _ bytes: [UInt8]) throws -> String {
+    let file = try temporaryDirectory(test).appendingPathComponent("message.eml")
+    try Data(bytes).write(to: file)
+    return file.path
+}
+
 func path(_ s: String) -> MailPath { MailPath(s)! }
 
 extension Array where Element == SMTPClientAction {
