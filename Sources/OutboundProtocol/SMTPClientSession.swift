@@ -290,8 +290,8 @@ public struct SMTPClientSession: Sendable {
             if reply.isPositive {
                 proceedToMessage(&actions)
             } else {
-                // RFC 4954 §6: a relay host refusing our credentials is a configuration
-                // problem: defer, never bounce (as Postfix does).
+                // A relay host refusing our credentials is a configuration problem: defer,
+                // never bounce (Postfix: smtp_sasl_auth_soft_bounce = yes).
                 failAll(.temporary, reply, remote: true, tryNextHost: false, quit: true, &actions)
             }
         case .loginUser, .loginPassword:

@@ -272,8 +272,10 @@ public struct SMTPClientOutcome: Sendable, Equatable {
 public enum SMTPClientAction: Sendable, Equatable {
     /// Write these bytes. `sensitive`: they carry credentials (AUTH); never log them.
     case send([UInt8], sensitive: Bool = false)
-    /// Flush the 220 to STARTTLS is read: start the TLS handshake as client, verify the
-    /// certificate as well as it can, and call `tlsEstablished(verified:)` or `tlsFailed()`.
+    /// The server said 220 to STARTTLS (or the connection uses implicit TLS): start the TLS
+    /// handshake as client, verify the certificate (chain and host name) as well as it can, and
+    /// call `tlsEstablished(verified:)` or `tlsFailed()`. No timer is armed: the handshake's
+    /// timeout is the glue's. Bytes that arrived in plaintext after the 220 are already dropped.
     case startTLS
     /// The body is 8-bit and the server has no 8BITMIME (RFC 6152 §3): re-encode it as 7-bit
     /// MIME, then call `downgraded(size:)` (or `downgradeFailed()`).
