@@ -40,6 +40,8 @@ let package = Package(
         .target(name: "IMAPProtocol", dependencies: ["MailSyntax", "MIME", "MailModel"]),
         .target(name: "MIME", dependencies: ["MailSyntax"]),
         .target(name: "SMTPProtocol", dependencies: ["MailSyntax"]),
+        // Pure pieces of the outbound agent: reply parser, client session, MX order, retries, DSN, SRS.
+        .target(name: "OutboundProtocol", dependencies: ["SMTPProtocol", "MailSyntax", "MIME"]),
         .target(name: "LookupProtocol"),
         .target(name: "MailIPC", dependencies: [
             "LookupProtocol", "MailSyntax", "MailModel",
@@ -136,6 +138,7 @@ let package = Package(
         .testTarget(name: "MIMETests", dependencies: ["MIME", "MailSyntax"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MailSyntax"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
+        .testTarget(name: "OutboundProtocolTests", dependencies: ["OutboundProtocol", "SMTPProtocol", "MailSyntax", "MIME", "COpenSSL"]),
         .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker", "MailIPC", "MailTesting",
                                                        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
@@ -173,7 +176,7 @@ let package = Package(
 )
 
 // NIO glue and the store use the Swift 5 language mode for now (Sendable checking as warnings);
-// the pure targets (MailSyntax, MIME, SMTPProtocol, LookupProtocol) build in Swift 6 mode.
-for t in package.targets where !["MailSyntax", "MailSyntaxTests", "MailModel", "IMAPProtocol", "IMAPProtocolTests", "MIME", "SMTPProtocol", "LookupProtocol", "MailTLS", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims", "CMailTLS"].contains(t.name) && t.type != .system {
+// the pure targets (MailSyntax, MIME, SMTPProtocol, OutboundProtocol, LookupProtocol) build in Swift 6 mode.
+for t in package.targets where !["MailSyntax", "MailSyntaxTests", "MailModel", "IMAPProtocol", "IMAPProtocolTests", "MIME", "SMTPProtocol", "OutboundProtocol", "OutboundProtocolTests", "LookupProtocol", "MailTLS", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims", "CMailTLS"].contains(t.name) && t.type != .system {
     t.swiftSettings = (t.swiftSettings ?? []) + [.swiftLanguageMode(.v5)]
 }
