@@ -1,0 +1,250 @@
+// UnboundResolver against a real DNS server on loopback: Debian's unbound serving test zones
+// from local-data (installed by `make test`), plus a zone delegated to a closed port (SERVFAIL)
+// and a UDP socket that never answers (timeout).
+import XCTest
+import Foundation
+@testable import MailDNS
+
+/// An unbound server on 127.0.0.1 and a free port, in the foreground, for one test class.
+final class TestDNSServer {
+    static let binary = "/usr/sbin/unbound"
+    let dir: String
+    let port: UInt16
+    let process = Process()
+
+    static let zones = """
+        local-zone: "test." static
+        local-data: "two.test. MX 10 mx1.two.test."
+        local-data: "two.test. MX 20 mx2.two.test."
+        local-data: "mx1.two.test. A 192.0.2.1"
+        local-data: "mx2.two.test. A 192.0.2.2"
+        local-data: "nullmx.test. MX 0 ."
+        local-data: "nomx.test. A 192.0.2.10"
+        local-data: "dual.test. AAAA 2001:db8::25"
+        local-data: "dual.test. A 192.0.2.25"
+        local-data: "v6only.test. AAAA 2001:db8::6"
+        local-data: "cname.test. MX 10 alias.cname.test."
+        local-data: "alias.cname.test. CNAME real.cname.test."
+        local-data: "real.cname.test. A 192.0.2.53"
+        local-data: "txtonly.test. TXT \\"no mail here\\""
+    """
+
+    init(brokenDelegationPort: UInt16) throws {
+        var template = Array("/tmp/unbound-test-XXXXXX".utf8CString)
+        guard let p = mkdtemp(&template) else { throw DNSError.resolver("mkdtemp") }
+        dir = String(cString: p)
+        port = try Self.freePort()
+        let conf = """
+        server:
+            interface: 127.0.0.1
+            port: \(port)
+            do-daemonize: no
+            username: ""
+            chroot: ""
+            directory: "\(dir)"
+            pidfile: ""
+            logfile: ""
+            use-syslog: no
+            verbosity: 0
+            do-ip6: no
+            access-control: 127.0.0.0/8 allow
+            do-not-query-localhost: no
+            module-config: "iterator"
+            num-threads: 1
+            infra-cache-min-rtt: 50
+        \(Self.zones)
+        stub-zone:
+            name: "broken.example."
+            stub-addr: 127.0.0.1@\(brokenDelegationPort)
+        remote-control:
+            control-enable: no
+
+        """
+        try conf.write(toFile: dir + "/unbound.conf", atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["-d", "-c", dir + "/unbound.conf"]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Ready when its TCP listener accepts.
+        let deadline = Date().addingTimeInterval(10)
+        while !Self.accepts(port) {
+            guard process.isRunning, Date() < deadline else { stop(); throw DNSError.resolver("unbound did not start on port \(port)") }
+            usleep(50_000)
+        }
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var a = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &a) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw DNSError.resolver("no free port") }
+        return UInt16(bigEndian: a.sin_port)
+    }
+
+    static func accepts(_ port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var a = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: port.bigEndian, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        return withUnsafePointer(to: &a) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
+
+/// A UDP socket on loopback that reads queries and never answers.
+final class SilentUDPServer {
+    let fd: Int32
+    let port: UInt16
+
+    init() throws {
+        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        var a = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &a) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw DNSError.resolver("bind") }
+        port = UInt16(bigEndian: a.sin_port)
+    }
+
+    deinit { close(fd) }
+}
+
+final class UnboundResolverTests: XCTestCase {
+    nonisolated(unsafe) static var server: TestDNSServer?
+    nonisolated(unsafe) static var closedPort: UInt16 = 0
+
+    override class func setUp() {
+        guard FileManager.default.isExecutableFile(atPath: TestDNSServer.binary) else { return }
+        // A port nothing listens on: the broken.example. delegation points there.
+        closedPort = (try? TestDNSServer.freePort()) ?? 9
+        server = try? TestDNSServer(brokenDelegationPort: closedPort)
+    }
+
+    override class func tearDown() { server?.stop(); server = nil }
+
+    func resolver(timeout: Double = 5) throws -> UnboundResolver {
+        guard let s = Self.server else {
+            throw XCTSkip("unbound (Debian package) is not installed or did not start: make test installs it")
+        }
+        return try UnboundResolver(forwarder: "127.0.0.1@\(s.port)", timeout: timeout)
+    }
+
+    func testMXWithTwoPreferences() async throws {
+        let r = try resolver()
+        let answer = try await r.mx("Two.Test")
+        guard case .records(let records, let dnssec) = answer else { return XCTFail("\(answer)") }
+        XCTAssertEqual(records.sorted { $0.preference < $1.preference },
+                       [MXRecord(preference: 10, exchange: "mx1.two.test"), MXRecord(preference: 20, exchange: "mx2.two.test")])
+        XCTAssertEqual(dnssec, .insecure)
+        var rng = SystemRandomNumberGenerator()
+        XCTAssertEqual(answer.deliveryOrder(using: &rng), ["mx1.two.test", "mx2.two.test"])
+        let a = try await r.addresses("mx2.two.test")
+        XCTAssertEqual(a.addresses.map(\.description), ["192.0.2.2"])
+    }
+
+    func testNullMX() async throws {
+        let answer = try await resolver().mx("nullmx.test")
+        XCTAssertEqual(answer, .nullMX(.insecure))
+    }
+
+    func testNoMXIsNodataAndTheDomainsAddressesServe() async throws {
+        let r = try resolver()
+        let nomx = try await r.mx("nomx.test")
+        XCTAssertEqual(nomx, .noMX(.insecure))
+        let a = try await r.addresses("nomx.test")
+        XCTAssertEqual(a.addresses.map(\.description), ["192.0.2.10"])
+        let txt = try await r.mx("txtonly.test")
+        XCTAssertEqual(txt, .noMX(.insecure))
+        let none = try await r.addresses("txtonly.test")
+        XCTAssertEqual(none, .noAddresses(.insecure))
+    }
+
+    func testNXDOMAIN() async throws {
+        let r = try resolver()
+        let mx = try await r.mx("missing.test")
+        XCTAssertEqual(mx, .nxdomain(.insecure))
+        let a = try await r.addresses("missing.test")
+        XCTAssertEqual(a, .nxdomain(.insecure))
+    }
+
+    func testAAAAAndA() async throws {
+        let r = try resolver()
+        let dual = try await r.addresses("dual.test")
+        XCTAssertEqual(dual.addresses.map(\.description), ["2001:db8::25", "192.0.2.25"])
+        XCTAssertEqual(dual.addresses.map(\.isIPv6), [true, false])
+        let v6 = try await r.addresses("v6only.test")
+        XCTAssertEqual(v6.addresses.map(\.description), ["2001:db8::6"])
+        // Literals are not looked up.
+        let literal = try await r.addresses("[192.0.2.7]")
+        XCTAssertEqual(literal.addresses.map(\.description), ["192.0.2.7"])
+        let literal6 = try await r.addresses("2001:db8::7")
+        XCTAssertEqual(literal6.addresses.map(\.description), ["2001:db8::7"])
+    }
+
+    func testCNAMEdExchange() async throws {
+        let r = try resolver()
+        let mx = try await r.mx("cname.test")
+        XCTAssertEqual(mx.records, [MXRecord(preference: 10, exchange: "alias.cname.test")])
+        let a = try await r.addresses("alias.cname.test")
+        XCTAssertEqual(a.addresses.map(\.description), ["192.0.2.53"])
+    }
+
+    func testDelegationToNowhereIsTemporary() async throws {
+        let r = try resolver(timeout: 8)
+        let mx = try await r.mx("broken.example")
+        guard case .temporaryFailure(let why) = mx else { return XCTFail("\(mx)") }
+        XCTAssertTrue(why.contains("SERVFAIL") || why.contains("timed out"), why)
+        let a = try await r.addresses("host.broken.example")
+        guard case .temporaryFailure = a else { return XCTFail("\(a)") }
+    }
+
+    func testServerThatNeverAnswersTimesOut() async throws {
+        let silent = try SilentUDPServer()
+        let r = try UnboundResolver(forwarder: "127.0.0.1@\(silent.port)", timeout: 1)
+        let start = Date()
+        let mx = try await r.mx("example.test")
+        guard case .temporaryFailure(let why) = mx else { return XCTFail("\(mx)") }
+        XCTAssertTrue(why.contains("timed out"), why)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 4)
+    }
+
+    func testManyConcurrentQueriesAndShutdown() async throws {
+        let r = try resolver()
+        let names = (0..<50).map { ["two.test", "nullmx.test", "nomx.test", "missing.test", "cname.test"][$0 % 5] }
+        let answers = try await withThrowingTaskGroup(of: (Int, MXAnswer).self) { g in
+            for (i, n) in names.enumerated() { g.addTask { (i, try await r.mx(n)) } }
+            var out = [Int: MXAnswer]()
+            for try await (i, a) in g { out[i] = a }
+            return out
+        }
+        for (i, a) in answers {
+            switch i % 5 {
+            case 0: XCTAssertEqual(a.records.count, 2)
+            case 1: XCTAssertEqual(a, .nullMX(.insecure))
+            case 2: XCTAssertEqual(a, .noMX(.insecure))
+            case 3: XCTAssertEqual(a, .nxdomain(.insecure))
+            default: XCTAssertEqual(a.records.count, 1)
+            }
+        }
+        r.shutdown()
+        do { _ = try await r.mx("two.test"); XCTFail("query after shutdown") } catch let e as DNSError {
+            XCTAssertEqual(e, .resolver("shut down"))
+        }
+    }
+
+    func testInvalidNamesAndForwarder() async throws {
+        let r = try resolver()
+        do { _ = try await r.mx("bad..name"); XCTFail() } catch let e as DNSError { XCTAssertEqual(e, .invalidName("bad..name")) }
+        XCTAssertThrowsError(try UnboundResolver(forwarder: "not an address"))
+    }
+}
