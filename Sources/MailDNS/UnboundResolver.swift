@@ -110,7 +110,11 @@ public final class UnboundResolver: Resolver, @unchecked Sendable {
             self.ctx = ctx
             timeoutNanos = UInt64(max(timeout, 0.001) * 1e9)
             var fds: [Int32] = [0, 0]
-            guard pipe2(&fds, O_NONBLOCK | O_CLOEXEC) == 0 else { ub_ctx_delete(ctx); throw DNSError.resolver("pipe: \(String(cString: strerror(errno)))") }
+            guard pipe(&fds) == 0 else { ub_ctx_delete(ctx); throw DNSError.resolver("pipe: \(String(cString: strerror(errno)))") }
+            for fd in fds {
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            }
             wake = (fds[0], fds[1])
             pthread_mutex_init(&lock, nil)
             let thread = Thread { [self] in run() }

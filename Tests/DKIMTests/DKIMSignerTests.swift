@@ -180,7 +180,7 @@ final class DKIMSignerTests: XCTestCase {
         for msg in ["From: a@example.com\r\nSubject: x\r\n", "From: a@example.com\r\n\r\n"] {
             let field = try DKIMSigner.sign(Array(msg.utf8), domain: "example.com", selector: "s", key: key)
             // RFC 6376 §3.4.4 (errata 3192): the relaxed empty body hashes as nothing.
-            XCTAssertTrue(field.contains("bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;"), field)
+            XCTAssertTrue(field.replacingOccurrences(of: "\r\n\t", with: "").contains("bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;"), field)
         }
         let (ok, log) = try dkimpy(Array(try DKIMSigner.sign(Array("From: a@example.com\r\n\r\n".utf8), domain: "example.com", selector: "s", key: key).utf8)
                                     + Array("From: a@example.com\r\n\r\n".utf8), record: try key.txtRecord(), name: "s._domainkey.example.com")

@@ -1,6 +1,6 @@
-// UnboundResolver against a real DNS server on loopback: Debian's unbound serving test zones
-// from local-data (installed by `make test`), plus a zone delegated to a closed port (SERVFAIL)
-// and a UDP socket that never answers (timeout).
+// UnboundResolver against a real DNS server on loopback: Debian's unbound (installed by `make
+// test`) serving zones under t.example. from local-data (not .test: unbound and libunbound answer
+// RFC 6761 names themselves), a zone delegated to a closed port, and a socket that never answers.
 import XCTest
 import Foundation
 @testable import MailDNS
@@ -13,20 +13,20 @@ final class TestDNSServer {
     let process = Process()
 
     static let zones = """
-        local-zone: "test." static
-        local-data: "two.test. MX 10 mx1.two.test."
-        local-data: "two.test. MX 20 mx2.two.test."
-        local-data: "mx1.two.test. A 192.0.2.1"
-        local-data: "mx2.two.test. A 192.0.2.2"
-        local-data: "nullmx.test. MX 0 ."
-        local-data: "nomx.test. A 192.0.2.10"
-        local-data: "dual.test. AAAA 2001:db8::25"
-        local-data: "dual.test. A 192.0.2.25"
-        local-data: "v6only.test. AAAA 2001:db8::6"
-        local-data: "cname.test. MX 10 alias.cname.test."
-        local-data: "alias.cname.test. CNAME real.cname.test."
-        local-data: "real.cname.test. A 192.0.2.53"
-        local-data: "txtonly.test. TXT \\"no mail here\\""
+        local-zone: "t.example." static
+        local-data: "two.t.example. MX 10 mx1.two.t.example."
+        local-data: "two.t.example. MX 20 mx2.two.t.example."
+        local-data: "mx1.two.t.example. A 192.0.2.1"
+        local-data: "mx2.two.t.example. A 192.0.2.2"
+        local-data: "nullmx.t.example. MX 0 ."
+        local-data: "nomx.t.example. A 192.0.2.10"
+        local-data: "dual.t.example. AAAA 2001:db8::25"
+        local-data: "dual.t.example. A 192.0.2.25"
+        local-data: "v6only.t.example. AAAA 2001:db8::6"
+        local-data: "cname.t.example. MX 10 alias.cname.t.example."
+        local-data: "alias.cname.t.example. CNAME real.cname.t.example."
+        local-data: "real.cname.t.example. A 192.0.2.53"
+        local-data: "txtonly.t.example. TXT \\"no mail here\\""
     """
 
     init(brokenDelegationPort: UInt16) throws {
@@ -106,7 +106,8 @@ final class SilentUDPServer {
     let port: UInt16
 
     init() throws {
-        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        self.fd = fd
         var a = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &a) { p in
@@ -141,48 +142,48 @@ final class UnboundResolverTests: XCTestCase {
 
     func testMXWithTwoPreferences() async throws {
         let r = try resolver()
-        let answer = try await r.mx("Two.Test")
+        let answer = try await r.mx("Two.T.Example")
         guard case .records(let records, let dnssec) = answer else { return XCTFail("\(answer)") }
         XCTAssertEqual(records.sorted { $0.preference < $1.preference },
-                       [MXRecord(preference: 10, exchange: "mx1.two.test"), MXRecord(preference: 20, exchange: "mx2.two.test")])
+                       [MXRecord(preference: 10, exchange: "mx1.two.t.example"), MXRecord(preference: 20, exchange: "mx2.two.t.example")])
         XCTAssertEqual(dnssec, .insecure)
         var rng = SystemRandomNumberGenerator()
-        XCTAssertEqual(answer.deliveryOrder(using: &rng), ["mx1.two.test", "mx2.two.test"])
-        let a = try await r.addresses("mx2.two.test")
+        XCTAssertEqual(answer.deliveryOrder(using: &rng), ["mx1.two.t.example", "mx2.two.t.example"])
+        let a = try await r.addresses("mx2.two.t.example")
         XCTAssertEqual(a.addresses.map(\.description), ["192.0.2.2"])
     }
 
     func testNullMX() async throws {
-        let answer = try await resolver().mx("nullmx.test")
+        let answer = try await resolver().mx("nullmx.t.example")
         XCTAssertEqual(answer, .nullMX(.insecure))
     }
 
     func testNoMXIsNodataAndTheDomainsAddressesServe() async throws {
         let r = try resolver()
-        let nomx = try await r.mx("nomx.test")
+        let nomx = try await r.mx("nomx.t.example")
         XCTAssertEqual(nomx, .noMX(.insecure))
-        let a = try await r.addresses("nomx.test")
+        let a = try await r.addresses("nomx.t.example")
         XCTAssertEqual(a.addresses.map(\.description), ["192.0.2.10"])
-        let txt = try await r.mx("txtonly.test")
+        let txt = try await r.mx("txtonly.t.example")
         XCTAssertEqual(txt, .noMX(.insecure))
-        let none = try await r.addresses("txtonly.test")
+        let none = try await r.addresses("txtonly.t.example")
         XCTAssertEqual(none, .noAddresses(.insecure))
     }
 
     func testNXDOMAIN() async throws {
         let r = try resolver()
-        let mx = try await r.mx("missing.test")
+        let mx = try await r.mx("missing.t.example")
         XCTAssertEqual(mx, .nxdomain(.insecure))
-        let a = try await r.addresses("missing.test")
+        let a = try await r.addresses("missing.t.example")
         XCTAssertEqual(a, .nxdomain(.insecure))
     }
 
     func testAAAAAndA() async throws {
         let r = try resolver()
-        let dual = try await r.addresses("dual.test")
+        let dual = try await r.addresses("dual.t.example")
         XCTAssertEqual(dual.addresses.map(\.description), ["2001:db8::25", "192.0.2.25"])
         XCTAssertEqual(dual.addresses.map(\.isIPv6), [true, false])
-        let v6 = try await r.addresses("v6only.test")
+        let v6 = try await r.addresses("v6only.t.example")
         XCTAssertEqual(v6.addresses.map(\.description), ["2001:db8::6"])
         // Literals are not looked up.
         let literal = try await r.addresses("[192.0.2.7]")
@@ -193,14 +194,14 @@ final class UnboundResolverTests: XCTestCase {
 
     func testCNAMEdExchange() async throws {
         let r = try resolver()
-        let mx = try await r.mx("cname.test")
-        XCTAssertEqual(mx.records, [MXRecord(preference: 10, exchange: "alias.cname.test")])
-        let a = try await r.addresses("alias.cname.test")
+        let mx = try await r.mx("cname.t.example")
+        XCTAssertEqual(mx.records, [MXRecord(preference: 10, exchange: "alias.cname.t.example")])
+        let a = try await r.addresses("alias.cname.t.example")
         XCTAssertEqual(a.addresses.map(\.description), ["192.0.2.53"])
     }
 
     func testDelegationToNowhereIsTemporary() async throws {
-        let r = try resolver(timeout: 8)
+        let r = try resolver(timeout: 3)
         let mx = try await r.mx("broken.example")
         guard case .temporaryFailure(let why) = mx else { return XCTFail("\(mx)") }
         XCTAssertTrue(why.contains("SERVFAIL") || why.contains("timed out"), why)
@@ -212,7 +213,7 @@ final class UnboundResolverTests: XCTestCase {
         let silent = try SilentUDPServer()
         let r = try UnboundResolver(forwarder: "127.0.0.1@\(silent.port)", timeout: 1)
         let start = Date()
-        let mx = try await r.mx("example.test")
+        let mx = try await r.mx("example.t.example")
         guard case .temporaryFailure(let why) = mx else { return XCTFail("\(mx)") }
         XCTAssertTrue(why.contains("timed out"), why)
         XCTAssertLessThan(Date().timeIntervalSince(start), 4)
@@ -220,7 +221,7 @@ final class UnboundResolverTests: XCTestCase {
 
     func testManyConcurrentQueriesAndShutdown() async throws {
         let r = try resolver()
-        let names = (0..<50).map { ["two.test", "nullmx.test", "nomx.test", "missing.test", "cname.test"][$0 % 5] }
+        let names = (0..<50).map { ["two.t.example", "nullmx.t.example", "nomx.t.example", "missing.t.example", "cname.t.example"][$0 % 5] }
         let answers = try await withThrowingTaskGroup(of: (Int, MXAnswer).self) { g in
             for (i, n) in names.enumerated() { g.addTask { (i, try await r.mx(n)) } }
             var out = [Int: MXAnswer]()
@@ -237,7 +238,7 @@ final class UnboundResolverTests: XCTestCase {
             }
         }
         r.shutdown()
-        do { _ = try await r.mx("two.test"); XCTFail("query after shutdown") } catch let e as DNSError {
+        do { _ = try await r.mx("two.t.example"); XCTFail("query after shutdown") } catch let e as DNSError {
             XCTAssertEqual(e, .resolver("shut down"))
         }
     }
