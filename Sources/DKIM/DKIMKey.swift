@@ -18,6 +18,8 @@ public enum DKIMError: Error, Equatable, CustomStringConvertible {
     case missingFrom
     /// The header section passed `DKIMLimits.maximumHeaderBytes` before its end.
     case headerTooLarge
+    /// d= or s= is no valid DNS name (RFC 6376 §3.5), so no key path or record can be made.
+    case invalidName(String)
     /// `update` after `finish`, or `finish` twice.
     case finished
     case openSSL(String)
@@ -30,6 +32,7 @@ public enum DKIMError: Error, Equatable, CustomStringConvertible {
         case .algorithmMismatch(let a): return "the key cannot sign \(a.rawValue)"
         case .missingFrom: return "the message has no From field (RFC 6376 §5.4)"
         case .headerTooLarge: return "the header section exceeds \(DKIMLimits.maximumHeaderBytes) bytes"
+        case .invalidName(let n): return "invalid DKIM domain or selector: \(n)"
         case .finished: return "the signature is already finished"
         case .openSSL(let s): return "OpenSSL: \(s)"
         case .file(let s): return s

@@ -23,6 +23,17 @@ public struct DKIMKeyDirectory: Sendable, Equatable {
         return "\(path)/\(d)/\(s).pem"
     }
 
+    /// The key of `domain` under `selector` (read as root, before privileges are dropped).
+    public func load(domain: String, selector: String) throws -> DKIMKey {
+        try DKIMKey(contentsOfFile: try existingPath(domain: domain, selector: selector))
+    }
+
+    private func existingPath(domain: String, selector: String) throws -> String {
+        guard DKIMName.normalized(domain) != nil else { throw DKIMError.invalidName(domain) }
+        guard let file = keyPath(domain: domain, selector: selector) else { throw DKIMError.invalidName(selector) }
+        return file
+    }
+
     /// The selectors that have a key for `domain`, sorted.
     public func selectors(domain: String) -> [String] {
         guard let d = DKIMName.normalized(domain) else { return [] }
@@ -50,9 +61,7 @@ public struct DKIMKeyDirectory: Sendable, Equatable {
     /// needed; owned by `uid`:`gid` when given. Throws if the file exists. Returns its path.
     @discardableResult
     public func write(_ key: DKIMKey, domain: String, selector: String, uid: uid_t? = nil, gid: gid_t? = nil) throws -> String {
-        guard let file = keyPath(domain: domain, selector: selector) else {
-            throw DKIMError.file("invalid domain or selector: \(domain) / \(selector)")
-        }
+        let file = try existingPath(domain: domain, selector: selector)
         let domainDir = String(file[..<file.lastIndex(of: "/")!])
         for dir in [path, domainDir] {
             if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw DKIMError.file("cannot create \(dir): \(String(cString: strerror(errno)))") }

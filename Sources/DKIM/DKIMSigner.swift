@@ -33,9 +33,8 @@ public final class DKIMSigner {
     /// algorithm the key cannot sign.
     public init(domain: String, selector: String, key: DKIMKey, algorithm: DKIMAlgorithm? = nil,
                 headers: [String] = DKIMSigner.defaultHeaders) throws {
-        guard let d = DKIMName.normalized(domain), let s = DKIMName.normalized(selector) else {
-            throw DKIMError.file("invalid domain or selector: \(domain) / \(selector)")
-        }
+        guard let d = DKIMName.normalized(domain) else { throw DKIMError.invalidName(domain) }
+        guard let s = DKIMName.normalized(selector) else { throw DKIMError.invalidName(selector) }
         if let algorithm, algorithm != key.algorithm { throw DKIMError.algorithmMismatch(algorithm) }
         self.domain = d
         self.selector = s

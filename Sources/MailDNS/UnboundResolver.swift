@@ -50,8 +50,10 @@ public final class UnboundResolver: Resolver, @unchecked Sendable {
     }
 
     public func addresses(_ host: String) async throws -> AddressAnswer {
+        // RFC 5321 §4.1.3 address literals: "[192.0.2.1]", "[IPv6:2001:db8::1]".
         var literal = host
         if literal.hasPrefix("[") && literal.hasSuffix("]") { literal = String(literal.dropFirst().dropLast()) }
+        if literal.lowercased().hasPrefix("ipv6:") { literal = String(literal.dropFirst(5)) }
         if let address = ResolvedAddress(literal) { return .addresses([address], .insecure) }
         let name = try DNSName.normalized(host)
         async let aaaa = core.query(name, RRType.aaaa)

@@ -65,6 +65,9 @@ final class DKIMKeyTests: XCTestCase {
         XCTAssertEqual(stat(dir + "/dkim/example.com", &st), 0)
         XCTAssertEqual(st.st_mode & 0o777, 0o700)
         XCTAssertEqual(try DKIMKey(contentsOfFile: path).txtRecord(), try key.txtRecord())
+        XCTAssertEqual(try keys.load(domain: "example.com", selector: "S2026").txtRecord(), try key.txtRecord())
+        XCTAssertThrowsError(try keys.load(domain: "example.com", selector: "missing"))
+        XCTAssertThrowsError(try keys.load(domain: "example.com/..", selector: "s2026")) { XCTAssertEqual($0 as? DKIMError, .invalidName("example.com/..")) }
         // Never overwritten.
         XCTAssertThrowsError(try keys.write(try DKIMKey.generate(.ed25519), domain: "example.com", selector: "s2026"))
         XCTAssertEqual(try DKIMKey(contentsOfFile: path).txtRecord(), try key.txtRecord())

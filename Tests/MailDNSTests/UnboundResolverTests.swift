@@ -188,7 +188,7 @@ final class UnboundResolverTests: XCTestCase {
         // Literals are not looked up.
         let literal = try await r.addresses("[192.0.2.7]")
         XCTAssertEqual(literal.addresses.map(\.description), ["192.0.2.7"])
-        let literal6 = try await r.addresses("2001:db8::7")
+        let literal6 = try await r.addresses("[IPv6:2001:db8::7]")
         XCTAssertEqual(literal6.addresses.map(\.description), ["2001:db8::7"])
     }
 
