@@ -3,9 +3,9 @@ SWIFT ?= swift
 BIN := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 # What the integration suite needs beyond the build: pytest, and fail2ban for
 # test_fail2ban_regex_tool_matches_the_documented_filter (skipped without it); unbound, a DNS
-# server on loopback serving MailDNS's test zones; python3-dkim (dkimpy, with python3-nacl for
-# ed25519-sha256), the verifier DKIM's signatures are checked with.
-TEST_PKGS := python3-pytest fail2ban unbound python3-dkim python3-nacl
+# server on loopback serving MailDNS's test zones, and ldnsutils signing one for the DNSSEC flag;
+# python3-dkim (dkimpy, with python3-nacl for ed25519-sha256), the verifier of DKIM signatures.
+TEST_PKGS := python3-pytest fail2ban unbound ldnsutils python3-dkim python3-nacl
 # libFuzzer targets (scripts/fuzz.sh builds them into .build-fuzz with -sanitize=fuzzer,address):
 # `make fuzz` runs each FUZZ_TIME seconds; `make test` replays their seeds and regression inputs
 # with the regular build, then runs each TEST_FUZZ_TIME seconds.

@@ -21,8 +21,10 @@ public final class UnboundResolver: Resolver, @unchecked Sendable {
     /// `forwarder`: "ADDRESS" or "ADDRESS@PORT" (e.g. "127.0.0.1@5353") to send every query to;
     /// nil reads the servers of /etc/resolv.conf. `timeout`: seconds until a query is a
     /// temporary failure. `trustAnchorFile`: DNSSEC root key (e.g. /usr/share/dns/root.key)
-    /// to validate with; without it every answer is insecure.
-    public init(forwarder: String? = nil, timeout: Double = UnboundResolver.defaultTimeout, trustAnchorFile: String? = nil) throws {
+    /// to validate with; `trustAnchors`: DS or DNSKEY records in zone-file text (a zone of
+    /// one's own, tests). Without either every answer is insecure.
+    public init(forwarder: String? = nil, timeout: Double = UnboundResolver.defaultTimeout, trustAnchorFile: String? = nil,
+                trustAnchors: [String] = []) throws {
         guard let ctx = ub_ctx_create() else { throw DNSError.resolver("ub_ctx_create failed") }
         func check(_ rc: Int32, _ what: String) throws {
             guard rc == 0 else { ub_ctx_delete(ctx); throw DNSError.resolver("\(what): \(String(cString: ub_strerror(rc)))") }
@@ -37,6 +39,7 @@ public final class UnboundResolver: Resolver, @unchecked Sendable {
             try check(ub_ctx_resolvconf(ctx, nil), "/etc/resolv.conf")
         }
         if let trustAnchorFile { try check(ub_ctx_add_ta_file(ctx, trustAnchorFile), "trust anchor \(trustAnchorFile)") }
+        for ta in trustAnchors { try check(ub_ctx_add_ta(ctx, ta), "trust anchor \(ta)") }
         core = try Core(ctx: ctx, timeout: timeout)
     }
 

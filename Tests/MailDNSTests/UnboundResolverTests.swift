@@ -29,10 +29,15 @@ final class TestDNSServer {
         local-data: "txtonly.t.example. TXT \\"no mail here\\""
     """
 
-    init(brokenDelegationPort: UInt16) throws {
-        var template = Array("/tmp/unbound-test-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&template) else { throw DNSError.resolver("mkdtemp") }
-        dir = String(cString: p)
+    /// `extra`: more configuration at the end of the server: clause, given the directory.
+    init(brokenDelegationPort: UInt16, dir existing: String? = nil, extra: (String) -> String = { _ in "" }) throws {
+        if let existing {
+            dir = existing
+        } else {
+            var template = Array("/tmp/unbound-test-XXXXXX".utf8CString)
+            guard let p = mkdtemp(&template) else { throw DNSError.resolver("mkdtemp") }
+            dir = String(cString: p)
+        }
         port = try Self.freePort()
         let conf = """
         server:
@@ -53,6 +58,7 @@ final class TestDNSServer {
             num-threads: 1
             infra-cache-min-rtt: 50
         \(Self.zones)
+        \(extra(dir))
         stub-zone:
             name: "broken.example."
             stub-addr: 127.0.0.1@\(brokenDelegationPort)
