@@ -59,6 +59,12 @@ final class TestDNSServer {
             infra-cache-min-rtt: 50
         \(Self.zones)
         \(extra(dir))
+        auth-zone:
+            name: "servfail.example."
+            zonefile: "\(dir)/absent.zone"
+            for-downstream: yes
+            for-upstream: yes
+            fallback-enabled: no
         stub-zone:
             name: "broken.example."
             stub-addr: 127.0.0.1@\(brokenDelegationPort)
@@ -67,6 +73,8 @@ final class TestDNSServer {
 
         """
         try conf.write(toFile: dir + "/unbound.conf", atomically: true, encoding: .utf8)
+        // A zone file with no records: unbound serves the zone as broken, SERVFAIL.
+        try "$ORIGIN servfail.example.\n".write(toFile: dir + "/absent.zone", atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["-d", "-c", dir + "/unbound.conf"]
         process.standardOutput = FileHandle.nullDevice
@@ -129,19 +137,21 @@ final class SilentUDPServer {
 final class UnboundResolverTests: XCTestCase {
     nonisolated(unsafe) static var server: TestDNSServer?
     nonisolated(unsafe) static var closedPort: UInt16 = 0
+    nonisolated(unsafe) static var setupError: Error?
 
     override class func setUp() {
         guard FileManager.default.isExecutableFile(atPath: TestDNSServer.binary) else { return }
         // A port nothing listens on: the broken.example. delegation points there.
         closedPort = (try? TestDNSServer.freePort()) ?? 9
-        server = try? TestDNSServer(brokenDelegationPort: closedPort)
+        do { server = try TestDNSServer(brokenDelegationPort: closedPort) } catch { setupError = error }
     }
 
     override class func tearDown() { server?.stop(); server = nil }
 
     func resolver(timeout: Double = 5) throws -> UnboundResolver {
+        if let e = Self.setupError { throw e }          // installed but broken: a failure, not a skip
         guard let s = Self.server else {
-            throw XCTSkip("unbound (Debian package) is not installed or did not start: make test installs it")
+            throw XCTSkip("unbound (Debian package) is not installed: make test installs it")
         }
         return try UnboundResolver(forwarder: "127.0.0.1@\(s.port)", timeout: timeout)
     }
@@ -207,12 +217,21 @@ final class UnboundResolverTests: XCTestCase {
     }
 
     func testDelegationToNowhereIsTemporary() async throws {
-        let r = try resolver(timeout: 3)
+        let r = try resolver(timeout: 2)
         let mx = try await r.mx("broken.example")
         guard case .temporaryFailure(let why) = mx else { return XCTFail("\(mx)") }
         XCTAssertTrue(why.contains("SERVFAIL") || why.contains("timed out"), why)
         let a = try await r.addresses("host.broken.example")
         guard case .temporaryFailure = a else { return XCTFail("\(a)") }
+    }
+
+    /// An auth-zone whose zone file is missing: unbound answers SERVFAIL at once.
+    func testSERVFAILIsTemporary() async throws {
+        let r = try resolver()
+        let mx = try await r.mx("servfail.example")
+        XCTAssertEqual(mx, .temporaryFailure("SERVFAIL"))
+        let a = try await r.addresses("host.servfail.example")
+        XCTAssertEqual(a, .temporaryFailure("SERVFAIL; SERVFAIL"))
     }
 
     func testServerThatNeverAnswersTimesOut() async throws {
