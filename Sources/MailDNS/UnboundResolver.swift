@@ -90,7 +90,7 @@ public final class UnboundResolver: Resolver, @unchecked Sendable {
         let id: Int
         let deadline: UInt64
         var asyncID: Int32 = 0
-        var continuation: CheckedContinuation<RawAnswer, Never>?
+        var continuation: CheckedContinuation<RawAnswer, Error>?
         weak var core: Core?
 
         init(id: Int, deadline: UInt64, core: Core) {
@@ -107,6 +107,8 @@ public final class UnboundResolver: Resolver, @unchecked Sendable {
         private var pending: [Int: Pending] = [:]
         private var nextID = 1
         private var stopped = false
+        /// Queries between registration and the return of ub_resolve_async.
+        private var starting = 0
         /// poll(2) also waits on this pipe's read end, so a new deadline or shutdown wakes it.
         private let wake: (read: Int32, write: Int32)
         private let exited = DispatchSemaphore(value: 0)
@@ -142,16 +144,18 @@ public final class UnboundResolver: Resolver, @unchecked Sendable {
         }
 
         func query(_ name: String, _ type: Int32) async throws -> RawAnswer {
-            let p: Pending? = locked {
-                guard !stopped else { return nil }
-                defer { nextID += 1 }
-                let p = Pending(id: nextID, deadline: Self.now() + timeoutNanos, core: self)
-                pending[p.id] = p
-                return p
-            }
-            guard let p else { throw DNSError.resolver("shut down") }
-            return await withCheckedContinuation { (c: CheckedContinuation<RawAnswer, Never>) in
-                locked { p.continuation = c }
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<RawAnswer, Error>) in
+                // Registered with its continuation before libunbound can call back; `starting`
+                // keeps the context alive (shutdown waits) until ub_resolve_async has returned.
+                let p: Pending? = locked {
+                    guard !stopped else { return nil }
+                    defer { nextID += 1; starting += 1 }
+                    let p = Pending(id: nextID, deadline: Self.now() + timeoutNanos, core: self)
+                    p.continuation = c
+                    pending[p.id] = p
+                    return p
+                }
+                guard let p else { return c.resume(throwing: DNSError.resolver("shut down")) }
                 let box = Unmanaged.passRetained(p).toOpaque()
                 var asyncID: Int32 = 0
                 let rc = ub_resolve_async(ctx, name + ".", type, UnboundResolver.RRType.classIN, box, { arg, err, result in
@@ -161,24 +165,33 @@ public final class UnboundResolver: Resolver, @unchecked Sendable {
                     if let result { ub_resolve_free(result) }
                     p.core?.complete(p.id, answer)
                 }, &asyncID)
+                locked { starting -= 1; p.asyncID = rc == 0 ? asyncID : 0 }
                 if rc != 0 {
                     Unmanaged<Pending>.fromOpaque(box).release()
                     complete(p.id, .failure(String(cString: ub_strerror(rc))))
                     return
                 }
-                locked { p.asyncID = asyncID }
                 poke()
             }
         }
 
         /// Resumes query `id` with `answer` unless it already ended (timed out, shut down).
         func complete(_ id: Int, _ answer: RawAnswer) {
-            let c: CheckedContinuation<RawAnswer, Never>? = locked {
-                guard let p = pending.removeValue(forKey: id) else { return nil }
-                defer { p.continuation = nil }
-                return p.continuation
-            }
-            c?.resume(returning: answer)
+            locked { pending.removeValue(forKey: id).flatMap(Self.take) }?.resume(returning: answer)
+        }
+
+        /// `p`'s continuation, once: a query is resumed exactly once. Called with the lock held.
+        private static func take(_ p: Pending) -> CheckedContinuation<RawAnswer, Error>? {
+            defer { p.continuation = nil }
+            return p.continuation
+        }
+
+        /// Ends `p` (already out of the table) with `answer`, cancelling it in libunbound, whose
+        /// callback then never runs, so the box retained for it is released here.
+        private func abandon(_ p: Pending, _ answer: RawAnswer) {
+            let asyncID = locked { p.asyncID }
+            if asyncID != 0 && ub_cancel(ctx, asyncID) == 0 { Unmanaged.passUnretained(p).release() }
+            locked { Self.take(p) }?.resume(returning: answer)
         }
 
         private func run() {
@@ -196,30 +209,23 @@ public final class UnboundResolver: Resolver, @unchecked Sendable {
                 expire(before: Self.now())
             }
             // Shut down: every waiting query ends; libunbound's threads stop with the context.
-            let rest = locked { () -> [Pending] in let r = Array(pending.values); pending.removeAll(); return r }
-            for p in rest {
-                if ub_cancel(ctx, p.asyncID) == 0 { Unmanaged.passUnretained(p).release() }
-                p.continuation?.resume(returning: .failure("resolver shut down"))
-                p.continuation = nil
-            }
+            locked { stopped = true }
+            while locked({ starting }) > 0 { usleep(1000) }
+            let rest = locked { () -> [Pending] in defer { pending.removeAll() }; return Array(pending.values) }
+            for p in rest { abandon(p, .failure("resolver shut down")) }
             ub_ctx_delete(ctx)
             close(wake.read); close(wake.write)
             exited.signal()
         }
 
-        /// Queries past their deadline end as a temporary failure and are cancelled in libunbound
-        /// (whose callback then never runs, so the retained box is released here).
+        /// Queries past their deadline end as a temporary failure.
         private func expire(before now: UInt64) {
             let late: [Pending] = locked {
                 let l = pending.values.filter { $0.deadline <= now && $0.asyncID != 0 }
                 for p in l { pending.removeValue(forKey: p.id) }
                 return l
             }
-            for p in late {
-                if ub_cancel(ctx, p.asyncID) == 0 { Unmanaged.passUnretained(p).release() }
-                let c = locked { () -> CheckedContinuation<RawAnswer, Never>? in defer { p.continuation = nil }; return p.continuation }
-                c?.resume(returning: .failure("timed out after \(Double(timeoutNanos) / 1e9) s"))
-            }
+            for p in late { abandon(p, .failure("timed out after \(Double(timeoutNanos) / 1e9) s")) }
         }
 
         func shutdown() {

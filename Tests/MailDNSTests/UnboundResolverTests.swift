@@ -244,6 +244,18 @@ final class UnboundResolverTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 4)
     }
 
+    func testShutdownEndsWaitingQueries() async throws {
+        let silent = try SilentUDPServer()
+        let r = try UnboundResolver(forwarder: "127.0.0.1@\(silent.port)", timeout: 30)
+        async let waiting = r.mx("example.t.example")
+        try await Task.sleep(nanoseconds: 200_000_000)
+        let start = Date()
+        r.shutdown()
+        let answer = try await waiting
+        XCTAssertEqual(answer, .temporaryFailure("resolver shut down"))
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2)
+    }
+
     func testManyConcurrentQueriesAndShutdown() async throws {
         let r = try resolver()
         let names = (0..<50).map { ["two.t.example", "nullmx.t.example", "nomx.t.example", "missing.t.example", "cname.t.example"][$0 % 5] }
