@@ -14,16 +14,23 @@ public enum RelaxedHeader {
         out.append(ASCII.colon)
         let valueStart = out.count
         var pendingSpace = false
+        var previous: UInt8 = 0
+        func emit(_ b: UInt8) {
+            if pendingSpace && out.count > valueStart { out.append(ASCII.space) }
+            pendingSpace = false
+            out.append(b)
+        }
         for b in value {
+            defer { previous = b }
+            // Unfold: line ends go (a bare LF too); a CR is dropped only as part of one.
+            if previous == ASCII.cr && b != ASCII.lf { emit(ASCII.cr) }
             switch b {
-            case ASCII.cr, ASCII.lf: continue                     // unfold
+            case ASCII.cr, ASCII.lf: continue
             case ASCII.space, ASCII.tab: pendingSpace = true
-            default:
-                if pendingSpace && out.count > valueStart { out.append(ASCII.space) }
-                pendingSpace = false
-                out.append(b)
+            default: emit(b)
             }
         }
+        if previous == ASCII.cr { emit(ASCII.cr) }
         if terminated { out.append(ASCII.cr); out.append(ASCII.lf) }
         return out
     }

@@ -33,6 +33,7 @@ final class CanonicalizationTests: XCTestCase {
             ("X-Empty:   \r\n\t \r\n", "x-empty:\r\n"),
             ("X-Bare-LF: a\n b\n", "x-bare-lf:a b\r\n"),
             ("Subject: caf\u{e9}\r\n", "subject:caf\u{e9}\r\n"),       // 8-bit bytes pass unchanged
+            ("X-CR: a\rb \r\n", "x-cr:a\rb\r\n"),                     // a lone CR is content
         ]
         for (input, want) in table { XCTAssertEqual(headers(input), want, input) }
         XCTAssertEqual(RelaxedHeader.canonicalize(name: Array("DKIM-Signature".utf8), value: Array(" v=1;\r\n\tb=".utf8), terminated: false),
