@@ -50,16 +50,8 @@ final class UnboundDNSSECTests: XCTestCase {
             let key = try run(tools[0], ["-a", "ECDSAP256SHA256", "-k", "sec.example"], in: dir)
             try run(tools[1], ["-f", dir + "/sec.example.zone.signed", dir + "/sec.example.zone", key], in: dir)
             anchor = try String(contentsOfFile: dir + "/" + key + ".key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            server = try TestDNSServer(brokenDelegationPort: 9, dir: dir) { dir in
-                """
-                auth-zone:
-                    name: "sec.example."
-                    zonefile: "\(dir)/sec.example.zone.signed"
-                    for-downstream: yes
-                    for-upstream: yes
-                    fallback-enabled: no
-                server:
-                """
+            server = try TestDNSServer(brokenDelegationPort: 9, dir: dir) {
+                TestDNSServer.authZone("sec.example.", file: $0 + "/sec.example.zone.signed")
             }
         } catch {
             setupError = error

@@ -59,12 +59,7 @@ final class TestDNSServer {
             infra-cache-min-rtt: 50
         \(Self.zones)
         \(extra(dir))
-        auth-zone:
-            name: "servfail.example."
-            zonefile: "\(dir)/absent.zone"
-            for-downstream: yes
-            for-upstream: yes
-            fallback-enabled: no
+        \(Self.authZone("servfail.example.", file: dir + "/absent.zone"))
         stub-zone:
             name: "broken.example."
             stub-addr: 127.0.0.1@\(brokenDelegationPort)
@@ -85,6 +80,19 @@ final class TestDNSServer {
             guard process.isRunning, Date() < deadline else { stop(); throw DNSError.resolver("unbound did not start on port \(port)") }
             usleep(50_000)
         }
+    }
+
+    /// An auth-zone clause serving `name` from `file` (then back in the server: clause).
+    static func authZone(_ name: String, file: String) -> String {
+        """
+        auth-zone:
+            name: "\(name)"
+            zonefile: "\(file)"
+            for-downstream: yes
+            for-upstream: yes
+            fallback-enabled: no
+        server:
+        """
     }
 
     func stop() {
