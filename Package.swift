@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CLibcap", providers: [.apt(["libcap-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
+        // libunbound (Debian libunbound-dev); linked by name: its .pc file requires libevent's.
+        .systemLibrary(name: "CUnbound", providers: [.apt(["libunbound-dev"])]),
 
         // Libraries
         .target(name: "MailCore", dependencies: [
@@ -109,8 +111,11 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        // Outbound pieces (issue 13): DKIM signing over OpenSSL; DNS through libunbound.
+        .target(name: "DKIM", dependencies: ["MailSyntax", "COpenSSL"]),
+        .target(name: "MailDNS", dependencies: ["CUnbound", "MailSyntax"]),
         .target(name: "AdminCLI", dependencies: [
-            "MailCore", "MailIPC", "MailWorker", "MailTLS",
+            "MailCore", "MailIPC", "MailWorker", "MailTLS", "DKIM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -160,6 +165,8 @@ let package = Package(
             "MasterCore", "MailCore", "MailIPC", "MailPrivsep", "MailWorker",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "DKIMTests", dependencies: ["DKIM", "MailSyntax"]),
+        .testTarget(name: "MailDNSTests", dependencies: ["MailDNS"]),
         .testTarget(name: "IMAPProtocolTests", dependencies: ["IMAPProtocol", "MIME", "MailModel"]),
         .testTarget(name: "IMAPServerTests", dependencies: [
             "IMAPServer", "IMAPProtocol", "MailModel", "MailStore", "StoreServer", "MailWorker", "MailCore", "MailTLS", "MailIPC", "MailTesting",
