@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIN := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 # What the integration suite needs beyond the build: pytest, and fail2ban for
 # test_fail2ban_regex_tool_matches_the_documented_filter (skipped without it).
-TEST_PKGS := python3-pytest fail2ban
+TEST_PKGS := python3-pytest fail2ban fetchmail getmail6
 # libFuzzer targets (scripts/fuzz.sh builds them into .build-fuzz with -sanitize=fuzzer,address):
 # `make fuzz` runs each FUZZ_TIME seconds; `make test` replays their seeds and regression inputs
 # with the regular build, then runs each TEST_FUZZ_TIME seconds.
@@ -60,7 +60,7 @@ PREFIX ?= /usr/local
 install: build
 	$(SWIFT) build -c release
 	install -d $(DESTDIR)$(PREFIX)/libexec/postern $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/postern
-	for b in master store lmtpd smtpd imapd lookupd; do install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/$$b $(DESTDIR)$(PREFIX)/libexec/postern/; done
+	for b in master store lmtpd smtpd imapd pop3d lookupd; do install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/$$b $(DESTDIR)$(PREFIX)/libexec/postern/; done
 	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/postern $(DESTDIR)$(PREFIX)/bin/postern
 	install -D -m 0644 systemd/postern.service $(DESTDIR)/etc/systemd/system/postern.service
 	install -D -m 0644 systemd/postern.sysusers.conf $(DESTDIR)/usr/lib/sysusers.d/postern.conf

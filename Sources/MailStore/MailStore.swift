@@ -196,6 +196,10 @@ public protocol MailboxStore: AnyObject, Sendable {
     /// their UIDs and MODSEQ for VANISHED; bodies nothing references any more are removed
     /// (never shared ones). Returns the expunged UIDs, ascending.
     func expunge(user: Int64, mailbox: Int64, uids: [UInt32]?) throws -> ([UInt32], [MailboxChange])
+    /// POP3's UPDATE state (RFC 1939 §6): expunges exactly the `uids` present, with `force`
+    /// whatever their flags (without it, only those with `\Deleted`), in one transaction: all or
+    /// none. Tombstones and body removal as `expunge`. Returns the expunged UIDs, ascending.
+    func expunge(user: Int64, mailbox: Int64, uids: [UInt32], force: Bool) throws -> ([UInt32], [MailboxChange])
     /// APPEND with the durability contract of delivery (DESIGN §3): `completion` runs after body
     /// and metadata are fsynced (group commit with deliveries). `internalDate` nil: now.
     func append(user: Int64, mailbox: Int64, flags: SystemFlags, keywords: [String], internalDate: Int64?, body: [UInt8],

@@ -409,6 +409,15 @@ extension SQLiteMailStore {
     }
 
     public func expunge(user: Int64, mailbox: Int64, uids: [UInt32]?) throws -> ([UInt32], [MailboxChange]) {
+        try expungeMatching(user: user, mailbox: mailbox, uids: uids, force: false)
+    }
+
+    public func expunge(user: Int64, mailbox: Int64, uids: [UInt32], force: Bool) throws -> ([UInt32], [MailboxChange]) {
+        try expungeMatching(user: user, mailbox: mailbox, uids: uids, force: force)
+    }
+
+    /// `uids` nil: every message with `\Deleted`; `force`: the named ones whatever their flags.
+    private func expungeMatching(user: Int64, mailbox: Int64, uids: [UInt32]?, force: Bool) throws -> ([UInt32], [MailboxChange]) {
         let (gone, changes, files) = try pool.write { db -> ([UInt32], [MailboxChange], [[UInt8]]) in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let deleted = Int64(SystemFlags.deleted.rawValue)
@@ -416,7 +425,7 @@ extension SQLiteMailStore {
             let select = "SELECT mm.uid, mm.message_id, mm.flags FROM mailbox_messages mm"
             let candidates = try uids.map { try Self.rows(db, select: select, mailbox: mailbox, uids: $0, map) }
                 ?? Row.fetchAll(db, sql: select + " WHERE mm.mailbox_id = ? AND mm.flags & ? != 0 ORDER BY mm.uid", arguments: [mailbox, deleted]).map(map)
-            let rows = candidates.filter { $0.flags & deleted != 0 }.map { (uid: $0.uid, message: $0.message) }
+            let rows = candidates.filter { force || $0.flags & deleted != 0 }.map { (uid: $0.uid, message: $0.message) }
             guard !rows.isEmpty else { return ([], [], []) }
             let files = try Self.expungeRows(db, mailbox, rows)
             return (rows.map(\.uid), [try Self.change(db, user: user, mailbox)], files)
