@@ -32,14 +32,15 @@ def maildir_count(user):
     return sum(len(os.listdir(os.path.join(d, s))) for s in ("new", "cur") if os.path.isdir(os.path.join(d, s)))
 
 class Postern:
-    def __init__(self, bindir, users):
+    def __init__(self, bindir, users, pop3=None):
+        """`pop3`: a whole [pop3] table (pop3_bench.py); None turns pop3d off."""
         self.dir = tempfile.mkdtemp(prefix="postern-bench-")
         os.chmod(self.dir, 0o755)
         self.conf = os.path.join(self.dir, "postern.toml")
         with open(self.conf, "w") as f:
             f.write(f'hostname = "bench.example.test"\ndata_dir = "{self.dir}/data"\nrun_dir = "{self.dir}/run"\n'
                     f'log_level = "warning"\n[store]\nfsync = true\n[smtp]\nmta = []\nsubmission = []\nsmtps = []\n'
-                    f'[lmtp]\nlisten = ["unix:lmtp"]\n[imap]\nlisten = []\n[pop3]\nlisten = []\n')
+                    f'[lmtp]\nlisten = ["unix:lmtp"]\n[imap]\nlisten = []\n' + (pop3 or '[pop3]\nlisten = []\n'))
         self.bin = bindir
         self.log = open(os.path.join(self.dir, "master.log"), "w")
         self.proc = subprocess.Popen([os.path.join(bindir, "master"), "-c", self.conf], stdout=self.log, stderr=self.log)

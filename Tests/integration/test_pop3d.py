@@ -244,6 +244,11 @@ def test_failed_logins_are_logged_for_fail2ban(pop3):
     c.quit()
     wait_for(lambda: re.search(r"pop3d.*authentication failed client=127\.0\.0\.1 failures=\d+ mechanism=user user=ivy@example\.test",
                                pop3.log()), 5, what="fail2ban line")
+    # docs/fail2ban.md's filter takes the line, with the client address.
+    from test_smtpd import load_fail2ban_regex
+    regex = load_fail2ban_regex()
+    lines = [l for l in pop3.log().splitlines() if "authentication failed" in l and "ivy@example.test" in l]
+    assert lines and all(regex.match(l) and regex.match(l).group("host") == "127.0.0.1" for l in lines), lines
 
 
 def test_hostile_input(pop3):
