@@ -51,7 +51,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case searchRun = 245
     case appendBegin = 250, appendReply = 251
     // pop3: Messages+POP3.swift
-    case pop3Lock = 400, pop3Delete = 401
+    case pop3Lock = 400, pop3Delete = 401, pop3Read = 402, pop3Bodies = 403
     // queue: Messages+Queue.swift
     case queueList = 450, queueEntries = 451
 
@@ -143,6 +143,8 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .appendReply: return AppendReply.self
         case .pop3Lock: return Pop3Lock.self
         case .pop3Delete: return Pop3Delete.self
+        case .pop3Read: return Pop3Read.self
+        case .pop3Bodies: return Pop3Bodies.self
         case .queueList: return QueueList.self
         case .queueEntries: return QueueEntries.self
         }

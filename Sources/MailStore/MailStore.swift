@@ -181,6 +181,9 @@ public protocol MailboxStore: AnyObject, Sendable {
     /// Bytes `[offset, offset + length)` of a message's body, cut at its end; `.notFound` when
     /// the UID is gone.
     func read(user: Int64, mailbox: Int64, uid: UInt32, offset: Int, length: Int) throws -> [UInt8]
+    /// Whole bodies of those `uids` present that are at most `maxSize` bytes, in one read
+    /// transaction (POP3 read-ahead); the others are left out.
+    func bodies(user: Int64, mailbox: Int64, uids: [UInt32], maxSize: Int) throws -> [(uid: UInt32, bytes: [UInt8])]
     /// STORE (RFC 9051 §6.4.6) on the UIDs present; a keyword the mailbox has not named yet
     /// gets the next id (`.invalid` "too many keywords" past `maxKeywordsPerMailbox`). With
     /// `unchangedSince`, messages whose MODSEQ is above it are left alone and reported in

@@ -329,6 +329,23 @@ extension SQLiteMailStore {
         return try blobs.read([UInt8](hash), offset: off, length: len)
     }
 
+    public func bodies(user: Int64, mailbox: Int64, uids: [UInt32], maxSize: Int) throws -> [(uid: UInt32, bytes: [UInt8])] {
+        let found: [(uid: UInt32, hash: Data, inline: Data?)] = try pool.read { db in
+            _ = try Self.ownedMailbox(db, user: user, id: mailbox)
+            let stmt = try db.cachedStatement(sql: """
+                SELECT m.hash, m.body FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                WHERE mm.mailbox_id = ? AND mm.uid = ? AND m.size <= ?
+                """)
+            return try uids.compactMap { uid in
+                try Row.fetchOne(stmt, arguments: [mailbox, uid, maxSize]).map { (uid, $0[0], $0[1]) }
+            }
+        }
+        return try found.compactMap { f in
+            let b = try f.inline.map { [UInt8]($0) } ?? blobs.read([UInt8](f.hash), offset: 0, length: maxSize + 1)
+            return b.count <= maxSize ? (f.uid, b) : nil
+        }
+    }
+
     // MARK: mutations
 
     public func storeFlags(user: Int64, mailbox: Int64, uids: [UInt32], operation: FlagOperation, flags: SystemFlags,

@@ -18,21 +18,42 @@ public struct DotStuffer: Sendable {
         self.linesLeft = bodyLines
     }
 
-    /// Appends `chunk` dot-stuffed to `out`.
-    public mutating func feed<C: Collection>(_ chunk: C, into out: inout [UInt8]) where C.Element == UInt8 {
-        out.reserveCapacity(out.count + chunk.count + 16)
-        for b in chunk {
-            if done { return }
-            if headerLeft == 0, let left = linesLeft, left == 0, atLineStart { done = true; return }
-            if atLineStart && b == UInt8(ascii: ".") { out.append(UInt8(ascii: ".")) }
-            out.append(b)
-            atLineStart = b == UInt8(ascii: "\n")
-            if headerLeft > 0 {
-                headerLeft -= 1
-            } else if atLineStart, let left = linesLeft {
+    /// Appends `chunk` dot-stuffed to `out`. Not generic (a cross-module generic would run
+    /// unspecialised, per byte): RETR's bytes go through here.
+    public mutating func feed(_ chunk: [UInt8], into out: inout [UInt8]) { feed(chunk[...], into: &out) }
+
+    public mutating func feed(_ chunk: ArraySlice<UInt8>, into out: inout [UInt8]) {
+        var i = chunk.startIndex
+        let end = chunk.endIndex
+        while i < end && !done {
+            if headerLeft == 0, let left = linesLeft {
+                if left == 0 && atLineStart { done = true; return }
+                // TOP's body: one line at a time, counted.
+                guard let nl = chunk[i..<end].firstIndex(of: UInt8(ascii: "\n")) else {
+                    append(chunk[i..<end], to: &out); return
+                }
+                append(chunk[i...nl], to: &out)
                 linesLeft = left - 1
+                i = nl + 1
+                continue
             }
+            // RETR, or TOP's header: runs up to the next LF (and the header's end) in bulk.
+            var stop = end
+            if headerLeft > 0 { stop = min(end, i + headerLeft) }
+            let nl = chunk[i..<stop].firstIndex(of: UInt8(ascii: "\n"))
+            let runEnd = nl.map { $0 + 1 } ?? stop
+            append(chunk[i..<runEnd], to: &out)
+            if headerLeft > 0 { headerLeft -= runEnd - i }
+            i = runEnd
         }
+    }
+
+    /// Appends a run that holds at most one LF, at its end; doubles a leading ".".
+    private mutating func append(_ run: ArraySlice<UInt8>, to out: inout [UInt8]) {
+        guard let first = run.first else { return }
+        if atLineStart && first == UInt8(ascii: ".") { out.append(UInt8(ascii: ".")) }
+        out.append(contentsOf: run)
+        atLineStart = run.last == UInt8(ascii: "\n")
     }
 
     /// The end: CRLF if the message did not end with one, then ".\r\n".

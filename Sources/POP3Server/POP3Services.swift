@@ -38,6 +38,9 @@ public protocol POP3Services: AnyObject, Sendable {
     func headerSize(mailbox: Int64, uid: UInt32) async throws -> Int
     /// Bytes `[offset, offset + length)` of a message, cut at its end (one store read).
     func read(mailbox: Int64, uid: UInt32, offset: Int, length: Int) async throws -> [UInt8]
+    /// Whole bodies of the `uids` that are at most `maxSize` bytes (read-ahead for RETR in
+    /// order); UIDs left out are read with `read` when asked for.
+    func readAhead(mailbox: Int64, uids: [UInt32], maxSize: Int) async throws -> [UInt32: [UInt8]]
     /// RFC 1939 §6: expunges exactly these UIDs in one transaction; returns those removed.
     func delete(mailbox: Int64, uids: [UInt32]) async throws -> [UInt32]
     func close()

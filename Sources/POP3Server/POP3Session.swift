@@ -52,6 +52,13 @@ public final class POP3Session: @unchecked Sendable {
     public var recordAuthFailure: (@Sendable () -> Int)?
     private var output: [UInt8] = []
     private var finished = false
+    /// The next messages' bytes, read ahead in one store round trip while the client is still
+    /// taking this one (clients RETR in order). Bounded: one batch in flight, and at most
+    /// `readAheadBytes` held.
+    private var ready: [UInt32: [UInt8]] = [:]
+    private var batch: (uids: Set<UInt32>, read: Task<[UInt32: [UInt8]], Error>)?
+    static let readAheadCount = 32
+    static let readAheadBytes = 1 << 20
     /// Flush when this much output is queued (RETR of a large message goes out in pieces).
     static let flushThreshold = 64 * 1024
 
@@ -76,6 +83,7 @@ public final class POP3Session: @unchecked Sendable {
             await flush()
             if finished { break }
         }
+        batch?.read.cancel()
         services.close()
         await connection.close()
     }
@@ -174,9 +182,19 @@ public final class POP3Session: @unchecked Sendable {
             stuffer = DotStuffer()
         }
         var offset = 0, started = false
+        var ahead = lines == nil ? ready.removeValue(forKey: uid) : nil
+        if ahead == nil, lines == nil, let b = batch, b.uids.contains(uid) {
+            batch = nil
+            ready.merge((try? await b.read.value) ?? [:]) { a, _ in a }
+            ahead = ready.removeValue(forKey: uid)
+        }
         while offset < size && !stuffer.done {
             let chunk: [UInt8]
-            do { chunk = try await services.read(mailbox: mailbox, uid: uid, offset: offset, length: min(pop3ReadChunk, size - offset)) } catch {
+            do {
+                if offset == 0, let a = ahead { chunk = a } else {
+                    chunk = try await services.read(mailbox: mailbox, uid: uid, offset: offset, length: min(pop3ReadChunk, size - offset))
+                }
+            } catch {
                 if !started { return await emit(failure(error).bytes) }
                 logger.warning("RETR of UID \(uid) failed after \(offset) bytes: \(error)")
                 finished = true
@@ -190,6 +208,25 @@ public final class POP3Session: @unchecked Sendable {
         }
         if !started { await emit(POP3Response.ok("\(size) octets").bytes) }
         stuffer.finish(into: &output)
+        if lines == nil { prefetch(after: uid, mailbox: mailbox) }
+    }
+
+    /// Reads the small messages after `uid` ahead, in one batch, when few are left ready;
+    /// drops what the client went past.
+    private func prefetch(after uid: UInt32, mailbox: Int64) {
+        guard let drop = engine.maildrop, batch == nil else { return }
+        ready = ready.filter { $0.key > uid }
+        guard ready.count < Self.readAheadCount / 4 else { return }
+        var lo = 0, hi = drop.messages.count
+        while lo < hi { let mid = (lo + hi) / 2; if drop.messages[mid].uid <= uid { lo = mid + 1 } else { hi = mid } }
+        var uids: [UInt32] = [], bytes = ready.values.reduce(0) { $0 + $1.count }
+        for m in drop.messages[lo...] where ready[m.uid] == nil {
+            guard m.size <= pop3ReadChunk, bytes + m.size <= Self.readAheadBytes, uids.count < Self.readAheadCount else { break }
+            uids.append(m.uid); bytes += m.size
+        }
+        guard !uids.isEmpty else { return }
+        let services = self.services
+        batch = (Set(uids), Task { try await services.readAhead(mailbox: mailbox, uids: uids, maxSize: pop3ReadChunk) })
     }
 
     private func failure(_ error: Error) -> POP3Response {

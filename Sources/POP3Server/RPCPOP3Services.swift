@@ -115,6 +115,12 @@ public final class RPCPOP3Services: POP3Services, @unchecked Sendable {
         return Array(b.readableBytesView)
     }
 
+    public func readAhead(mailbox: Int64, uids: [UInt32], maxSize: Int) async throws -> [UInt32: [UInt8]] {
+        let r = try await call(Pop3Read(session: sid, mailbox: mailbox, uids: Array(uids.prefix(Pop3Read.maxUIDs)),
+                                        maxSize: UInt32(min(maxSize, MailboxLimits.maxReadLength))))
+        return Dictionary(r.bodies.map { ($0.uid, Array($0.bytes.readableBytesView)) }, uniquingKeysWith: { a, _ in a })
+    }
+
     public func delete(mailbox: Int64, uids: [UInt32]) async throws -> [UInt32] {
         try await call(Pop3Delete(session: sid, mailbox: mailbox, uids: uids)).uids
     }

@@ -12,6 +12,9 @@ final class Pop3LockTable: @unchecked Sendable {
     struct Holder: Equatable { var connection: ObjectIdentifier, session: UInt64 }
     private let lock = NSLock()
     private var holders: [Int64: Holder] = [:]
+    /// Each user's INBOX id, once looked up: INBOX is never deleted and keeps its id when
+    /// renamed (its messages move), so the id stays right for as long as the user exists.
+    private var inboxes: [Int64: Int64] = [:]
 
     /// Takes the lock of `user` for `holder`; false when another session holds it.
     func acquire(user: Int64, _ holder: Holder) -> Bool {
@@ -32,6 +35,13 @@ final class Pop3LockTable: @unchecked Sendable {
     }
 
     var count: Int { lock.withLock { holders.count } }
+
+    func inbox(of user: Int64, lookup: () throws -> Int64?) rethrows -> Int64? {
+        if let id = lock.withLock({ inboxes[user] }) { return id }
+        guard let id = try lookup() else { return nil }
+        lock.withLock { inboxes[user] = id }
+        return id
+    }
 }
 
 /// Mailbox-family requests that name a mailbox by id (what pop3d may name is checked).
@@ -40,6 +50,7 @@ extension DetailsGet: MailboxIDRequest {}
 extension MessageRead: MailboxIDRequest {}
 extension MessagesExpunge: MailboxIDRequest {}
 extension Pop3Delete: MailboxIDRequest {}
+extension Pop3Read: MailboxIDRequest {}
 
 extension StoreConnectionHandler {
     /// RFC 1939 §4: "the POP3 server then acquires an exclusive-access lock on the maildrop".
@@ -64,13 +75,25 @@ extension StoreConnectionHandler {
         return try fitting(UIDList(uids))
     }
 
+    /// Whole small bodies for pop3d's read-ahead, in UID order, cut before a frame overflows.
+    func pop3Read(_ m: Pop3Read, user: Int64) throws -> Pop3Bodies {
+        var out: [Pop3Body] = [], size = 64
+        for b in try store.bodies(user: user, mailbox: m.mailbox, uids: m.uids, maxSize: Int(m.maxSize)) {
+            size += 8 + b.bytes.count
+            if size > Self.maxReplyBytes { break }
+            out.append(Pop3Body(uid: b.uid, bytes: ByteBuffer(bytes: b.bytes)))
+        }
+        return Pop3Bodies(out)
+    }
+
     /// The pop3d role reaches its user's INBOX only (DESIGN §2: each role its own set).
     func confine(_ m: any RPCMessage, user: Int64) throws {
         guard role == .pop3d else { return }
         if let m = m as? MailboxSelect {
             guard m.name.uppercased() == SQLiteMailStore.inbox else { throw ErrorReply(.denied, "pop3d reaches INBOX only") }
         } else if let m = m as? MailboxIDRequest {
-            guard let inbox = try store.mailbox(user: user, name: SQLiteMailStore.inbox), inbox.id == m.mailbox else {
+            let inbox = try pop3Locks.inbox(of: user) { try store.mailbox(user: user, name: SQLiteMailStore.inbox)?.id }
+            guard let inbox, inbox == m.mailbox else {
                 throw ErrorReply(.denied, "pop3d reaches INBOX only")
             }
         }

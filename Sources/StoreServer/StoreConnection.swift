@@ -189,6 +189,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         // pop3
         case let m as Pop3Lock: pop3Lock(id, m)
         case let m as Pop3Delete: scoped(id, m) { [self] u in try pop3Delete(m, user: u) }
+        case let m as Pop3Read: scoped(id, m) { [self] u in try pop3Read(m, user: u) }
         // queue
         case is QueueList: offload(id) { [store] in QueueEntries(try store.queue().map(QueueEntry.init)) }
         default:
