@@ -166,7 +166,9 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
         // Pulled, not pushed: the glue knows what the session has taken, so it can stop reading
         // and, at STLS, drop what was pipelined behind the command.
         let inputs = AsyncStream<POP3SessionInput>(unfolding: { [self] in await nextInput() })
-        Task {
+        // The session runs on this channel's event loop: its hops to the glue (each input, each
+        // write) stay on one thread instead of waking another one per command.
+        Task(executorPreference: EventLoopTaskExecutor(loop)) { [self] in
             await session.run(inputs)
             await close()
         }
@@ -324,5 +326,16 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
             logger[metadataKey: "user"] = "\(user)"
             armIdleTimer()
         }
+    }
+}
+
+/// Runs a task's jobs on a NIO event loop (a task executor preference): the session task and
+/// the channel it drives share one thread. Jobs are only ever enqueued, never run inline.
+final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
+    let loop: EventLoop
+    init(_ loop: EventLoop) { self.loop = loop }
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
     }
 }

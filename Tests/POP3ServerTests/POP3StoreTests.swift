@@ -52,6 +52,13 @@ final class POP3StoreTests: XCTestCase {
         let headerSize = try await a.headerSize(mailbox: drop.mailbox, uid: drop.messages[0].uid)
         XCTAssertEqual(headerSize, "Subject: one\r\n\r\n".utf8.count)
 
+        // Read-ahead: whole bodies in one round trip, those over maxSize left out.
+        let all = try await a.readAhead(mailbox: drop.mailbox, uids: drop.messages.map(\.uid), maxSize: 1000)
+        XCTAssertEqual(all[drop.messages[0].uid], Array(body.utf8))
+        XCTAssertEqual(all.count, 2)
+        let small = try await a.readAhead(mailbox: drop.mailbox, uids: drop.messages.map(\.uid) + [999], maxSize: 20)
+        XCTAssertEqual(Array(small.keys), [drop.messages[1].uid])
+
         // A second session of the same user (another worker connection) is refused: IN-USE.
         let b = try await services()
         do { try await b.lock(); XCTFail("second lock granted") } catch let e as POP3ServiceError { XCTAssertEqual(e.kind, .inUse) }
