@@ -21,7 +21,7 @@ for k, v in {"DOMAIN": "example.test", "PASSWORD": "pass", "IMAP_PORT": "20143",
 sys.path.insert(0, ANCHORS)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as anchor                      # noqa: E402  make_msg, topup, user, POP3_USER
-from lmtp_bench import Postern, sh           # noqa: E402
+from lmtp_bench import Postern, prepare     # noqa: E402
 
 
 def free_port():
@@ -48,12 +48,7 @@ def main():
     ap.add_argument("--processes", type=int, default=1, help="pop3d processes")
     ap.add_argument("--bin", default=None, help="Postern binaries (default: release build)")
     a = ap.parse_args()
-    if os.geteuid() != 0: sys.exit("run as root: the anchors need it")
-    bindir = a.bin or sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
-    if not a.bin: subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True)
-    subprocess.run(["bash", os.path.join(ANCHORS, "setup-anchors.sh")], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["bash", os.path.join(ANCHORS, "stop-anchors.sh")], stdout=subprocess.DEVNULL)
-    subprocess.run(["bash", os.path.join(ANCHORS, "start-anchors.sh")], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bindir = prepare(a.bin)
     rcpt = anchor.user(anchor.POP3_USER)
     port = free_port()
     pt = Postern(bindir, [rcpt], pop3=f'[pop3]\nprocesses = {a.processes}\nlisten = ["pop3@127.0.0.1:{port}"]\n')

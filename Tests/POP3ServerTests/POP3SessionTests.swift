@@ -31,20 +31,9 @@ final class RecordingPOP3Connection: POP3Connection, @unchecked Sendable {
 final class POP3SessionTests: XCTestCase {
     var instance: InProcessStore!
 
-    override func setUpWithError() throws {
-        instance = try InProcessStore(maxDelivery: 4 << 20)
-        try instance.store.addDomain("example.org")
-        try instance.store.addUser("alice@example.org", password: "secret")
-    }
+    override func setUpWithError() throws { instance = try .withUsers(["alice@example.org"]) }
 
-    func deliver(_ body: String) throws {
-        let c = try instance.connect(.lmtpd)
-        let id = c.allocateID()
-        try c.send(DeliverBegin(sender: "s@example.net", recipients: ["alice@example.org"]), id: id)
-        try c.send(DeliverChunk(ByteBuffer(string: body)), id: id)
-        try c.send(DeliverEnd(), id: id)
-        _ = try c.receive()
-    }
+    func deliver(_ body: String) throws { try instance.deliver("alice@example.org", body) }
 
     final class Client {
         let connection = RecordingPOP3Connection(tls: false)
@@ -102,8 +91,7 @@ final class POP3SessionTests: XCTestCase {
         XCTAssertTrue(c.say("QUIT").hasPrefix("+OK"))
         await c.task.value
         XCTAssertTrue(c.connection.isClosed)
-        let alice = try XCTUnwrap(try instance.store.user(named: "alice@example.org")).id
-        XCTAssertEqual(try instance.store.mailbox(user: alice, name: "INBOX")?.messages, 1)
+        XCTAssertEqual(try instance.inboxCount("alice@example.org"), 1)
     }
 
     func testDroppedConnectionDeletesNothing() async throws {
@@ -115,8 +103,7 @@ final class POP3SessionTests: XCTestCase {
         XCTAssertTrue(c.say("DELE 1").hasPrefix("+OK"))
         c.continuation.yield(.closed)
         await c.task.value
-        let alice = try XCTUnwrap(try instance.store.user(named: "alice@example.org")).id
-        XCTAssertEqual(try instance.store.mailbox(user: alice, name: "INBOX")?.messages, 1)
+        XCTAssertEqual(try instance.inboxCount("alice@example.org"), 1)
         // The lock went with the session: a new one logs in.
         let d = try Client(instance)
         _ = d.until("\r\n")

@@ -14,22 +14,9 @@ import POP3Protocol
 final class POP3StoreTests: XCTestCase {
     var instance: InProcessStore!
 
-    override func setUpWithError() throws {
-        instance = try InProcessStore(maxDelivery: 4 << 20)
-        try instance.store.addDomain("example.org")
-        try instance.store.addUser("alice@example.org", password: "secret")
-        try instance.store.addUser("bob@example.org", password: "secret")
-    }
+    override func setUpWithError() throws { instance = try .withUsers(["alice@example.org", "bob@example.org"]) }
 
-    func deliver(_ to: String, _ body: String) throws {
-        let c = try instance.connect(.lmtpd)
-        let id = c.allocateID()
-        try c.send(DeliverBegin(sender: "s@example.net", recipients: [to]), id: id)
-        try c.send(DeliverChunk(ByteBuffer(string: body)), id: id)
-        try c.send(DeliverEnd(), id: id)
-        let (_, answer) = try c.receive()
-        XCTAssertEqual((answer as? DeliverResult)?.statuses, [.ok])
-    }
+    func deliver(_ to: String, _ body: String) throws { try instance.deliver(to, body) }
 
     func services(_ user: String = "alice@example.org") async throws -> RPCPOP3Services {
         let s = RPCPOP3Services(rpc: try instance.nioClient(.pop3d))
@@ -66,8 +53,7 @@ final class POP3StoreTests: XCTestCase {
         // UPDATE: both go, whatever their flags, in one call.
         let gone = try await a.delete(mailbox: drop.mailbox, uids: drop.messages.map(\.uid))
         XCTAssertEqual(gone, drop.messages.map(\.uid))
-        let alice = try XCTUnwrap(try instance.store.user(named: "alice@example.org")).id
-        XCTAssertEqual(try instance.store.mailbox(user: alice, name: "INBOX")?.messages, 0)
+        XCTAssertEqual(try instance.inboxCount("alice@example.org"), 0)
         // SessionEnd frees the lock.
         a.close()
         try await Task.sleep(nanoseconds: 100_000_000)
