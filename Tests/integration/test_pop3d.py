@@ -228,6 +228,41 @@ def test_kill_during_update_is_all_or_nothing(pop3):
     wait_for(lambda: _try_login(pop3, user), 30, what="pop3d restarted and the lock released")
 
 
+def _store_back(p, old_store):
+    """The store restarted, and pop3d (which exits when it loses the store) serves logins again."""
+    wait_for(lambda: p.store_pid() != old_store and all(r["STATE"] == "running" for r in p.status()
+                                                        if r["SERVICE"] in ("store", "pop3", "imap")), 30, what="store back")
+
+
+def test_kill_of_the_store_before_and_during_update(pop3):
+    user = USERS[9]
+    n = 100
+    for i in range(n):
+        pop3.deliver([user], message(f"store kill {i}"))
+    # Marked, then the store dies before QUIT: nothing is deleted.
+    c = login(pop3, user)
+    for i in range(1, n + 1):
+        c.dele(i)
+    old = pop3.store_pid()
+    os.kill(old, signal.SIGKILL)
+    c.close()
+    _store_back(pop3, old)
+    assert pop3.inbox_count(user) == n
+    # Marked, QUIT sent, the store dies at once: all or nothing.
+    wait_for(lambda: _try_login(pop3, user), 30, what="pop3d serving again")
+    c = login(pop3, user)
+    for i in range(1, n + 1):
+        c._putcmd(f"DELE {i}")
+    for i in range(1, n + 1):
+        assert c._getresp().startswith(b"+OK")
+    c._putcmd("QUIT")
+    old = pop3.store_pid()
+    os.kill(old, signal.SIGKILL)
+    c.close()
+    _store_back(pop3, old)
+    assert pop3.inbox_count(user) in (0, n)
+
+
 @pytest.mark.skipif(not IS_ROOT, reason="privileges are dropped only when started as root")
 def test_pop3d_is_unprivileged(pop3):
     for pid in pop3.pids("pop3"):
