@@ -145,6 +145,22 @@ def test_plaintext_is_refused_before_tls_from_a_non_loopback_view(pop3):
     c.quit()
 
 
+def test_stls_drops_pipelined_plaintext(pop3):
+    """RFC 2595 §4 (CVE-2011-0411): a command pipelined behind STLS in plaintext is never run."""
+    s = socket.create_connection(("127.0.0.1", pop3.ports["pop3"]), timeout=10)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"+OK")
+    s.sendall(b"STLS\r\nUSER injected@example.test\r\n")
+    assert f.readline().startswith(b"+OK")
+    t = tls_context(pop3).wrap_socket(s)
+    tf = t.makefile("rb")
+    t.sendall(b"PASS whatever\r\n")
+    assert tf.readline().startswith(b"-ERR USER first"), "the plaintext USER was acted on"
+    t.sendall(b"QUIT\r\n")
+    assert tf.readline().startswith(b"+OK")
+    t.close()
+
+
 def test_in_use_and_dropped_connection_keeps_the_mail(pop3):
     user = USERS[2]
     pop3.deliver([user], message("keep me"))
