@@ -7,7 +7,7 @@ TEST_PKGS := python3-pytest fail2ban fetchmail getmail6
 # libFuzzer targets (scripts/fuzz.sh builds them into .build-fuzz with -sanitize=fuzzer,address):
 # `make fuzz` runs each FUZZ_TIME seconds; `make test` replays their seeds and regression inputs
 # with the regular build, then runs each TEST_FUZZ_TIME seconds.
-FUZZ_TARGETS := fuzz-smtp fuzz-mime fuzz-lookup fuzz-rpc fuzz-imap
+FUZZ_TARGETS := fuzz-smtp fuzz-mime fuzz-lookup fuzz-rpc fuzz-imap fuzz-pop3
 FUZZ_TIME ?= 600
 TEST_FUZZ_TIME ?= 10
 

@@ -138,6 +138,7 @@ let package = Package(
         .executableTarget(name: "fuzz-lookup", dependencies: ["FuzzSupport", "LookupProtocol"]),
         .executableTarget(name: "fuzz-rpc", dependencies: ["FuzzSupport", "MailIPC"]),
         .executableTarget(name: "fuzz-imap", dependencies: ["FuzzSupport", "IMAPProtocol"]),
+        .executableTarget(name: "fuzz-pop3", dependencies: ["FuzzSupport", "POP3Protocol"]),
 
         // Unit tests
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),

@@ -1,4 +1,5 @@
 // The POP3 state machine as a transcript: lines in, actions out, no sockets and no store.
+import Foundation
 import XCTest
 @testable import POP3Protocol
 
@@ -126,6 +127,23 @@ final class POP3EngineTests: XCTestCase {
                     if case .update = a { _ = e.updated(ok: true) }
                 }
             }
+        }
+    }
+}
+
+/// The fuzz entry point's invariants over the committed seeds and random inputs.
+final class POP3FuzzTests: XCTestCase {
+    func testSeedsAndRandomInputsKeepTheInvariants() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("fuzz/corpus/fuzz-pop3")
+        let seeds = try FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)
+        XCTAssertFalse(seeds.isEmpty)
+        for s in seeds { POP3Fuzz.run(Array(try Data(contentsOf: s))) }
+        var rng = SystemRandomNumberGenerator()
+        let words = Array("RETR TOP 1 2 DELE LIST UIDL USER PASS AUTH PLAIN LOGIN * . .. \r\n \n STLS QUIT RSET NOOP CAPA =".utf8)
+        for _ in 0..<500 {
+            let n = Int.random(in: 2...300, using: &rng)
+            POP3Fuzz.run((0..<n).map { _ in Bool.random(using: &rng) ? words.randomElement(using: &rng)! : UInt8.random(in: 0...255, using: &rng) })
         }
     }
 }
