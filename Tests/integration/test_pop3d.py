@@ -225,17 +225,24 @@ def test_byte_exact_eight_bit_dots_and_twenty_megabytes(pop3):
     c.quit()
 
 
-def test_kill_during_update_is_all_or_nothing(pop3):
-    user = USERS[5]
-    n = 300
+def _mark_all_and_quit(p, user, n):
+    """Delivers n messages, marks them all (pipelined, RFC 2449) and sends QUIT without waiting:
+    the UPDATE state is running when this returns. Returns the client."""
     for i in range(n):
-        pop3.deliver([user], message(f"bulk {i}"))
-    c = login(pop3, user)
+        p.deliver([user], message(f"bulk {i}"))
+    c = login(p, user)
     for i in range(1, n + 1):
-        c._putcmd(f"DELE {i}")          # PIPELINING (RFC 2449)
+        c._putcmd(f"DELE {i}")
     for i in range(1, n + 1):
         assert c._getresp().startswith(b"+OK")
     c._putcmd("QUIT")
+    return c
+
+
+def test_kill_during_update_is_all_or_nothing(pop3):
+    user = USERS[5]
+    n = 300
+    _mark_all_and_quit(pop3, user, n)
     for pid in pop3.pids("pop3"):
         os.kill(pid, signal.SIGKILL)
     left = pop3.inbox_count(user)
@@ -268,9 +275,7 @@ def test_kill_of_the_store_before_and_during_update(pop3):
     wait_for(lambda: _try_login(pop3, user), 30, what="pop3d serving again")
     c = login(pop3, user)
     for i in range(1, n + 1):
-        c._putcmd(f"DELE {i}")
-    for i in range(1, n + 1):
-        assert c._getresp().startswith(b"+OK")
+        c.dele(i)
     c._putcmd("QUIT")
     old = pop3.store_pid()
     os.kill(old, signal.SIGKILL)
