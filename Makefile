@@ -4,15 +4,16 @@ BIN := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 # What the integration suite needs beyond the build: pytest, fail2ban for
 # test_fail2ban_regex_tool_matches_the_documented_filter (skipped without it), the IMAP
 # clients of test_imap_clients.py: mbsync (isync), mutt driven through a pty (pexpect),
-# Dovecot with Python's email test messages for test_imap_dovecot.py; unbound, a DNS server on
-# loopback serving MailDNS's test zones, and ldnsutils signing one for the DNSSEC flag;
-# python3-dkim (dkimpy, with python3-nacl for ed25519-sha256), the verifier of DKIM signatures.
+# Dovecot with Python's email test messages for test_imap_dovecot.py; the POP3 clients of
+# test_pop3d.py (fetchmail, getmail6); unbound, a DNS server on loopback serving MailDNS's test
+# zones, and ldnsutils signing one for the DNSSEC flag; python3-dkim (dkimpy, with
+# python3-nacl for ed25519-sha256), the verifier of DKIM signatures.
 TEST_PKGS := python3-pytest fail2ban isync mutt python3-pexpect dovecot-imapd libpython3.11-testsuite \
-	unbound ldnsutils python3-dkim python3-nacl
+	fetchmail getmail6 unbound ldnsutils python3-dkim python3-nacl
 # libFuzzer targets (scripts/fuzz.sh builds them into .build-fuzz with -sanitize=fuzzer,address):
 # `make fuzz` runs each FUZZ_TIME seconds; `make test` replays their seeds and regression inputs
 # with the regular build, then runs each TEST_FUZZ_TIME seconds.
-FUZZ_TARGETS := fuzz-smtp fuzz-mime fuzz-lookup fuzz-rpc fuzz-imap
+FUZZ_TARGETS := fuzz-smtp fuzz-mime fuzz-lookup fuzz-rpc fuzz-imap fuzz-pop3
 FUZZ_TIME ?= 600
 TEST_FUZZ_TIME ?= 10
 
@@ -65,7 +66,7 @@ PREFIX ?= /usr/local
 install: build
 	$(SWIFT) build -c release
 	install -d $(DESTDIR)$(PREFIX)/libexec/postern $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/postern
-	for b in master store lmtpd smtpd imapd lookupd; do install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/$$b $(DESTDIR)$(PREFIX)/libexec/postern/; done
+	for b in master store lmtpd smtpd imapd pop3d lookupd; do install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/$$b $(DESTDIR)$(PREFIX)/libexec/postern/; done
 	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/postern $(DESTDIR)$(PREFIX)/bin/postern
 	install -D -m 0644 systemd/postern.service $(DESTDIR)/etc/systemd/system/postern.service
 	install -D -m 0644 systemd/postern.sysusers.conf $(DESTDIR)/usr/lib/sysusers.d/postern.conf

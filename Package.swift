@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "lookupd", targets: ["lookupd"]),
         .executable(name: "smtpd", targets: ["smtpd"]),
         .executable(name: "imapd", targets: ["imapd"]),
+        .executable(name: "pop3d", targets: ["pop3d"]),
         .executable(name: "postern", targets: ["postern"]),
     ],
     dependencies: [
@@ -41,6 +42,7 @@ let package = Package(
         .target(name: "MailModel"),
         .target(name: "IMAPProtocol", dependencies: ["MailSyntax", "MIME", "MailModel"]),
         .target(name: "MIME", dependencies: ["MailSyntax"]),
+        .target(name: "POP3Protocol", dependencies: ["MailSyntax"]),
         .target(name: "SMTPProtocol", dependencies: ["MailSyntax"]),
         // Pure pieces of the outbound agent: reply parser, client session, MX order, retries, DSN, SRS.
         .target(name: "OutboundProtocol", dependencies: ["SMTPProtocol", "MailSyntax", "MIME"]),
@@ -101,6 +103,12 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .target(name: "POP3Server", dependencies: [
+            "MailCore", "MailIPC", "MailModel", "POP3Protocol", "MIME", "MailPrivsep", "MailWorker", "MailTLS",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .target(name: "LookupServer", dependencies: [
             "MailCore", "MailIPC", "LookupProtocol", "MailPrivsep", "MailWorker",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -126,6 +134,7 @@ let package = Package(
         .executableTarget(name: "lookupd", dependencies: ["LookupServer"]),
         .executableTarget(name: "smtpd", dependencies: ["SMTPServer"]),
         .executableTarget(name: "imapd", dependencies: ["IMAPServer"]),
+        .executableTarget(name: "pop3d", dependencies: ["POP3Server"]),
         .executableTarget(name: "postern", dependencies: ["AdminCLI"]),
         .executableTarget(name: "fuzz-ipc", dependencies: ["MailIPC"]),
         // libFuzzer targets (make fuzz builds them with -sanitize=fuzzer into .build-fuzz); in the
@@ -136,6 +145,7 @@ let package = Package(
         .executableTarget(name: "fuzz-lookup", dependencies: ["FuzzSupport", "LookupProtocol"]),
         .executableTarget(name: "fuzz-rpc", dependencies: ["FuzzSupport", "MailIPC"]),
         .executableTarget(name: "fuzz-imap", dependencies: ["FuzzSupport", "IMAPProtocol"]),
+        .executableTarget(name: "fuzz-pop3", dependencies: ["FuzzSupport", "POP3Protocol"]),
 
         // Unit tests
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
@@ -168,6 +178,11 @@ let package = Package(
         .testTarget(name: "DKIMTests", dependencies: ["DKIM", "MailSyntax"]),
         .testTarget(name: "MailDNSTests", dependencies: ["MailDNS"]),
         .testTarget(name: "IMAPProtocolTests", dependencies: ["IMAPProtocol", "MIME", "MailModel"]),
+        .testTarget(name: "POP3ProtocolTests", dependencies: ["POP3Protocol"]),
+        .testTarget(name: "POP3ServerTests", dependencies: [
+            "POP3Server", "POP3Protocol", "MailModel", "MailStore", "StoreServer", "MailWorker", "MailCore", "MailIPC", "MailTesting",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "IMAPServerTests", dependencies: [
             "IMAPServer", "IMAPProtocol", "MailModel", "MailStore", "StoreServer", "MailWorker", "MailCore", "MailTLS", "MailIPC", "MailTesting",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -183,7 +198,7 @@ let package = Package(
 )
 
 // NIO glue and the store use the Swift 5 language mode for now (Sendable checking as warnings);
-// the pure targets (MailSyntax, MIME, SMTPProtocol, OutboundProtocol, LookupProtocol) build in Swift 6 mode.
-for t in package.targets where !["MailSyntax", "MailSyntaxTests", "MailModel", "IMAPProtocol", "IMAPProtocolTests", "MIME", "SMTPProtocol", "OutboundProtocol", "OutboundProtocolTests", "LookupProtocol", "MailTLS", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims", "CMailTLS"].contains(t.name) && t.type != .system {
+// the pure targets (MailSyntax, MIME, SMTPProtocol, IMAPProtocol, POP3Protocol, OutboundProtocol, LookupProtocol) build in Swift 6 mode.
+for t in package.targets where !["MailSyntax", "MailSyntaxTests", "MailModel", "IMAPProtocol", "IMAPProtocolTests", "POP3Protocol", "POP3ProtocolTests", "MIME", "SMTPProtocol", "OutboundProtocol", "OutboundProtocolTests", "LookupProtocol", "MailTLS", "MIMETests", "SMTPProtocolTests", "LookupProtocolTests", "CMailShims", "CMailTLS"].contains(t.name) && t.type != .system {
     t.swiftSettings = (t.swiftSettings ?? []) + [.swiftLanguageMode(.v5)]
 }

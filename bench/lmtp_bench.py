@@ -32,14 +32,15 @@ def maildir_count(user):
     return sum(len(os.listdir(os.path.join(d, s))) for s in ("new", "cur") if os.path.isdir(os.path.join(d, s)))
 
 class Postern:
-    def __init__(self, bindir, users):
+    def __init__(self, bindir, users, pop3=None):
+        """`pop3`: a whole [pop3] table (pop3_bench.py); None turns pop3d off."""
         self.dir = tempfile.mkdtemp(prefix="postern-bench-")
         os.chmod(self.dir, 0o755)
         self.conf = os.path.join(self.dir, "postern.toml")
         with open(self.conf, "w") as f:
             f.write(f'hostname = "bench.example.test"\ndata_dir = "{self.dir}/data"\nrun_dir = "{self.dir}/run"\n'
                     f'log_level = "warning"\n[store]\nfsync = true\n[smtp]\nmta = []\nsubmission = []\nsmtps = []\n'
-                    f'[lmtp]\nlisten = ["unix:lmtp"]\n[imap]\nlisten = []\n')
+                    f'[lmtp]\nlisten = ["unix:lmtp"]\n[imap]\nlisten = []\n' + (pop3 or '[pop3]\nlisten = []\n'))
         self.bin = bindir
         self.log = open(os.path.join(self.dir, "master.log"), "w")
         self.proc = subprocess.Popen([os.path.join(bindir, "master"), "-c", self.conf], stdout=self.log, stderr=self.log)
@@ -72,6 +73,18 @@ class Postern:
         self.proc.send_signal(signal.SIGTERM); self.proc.wait(30)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+def prepare(bin_arg, wipe_dovecot_mail=False):
+    """Root check, Postern's binaries (a release build unless given) and freshly started
+    anchors (also for pop3_bench.py) -> the binaries' directory."""
+    if os.geteuid() != 0: sys.exit("run as root: the anchors need it")
+    bindir = bin_arg or sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
+    if not bin_arg: subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True)
+    subprocess.run(["bash", os.path.join(ANCHORS, "setup-anchors.sh")], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["bash", os.path.join(ANCHORS, "stop-anchors.sh")], stdout=subprocess.DEVNULL)
+    if wipe_dovecot_mail: shutil.rmtree(DOVECOT_MAIL, ignore_errors=True)
+    subprocess.run(["bash", os.path.join(ANCHORS, "start-anchors.sh")], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return bindir
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -80,13 +93,7 @@ def main():
     ap.add_argument("--conns", default="1,4,16")
     ap.add_argument("--bin", default=None, help="Postern binaries (default: release build)")
     a = ap.parse_args()
-    if os.geteuid() != 0: sys.exit("run as root: the anchors need it")
-    bindir = a.bin or sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
-    if not a.bin: subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True)
-    subprocess.run(["bash", os.path.join(ANCHORS, "setup-anchors.sh")], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["bash", os.path.join(ANCHORS, "stop-anchors.sh")], stdout=subprocess.DEVNULL)
-    shutil.rmtree(DOVECOT_MAIL, ignore_errors=True)
-    subprocess.run(["bash", os.path.join(ANCHORS, "start-anchors.sh")], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bindir = prepare(a.bin, wipe_dovecot_mail=True)
     conns = [int(c) for c in a.conns.split(",")]
     users = [f"user{11 + i}@example.test" for i in range(len(conns) * a.runs)]
     pt = Postern(bindir, users)

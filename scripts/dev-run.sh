@@ -25,6 +25,9 @@ smtps = ["127.0.0.1:4650"]
 [imap]
 listen = ["imap@127.0.0.1:10143", "imaps@127.0.0.1:10993"]
 
+[pop3]
+listen = ["pop3@127.0.0.1:10110", "pop3s@127.0.0.1:10995"]
+
 [lmtp]
 listen = ["unix:lmtp", "127.0.0.1:2424"]
 
@@ -40,6 +43,8 @@ EOT
 fi
 # An instance written before imapd existed gets its dev listeners too (not the default 143/993).
 grep -q '^\[imap\]' "$CONF" || printf '\n[imap]\nlisten = ["imap@127.0.0.1:10143", "imaps@127.0.0.1:10993"]\n' >> "$CONF"
+# ... and one written before pop3d existed its POP3 listeners (not the default 110/995).
+grep -q '^\[pop3\]' "$CONF" || printf '\n[pop3]\nlisten = ["pop3@127.0.0.1:10110", "pop3s@127.0.0.1:10995"]\n' >> "$CONF"
 "$BIN/postern" config check -c "$CONF"
 # postmap(1) needs a Postfix config dir to run at all; a minimal one for the examples below.
 mkdir -p "$VAR/postfix" && [ -f "$VAR/postfix/main.cf" ] || echo "compatibility_level = 3.6" > "$VAR/postfix/main.cf"
@@ -64,6 +69,10 @@ Postern is running (master pid $pid). Demo user: demo@example.test, password "de
                                     openssl s_client -connect 127.0.0.1:10143 -starttls imap -quiet
                                     python3 -c 'import imaplib; m=imaplib.IMAP4("127.0.0.1", 10143); m.starttls(); print(m.login("demo@example.test", "demo"))'
                                     mail client: server 127.0.0.1, port 10993, SSL/TLS, user demo@example.test (accept the self-signed certificate)
+  POP3 (pop3 10110 STLS / pop3s 10995 implicit TLS; USER/PASS is allowed on loopback; INBOX only):
+                                    openssl s_client -connect 127.0.0.1:10995 -quiet
+                                    openssl s_client -connect 127.0.0.1:10110 -starttls pop3 -quiet
+                                    python3 -c 'import poplib; p=poplib.POP3("127.0.0.1", 10110); p.stls(); p.user("demo@example.test"); print(p.pass_("demo"), p.stat())'
   Ask it like Postfix does:         postmap -c $VAR/postfix -q demo@example.test tcp:127.0.0.1:10031
                                     postmap -c $VAR/postfix -q demo@example.test socketmap:inet:127.0.0.1:10030:recipients
   Look at it (POSTERN_CONFIG=$CONF):  $P status; $P mailbox list demo@example.test; $P export demo@example.test

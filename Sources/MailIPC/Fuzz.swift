@@ -46,6 +46,8 @@ public enum IPCFuzz {
         Status(), StatusResult([ProcessStatus(service: "lmtp", instance: 0, pid: 1, startedAt: 2, restarts: 3, state: .running)]),
         Attach(role: .admin), Reload(),
         MailboxWatchByID(session: 9, mailbox: 12),
+        Pop3Lock(session: 9), Pop3Delete(session: 9, mailbox: 12, uids: [1, 2, 3, 7]),
+        Pop3Read(session: 9, mailbox: 12, uids: [4, 5], maxSize: 65536), Pop3Bodies([Pop3Body(uid: 4, bytes: ByteBuffer(string: "Subject: x\r\n\r\n.\r\n"))]),
         MailboxCreate(session: 1, name: "Archive/2026", specialUse: "\\Archive"), MailboxDelete(session: 1, name: "Trash"),
         MailboxRename(session: 1, from: "a", to: "b/c"), SubscriptionList(session: 1), SubscriptionSet(session: 1, name: "x", subscribed: true),
         MailboxStatusGet(session: 1, name: "INBOX"), MailboxSummaries(session: 1), SummaryList([sampleSummary]),

@@ -50,6 +50,8 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case messagesExpunge = 240, uidList = 241
     case searchRun = 245
     case appendBegin = 250, appendReply = 251
+    // pop3: Messages+POP3.swift
+    case pop3Lock = 400, pop3Delete = 401, pop3Read = 402, pop3Bodies = 403
     // queue: Messages+Queue.swift
     case queueList = 450, queueEntries = 451
 
@@ -139,6 +141,10 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .searchRun: return SearchRun.self
         case .appendBegin: return AppendBegin.self
         case .appendReply: return AppendReply.self
+        case .pop3Lock: return Pop3Lock.self
+        case .pop3Delete: return Pop3Delete.self
+        case .pop3Read: return Pop3Read.self
+        case .pop3Bodies: return Pop3Bodies.self
         case .queueList: return QueueList.self
         case .queueEntries: return QueueEntries.self
         }

@@ -181,6 +181,9 @@ public protocol MailboxStore: AnyObject, Sendable {
     /// Bytes `[offset, offset + length)` of a message's body, cut at its end; `.notFound` when
     /// the UID is gone.
     func read(user: Int64, mailbox: Int64, uid: UInt32, offset: Int, length: Int) throws -> [UInt8]
+    /// Whole bodies of those `uids` present that are at most `maxSize` bytes, in one read
+    /// transaction (POP3 read-ahead); the others are left out.
+    func bodies(user: Int64, mailbox: Int64, uids: [UInt32], maxSize: Int) throws -> [(uid: UInt32, bytes: [UInt8])]
     /// STORE (RFC 9051 §6.4.6) on the UIDs present; a keyword the mailbox has not named yet
     /// gets the next id (`.invalid` "too many keywords" past `maxKeywordsPerMailbox`). With
     /// `unchangedSince`, messages whose MODSEQ is above it are left alone and reported in
@@ -196,6 +199,10 @@ public protocol MailboxStore: AnyObject, Sendable {
     /// their UIDs and MODSEQ for VANISHED; bodies nothing references any more are removed
     /// (never shared ones). Returns the expunged UIDs, ascending.
     func expunge(user: Int64, mailbox: Int64, uids: [UInt32]?) throws -> ([UInt32], [MailboxChange])
+    /// POP3's UPDATE state (RFC 1939 §6): expunges exactly the `uids` present, with `force`
+    /// whatever their flags (without it, only those with `\Deleted`), in one transaction: all or
+    /// none. Tombstones and body removal as `expunge`. Returns the expunged UIDs, ascending.
+    func expunge(user: Int64, mailbox: Int64, uids: [UInt32], force: Bool) throws -> ([UInt32], [MailboxChange])
     /// APPEND with the durability contract of delivery (DESIGN §3): `completion` runs after body
     /// and metadata are fsynced (group commit with deliveries). `internalDate` nil: now.
     func append(user: Int64, mailbox: Int64, flags: SystemFlags, keywords: [String], internalDate: Int64?, body: [UInt8],

@@ -329,6 +329,23 @@ extension SQLiteMailStore {
         return try blobs.read([UInt8](hash), offset: off, length: len)
     }
 
+    public func bodies(user: Int64, mailbox: Int64, uids: [UInt32], maxSize: Int) throws -> [(uid: UInt32, bytes: [UInt8])] {
+        let found: [(uid: UInt32, hash: Data, inline: Data?)] = try pool.read { db in
+            _ = try Self.ownedMailbox(db, user: user, id: mailbox)
+            let stmt = try db.cachedStatement(sql: """
+                SELECT m.hash, m.body FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                WHERE mm.mailbox_id = ? AND mm.uid = ? AND m.size <= ?
+                """)
+            return try uids.compactMap { uid in
+                try Row.fetchOne(stmt, arguments: [mailbox, uid, maxSize]).map { (uid, $0[0], $0[1]) }
+            }
+        }
+        return try found.compactMap { f in
+            let b = try f.inline.map { [UInt8]($0) } ?? blobs.read([UInt8](f.hash), offset: 0, length: maxSize + 1)
+            return b.count <= maxSize ? (f.uid, b) : nil
+        }
+    }
+
     // MARK: mutations
 
     public func storeFlags(user: Int64, mailbox: Int64, uids: [UInt32], operation: FlagOperation, flags: SystemFlags,
@@ -409,6 +426,15 @@ extension SQLiteMailStore {
     }
 
     public func expunge(user: Int64, mailbox: Int64, uids: [UInt32]?) throws -> ([UInt32], [MailboxChange]) {
+        try expungeMatching(user: user, mailbox: mailbox, uids: uids, force: false)
+    }
+
+    public func expunge(user: Int64, mailbox: Int64, uids: [UInt32], force: Bool) throws -> ([UInt32], [MailboxChange]) {
+        try expungeMatching(user: user, mailbox: mailbox, uids: uids, force: force)
+    }
+
+    /// `uids` nil: every message with `\Deleted`; `force`: the named ones whatever their flags.
+    private func expungeMatching(user: Int64, mailbox: Int64, uids: [UInt32]?, force: Bool) throws -> ([UInt32], [MailboxChange]) {
         let (gone, changes, files) = try pool.write { db -> ([UInt32], [MailboxChange], [[UInt8]]) in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let deleted = Int64(SystemFlags.deleted.rawValue)
@@ -416,7 +442,7 @@ extension SQLiteMailStore {
             let select = "SELECT mm.uid, mm.message_id, mm.flags FROM mailbox_messages mm"
             let candidates = try uids.map { try Self.rows(db, select: select, mailbox: mailbox, uids: $0, map) }
                 ?? Row.fetchAll(db, sql: select + " WHERE mm.mailbox_id = ? AND mm.flags & ? != 0 ORDER BY mm.uid", arguments: [mailbox, deleted]).map(map)
-            let rows = candidates.filter { $0.flags & deleted != 0 }.map { (uid: $0.uid, message: $0.message) }
+            let rows = candidates.filter { force || $0.flags & deleted != 0 }.map { (uid: $0.uid, message: $0.message) }
             guard !rows.isEmpty else { return ([], [], []) }
             let files = try Self.expungeRows(db, mailbox, rows)
             return (rows.map(\.uid), [try Self.change(db, user: user, mailbox)], files)

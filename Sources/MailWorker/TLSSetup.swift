@@ -20,4 +20,13 @@ public enum TLSSetup {
     public static func check(_ t: TLSSettings) throws -> [CertificateInfo] {
         try TLSServerContext(configuration: configuration(t)).certificates
     }
+
+    /// POSTERN_TLS_TICKET_KEYS (FDContract.envTicketKeys): the master's secret as 160 hex
+    /// digits (80 bytes); nil if malformed.
+    public static func ticketKeys(_ hex: String) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count == 160 else { return nil }
+        let bytes = (0..<80).compactMap { i in UInt8(String(decoding: digits[2 * i...2 * i + 1], as: UTF8.self), radix: 16) }
+        return bytes.count == 80 ? bytes : nil
+    }
 }

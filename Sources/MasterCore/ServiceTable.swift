@@ -42,11 +42,11 @@ public enum ServiceTable {
     public static let masterExecutable = "master"
     /// Every worker executable a table can name, enabled or not (checked against the Makefile's
     /// install list and Package.swift by a test).
-    public static let workerExecutables = ["lmtpd", "smtpd", "imapd", "lookupd"]
+    public static let workerExecutables = ["lmtpd", "smtpd", "imapd", "pop3d", "lookupd"]
     /// lookupd's own drain time (LookupWorker): its requests are single lines answered at once.
     public static let lookupGrace = 1.0
 
-    /// The table from the configuration: lmtp always; smtp, imap and lookup when they have
+    /// The table from the configuration: lmtp always; smtp, imap, pop3 and lookup when they have
     /// listeners. Pure: nothing is bound or opened.
     public static func specs(from c: PosternConfig) -> [ServiceSpec] {
         func spec(_ name: String, _ exe: String, _ role: Role, _ s: ServiceConfig, _ listeners: [ListenerSpec],
@@ -71,6 +71,13 @@ public enum ServiceTable {
             // imap listeners makes the whole service a TLS one (ticket keys).
             table.append(spec("imap", "imapd", .imapd, i.service,
                               i.listeners.map { ListenerSpec(key: "\($0)", address: $0.address) }, tls: true, grace: grace))
+        }
+        let p = c.pop3
+        if p.enabled {
+            // Keyed "pop3@127.0.0.1:110" / "pop3s@[::]:995" as imap's: the prefix tells pop3d
+            // which listeners speak TLS from the first byte; STLS makes it a TLS service.
+            table.append(spec("pop3", "pop3d", .pop3d, p.service,
+                              p.listeners.map { ListenerSpec(key: "\($0)", address: $0.address) }, tls: true, grace: grace))
         }
         let k = c.lookup
         if k.enabled {

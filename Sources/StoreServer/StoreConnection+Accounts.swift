@@ -33,6 +33,7 @@ extension StoreConnectionHandler {
     func sessionEnd(_ id: UInt32, _ m: SessionEnd) {
         guard sessions.removeValue(forKey: m.session) != nil else { return reply(id, ErrorReply(.notFound, "no such session")) }
         hub.removeSession(m.session, owner: owner)
+        pop3Locks.release(session: m.session, connection: owner)
         reply(id, OK())
     }
 

@@ -30,7 +30,7 @@ extension StoreConnectionHandler {
     func scoped<R: SessionRequest, M: RPCMessage>(_ id: UInt32, _ m: R, _ work: @escaping (_ user: Int64) throws -> M) {
         gated(id) { [self] in
             let u = try requireSession(m.session)
-            return { try work(u.id) }
+            return { try self.confine(m, user: u.id); return try work(u.id) }
         }
     }
 
@@ -151,7 +151,7 @@ extension StoreConnectionHandler {
         guard streams[id] == nil else { return reply(id, ErrorReply(.badSequence, "a stream with this request id is in progress")) }
         guard streams.count < Self.maxConcurrentStreams else { return reply(id, ErrorReply(.temporary, "too many streams in progress")) }
         let user: Int64
-        do { user = try requireSession(m.session).id } catch { return reply(id, errorReply(error)) }
+        do { user = try requireSession(m.session).id; try confine(m, user: user) } catch { return reply(id, errorReply(error)) }
         let store = self.store
         var view: MailboxView? = nil, next = 0
         let sender = RPCStreamSender(id: id, channel: context.channel, pool: pool, window: RPCLimits.defaultWindow, produce: { max in

@@ -29,6 +29,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
     let maps: PostfixMaps
     let pool: NIOThreadPool
     let hub: WatchHub
+    let pop3Locks: Pop3LockTable
     let maxDelivery: Int
     let authBudget: AuthBudget
     var logger: Logger
@@ -51,7 +52,8 @@ final class StoreConnectionHandler: ChannelInboundHandler {
     var owner: ObjectIdentifier { ObjectIdentifier(self) }
 
     init(role: Role, store: any MailStore, pool: NIOThreadPool, hub: WatchHub, maxDelivery: Int, maxBuffered: Int,
-         authBudget: AuthBudget, logger: Logger) {
+         authBudget: AuthBudget, pop3Locks: Pop3LockTable = Pop3LockTable(), logger: Logger) {
+        self.pop3Locks = pop3Locks
         self.role = role; self.store = store; self.maps = PostfixMaps(accounts: store); self.pool = pool; self.hub = hub
         self.maxDelivery = maxDelivery; self.maxBuffered = maxBuffered; self.authBudget = authBudget; self.logger = logger
     }
@@ -60,6 +62,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         hub.removeConnection(owner)
+        pop3Locks.release(connection: owner)
         // Bodies still in transfer will never end: their staged files go now.
         for d in deliveries.values { d.body?.discard() }
         sessions.removeAll(); deliveries.removeAll(); streams.removeAll(); appends.removeAll()
@@ -183,6 +186,10 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as MessagesExpunge: scoped(id, m) { [self] u in try expunge(m, user: u) }
         case let m as SearchRun: scoped(id, m) { [self] u in try fitting(UIDList(try store.search(user: u, mailbox: m.mailbox, query: m.query))) }
         case let m as AppendBegin: appendBegin(id, m)
+        // pop3
+        case let m as Pop3Lock: pop3Lock(id, m)
+        case let m as Pop3Delete: scoped(id, m) { [self] u in try pop3Delete(m, user: u) }
+        case let m as Pop3Read: scoped(id, m) { [self] u in try pop3Read(m, user: u) }
         // queue
         case is QueueList: offload(id) { [store] in QueueEntries(try store.queue().map(QueueEntry.init)) }
         default:
@@ -201,6 +208,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
 public final class StoreService: @unchecked Sendable {
     let store: any MailStore, group: EventLoopGroup, pool: NIOThreadPool
     let hub = WatchHub()
+    let pop3Locks = Pop3LockTable()
     let maxDelivery: Int, maxFrame: Int, maxBuffered: Int
     /// Every connection's logins share it: the budget holds across all worker processes.
     let authBudget: AuthBudget
@@ -221,7 +229,7 @@ public final class StoreService: @unchecked Sendable {
     @discardableResult
     public func adopt(fd: Int32, role: Role) -> EventLoopFuture<Channel> {
         let store = self.store, pool = self.pool, hub = self.hub, maxDelivery = self.maxDelivery
-        let maxFrame = self.maxFrame, maxBuffered = self.maxBuffered, authBudget = self.authBudget
+        let maxFrame = self.maxFrame, maxBuffered = self.maxBuffered, authBudget = self.authBudget, pop3Locks = self.pop3Locks
         var logger = self.logger
         logger[metadataKey: "role"] = "\(role.rawValue)"
         let f = ClientBootstrap(group: group)
@@ -230,7 +238,7 @@ public final class StoreService: @unchecked Sendable {
                     ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)),
                     MessageToByteHandler(FrameEncoder()),
                     StoreConnectionHandler(role: role, store: store, pool: pool, hub: hub, maxDelivery: maxDelivery,
-                                           maxBuffered: maxBuffered, authBudget: authBudget, logger: logger),
+                                           maxBuffered: maxBuffered, authBudget: authBudget, pop3Locks: pop3Locks, logger: logger),
                 ])
             }
             .withConnectedSocket(fd)

@@ -10,11 +10,12 @@ import Logging
 final class ServiceTableTests: XCTestCase {
     static func tcp(_ host: String, _ port: Int) -> ListenAddress { ListenAddress(.tcp(host: host, port: port)) }
 
-    /// Defaults with smtp and imap off: lmtp only.
+    /// Defaults with smtp, imap and pop3 off: lmtp only.
     static func lmtpOnly() -> PosternConfig {
         var c = PosternConfig.defaults(path: "/etc/postern/postern.toml")
         c.smtp.mta = []; c.smtp.submission = []; c.smtp.smtps = []
         c.imap.listeners = []
+        c.pop3.listeners = []
         return c
     }
 
@@ -93,6 +94,26 @@ final class ServiceTableTests: XCTestCase {
         XCTAssertEqual(table[2].listeners, imap.listeners)
         XCTAssertEqual(table[2].processes, 2)
         XCTAssertEqual(deferred, ["listener imap@127.0.0.1:10143 removed"])
+    }
+
+    /// pop3d: role pop3d, listeners keyed by role in [pop3] listen order, a TLS service; the
+    /// default [pop3] listens on 110 and 995, after imap in the table.
+    func testPOP3Service() throws {
+        var c = Self.everything()
+        c.pop3.listeners = [POP3Listener(.pop3, Self.tcp("127.0.0.1", 10110)), POP3Listener(.pop3s, Self.tcp("::1", 10995))]
+        c.pop3.service.processes = 2
+        let t = ServiceTable.specs(from: c)
+        XCTAssertEqual(t.map(\.name), ["lmtp", "smtp", "imap", "pop3", "lookup"])
+        let pop3 = try XCTUnwrap(t.first { $0.name == "pop3" })
+        XCTAssertEqual(pop3.executable, "pop3d")
+        XCTAssertEqual(pop3.role, .pop3d)
+        XCTAssertTrue(pop3.tls)
+        XCTAssertEqual(pop3.processes, 2)
+        XCTAssertEqual(pop3.listeners.map(\.key), ["pop3@127.0.0.1:10110", "pop3s@[::1]:10995"])
+        var d = Self.lmtpOnly()
+        d.pop3 = POP3Config()
+        let defaults = try XCTUnwrap(ServiceTable.specs(from: d).first { $0.name == "pop3" })
+        XCTAssertEqual(defaults.listeners.map(\.key), ["pop3@0.0.0.0:110", "pop3@[::]:110", "pop3s@0.0.0.0:995", "pop3s@[::]:995"])
     }
 
     func testReloadKeepsListenersByKeyAndAppliesTheRest() {

@@ -151,6 +151,8 @@ def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", 
         smtp_section = "[smtp]\nmta = []\nsubmission = []\nsmtps = []\n"
     if imap_section is None:
         imap_section = "" if "[imap]" in lmtp_extra else "[imap]\nlisten = []\n"
+    # pop3d likewise listens nowhere unless a [pop3] table in `lmtp_extra` (test_pop3d.py) says so.
+    pop3_section = "" if "[pop3]" in lmtp_extra else "[pop3]\nlisten = []\n"
     return (
         f'hostname = "{HOSTNAME}"\n'
         f'data_dir = "{data_dir}"\n'
@@ -162,6 +164,7 @@ def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", 
         f"{master_extra}\n"
         f"{smtp_section}\n"
         f"{imap_section}\n"
+        f"{pop3_section}\n"
         "[lmtp]\n"
         f'listen = ["unix:lmtp", "127.0.0.1:{lmtp_port}"]\n'
         f"{lmtp_extra}\n"

@@ -1,0 +1,65 @@
+// The multi-line writer for RETR and TOP (RFC 1939 §3): streams a message's stored bytes in
+// chunks, doubling a "." that starts a line, and ends with CRLF "." CRLF. For TOP it passes the
+// header whole and then at most `bodyLines` lines of the body. Holds no more than one chunk.
+
+public struct DotStuffer: Sendable {
+    private var atLineStart = true
+    /// Body lines still to pass (TOP); nil passes everything.
+    private var linesLeft: Int?
+    /// Bytes of header still to come before TOP starts counting lines.
+    private var headerLeft: Int
+    /// TOP's line budget is spent: the rest of the message is dropped.
+    public private(set) var done = false
+
+    /// `headerSize` and `bodyLines` for TOP (RFC 1939 §7: the header, the blank line, then
+    /// `bodyLines` lines of the body); RETR uses the defaults.
+    public init(headerSize: Int = 0, bodyLines: Int? = nil) {
+        self.headerLeft = bodyLines == nil ? 0 : max(headerSize, 0)
+        self.linesLeft = bodyLines
+    }
+
+    /// Appends `chunk` dot-stuffed to `out`. Not generic (a cross-module generic would run
+    /// unspecialised, per byte): RETR's bytes go through here.
+    public mutating func feed(_ chunk: [UInt8], into out: inout [UInt8]) { feed(chunk[...], into: &out) }
+
+    public mutating func feed(_ chunk: ArraySlice<UInt8>, into out: inout [UInt8]) {
+        var i = chunk.startIndex
+        let end = chunk.endIndex
+        while i < end && !done {
+            if headerLeft == 0, let left = linesLeft {
+                if left == 0 && atLineStart { done = true; return }
+                // TOP's body: one line at a time, counted.
+                guard let nl = chunk[i..<end].firstIndex(of: UInt8(ascii: "\n")) else {
+                    append(chunk[i..<end], to: &out); return
+                }
+                append(chunk[i...nl], to: &out)
+                linesLeft = left - 1
+                i = nl + 1
+                continue
+            }
+            // RETR, or TOP's header: runs up to the next LF (and the header's end) in bulk.
+            var stop = end
+            if headerLeft > 0 { stop = min(end, i + headerLeft) }
+            let nl = chunk[i..<stop].firstIndex(of: UInt8(ascii: "\n"))
+            let runEnd = nl.map { $0 + 1 } ?? stop
+            append(chunk[i..<runEnd], to: &out)
+            if headerLeft > 0 { headerLeft -= runEnd - i }
+            i = runEnd
+        }
+    }
+
+    /// Appends a run that holds at most one LF, at its end; doubles a leading ".".
+    private mutating func append(_ run: ArraySlice<UInt8>, to out: inout [UInt8]) {
+        guard let first = run.first else { return }
+        if atLineStart && first == UInt8(ascii: ".") { out.append(UInt8(ascii: ".")) }
+        out.append(contentsOf: run)
+        atLineStart = run.last == UInt8(ascii: "\n")
+    }
+
+    /// The end: CRLF if the message did not end with one, then ".\r\n".
+    public mutating func finish(into out: inout [UInt8]) {
+        if !atLineStart { out += [13, 10] }
+        out += [UInt8(ascii: "."), 13, 10]
+        atLineStart = true
+    }
+}

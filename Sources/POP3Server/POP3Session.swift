@@ -1,0 +1,248 @@
+// The POP3 engine's driver (DESIGN §4): one per connection, run as one task that takes the
+// glue's inputs in order, feeds them to POP3Engine and carries out its actions against
+// POP3Services and POP3Connection: logins (delayed, counted and logged in the fail2ban shape),
+// the maildrop lock and snapshot, RETR/TOP streamed by range with dot-stuffing (never a whole
+// message in memory), and the UPDATE delete. Policy stays in the engine.
+import Foundation
+import Logging
+import MailCore
+import POP3Protocol
+
+/// What the session asks of its connection. Calls come from the session's task, in order.
+public protocol POP3Connection: AnyObject, Sendable {
+    /// Queues bytes for the client and flushes; suspends while the client is not reading.
+    func write(_ bytes: [UInt8]) async
+    /// Upgrades to TLS after "+OK" to STLS was written; plaintext pipelined after the command
+    /// is discarded (RFC 2595 §4). Throws if the handshake fails (the session then ends).
+    func startTLS() async throws
+    /// Closes the connection after what was written is flushed.
+    func close() async
+    /// The login succeeded (the glue switches from the login timeout to autologout).
+    func authenticated(user: String)
+    var isTLS: Bool { get }
+}
+
+/// What the glue feeds the session.
+public enum POP3SessionInput: Sendable, Equatable {
+    case line(POP3LineFramer.Event)
+    /// The client closed or the connection failed: nothing is deleted (RFC 1939 §6).
+    case closed
+    /// The worker is shutting down.
+    case shutdown
+    /// The login timeout or autologout fired.
+    case timeout
+}
+
+public struct POP3SessionConfig: Sendable {
+    public var engine: POP3EngineConfig
+    /// Seconds a failed login waits before its answer (DESIGN §5).
+    public var authFailureDelay: Double
+    public init(engine: POP3EngineConfig, authFailureDelay: Double = 2) { self.engine = engine; self.authFailureDelay = authFailureDelay }
+}
+
+public final class POP3Session: @unchecked Sendable {
+    let config: POP3SessionConfig
+    let services: any POP3Services
+    let connection: any POP3Connection
+    let client: String
+    var logger: Logger
+    var engine: POP3Engine
+    /// Called after each failed login; returns this client's recent failures (the log line's
+    /// `failures=`). Set by the glue (ClientLimiter); nil counts per session.
+    public var recordAuthFailure: (@Sendable () -> Int)?
+    private var output: [UInt8] = []
+    private var finished = false
+    /// The next messages' bytes, read ahead in one store round trip while the client is still
+    /// taking this one (clients RETR in order). Bounded: one batch in flight, and at most
+    /// `readAheadBytes` held.
+    private var ready: [UInt32: [UInt8]] = [:]
+    private var batch: (uids: Set<UInt32>, read: Task<[UInt32: [UInt8]], Error>)?
+    static let readAheadCount = 32
+    static let readAheadBytes = 1 << 20
+    /// Flush when this much output is queued (RETR of a large message goes out in pieces).
+    static let flushThreshold = 64 * 1024
+
+    public init(config: POP3SessionConfig, services: any POP3Services, connection: any POP3Connection, client: String,
+                clientIsLoopback: Bool, logger: Logger) {
+        self.config = config; self.services = services; self.connection = connection; self.client = client; self.logger = logger
+        engine = POP3Engine(config: config.engine, tlsActive: connection.isTLS, clientIsLoopback: clientIsLoopback)
+    }
+
+    /// Greets, then handles every input until QUIT, `.closed`, `.shutdown` or a fatal error;
+    /// returns after closing the connection and the store session (which frees the lock).
+    public func run(_ inputs: AsyncStream<POP3SessionInput>) async {
+        await perform(engine.greeting())
+        await flush()
+        for await input in inputs {
+            switch input {
+            case .line(let event): await perform(engine.receive(event))
+            case .timeout: await perform(engine.timeout())
+            case .shutdown: await perform(engine.shutdown())
+            case .closed: finished = true
+            }
+            await flush()
+            if finished { break }
+        }
+        batch?.read.cancel()
+        services.close()
+        await connection.close()
+    }
+
+    // MARK: output
+
+    private func emit(_ bytes: [UInt8]) async {
+        output.append(contentsOf: bytes)
+        if output.count >= Self.flushThreshold { await flush() }
+    }
+
+    private func flush() async {
+        guard !output.isEmpty else { return }
+        let bytes = output
+        output.removeAll(keepingCapacity: true)
+        await connection.write(bytes)
+    }
+
+    // MARK: actions
+
+    private func perform(_ actions: [POP3Action]) async {
+        for a in actions {
+            switch a {
+            case .reply(let r): await emit(r.bytes)
+            case .replyLines(let r, let lines): await emit(r.multiline(lines))
+            case .continuation(let c): await emit(Array("+ \(c)\r\n".utf8))
+            case .startTLS:
+                await flush()
+                do {
+                    try await connection.startTLS()
+                    engine.tlsStarted()
+                } catch {
+                    logger.info("STLS failed", metadata: ["error": "\(error)"])
+                    finished = true
+                }
+            case .login(let user, let password, let mechanism): await perform(await login(user: user, password: password, mechanism: mechanism))
+            case .send(let uid, let size, let lines): await send(uid: uid, size: size, lines: lines)
+            case .update(let mailbox, let uids): await perform(await update(mailbox: mailbox, uids: uids))
+            case .close:
+                await flush()
+                finished = true
+            }
+        }
+    }
+
+    /// Authenticates, then takes the lock and the snapshot (RFC 1939 §4).
+    private func login(user: String, password: String, mechanism: String) async -> [POP3Action] {
+        switch await services.authenticate(user: user, password: password, client: client) {
+        case .success(let canonical):
+            do {
+                try await services.lock()
+                let drop = try await services.maildrop()
+                logger[metadataKey: "user"] = "\(canonical)"
+                connection.authenticated(user: canonical)
+                logger.info("login", metadata: ["mechanism": "\(mechanism)", "client": "\(client)", "messages": "\(drop.messages.count)"])
+                return engine.loginSucceeded(drop)
+            } catch let e as POP3ServiceError where e.kind == .inUse {
+                logger.notice("maildrop in use", metadata: ["user": "\(canonical)", "client": "\(client)"])
+                services.close()
+                return engine.loginFailed(.inUse)
+            } catch {
+                logger.warning("cannot open the maildrop", metadata: ["user": "\(canonical)", "error": "\(error)"])
+                services.close()
+                return engine.loginFailed(.temporary)
+            }
+        case .failure:
+            let failures = recordAuthFailure?() ?? (engine.authFailures + 1)
+            AuthLog.failed(logger: logger, client: client, user: user, mechanism: mechanism, failures: failures)
+            await delayFailure()
+            return engine.loginFailed(.credentials)
+        case .blocked:
+            AuthLog.refused(logger: logger, client: client, user: user)
+            await delayFailure()
+            return engine.loginFailed(.credentials)
+        case .tempFail:
+            return engine.loginFailed(.temporary)
+        }
+    }
+
+    private func delayFailure() async {
+        await flush()
+        if config.authFailureDelay > 0 { try? await Task.sleep(nanoseconds: UInt64(config.authFailureDelay * 1e9)) }
+    }
+
+    /// RETR / TOP (RFC 1939 §7): "+OK", the bytes dot-stuffed chunk by chunk, ".". A store
+    /// failure before the first byte is an -ERR; after it, the connection is closed (a
+    /// truncated multi-line response must not look complete).
+    private func send(uid: UInt32, size: Int, lines: Int?) async {
+        guard let mailbox = engine.maildrop?.mailbox else { return }
+        var stuffer: DotStuffer
+        if let lines {
+            do { stuffer = DotStuffer(headerSize: try await services.headerSize(mailbox: mailbox, uid: uid), bodyLines: lines) } catch {
+                return await emit(failure(error).bytes)
+            }
+        } else {
+            stuffer = DotStuffer()
+        }
+        var offset = 0, started = false
+        var ahead = lines == nil ? ready.removeValue(forKey: uid) : nil
+        if ahead == nil, lines == nil, let b = batch, b.uids.contains(uid) {
+            batch = nil
+            ready.merge((try? await b.read.value) ?? [:]) { a, _ in a }
+            ahead = ready.removeValue(forKey: uid)
+        }
+        while offset < size && !stuffer.done {
+            let chunk: [UInt8]
+            do {
+                if offset == 0, let a = ahead { chunk = a } else {
+                    chunk = try await services.read(mailbox: mailbox, uid: uid, offset: offset, length: min(pop3ReadChunk, size - offset))
+                }
+            } catch {
+                if !started { return await emit(failure(error).bytes) }
+                logger.warning("RETR of UID \(uid) failed after \(offset) bytes: \(error)")
+                finished = true
+                return
+            }
+            if !started { await emit(POP3Response.ok("\(size) octets").bytes); started = true }
+            if chunk.isEmpty { break }
+            stuffer.feed(chunk, into: &output)
+            if output.count >= Self.flushThreshold { await flush() }
+            offset += chunk.count
+        }
+        if !started { await emit(POP3Response.ok("\(size) octets").bytes) }
+        stuffer.finish(into: &output)
+        if lines == nil { prefetch(after: uid, mailbox: mailbox) }
+    }
+
+    /// Reads the small messages after `uid` ahead, in one batch, when few are left ready;
+    /// drops what the client went past.
+    private func prefetch(after uid: UInt32, mailbox: Int64) {
+        guard let drop = engine.maildrop, batch == nil else { return }
+        ready = ready.filter { $0.key > uid }
+        guard ready.count < Self.readAheadCount / 4 else { return }
+        var lo = 0, hi = drop.messages.count
+        while lo < hi { let mid = (lo + hi) / 2; if drop.messages[mid].uid <= uid { lo = mid + 1 } else { hi = mid } }
+        var uids: [UInt32] = [], bytes = ready.values.reduce(0) { $0 + $1.count }
+        for m in drop.messages[lo...] where ready[m.uid] == nil {
+            guard m.size <= pop3ReadChunk, bytes + m.size <= Self.readAheadBytes, uids.count < Self.readAheadCount else { break }
+            uids.append(m.uid); bytes += m.size
+        }
+        guard !uids.isEmpty else { return }
+        let services = self.services
+        batch = (Set(uids), Task { try await services.readAhead(mailbox: mailbox, uids: uids, maxSize: pop3ReadChunk) })
+    }
+
+    private func failure(_ error: Error) -> POP3Response {
+        if let e = error as? POP3ServiceError, e.kind == .notFound { return POP3Reply.noSuchMessage }
+        return POP3Reply.tempFail
+    }
+
+    /// RFC 1939 §6: the UPDATE state; the reply is written only after the delete committed.
+    private func update(mailbox: Int64, uids: [UInt32]) async -> [POP3Action] {
+        do {
+            let gone = try await services.delete(mailbox: mailbox, uids: uids)
+            logger.info("update", metadata: ["deleted": "\(gone.count)", "marked": "\(uids.count)"])
+            return engine.updated(ok: true)
+        } catch {
+            logger.warning("update failed", metadata: ["error": "\(error)", "marked": "\(uids.count)"])
+            return engine.updated(ok: false)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+// A real POP3Session over RPCPOP3Services and the real store in-process, as a transcript:
+// the command set, RETR/TOP byte-exact with dot-stuffing, DELE applied only at QUIT, and a
+// dropped connection that deletes nothing.
+import Foundation
+import NIOCore
+import NIOConcurrencyHelpers
+import Logging
+import XCTest
+import MailIPC
+import MailStore
+import MailTesting
+import POP3Protocol
+@testable import POP3Server
+
+final class RecordingPOP3Connection: POP3Connection, @unchecked Sendable {
+    private let lock = NIOLock()
+    private var data: [UInt8] = []
+    private var tls: Bool
+    private var closed = false
+    init(tls: Bool) { self.tls = tls }
+    func write(_ bytes: [UInt8]) async { lock.withLock { data += bytes } }
+    func startTLS() async throws { lock.withLock { tls = true } }
+    func close() async { lock.withLock { closed = true } }
+    var isTLS: Bool { lock.withLock { tls } }
+    func authenticated(user: String) {}
+    var bytes: [UInt8] { lock.withLock { data } }
+    var isClosed: Bool { lock.withLock { closed } }
+    func take() -> [UInt8] { lock.withLock { defer { data = [] }; return data } }
+}
+
+final class POP3SessionTests: XCTestCase {
+    var instance: InProcessStore!
+
+    override func setUpWithError() throws { instance = try .withUsers(["alice@example.org"]) }
+
+    func deliver(_ body: String) throws { try instance.deliver("alice@example.org", body) }
+
+    final class Client {
+        let connection = RecordingPOP3Connection(tls: false)
+        let continuation: AsyncStream<POP3SessionInput>.Continuation
+        let task: Task<Void, Never>
+        var pending: [UInt8] = []
+
+        init(_ instance: InProcessStore) throws {
+            let services = RPCPOP3Services(rpc: try instance.nioClient(.pop3d))
+            let config = POP3SessionConfig(engine: POP3EngineConfig(hostname: "mx.example.org", startTLSAvailable: true), authFailureDelay: 0)
+            let session = POP3Session(config: config, services: services, connection: connection, client: "127.0.0.1",
+                                      clientIsLoopback: true, logger: Logger(label: "pop3-test"))
+            let (stream, cont) = AsyncStream<POP3SessionInput>.makeStream()
+            continuation = cont
+            task = Task { await session.run(stream) }
+        }
+
+        /// Reads until the output ends with `end` (a status line, or "\r\n.\r\n").
+        func until(_ end: String, file: StaticString = #filePath, line: UInt = #line) -> String {
+            let deadline = Date().addingTimeInterval(10), e = Array(end.utf8)
+            while Date() < deadline {
+                pending += connection.take()
+                if pending.count >= e.count, Array(pending.suffix(e.count)) == e {
+                    defer { pending = [] }
+                    return String(decoding: pending, as: UTF8.self)
+                }
+                usleep(2000)
+            }
+            XCTFail("timed out waiting for \(end.debugDescription); have \(String(decoding: pending, as: UTF8.self))", file: file, line: line)
+            return ""
+        }
+
+        func say(_ l: String, until end: String = "\r\n") -> String {
+            continuation.yield(.line(.line(Array(l.utf8))))
+            return until(end)
+        }
+    }
+
+    func testCommandSetAndUpdate() async throws {
+        let first = "Subject: one\r\n\r\n.starts with a dot\r\n..two\r\nend\r\n"
+        try deliver(first)
+        let second = "Subject: two\r\n\r\nbody\r\n"
+        try deliver(second)
+        let c = try Client(instance)
+        XCTAssertTrue(c.until("\r\n").hasPrefix("+OK"))
+        XCTAssertTrue(c.say("CAPA", until: ".\r\n").contains("UIDL\r\n"))
+        XCTAssertTrue(c.say("USER alice@example.org").hasPrefix("+OK"))
+        XCTAssertTrue(c.say("PASS secret").hasPrefix("+OK Logged in, 2 messages"))
+        XCTAssertEqual(c.say("STAT"), "+OK 2 \(first.utf8.count + second.utf8.count)\r\n")
+        XCTAssertTrue(c.say("UIDL", until: "\r\n.\r\n").contains("1 "))
+        XCTAssertEqual(c.say("RETR 1", until: "\r\n.\r\n"),
+                       "+OK \(first.utf8.count) octets\r\nSubject: one\r\n\r\n..starts with a dot\r\n...two\r\nend\r\n.\r\n")
+        XCTAssertEqual(c.say("TOP 1 1", until: "\r\n.\r\n"), "+OK \(first.utf8.count) octets\r\nSubject: one\r\n\r\n..starts with a dot\r\n.\r\n")
+        XCTAssertTrue(c.say("DELE 1").hasPrefix("+OK"))
+        XCTAssertTrue(c.say("QUIT").hasPrefix("+OK"))
+        await c.task.value
+        XCTAssertTrue(c.connection.isClosed)
+        XCTAssertEqual(try instance.inboxCount("alice@example.org"), 1)
+    }
+
+    func testDroppedConnectionDeletesNothing() async throws {
+        try deliver("Subject: keep\r\n\r\nme\r\n")
+        let c = try Client(instance)
+        _ = c.until("\r\n")
+        _ = c.say("USER alice@example.org")
+        _ = c.say("PASS secret")
+        XCTAssertTrue(c.say("DELE 1").hasPrefix("+OK"))
+        c.continuation.yield(.closed)
+        await c.task.value
+        XCTAssertEqual(try instance.inboxCount("alice@example.org"), 1)
+        // The lock went with the session: a new one logs in.
+        let d = try Client(instance)
+        _ = d.until("\r\n")
+        _ = d.say("USER alice@example.org")
+        XCTAssertTrue(d.say("PASS secret").hasPrefix("+OK Logged in, 1 messages"))
+    }
+}

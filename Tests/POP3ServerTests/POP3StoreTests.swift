@@ -1,0 +1,99 @@
+// pop3d's store side over the real store service (InProcessStore, the NIO client a worker uses):
+// the maildrop lock (IN-USE, released by SessionEnd and by the connection's close), the snapshot
+// and reads, Pop3Delete whatever the flags, and the role's confinement to its user's INBOX.
+import Foundation
+import NIOCore
+import XCTest
+import MailIPC
+import MailModel
+import MailStore
+import MailTesting
+import POP3Protocol
+@testable import POP3Server
+
+final class POP3StoreTests: XCTestCase {
+    var instance: InProcessStore!
+
+    override func setUpWithError() throws { instance = try .withUsers(["alice@example.org", "bob@example.org"]) }
+
+    func deliver(_ to: String, _ body: String) throws { try instance.deliver(to, body) }
+
+    func services(_ user: String = "alice@example.org") async throws -> RPCPOP3Services {
+        let s = RPCPOP3Services(rpc: try instance.nioClient(.pop3d))
+        let outcome = await s.authenticate(user: user, password: "secret", client: "127.0.0.1")
+        XCTAssertEqual(outcome, .success(canonical: user))
+        return s
+    }
+
+    func testLockSnapshotReadAndDelete() async throws {
+        let body = "Subject: one\r\n\r\n.dot\r\nline\r\n"
+        try deliver("alice@example.org", body)
+        try deliver("alice@example.org", "Subject: two\r\n\r\nx\r\n")
+        let a = try await services()
+        try await a.lock()
+        let drop = try await a.maildrop()
+        XCTAssertEqual(drop.messages.count, 2)
+        XCTAssertEqual(drop.messages[0].size, body.utf8.count)
+        let bytes = try await a.read(mailbox: drop.mailbox, uid: drop.messages[0].uid, offset: 0, length: 1000)
+        XCTAssertEqual(bytes, Array(body.utf8))
+        let headerSize = try await a.headerSize(mailbox: drop.mailbox, uid: drop.messages[0].uid)
+        XCTAssertEqual(headerSize, "Subject: one\r\n\r\n".utf8.count)
+
+        // Read-ahead: whole bodies in one round trip, those over maxSize left out.
+        let all = try await a.readAhead(mailbox: drop.mailbox, uids: drop.messages.map(\.uid), maxSize: 1000)
+        XCTAssertEqual(all[drop.messages[0].uid], Array(body.utf8))
+        XCTAssertEqual(all.count, 2)
+        let small = try await a.readAhead(mailbox: drop.mailbox, uids: drop.messages.map(\.uid) + [999], maxSize: 20)
+        XCTAssertEqual(Array(small.keys), [drop.messages[1].uid])
+
+        // A second session of the same user (another worker connection) is refused: IN-USE.
+        let b = try await services()
+        do { try await b.lock(); XCTFail("second lock granted") } catch let e as POP3ServiceError { XCTAssertEqual(e.kind, .inUse) }
+
+        // UPDATE: both go, whatever their flags, in one call.
+        let gone = try await a.delete(mailbox: drop.mailbox, uids: drop.messages.map(\.uid))
+        XCTAssertEqual(gone, drop.messages.map(\.uid))
+        XCTAssertEqual(try instance.inboxCount("alice@example.org"), 0)
+        // SessionEnd frees the lock.
+        a.close()
+        try await Task.sleep(nanoseconds: 100_000_000)
+        try await b.lock()
+    }
+
+    func testClosedConnectionFreesTheLock() async throws {
+        let rpc = try instance.nioClient(.pop3d)
+        let a = RPCPOP3Services(rpc: rpc)
+        _ = await a.authenticate(user: "alice@example.org", password: "secret", client: "127.0.0.1")
+        try await a.lock()
+        try await rpc.channel.close().get()
+        try await Task.sleep(nanoseconds: 200_000_000)
+        let b = try await services()
+        try await b.lock()
+    }
+
+    /// DESIGN §2: role pop3d reaches the INBOX of its session's user only.
+    func testPop3dRoleIsConfinedToItsUsersInbox() throws {
+        try deliver("bob@example.org", "Subject: bob's\r\n\r\nsecret\r\n")
+        let alice = try XCTUnwrap(try instance.store.user(named: "alice@example.org")).id
+        let bob = try XCTUnwrap(try instance.store.user(named: "bob@example.org")).id
+        let bobInbox = try XCTUnwrap(try instance.store.mailbox(user: bob, name: "INBOX"))
+        let aliceSent = try XCTUnwrap(try instance.store.mailbox(user: alice, name: "Sent"))
+        let c = try instance.connect(.pop3d)
+        let session = try c.call(Authenticate(user: "alice@example.org", password: "secret", client: "127.0.0.1", service: "pop3")).id
+        func refused<R: RPCRequest>(_ r: R) {
+            XCTAssertThrowsError(try c.call(r), "\(r)") { XCTAssertNotNil(($0 as? RPCError)?.code, "\($0)") }
+        }
+        refused(MessageRead(session: session, mailbox: bobInbox.id, uid: 1, offset: 0, length: 100))
+        refused(DetailsGet(session: session, mailbox: bobInbox.id, uids: [1]))
+        refused(Pop3Delete(session: session, mailbox: bobInbox.id, uids: [1]))
+        refused(MessagesExpunge(session: session, mailbox: bobInbox.id, uids: nil))
+        refused(DetailsGet(session: session, mailbox: aliceSent.id, uids: [1]))
+        XCTAssertThrowsError(try c.stream(MailboxSelect(session: session, name: "Sent")) { _ in }) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
+        refused(Pop3Delete(session: 12345, mailbox: bobInbox.id, uids: [1]))
+        refused(FlagsStore(session: session, mailbox: bobInbox.id, uids: [1], operation: .add, flags: .deleted, keywords: [], unchangedSince: nil))
+        XCTAssertEqual(try instance.store.mailbox(user: bob, name: "INBOX")?.messages, 1, "bob's mail is untouched")
+        // An imapd connection may not use the POP3 family.
+        let imap = try instance.connect(.imapd)
+        XCTAssertThrowsError(try imap.call(Pop3Lock(session: 1))) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
+    }
+}
