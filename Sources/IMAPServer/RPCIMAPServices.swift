@@ -38,8 +38,11 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
         }
     }
 
-    /// One request and its typed reply, errors mapped.
+    /// One request and its typed reply, errors mapped. A request too large for a frame is
+    /// refused here: the store would close the whole worker connection on it.
     func call<R: RPCRequest>(_ request: R) async throws -> R.Reply {
+        let size = request.payload().readableBytes
+        guard size <= RPCLimits.defaultMaxFrame else { throw IMAPServiceError(.limit, "request of \(size) bytes exceeds a frame") }
         do { return try await rpc.call(request).get() } catch { throw Self.serviceError(error) }
     }
 
@@ -188,7 +191,7 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
         var start = 0
         repeat {
             let batch = Array(all[start..<min(start + MailboxLimits.flagsPerRequest, all.count)])
-            let u = try await call(FlagsStore(session: sid, mailbox: mailbox, uids: batch, operation: operation, flags: flags,
+            let u = try await call(FlagsStore(session: sid, mailbox: mailbox, uids: batch, operation: operation, flags: flags.intersection(.all),
                                               keywords: keywords, unchangedSince: unchangedSince)).update
             result.changed += u.changed; result.modified += u.modified
             result.keywords = u.keywords; result.highestModSeq = max(result.highestModSeq, u.highestModSeq)
@@ -210,7 +213,7 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
     /// The body travels in DeliverChunk frames after AppendBegin (Messages+Mailbox.swift).
     public func append(to: String, flags: SystemFlags, keywords: [String], internalDate: Int64?, body: [UInt8]) async throws -> AppendResult {
         guard keywords.count <= MailboxLimits.maxKeywords else { throw IMAPServiceError(.limit, "too many keywords") }
-        let begin = AppendBegin(session: sid, mailbox: to, flags: flags, keywords: keywords, internalDate: internalDate, size: UInt64(body.count))
+        let begin = AppendBegin(session: sid, mailbox: to, flags: flags.intersection(.all), keywords: keywords, internalDate: internalDate, size: UInt64(body.count))
         do { return try await rpc.call(begin, body: ByteBuffer(bytes: body)).get().result } catch { throw Self.serviceError(error) }
     }
 
@@ -223,6 +226,7 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
     /// whole worker connection).
     private func checkUIDs(_ uids: [UInt32]) throws {
         guard uids.count <= MailboxLimits.maxUIDs else { throw IMAPServiceError(.limit, "over \(MailboxLimits.maxUIDs) UIDs") }
+        guard uidRanges(uids).count <= MailboxLimits.maxUIDRanges else { throw IMAPServiceError(.limit, "over \(MailboxLimits.maxUIDRanges) UID ranges") }
     }
 }
 

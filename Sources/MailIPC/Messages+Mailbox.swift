@@ -33,6 +33,8 @@ import MailModel
 public enum MailboxLimits {
     /// UIDs one UID set may expand to (a STORE/COPY/EXPUNGE over a whole large mailbox fits).
     public static let maxUIDs = 1 << 22
+    /// Ranges one UID set may have (8 bytes each: well inside a frame).
+    public static let maxUIDRanges = 100_000
     /// View entries per ViewChunk frame (24 bytes each: ~96 KiB a frame).
     public static let entriesPerChunk = 4096
     /// Changed entries one DeltaReply carries (also the largest `limit` honoured).
@@ -82,7 +84,7 @@ extension WireReader {
     /// A UID set in canonical ranges (anything else is refused, so decoding re-encodes exactly),
     /// expanding to at most `max` UIDs.
     mutating func uidSet(max: Int = MailboxLimits.maxUIDs) throws -> [UInt32] {
-        let ranges = try list(minElementBytes: 2 * WireSize.u32) { r -> ClosedRange<UInt32> in
+        let ranges = try list(minElementBytes: 2 * WireSize.u32, max: MailboxLimits.maxUIDRanges) { r -> ClosedRange<UInt32> in
             let lo = try r.u32(), hi = try r.u32()
             guard lo <= hi else { throw WireError.badValue("UID range \(lo):\(hi)") }
             return lo...hi
@@ -124,7 +126,7 @@ enum SearchCodec {
         case all = 0, and, or, not, uids, flags, keyword, internalDate, sentDate, larger, smaller, header, body, text, modSeq
     }
 
-    /// Why `query` cannot travel (too deep, too many nodes), or nil.
+    /// Why `query` cannot travel (too deep, too many nodes, a flag the store does not keep), or nil.
     static func problem(_ query: SearchQuery) -> String? {
         var nodes = 0
         func walk(_ q: SearchQuery, _ depth: Int) -> Bool {
@@ -134,10 +136,11 @@ enum SearchCodec {
             case .and(let qs): return qs.allSatisfy { walk($0, depth + 1) }
             case .or(let a, let b): return walk(a, depth + 1) && walk(b, depth + 1)
             case .not(let a): return walk(a, depth + 1)
+            case .flags(let f, _): return f.isSubset(of: .all)
             default: return true
             }
         }
-        return walk(query, 1) ? nil : "search program over \(MailboxLimits.searchMaxDepth) levels or \(MailboxLimits.searchMaxNodes) keys"
+        return walk(query, 1) ? nil : "search program over \(MailboxLimits.searchMaxDepth) levels or \(MailboxLimits.searchMaxNodes) keys, or an unknown flag"
     }
 
     static func write(_ q: SearchQuery, to w: inout WireWriter) {
@@ -213,15 +216,32 @@ public protocol SessionRequest: RPCRequest {
     var session: UInt64 { get }
 }
 
+/// Requests that carry only the session.
+public protocol SessionOnlyRequest: SessionRequest {
+    init(session: UInt64)
+}
+extension SessionOnlyRequest {
+    public init(reading r: inout WireReader) throws { self.init(session: try r.u64()) }
+    public func write(to w: inout WireWriter) { w.u64(session) }
+}
+
+/// Requests that carry the session and one mailbox name.
+public protocol SessionNameRequest: SessionRequest {
+    var name: String { get }
+    init(session: UInt64, name: String)
+}
+extension SessionNameRequest {
+    public init(reading r: inout WireReader) throws { self.init(session: try r.u64(), name: try r.string()) }
+    public func write(to w: inout WireWriter) { w.u64(session); w.string(name) }
+}
+
 /// Every mailbox of the session's user with its id and counters (LIST, LIST-STATUS).
-public struct MailboxSummaries: SessionRequest {
+public struct MailboxSummaries: SessionOnlyRequest {
     public typealias Reply = SummaryList
     public static let type = MessageType.mailboxSummaries
     public static let roles: Set<Role> = .mailboxRoles
     public var session: UInt64
     public init(session: UInt64) { self.session = session }
-    public init(reading r: inout WireReader) throws { session = try r.u64() }
-    public func write(to w: inout WireWriter) { w.u64(session) }
 }
 
 public struct SummaryList: RPCMessage {
@@ -243,14 +263,12 @@ public struct MailboxCreate: SessionRequest {
     public func write(to w: inout WireWriter) { w.u64(session); w.string(name); w.string(specialUse) }
 }
 
-public struct MailboxDelete: SessionRequest {
+public struct MailboxDelete: SessionNameRequest {
     public typealias Reply = OK
     public static let type = MessageType.mailboxDelete
     public static let roles: Set<Role> = [.imapd]
     public var session: UInt64, name: String
     public init(session: UInt64, name: String) { self.session = session; self.name = name }
-    public init(reading r: inout WireReader) throws { session = try r.u64(); name = try r.string() }
-    public func write(to w: inout WireWriter) { w.u64(session); w.string(name) }
 }
 
 public struct MailboxRename: SessionRequest {
@@ -263,14 +281,12 @@ public struct MailboxRename: SessionRequest {
     public func write(to w: inout WireWriter) { w.u64(session); w.string(from); w.string(to) }
 }
 
-public struct SubscriptionList: SessionRequest {
+public struct SubscriptionList: SessionOnlyRequest {
     public typealias Reply = Names
     public static let type = MessageType.subscriptionList
     public static let roles: Set<Role> = [.imapd]
     public var session: UInt64
     public init(session: UInt64) { self.session = session }
-    public init(reading r: inout WireReader) throws { session = try r.u64() }
-    public func write(to w: inout WireWriter) { w.u64(session) }
 }
 
 public struct SubscriptionSet: SessionRequest {
@@ -284,14 +300,12 @@ public struct SubscriptionSet: SessionRequest {
 }
 
 /// STATUS (RFC 9051 §6.3.11) of a mailbox by name.
-public struct MailboxStatusGet: SessionRequest {
+public struct MailboxStatusGet: SessionNameRequest {
     public typealias Reply = MailboxStatusReply
     public static let type = MessageType.mailboxStatusGet
     public static let roles: Set<Role> = [.imapd]
     public var session: UInt64, name: String
     public init(session: UInt64, name: String) { self.session = session; self.name = name }
-    public init(reading r: inout WireReader) throws { session = try r.u64(); name = try r.string() }
-    public func write(to w: inout WireWriter) { w.u64(session); w.string(name) }
 }
 
 /// `status` nil: no such mailbox.
@@ -312,15 +326,13 @@ public struct MailboxStatusReply: RPCMessage {
 
 /// SELECT (RFC 9051 §6.3.2): the whole view, streamed with credit so a large mailbox never
 /// needs one large frame (DESIGN §9).
-public struct MailboxSelect: RPCStreamRequest, SessionRequest {
+public struct MailboxSelect: RPCStreamRequest, SessionNameRequest {
     public typealias Reply = ViewEnd
     public typealias Item = MailboxViewItem
     public static let type = MessageType.mailboxSelect
     public static let roles: Set<Role> = .mailboxRoles
     public var session: UInt64, name: String
     public init(session: UInt64, name: String) { self.session = session; self.name = name }
-    public init(reading r: inout WireReader) throws { session = try r.u64(); name = try r.string() }
-    public func write(to w: inout WireWriter) { w.u64(session); w.string(name) }
 }
 
 /// The first item of a SELECT stream: the mailbox and its keyword names (index = keyword id).

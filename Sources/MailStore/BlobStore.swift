@@ -96,25 +96,7 @@ public final class FileBlobStore: BlobStore, @unchecked Sendable {
         if rename(t, dest) != 0 { let e = errno; unlink(t); throw BlobStoreError("rename", dest, e) }
     }
 
-    public func read(_ hash: [UInt8]) throws -> [UInt8] {
-        let p = path(hash)
-        let fd = open(p, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw BlobStoreError("open", p) }
-        defer { close(fd) }
-        var st = stat()
-        if fstat(fd, &st) != 0 { throw BlobStoreError("stat", p) }
-        var out = [UInt8](repeating: 0, count: Int(st.st_size))
-        var off = 0
-        try out.withUnsafeMutableBytes { buf in
-            while off < buf.count {
-                let n = Glibc.read(fd, buf.baseAddress! + off, buf.count - off)
-                if n < 0 { if errno == EINTR { continue }; throw BlobStoreError("read", p) }
-                if n == 0 { throw BlobStoreError("read (short)", p, EIO) }
-                off += n
-            }
-        }
-        return out
-    }
+    public func read(_ hash: [UInt8]) throws -> [UInt8] { try read(hash, offset: 0, length: Int.max) }
 
     public func read(_ hash: [UInt8], offset: Int, length: Int) throws -> [UInt8] {
         let p = path(hash)

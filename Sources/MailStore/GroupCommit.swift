@@ -127,6 +127,12 @@ final class GroupCommitter: @unchecked Sendable {
             for d in batch { d.completion(.failure(error)) }
             return
         }
+        // A failed APPEND's file was written before its transaction and has no row: it goes now.
+        var orphans: [[UInt8]] = []
+        for d in batch where d.size > store.inlineMax {
+            if case .failure = d.append?.result { orphans.append(d.hash) }
+        }
+        removeUnreferenced(orphans)
         for (d, o) in zip(batch, outcomes) { d.completion(.success(o)) }
     }
 }

@@ -54,6 +54,24 @@ extension StoreConnectionHandler {
 
     // MARK: requests answered by one store call
 
+    /// RFC 9051 §6.3.5. Sessions watching the mailbox are told (their next pull finds it gone).
+    func delete(_ m: MailboxDelete, user: Int64) throws -> OK {
+        let gone = try store.mailbox(user: user, name: m.name)
+        try store.deleteMailbox(user: user, name: m.name)
+        if let gone { hub.changed(mailboxID: gone.id, modSeq: gone.highestModSeq + 1) }
+        return OK()
+    }
+
+    /// RFC 9051 §6.3.6: renaming INBOX empties it (its messages leave as expunges), so its
+    /// watchers are told; another mailbox keeps its id and contents.
+    func rename(_ m: MailboxRename, user: Int64) throws -> OK {
+        try store.renameMailbox(user: user, from: m.from, to: m.to)
+        if m.from.uppercased() == "INBOX", let inbox = try store.mailbox(user: user, name: "INBOX") {
+            hub.changed(mailboxID: inbox.id, modSeq: inbox.highestModSeq)
+        }
+        return OK()
+    }
+
     func delta(_ m: MailboxDeltaGet, user: Int64) throws -> DeltaReply {
         let limit = Int(min(m.limit, UInt32(MailboxLimits.maxDeltaEntries)))
         return try fitting(DeltaReply(try store.delta(user: user, mailbox: m.mailbox, since: m.since, limit: limit)))

@@ -168,8 +168,8 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as MailboxWatchByID: watchByID(id, m)
         // mailbox
         case let m as MailboxCreate: scoped(id, m) { [store] u in _ = try store.createMailbox(user: u, name: m.name, specialUse: m.specialUse); return OK() }
-        case let m as MailboxDelete: scoped(id, m) { [store] u in try store.deleteMailbox(user: u, name: m.name); return OK() }
-        case let m as MailboxRename: scoped(id, m) { [store] u in try store.renameMailbox(user: u, from: m.from, to: m.to); return OK() }
+        case let m as MailboxDelete: scoped(id, m) { [self] u in try delete(m, user: u) }
+        case let m as MailboxRename: scoped(id, m) { [self] u in try rename(m, user: u) }
         case let m as SubscriptionList: scoped(id, m) { [store] u in Names(try store.subscriptions(user: u)) }
         case let m as SubscriptionSet: scoped(id, m) { [store] u in try store.setSubscribed(user: u, name: m.name, m.subscribed); return OK() }
         case let m as MailboxSummaries: scoped(id, m) { [self] u in try fitting(SummaryList(try store.mailboxes(user: u))) }
