@@ -10,8 +10,9 @@ extension SQLiteMailStore {
     public static let hierarchyDelimiter = "/"
     /// The byte right after the delimiter: every child of "a" sorts in ["a/", "a0").
     static let delimiterSuccessor = "0"
-    /// UID lists longer than this are answered by one range scan instead of one lookup per UID.
-    static let uidScanThreshold = 256
+    /// UID lists longer than this, and dense enough (at least one UID in `uidScanDensity` of the
+    /// span), are answered by one range scan instead of one lookup per UID.
+    static let uidScanThreshold = 256, uidScanDensity: UInt64 = 16
     /// At most this many UID ranges of a SEARCH go into the SQL prefilter; more stay with the evaluator.
     static let maxPrefilterRanges = 64
     /// SEARCH reads its candidates in pages of this many rows.
@@ -126,7 +127,7 @@ extension SQLiteMailStore {
         guard let lo = sorted.first, let hi = sorted.last else { return [] }
         var out: [T] = []
         out.reserveCapacity(sorted.count)
-        if sorted.count > uidScanThreshold {
+        if sorted.count > uidScanThreshold && UInt64(hi - lo) < UInt64(sorted.count) * uidScanDensity {
             let wanted = Set(sorted)
             let cursor = try Row.fetchCursor(db, sql: select + " WHERE mm.mailbox_id = ? AND mm.uid BETWEEN ? AND ? ORDER BY mm.uid",
                                              arguments: [mailbox, lo, hi])
@@ -479,7 +480,8 @@ extension SQLiteMailStore {
                         uid: e.uid, modSeq: e.modSeq, flags: e.flags, keywords: Self.keywordSet(e.keywords, names),
                         internalDate: r[4], size: UInt64(r[5] as Int64), info: try MessageInfo(encoded: [UInt8](r[6] as Data)),
                         body: { [blobs] in
-                            guard needsBody else { return [] }
+                            // The evaluator said it needs no content: reading anyway would be its bug, loudly.
+                            guard needsBody else { throw StoreError(.temporary, "SEARCH read a body it said it would not need") }
                             if isFile { return try blobs.read(hash) }
                             return try Data.fetchOne(db, sql: "SELECT body FROM messages WHERE id = ?", arguments: [messageID]).map { [UInt8]($0) } ?? []
                         })

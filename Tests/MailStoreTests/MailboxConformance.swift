@@ -307,6 +307,23 @@ final class MailboxConformance {
         XCTAssertTrue(whole.complete)
     }
 
+    /// Tombstones come with the changes of their MODSEQ range: an incomplete delta never
+    /// reports an expunge that happened after the last change it returns.
+    func deltaVanishedFollowItsPage() throws {
+        let m0 = try inbox().highestModSeq
+        try deliver(3)
+        try set([.deleted], [1])
+        _ = try store.expunge(user: alice.id, mailbox: inbox().id, uids: nil)
+        let first = try store.delta(user: alice.id, mailbox: inbox().id, since: m0, limit: 1)
+        XCTAssertEqual(first.changed.map(\.uid), [2])
+        XCTAssertEqual(first.vanished, [])
+        XCTAssertFalse(first.complete)
+        let rest = try store.delta(user: alice.id, mailbox: inbox().id, since: first.changed[0].modSeq, limit: 10)
+        XCTAssertEqual(rest.changed.map(\.uid), [3])
+        XCTAssertEqual(rest.vanished, [1])
+        XCTAssertTrue(rest.complete)
+    }
+
     // MARK: STORE
 
     /// Keywords get small per-mailbox ids, in order of first use, matched case-insensitively.
@@ -589,7 +606,11 @@ final class MailboxConformance {
         XCTAssertEqual(try store.view(user: alice.id, mailbox: a.id).keywords, [])
         XCTAssertEqual(try inbox(bob).messages, 0)
         // by name, each user sees only their own
-        assertStoreError(.notFound, nil, try self.store.deleteMailbox(user: self.bob.id, name: "Nope"))
+        _ = try store.createMailbox(user: alice.id, name: "Work", specialUse: "")
+        assertStoreError(.notFound, nil, try self.store.deleteMailbox(user: self.bob.id, name: "Work"))
+        assertStoreError(.notFound, nil, try self.store.renameMailbox(user: self.bob.id, from: "Work", to: "Mine"))
+        XCTAssertNil(try store.status(user: bob.id, name: "Work"))
+        XCTAssertNotNil(try store.mailbox(user: alice.id, name: "Work"))
         XCTAssertEqual(try store.status(user: bob.id, name: "INBOX")?.summary.id, mine.id)
     }
 }
@@ -617,6 +638,7 @@ final class SQLiteMailboxConformanceTests: XCTestCase {
     func testDeltaAfterExpungeShowsVanished() throws { try suite().deltaAfterExpungeShowsVanished() }
     func testDeltaAfterMove() throws { try suite().deltaAfterMove() }
     func testDeltaPagesWithoutSplittingAModSeq() throws { try suite().deltaPagesWithoutSplittingAModSeq() }
+    func testDeltaVanishedFollowItsPage() throws { try suite().deltaVanishedFollowItsPage() }
     func testKeywordAllocation() throws { try suite().keywordAllocation() }
     func testKeywordLimit() throws { try suite().keywordLimit() }
     func testUnchangedSince() throws { try suite().unchangedSince() }
