@@ -52,35 +52,35 @@ extension IMAPSession {
                 selected = sel
             }
         }
-        let needsDetails = attrs.contains { a in
-            switch a {
-            case .uid, .flags, .modSeq: return false
-            default: return true
-            }
+        let plan = FetchPlan(attrs)
+        // Batch k+1 is made ready (details, info, small reads: their store round trips overlap)
+        // while batch k is written.
+        let services = self.services, mailbox = sel.id, all = uids
+        func prepare(_ from: Int) -> Task<FetchBatch, Error>? {
+            guard from < all.count else { return nil }
+            let batch = Array(all[from..<min(from + Self.fetchBatch, all.count)])
+            return Task { try await plan.prepare(batch, mailbox: mailbox, services: services) }
         }
-        var i = 0
-        while i < uids.count {
-            let batch = Array(uids[i..<min(i + Self.fetchBatch, uids.count)])
-            i += batch.count
-            var details: [UInt32: MessageDetails] = [:]
-            if needsDetails {
-                for d in try await services.details(mailbox: sel.id, uids: batch) { details[d.uid] = d }
-            }
-            for u in batch {
+        var next = prepare(0), start = 0
+        defer { next?.cancel() }
+        while let task = next {
+            let b = try await task.value
+            start += b.uids.count
+            next = prepare(start)
+            for u in b.uids {
                 guard let seq = sel.sequence(of: u), let e = sel.entry(uid: u) else { continue }
-                let d = details[u]
-                if needsDetails && d == nil { continue }   // expunged meanwhile: nothing to say
-                let info = try d.map { try MessageInfo(encoded: $0.info) }
+                let d = b.details[u]
+                if plan.needsDetails && d == nil { continue }   // expunged meanwhile: nothing to say
                 var items = attrs
                 if flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
-                try await writeFetch(seq: seq, entry: e, details: d, info: info, items: items, sel: sel)
+                try await writeFetch(seq: seq, entry: e, details: d, info: b.info[u], items: items, sel: sel, ready: b.bytes)
             }
         }
         return .ok("Fetch completed")
     }
 
     func writeFetch(seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?, items: [FetchAttribute],
-                    sel: SelectedMailbox) async throws {
+                    sel: SelectedMailbox, ready: [FetchRead: [UInt8]] = [:]) async throws {
         var w = writer()
         w.raw("* \(seq) FETCH (")
         var first = true
@@ -98,18 +98,18 @@ extension IMAPSession {
             case .body: w.raw("BODY "); w.bodyStructure(info!.body, extensible: false)
             case .rfc822:
                 w.raw("RFC822 ")
-                try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, Int(d!.size))
+                try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, Int(d!.size), ready: ready)
             case .rfc822Header:
                 w.raw("RFC822.HEADER ")
-                try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, info!.headerSize)
+                try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, info!.headerSize, ready: ready)
             case .rfc822Text:
                 w.raw("RFC822.TEXT ")
-                try await streamRange(&w, uid: e.uid, mailbox: sel.id, info!.headerSize, Int(d!.size))
+                try await streamRange(&w, uid: e.uid, mailbox: sel.id, info!.headerSize, Int(d!.size), ready: ready)
             case .bodySection(let section, let partial, _):
                 w.raw("BODY[\(Self.sectionSpec(section))]")
                 if let p = partial { w.raw("<\(p.offset)>") }
                 w.raw(" ")
-                try await writeSection(&w, section: section, partial: partial, uid: e.uid, mailbox: sel.id, info: info!)
+                try await writeSection(&w, section: section, partial: partial, uid: e.uid, mailbox: sel.id, info: info!, ready: ready)
             case .binary(let part, let partial, _):
                 guard let data = try await binaryPart(part, uid: e.uid, mailbox: sel.id, info: info!) else {
                     throw IMAPServiceError(.invalid, "Unknown content transfer encoding")
@@ -149,15 +149,18 @@ extension IMAPSession {
     /// Header sections are filtered in memory; no more than this much of a header is read.
     static let maxHeaderRead = 1 << 20
 
-    func writeSection(_ w: inout IMAPWriter, section: Section, partial: Partial?, uid: UInt32, mailbox: Int64, info: MessageInfo) async throws {
+    func writeSection(_ w: inout IMAPWriter, section: Section, partial: Partial?, uid: UInt32, mailbox: Int64, info: MessageInfo,
+                      ready: [FetchRead: [UInt8]] = [:]) async throws {
         guard let plan = SectionLocator.locate(section, in: info) else { w.raw("\"\""); return }
         switch plan {
         case .empty: w.raw("\"\"")
         case .range(let s, let e):
             let (o, l) = SectionLocator.applyPartial(partial, toLength: max(0, e - s))
-            try await streamRange(&w, uid: uid, mailbox: mailbox, s + o, s + o + l)
+            try await streamRange(&w, uid: uid, mailbox: mailbox, s + o, s + o + l, ready: ready)
         case .headerFields(let s, let e, let names, let not):
-            let header = try await readAll(uid: uid, mailbox: mailbox, s, min(e, s + Self.maxHeaderRead))
+            let end = min(e, s + Self.maxHeaderRead)
+            var header: [UInt8]
+            if let r = ready[FetchRead(uid: uid, start: s, end: end)] { header = r } else { header = try await readAll(uid: uid, mailbox: mailbox, s, end) }
             let filtered = SectionLocator.filterHeader(header, names: names, not: not)
             let (o, l) = SectionLocator.applyPartial(partial, toLength: filtered.count)
             w.literal(Array(filtered[o..<(o + l)]))
@@ -177,8 +180,13 @@ extension IMAPSession {
 
     /// Writes `[start, end)` of a message as a literal, reading it from the store in chunks and
     /// passing each on before the next is read.
-    func streamRange(_ w: inout IMAPWriter, uid: UInt32, mailbox: Int64, _ start: Int, _ end: Int) async throws {
+    func streamRange(_ w: inout IMAPWriter, uid: UInt32, mailbox: Int64, _ start: Int, _ end: Int,
+                     ready: [FetchRead: [UInt8]] = [:]) async throws {
         let count = max(0, end - start)
+        if let bytes = ready[FetchRead(uid: uid, start: start, end: end)], bytes.count == count {
+            w.literal(bytes)
+            return
+        }
         w.literalHeader(count: count, binary: false)
         var at = start, sent = 0
         while sent < count {

@@ -1,0 +1,103 @@
+// FETCH batches made ready ahead of their writing (DESIGN §9): one details request per batch,
+// the per-message info decoded only when an item needs it, and the small byte ranges the items
+// read requested all at once, so their round trips to the store overlap. Bounded: at most
+// `prefetchBudget` bytes a batch, no range over `maxPrefetch` (larger ones are streamed).
+import IMAPProtocol
+import MailModel
+import MIME
+
+/// A byte range `[start, end)` of one message that a FETCH item reads.
+struct FetchRead: Hashable, Sendable {
+    var uid: UInt32, start: Int, end: Int
+}
+
+/// One batch of a FETCH, ready to write: what the store said of its messages.
+struct FetchBatch: Sendable {
+    var uids: [UInt32]
+    var details: [UInt32: MessageDetails] = [:]
+    var info: [UInt32: MessageInfo] = [:]
+    /// Ranges read ahead; a range missing here is read while writing (or fails there).
+    var bytes: [FetchRead: [UInt8]] = [:]
+}
+
+/// What the items of one FETCH need from the store.
+struct FetchPlan: Sendable {
+    let attrs: [FetchAttribute]
+    /// Some item needs more than the view (UID, FLAGS, MODSEQ): sizes, dates, info, bytes.
+    let needsDetails: Bool
+    /// Some item needs the parsed message (ENVELOPE, BODYSTRUCTURE, sections, header, text).
+    let needsInfo: Bool
+    /// Largest range read ahead; larger ones stream in `maxReadChunk` pieces as they are written.
+    static let maxPrefetch = 64 * 1024
+    /// Bytes one batch reads ahead at most.
+    static let prefetchBudget = 1 << 20
+
+    init(_ attrs: [FetchAttribute]) {
+        self.attrs = attrs
+        needsDetails = attrs.contains { a in
+            switch a {
+            case .uid, .flags, .modSeq: return false
+            default: return true
+            }
+        }
+        needsInfo = attrs.contains { a in
+            switch a {
+            case .uid, .flags, .modSeq, .internalDate, .rfc822Size, .rfc822: return false
+            default: return true
+            }
+        }
+    }
+
+    func prepare(_ uids: [UInt32], mailbox: Int64, services: any IMAPServices) async throws -> FetchBatch {
+        var b = FetchBatch(uids: uids)
+        guard needsDetails else { return b }
+        for d in try await services.details(mailbox: mailbox, uids: uids) { b.details[d.uid] = d }
+        var reads: [FetchRead] = [], budget = Self.prefetchBudget
+        for u in uids {
+            guard let d = b.details[u] else { continue }
+            let info = needsInfo ? try MessageInfo(encoded: d.info) : nil
+            b.info[u] = info
+            for r in ranges(uid: u, size: Int(d.size), info: info) {
+                let n = r.end - r.start
+                guard n > 0, n <= Self.maxPrefetch, n <= budget else { continue }
+                budget -= n
+                reads.append(r)
+            }
+        }
+        guard !reads.isEmpty else { return b }
+        b.bytes = await withTaskGroup(of: (FetchRead, [UInt8]?).self) { g in
+            for r in reads {
+                g.addTask { (r, try? await services.read(mailbox: mailbox, uid: r.uid, offset: r.start, length: r.end - r.start)) }
+            }
+            var out: [FetchRead: [UInt8]] = [:]
+            for await (r, bytes) in g { if let bytes { out[r] = bytes } }
+            return out
+        }
+        return b
+    }
+
+    /// The ranges `IMAPSession.writeFetch` reads for one message: RFC822, RFC822.HEADER,
+    /// RFC822.TEXT and BODY[section]<partial> (BINARY decodes, and is read as it is written).
+    func ranges(uid: UInt32, size: Int, info: MessageInfo?) -> [FetchRead] {
+        var out: [FetchRead] = []
+        for a in attrs {
+            switch a {
+            case .rfc822: out.append(FetchRead(uid: uid, start: 0, end: size))
+            case .rfc822Header: if let info { out.append(FetchRead(uid: uid, start: 0, end: info.headerSize)) }
+            case .rfc822Text: if let info { out.append(FetchRead(uid: uid, start: info.headerSize, end: size)) }
+            case .bodySection(let section, let partial, _):
+                guard let info else { continue }
+                switch SectionLocator.locate(section, in: info) {
+                case .range(let s, let e)?:
+                    let (o, l) = SectionLocator.applyPartial(partial, toLength: max(0, e - s))
+                    out.append(FetchRead(uid: uid, start: s + o, end: s + o + l))
+                case .headerFields(let s, let e, _, _)?:
+                    out.append(FetchRead(uid: uid, start: s, end: min(e, s + IMAPSession.maxHeaderRead)))
+                default: break
+                }
+            default: break
+            }
+        }
+        return out
+    }
+}
