@@ -22,6 +22,9 @@ mta = ["127.0.0.1:2525"]
 submission = ["127.0.0.1:5870"]
 smtps = ["127.0.0.1:4650"]
 
+[imap]
+listen = ["imap@127.0.0.1:10143", "imaps@127.0.0.1:10993"]
+
 [lmtp]
 listen = ["unix:lmtp", "127.0.0.1:2424"]
 
@@ -35,6 +38,8 @@ domains = "127.0.0.1:10033"
 senders = "127.0.0.1:10034"
 EOT
 fi
+# An instance written before imapd existed gets its dev listeners too (not the default 143/993).
+grep -q '^\[imap\]' "$CONF" || printf '\n[imap]\nlisten = ["imap@127.0.0.1:10143", "imaps@127.0.0.1:10993"]\n' >> "$CONF"
 "$BIN/postern" config check -c "$CONF"
 # postmap(1) needs a Postfix config dir to run at all; a minimal one for the examples below.
 mkdir -p "$VAR/postfix" && [ -f "$VAR/postfix/main.cf" ] || echo "compatibility_level = 3.6" > "$VAR/postfix/main.cf"
@@ -54,6 +59,11 @@ Postern is running (master pid $pid). Demo user: demo@example.test, password "de
   SMTP (mta / submission / smtps):  swaks --server 127.0.0.1:2525 --to demo@example.test
                                     swaks --server 127.0.0.1:5870 --tls --auth-user demo@example.test --auth-password demo --from demo@example.test --to someone@example.org
                                     openssl s_client -connect 127.0.0.1:4650 -quiet
+  IMAP (imap 10143 STARTTLS / imaps 10993 implicit TLS; plaintext LOGIN is allowed on loopback):
+                                    openssl s_client -connect 127.0.0.1:10993 -quiet
+                                    openssl s_client -connect 127.0.0.1:10143 -starttls imap -quiet
+                                    python3 -c 'import imaplib; m=imaplib.IMAP4("127.0.0.1", 10143); m.starttls(); print(m.login("demo@example.test", "demo"))'
+                                    mail client: server 127.0.0.1, port 10993, SSL/TLS, user demo@example.test (accept the self-signed certificate)
   Ask it like Postfix does:         postmap -c $VAR/postfix -q demo@example.test tcp:127.0.0.1:10031
                                     postmap -c $VAR/postfix -q demo@example.test socketmap:inet:127.0.0.1:10030:recipients
   Look at it (POSTERN_CONFIG=$CONF):  $P status; $P mailbox list demo@example.test; $P export demo@example.test

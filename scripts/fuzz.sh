@@ -1,14 +1,14 @@
 #!/bin/bash
 # Builds the libFuzzer targets (-sanitize=fuzzer,address, into .build-fuzz, apart from the
 # regular build) and runs each for FUZZ_TIME seconds from fuzz/corpus/<target> and fuzz/regressions/<target>.
-# FUZZ_TIME (default 600), FUZZ_TARGETS (default: all four), FUZZ_JOBS (parallel runs, default 1).
+# FUZZ_TIME (default 600), FUZZ_TARGETS (default: all five), FUZZ_JOBS (parallel runs, default 1).
 # New inputs go to .build-fuzz/corpus/<target>, crashes to .build-fuzz/crashes/<target>/; the
 # committed seeds are only read. Exit status: 1 when a target crashed. Final stats: .build-fuzz/<target>.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
 FUZZ_TIME=${FUZZ_TIME:-600}
-TARGETS=${FUZZ_TARGETS:-fuzz-smtp fuzz-mime fuzz-lookup fuzz-rpc}
+TARGETS=${FUZZ_TARGETS:-fuzz-smtp fuzz-mime fuzz-lookup fuzz-rpc fuzz-imap}
 # A trap is reported by libFuzzer and ASan; Swift's own backtracer would only get in their way.
 export SWIFT_BACKTRACE=enable=no
 FLAGS=(-c debug --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DPOSTERN_LIBFUZZER)

@@ -75,10 +75,7 @@ public struct IMAPFramer: Sendable {
                 scanned = buffer.count
                 // maxCommand is checked at the line's end (a line within maxLine may still
                 // turn out too long, and the events must not depend on how input was split).
-                if scanned - lineStart > limits.maxLine {
-                    startDiscarding()
-                    return nil
-                }
+                if scanned - lineStart > limits.maxLine { startDiscarding() }
                 return nil
             }
             if discarding {

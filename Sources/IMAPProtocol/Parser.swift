@@ -25,6 +25,9 @@ public struct IMAPParseError: Error, Sendable, Equatable {
 }
 
 public enum IMAPParser {
+    /// The name Command.swift's header uses.
+    public typealias Options = IMAPParserOptions
+
     /// command = tag SP (command-any / command-auth / command-nonauth / command-select) CRLF
     public static func parse(_ unit: [UInt8], options: IMAPParserOptions) -> Result<IMAPCommand, IMAPParseError> {
         var end = unit.count

@@ -142,10 +142,16 @@ struct IMAPCursor {
 
     /// astring = 1*ASTRING-CHAR / string
     mutating func astring(_ what: String = "string") throws(ParseFailure) -> [UInt8] {
-        if let b = c.peek(), b == ASCII.dquote || b == IMAPGrammar.lbrace || b == IMAPGrammar.tilde {
+        if startsString {
             return try string(what)
         }
         return try run(what, IMAPGrammar.isAstringChar)
+    }
+
+    /// A quoted string, literal or literal8 is next ("~" alone is an atom char).
+    var startsString: Bool {
+        guard let b = c.peek() else { return false }
+        return b == ASCII.dquote || b == IMAPGrammar.lbrace || (b == IMAPGrammar.tilde && c.peek(1) == IMAPGrammar.lbrace)
     }
 
     /// 1*<bytes of the class>
@@ -238,7 +244,7 @@ struct IMAPCursor {
 
     /// list-mailbox = 1*list-char / string
     mutating func listMailbox() throws(ParseFailure) -> String {
-        if let b = c.peek(), b == ASCII.dquote || b == IMAPGrammar.lbrace || b == IMAPGrammar.tilde {
+        if startsString {
             return try mailboxName(try string("mailbox pattern"), inbox: false)
         }
         return try mailboxName(try run("mailbox pattern", IMAPGrammar.isListChar), inbox: false)

@@ -32,15 +32,12 @@ extension IMAPCursor {
         let uidValidity = try nzNumber("UIDVALIDITY")
         try sp()
         var q = SelectParameters.QResync(uidValidity: uidValidity, modSeq: try number64("mod-sequence"))
-        if take(ASCII.space), peek() != ASCII.lparen {
+        guard take(ASCII.space) else { try expect(ASCII.rparen, ") after QRESYNC"); return q }
+        if peek() != ASCII.lparen {
             q.knownUIDs = try sequenceSet()
-            if take(ASCII.space) { try expect(ASCII.lparen, "( of sequence match data") }
-            else { try expect(ASCII.rparen, ") after QRESYNC"); return q }
-        } else if peek() == ASCII.lparen {
-            c.pos += 1
-        } else {
-            try expect(ASCII.rparen, ") after QRESYNC"); return q
+            guard take(ASCII.space) else { try expect(ASCII.rparen, ") after QRESYNC"); return q }
         }
+        try expect(ASCII.lparen, "( of sequence match data")
         // inside seq-match-data
         let sequences = try sequenceSet()
         try sp()

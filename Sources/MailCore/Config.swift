@@ -103,6 +103,7 @@ public struct PosternConfig: Sendable, Equatable {
     public var lmtp: LMTPConfig
     public var lookup = LookupConfig()
     public var smtp = SMTPConfig()
+    public var imap = IMAPConfig()
     public var tls: TLSSettings
 
     public static let defaultRunDir = "/run/postern"
@@ -174,6 +175,7 @@ extension PosternConfig {
         try r.section("lmtp", &c.lmtp, context)
         try r.section("tls", &c.tls, context)
         try r.section("smtp", &c.smtp, context)
+        try r.section("imap", &c.imap, context)
         try r.section("lookup", &c.lookup, context)
         try r.finish()
         return c

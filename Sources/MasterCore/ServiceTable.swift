@@ -42,12 +42,12 @@ public enum ServiceTable {
     public static let masterExecutable = "master"
     /// Every worker executable a table can name, enabled or not (checked against the Makefile's
     /// install list and Package.swift by a test).
-    public static let workerExecutables = ["lmtpd", "smtpd", "lookupd"]
+    public static let workerExecutables = ["lmtpd", "smtpd", "imapd", "lookupd"]
     /// lookupd's own drain time (LookupWorker): its requests are single lines answered at once.
     public static let lookupGrace = 1.0
 
-    /// The table from the configuration: lmtp always, smtp when it has listeners, lookup when
-    /// it has listeners. Pure: nothing is bound or opened.
+    /// The table from the configuration: lmtp always; smtp, imap and lookup when they have
+    /// listeners. Pure: nothing is bound or opened.
     public static func specs(from c: PosternConfig) -> [ServiceSpec] {
         func spec(_ name: String, _ exe: String, _ role: Role, _ s: ServiceConfig, _ listeners: [ListenerSpec],
                   tls: Bool = false, grace: Double) -> ServiceSpec {
@@ -63,6 +63,14 @@ public enum ServiceTable {
         if m.enabled {
             table.append(spec("smtp", "smtpd", .smtpd, m.service,
                               keyed("mta", m.mta) + keyed("submission", m.submission) + keyed("smtps", m.smtps), tls: true, grace: grace))
+        }
+        let i = c.imap
+        if i.enabled {
+            // Keyed "imap@127.0.0.1:143" / "imaps@[::]:993", in the order of [imap] listen; the
+            // role prefix tells imapd which listeners speak TLS from the first byte. STARTTLS on
+            // imap listeners makes the whole service a TLS one (ticket keys).
+            table.append(spec("imap", "imapd", .imapd, i.service,
+                              i.listeners.map { ListenerSpec(key: "\($0)", address: $0.address) }, tls: true, grace: grace))
         }
         let k = c.lookup
         if k.enabled {

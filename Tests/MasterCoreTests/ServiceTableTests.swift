@@ -10,10 +10,11 @@ import Logging
 final class ServiceTableTests: XCTestCase {
     static func tcp(_ host: String, _ port: Int) -> ListenAddress { ListenAddress(.tcp(host: host, port: port)) }
 
-    /// Defaults with smtp off: lmtp only.
+    /// Defaults with smtp and imap off: lmtp only.
     static func lmtpOnly() -> PosternConfig {
         var c = PosternConfig.defaults(path: "/etc/postern/postern.toml")
         c.smtp.mta = []; c.smtp.submission = []; c.smtp.smtps = []
+        c.imap.listeners = []
         return c
     }
 
@@ -26,6 +27,8 @@ final class ServiceTableTests: XCTestCase {
         c.lookup.socketmap = [tcp("127.0.0.1", 2700)]
         c.lookup.tcpTable = ["recipients": [tcp("127.0.0.1", 2701)], "aliases": [tcp("127.0.0.1", 2702)]]
         c.lookup.service.processes = 2
+        c.imap.listeners = [IMAPListener(.imap, tcp("127.0.0.1", 10143)), IMAPListener(.imaps, tcp("::1", 10993))]
+        c.imap.service.processes = 4
         c.workerUser = "mailworker"
         c.master.shutdownGrace = 7
         return c
@@ -42,24 +45,54 @@ final class ServiceTableTests: XCTestCase {
         XCTAssertFalse(t[0].tls)
     }
 
-    func testSMTPAndLookupEnabled() {
+    func testSMTPIMAPAndLookupEnabled() {
         let t = ServiceTable.specs(from: Self.everything())
-        XCTAssertEqual(t.map(\.name), ["lmtp", "smtp", "lookup"])
-        XCTAssertEqual(t.map(\.executable), ["lmtpd", "smtpd", "lookupd"])
-        XCTAssertEqual(t.map(\.role), [.lmtpd, .smtpd, .lookupd])
-        XCTAssertEqual(t.map(\.processes), [1, 3, 2])
-        XCTAssertEqual(t.map(\.tls), [false, true, false])
-        XCTAssertEqual(t.map(\.user), ["mailworker", "mailworker", "mailworker"])
-        XCTAssertEqual(t.map(\.grace), [7, 7, ServiceTable.lookupGrace])
+        XCTAssertEqual(t.map(\.name), ["lmtp", "smtp", "imap", "lookup"])
+        XCTAssertEqual(t.map(\.executable), ["lmtpd", "smtpd", "imapd", "lookupd"])
+        XCTAssertEqual(t.map(\.role), [.lmtpd, .smtpd, .imapd, .lookupd])
+        XCTAssertEqual(t.map(\.processes), [1, 3, 4, 2])
+        XCTAssertEqual(t.map(\.tls), [false, true, true, false])
+        XCTAssertEqual(t.map(\.user), ["mailworker", "mailworker", "mailworker", "mailworker"])
+        XCTAssertEqual(t.map(\.grace), [7, 7, 7, ServiceTable.lookupGrace])
         XCTAssertEqual(t[1].listeners.map(\.key), ["mta@127.0.0.1:2525", "submission@127.0.0.1:2587", "smtps@[::1]:2465"])
         // tcp_table maps in name order, after socketmap
-        XCTAssertEqual(t[2].listeners.map(\.key), ["socketmap@127.0.0.1:2700", "tcp_table:aliases@127.0.0.1:2702", "tcp_table:recipients@127.0.0.1:2701"])
-        XCTAssertEqual(t[2].listeners[0].address, Self.tcp("127.0.0.1", 2700))
+        XCTAssertEqual(t[3].listeners.map(\.key), ["socketmap@127.0.0.1:2700", "tcp_table:aliases@127.0.0.1:2702", "tcp_table:recipients@127.0.0.1:2701"])
+        XCTAssertEqual(t[3].listeners[0].address, Self.tcp("127.0.0.1", 2700))
         // every key is unique across the table (they index the bound sockets)
         let keys = t.flatMap { $0.listeners.map(\.key) }
         XCTAssertEqual(Set(keys).count, keys.count)
         // the listener key is what the fd contract names today
         XCTAssertEqual(t[1].listeners[0].key, "mta@\(Self.tcp("127.0.0.1", 2525))")
+    }
+
+    /// imapd: role imapd for the store, listeners keyed by role in [imap] listen order (imapd
+    /// reads the role back from the key), a TLS service (STARTTLS and imaps share the ticket keys).
+    func testIMAPService() throws {
+        let t = ServiceTable.specs(from: Self.everything())
+        let imap = try XCTUnwrap(t.first { $0.name == "imap" })
+        XCTAssertEqual(imap.executable, "imapd")
+        XCTAssertEqual(imap.role, .imapd)
+        XCTAssertTrue(imap.tls)
+        XCTAssertEqual(imap.listeners.map(\.key), ["imap@127.0.0.1:10143", "imaps@[::1]:10993"])
+        XCTAssertEqual(imap.listeners.map(\.address), [Self.tcp("127.0.0.1", 10143), Self.tcp("::1", 10993)])
+        XCTAssertEqual(imap.listeners.map { String($0.key.prefix { $0 != "@" }) }, ["imap", "imaps"])
+
+        // The default [imap] listens on 143 and 993, on every IPv4 and IPv6 address.
+        var c = Self.lmtpOnly()
+        c.imap = IMAPConfig()
+        let defaults = try XCTUnwrap(ServiceTable.specs(from: c).first { $0.name == "imap" })
+        XCTAssertEqual(defaults.listeners.map(\.key), ["imap@0.0.0.0:143", "imap@[::]:143", "imaps@0.0.0.0:993", "imaps@[::]:993"])
+        XCTAssertEqual(defaults.processes, 1)
+        XCTAssertEqual(defaults.user, "postern")
+
+        // A listener moved is a restart's business, as for every service; the rest applies now.
+        var moved = Self.everything()
+        moved.imap.listeners = [IMAPListener(.imaps, Self.tcp("::1", 10993))]
+        moved.imap.service.processes = 2
+        let (table, deferred) = ServiceTable.reconcile(running: t, new: ServiceTable.specs(from: moved))
+        XCTAssertEqual(table[2].listeners, imap.listeners)
+        XCTAssertEqual(table[2].processes, 2)
+        XCTAssertEqual(deferred, ["listener imap@127.0.0.1:10143 removed"])
     }
 
     func testReloadKeepsListenersByKeyAndAppliesTheRest() {
@@ -70,10 +103,10 @@ final class ServiceTableTests: XCTestCase {
         c.smtp.service.processes = 5
         c.lookup.socketmap = []; c.lookup.tcpTable = [:]                           // lookup disabled
         let (table, deferred) = ServiceTable.reconcile(running: running, new: ServiceTable.specs(from: c))
-        XCTAssertEqual(table.map(\.name), ["lmtp", "smtp", "lookup"])
+        XCTAssertEqual(table.map(\.name), ["lmtp", "smtp", "imap", "lookup"])
         XCTAssertEqual(table[1].listeners, running[1].listeners, "listeners stay bound as they are until the next restart")
         XCTAssertEqual(table[1].processes, 5, "the process count applies now")
-        XCTAssertEqual(table[2], running[2])
+        XCTAssertEqual(table[3], running[3])
         XCTAssertEqual(Set(deferred), ["listener mta@127.0.0.1:2526 added", "listener smtps@[::1]:2465 removed", "service lookup removed"])
 
         let same = ServiceTable.reconcile(running: running, new: running)
@@ -82,7 +115,7 @@ final class ServiceTableTests: XCTestCase {
 
         let grown = ServiceTable.reconcile(running: ServiceTable.specs(from: Self.lmtpOnly()), new: running)
         XCTAssertEqual(grown.table.map(\.name), ["lmtp"])
-        XCTAssertEqual(Set(grown.deferred), ["service smtp added", "service lookup added"])
+        XCTAssertEqual(Set(grown.deferred), ["service smtp added", "service imap added", "service lookup added"])
     }
 
     // MARK: the install list

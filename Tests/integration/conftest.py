@@ -141,11 +141,16 @@ def lmtp_transaction(conn, sender, recipients, body, mail_options=()):
 # ---------------------------------------------------------------------------------------------
 # The instance
 
-def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", top_extra="", smtp_section=None):
+def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", top_extra="", smtp_section=None,
+                  imap_section=None):
     """The test configuration; it ends inside [lmtp], so appended keys land there. smtpd
-    listens nowhere unless `smtp_section` (a whole [smtp] table) says otherwise."""
+    listens nowhere unless `smtp_section` (a whole [smtp] table) says otherwise, imapd
+    nowhere unless `imap_section` (a whole [imap] table) or an [imap] table in `lmtp_extra`
+    (imap_support.py) does."""
     if smtp_section is None:
         smtp_section = "[smtp]\nmta = []\nsubmission = []\nsmtps = []\n"
+    if imap_section is None:
+        imap_section = "" if "[imap]" in lmtp_extra else "[imap]\nlisten = []\n"
     return (
         f'hostname = "{HOSTNAME}"\n'
         f'data_dir = "{data_dir}"\n'
@@ -156,6 +161,7 @@ def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", 
         "shutdown_grace = 3\n"
         f"{master_extra}\n"
         f"{smtp_section}\n"
+        f"{imap_section}\n"
         "[lmtp]\n"
         f'listen = ["unix:lmtp", "127.0.0.1:{lmtp_port}"]\n'
         f"{lmtp_extra}\n"
@@ -166,7 +172,7 @@ _live_instances = []
 
 
 class Postern:
-    def __init__(self, name="postern", lmtp_extra="", master_extra="", top_extra="", smtp_section=None):
+    def __init__(self, name="postern", lmtp_extra="", master_extra="", top_extra="", smtp_section=None, imap_section=None):
         self.root = tempfile.mkdtemp(prefix=f"postern-it-{name}-")
         os.chmod(self.root, 0o755)           # traversable by postern and postern-store
         self.conf = os.path.join(self.root, "postern.toml")
@@ -180,13 +186,14 @@ class Postern:
         self.log_path = os.path.join(self.root, "master.log")
         self.proc = None
         self.smtp_section = smtp_section     # a whole [smtp] table, or None: smtpd listens nowhere
+        self.imap_section = imap_section     # a whole [imap] table, or None: imapd listens nowhere
         self.config_text = self.render_config(lmtp_extra, master_extra, top_extra)
         with open(self.conf, "w") as f:
             f.write(self.config_text)
 
     def render_config(self, lmtp_extra="", master_extra="", top_extra=""):
         return render_config(self.data_dir, self.run_dir, self.lmtp_port, lmtp_extra, master_extra, top_extra,
-                             smtp_section=getattr(self, "smtp_section", None))
+                             smtp_section=getattr(self, "smtp_section", None), imap_section=getattr(self, "imap_section", None))
 
     # -- lifecycle
 
