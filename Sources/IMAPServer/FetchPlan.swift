@@ -3,6 +3,7 @@
 // read requested all at once, so their round trips to the store overlap. Bounded: at most
 // `prefetchBudget` bytes a batch, no range over `maxPrefetch` (larger ones are streamed).
 import IMAPProtocol
+import MailIPC
 import MailModel
 import MIME
 
@@ -27,9 +28,19 @@ struct FetchPlan: Sendable {
     let needsDetails: Bool
     /// Some item needs the parsed message (ENVELOPE, BODYSTRUCTURE, sections, header, text).
     let needsInfo: Bool
-    /// Largest range read ahead; larger ones stream in `maxReadChunk` pieces as they are written.
+    /// The bytes items read come along with the details: none, the top-level header, or the
+    /// whole message (each when at most `maxPrefix`).
+    let prefix: MessagePart
+    enum MessagePart: Sendable { case none, header, whole }
+    /// Messages per batch: one details request (and one more ahead while a batch is written).
+    var batchSize: Int { prefix == .none ? MailboxLimits.detailsPerRequest : Self.prefixBatch }
+    /// With bytes along: at most prefixBatch × maxPrefix bytes a batch.
+    static let prefixBatch = 64
+    static let maxPrefix = 16 * 1024
+    /// Largest range read ahead on its own; larger ones stream in `maxReadChunk` pieces as
+    /// they are written.
     static let maxPrefetch = 64 * 1024
-    /// Bytes one batch reads ahead at most.
+    /// Bytes one batch reads ahead on its own at most.
     static let prefetchBudget = 1 << 20
 
     init(_ attrs: [FetchAttribute]) {
@@ -46,18 +57,39 @@ struct FetchPlan: Sendable {
             default: return true
             }
         }
+        var part = MessagePart.none
+        for a in attrs {
+            switch a {
+            case .rfc822, .rfc822Text: part = .whole
+            case .rfc822Header: if part == .none { part = .header }
+            case .bodySection(let s, _, _):
+                switch s.text {
+                case .header?, .headerFields?, .headerFieldsNot?:
+                    if !s.part.isEmpty { part = .whole } else if part == .none { part = .header }
+                default: part = .whole
+                }
+            default: break
+            }
+        }
+        prefix = part
     }
 
     func prepare(_ uids: [UInt32], mailbox: Int64, services: any IMAPServices) async throws -> FetchBatch {
         var b = FetchBatch(uids: uids)
         guard needsDetails else { return b }
-        for d in try await services.details(mailbox: mailbox, uids: uids) { b.details[d.uid] = d }
+        let got = try await services.details(mailbox: mailbox, uids: uids, info: needsInfo, withPrefix: prefix != .none,
+                                             whole: prefix == .whole, prefixLimit: Self.maxPrefix)
         var reads: [FetchRead] = [], budget = Self.prefetchBudget
-        for u in uids {
-            guard let d = b.details[u] else { continue }
+        for (d, bytes) in got {
+            b.details[d.uid] = d
             let info = needsInfo ? try MessageInfo(encoded: d.info) : nil
-            b.info[u] = info
-            for r in ranges(uid: u, size: Int(d.size), info: info) {
+            b.info[d.uid] = info
+            let have = bytes.map { prefix == .whole && $0.count == Int(d.size) || prefix == .header && $0.count == info?.headerSize } ?? false
+            for r in ranges(uid: d.uid, size: Int(d.size), info: info) {
+                if have, let bytes, r.end <= bytes.count {
+                    b.bytes[r] = r.start == 0 && r.end == bytes.count ? bytes : Array(bytes[r.start..<r.end])
+                    continue
+                }
                 let n = r.end - r.start
                 guard n > 0, n <= Self.maxPrefetch, n <= budget else { continue }
                 budget -= n
@@ -65,7 +97,7 @@ struct FetchPlan: Sendable {
             }
         }
         guard !reads.isEmpty else { return b }
-        b.bytes = await withTaskGroup(of: (FetchRead, [UInt8]?).self) { g in
+        let fetched = await withTaskGroup(of: (FetchRead, [UInt8]?).self) { g in
             for r in reads {
                 g.addTask { (r, try? await services.read(mailbox: mailbox, uid: r.uid, offset: r.start, length: r.end - r.start)) }
             }
@@ -73,6 +105,7 @@ struct FetchPlan: Sendable {
             for await (r, bytes) in g { if let bytes { out[r] = bytes } }
             return out
         }
+        b.bytes.merge(fetched) { a, _ in a }
         return b
     }
 
@@ -99,5 +132,13 @@ struct FetchPlan: Sendable {
             }
         }
         return out
+    }
+}
+
+extension IMAPServices {
+    /// Details only, for services without a batched read: the items' bytes are read by range.
+    public func details(mailbox: Int64, uids: [UInt32], info: Bool, withPrefix: Bool, whole: Bool,
+                        prefixLimit: Int) async throws -> [(MessageDetails, [UInt8]?)] {
+        try await details(mailbox: mailbox, uids: uids).map { ($0, nil) }
     }
 }

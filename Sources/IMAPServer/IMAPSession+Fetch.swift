@@ -9,8 +9,6 @@ import MailModel
 import MIME
 
 extension IMAPSession {
-    static let fetchBatch = 64
-
     func fetch(_ f: FetchCommand, uid: Bool) async throws -> Completion {
         guard var sel = selected else { return .bad("No mailbox selected") }
         var uids = try resolve(f.sequences, uid: uid)
@@ -58,7 +56,7 @@ extension IMAPSession {
         let services = self.services, mailbox = sel.id, all = uids
         func prepare(_ from: Int) -> Task<FetchBatch, Error>? {
             guard from < all.count else { return nil }
-            let batch = Array(all[from..<min(from + Self.fetchBatch, all.count)])
+            let batch = Array(all[from..<min(from + plan.batchSize, all.count)])
             return Task { try await plan.prepare(batch, mailbox: mailbox, services: services) }
         }
         var next = prepare(0), start = 0

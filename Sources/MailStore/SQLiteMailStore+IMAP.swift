@@ -314,6 +314,36 @@ extension SQLiteMailStore {
         }
     }
 
+    /// One read transaction for a whole FETCH batch: details, and the header or whole bytes of
+    /// each message (from its row or its file) when they fit `prefixLimit`.
+    public func details(user: Int64, mailbox: Int64, uids: [UInt32], info: Bool, prefix: MessagePrefix?,
+                        prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)] {
+        let rows = try pool.read { db in
+            _ = try Self.ownedMailbox(db, user: user, id: mailbox)
+            let body = prefix == nil ? "NULL" : "CASE WHEN m.size <= \(max(0, prefix == .message ? prefixLimit : Int(Int32.max))) THEN m.body END"
+            return try Self.rows(db, select: """
+                SELECT mm.uid, mm.internal_date, m.size, m.info, m.hash, m.body IS NULL, \(body)
+                FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                """, mailbox: mailbox, uids: uids) { r -> (MessageDetails, hash: Data, isFile: Bool, inline: Data?) in
+                (MessageDetails(uid: UInt32(truncatingIfNeeded: r[0] as Int64), internalDate: r[1], size: UInt64(r[2] as Int64),
+                                info: [UInt8](r[3] as Data)), r[4], r[5], r[6])
+            }
+        }
+        return try rows.map { row in
+            var d = row.0
+            var bytes: [UInt8]? = nil
+            if let prefix {
+                let n = prefix == .message ? Int(d.size) : try MessageInfo(encoded: d.info).headerSize
+                if n <= prefixLimit {
+                    if let inline = row.inline { bytes = [UInt8](inline.prefix(n)) }
+                    else if row.isFile { bytes = try? blobs.read([UInt8](row.hash), offset: 0, length: n) }   // gone meanwhile: read later
+                }
+            }
+            if !info { d.info = [] }
+            return (d, bytes)
+        }
+    }
+
     /// Only the range is read: from the row (SQL substr) or from the blob file (pread).
     public func read(user: Int64, mailbox: Int64, uid: UInt32, offset: Int, length: Int) throws -> [UInt8] {
         let off = min(max(0, offset), Int.max - 1), len = max(0, length)
@@ -541,5 +571,21 @@ extension SQLiteMailStore {
         default:
             break
         }
+    }
+}
+
+/// Which bytes of each message a batched details call brings along (FETCH of many messages).
+public enum MessagePrefix: Sendable, Equatable {
+    /// The top-level header, `[0, headerSize)`.
+    case header
+    /// The whole message.
+    case message
+}
+
+extension MailboxStore {
+    /// Details only: a store without a batched read leaves the bytes to `read`.
+    public func details(user: Int64, mailbox: Int64, uids: [UInt32], info: Bool, prefix: MessagePrefix?,
+                        prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)] {
+        try details(user: user, mailbox: mailbox, uids: uids).map { ($0, nil) }
     }
 }
