@@ -15,6 +15,9 @@ extension SQLiteMailStore {
     static let uidScanThreshold = 256, uidScanDensity: UInt64 = 16
     /// At most this many UID ranges of a SEARCH go into the SQL prefilter; more stay with the evaluator.
     static let maxPrefilterRanges = 64
+    /// A batched details call scans its UID range when it spans at most this many UIDs per UID
+    /// asked for (a FETCH batch of a sequence range is dense).
+    static let detailsScanDensity: UInt64 = 4
     /// SEARCH reads its candidates in pages of this many rows.
     static let searchPage = 1024
     static let secondsPerDay: Int64 = 86_400
@@ -318,16 +321,33 @@ extension SQLiteMailStore {
     /// each message (from its row or its file) when they fit `prefixLimit`.
     public func details(user: Int64, mailbox: Int64, uids: [UInt32], info: Bool, prefix: MessagePrefix?,
                         prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)] {
-        let rows = try pool.read { db in
+        typealias Found = (MessageDetails, hash: Data?, isFile: Bool, inline: Data?)
+        let rows: [Found] = try pool.read { db in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let body = prefix == nil ? "NULL" : "CASE WHEN m.size <= \(max(0, prefix == .message ? prefixLimit : Int(Int32.max))) THEN m.body END"
-            return try Self.rows(db, select: """
-                SELECT mm.uid, mm.internal_date, m.size, m.info, m.hash, m.body IS NULL, \(body)
+            let select = """
+                SELECT mm.uid, mm.internal_date, m.size, \(info || prefix == .header ? "m.info" : "NULL"), \(prefix == nil ? "NULL" : "m.hash"), m.body IS NULL, \(body)
                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-                """, mailbox: mailbox, uids: uids) { r -> (MessageDetails, hash: Data, isFile: Bool, inline: Data?) in
+                """
+            let map = { (r: Row) -> Found in
                 (MessageDetails(uid: UInt32(truncatingIfNeeded: r[0] as Int64), internalDate: r[1], size: UInt64(r[2] as Int64),
-                                info: [UInt8](r[3] as Data)), r[4], r[5], r[6])
+                                info: (r[3] as Data?).map { [UInt8]($0) } ?? []), r[4], r[5], r[6])
             }
+            // A FETCH batch is mostly a run of UIDs: one range scan, no lookup per UID.
+            let sorted = Array(Set(uids)).sorted()
+            guard let lo = sorted.first, let hi = sorted.last else { return [] }
+            guard UInt64(hi - lo) < UInt64(sorted.count) * Self.detailsScanDensity else {
+                return try Self.rows(db, select: select, mailbox: mailbox, uids: sorted, map)
+            }
+            let wanted = Set(sorted)
+            var out: [Found] = []
+            out.reserveCapacity(sorted.count)
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: select + " WHERE mm.mailbox_id = ? AND mm.uid BETWEEN ? AND ? ORDER BY mm.uid"),
+                                             arguments: [mailbox, lo, hi])
+            while let r = try cursor.next() {
+                if wanted.contains(UInt32(truncatingIfNeeded: r[0] as Int64)) { out.append(map(r)) }
+            }
+            return out
         }
         return try rows.map { row in
             var d = row.0
@@ -336,7 +356,7 @@ extension SQLiteMailStore {
                 let n = prefix == .message ? Int(d.size) : try MessageInfo(encoded: d.info).headerSize
                 if n <= prefixLimit {
                     if let inline = row.inline { bytes = [UInt8](inline.prefix(n)) }
-                    else if row.isFile { bytes = try? blobs.read([UInt8](row.hash), offset: 0, length: n) }   // gone meanwhile: read later
+                    else if row.isFile, let hash = row.hash { bytes = try? blobs.read([UInt8](hash), offset: 0, length: n) }   // gone meanwhile: read later
                 }
             }
             if !info { d.info = [] }
