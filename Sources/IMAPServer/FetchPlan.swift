@@ -142,3 +142,34 @@ extension IMAPServices {
         try await details(mailbox: mailbox, uids: uids).map { ($0, nil) }
     }
 }
+
+/// The rendered `(\\Seen $Junk)` list of each flags-and-keywords combination met in one FETCH
+/// (a mailbox has few: each is built once, then copied).
+struct FlagLists {
+    struct Key: Hashable { var flags: UInt32, keywords: UInt64 }
+    private var lists: [Key: [UInt8]] = [:]
+
+    mutating func list(_ e: ViewEntry, render: (inout IMAPWriter) -> Void) -> [UInt8] {
+        let k = Key(flags: e.flags.rawValue, keywords: e.keywords)
+        if let l = lists[k] { return l }
+        var w = IMAPWriter()
+        render(&w)
+        lists[k] = w.bytes
+        return w.bytes
+    }
+}
+
+extension IMAPWriter {
+    /// A number in decimal, written digit by digit (no String in between).
+    mutating func decimal(_ n: some BinaryInteger) {
+        var v = UInt64(n)
+        guard v >= 10 else { bytes.append(UInt8(ascii: "0") + UInt8(v)); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            while v > 0 { d[count] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; count += 1 }
+            for i in stride(from: count - 1, through: 0, by: -1) { bytes.append(d[i]) }
+        }
+    }
+}

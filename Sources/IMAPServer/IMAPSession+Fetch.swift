@@ -61,36 +61,46 @@ extension IMAPSession {
         }
         var next = prepare(0), start = 0
         defer { next?.cancel() }
+        var flagLists = FlagLists()
+        var w = writer()
         while let task = next {
             let b = try await task.value
             start += b.uids.count
             next = prepare(start)
             for u in b.uids {
-                guard let seq = sel.sequence(of: u), let e = sel.entry(uid: u) else { continue }
+                guard let seq = sel.sequence(of: u) else { continue }
+                let e = sel.entries[seq - 1]
                 let d = b.details[u]
                 if plan.needsDetails && d == nil { continue }   // expunged meanwhile: nothing to say
                 var items = attrs
                 if flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
-                try await writeFetch(seq: seq, entry: e, details: d, info: b.info[u], items: items, sel: sel, ready: b.bytes)
+                try await writeFetch(&w, seq: seq, entry: e, details: d, info: b.info[u], items: items, sel: sel, ready: b.bytes,
+                                     flagLists: &flagLists)
+                if w.bytes.count >= Self.emitSize { await emit(w); w = writer() }
             }
         }
+        await emit(w)
         return .ok("Fetch completed")
     }
 
-    func writeFetch(seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?, items: [FetchAttribute],
-                    sel: SelectedMailbox, ready: [FetchRead: [UInt8]] = [:]) async throws {
-        var w = writer()
-        w.raw("* \(seq) FETCH (")
+    /// Responses are gathered into writes of about this many bytes.
+    static let emitSize = 64 * 1024
+
+    /// Appends one `* n FETCH (…)` response to `w` (a streamed literal may emit part of it).
+    func writeFetch(_ w: inout IMAPWriter, seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?,
+                    items: [FetchAttribute], sel: SelectedMailbox, ready: [FetchRead: [UInt8]] = [:],
+                    flagLists: inout FlagLists) async throws {
+        w.raw("* "); w.decimal(seq); w.raw(" FETCH (")
         var first = true
-        func next() { if !first { w.raw(" ") }; first = false }
         for a in items {
-            next()
+            if !first { w.sp() }
+            first = false
             switch a {
-            case .uid: w.raw("UID \(e.uid)")
-            case .flags: w.raw("FLAGS "); w.flags(flagNames(e, in: sel))
-            case .modSeq: w.raw("MODSEQ (\(e.modSeq))")
+            case .uid: w.raw("UID "); w.decimal(e.uid)
+            case .flags: w.raw("FLAGS "); w.raw(flagLists.list(e) { w2 in w2.flags(flagNames(e, in: sel)) })
+            case .modSeq: w.raw("MODSEQ ("); w.decimal(e.modSeq); w.raw(")")
             case .internalDate: w.raw("INTERNALDATE \"\(IMAPDate.format(d!.internalDate))\"")
-            case .rfc822Size: w.raw("RFC822.SIZE \(d!.size)")
+            case .rfc822Size: w.raw("RFC822.SIZE "); w.decimal(d!.size)
             case .envelope: w.raw("ENVELOPE "); w.envelope(info!.envelope)
             case .bodyStructure: w.raw("BODYSTRUCTURE "); w.bodyStructure(info!.body, extensible: true)
             case .body: w.raw("BODY "); w.bodyStructure(info!.body, extensible: false)
@@ -127,7 +137,6 @@ extension IMAPSession {
             }
         }
         w.raw(")"); w.crlf()
-        await emit(w)
     }
 
     /// RFC 9051 §9 `section-spec` as the response repeats it.

@@ -326,7 +326,7 @@ extension SQLiteMailStore {
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let body = prefix == nil ? "NULL" : "CASE WHEN m.size <= \(max(0, prefix == .message ? prefixLimit : Int(Int32.max))) THEN m.body END"
             let select = """
-                SELECT mm.uid, mm.internal_date, m.size, \(info || prefix == .header ? "m.info" : "NULL"), \(prefix == nil ? "NULL" : "m.hash"), m.body IS NULL, \(body)
+                SELECT mm.uid, mm.internal_date, m.size, \(info || prefix == .header ? "m.info" : "NULL"), \(prefix == nil ? "NULL, 0" : "m.hash, m.body IS NULL"), \(body)
                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
                 """
             let map = { (r: Row) -> Found in
