@@ -63,17 +63,20 @@ extension IMAPSession {
         defer { next?.cancel() }
         var flagLists = FlagLists()
         var w = writer()
+        var index = 0   // UIDs ascend, as the view does: their sequence numbers are found walking it
+        let entries = sel.entries
         while let task = next {
             let b = try await task.value
             start += b.uids.count
             next = prepare(start)
             for u in b.uids {
-                guard let seq = sel.sequence(of: u) else { continue }
-                let e = sel.entries[seq - 1]
+                while index < entries.count && entries[index].uid < u { index += 1 }
+                guard index < entries.count, entries[index].uid == u else { continue }
+                let seq = index + 1, e = entries[index]
                 let d = b.details[u]
                 if plan.needsDetails && d == nil { continue }   // expunged meanwhile: nothing to say
                 var items = attrs
-                if flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
+                if !flagsChanged.isEmpty && flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
                 try await writeFetch(&w, seq: seq, entry: e, details: d, info: b.info[u], items: items, sel: sel, ready: b.bytes,
                                      flagLists: &flagLists)
                 if w.bytes.count >= Self.emitSize { await emit(w); w = writer() }
