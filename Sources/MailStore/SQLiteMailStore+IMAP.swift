@@ -270,11 +270,17 @@ extension SQLiteMailStore {
     public func view(user: Int64, mailbox: Int64) throws -> MailboxView {
         try pool.read { db in
             let s = try Self.ownedMailbox(db, user: user, id: mailbox)
+            let key = ViewCache.Key(user: user, mailbox: mailbox, uidValidity: s.uidValidity, highestModSeq: s.highestModSeq,
+                                    uidNext: s.uidNext, messages: s.messages)
+            if let entries = viewCache.entries(key) {
+                return MailboxView(summary: s, keywords: try Self.keywordNames(db, mailbox), entries: entries)
+            }
             var entries: [ViewEntry] = []
             entries.reserveCapacity(Int(s.messages))
             let cursor = try Row.fetchCursor(db, sql: "SELECT \(Self.entryColumns) FROM mailbox_messages mm WHERE mm.mailbox_id = ? ORDER BY mm.uid",
                                              arguments: [mailbox])
             while let r = try cursor.next() { entries.append(Self.entry(r)) }
+            if entries.count == Int(s.messages) { viewCache.keep(key, entries) }
             return MailboxView(summary: s, keywords: try Self.keywordNames(db, mailbox), entries: entries)
         }
     }
@@ -353,7 +359,7 @@ extension SQLiteMailStore {
             var d = row.0
             var bytes: [UInt8]? = nil
             if let prefix {
-                let n = prefix == .message ? Int(d.size) : try MessageInfo(encoded: d.info).headerSize
+                let n = prefix == .message ? Int(d.size) : try Self.headerSize(encodedInfo: d.info)
                 if n <= prefixLimit {
                     if let inline = row.inline { bytes = [UInt8](inline.prefix(n)) }
                     else if row.isFile, let hash = row.hash { bytes = try? blobs.read([UInt8](hash), offset: 0, length: n) }   // gone meanwhile: read later
@@ -362,6 +368,25 @@ extension SQLiteMailStore {
             if !info { d.info = [] }
             return (d, bytes)
         }
+    }
+
+    /// `MessageInfo.headerSize` without decoding the rest: the encoding starts with its version
+    /// byte, then size and header size as zigzag varints (MIME BinaryCodec).
+    static func headerSize(encodedInfo b: [UInt8]) throws -> Int {
+        guard b.first == MessageInfo.encodingVersion else { return try MessageInfo(encoded: b).headerSize }
+        var i = 1
+        func varint() -> Int64? {
+            var v: UInt64 = 0, shift: UInt64 = 0
+            while i < b.count, shift < 64 {
+                let x = b[i]; i += 1
+                v |= UInt64(x & 0x7F) << shift
+                if x < 0x80 { return Int64(bitPattern: (v >> 1) ^ (0 &- (v & 1))) }
+                shift += 7
+            }
+            return nil
+        }
+        guard varint() != nil, let h = varint(), h >= 0, h <= Int64(Int32.max) else { return try MessageInfo(encoded: b).headerSize }
+        return Int(h)
     }
 
     /// Only the range is read: from the row (SQL substr) or from the blob file (pread).
@@ -607,5 +632,37 @@ extension MailboxStore {
     public func details(user: Int64, mailbox: Int64, uids: [UInt32], info: Bool, prefix: MessagePrefix?,
                         prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)] {
         try details(user: user, mailbox: mailbox, uids: uids).map { ($0, nil) }
+    }
+}
+
+/// The views of large mailboxes as last read (SELECT of a 10,000-message INBOX reads 10,000
+/// rows), keyed by everything a change moves: every mutation of a mailbox bumps its
+/// HIGHESTMODSEQ (and a mailbox made anew has a new UIDVALIDITY), so a key that matches is
+/// the same view. Bounded by `maxEntries` entries in all.
+final class ViewCache: @unchecked Sendable {
+    struct Key: Hashable {
+        var user: Int64, mailbox: Int64, uidValidity: UInt32, highestModSeq: UInt64, uidNext: UInt32, messages: UInt32
+    }
+    /// Mailboxes smaller than this are read each time (cheap enough).
+    static let minEntries = 1000
+    static let maxEntries = 1 << 20
+    private let lock = NSLock()
+    private var views: [Int64: (key: Key, entries: [ViewEntry])] = [:]
+    private var held = 0
+
+    func entries(_ key: Key) -> [ViewEntry]? {
+        lock.withLock { views[key.mailbox].flatMap { $0.key == key ? $0.entries : nil } }
+    }
+
+    func keep(_ key: Key, _ entries: [ViewEntry]) {
+        guard entries.count >= Self.minEntries, entries.count <= Self.maxEntries else { return }
+        lock.withLock {
+            if let old = views.removeValue(forKey: key.mailbox) { held -= old.entries.count }
+            while held + entries.count > Self.maxEntries, let victim = views.keys.first {
+                held -= views.removeValue(forKey: victim)!.entries.count
+            }
+            views[key.mailbox] = (key, entries)
+            held += entries.count
+        }
     }
 }

@@ -9,6 +9,8 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     public let pool: DatabasePool
     public let blobs: BlobStore
     private(set) var committer: GroupCommitter!
+    /// SELECT's views of large mailboxes (SQLiteMailStore+IMAP.swift).
+    let viewCache = ViewCache()
     /// Wall-clock time for dates the store records (injected in tests).
     public let clock: @Sendable () -> Date
     public static let defaultMailboxes: [(String, String)] = [
