@@ -19,6 +19,8 @@ struct FetchBatch: Sendable {
     var info: [UInt32: MessageInfo] = [:]
     /// Ranges read ahead; a range missing here is read while writing (or fails there).
     var bytes: [FetchRead: [UInt8]] = [:]
+    /// With a header-only plan: each message's top-level header (its info is then not decoded).
+    var headers: [UInt32: [UInt8]] = [:]
 }
 
 /// What the items of one FETCH need from the store.
@@ -32,6 +34,11 @@ struct FetchPlan: Sendable {
     /// whole message (each when at most `maxPrefix`).
     let prefix: MessagePart
     enum MessagePart: Sendable { case none, header, whole }
+    /// The only items that need the parsed message are top-level header sections: the header
+    /// bytes answer them, and the info is decoded only for a message whose header did not come.
+    let headerOnly: Bool
+    /// `BODY[section]<origin> ` of each body-section item, written once per FETCH (by index in `attrs`).
+    let labels: [[UInt8]?]
     /// Messages per batch: one details request (and one more ahead while a batch is written).
     var batchSize: Int { prefix == .none ? MailboxLimits.detailsPerRequest : Self.prefixBatch }
     /// With bytes along: at most prefixBatch × maxPrefix bytes a batch.
@@ -72,13 +79,36 @@ struct FetchPlan: Sendable {
             }
         }
         prefix = part
+        headerOnly = part == .header && attrs.allSatisfy { a in
+            switch a {
+            case .uid, .flags, .modSeq, .internalDate, .rfc822Size, .rfc822Header: return true
+            case .bodySection(let s, _, _): return s.part.isEmpty
+            default: return false
+            }
+        }
+        labels = attrs.map { a in
+            guard case .bodySection(let section, let partial, _) = a else { return nil }
+            var w = IMAPWriter()
+            w.raw("BODY[\(IMAPSession.sectionSpec(section))]")
+            if let p = partial { w.raw("<\(p.offset)>") }
+            w.raw(" ")
+            return w.bytes
+        }
     }
 
     func prepare(_ uids: [UInt32], mailbox: Int64, services: any IMAPServices) async throws -> FetchBatch {
         var b = FetchBatch(uids: uids)
         guard needsDetails else { return b }
-        let got = try await services.details(mailbox: mailbox, uids: uids, info: needsInfo, withPrefix: prefix != .none,
+        var got = try await services.details(mailbox: mailbox, uids: uids, info: needsInfo && !headerOnly, withPrefix: prefix != .none,
                                              whole: prefix == .whole, prefixLimit: Self.maxPrefix)
+        if headerOnly {
+            var rest: [UInt32] = []
+            for (d, bytes) in got {
+                if let bytes { b.details[d.uid] = d; b.headers[d.uid] = bytes } else { rest.append(d.uid) }
+            }
+            guard !rest.isEmpty else { return b }
+            got = try await services.details(mailbox: mailbox, uids: rest).map { ($0, nil) }   // with info: read by range
+        }
         var reads: [FetchRead] = [], budget = Self.prefetchBudget
         for (d, bytes) in got {
             b.details[d.uid] = d

@@ -78,7 +78,7 @@ extension IMAPSession {
                 var items = attrs
                 if !flagsChanged.isEmpty && flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
                 try await writeFetch(&w, seq: seq, entry: e, details: d, info: b.info[u], items: items, sel: sel, ready: b.bytes,
-                                     flagLists: &flagLists)
+                                     header: b.headers[u], labels: plan.labels, flagLists: &flagLists)
                 if w.bytes.count >= Self.emitSize { await emit(w); w = writer() }
             }
         }
@@ -92,10 +92,10 @@ extension IMAPSession {
     /// Appends one `* n FETCH (…)` response to `w` (a streamed literal may emit part of it).
     func writeFetch(_ w: inout IMAPWriter, seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?,
                     items: [FetchAttribute], sel: SelectedMailbox, ready: [FetchRead: [UInt8]] = [:],
-                    flagLists: inout FlagLists) async throws {
+                    header: [UInt8]? = nil, labels: [[UInt8]?] = [], flagLists: inout FlagLists) async throws {
         w.raw("* "); w.decimal(seq); w.raw(" FETCH (")
         var first = true
-        for a in items {
+        for (i, a) in items.enumerated() {
             if !first { w.sp() }
             first = false
             switch a {
@@ -112,14 +112,21 @@ extension IMAPSession {
                 try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, Int(d!.size), ready: ready)
             case .rfc822Header:
                 w.raw("RFC822.HEADER ")
+                if info == nil, let header { w.literal(header); continue }
                 try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, info!.headerSize, ready: ready)
             case .rfc822Text:
                 w.raw("RFC822.TEXT ")
                 try await streamRange(&w, uid: e.uid, mailbox: sel.id, info!.headerSize, Int(d!.size), ready: ready)
             case .bodySection(let section, let partial, _):
-                w.raw("BODY[\(Self.sectionSpec(section))]")
-                if let p = partial { w.raw("<\(p.offset)>") }
-                w.raw(" ")
+                if i < labels.count, let label = labels[i] { w.raw(label) } else {
+                    w.raw("BODY[\(Self.sectionSpec(section))]")
+                    if let p = partial { w.raw("<\(p.offset)>") }
+                    w.raw(" ")
+                }
+                if info == nil, let header, section.part.isEmpty {
+                    Self.writeHeaderSection(&w, section.text, partial, header)
+                    continue
+                }
                 try await writeSection(&w, section: section, partial: partial, uid: e.uid, mailbox: sel.id, info: info!, ready: ready)
             case .binary(let part, let partial, _):
                 guard let data = try await binaryPart(part, uid: e.uid, mailbox: sel.id, info: info!) else {
@@ -140,6 +147,19 @@ extension IMAPSession {
             }
         }
         w.raw(")"); w.crlf()
+    }
+
+    /// A top-level HEADER, HEADER.FIELDS or HEADER.FIELDS.NOT section from the header's bytes
+    /// (as `writeSection` answers it from the message: RFC 9051 §6.4.5).
+    static func writeHeaderSection(_ w: inout IMAPWriter, _ text: Section.Text?, _ partial: Partial?, _ header: [UInt8]) {
+        let bytes: [UInt8]
+        switch text {
+        case .headerFields(let names)?: bytes = SectionLocator.filterHeader(header, names: names, not: false)
+        case .headerFieldsNot(let names)?: bytes = SectionLocator.filterHeader(header, names: names, not: true)
+        default: bytes = header
+        }
+        let (o, l) = SectionLocator.applyPartial(partial, toLength: bytes.count)
+        w.literal(o == 0 && l == bytes.count ? bytes : Array(bytes[o..<(o + l)]))
     }
 
     /// RFC 9051 §9 `section-spec` as the response repeats it.
