@@ -14,7 +14,7 @@
 //                                                       ViewChunk([ViewEntry])*, then ViewEnd(count)
 //   MailboxDeltaGet(session, mailbox, since, limit,   → DeltaReply(delta)  (ask again from the    imapd
 //                   watch)                              last MODSEQ while !complete; re-arms `watch`)
-//   DetailsGet(session, mailbox, uids ≤ 256, want,    → DetailsReply(details, through,            imapd pop3d
+//   DetailsGet(session, mailbox, uids ≤ 1024, want,    → DetailsReply(details, through,            imapd pop3d
 //              prefixLimit)                            prefixes)  (want: info and/or the header
 //                                                      or whole message of each, up to prefixLimit)
 //   MessageRead(session, mailbox, uid, offset, length)→ MessageBytes(bytes ≤ maxReadLength)       imapd pop3d
@@ -42,7 +42,7 @@ public enum MailboxLimits {
     /// Changed entries one DeltaReply carries (also the largest `limit` honoured).
     public static let maxDeltaEntries = 10_000
     /// UIDs one DetailsGet names (a reply that would outgrow a frame is cut: `through`).
-    public static let detailsPerRequest = 256
+    public static let detailsPerRequest = 1024
     /// UIDs one FlagsStore names: its reply lists every changed entry (24 bytes each).
     public static let flagsPerRequest = 10_000
     /// Bytes one MessageRead returns at most.
