@@ -327,7 +327,9 @@ extension SQLiteMailStore {
     /// each message (from its row or its file) when they fit `prefixLimit`.
     public func details(user: Int64, mailbox: Int64, uids: [UInt32], info: Bool, prefix: MessagePrefix?,
                         prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)] {
-        typealias Found = (MessageDetails, hash: Data?, isFile: Bool, inline: Data?)
+        /// The details; the prefix of a body in its row (copied straight out of the row), or the
+        /// hash and prefix length of a body in a file (read after the transaction).
+        typealias Found = (MessageDetails, bytes: [UInt8]?, file: (hash: Data, length: Int)?)
         let rows: [Found] = try pool.read { db in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let body = prefix == nil ? "NULL" : "CASE WHEN m.size <= \(max(0, prefix == .message ? prefixLimit : Int(Int32.max))) THEN m.body END"
@@ -336,8 +338,13 @@ extension SQLiteMailStore {
                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
                 """
             let map = { (r: Row) -> Found in
-                (MessageDetails(uid: UInt32(truncatingIfNeeded: r[0] as Int64), internalDate: r[1], size: UInt64(r[2] as Int64),
-                                info: (r[3] as Data?).map { [UInt8]($0) } ?? []), r[4], r[5], r[6])
+                let d = MessageDetails(uid: UInt32(truncatingIfNeeded: r[0] as Int64), internalDate: r[1], size: UInt64(r[2] as Int64),
+                                       info: (r[3] as Data?).map { [UInt8]($0) } ?? [])
+                guard let prefix else { return (d, nil, nil) }
+                let n = prefix == .message ? Int(d.size) : (try? Self.headerSize(encodedInfo: d.info)) ?? Int.max
+                guard n <= prefixLimit else { return (d, nil, nil) }
+                if r[5] as Bool { return (d, nil, (r[4] as Data, n)) }
+                return (d, (try? r.withUnsafeData(atIndex: 6) { $0.map { [UInt8]($0.prefix(n)) } }) ?? nil, nil)
             }
             // A FETCH batch is mostly a run of UIDs: one range scan, no lookup per UID.
             let sorted = Array(Set(uids)).sorted()
@@ -355,16 +362,10 @@ extension SQLiteMailStore {
             }
             return out
         }
-        return try rows.map { row in
+        return rows.map { row in
             var d = row.0
-            var bytes: [UInt8]? = nil
-            if let prefix {
-                let n = prefix == .message ? Int(d.size) : try Self.headerSize(encodedInfo: d.info)
-                if n <= prefixLimit {
-                    if let inline = row.inline { bytes = [UInt8](inline.prefix(n)) }
-                    else if row.isFile, let hash = row.hash { bytes = try? blobs.read([UInt8](hash), offset: 0, length: n) }   // gone meanwhile: read later
-                }
-            }
+            var bytes = row.bytes
+            if let f = row.file { bytes = try? blobs.read([UInt8](f.hash), offset: 0, length: f.length) }   // gone meanwhile: read later
             if !info { d.info = [] }
             return (d, bytes)
         }
