@@ -1,9 +1,11 @@
 # Postern — two commands on a fresh machine: `make run` and `make test` (README).
 SWIFT ?= swift
 BIN := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
-# What the integration suite needs beyond the build: pytest, and fail2ban for
-# test_fail2ban_regex_tool_matches_the_documented_filter (skipped without it).
-TEST_PKGS := python3-pytest fail2ban
+# What the integration suite needs beyond the build: pytest, fail2ban for
+# test_fail2ban_regex_tool_matches_the_documented_filter (skipped without it), the IMAP
+# clients of test_imap_clients.py: mbsync (isync), mutt driven through a pty (pexpect), and
+# Dovecot with Python's email test messages for test_imap_dovecot.py.
+TEST_PKGS := python3-pytest fail2ban isync mutt python3-pexpect dovecot-imapd libpython3.11-testsuite
 # libFuzzer targets (scripts/fuzz.sh builds them into .build-fuzz with -sanitize=fuzzer,address):
 # `make fuzz` runs each FUZZ_TIME seconds; `make test` replays their seeds and regression inputs
 # with the regular build, then runs each TEST_FUZZ_TIME seconds.

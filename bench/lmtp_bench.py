@@ -39,7 +39,7 @@ class Postern:
         with open(self.conf, "w") as f:
             f.write(f'hostname = "bench.example.test"\ndata_dir = "{self.dir}/data"\nrun_dir = "{self.dir}/run"\n'
                     f'log_level = "warning"\n[store]\nfsync = true\n[smtp]\nmta = []\nsubmission = []\nsmtps = []\n'
-                    f'[lmtp]\nlisten = ["unix:lmtp"]\n')
+                    f'[lmtp]\nlisten = ["unix:lmtp"]\n[imap]\nlisten = []\n')
         self.bin = bindir
         self.log = open(os.path.join(self.dir, "master.log"), "w")
         self.proc = subprocess.Popen([os.path.join(bindir, "master"), "-c", self.conf], stdout=self.log, stderr=self.log)

@@ -79,7 +79,7 @@ class Postern:
             f.write(f'hostname = "bench.example.test"\ndata_dir = "{self.dir}/data"\nrun_dir = "{self.dir}/run"\n'
                     f'log_level = "{log_level}"\n[store]\nfsync = true\n'
                     f'[smtp]\nmta = ["127.0.0.1:{self.port}"]\nsubmission = []\nsmtps = []\nmax_connections_per_client = 1000\n'
-                    f'[lmtp]\nlisten = ["unix:lmtp"]\n')
+                    f'[lmtp]\nlisten = ["unix:lmtp"]\n[imap]\nlisten = []\n')
         self.bin = bindir
         self.log = open(os.path.join(self.dir, "master.log"), "w")
         self.proc = subprocess.Popen([os.path.join(bindir, "master"), "-c", self.conf], stdout=self.log,

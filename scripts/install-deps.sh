@@ -18,4 +18,4 @@ echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-se
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q || true
 apt-get install -y -q --no-install-recommends $missing
-systemctl disable postfix.service >/dev/null 2>&1 || true
+systemctl disable postfix.service dovecot.service dovecot.socket >/dev/null 2>&1 || true

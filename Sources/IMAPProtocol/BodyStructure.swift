@@ -86,16 +86,28 @@ extension IMAPWriter {
         if isText {
             sp(); number(p.lines)
         } else if let m = p.message {
-            // message/rfc822 (and message/global, RFC 9051 media-message): an unparsed
-            // (transfer-encoded) one has no `message` and is written as a basic body.
+            // message/rfc822 (and message/global, RFC 9051 media-message)
             sp(); envelope(m.envelope)
             sp(); bodyStructure(m.body, extensible: extensible)
+            sp(); number(p.lines)
+        } else if Self.isMediaMessage(p) {
+            // RFC 9051 §9: a media-message is always a body-type-msg, so one left unparsed
+            // (transfer-encoded, against RFC 2046 §5.2.1) gets an
+            // empty envelope and an empty text/plain body, as Dovecot writes it.
+            sp(); envelope(Envelope())
+            sp(); bodyStructure(BodyPart(headerStart: p.bodyEnd, bodyStart: p.bodyEnd, bodyEnd: p.bodyEnd),
+                                extensible: extensible)
             sp(); number(p.lines)
         }
         guard extensible else { return }
         sp()
         nstring(p.md5)
         dispositionLanguageLocation(p)
+    }
+
+    /// RFC 9051 §9 media-message = DQUOTE "MESSAGE" DQUOTE SP DQUOTE ("RFC822" / "GLOBAL") DQUOTE
+    static func isMediaMessage(_ p: BodyPart) -> Bool {
+        p.type == "message" && (p.subtype == "rfc822" || p.subtype == "global")
     }
 
     /// RFC 9051 §9 body-fld-param: `("name" "value" ...)` or NIL. Dovecot adds charset us-ascii

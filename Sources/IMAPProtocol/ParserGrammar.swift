@@ -55,6 +55,9 @@ public enum IMAPResponseCodes {
     public static let tooBig = "TOOBIG"
     /// The client broke a rule it should know (e.g. VANISHED without CHANGEDSINCE).
     public static let clientBug = "CLIENTBUG"
+    /// RFC 5530 §3: well-formed, but never possible as asked (an 8-bit mailbox name before
+    /// UTF8=ACCEPT). The session answers NO, not BAD: the command is not a syntax error.
+    public static let cannot = "CANNOT"
 }
 
 /// A parse failure before the tag is attached.
@@ -257,7 +260,12 @@ struct IMAPCursor {
             name = try text(raw, "mailbox name")
         } else {
             guard raw.allSatisfy({ $0 < 0x80 }), let decoded = ModifiedUTF7.decode(String(decoding: raw, as: UTF8.self)) else {
-                throw ParseFailure("invalid modified UTF-7 mailbox name")
+                // RFC 3501 §5.1.3: without UTF8=ACCEPT names are modified UTF-7. A raw UTF-8
+                // name is a valid quoted string (RFC 9051 §4.3), so this is NO [CANNOT], as
+                // Dovecot answers: mbsync 1.4 sends local folder names as they are, and a BAD
+                // cancels its whole store instead of that one folder.
+                throw ParseFailure("Mailbox name is not valid modified UTF-7 (UTF-8 names need ENABLE UTF8=ACCEPT)",
+                                   code: IMAPResponseCodes.cannot)
             }
             name = decoded
         }

@@ -73,10 +73,25 @@ public struct IMAPWriter: Sendable {
         astring(utf8 ? name : ModifiedUTF7.encode(name))
     }
 
-    /// `{n}` CRLF and the bytes (RFC 9051 §4.3).
+    /// `{n}` CRLF and the bytes (RFC 9051 §4.3), NUL replaced as `literalContent` does.
     public mutating func literal(_ b: [UInt8]) {
         literalHeader(count: b.count, binary: false)
-        bytes.append(contentsOf: b)
+        literalContent(b)
+    }
+
+    /// What a non-binary literal may not carry: RFC 9051 §9 literal = "{" number64 ["+"] "}"
+    /// CRLF *CHAR8, CHAR8 = %x01-ff. A NUL of a message (BODY[...] of a part with NUL octets)
+    /// goes out as this octet instead, as Dovecot does; BINARY sends the real bytes in a literal8.
+    public static let nulReplacement: UInt8 = 0x80
+
+    /// Bytes of a `{n}` literal announced with `literalHeader(binary: false)`, in one piece or in
+    /// chunks: the same count, with every NUL replaced by `nulReplacement`.
+    public mutating func literalContent(_ b: [UInt8]) {
+        if b.contains(0) {
+            bytes.append(contentsOf: b.map { $0 == 0 ? Self.nulReplacement : $0 })
+        } else {
+            bytes.append(contentsOf: b)
+        }
     }
 
     /// `~{n}` CRLF and the bytes: literal8 (RFC 3516 §4.2), which may hold NUL; only in BINARY

@@ -36,7 +36,7 @@ public enum SectionLocator {
         case .mime?: return .range(part.headerStart, part.bodyStart)
         default:
             // RFC 9051 §6.4.5: only a MESSAGE/RFC822 part has a header and text of its own.
-            guard let inner = part.message?.body else { return .empty }
+            guard let inner = encapsulatedBody(of: part) else { return .empty }
             return messagePlan(section.text, header: inner.headerStart, body: inner.bodyStart, end: inner.bodyEnd)
         }
     }
@@ -71,16 +71,28 @@ public enum SectionLocator {
                 cur = cur.parts[n - 1]
             } else {
                 // Only part 1 below a non-multipart; a path goes on only into a message.
-                guard n == 1, !more || cur.message != nil else { return nil }
+                guard n == 1, !more || encapsulatedBody(of: cur) != nil else { return nil }
             }
-            if more, let m = cur.message { cur = m.body }
+            if more, let inner = encapsulatedBody(of: cur) { cur = inner }
         }
         return cur
     }
 
+    /// The body of the message a message/rfc822 (or message/global) part encapsulates. One left
+    /// unparsed (transfer-encoded, against RFC 2046 §5.2.1) reads as a message that is all header
+    /// and has an empty text/plain body — what its BODYSTRUCTURE says (BodyStructure.swift) and
+    /// what Dovecot 2.3 answers for its sections.
+    static func encapsulatedBody(of part: BodyPart) -> BodyPart? {
+        if let m = part.message { return m.body }
+        guard IMAPWriter.isMediaMessage(part) else { return nil }
+        return BodyPart(headerStart: part.bodyStart, bodyStart: part.bodyEnd, bodyEnd: part.bodyEnd)
+    }
+
     /// HEADER.FIELDS / HEADER.FIELDS.NOT (RFC 9051 §6.4.5): the fields of `header` whose name is
     /// (or with `not`, is not) one of `names`, compared case-insensitively, with their folded
-    /// lines, in message order, each line ending CRLF, then the blank line CRLF. Lines that are
+    /// lines, in message order, each line ending CRLF, then the blank line CRLF — unless the
+    /// header has none (RFC 3501 §6.4.5: "the blank line is included in all header fetches,
+    /// except in the case of a message which has no body and no blank line"). Lines that are
     /// no field (no colon) are dropped by FIELDS and kept by FIELDS.NOT.
     public static func filterHeader(_ header: [UInt8], names: [String], not: Bool) -> [UInt8] {
         let wanted = Set(names.map { $0.lowercased() })
@@ -99,9 +111,19 @@ public enum SectionLocator {
                 appendCRLFLines(buf[field.start..<field.end], to: &out)
             }
         }
-        out.append(ASCII.cr)
-        out.append(ASCII.lf)
+        if endsWithBlankLine(header) {
+            out.append(ASCII.cr)
+            out.append(ASCII.lf)
+        }
         return out
+    }
+
+    /// Whether a header section ends with its empty separator line (CRLF or bare LF).
+    static func endsWithBlankLine(_ h: [UInt8]) -> Bool {
+        guard h.last == ASCII.lf else { return false }
+        var i = h.count - 1
+        if i > 0 && h[i - 1] == ASCII.cr { i -= 1 }
+        return i == 0 || h[i - 1] == ASCII.lf
     }
 
     /// Copies lines, each ending CRLF whether it ended CRLF, bare LF or not at all.

@@ -74,23 +74,23 @@ extension IMAPSession {
         guard plaintextAllowed else {
             return .no("Plaintext authentication is disallowed without TLS", code: "PRIVACYREQUIRED")
         }
-        func decode(_ line: [UInt8]) -> [UInt8]? {
-            if line == [UInt8(ascii: "=")] { return [] }   // RFC 4959 §3: empty initial response
-            return Base64.decode(line)
-        }
         let cancelled = Completion.bad("Authentication cancelled")
         let malformed = Completion.bad("Invalid base64 data")
-        if mech == "PLAIN" {
-            let data: [UInt8]
+        /// One SASL response: the initial one (SASL-IR, "=" for empty, RFC 4959 §3) or a
+        /// continuation line after `prompt` ("*" cancels, RFC 9051 §6.2.2).
+        enum Response { case data([UInt8]), cancelled, malformed }
+        func response(initial: String?, prompt: String) async -> Response {
             if let initial {
-                guard let d = decode(Array(initial.utf8)) else { return malformed }
-                data = d
-            } else {
-                guard let line = await continuationLine("") else { return cancelled }
-                if line == [UInt8(ascii: "*")] { return cancelled }
-                guard let d = Base64.decode(line) else { return malformed }
-                data = d
+                if initial == "=" { return .data([]) }
+                return Base64.decode(Array(initial.utf8)).map { .data($0) } ?? .malformed
             }
+            guard let line = await continuationLine(prompt), line != [UInt8(ascii: "*")] else { return .cancelled }
+            return Base64.decode(line).map { .data($0) } ?? .malformed
+        }
+        func failed(_ r: Response) -> Completion { if case .cancelled = r { return cancelled }; return malformed }
+        if mech == "PLAIN" {
+            let r = await response(initial: initial, prompt: "")
+            guard case .data(let data) = r else { return failed(r) }
             // RFC 4616 §2: [authzid] NUL authcid NUL passwd
             let parts = data.split(separator: 0, maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3 else { return malformed }
@@ -99,19 +99,10 @@ extension IMAPSession {
             return await login(user: authc, password: String(decoding: parts[2], as: UTF8.self), mechanism: "plain")
         }
         // LOGIN (draft-murchison-sasl-login): "Username:" then "Password:".
-        var userBytes: [UInt8]
-        if let initial {
-            guard let d = decode(Array(initial.utf8)) else { return malformed }
-            userBytes = d
-        } else {
-            guard let line = await continuationLine("VXNlcm5hbWU6") else { return cancelled }
-            if line == [UInt8(ascii: "*")] { return cancelled }
-            guard let d = Base64.decode(line) else { return malformed }
-            userBytes = d
-        }
-        guard let pline = await continuationLine("UGFzc3dvcmQ6") else { return cancelled }
-        if pline == [UInt8(ascii: "*")] { return cancelled }
-        guard let pass = Base64.decode(pline) else { return malformed }
+        let u = await response(initial: initial, prompt: "VXNlcm5hbWU6")
+        guard case .data(var userBytes) = u else { return failed(u) }
+        let p = await response(initial: nil, prompt: "UGFzc3dvcmQ6")
+        guard case .data(let pass) = p else { return failed(p) }
         if userBytes.last == 0 { userBytes.removeLast() }
         return await login(user: String(decoding: userBytes, as: UTF8.self), password: String(decoding: pass, as: UTF8.self), mechanism: "login")
     }

@@ -8,6 +8,13 @@ import IMAPProtocol
 import MailModel
 import MIME
 
+/// BINARY of a part whose Content-Transfer-Encoding the server cannot undo. RFC 3516 §4.2: the
+/// server "MUST fail the request and issue a NO response that contains the UNKNOWN-CTE extended
+/// response code".
+struct UnknownTransferEncoding: Error {
+    static let completion = Completion.no("Unknown Content-Transfer-Encoding", code: "UNKNOWN-CTE")
+}
+
 extension IMAPSession {
     func fetch(_ f: FetchCommand, uid: Bool) async throws -> Completion {
         guard var sel = selected else { return .bad("No mailbox selected") }
@@ -20,9 +27,8 @@ extension IMAPSession {
         if f.vanished {
             guard uid, qresync, let since = f.changedSince else { return .bad("VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE") }
             if case .ranges(let rs) = f.sequences {
-                let d = try await services.delta(mailbox: sel.id, since: since, limit: 1)
                 let last = sel.entries.last?.uid ?? 0
-                let gone = d.vanished.filter { u in rs.contains { r in
+                let gone = try await services.vanishedUIDs(mailbox: sel.id, since: since).filter { u in rs.contains { r in
                     let hi = r.upperBound == SequenceSet.star ? max(last, u) : r.upperBound
                     return u >= min(r.lowerBound, hi) && u <= max(r.lowerBound, hi)
                 } }
@@ -130,7 +136,7 @@ extension IMAPSession {
                 try await writeSection(&w, section: section, partial: partial, uid: e.uid, mailbox: sel.id, info: info!, ready: ready)
             case .binary(let part, let partial, _):
                 guard let data = try await binaryPart(part, uid: e.uid, mailbox: sel.id, info: info!) else {
-                    throw IMAPServiceError(.invalid, "Unknown content transfer encoding")
+                    throw UnknownTransferEncoding()
                 }
                 w.raw("BINARY[\(part.map(String.init).joined(separator: "."))]")
                 if let p = partial { w.raw("<\(p.offset)>") }
@@ -141,7 +147,7 @@ extension IMAPSession {
                 w.raw(slice)
             case .binarySize(let part):
                 guard let data = try await binaryPart(part, uid: e.uid, mailbox: sel.id, info: info!) else {
-                    throw IMAPServiceError(.invalid, "Unknown content transfer encoding")
+                    throw UnknownTransferEncoding()
                 }
                 w.raw("BINARY.SIZE[\(part.map(String.init).joined(separator: "."))] \(data.count)")
             }
@@ -228,7 +234,7 @@ extension IMAPSession {
                 w.raw([UInt8](repeating: UInt8(ascii: " "), count: count - sent))
                 break
             }
-            w.raw(chunk); at += chunk.count; sent += chunk.count
+            w.literalContent(chunk); at += chunk.count; sent += chunk.count
             if w.bytes.count >= 64 * 1024 {
                 await emit(w)
                 w = writer()
@@ -240,11 +246,9 @@ extension IMAPSession {
     /// encoding is unknown ([UNKNOWN-CTE]).
     func binaryPart(_ part: [Int], uid: UInt32, mailbox: Int64, info: MessageInfo) async throws -> [UInt8]? {
         guard let plan = SectionLocator.locate(Section(part: part), in: info) else { return [] }
-        var p = info.body
-        for n in part {
-            if !p.parts.isEmpty, n >= 1, n <= p.parts.count { p = p.parts[n - 1] }
-            else if let m = p.message, !m.body.parts.isEmpty, n >= 1, n <= m.body.parts.count { p = m.body.parts[n - 1] }
-        }
+        // The entity the part path names, by the same walk as BODY[part] (into a message/rfc822
+        // whose body is a single part, too: its encoding is the one to undo).
+        let p = SectionLocator.part(part, in: info) ?? info.body
         guard var decoder = TransferDecoder(encoding: part.isEmpty ? "7bit" : p.encoding) else { return nil }
         guard case .range(let s, let e) = plan else { return [] }
         var out: [UInt8] = []

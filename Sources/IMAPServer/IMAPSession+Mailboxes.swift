@@ -90,8 +90,7 @@ extension IMAPSession {
         if rev2 { var w = writer(); w.raw("* LIST () \"/\" "); w.mailbox(name); w.crlf(); await emit(w) }
         // RFC 7162 §3.2.5.2: a QRESYNC SELECT reports what changed since the client's MODSEQ.
         if let q = p.qresync, q.uidValidity == sel.uidValidity {
-            let d = try await services.delta(mailbox: sel.id, since: q.modSeq, limit: 1)
-            var gone = d.vanished
+            var gone = try await services.vanishedUIDs(mailbox: sel.id, since: q.modSeq)
             if let known = q.knownUIDs, case .ranges(let rs) = known {
                 gone = gone.filter { u in rs.contains { $0.contains(u) || ($0.upperBound == SequenceSet.star && u >= $0.lowerBound) } }
             }
@@ -159,8 +158,10 @@ extension IMAPSession {
     // MARK: IDLE (RFC 2177, RFC 9051 §6.3.13)
 
     func idle(_ tag: String) async throws -> Completion {
+        // The continuation first (as Dovecot and RFC 2177's examples do), then what is pending.
+        var w = writer(); w.continuation("idling"); await emit(w)
         await announce(expunges: true, pull: true)
-        var w = writer(); w.continuation("idling"); await emit(w); await flush()
+        await flush()
         while let input = await inputs.next() {
             switch input {
             case .framed(.unit(let bytes)):
@@ -332,7 +333,7 @@ extension IMAPSession {
             guard m.data.count <= config.limits.maxAppend else { return .no("Message too large", code: "TOOBIG") }
             let (flags, keywords) = try split(m.flags)
             do {
-                let r = try await services.append(to: name, flags: flags, keywords: keywords, internalDate: m.internalDate, body: m.data)
+                let r = try await services.append(to: name, flags: flags, keywords: keywords, internalDate: m.internalDate ?? now(), body: m.data)
                 uids.append(r.uid); validity = r.uidValidity
             } catch let e as IMAPServiceError where e.kind == .notFound {
                 return .no("Mailbox does not exist", code: "TRYCREATE")

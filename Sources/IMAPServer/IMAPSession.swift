@@ -15,7 +15,7 @@ public struct IMAPSessionConfig: Sendable {
     /// STARTTLS is offered (a TLS context exists and the connection is not TLS yet).
     public var startTLSAvailable: Bool
     /// LOGIN/AUTHENTICATE PLAIN without TLS are accepted from loopback clients
-    /// (`[auth] allow_plaintext_loopback`).
+    /// (`[imap] plaintext_auth_on_loopback`).
     public var plaintextOnLoopback: Bool
     /// Seconds a failed login waits before its answer (DESIGN §5).
     public var authFailureDelay: Double
@@ -177,6 +177,9 @@ public final class IMAPSession: @unchecked Sendable {
         let options = IMAPParserOptions(utf8Accept: utf8, limits: config.limits)
         let cmd: IMAPCommand
         switch IMAPParser.parse(bytes, options: options) {
+        case .failure(let e) where e.tag != nil && e.code == IMAPResponseCodes.cannot:
+            await tagged(e.tag, .no(e.message, code: e.code))   // well-formed: not a BAD
+            return
         case .failure(let e):
             await tagged(e.tag, .bad(e.message, code: e.code))
             await countBad()
@@ -205,6 +208,8 @@ public final class IMAPSession: @unchecked Sendable {
             completion = Self.completion(for: e)
         } catch let e as BadCommand {
             completion = .bad(e.message)
+        } catch is UnknownTransferEncoding {
+            completion = UnknownTransferEncoding.completion
         } catch {
             completion = .no("Internal error", code: "SERVERBUG")
         }

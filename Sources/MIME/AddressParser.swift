@@ -159,18 +159,17 @@ enum AddressParser {
         /// address := mailbox / group; mailbox := name-addr / addr-spec (RFC 5322 §3.4).
         /// Stops before "," or ";" (callers consume them) or at the end.
         mutating func address(inGroup: Bool) {
-            var words: [[UInt8]] = []  // unquoted, for a display name / group name
-            var raws: [[UInt8]] = []   // as written, for a local part
+            // Unquoted: a display name, a group name, or a local part — RFC 9051 §9 addr-mailbox
+            // "holds [RFC5322] local-part after removing [RFC5322] quoting".
+            var words: [[UInt8]] = []
             var comment: [UInt8]?
             while i < tokens.count {
                 switch tokens[i] {
-                case .word(let raw, let text):
+                case .word(_, let text):
                     words.append(text)
-                    raws.append(raw)
                     i += 1
                 case .literal(let raw):
                     words.append(raw)
-                    raws.append(raw)
                     i += 1
                 case .comment(let c):
                     if comment == nil { comment = c }
@@ -178,7 +177,7 @@ enum AddressParser {
                 case .special(let c):
                     switch c {
                     case ASCII.comma, ASCII.semicolon:
-                        bare(raws, comment)
+                        bare(words, comment)
                         return
                     case ASCII.lt:
                         i += 1
@@ -191,7 +190,7 @@ enum AddressParser {
                         var c2 = comment
                         let host = domain(&c2)
                         out.append(Address(name: ListParser.name([], c2), adl: nil,
-                                           mailbox: ListParser.string(raws, separator: []), host: host))
+                                           mailbox: ListParser.string(words, separator: []), host: host))
                         skipJunk()
                         return
                     case ASCII.colon where !inGroup:
@@ -219,14 +218,14 @@ enum AddressParser {
                     }
                 }
             }
-            bare(raws, comment)
+            bare(words, comment)
         }
 
         /// A mailbox without "@domain" (RFC 5322 obsolete/lenient): host "" so it is not a group marker.
-        mutating func bare(_ raws: [[UInt8]], _ comment: [UInt8]?) {
-            guard !raws.isEmpty else { return }
+        mutating func bare(_ words: [[UInt8]], _ comment: [UInt8]?) {
+            guard !words.isEmpty else { return }
             out.append(Address(name: ListParser.name([], comment), adl: nil,
-                               mailbox: ListParser.string(raws, separator: []), host: ""))
+                               mailbox: ListParser.string(words, separator: []), host: ""))
         }
 
         /// After "<": angle-addr := "<" addr-spec ">" / obs-angle-addr := "<" obs-route addr-spec ">"
@@ -273,7 +272,7 @@ enum AddressParser {
             }
             var local: [[UInt8]] = []
             while i < tokens.count {
-                if case .word(let raw, _) = tokens[i] { local.append(raw); i += 1 }
+                if case .word(_, let text) = tokens[i] { local.append(text); i += 1 }
                 else if case .literal(let raw) = tokens[i] { local.append(raw); i += 1 }
                 else if case .comment = tokens[i] { i += 1 }
                 else { break }
@@ -289,14 +288,15 @@ enum AddressParser {
             out.append(Address(name: name, adl: adl, mailbox: ListParser.string(local, separator: []), host: host ?? ""))
         }
 
-        /// domain := dot-atom / domain-literal / obs-domain (RFC 5322 §3.4.1), raw; records a comment.
+        /// domain := dot-atom / domain-literal / obs-domain (RFC 5322 §3.4.1), raw; records a comment:
+        /// the last one, so in `(x) a@b (Name)` the comment after the address names it (as Dovecot reads it).
         mutating func domain(_ comment: inout [UInt8]?) -> String {
             var parts: [[UInt8]] = []
             while i < tokens.count {
                 switch tokens[i] {
                 case .word(let raw, _): parts.append(raw)
                 case .literal(let raw): parts.append(raw)
-                case .comment(let c): if comment == nil { comment = c }
+                case .comment(let c): comment = c
                 case .special: return ListParser.string(parts, separator: [])
                 }
                 i += 1

@@ -15,6 +15,15 @@ enum FieldID: Int, CaseIterable {
         "date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "in-reply-to", "message-id",
     ].map { Array($0.utf8) }
 
+    /// Address-list fields whose repeated occurrences are all read (RFC 5322 §3.6 allows one
+    /// each; a message with several gets one ENVELOPE list of all their addresses, as Dovecot does).
+    var collectsRepeats: Bool {
+        switch self {
+        case .from, .sender, .replyTo, .to, .cc, .bcc: return true
+        default: return false
+        }
+    }
+
     /// Case-insensitive lookup of the field name `b[from..<to]` (RFC 5322 §1.2.2: names are case-insensitive).
     static func lookup(_ b: Bytes, _ from: Int, _ to: Int) -> FieldID? {
         let len = to - from
@@ -33,10 +42,12 @@ enum FieldID: Int, CaseIterable {
 }
 
 /// Byte ranges of the first occurrence of each interesting field's value (text after the colon up
-/// to the end of its last continuation line, CRLFs of folds included).
+/// to the end of its last continuation line, CRLFs of folds included), and of the later
+/// occurrences of the fields that `collectsRepeats`.
 struct HeaderFields {
     private var starts = [Int](repeating: -1, count: FieldID.allCases.count)
     private var ends = [Int](repeating: -1, count: FieldID.allCases.count)
+    private var repeats: [(FieldID, Range<Int>)] = []
 
     subscript(id: FieldID) -> Range<Int>? {
         let s = starts[id.rawValue]
@@ -45,9 +56,20 @@ struct HeaderFields {
 
     func has(_ id: FieldID) -> Bool { starts[id.rawValue] >= 0 }
 
-    mutating func set(_ id: FieldID, _ r: Range<Int>) {
-        starts[id.rawValue] = r.lowerBound
-        ends[id.rawValue] = r.upperBound
+    /// Records an occurrence: the first of any field, a later one of a field that `collectsRepeats`.
+    mutating func add(_ id: FieldID, _ r: Range<Int>) {
+        if !has(id) {
+            starts[id.rawValue] = r.lowerBound
+            ends[id.rawValue] = r.upperBound
+        } else if id.collectsRepeats {
+            repeats.append((id, r))
+        }
+    }
+
+    /// Every recorded occurrence of `id`, in header order.
+    func all(_ id: FieldID) -> [Range<Int>] {
+        guard let first = self[id] else { return [] }
+        return [first] + repeats.lazy.filter { $0.0 == id }.map { $0.1 }
     }
 }
 

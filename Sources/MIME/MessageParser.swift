@@ -12,8 +12,7 @@ public enum MessageParser {
         var p = StructureParser(Bytes(base: base, count: bytes.count), limits)
         let (body, fields, _) = p.parsePart(depth: 0, inDigest: false)
         let b = p.b
-        let lines = p.lfCount + (b[b.count - 1] == ASCII.lf ? 0 : 1)
-        return MessageInfo(size: b.count, headerSize: body.bodyStart, lines: lines,
+        return MessageInfo(size: b.count, headerSize: body.bodyStart, lines: p.lfCount,
                            envelope: p.envelope(fields), body: body)
     }
 
@@ -65,7 +64,9 @@ struct StructureParser {
     /// RFC 2046 §5.1.1: a delimiter line is "--" boundary followed only by transport padding
     /// (WSP); a close delimiter is "--" boundary "--" (anything after it is tolerated). Every
     /// active boundary is checked, so an enclosing boundary ends inner parts; when several
-    /// match (one boundary a prefix of another) the longest wins, the outermost on a tie.
+    /// match (one boundary a prefix of another) the longest wins, the innermost on a tie (a
+    /// nested multipart that reuses its parent's boundary gets its own parts, as in Dovecot and
+    /// Python's email package).
     func matchBoundary(at ls: Int) -> Stop? {
         guard !boundaries.isEmpty, ls + 2 <= b.count, b[ls] == ASCII.dash, b[ls + 1] == ASCII.dash else { return nil }
         let le = b.find(ASCII.lf, from: ls, to: b.count) ?? b.count
@@ -73,7 +74,7 @@ struct StructureParser {
         var bestLen = -1
         for (idx, bd) in boundaries.enumerated() {
             let bl = bd.count
-            guard bl > bestLen, ls + 2 + bl <= le, b.matches(at: ls + 2, bd) else { continue }
+            guard bl >= bestLen, ls + 2 + bl <= le, b.matches(at: ls + 2, bd) else { continue }
             var j = ls + 2 + bl
             let close: Bool
             if j + 2 <= le && b[j] == ASCII.dash && b[j + 1] == ASCII.dash {
@@ -149,9 +150,9 @@ struct StructureParser {
                     bodyStart = ls
                     break
                 }
-            } else if ls < windowEnd, let id = FieldID.lookup(b, ls, field.nameEnd), !f.has(id) {
+            } else if ls < windowEnd, let id = FieldID.lookup(b, ls, field.nameEnd), !f.has(id) || id.collectsRepeats {
                 let value = field.value
-                f.set(id, value.lowerBound..<max(value.lowerBound, min(value.upperBound, windowEnd)))
+                f.add(id, value.lowerBound..<max(value.lowerBound, min(value.upperBound, windowEnd)))
             }
             first = false
         }
@@ -217,13 +218,11 @@ struct StructureParser {
                 part.lines = 0
             } else {
                 part.bodyEnd = end
-                let lfEnd = lfCount - (e > 0 ? 1 : 0)
-                part.lines = lfEnd - lfAtBodyStart + (b[end - 1] == ASCII.lf ? 0 : 1)
+                part.lines = lfCount - (e > 0 ? 1 : 0) - lfAtBodyStart
             }
         } else {
             part.bodyEnd = b.count
-            part.lines = part.bodyEnd > part.bodyStart
-                ? lfCount - lfAtBodyStart + (b[b.count - 1] == ASCII.lf ? 0 : 1) : 0
+            part.lines = lfCount - lfAtBodyStart
         }
         if part.type == "multipart" && part.parts.isEmpty {
             // IMAP needs at least one child (RFC 3501 body-type-mpart); like Dovecot, an empty text/plain one.
@@ -309,11 +308,11 @@ struct StructureParser {
         part.md5 = b.nonEmptyFieldString(f, .contentMD5)
     }
 
-    /// RFC 3501 §7.4.2 ENVELOPE from a message header.
+    /// RFC 3501 §7.4.2 ENVELOPE from a message header. An address field that occurs more than
+    /// once gives the addresses of all its occurrences (Dovecot's reading); other fields the first.
     func envelope(_ f: HeaderFields) -> Envelope {
         func addresses(_ id: FieldID) -> [Address] {
-            guard let r = f[id] else { return [] }
-            return AddressParser.parse(b.unfolded(r))
+            f.all(id).flatMap { AddressParser.parse(b.unfolded($0)) }
         }
         let from = addresses(.from)
         let sender = addresses(.sender)

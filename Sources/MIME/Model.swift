@@ -10,7 +10,8 @@ public struct Address: Codable, Sendable, Equatable, Hashable {
     public var name: String?
     /// Obsolete source route ("@a,@b"), usually nil.
     public var adl: String?
-    /// Local part as written (quoted local parts keep their quotes); group name for a group start.
+    /// Local part with its quoting removed (RFC 9051 §9 addr-mailbox: "holds [RFC5322]
+    /// local-part after removing [RFC5322] quoting"); group name for a group start.
     public var mailbox: String?
     /// Domain; nil only for group markers.
     public var host: String?
@@ -87,8 +88,10 @@ public struct BodyPart: Codable, Sendable, Equatable {
     public var headerStart: Int
     public var bodyStart: Int
     public var bodyEnd: Int
-    /// Lines of `[bodyStart, bodyEnd)`: LF count, plus one if the body is non-empty and does not
-    /// end with LF. Computed for every part; IMAP reports it for text/* and message/rfc822.
+    /// Lines of `[bodyStart, bodyEnd)`: its LF count, so a last line without a line end (the one
+    /// before a boundary, whose CRLF belongs to the delimiter) is not counted — as Dovecot, UW
+    /// imapd and Cyrus count body-fld-lines. Computed for every part; IMAP reports it for text/*
+    /// and message/rfc822.
     public var lines: Int
     /// Children of a multipart (never empty for type "multipart"); empty otherwise.
     public var parts: [BodyPart]
@@ -159,7 +162,7 @@ public struct MessageInfo: Codable, Sendable, Equatable {
     public var size: Int
     /// Bytes of the top-level header including the blank separator line; equals `body.bodyStart`.
     public var headerSize: Int
-    /// Lines of the whole message (LF count, plus one for a final line without LF).
+    /// Lines of the whole message (its LF count, like `BodyPart.lines`).
     public var lines: Int
     public var envelope: Envelope
     /// Top-level body; `body.headerStart` is 0 and `body.bodyEnd` is `size`.

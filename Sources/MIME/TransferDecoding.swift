@@ -12,8 +12,7 @@ public struct TransferDecoder: Sendable {
     static let qpCarryLimit = 4096
 
     let kind: Kind
-    private var bits: UInt32 = 0
-    private var bitCount = 0
+    private var base64Bits = Base64.Accumulator()
     private var carry: [UInt8] = []
 
     /// nil for an encoding this decoder does not know (the part is then not decodable).
@@ -39,8 +38,7 @@ public struct TransferDecoder: Sendable {
     public mutating func finish() -> [UInt8] {
         switch kind {
         case .identity, .base64:
-            bits = 0
-            bitCount = 0
+            base64Bits.reset()
             return []
         case .quotedPrintable:
             var out: [UInt8] = []
@@ -58,33 +56,19 @@ public struct TransferDecoder: Sendable {
 
     // MARK: base64
 
-    private static let base64Values: [UInt8] = {
-        var t = [UInt8](repeating: 0xFF, count: 256)
-        for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
-            t[Int(c)] = UInt8(i)
-        }
-        return t
-    }()
-
     // RFC 2045 §6.8: "Any characters outside of the base64 alphabet are to be ignored". A "="
     // ends a quantum; what follows it is decoded as a new stream (concatenated base64 blocks).
     private mutating func base64(_ chunk: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(chunk.count / 4 * 3 + 3)
-        let table = Self.base64Values
+        let table = Base64.values
         for b in chunk {
             let v = table[Int(b)]
-            if v == 0xFF {
-                if b == ASCII.equals { bits = 0; bitCount = 0 }
+            if v == Base64.invalid {
+                if b == ASCII.equals { base64Bits.reset() }
                 continue
             }
-            bits = (bits << 6) | UInt32(v)
-            bitCount += 6
-            if bitCount >= 8 {
-                bitCount -= 8
-                out.append(UInt8(truncatingIfNeeded: bits >> UInt32(bitCount)))
-                bits &= (1 << UInt32(bitCount)) - 1
-            }
+            base64Bits.push(v, into: &out)
         }
         return out
     }

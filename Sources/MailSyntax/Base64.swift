@@ -17,27 +17,39 @@ public enum Base64 {
         if body.count % 4 == 1 { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(body.count * 3 / 4)
-        var acc: UInt32 = 0
-        var bits = 0
+        var acc = Accumulator()
         for b in body {
-            let v: UInt8
-            switch b {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): v = b - UInt8(ascii: "A")
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): v = b - UInt8(ascii: "a") + 26
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = b - UInt8(ascii: "0") + 52
-            case UInt8(ascii: "+"): v = 62
-            case UInt8(ascii: "/"): v = 63
-            default: return nil
-            }
-            acc = (acc << 6) | UInt32(v)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(truncatingIfNeeded: acc >> UInt32(bits)))
-                acc &= (1 << UInt32(bits)) - 1
-            }
+            let v = values[Int(b)]
+            if v == invalid { return nil }
+            acc.push(v, into: &out)
         }
         return out
+    }
+
+    /// The 6-bit value of each byte of the alphabet; `invalid` for every other byte.
+    public static let values: [UInt8] = {
+        var t = [UInt8](repeating: invalid, count: 256)
+        for (i, c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() { t[Int(c)] = UInt8(i) }
+        return t
+    }()
+    public static let invalid: UInt8 = 0xFF
+
+    /// Turns 6-bit values into bytes as they come (the strict decoder here and MIME's lenient,
+    /// streaming one share it).
+    public struct Accumulator: Sendable {
+        var bits: UInt32 = 0, count = 0
+        public init() {}
+        public mutating func push(_ v: UInt8, into out: inout [UInt8]) {
+            bits = (bits << 6) | UInt32(v)
+            count += 6
+            if count >= 8 {
+                count -= 8
+                out.append(UInt8(truncatingIfNeeded: bits >> UInt32(count)))
+                bits &= (1 << UInt32(count)) - 1
+            }
+        }
+        /// Drops a partial quantum (a "=" ends one).
+        public mutating func reset() { bits = 0; count = 0 }
     }
 
     public static func decode(_ bytes: [UInt8]) -> [UInt8]? { decode(bytes[...]) }

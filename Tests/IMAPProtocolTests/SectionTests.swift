@@ -166,7 +166,7 @@ final class SectionTests: XCTestCase {
     func testFilterNoMatchIsJustTheBlankLine() {
         let h = Array("From: a@b\r\n\r\n".utf8)
         XCTAssertEqual(SectionLocator.filterHeader(h, names: ["References"], not: false), [13, 10])
-        XCTAssertEqual(SectionLocator.filterHeader([], names: ["From"], not: false), [13, 10])
+        XCTAssertEqual(SectionLocator.filterHeader(Array("\r\n".utf8), names: ["From"], not: false), [13, 10])
     }
 
     func testFilterNormalisesLineEnds() {
@@ -175,7 +175,50 @@ final class SectionTests: XCTestCase {
                        "To: c@d\r\n folded\r\n\r\n")
         let noEnd = Array("From: a@b\r\nTo: c@d".utf8)
         XCTAssertEqual(String(decoding: SectionLocator.filterHeader(noEnd, names: ["to"], not: false), as: UTF8.self),
-                       "To: c@d\r\n\r\n")
+                       "To: c@d\r\n")
+    }
+
+    func testFilterAddsNoBlankLineTheHeaderDoesNotHave() {
+        // RFC 3501 §6.4.5: "the blank line is included in all header fetches, except in the case
+        // of a message which has no body and no blank line" (Python's email msg_35; Dovecot 2.3).
+        let h = Array("From: a@b\r\nSubject: s\r\nno colon, no blank line\r\n".utf8)
+        XCTAssertEqual(String(decoding: SectionLocator.filterHeader(h, names: ["received"], not: true), as: UTF8.self),
+                       "From: a@b\r\nSubject: s\r\nno colon, no blank line\r\n")
+        XCTAssertEqual(String(decoding: SectionLocator.filterHeader(h, names: ["subject"], not: false), as: UTF8.self),
+                       "Subject: s\r\n")
+        XCTAssertEqual(SectionLocator.filterHeader([], names: ["From"], not: false), [])
+        XCTAssertTrue(SectionLocator.endsWithBlankLine(Array("a: b\n\n".utf8)))
+        XCTAssertTrue(SectionLocator.endsWithBlankLine(Array("\n".utf8)))
+        XCTAssertFalse(SectionLocator.endsWithBlankLine(Array("a: b\r\n".utf8)))
+    }
+
+    func testEncodedMessageReadsAsAllHeader() {
+        // An unparsed (base64) message/rfc822: [1.HEADER] and [1.1.MIME] are its whole body,
+        // [1.TEXT] and [1.1] empty, as its BODYSTRUCTURE (empty envelope and body) and Dovecot say.
+        let m = crlfMessage("Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: message/rfc822\n"
+                            + "Content-Transfer-Encoding: base64\n\nRnJvbTogYUBiCgp4Cg==\n--o--\n")
+        let info = MessageParser.parse(m)
+        let part = info.body.parts[0]
+        let b64 = part.bodyStart..<part.bodyEnd
+        XCTAssertEqual(String(decoding: m[b64], as: UTF8.self), "RnJvbTogYUBiCgp4Cg==")
+        XCTAssertEqual(SectionLocator.locate(Section(part: [1], text: .header), in: info), .range(b64.lowerBound, b64.upperBound))
+        XCTAssertEqual(SectionLocator.locate(Section(part: [1], text: .text), in: info), .range(b64.upperBound, b64.upperBound))
+        XCTAssertEqual(SectionLocator.locate(Section(part: [1, 1], text: .mime), in: info), .range(b64.lowerBound, b64.upperBound))
+        XCTAssertEqual(SectionLocator.locate(Section(part: [1, 1]), in: info), .range(b64.upperBound, b64.upperBound))
+        XCTAssertEqual(SectionLocator.locate(Section(part: [1]), in: info), .range(b64.lowerBound, b64.upperBound))
+    }
+
+    func testPartInsideAMessageWithASinglePartBody() {
+        // BINARY[1.1] (IMAPSession.binaryPart) decodes by the encoding of the entity
+        // SectionLocator.part names: the base64 body of the encapsulated message, not the
+        // message/rfc822 part itself (test_imap_dovecot.py, rfc822_inner_base64).
+        let m = crlfMessage("Content-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: message/rfc822\n\n"
+                            + "Subject: inner\nContent-Transfer-Encoding: base64\n\nSGk=\n--o--\n")
+        let info = MessageParser.parse(m)
+        XCTAssertEqual(SectionLocator.part([1], in: info)?.subtype, "rfc822")
+        let inner = SectionLocator.part([1, 1], in: info)
+        XCTAssertEqual(inner?.encoding, "base64")
+        XCTAssertEqual(inner.map { String(decoding: m[$0.bodyStart..<$0.bodyEnd], as: UTF8.self) }, "SGk=")
     }
 
     func testFilterNameMustMatchWholly() {

@@ -39,7 +39,10 @@ final class WriterTests: XCTestCase {
     }
 
     func testNULForcesLiteral() {
-        XCTAssertEqual(written { $0.string(bytes: [0x61, 0x00, 0x62]) }, "{3}\r\na\u{0}b")
+        // RFC 9051 §9: a literal's octets are CHAR8 (no NUL): the NUL goes out as 0x80, as Dovecot sends it.
+        var w = IMAPWriter()
+        w.string(bytes: [0x61, 0x00, 0x62])
+        XCTAssertEqual(w.bytes, Array("{3}\r\na".utf8) + [0x80, 0x62])
     }
 
     func testLengthLimitOfQuoted() {
@@ -118,6 +121,15 @@ final class WriterTests: XCTestCase {
     func testLiteralForms() {
         XCTAssertEqual(written { $0.literal(Array("abc".utf8)) }, "{3}\r\nabc")
         XCTAssertEqual(written { $0.literal([]) }, "{0}\r\n")
+        // Streamed in chunks after literalHeader: the count stays, NUL becomes 0x80 (test_imap_dovecot nul_in_part).
+        var w = IMAPWriter()
+        w.literalHeader(count: 4, binary: false)
+        w.literalContent([0x00, 0x41])
+        w.literalContent([0x42, 0x00])
+        XCTAssertEqual(w.bytes, Array("{4}\r\n".utf8) + [0x80, 0x41, 0x42, 0x80])
+        var w8 = IMAPWriter()
+        w8.literal8([0x00])
+        XCTAssertEqual(w8.bytes, Array("~{1}\r\n".utf8) + [0x00], "literal8 keeps NUL")
         XCTAssertEqual(written { $0.literal8([0, 1]) }, "~{2}\r\n\u{0}\u{1}")
         XCTAssertEqual(written { $0.literalHeader(count: 12345, binary: false) }, "{12345}\r\n")
         XCTAssertEqual(written { $0.literalHeader(count: 7, binary: true) }, "~{7}\r\n")

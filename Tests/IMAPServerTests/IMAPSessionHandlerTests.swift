@@ -277,15 +277,15 @@ final class IMAPSessionHandlerTests: XCTestCase {
 
     /// A command begun and not finished: `.timeout` command_timeout after its last byte.
     func testStalledCommandTimesOut() throws {
-        let server = try GlueServer(timers: IMAPTimers(login: .seconds(30), autologout: .seconds(30), command: .milliseconds(300)))
+        let server = try GlueServer(timers: IMAPTimers(login: .seconds(30), autologout: .seconds(30), command: .seconds(1)))
         _ = try run(server, """
             s = connect()
             s.sendall(b"a NO")
-            time.sleep(0.2)
+            time.sleep(0.3)
             s.sendall(b"O")
-            time.sleep(0.2)
+            time.sleep(0.3)
             s.sendall(b"P")
-            time.sleep(0.8)
+            time.sleep(1.6)
             s.sendall(b"\\r\\n")
             assert line(s) == b"a OK NOOP\\r\\n"
             """)

@@ -73,6 +73,21 @@ final class SessionTests: XCTestCase {
         XCTAssertTrue(c.waitFor("a ").contains("a OK"))
     }
 
+    func testAuthenticateLoginAndCancel() throws {
+        let c = try SessionDriver(store: store)
+        _ = c.waitFor("* OK")
+        c.sendRaw("a AUTHENTICATE PLAIN\r\n")
+        _ = c.waitFor("+")
+        c.sendRaw("*\r\n")
+        XCTAssertTrue(c.waitFor("a ").contains("a BAD"))
+        c.sendRaw("b AUTHENTICATE LOGIN\r\n")
+        XCTAssertTrue(c.waitFor("+").contains("VXNlcm5hbWU6"))
+        c.sendRaw(Data("alice@example.org".utf8).base64EncodedString() + "\r\n")
+        XCTAssertTrue(c.waitFor("+").contains("UGFzc3dvcmQ6"))
+        c.sendRaw(Data("secret".utf8).base64EncodedString() + "\r\n")
+        XCTAssertTrue(c.waitFor("b ").contains("b OK"))
+    }
+
     func testCommandsInTheWrongStateAreBad() throws {
         let c = try SessionDriver(store: store)
         _ = c.waitFor("* OK")

@@ -21,12 +21,14 @@ final class AddressParserTests: XCTestCase {
             ("friends: a@b, \"C\" <c@d>;, e@f",
              [A(nil, "friends", nil), A(nil, "a", "b"), A("C", "c", "d"), groupEnd, A(nil, "e", "f")]),
             ("john@x.org (John Smith)", [A("John Smith", "john", "x.org")]),
+            // The comment after the address names it, not one before (test_imap_dovecot address_oddities).
+            ("(comment only) c@example.test (Comment Name)", [A("Comment Name", "c", "example.test")]),
             ("<@r1.example,@r2.example:user@host.example>",
              [A(nil, "user", "host.example", adl: "@r1.example,@r2.example")]),
             ("root", [A(nil, "root", "")]),
             ("Name <root>", [A("Name", "root", "")]),
             ("=?utf-8?q?J=C3=B6rg?= <j@x>", [A("=?utf-8?q?J=C3=B6rg?=", "j", "x")]),
-            ("\"john doe\"@x.org", [A(nil, "\"john doe\"", "x.org")]),
+            ("\"john doe\"@x.org", [A(nil, "john doe", "x.org")]),   // RFC 9051 §9 addr-mailbox: quoting removed
             ("John Q. Public <jqp@x>", [A("John Q. Public", "jqp", "x")]),
             ("a@b,,,c@d", [A(nil, "a", "b"), A(nil, "c", "d")]),
             ("<>", []),
@@ -41,7 +43,7 @@ final class AddressParserTests: XCTestCase {
             ("user@[192.168.0.1]", [A(nil, "user", "[192.168.0.1]")]),
             ("Jörg <jörg@bücher.example>", [A("Jörg", "jörg", "bücher.example")]),
             ("unterminated <a@b", [A("unterminated", "a", "b")]),
-            ("\"unterminated quote <a@b>", [A(nil, "\"unterminated quote <a@b>", "")]),
+            ("\"unterminated quote <a@b>", [A(nil, "unterminated quote <a@b>", "")]),
             ("group: a@b", [A(nil, "group", nil), A(nil, "a", "b"), groupEnd]),
         ]
         for (value, expected) in table {

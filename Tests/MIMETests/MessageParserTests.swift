@@ -112,7 +112,7 @@ final class MessageParserTests: XCTestCase {
         Case(name: "simple text", bytes: simple, shape: "text/plain",
              bodies: ["1": "Hello\r\nWorld\r\n"], lines: ["1": 2]),
         Case(name: "multipart/alternative", bytes: alternative, shape: "multipart/alternative(text/plain text/html)",
-             bodies: ["1": "plain", "2": "<p>html</p>"], lines: ["1": 1, "2": 1],
+             bodies: ["1": "plain", "2": "<p>html</p>"], lines: ["1": 0, "2": 0],
              headers: ["1": "Content-Type: text/plain; charset=utf-8\r\n\r\n", "2": "Content-Type: text/html\r\n\r\n"]),
         Case(name: "multipart/mixed nested", bytes: mixedNested,
              shape: "multipart/mixed(multipart/alternative(text/plain text/html) application/pdf)",
@@ -121,13 +121,13 @@ final class MessageParserTests: XCTestCase {
         Case(name: "message/rfc822 inside multipart", bytes: rfc822Inside,
              shape: "multipart/mixed(text/plain message/rfc822[multipart/alternative(text/plain text/html)])",
              bodies: ["1": "see attached", "2.1": "inner plain", "2.2": "inner html"],
-             lines: ["1": 1, "2": 12, "2.1": 1],
+             lines: ["1": 0, "2": 11, "2.1": 0],
              headers: ["2.1": "\r\n"]),
         Case(name: "LF-only line ends",
              bytes: message(["Content-Type: multipart/mixed; boundary=z", "", "--z", "Content-Type: text/plain", "",
                              "one", "two", "--z", "", "three", "--z--", ""], lf: true),
              shape: "multipart/mixed(text/plain text/plain)",
-             bodies: ["1": "one\ntwo", "2": "three"], lines: ["1": 2, "2": 1],
+             bodies: ["1": "one\ntwo", "2": "three"], lines: ["1": 1, "2": 0],
              headers: ["1": "Content-Type: text/plain\n\n", "2": "\n"]),
         Case(name: "headers only, no separator", bytes: Array("Subject: x\r\nFrom: a@b".utf8), shape: "text/plain",
              bodies: ["1": ""], lines: ["1": 0], headerSize: 21),
@@ -136,7 +136,7 @@ final class MessageParserTests: XCTestCase {
         Case(name: "empty header section", bytes: Array("\r\nbody\r\n".utf8), shape: "text/plain",
              bodies: ["1": "body\r\n"], lines: ["1": 1], headerSize: 2),
         Case(name: "no header at all", bytes: Array("just text, no header\r\nsecond line".utf8), shape: "text/plain",
-             bodies: ["1": "just text, no header\r\nsecond line"], lines: ["1": 2], headerSize: 0),
+             bodies: ["1": "just text, no header\r\nsecond line"], lines: ["1": 1], headerSize: 0),
         Case(name: "junk first line followed by fields stays in the header",
              bytes: Array("From sender@example.com Mon Jan  1 00:00:00 2024\r\nSubject: x\r\n\r\nbody".utf8),
              shape: "text/plain", bodies: ["1": "body"], headerSize: 64),
@@ -155,6 +155,15 @@ final class MessageParserTests: XCTestCase {
                              "--abc", "", "three", "--abc--"]),
              shape: "multipart/mixed(multipart/alternative(text/plain text/plain) text/plain)",
              bodies: ["1.1": "one", "1.2": "two", "2": "three"]),
+        // Python's email test msg_15 (Outlook Express); live Dovecot 2.3 parses it the same way.
+        Case(name: "nested multipart reusing its parent's boundary: the innermost wins",
+             bytes: message(["Content-Type: multipart/mixed; boundary=\"same\"", "",
+                             "--same", "Content-Type: multipart/alternative; boundary=\"same\"", "",
+                             "--same", "Content-Type: text/plain", "", "plain",
+                             "--same", "Content-Type: text/html", "", "html", "--same--", "",
+                             "--same", "Content-Type: image/gif", "", "GIF", "--same--", ""]),
+             shape: "multipart/mixed(multipart/alternative(text/plain text/html) image/gif)",
+             bodies: ["1.1": "plain", "1.2": "html", "2": "GIF"], lines: ["1.1": 0, "1": 9]),
         Case(name: "missing close delimiter",
              bytes: message(["Content-Type: multipart/mixed; boundary=q", "", "--q", "", "first", "--q", "", "last", ""]),
              shape: "multipart/mixed(text/plain text/plain)",
@@ -215,6 +224,18 @@ final class MessageParserTests: XCTestCase {
             let viaPointer = c.bytes.withUnsafeBytes { MessageParser.parse($0) }
             XCTAssertEqual(viaPointer, info, c.name)
         }
+    }
+
+    func testRepeatedAddressFieldsAreJoined() {
+        // Python's email msg_20 has three Cc fields; Dovecot 2.3 lists all their addresses, and
+        // so do we. Other repeated fields: the first counts.
+        let m = message(["From: a@x.org", "Cc: ccc@zzz.org", "CC: ddd@zzz.org, Group: g@zzz.org;", "cc: eee@zzz.org",
+                         "Subject: first", "Subject: second", "From: b@x.org", "", "body", ""])
+        let e = MessageParser.parse(m).envelope
+        XCTAssertEqual(e.cc.map { $0.mailbox }, ["ccc", "ddd", "Group", "g", nil, "eee"])
+        XCTAssertEqual(e.from.map { $0.mailbox }, ["a", "b"])
+        XCTAssertEqual(e.sender, e.from)
+        XCTAssertEqual(e.subject, "first")
     }
 
     func testSimpleEnvelopeAndSizes() {

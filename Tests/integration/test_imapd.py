@@ -53,6 +53,7 @@ def test_imaplib_over_the_command_set(imap):
     user = "carol@example.test"
     imap.deliver([user], message("first"))
     m = imaplib.IMAP4("127.0.0.1", imap.ports["imap"])
+    m.debug = int(os.environ.get("IMAP_DEBUG", "0"))
     assert "STARTTLS" in m.capabilities
     ok(m.starttls(tls_context(imap)))
     ok(m.login(user, DEFAULT_PASSWORD))
@@ -60,6 +61,7 @@ def test_imaplib_over_the_command_set(imap):
     for c in ("IMAP4rev2", "IDLE", "UIDPLUS", "MOVE", "CONDSTORE", "QRESYNC", "ESEARCH", "SPECIAL-USE", "LIST-STATUS"):
         assert c in caps, caps
     ok(m.noop())
+    imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))
     ok(m._simple_command("ID", '("name" "imaplib")'))
     listing = b"\n".join(ok(m.list()))
     for name in (b"INBOX", b"Drafts", b"Sent", b"Junk", b"Trash", b"Archive"):
@@ -92,7 +94,8 @@ def test_imaplib_over_the_command_set(imap):
     typ, data = m.uid("MOVE", uid2, "Archive")
     assert typ == "OK", (typ, data)
     ok(m.store("1", "+FLAGS", "(\\Deleted)"))
-    assert ok(m.expunge()) == [b"1"]
+    # imaplib keeps the "* 2 EXPUNGE" of the MOVE above under the same key.
+    assert ok(m.expunge()) == [b"2", b"1"]
     ok(m.check())
     ok(m.rename("Work/Reports", "Work/Old"))
     assert ok(m.status("Work/Old", "(MESSAGES)"))[0].endswith(b"(MESSAGES 1)")
@@ -164,9 +167,10 @@ def test_idle_sees_changes_from_other_processes(imap):
     assert [l for l in r if b"FETCH" in l] == [b"* 1 FETCH (UID 1)\r\n"], r
     # QRESYNC clients get VANISHED instead.
     a.cmd("ENABLE QRESYNC"); a.cmd("SELECT INBOX")
+    a.send("i2 IDLE\r\n")
+    a.read_until(rb"^\+ ")
     imap.deliver([user], message("three"))
-    a.send("i2 IDLE\r\n"); a.line()
-    a.read_until(rb"EXISTS")
+    a.read_until(rb"^\* 2 EXISTS")
     b.cmd("NOOP")
     b.cmd("UID STORE 3 +FLAGS.SILENT (\\Deleted)")
     b.cmd("UID EXPUNGE 3")
@@ -213,7 +217,7 @@ def test_hostile_input(imap):
     c.send("h1 APPEND INBOX {999999999}\r\n")
     l = c.line()
     assert l.startswith(b"h1 NO [TOOBIG]"), l
-    assert c.cmd("SEARCH ALL")[-1].startswith(b"t1 BAD"), "wrong state: nothing selected"
+    assert c.cmd("SEARCH ALL")[-1].split()[1] == b"BAD", "wrong state: nothing selected"
     c.cmd("SELECT INBOX")
     assert c.cmd("SEARCH " + "(" * 200 + "ALL" + ")" * 200)[-1].split()[1] == b"BAD"
     assert c.cmd("FETCH " + ",".join(str(i) for i in range(1, 200001)) + " FLAGS")[-1].split()[1] in (b"BAD", b"NO")
@@ -237,20 +241,40 @@ def test_append_durable_across_kill_of_the_store(imap):
     msg = message("durable")
     r = c.cmd(f"APPEND Durable {{{len(msg)}+}}\r\n{msg}")
     assert r[-1].split()[1] == b"OK", r
-    os.kill(imap.store_pid(), signal.SIGKILL)
-    wait_for(lambda: imap.cli("domain", "list", check=False).returncode == 0, 30, what="store back")
+    old, workers = imap.store_pid(), imap.pids("imap")
+    os.kill(old, signal.SIGKILL)
+    back(imap, old, workers)
     assert imap.mailbox_counts(user)["Durable"] == 1
     # A kill before the OK: half an APPEND leaves nothing behind.
-    c = RawIMAP("127.0.0.1", imap.ports["imap"]) if True else c
+    c = RawIMAP("127.0.0.1", imap.ports["imap"])
     c.login(user, DEFAULT_PASSWORD)
     big = "X" * 200_000
     c.send(f"a1 APPEND Durable {{{len(big) + 20}}}\r\n")
     assert c.line().startswith(b"+")
     c.send(big[:100_000])
-    os.kill(imap.store_pid(), signal.SIGKILL)
+    old, workers = imap.store_pid(), imap.pids("imap")
+    os.kill(old, signal.SIGKILL)
     c.close()
-    wait_for(lambda: imap.cli("domain", "list", check=False).returncode == 0, 30, what="store back")
+    back(imap, old, workers)
     assert imap.mailbox_counts(user)["Durable"] == 1
+    if IS_ROOT:
+        # No orphan: every blob file has its row (the start-up sweep removed any other).
+        blobs = {f for d in os.listdir(os.path.join(imap.data_dir, "blobs")) if len(d) == 2
+                 for f in os.listdir(os.path.join(imap.data_dir, "blobs", d))} \
+            if os.path.isdir(os.path.join(imap.data_dir, "blobs")) else set()
+        rows = {r[0] for r in imap.db_query("SELECT lower(hex(hash)) FROM messages WHERE body IS NULL")}
+        assert blobs <= rows, blobs - rows
+
+
+def back(p, old_store, old_imapd):
+    """Waits until the store restarted and every imapd was replaced (workers that lose the
+    store finish their sessions, exit 75 and are restarted by the master)."""
+    def ready():
+        rows = [r for r in p.status() if r["SERVICE"] in ("store", "imap")]
+        return (all(r["STATE"] == "running" and int(r["PID"]) > 0 for r in rows)
+                and p.store_pid() != old_store and not set(p.pids("imap")) & set(old_imapd)
+                and p.cli("domain", "list", check=False).returncode == 0)
+    wait_for(ready, 30, what="store and imapd back")
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="privilege drop needs root")
