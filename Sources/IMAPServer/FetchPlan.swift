@@ -99,6 +99,7 @@ struct FetchPlan: Sendable {
     func prepare(_ uids: [UInt32], mailbox: Int64, services: any IMAPServices) async throws -> FetchBatch {
         var b = FetchBatch(uids: uids)
         guard needsDetails else { return b }
+        b.details.reserveCapacity(uids.count)
         var got = try await services.details(mailbox: mailbox, uids: uids, info: needsInfo && !headerOnly, withPrefix: prefix != .none,
                                              whole: prefix == .whole, prefixLimit: Self.maxPrefix)
         if headerOnly {

@@ -172,7 +172,9 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
         var want: DetailsWant = info ? .info : []
         if withPrefix { want.insert(whole ? .message : .header) }
         let limit = UInt32(clamping: min(max(0, prefixLimit), MailboxLimits.maxReadLength))
-        var rest = Array(Set(uids)).sorted()[...], out: [(MessageDetails, [UInt8]?)] = []
+        let ascending = zip(uids, uids.dropFirst()).allSatisfy { $0 < $1 }
+        var rest = (ascending ? uids : Array(Set(uids)).sorted())[...], out: [(MessageDetails, [UInt8]?)] = []
+        out.reserveCapacity(rest.count)
         while !rest.isEmpty {
             let batch = Array(rest.prefix(MailboxLimits.detailsPerRequest))
             let r = try await call(DetailsGet(session: sid, mailbox: mailbox, uids: batch, want: want, prefixLimit: limit))

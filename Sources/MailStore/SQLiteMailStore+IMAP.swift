@@ -347,18 +347,19 @@ extension SQLiteMailStore {
                 return (d, (try? r.withUnsafeData(atIndex: 6) { $0.map { [UInt8]($0.prefix(n)) } }) ?? nil, nil)
             }
             // A FETCH batch is mostly a run of UIDs: one range scan, no lookup per UID.
-            let sorted = Array(Set(uids)).sorted()
+            let sorted = Self.ascending(uids) ? uids : Array(Set(uids)).sorted()
             guard let lo = sorted.first, let hi = sorted.last else { return [] }
             guard UInt64(hi - lo) < UInt64(sorted.count) * Self.detailsScanDensity else {
                 return try Self.rows(db, select: select, mailbox: mailbox, uids: sorted, map)
             }
-            let wanted = Set(sorted)
+            // Every UID of the range is wanted when the batch is a run (no set to ask).
+            let wanted: Set<UInt32>? = UInt64(hi - lo) + 1 == UInt64(sorted.count) ? nil : Set(sorted)
             var out: [Found] = []
             out.reserveCapacity(sorted.count)
             let cursor = try Row.fetchCursor(db.cachedStatement(sql: select + " WHERE mm.mailbox_id = ? AND mm.uid BETWEEN ? AND ? ORDER BY mm.uid"),
                                              arguments: [mailbox, lo, hi])
             while let r = try cursor.next() {
-                if wanted.contains(UInt32(truncatingIfNeeded: r[0] as Int64)) { out.append(map(r)) }
+                if wanted?.contains(UInt32(truncatingIfNeeded: r[0] as Int64)) ?? true { out.append(map(r)) }
             }
             return out
         }
@@ -369,6 +370,13 @@ extension SQLiteMailStore {
             if !info { d.info = [] }
             return (d, bytes)
         }
+    }
+
+    /// Strictly ascending (so already sorted and unique).
+    static func ascending(_ uids: [UInt32]) -> Bool {
+        var i = 1
+        while i < uids.count { if uids[i - 1] >= uids[i] { return false }; i += 1 }
+        return true
     }
 
     /// `MessageInfo.headerSize` without decoding the rest: the encoding starts with its version
