@@ -79,7 +79,23 @@ extension WireWriter {
         i64(s.id); string(s.name); string(s.specialUse); u32(s.uidValidity); u32(s.uidNext)
         u64(s.highestModSeq); u32(s.messages); bool(s.subscribed)
     }
-    mutating func entries(_ e: [ViewEntry]) { list(e) { $0.u32($1.uid); $0.u64($1.modSeq); $0.flags($1.flags); $0.u64($1.keywords) } }
+    /// A view chunk (4096 entries of 24 bytes): the room is made once, then each entry written
+    /// as `list` would (count, then uid, modseq, flags, keywords each big-endian).
+    mutating func entries(_ e: [ViewEntry]) {
+        u32(UInt32(e.count))
+        let size = WireSize.u32 * 2 + WireSize.u64 * 2
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: e.count * size) { p in
+            var o = 0
+            for x in e {
+                p.storeBytes(of: x.uid.bigEndian, toByteOffset: o, as: UInt32.self)
+                p.storeBytes(of: x.modSeq.bigEndian, toByteOffset: o + 4, as: UInt64.self)
+                p.storeBytes(of: x.flags.rawValue.bigEndian, toByteOffset: o + 12, as: UInt32.self)
+                p.storeBytes(of: x.keywords.bigEndian, toByteOffset: o + 16, as: UInt64.self)
+                o += size
+            }
+            return o
+        }
+    }
 }
 
 extension WireReader {
