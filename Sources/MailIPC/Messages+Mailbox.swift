@@ -127,10 +127,28 @@ extension WireReader {
         MailboxSummary(id: try i64(), name: try string(), specialUse: try string(), uidValidity: try u32(), uidNext: try u32(),
                        highestModSeq: try u64(), messages: try u32(), subscribed: try bool())
     }
+    /// The inverse of `WireWriter.entries`, in one pass over the bytes (count checked first).
     mutating func entries(max: Int) throws -> [ViewEntry] {
-        try list(minElementBytes: WireSize.u32 * 2 + WireSize.u64 * 2, max: max) {
-            ViewEntry(uid: try $0.u32(), modSeq: try $0.u64(), flags: try $0.flags(), keywords: try $0.u64())
+        let size = WireSize.u32 * 2 + WireSize.u64 * 2
+        let n = Int(try u32())
+        guard n <= buffer.readableBytes / size else { throw WireError.truncated }
+        guard n <= max else { throw WireError.badValue("\(n) elements, at most \(max) allowed") }
+        var bad: UInt32? = nil
+        let out = buffer.readWithUnsafeReadableBytes { p -> (Int, [ViewEntry]) in
+            var out: [ViewEntry] = []
+            out.reserveCapacity(n)
+            for i in 0..<n {
+                let o = i * size
+                let flags = SystemFlags(rawValue: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o + 12, as: UInt32.self)))
+                if !flags.isSubset(of: .all) { bad = flags.rawValue; return (0, []) }
+                out.append(ViewEntry(uid: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)),
+                                     modSeq: UInt64(bigEndian: p.loadUnaligned(fromByteOffset: o + 4, as: UInt64.self)),
+                                     flags: flags, keywords: UInt64(bigEndian: p.loadUnaligned(fromByteOffset: o + 16, as: UInt64.self))))
+            }
+            return (n * size, out)
         }
+        if let bad { throw WireError.badValue("flags \(bad)") }
+        return out
     }
     mutating func keywords() throws -> [String] { try strings(max: MailboxLimits.maxKeywords) }
 }
