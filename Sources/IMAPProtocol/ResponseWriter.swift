@@ -2,6 +2,11 @@
 // that every string it writes is well-formed on the wire: quoted only when RFC 9051 §9 allows it,
 // a literal otherwise; mailbox names in modified UTF-7 unless UTF8=ACCEPT / IMAP4rev2 is on.
 import MailSyntax
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 public struct IMAPWriter: Sendable {
     /// The response bytes written so far.
@@ -87,7 +92,8 @@ public struct IMAPWriter: Sendable {
     /// Bytes of a `{n}` literal announced with `literalHeader(binary: false)`, in one piece or in
     /// chunks: the same count, with every NUL replaced by `nulReplacement`.
     public mutating func literalContent(_ b: [UInt8]) {
-        if b.contains(0) {
+        let hasNUL = b.withUnsafeBufferPointer { p in p.baseAddress.map { memchr($0, 0, p.count) != nil } ?? false }
+        if hasNUL {
             bytes.append(contentsOf: b.map { $0 == 0 ? Self.nulReplacement : $0 })
         } else {
             bytes.append(contentsOf: b)

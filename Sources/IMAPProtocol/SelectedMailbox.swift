@@ -86,6 +86,14 @@ public struct SelectedMailbox: Sendable {
                 return out.sorted()
             }
             let n = UInt32(entries.count)
+            // One range (FETCH 1:*, 1:1000): its UIDs in order, no set to deduplicate.
+            if ranges.count == 1, let r = ranges.first, n > 0 {
+                var lo = r.lowerBound == SequenceSet.star ? n : r.lowerBound
+                var hi = r.upperBound == SequenceSet.star ? n : r.upperBound
+                if lo > hi { swap(&lo, &hi) }
+                guard lo >= 1, hi <= n else { throw ResolveError.invalidSequence }
+                return entries[Int(lo - 1)..<Int(hi)].map(\.uid)
+            }
             var indices = Set<Int>()
             var out: [UInt32] = []
             for r in ranges {

@@ -57,6 +57,11 @@ public protocol IMAPServices: AnyObject, Sendable {
     func watch(mailbox: Int64, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> any IMAPWatch
     func delta(mailbox: Int64, since: UInt64, limit: Int) async throws -> MailboxDelta
     func details(mailbox: Int64, uids: [UInt32]) async throws -> [MessageDetails]
+    /// The same in as few round trips as the services can, `info` empty unless asked, each with
+    /// its top-level header (`whole` false) or whole bytes when at most `prefixLimit` bytes
+    /// (`withPrefix`), else nil. Default (FetchPlan.swift): details only.
+    func details(mailbox: Int64, uids: [UInt32], info: Bool, withPrefix: Bool, whole: Bool,
+                 prefixLimit: Int) async throws -> [(MessageDetails, [UInt8]?)]
     /// Bytes of a message by range (DESIGN §2: bodies are read by range, chunks of at most
     /// `maxReadChunk`).
     func read(mailbox: Int64, uid: UInt32, offset: Int, length: Int) async throws -> [UInt8]

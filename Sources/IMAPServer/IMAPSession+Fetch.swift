@@ -16,8 +16,6 @@ struct UnknownTransferEncoding: Error {
 }
 
 extension IMAPSession {
-    static let fetchBatch = 64
-
     func fetch(_ f: FetchCommand, uid: Bool) async throws -> Completion {
         guard var sel = selected else { return .bad("No mailbox selected") }
         var uids = try resolve(f.sequences, uid: uid)
@@ -58,64 +56,84 @@ extension IMAPSession {
                 selected = sel
             }
         }
-        let needsDetails = attrs.contains { a in
-            switch a {
-            case .uid, .flags, .modSeq: return false
-            default: return true
-            }
+        let plan = FetchPlan(attrs)
+        // Batch k+1 is made ready (details, info, small reads: their store round trips overlap)
+        // while batch k is written.
+        let services = self.services, mailbox = sel.id, all = uids
+        func prepare(_ from: Int) -> Task<FetchBatch, Error>? {
+            guard from < all.count else { return nil }
+            let batch = Array(all[from..<min(from + plan.batchSize, all.count)])
+            return Task { try await plan.prepare(batch, mailbox: mailbox, services: services) }
         }
-        var i = 0
-        while i < uids.count {
-            let batch = Array(uids[i..<min(i + Self.fetchBatch, uids.count)])
-            i += batch.count
-            var details: [UInt32: MessageDetails] = [:]
-            if needsDetails {
-                for d in try await services.details(mailbox: sel.id, uids: batch) { details[d.uid] = d }
-            }
-            for u in batch {
-                guard let seq = sel.sequence(of: u), let e = sel.entry(uid: u) else { continue }
-                let d = details[u]
-                if needsDetails && d == nil { continue }   // expunged meanwhile: nothing to say
-                let info = try d.map { try MessageInfo(encoded: $0.info) }
+        var next = prepare(0), start = 0
+        defer { next?.cancel() }
+        var flagLists = FlagLists()
+        var w = writer()
+        var index = 0   // UIDs ascend, as the view does: their sequence numbers are found walking it
+        let entries = sel.entries
+        while let task = next {
+            let b = try await task.value
+            start += b.uids.count
+            next = prepare(start)
+            for u in b.uids {
+                while index < entries.count && entries[index].uid < u { index += 1 }
+                guard index < entries.count, entries[index].uid == u else { continue }
+                let seq = index + 1, e = entries[index]
+                let d = b.details[u]
+                if plan.needsDetails && d == nil { continue }   // expunged meanwhile: nothing to say
                 var items = attrs
-                if flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
-                try await writeFetch(seq: seq, entry: e, details: d, info: info, items: items, sel: sel)
+                if !flagsChanged.isEmpty && flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
+                try await writeFetch(&w, seq: seq, entry: e, details: d, info: b.info[u], items: items, sel: sel, ready: b.bytes,
+                                     header: b.headers[u], labels: plan.labels, flagLists: &flagLists)
+                if w.bytes.count >= Self.emitSize { await emit(w); w = writer() }
             }
         }
+        await emit(w)
         return .ok("Fetch completed")
     }
 
-    func writeFetch(seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?, items: [FetchAttribute],
-                    sel: SelectedMailbox) async throws {
-        var w = writer()
-        w.raw("* \(seq) FETCH (")
+    /// Responses are gathered into writes of about this many bytes.
+    static let emitSize = 64 * 1024
+
+    /// Appends one `* n FETCH (…)` response to `w` (a streamed literal may emit part of it).
+    func writeFetch(_ w: inout IMAPWriter, seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?,
+                    items: [FetchAttribute], sel: SelectedMailbox, ready: [FetchRead: [UInt8]] = [:],
+                    header: [UInt8]? = nil, labels: [[UInt8]?] = [], flagLists: inout FlagLists) async throws {
+        w.raw("* "); w.decimal(seq); w.raw(" FETCH (")
         var first = true
-        func next() { if !first { w.raw(" ") }; first = false }
-        for a in items {
-            next()
+        for (i, a) in items.enumerated() {
+            if !first { w.sp() }
+            first = false
             switch a {
-            case .uid: w.raw("UID \(e.uid)")
-            case .flags: w.raw("FLAGS "); w.flags(flagNames(e, in: sel))
-            case .modSeq: w.raw("MODSEQ (\(e.modSeq))")
+            case .uid: w.raw("UID "); w.decimal(e.uid)
+            case .flags: w.raw("FLAGS "); w.raw(flagLists.list(e) { w2 in w2.flags(flagNames(e, in: sel)) })
+            case .modSeq: w.raw("MODSEQ ("); w.decimal(e.modSeq); w.raw(")")
             case .internalDate: w.raw("INTERNALDATE \"\(IMAPDate.format(d!.internalDate))\"")
-            case .rfc822Size: w.raw("RFC822.SIZE \(d!.size)")
+            case .rfc822Size: w.raw("RFC822.SIZE "); w.decimal(d!.size)
             case .envelope: w.raw("ENVELOPE "); w.envelope(info!.envelope)
             case .bodyStructure: w.raw("BODYSTRUCTURE "); w.bodyStructure(info!.body, extensible: true)
             case .body: w.raw("BODY "); w.bodyStructure(info!.body, extensible: false)
             case .rfc822:
                 w.raw("RFC822 ")
-                try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, Int(d!.size))
+                try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, Int(d!.size), ready: ready)
             case .rfc822Header:
                 w.raw("RFC822.HEADER ")
-                try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, info!.headerSize)
+                if info == nil, let header { w.literal(header); continue }
+                try await streamRange(&w, uid: e.uid, mailbox: sel.id, 0, info!.headerSize, ready: ready)
             case .rfc822Text:
                 w.raw("RFC822.TEXT ")
-                try await streamRange(&w, uid: e.uid, mailbox: sel.id, info!.headerSize, Int(d!.size))
+                try await streamRange(&w, uid: e.uid, mailbox: sel.id, info!.headerSize, Int(d!.size), ready: ready)
             case .bodySection(let section, let partial, _):
-                w.raw("BODY[\(Self.sectionSpec(section))]")
-                if let p = partial { w.raw("<\(p.offset)>") }
-                w.raw(" ")
-                try await writeSection(&w, section: section, partial: partial, uid: e.uid, mailbox: sel.id, info: info!)
+                if i < labels.count, let label = labels[i] { w.raw(label) } else {
+                    w.raw("BODY[\(Self.sectionSpec(section))]")
+                    if let p = partial { w.raw("<\(p.offset)>") }
+                    w.raw(" ")
+                }
+                if info == nil, let header, section.part.isEmpty {
+                    Self.writeHeaderSection(&w, section.text, partial, header)
+                    continue
+                }
+                try await writeSection(&w, section: section, partial: partial, uid: e.uid, mailbox: sel.id, info: info!, ready: ready)
             case .binary(let part, let partial, _):
                 guard let data = try await binaryPart(part, uid: e.uid, mailbox: sel.id, info: info!) else {
                     throw UnknownTransferEncoding()
@@ -135,7 +153,19 @@ extension IMAPSession {
             }
         }
         w.raw(")"); w.crlf()
-        await emit(w)
+    }
+
+    /// A top-level HEADER, HEADER.FIELDS or HEADER.FIELDS.NOT section from the header's bytes
+    /// (as `writeSection` answers it from the message: RFC 9051 §6.4.5).
+    static func writeHeaderSection(_ w: inout IMAPWriter, _ text: Section.Text?, _ partial: Partial?, _ header: [UInt8]) {
+        let bytes: [UInt8]
+        switch text {
+        case .headerFields(let names)?: bytes = SectionLocator.filterHeader(header, names: names, not: false)
+        case .headerFieldsNot(let names)?: bytes = SectionLocator.filterHeader(header, names: names, not: true)
+        default: bytes = header
+        }
+        let (o, l) = SectionLocator.applyPartial(partial, toLength: bytes.count)
+        w.literal(o == 0 && l == bytes.count ? bytes : Array(bytes[o..<(o + l)]))
     }
 
     /// RFC 9051 §9 `section-spec` as the response repeats it.
@@ -155,15 +185,18 @@ extension IMAPSession {
     /// Header sections are filtered in memory; no more than this much of a header is read.
     static let maxHeaderRead = 1 << 20
 
-    func writeSection(_ w: inout IMAPWriter, section: Section, partial: Partial?, uid: UInt32, mailbox: Int64, info: MessageInfo) async throws {
+    func writeSection(_ w: inout IMAPWriter, section: Section, partial: Partial?, uid: UInt32, mailbox: Int64, info: MessageInfo,
+                      ready: [FetchRead: [UInt8]] = [:]) async throws {
         guard let plan = SectionLocator.locate(section, in: info) else { w.raw("\"\""); return }
         switch plan {
         case .empty: w.raw("\"\"")
         case .range(let s, let e):
             let (o, l) = SectionLocator.applyPartial(partial, toLength: max(0, e - s))
-            try await streamRange(&w, uid: uid, mailbox: mailbox, s + o, s + o + l)
+            try await streamRange(&w, uid: uid, mailbox: mailbox, s + o, s + o + l, ready: ready)
         case .headerFields(let s, let e, let names, let not):
-            let header = try await readAll(uid: uid, mailbox: mailbox, s, min(e, s + Self.maxHeaderRead))
+            let end = min(e, s + Self.maxHeaderRead)
+            var header: [UInt8]
+            if let r = ready[FetchRead(uid: uid, start: s, end: end)] { header = r } else { header = try await readAll(uid: uid, mailbox: mailbox, s, end) }
             let filtered = SectionLocator.filterHeader(header, names: names, not: not)
             let (o, l) = SectionLocator.applyPartial(partial, toLength: filtered.count)
             w.literal(Array(filtered[o..<(o + l)]))
@@ -183,8 +216,13 @@ extension IMAPSession {
 
     /// Writes `[start, end)` of a message as a literal, reading it from the store in chunks and
     /// passing each on before the next is read.
-    func streamRange(_ w: inout IMAPWriter, uid: UInt32, mailbox: Int64, _ start: Int, _ end: Int) async throws {
+    func streamRange(_ w: inout IMAPWriter, uid: UInt32, mailbox: Int64, _ start: Int, _ end: Int,
+                     ready: [FetchRead: [UInt8]] = [:]) async throws {
         let count = max(0, end - start)
+        if let bytes = ready[FetchRead(uid: uid, start: start, end: end)], bytes.count == count {
+            w.literal(bytes)
+            return
+        }
         w.literalHeader(count: count, binary: false)
         var at = start, sent = 0
         while sent < count {

@@ -166,6 +166,28 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
         return out
     }
 
+    /// In batches of `MailboxLimits.detailsPerRequest`, each one request with its prefixes.
+    public func details(mailbox: Int64, uids: [UInt32], info: Bool, withPrefix: Bool, whole: Bool,
+                        prefixLimit: Int) async throws -> [(MessageDetails, [UInt8]?)] {
+        var want: DetailsWant = info ? .info : []
+        if withPrefix { want.insert(whole ? .message : .header) }
+        let limit = UInt32(clamping: min(max(0, prefixLimit), MailboxLimits.maxReadLength))
+        let ascending = zip(uids, uids.dropFirst()).allSatisfy { $0 < $1 }
+        var rest = (ascending ? uids : Array(Set(uids)).sorted())[...], out: [(MessageDetails, [UInt8]?)] = []
+        out.reserveCapacity(rest.count)
+        while !rest.isEmpty {
+            let batch = Array(rest.prefix(MailboxLimits.detailsPerRequest))
+            let r = try await call(DetailsGet(session: sid, mailbox: mailbox, uids: batch, want: want, prefixLimit: limit))
+            for (i, d) in r.details.enumerated() {
+                let p = i < r.prefixes.count ? r.prefixes[i] : nil
+                out.append((d, p.flatMap { $0.isEmpty ? nil : $0 }))
+            }
+            guard batch.contains(r.through) else { throw IMAPServiceError(.temporary, "details reply through UID \(r.through)") }
+            rest = rest.drop { $0 <= r.through }
+        }
+        return out
+    }
+
     /// In chunks of at most `maxReadChunk` (and the store's MailboxLimits.maxReadLength); stops
     /// at the message's end.
     public func read(mailbox: Int64, uid: UInt32, offset: Int, length: Int) async throws -> [UInt8] {

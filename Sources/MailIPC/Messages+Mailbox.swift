@@ -14,7 +14,9 @@
 //                                                       ViewChunk([ViewEntry])*, then ViewEnd(count)
 //   MailboxDeltaGet(session, mailbox, since, limit,   → DeltaReply(delta)  (ask again from the    imapd
 //                   watch)                              last MODSEQ while !complete; re-arms `watch`)
-//   DetailsGet(session, mailbox, uids ≤ 64)           → DetailsReply(details, through)            imapd pop3d
+//   DetailsGet(session, mailbox, uids ≤ 1024, want,    → DetailsReply(details, through,            imapd pop3d
+//              prefixLimit)                            prefixes)  (want: info and/or the header
+//                                                      or whole message of each, up to prefixLimit)
 //   MessageRead(session, mailbox, uid, offset, length)→ MessageBytes(bytes ≤ maxReadLength)       imapd pop3d
 //   FlagsStore(session, mailbox, uids, op, flags,     → FlagUpdateReply(update)                   imapd
 //              keywords, unchangedSince?)
@@ -39,8 +41,8 @@ public enum MailboxLimits {
     public static let entriesPerChunk = 4096
     /// Changed entries one DeltaReply carries (also the largest `limit` honoured).
     public static let maxDeltaEntries = 10_000
-    /// UIDs one DetailsGet names (their ENVELOPE/BODYSTRUCTURE must fit one reply).
-    public static let detailsPerRequest = 64
+    /// UIDs one DetailsGet names (a reply that would outgrow a frame is cut: `through`).
+    public static let detailsPerRequest = 1024
     /// UIDs one FlagsStore names: its reply lists every changed entry (24 bytes each).
     public static let flagsPerRequest = 10_000
     /// Bytes one MessageRead returns at most.
@@ -77,7 +79,23 @@ extension WireWriter {
         i64(s.id); string(s.name); string(s.specialUse); u32(s.uidValidity); u32(s.uidNext)
         u64(s.highestModSeq); u32(s.messages); bool(s.subscribed)
     }
-    mutating func entries(_ e: [ViewEntry]) { list(e) { $0.u32($1.uid); $0.u64($1.modSeq); $0.flags($1.flags); $0.u64($1.keywords) } }
+    /// A view chunk (4096 entries of 24 bytes): the room is made once, then each entry written
+    /// as `list` would (count, then uid, modseq, flags, keywords each big-endian).
+    mutating func entries(_ e: [ViewEntry]) {
+        u32(UInt32(e.count))
+        let size = WireSize.u32 * 2 + WireSize.u64 * 2
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: e.count * size) { p in
+            var o = 0
+            for x in e {
+                p.storeBytes(of: x.uid.bigEndian, toByteOffset: o, as: UInt32.self)
+                p.storeBytes(of: x.modSeq.bigEndian, toByteOffset: o + 4, as: UInt64.self)
+                p.storeBytes(of: x.flags.rawValue.bigEndian, toByteOffset: o + 12, as: UInt32.self)
+                p.storeBytes(of: x.keywords.bigEndian, toByteOffset: o + 16, as: UInt64.self)
+                o += size
+            }
+            return o
+        }
+    }
 }
 
 extension WireReader {
@@ -109,10 +127,28 @@ extension WireReader {
         MailboxSummary(id: try i64(), name: try string(), specialUse: try string(), uidValidity: try u32(), uidNext: try u32(),
                        highestModSeq: try u64(), messages: try u32(), subscribed: try bool())
     }
+    /// The inverse of `WireWriter.entries`, in one pass over the bytes (count checked first).
     mutating func entries(max: Int) throws -> [ViewEntry] {
-        try list(minElementBytes: WireSize.u32 * 2 + WireSize.u64 * 2, max: max) {
-            ViewEntry(uid: try $0.u32(), modSeq: try $0.u64(), flags: try $0.flags(), keywords: try $0.u64())
+        let size = WireSize.u32 * 2 + WireSize.u64 * 2
+        let n = Int(try u32())
+        guard n <= buffer.readableBytes / size else { throw WireError.truncated }
+        guard n <= max else { throw WireError.badValue("\(n) elements, at most \(max) allowed") }
+        var bad: UInt32? = nil
+        let out = buffer.readWithUnsafeReadableBytes { p -> (Int, [ViewEntry]) in
+            var out: [ViewEntry] = []
+            out.reserveCapacity(n)
+            for i in 0..<n {
+                let o = i * size
+                let flags = SystemFlags(rawValue: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o + 12, as: UInt32.self)))
+                if !flags.isSubset(of: .all) { bad = flags.rawValue; return (0, []) }
+                out.append(ViewEntry(uid: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)),
+                                     modSeq: UInt64(bigEndian: p.loadUnaligned(fromByteOffset: o + 4, as: UInt64.self)),
+                                     flags: flags, keywords: UInt64(bigEndian: p.loadUnaligned(fromByteOffset: o + 16, as: UInt64.self))))
+            }
+            return (n * size, out)
         }
+        if let bad { throw WireError.badValue("flags \(bad)") }
+        return out
     }
     mutating func keywords() throws -> [String] { try strings(max: MailboxLimits.maxKeywords) }
 }
@@ -412,32 +448,64 @@ public struct DeltaReply: RPCMessage {
 }
 
 /// FETCH's per-message details of up to `MailboxLimits.detailsPerRequest` UIDs.
+/// What a DetailsGet asks for beyond UID, internal date and size.
+public struct DetailsWant: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// The encoded MessageInfo (ENVELOPE, BODYSTRUCTURE, part offsets); else `info` is empty.
+    public static let info = DetailsWant(rawValue: 1)
+    /// The message's top-level header as a prefix (FETCH BODY[HEADER.FIELDS …] of many messages).
+    public static let header = DetailsWant(rawValue: 2)
+    /// The whole message as a prefix (FETCH BODY[] of many small messages); implies `header`.
+    public static let message = DetailsWant(rawValue: 4)
+    public static let known: DetailsWant = [.info, .header, .message]
+    public var wantsPrefix: Bool { !isDisjoint(with: [.header, .message]) }
+}
+
 public struct DetailsGet: SessionRequest {
     public typealias Reply = DetailsReply
     public static let type = MessageType.detailsGet
     public static let roles: Set<Role> = .mailboxRoles
     public var session: UInt64, mailbox: Int64, uids: [UInt32]
-    public init(session: UInt64, mailbox: Int64, uids: [UInt32]) { self.session = session; self.mailbox = mailbox; self.uids = uids }
-    public init(reading r: inout WireReader) throws { session = try r.u64(); mailbox = try r.i64(); uids = try r.uidSet(max: MailboxLimits.detailsPerRequest) }
-    public func write(to w: inout WireWriter) { w.u64(session); w.i64(mailbox); w.uidSet(uids) }
+    public var want: DetailsWant
+    /// A prefix longer than this is left out (its message is read by range instead).
+    public var prefixLimit: UInt32
+    public init(session: UInt64, mailbox: Int64, uids: [UInt32], want: DetailsWant = .info, prefixLimit: UInt32 = 0) {
+        self.session = session; self.mailbox = mailbox; self.uids = uids; self.want = want; self.prefixLimit = prefixLimit
+    }
+    public init(reading r: inout WireReader) throws {
+        session = try r.u64(); mailbox = try r.i64(); uids = try r.uidSet(max: MailboxLimits.detailsPerRequest)
+        want = DetailsWant(rawValue: try r.u8())
+        guard DetailsWant.known.isSuperset(of: want) else { throw WireError.badValue("unknown details wanted: \(want.rawValue)") }
+        prefixLimit = try r.u32()
+        guard prefixLimit <= UInt32(MailboxLimits.maxReadLength) else { throw WireError.badValue("prefix limit \(prefixLimit)") }
+    }
+    public func write(to w: inout WireWriter) { w.u64(session); w.i64(mailbox); w.uidSet(uids); w.u8(want.rawValue); w.u32(prefixLimit) }
 }
 
 /// `through`: the highest UID asked for that this reply accounts for (present or gone). The
 /// store stops early when the reply would outgrow a frame; ask again for the UIDs above it.
+/// `prefixes`: with a prefix wanted, one per entry of `details` (empty: over the limit), else none.
 public struct DetailsReply: RPCMessage {
     public static let type = MessageType.detailsReply
     public var details: [MessageDetails], through: UInt32
-    public init(_ details: [MessageDetails], through: UInt32) { self.details = details; self.through = through }
+    public var prefixes: [[UInt8]]
+    public init(_ details: [MessageDetails], through: UInt32, prefixes: [[UInt8]] = []) {
+        self.details = details; self.through = through; self.prefixes = prefixes
+    }
     public static let minBytes = WireSize.u32 + WireSize.u64 * 2 + WireSize.bytes
     public init(reading r: inout WireReader) throws {
         details = try r.list(minElementBytes: Self.minBytes, max: MailboxLimits.detailsPerRequest) {
             MessageDetails(uid: try $0.u32(), internalDate: try $0.i64(), size: try $0.u64(), info: Array(try $0.bytes().readableBytesView))
         }
         through = try r.u32()
+        prefixes = try r.list(minElementBytes: WireSize.bytes, max: MailboxLimits.detailsPerRequest) { Array(try $0.bytes().readableBytesView) }
+        guard prefixes.isEmpty || prefixes.count == details.count else { throw WireError.badValue("\(prefixes.count) prefixes for \(details.count) details") }
     }
     public func write(to w: inout WireWriter) {
         w.list(details) { $0.u32($1.uid); $0.i64($1.internalDate); $0.u64($1.size); $0.bytes($1.info) }
         w.u32(through)
+        w.list(prefixes) { $0.bytes($1) }
     }
 }
 

@@ -178,6 +178,9 @@ public protocol MailboxStore: AnyObject, Sendable {
     func delta(user: Int64, mailbox: Int64, since: UInt64, limit: Int) throws -> MailboxDelta
     /// Details of the given UIDs (ascending), skipping UIDs that are gone.
     func details(user: Int64, mailbox: Int64, uids: [UInt32]) throws -> [MessageDetails]
+    /// The same, `info` left empty unless asked, each with its top-level header or whole bytes
+    /// (`prefix`) when they are at most `prefixLimit` bytes (else nil). Default: details only.
+    func details(user: Int64, mailbox: Int64, uids: [UInt32], info: Bool, prefix: MessagePrefix?, prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)]
     /// Bytes `[offset, offset + length)` of a message's body, cut at its end; `.notFound` when
     /// the UID is gone.
     func read(user: Int64, mailbox: Int64, uid: UInt32, offset: Int, length: Int) throws -> [UInt8]

@@ -15,6 +15,9 @@ extension SQLiteMailStore {
     static let uidScanThreshold = 256, uidScanDensity: UInt64 = 16
     /// At most this many UID ranges of a SEARCH go into the SQL prefilter; more stay with the evaluator.
     static let maxPrefilterRanges = 64
+    /// A batched details call scans its UID range when it spans at most this many UIDs per UID
+    /// asked for (a FETCH batch of a sequence range is dense).
+    static let detailsScanDensity: UInt64 = 4
     /// SEARCH reads its candidates in pages of this many rows.
     static let searchPage = 1024
     static let secondsPerDay: Int64 = 86_400
@@ -267,11 +270,17 @@ extension SQLiteMailStore {
     public func view(user: Int64, mailbox: Int64) throws -> MailboxView {
         try pool.read { db in
             let s = try Self.ownedMailbox(db, user: user, id: mailbox)
+            let key = ViewCache.Key(user: user, mailbox: mailbox, uidValidity: s.uidValidity, highestModSeq: s.highestModSeq,
+                                    uidNext: s.uidNext, messages: s.messages)
+            if let entries = viewCache.entries(key) {
+                return MailboxView(summary: s, keywords: try Self.keywordNames(db, mailbox), entries: entries)
+            }
             var entries: [ViewEntry] = []
             entries.reserveCapacity(Int(s.messages))
             let cursor = try Row.fetchCursor(db, sql: "SELECT \(Self.entryColumns) FROM mailbox_messages mm WHERE mm.mailbox_id = ? ORDER BY mm.uid",
                                              arguments: [mailbox])
             while let r = try cursor.next() { entries.append(Self.entry(r)) }
+            if entries.count == Int(s.messages) { viewCache.keep(key, entries) }
             return MailboxView(summary: s, keywords: try Self.keywordNames(db, mailbox), entries: entries)
         }
     }
@@ -312,6 +321,81 @@ extension SQLiteMailStore {
                 MessageDetails(uid: UInt32(truncatingIfNeeded: $0[0] as Int64), internalDate: $0[1], size: UInt64($0[2] as Int64), info: [UInt8]($0[3] as Data))
             }
         }
+    }
+
+    /// One read transaction for a whole FETCH batch: details, and the header or whole bytes of
+    /// each message (from its row or its file) when they fit `prefixLimit`.
+    public func details(user: Int64, mailbox: Int64, uids: [UInt32], info: Bool, prefix: MessagePrefix?,
+                        prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)] {
+        /// The details; the prefix of a body in its row (copied straight out of the row), or the
+        /// hash and prefix length of a body in a file (read after the transaction).
+        typealias Found = (MessageDetails, bytes: [UInt8]?, file: (hash: Data, length: Int)?)
+        let rows: [Found] = try pool.read { db in
+            _ = try Self.ownedMailbox(db, user: user, id: mailbox)
+            let body = prefix == nil ? "NULL" : "CASE WHEN m.size <= \(max(0, prefix == .message ? prefixLimit : Int(Int32.max))) THEN m.body END"
+            let select = """
+                SELECT mm.uid, mm.internal_date, m.size, \(info || prefix == .header ? "m.info" : "NULL"), \(prefix == nil ? "NULL, 0" : "m.hash, m.body IS NULL"), \(body)
+                FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                """
+            let map = { (r: Row) -> Found in
+                let d = MessageDetails(uid: UInt32(truncatingIfNeeded: r[0] as Int64), internalDate: r[1], size: UInt64(r[2] as Int64),
+                                       info: (r[3] as Data?).map { [UInt8]($0) } ?? [])
+                guard let prefix else { return (d, nil, nil) }
+                let n = prefix == .message ? Int(d.size) : (try? Self.headerSize(encodedInfo: d.info)) ?? Int.max
+                guard n <= prefixLimit else { return (d, nil, nil) }
+                if r[5] as Bool { return (d, nil, (r[4] as Data, n)) }
+                return (d, (try? r.withUnsafeData(atIndex: 6) { $0.map { [UInt8]($0.prefix(n)) } }) ?? nil, nil)
+            }
+            // A FETCH batch is mostly a run of UIDs: one range scan, no lookup per UID.
+            let sorted = Self.ascending(uids) ? uids : Array(Set(uids)).sorted()
+            guard let lo = sorted.first, let hi = sorted.last else { return [] }
+            guard UInt64(hi - lo) < UInt64(sorted.count) * Self.detailsScanDensity else {
+                return try Self.rows(db, select: select, mailbox: mailbox, uids: sorted, map)
+            }
+            // Every UID of the range is wanted when the batch is a run (no set to ask).
+            let wanted: Set<UInt32>? = UInt64(hi - lo) + 1 == UInt64(sorted.count) ? nil : Set(sorted)
+            var out: [Found] = []
+            out.reserveCapacity(sorted.count)
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: select + " WHERE mm.mailbox_id = ? AND mm.uid BETWEEN ? AND ? ORDER BY mm.uid"),
+                                             arguments: [mailbox, lo, hi])
+            while let r = try cursor.next() {
+                if wanted?.contains(UInt32(truncatingIfNeeded: r[0] as Int64)) ?? true { out.append(map(r)) }
+            }
+            return out
+        }
+        return rows.map { row in
+            var d = row.0
+            var bytes = row.bytes
+            if let f = row.file { bytes = try? blobs.read([UInt8](f.hash), offset: 0, length: f.length) }   // gone meanwhile: read later
+            if !info { d.info = [] }
+            return (d, bytes)
+        }
+    }
+
+    /// Strictly ascending (so already sorted and unique).
+    static func ascending(_ uids: [UInt32]) -> Bool {
+        var i = 1
+        while i < uids.count { if uids[i - 1] >= uids[i] { return false }; i += 1 }
+        return true
+    }
+
+    /// `MessageInfo.headerSize` without decoding the rest: the encoding starts with its version
+    /// byte, then size and header size as zigzag varints (MIME BinaryCodec).
+    static func headerSize(encodedInfo b: [UInt8]) throws -> Int {
+        guard b.first == MessageInfo.encodingVersion else { return try MessageInfo(encoded: b).headerSize }
+        var i = 1
+        func varint() -> Int64? {
+            var v: UInt64 = 0, shift: UInt64 = 0
+            while i < b.count, shift < 64 {
+                let x = b[i]; i += 1
+                v |= UInt64(x & 0x7F) << shift
+                if x < 0x80 { return Int64(bitPattern: (v >> 1) ^ (0 &- (v & 1))) }
+                shift += 7
+            }
+            return nil
+        }
+        guard varint() != nil, let h = varint(), h >= 0, h <= Int64(Int32.max) else { return try MessageInfo(encoded: b).headerSize }
+        return Int(h)
     }
 
     /// Only the range is read: from the row (SQL substr) or from the blob file (pread).
@@ -566,6 +650,54 @@ extension SQLiteMailStore {
             clauses.append("mm.modseq >= ?"); args.append(Int64(clamping: n))
         default:
             break
+        }
+    }
+}
+
+/// Which bytes of each message a batched details call brings along (FETCH of many messages).
+public enum MessagePrefix: Sendable, Equatable {
+    /// The top-level header, `[0, headerSize)`.
+    case header
+    /// The whole message.
+    case message
+}
+
+extension MailboxStore {
+    /// Details only: a store without a batched read leaves the bytes to `read`.
+    public func details(user: Int64, mailbox: Int64, uids: [UInt32], info: Bool, prefix: MessagePrefix?,
+                        prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)] {
+        try details(user: user, mailbox: mailbox, uids: uids).map { ($0, nil) }
+    }
+}
+
+/// The views of large mailboxes as last read (SELECT of a 10,000-message INBOX reads 10,000
+/// rows), keyed by everything a change moves: every mutation of a mailbox bumps its
+/// HIGHESTMODSEQ (and a mailbox made anew has a new UIDVALIDITY), so a key that matches is
+/// the same view. Bounded by `maxEntries` entries in all.
+final class ViewCache: @unchecked Sendable {
+    struct Key: Hashable {
+        var user: Int64, mailbox: Int64, uidValidity: UInt32, highestModSeq: UInt64, uidNext: UInt32, messages: UInt32
+    }
+    /// Mailboxes smaller than this are read each time (cheap enough).
+    static let minEntries = 1000
+    static let maxEntries = 1 << 20
+    private let lock = NSLock()
+    private var views: [Int64: (key: Key, entries: [ViewEntry])] = [:]
+    private var held = 0
+
+    func entries(_ key: Key) -> [ViewEntry]? {
+        lock.withLock { views[key.mailbox].flatMap { $0.key == key ? $0.entries : nil } }
+    }
+
+    func keep(_ key: Key, _ entries: [ViewEntry]) {
+        guard entries.count >= Self.minEntries, entries.count <= Self.maxEntries else { return }
+        lock.withLock {
+            if let old = views.removeValue(forKey: key.mailbox) { held -= old.entries.count }
+            while held + entries.count > Self.maxEntries, let victim = views.keys.first {
+                held -= views.removeValue(forKey: victim)!.entries.count
+            }
+            views[key.mailbox] = (key, entries)
+            held += entries.count
         }
     }
 }

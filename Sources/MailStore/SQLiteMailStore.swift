@@ -9,6 +9,8 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     public let pool: DatabasePool
     public let blobs: BlobStore
     private(set) var committer: GroupCommitter!
+    /// SELECT's views of large mailboxes (SQLiteMailStore+IMAP.swift).
+    let viewCache = ViewCache()
     /// Wall-clock time for dates the store records (injected in tests).
     public let clock: @Sendable () -> Date
     public static let defaultMailboxes: [(String, String)] = [
@@ -33,6 +35,9 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
         config.prepareDatabase { db in
             // RFC-less but essential: the durability contract needs a full fsync at each commit.
             try db.execute(sql: "PRAGMA synchronous = \(fsync ? "FULL" : "OFF")")
+            // Readers map the database instead of copying each page in with pread: a FETCH or
+            // SEARCH over a large mailbox touches one `messages` page per message.
+            try db.execute(sql: "PRAGMA mmap_size = \(Self.mmapSize)")
         }
         let dbPath = dataDir + "/postern.db"
         pool = try DatabasePool(path: dbPath, configuration: config)
@@ -42,6 +47,9 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
         committer = nil
         committer = GroupCommitter(store: self, maxBatch: groupCommitMax)
     }
+
+    /// Bytes of the database file each connection maps (SQLite's mmap_size; address space only).
+    static let mmapSize = 1 << 30
 
     var now: Int64 { Int64(clock().timeIntervalSince1970) }
 

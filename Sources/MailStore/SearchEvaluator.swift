@@ -134,8 +134,11 @@ indirect enum SearchNode: Sendable {
                 if needle.isEmpty || SearchFold.contains(field.value, needle) { return true }
             }
             return false
-        case .body(let needle): return SearchFold.contains(try c.bodyText(), needle)
+        case .body(let needle):
+            if try c.surelyLacks(needle) { return false }
+            return SearchFold.contains(try c.bodyText(), needle)
         case .text(let needle):
+            if try c.surelyLacks(needle) { return false }
             if SearchFold.contains(try c.allHeaders(), needle) { return true }
             return SearchFold.contains(try c.bodyText(), needle)
         }
@@ -169,6 +172,22 @@ struct SearchContent {
         let b = try message.body()
         raw = b
         return b
+    }
+
+    /// The message's bytes lowercased when its text as TEXT and BODY see it is exactly those
+    /// bytes (with separators between fields and parts): 7-bit, no RFC 2047 word, every leaf
+    /// identity-encoded in an ASCII-compatible charset. nil otherwise (decoding needed).
+    private var plain: [UInt8]??
+
+    /// A one-sided test before any decoding or folding: true only when TEXT/BODY `needle`
+    /// surely matches nowhere. Holds for a needle of 7-bit bytes without WSP, CR, LF or ":"
+    /// (the separators unfolding and "name: value" lines put in or take out) in a plain
+    /// message (`plain`): every match in its folded text is then a match in its lowercased bytes.
+    mutating func surelyLacks(_ needle: [UInt8]) throws -> Bool {
+        guard !needle.isEmpty, needle.allSatisfy(SearchPrefilter.canPrefilter) else { return false }
+        if plain == nil { plain = .some(SearchPrefilter.plainText(try bytes(), message.info.body)) }
+        guard let text = plain ?? nil else { return false }
+        return !SearchFold.contains(text, needle)
     }
 
     /// The day the Date: header names in its own zone (RFC 9051 §6.4.4 SENT*: "disregarding
@@ -233,6 +252,50 @@ struct SearchContent {
         visit(part)
         for child in part.parts { forEachPart(child, visit) }
         if let m = part.message { forEachPart(m.body, visit) }
+    }
+}
+
+/// The bytes-level prefilter of `SearchContent.surelyLacks`.
+enum SearchPrefilter {
+    /// Charsets whose decoding leaves 7-bit bytes as they are (`Charsets.toUTF8` decodes them
+    /// in Swift); with any other (UTF-7, UTF-16, ISO-2022-*, …) a 7-bit body is not its text.
+    static let asciiCharsets: Set<String> = [
+        "utf-8", "utf8", "us-ascii", "ascii", "ansi_x3.4-1968", "iso646-us", "us", "cp367", "csascii",
+        "iso-8859-1", "iso_8859-1", "iso8859-1", "latin1", "l1", "cp819", "ibm819", "csisolatin1",
+        "windows-1252", "cp1252", "x-cp1252",
+    ]
+    static let identityEncodings: Set<String> = ["", "7bit", "8bit", "binary"]
+
+    @inline(__always) static func canPrefilter(_ b: UInt8) -> Bool {
+        b < 0x80 && !ASCII.isWSP(b) && b != ASCII.cr && b != ASCII.lf && b != ASCII.colon
+    }
+
+    /// `bytes` lowercased if the message is plain (see `SearchContent.plain`), else nil.
+    static func plainText(_ bytes: [UInt8], _ root: BodyPart) -> [UInt8]? {
+        guard leavesArePlain(root) else { return nil }
+        var out = [UInt8](repeating: 0, count: bytes.count)
+        var previous: UInt8 = 0
+        for i in bytes.indices {
+            let b = bytes[i]
+            // 8-bit text folds by Unicode rules; "=?" may open an encoded word (RFC 2047 §2); a
+            // CR without LF is dropped from a header value, joining what is around it.
+            if b >= 0x80 || (b == UInt8(ascii: "?") && previous == ASCII.equals) { return nil }
+            if previous == ASCII.cr && b != ASCII.lf { return nil }
+            out[i] = ASCII.lower(b)
+            previous = b
+        }
+        return previous == ASCII.cr ? nil : out
+    }
+
+    /// Every leaf is identity-encoded; every text leaf in a charset of `asciiCharsets`.
+    static func leavesArePlain(_ part: BodyPart) -> Bool {
+        if let m = part.message { return leavesArePlain(m.body) }
+        if !part.parts.isEmpty { return part.parts.allSatisfy(leavesArePlain) }
+        guard identityEncodings.contains(part.encoding.lowercased().trimmingCharacters(in: .whitespaces)) else { return false }
+        guard part.type == "text" || part.type == "message" else { return true }   // the leaves bodyText() converts
+        var charset = (part.parameter("charset") ?? "utf-8").lowercased().trimmingCharacters(in: .whitespaces)
+        if charset.count >= 2, charset.hasPrefix("\""), charset.hasSuffix("\"") { charset = String(charset.dropFirst().dropLast()) }
+        return asciiCharsets.contains(charset)
     }
 }
 

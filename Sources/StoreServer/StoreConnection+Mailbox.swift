@@ -84,19 +84,23 @@ extension StoreConnectionHandler {
         hub.pulled(m.watch)
     }
 
-    /// Details in UID order, cut where the reply would outgrow a frame (`through` says where).
+    /// Details in UID order (with the prefixes asked for), cut where the reply would outgrow a
+    /// frame (`through` says where).
     func details(_ m: DetailsGet, user: Int64) throws -> DetailsReply {
-        let all = try store.details(user: user, mailbox: m.mailbox, uids: m.uids)
-        var size = 64, out: [MessageDetails] = []
-        for d in all {
-            size += DetailsReply.minBytes + d.info.count
+        let prefix: MessagePrefix? = m.want.contains(.message) ? .message : m.want.contains(.header) ? .header : nil
+        let all = try store.details(user: user, mailbox: m.mailbox, uids: m.uids, info: m.want.contains(.info), prefix: prefix,
+                                    prefixLimit: Int(m.prefixLimit))
+        var size = 64, out: [MessageDetails] = [], prefixes: [[UInt8]] = []
+        for (d, p) in all {
+            size += DetailsReply.minBytes + d.info.count + (prefix == nil ? 0 : WireSize.bytes + (p?.count ?? 0))
             if size > Self.maxReplyBytes {
                 guard let last = out.last else { throw ErrorReply(.internal, "details of UID \(d.uid) exceed a frame") }
-                return DetailsReply(out, through: last.uid)
+                return DetailsReply(out, through: last.uid, prefixes: prefixes)
             }
             out.append(d)
+            if prefix != nil { prefixes.append(p ?? []) }
         }
-        return DetailsReply(out, through: m.uids.max() ?? 0)
+        return DetailsReply(out, through: m.uids.max() ?? 0, prefixes: prefixes)
     }
 
     func read(_ m: MessageRead, user: Int64) throws -> MessageBytes {
