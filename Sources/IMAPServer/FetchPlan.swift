@@ -40,10 +40,15 @@ struct FetchPlan: Sendable {
     /// `BODY[section]<origin> ` of each body-section item, written once per FETCH (by index in `attrs`).
     let labels: [[UInt8]?]
     /// Messages per batch: one details request (and one more ahead while a batch is written).
-    var batchSize: Int { prefix == .none ? MailboxLimits.detailsPerRequest : Self.prefixBatch }
-    /// With bytes along: at most prefixBatch × maxPrefix bytes a batch.
+    /// Headers alone are small (and the store cuts a reply at a frame): larger batches.
+    var batchSize: Int { prefix == .none ? MailboxLimits.detailsPerRequest : headerOnly ? Self.headerBatch : Self.prefixBatch }
+    /// Largest prefix brought along with the details (a larger header is read by range).
+    var prefixLimit: Int { headerOnly ? Self.maxHeaderPrefix : Self.maxPrefix }
+    /// With bytes along: at most prefixBatch × maxPrefix (headerBatch × maxHeaderPrefix) bytes a batch.
     static let prefixBatch = 64
     static let maxPrefix = 16 * 1024
+    static let headerBatch = 512
+    static let maxHeaderPrefix = 8 * 1024
     /// Largest range read ahead on its own; larger ones stream in `maxReadChunk` pieces as
     /// they are written.
     static let maxPrefetch = 64 * 1024
@@ -101,7 +106,7 @@ struct FetchPlan: Sendable {
         guard needsDetails else { return b }
         b.details.reserveCapacity(uids.count)
         var got = try await services.details(mailbox: mailbox, uids: uids, info: needsInfo && !headerOnly, withPrefix: prefix != .none,
-                                             whole: prefix == .whole, prefixLimit: Self.maxPrefix)
+                                             whole: prefix == .whole, prefixLimit: prefixLimit)
         if headerOnly {
             var rest: [UInt32] = []
             for (d, bytes) in got {
