@@ -95,8 +95,11 @@ public enum SectionLocator {
     /// except in the case of a message which has no body and no blank line"). Lines that are
     /// no field (no colon) are dropped by FIELDS and kept by FIELDS.NOT.
     public static func filterHeader(_ header: [UInt8], names: [String], not: Bool) -> [UInt8] {
-        let wanted = Set(names.map { $0.lowercased() })
+        // Lowercased names as bytes: each field name is compared in place (no String per field).
+        var wanted: [[UInt8]] = []
+        for n in names { let b = Array(n.lowercased().utf8); if !wanted.contains(b) { wanted.append(b) } }
         var out: [UInt8] = []
+        out.reserveCapacity(not ? header.count : min(header.count, 512))
         header.withUnsafeBytes { buf in
             var it = HeaderFieldIterator(buf)
             while let field = it.next() {
@@ -104,8 +107,13 @@ public enum SectionLocator {
                 if field.isMalformed {
                     named = false
                 } else {
-                    let name = String(decoding: buf[field.start..<field.nameEnd].map(ASCII.lower), as: UTF8.self)
-                    named = wanted.contains(name)
+                    let start = field.start, count = field.nameEnd - field.start
+                    named = wanted.contains { w in
+                        guard w.count == count else { return false }
+                        var i = 0
+                        while i < count { if w[i] != ASCII.lower(buf[start + i]) { return false }; i += 1 }
+                        return true
+                    }
                 }
                 guard named != not else { continue }
                 appendCRLFLines(buf[field.start..<field.end], to: &out)
