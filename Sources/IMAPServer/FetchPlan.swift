@@ -45,7 +45,7 @@ struct FetchPlan: Sendable {
     /// Largest prefix brought along with the details (a larger header is read by range).
     var prefixLimit: Int { headerOnly ? Self.maxHeaderPrefix : Self.maxPrefix }
     /// With bytes along: at most prefixBatch × maxPrefix (headerBatch × maxHeaderPrefix) bytes a batch.
-    static let prefixBatch = 64
+    static let prefixBatch = 128
     static let maxPrefix = 16 * 1024
     static let headerBatch = 512
     static let maxHeaderPrefix = 8 * 1024
