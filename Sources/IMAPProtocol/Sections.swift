@@ -136,6 +136,15 @@ public enum SectionLocator {
 
     /// Copies lines, each ending CRLF whether it ended CRLF, bare LF or not at all.
     private static func appendCRLFLines(_ b: Slice<UnsafeRawBufferPointer>, to out: inout [UInt8]) {
+        // Already CRLF throughout and ending with it (the usual case): copied as it is.
+        if let last = b.last, last == ASCII.lf {
+            var i = b.startIndex, clean = true
+            while i < b.endIndex {
+                if b[i] == ASCII.lf && (i == b.startIndex || b[i - 1] != ASCII.cr) { clean = false; break }
+                i += 1
+            }
+            if clean { out.append(contentsOf: b); return }
+        }
         var lineHasContent = false
         for c in b {
             if c == ASCII.lf {
