@@ -34,7 +34,9 @@ import MailModel
 /// batches or refuses before sending (a refused frame would close the whole worker connection).
 public enum MailboxLimits {
     /// UIDs one UID set may expand to (a STORE/COPY/EXPUNGE over a whole large mailbox fits).
-    public static let maxUIDs = 1 << 22
+    /// A 42-byte frame may name this many, so it bounds what one frame costs the decoder
+    /// (4 MiB and a few ms at 2^20; fuzz-rpc flagged 2^22 as a slow unit under ASan).
+    public static let maxUIDs = 1 << 20
     /// Ranges one UID set may have (8 bytes each: well inside a frame).
     public static let maxUIDRanges = 100_000
     /// View entries per ViewChunk frame (24 bytes each: ~96 KiB a frame).
