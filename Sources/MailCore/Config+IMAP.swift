@@ -10,14 +10,7 @@ public enum IMAPListenerRole: String, Sendable, Equatable, CaseIterable {
     case imaps
 }
 
-/// One `listen` entry: a role and an address. Its text ("imap@127.0.0.1:143") is also the
-/// listener's key in the service table and its name in the fd contract.
-public struct IMAPListener: Sendable, Equatable, CustomStringConvertible {
-    public var role: IMAPListenerRole
-    public var address: ListenAddress
-    public init(_ role: IMAPListenerRole, _ address: ListenAddress) { self.role = role; self.address = address }
-    public var description: String { "\(role.rawValue)@\(address)" }
-}
+public typealias IMAPListener = RoleListener<IMAPListenerRole>
 
 public struct IMAPConfig: Sendable, Equatable {
     /// processes, max_connections, max_unsent_bytes, socket_*; `listen` is `listeners` (by role).
@@ -86,13 +79,6 @@ extension IMAPConfig: ConfigSection {
 
     /// "ROLE@ADDRESS": imap@127.0.0.1:143, imaps@[::]:993, imap@unix:imap.
     static func listener(_ entry: String, _ s: TableReader, _ context: ConfigContext) throws -> IMAPListener {
-        let roles = IMAPListenerRole.allCases.map(\.rawValue).joined(separator: " or ")
-        guard let at = entry.firstIndex(of: "@"), let role = IMAPListenerRole(rawValue: String(entry[..<at])) else {
-            throw s.error("listen", "\"\(entry)\" does not start with a role: \(roles), then @ and the address (imap@127.0.0.1:143)")
-        }
-        guard let address = ListenAddress(parsing: String(entry[entry.index(after: at)...]), relativeTo: context.runDir) else {
-            throw s.error("listen", "\"\(entry)\": the address is not unix:/path, HOST:PORT or [V6]:PORT")
-        }
-        return IMAPListener(role, address)
+        try IMAPListener.parse(entry, s, context, example: "imap@127.0.0.1:143")
     }
 }

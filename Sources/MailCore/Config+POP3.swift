@@ -10,13 +10,7 @@ public enum POP3ListenerRole: String, Sendable, Equatable, CaseIterable {
     case pop3s
 }
 
-/// One `listen` entry: a role and an address; its text is the listener's key and fd name.
-public struct POP3Listener: Sendable, Equatable, CustomStringConvertible {
-    public var role: POP3ListenerRole
-    public var address: ListenAddress
-    public init(_ role: POP3ListenerRole, _ address: ListenAddress) { self.role = role; self.address = address }
-    public var description: String { "\(role.rawValue)@\(address)" }
-}
+public typealias POP3Listener = RoleListener<POP3ListenerRole>
 
 public struct POP3Config: Sendable, Equatable {
     /// processes, max_connections, max_unsent_bytes, socket_*; `listen` is `listeners` (by role).
@@ -70,13 +64,6 @@ extension POP3Config: ConfigSection {
 
     /// "ROLE@ADDRESS": pop3@127.0.0.1:110, pop3s@[::]:995, pop3@unix:pop3.
     static func listener(_ entry: String, _ s: TableReader, _ context: ConfigContext) throws -> POP3Listener {
-        let roles = POP3ListenerRole.allCases.map(\.rawValue).joined(separator: " or ")
-        guard let at = entry.firstIndex(of: "@"), let role = POP3ListenerRole(rawValue: String(entry[..<at])) else {
-            throw s.error("listen", "\"\(entry)\" does not start with a role: \(roles), then @ and the address (pop3@127.0.0.1:110)")
-        }
-        guard let address = ListenAddress(parsing: String(entry[entry.index(after: at)...]), relativeTo: context.runDir) else {
-            throw s.error("listen", "\"\(entry)\": the address is not unix:/path, HOST:PORT or [V6]:PORT")
-        }
-        return POP3Listener(role, address)
+        try POP3Listener.parse(entry, s, context, example: "pop3@127.0.0.1:110")
     }
 }
