@@ -109,6 +109,13 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .target(name: "OutboundServer", dependencies: [
+            "MailCore", "MailIPC", "MailModel", "OutboundProtocol", "SMTPProtocol", "MailSyntax", "MIME", "MailDNS", "DKIM",
+            "MailPrivsep", "MailWorker", "MailTLS",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .target(name: "LookupServer", dependencies: [
             "MailCore", "MailIPC", "LookupProtocol", "MailPrivsep", "MailWorker",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -135,6 +142,7 @@ let package = Package(
         .executableTarget(name: "smtpd", dependencies: ["SMTPServer"]),
         .executableTarget(name: "imapd", dependencies: ["IMAPServer"]),
         .executableTarget(name: "pop3d", dependencies: ["POP3Server"]),
+        .executableTarget(name: "outbound", dependencies: ["OutboundServer"]),
         .executableTarget(name: "postern", dependencies: ["AdminCLI"]),
         .executableTarget(name: "fuzz-ipc", dependencies: ["MailIPC"]),
         // libFuzzer targets (make fuzz builds them with -sanitize=fuzzer into .build-fuzz); in the

@@ -2,7 +2,7 @@
 // from the worker; what each role may ask is declared on each request (`static roles`) and
 // checked once before dispatch. `Role.allowedRequests` shows the resulting table.
 public enum Role: String, Sendable, CaseIterable {
-    case lmtpd, smtpd, imapd, pop3d, lookupd, admin
+    case lmtpd, smtpd, imapd, pop3d, lookupd, outbound, admin
 
     public var allowedRequests: Set<MessageType> { Set(MessageType.allCases.filter { $0.roles.contains(self) }) }
     public func may(_ t: MessageType) -> Bool { t == .hello || t.roles.contains(self) }

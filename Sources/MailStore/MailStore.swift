@@ -214,9 +214,31 @@ public protocol MailboxStore: AnyObject, Sendable {
     func search(user: Int64, mailbox: Int64, query: SearchQuery) throws -> [UInt32]
 }
 
-/// The outbound queue.
+/// The outbound queue (DESIGN §4): the store owns it; the outbound agent claims due
+/// recipients with a lease, reads bodies by range, and reports results (with the DSN to store
+/// in the same transaction). A lease that runs out makes its rows claimable again, so a killed
+/// agent loses nothing (at-least-once). `now` is seconds since the epoch.
 public protocol QueueStore: AnyObject, Sendable {
     func queue() throws -> [QueuedRecipient]
+
+    /// Claims, for `lease` seconds, the due rows (`next_attempt <= now`, not held, lease run
+    /// out) of at most `limit` messages, oldest first, grouped by message.
+    func claimQueue(now: Int64, lease: Int64, limit: Int) throws -> QueueClaim
+    /// Bytes `[offset, offset + length)` of a queued message as it is sent: the stored body
+    /// without its leading `Return-Path:` field (DESIGN §4). `.notFound` once no queue row
+    /// names the message.
+    func queueBody(message: Int64, offset: Int, length: Int) throws -> [UInt8]
+    /// Records `results` (rows not leased to the caller any more are ignored: another agent
+    /// has them) and stores `notice`, all in one durable transaction; `completion` runs after
+    /// the fsync. Delivered and failed rows leave the queue; a body no row or mailbox
+    /// references any more goes too.
+    func reportQueue(_ results: [QueueResult], notice: QueueNotice?, now: Int64,
+                     completion: @escaping @Sendable (Result<Void, Error>) -> Void)
+    /// The queue as the administrator sees it, oldest first.
+    func queueEntries() throws -> [QueueEntryInfo]
+    /// Applies `action` to the rows of `message` (every message for `.flush` with nil); returns
+    /// how many rows it touched (0: no such message).
+    @discardableResult func queueAdmin(_ action: QueueAdminAction, message: Int64?, now: Int64) throws -> Int
 }
 
 /// Everything the store process serves.

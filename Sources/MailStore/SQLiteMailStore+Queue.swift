@@ -11,3 +11,15 @@ extension SQLiteMailStore {
         }
     }
 }
+
+// Contract stubs: the outbound store work replaces these.
+extension SQLiteMailStore {
+    public func claimQueue(now: Int64, lease: Int64, limit: Int) throws -> QueueClaim { throw StoreError(.temporary, "queue claim: not built yet") }
+    public func queueBody(message: Int64, offset: Int, length: Int) throws -> [UInt8] { throw StoreError(.temporary, "queue body: not built yet") }
+    public func reportQueue(_ results: [QueueResult], notice: QueueNotice?, now: Int64,
+                            completion: @escaping @Sendable (Result<Void, Error>) -> Void) {
+        completion(.failure(StoreError(.temporary, "queue report: not built yet")))
+    }
+    public func queueEntries() throws -> [QueueEntryInfo] { throw StoreError(.temporary, "queue entries: not built yet") }
+    public func queueAdmin(_ action: QueueAdminAction, message: Int64?, now: Int64) throws -> Int { throw StoreError(.temporary, "queue admin: not built yet") }
+}
