@@ -135,6 +135,26 @@ enum Schema {
                 UPDATE users SET last_uidvalidity = coalesce((SELECT max(uidvalidity) FROM mailboxes WHERE user_id = users.id), 0);
                 """)
         }
+        // The outbound agent's queue (DESIGN §4): leases (a claim holds rows until lease_until;
+        // a killed agent's rows come back when it runs out), administrator hold/bounce, the
+        // first attempt (for max_queue_lifetime) and delay-warning mark, how the message came in
+        // (QueueOrigin: 0 submission, 1 forward, 2 bounce), and RFC 3461 parameters
+        // (dsn_notify NULL: not given; bits 1 SUCCESS 2 FAILURE 4 DELAY, 0 NEVER).
+        m.registerMigration("v6-queue") { db in
+            try db.execute(sql: """
+                ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE queue ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE queue ADD COLUMN bounce_requested INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE queue ADD COLUMN first_attempt INTEGER;
+                ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE queue ADD COLUMN origin INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE queue ADD COLUMN dsn_notify INTEGER;
+                ALTER TABLE queue ADD COLUMN dsn_orcpt TEXT NOT NULL DEFAULT '';
+                ALTER TABLE queue ADD COLUMN dsn_ret TEXT NOT NULL DEFAULT '';
+                ALTER TABLE queue ADD COLUMN dsn_envid TEXT NOT NULL DEFAULT '';
+                CREATE INDEX queue_due ON queue(next_attempt);
+                """)
+        }
         return m
     }
 
