@@ -105,6 +105,7 @@ public struct PosternConfig: Sendable, Equatable {
     public var smtp = SMTPConfig()
     public var imap = IMAPConfig()
     public var pop3 = POP3Config()
+    public var spam = SpamConfig()
     public var tls: TLSSettings
 
     public static let defaultRunDir = "/run/postern"
@@ -178,6 +179,7 @@ extension PosternConfig {
         try r.section("smtp", &c.smtp, context)
         try r.section("imap", &c.imap, context)
         try r.section("pop3", &c.pop3, context)
+        try r.section("spam", &c.spam, context)
         try r.section("lookup", &c.lookup, context)
         try r.finish()
         return c
