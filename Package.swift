@@ -129,6 +129,14 @@ let package = Package(
         // Outbound pieces (issue 13): DKIM signing over OpenSSL; DNS through libunbound.
         .target(name: "DKIM", dependencies: ["MailSyntax", "COpenSSL"]),
         .target(name: "MailDNS", dependencies: ["CUnbound", "MailSyntax"]),
+        // rspamd over HTTP (issue 14): scanning verdicts, X-Spam-* fields, the learn queue, /stat.
+        .target(name: "SpamFilter", dependencies: [
+            "MailCore", "MailSyntax", "SMTPProtocol",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .target(name: "AdminCLI", dependencies: [
             "MailCore", "MailIPC", "MailWorker", "MailTLS", "DKIM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -182,6 +190,12 @@ let package = Package(
         .testTarget(name: "MasterCoreTests", dependencies: [
             "MasterCore", "MailCore", "MailIPC", "MailPrivsep", "MailWorker",
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "SpamFilterTests", dependencies: [
+            "SpamFilter", "MailCore", "SMTPProtocol",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "DKIMTests", dependencies: ["DKIM", "MailSyntax"]),
         .testTarget(name: "MailDNSTests", dependencies: ["MailDNS"]),

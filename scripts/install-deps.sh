@@ -22,4 +22,4 @@ systemctl disable postfix.service dovecot.service dovecot.socket >/dev/null 2>&1
 # unbound (a test peer: DNS zones on loopback) must not run as the system resolver.
 systemctl disable unbound.service unbound-resolvconf.service >/dev/null 2>&1 || true
 # rspamd and its redis are test peers started privately on loopback, never system services.
-systemctl disable --now rspamd.service redis-server.service >/dev/null 2>&1 || true
+systemctl disable rspamd.service redis-server.service >/dev/null 2>&1 || true
