@@ -142,9 +142,10 @@ final class SpamFilterPureTests: XCTestCase {
         XCTAssertEqual(q.push(job(4)).map(\.origin), ["#1"])
         XCTAssertEqual(q.count, 3)
         XCTAssertEqual(q.bytes, 30)
-        // Bytes bound too: a 90-byte message pushes out all but nothing older fits with it.
-        XCTAssertEqual(q.push(job(5, bytes: 90)).map(\.origin), ["#2", "#3", "#4"])
-        XCTAssertEqual(q.bytes, 90)
+        // Bytes bound too: a 90-byte message pushes out what does not fit beside it.
+        XCTAssertEqual(q.push(job(5, bytes: 90)).map(\.origin), ["#2", "#3"])
+        XCTAssertEqual(q.bytes, 100)
+        XCTAssertEqual(q.popFirst()?.origin, "#4")
         var retry = q.popFirst()!
         XCTAssertEqual(retry.origin, "#5")
         XCTAssertTrue(q.isEmpty)
@@ -166,7 +167,8 @@ final class SpamFilterPureTests: XCTestCase {
         XCTAssertEqual(LearnQueue.retryDelay(afterAttempts: 1), .seconds(1))
         XCTAssertEqual(LearnQueue.retryDelay(afterAttempts: 2), .seconds(2))
         XCTAssertEqual(LearnQueue.retryDelay(afterAttempts: 4), .seconds(8))
-        XCTAssertEqual(LearnQueue.retryDelay(afterAttempts: 9), .minutes(5))
+        XCTAssertEqual(LearnQueue.retryDelay(afterAttempts: 9), .seconds(256))
+        XCTAssertEqual(LearnQueue.retryDelay(afterAttempts: 10), .minutes(5))
         XCTAssertEqual(LearnQueue.retryDelay(afterAttempts: 1000), .minutes(5))
     }
 
