@@ -93,7 +93,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "SMTPServer", dependencies: [
-            "MailCore", "MailIPC", "SMTPProtocol", "MailPrivsep", "MailWorker", "MailTLS",
+            "MailCore", "MailIPC", "SMTPProtocol", "MailPrivsep", "MailWorker", "MailTLS", "SpamFilter",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
@@ -138,8 +138,10 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         .target(name: "AdminCLI", dependencies: [
-            "MailCore", "MailIPC", "MailWorker", "MailTLS", "DKIM",
+            "MailCore", "MailIPC", "MailWorker", "MailTLS", "DKIM", "SpamFilter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
 
         // Executables: a short main.swift each

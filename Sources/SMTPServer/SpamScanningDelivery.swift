@@ -1,0 +1,100 @@
+// Spam scanning in smtpd/lmtpd (issue 14): an SMTPDelivery that holds the message (up to
+// SpamHook.maxScanBytes), asks rspamd at the end of DATA/BDAT, and only then starts the store
+// delivery — with the X-Spam-* fields prepended, into Junk when rspamd says so — or refuses
+// with the verdict's reply (SpamRefusal) having stored nothing. Larger messages are not scanned.
+import Logging
+import MailCore
+import NIOCore
+import SMTPProtocol
+import SpamFilter
+
+/// What a session needs to scan: the scanner ([spam] url, timeout, on_failure) and the folder.
+struct SpamHook {
+    let scanner: SpamScanner
+    let junkFolder: String
+    /// Spam is small; a message past this is delivered unscanned (logged), so a session never
+    /// holds more than this (spamc's default limit is 500 KB; rspamd's own is 50 MB).
+    static let maxScanBytes = 10 << 20
+
+    /// smtpd's mta role always, lmtpd when scan_lmtp, submission/smtps when scan_submission.
+    init?(_ config: SpamConfig, group: EventLoopGroup, scans: Bool) {
+        guard config.enabled, scans, let s = SpamScanner(group: group, config: config) else { return nil }
+        scanner = s; junkFolder = config.junkFolder
+    }
+}
+
+/// The end of a message rspamd refused (reject) or deferred (soft reject, greylist, or no
+/// answer with on_failure = tempfail): every recipient gets `reply`; nothing was stored.
+struct SpamRefusal: Error {
+    let reply: SMTPReply
+}
+
+final class SpamScanningDelivery: SMTPDelivery {
+    /// Starts the store delivery into the named mailbox (nil: INBOX).
+    typealias Begin = (_ mailbox: String?) -> any SMTPDelivery
+    private let begin: Begin
+    private let hook: SpamHook
+    private let envelope: SpamEnvelope
+    private let loop: EventLoop
+    private let logger: Logger
+    private var held: ByteBuffer? = ByteBuffer()
+    private var inner: (any SMTPDelivery)?
+
+    init(hook: SpamHook, envelope: SpamEnvelope, loop: EventLoop, logger: Logger, begin: @escaping Begin) {
+        self.hook = hook; self.envelope = envelope; self.loop = loop; self.logger = logger; self.begin = begin
+    }
+
+    func send(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
+        if let inner { return inner.send(bytes) }
+        guard var h = held else { return loop.makeSucceededVoidFuture() }
+        if h.readableBytes + bytes.readableBytes > SpamHook.maxScanBytes {
+            logger.notice("spam: message over \(SpamHook.maxScanBytes) bytes, delivered unscanned")
+            held = nil
+            let d = begin(nil)
+            inner = d
+            return sendChunked(d, h).flatMap { d.send(bytes) }
+        }
+        h.writeImmutableBuffer(bytes)
+        held = h
+        return loop.makeSucceededVoidFuture()
+    }
+
+    func end() -> EventLoopFuture<[RecipientDeliveryStatus]> {
+        if let inner { return inner.end() }
+        guard let message = held else { return loop.makeFailedFuture(SpamRefusal(reply: .spamDeferred)) }
+        held = nil
+        return hook.scanner.scan(message, envelope).hop(to: loop).flatMap { [self] scan in
+            logger.info("spam: \(scan.logDescription) verdict=\(scan.verdict.name)")
+            switch scan.verdict {
+            case .reject(let reply), .tempfail(let reply):
+                return loop.makeFailedFuture(SpamRefusal(reply: reply))
+            case .deliver(let d):
+                let bytes = SpamHeaders.apply(d, to: Array(message.readableBytesView))
+                let delivery = begin(d.toJunk ? hook.junkFolder : nil)
+                inner = delivery
+                return sendChunked(delivery, ByteBuffer(bytes: bytes)).flatMap { delivery.end() }
+            }
+        }
+    }
+
+    func abort() {
+        held = nil
+        inner?.abort()
+    }
+
+    /// The held message in store-RPC-sized pieces, one after another.
+    private func sendChunked(_ d: any SMTPDelivery, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        var rest = buffer
+        guard rest.readableBytes > 0 else { return loop.makeSucceededVoidFuture() }
+        let piece = rest.readSlice(length: min(rest.readableBytes, SMTPSessionHandler.deliveryChunkSize))!
+        return d.send(piece).flatMap { self.sendChunked(d, rest) }
+    }
+}
+
+extension SpamEnvelope {
+    /// The scan's request fields from the SMTP envelope and the session.
+    init(_ env: SMTPEnvelope, client: String, sessionID: String) {
+        self.init(sender: env.sender?.address ?? "", recipients: env.recipients.map(\.address), clientIP: client,
+                  helo: env.helo, user: env.authenticatedUser, queueID: sessionID)
+    }
+}
