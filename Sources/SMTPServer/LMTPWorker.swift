@@ -17,14 +17,14 @@ public enum LMTPWorker {
         WorkerStart.dropPrivileges(config: config, logger: logger)
 
         let l = config.lmtp
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let settings = SessionSettings(
             config: SMTPSessionConfig(dialect: .lmtp, hostname: config.hostname, limits: SMTPLimits(l),
                                       bareLinefeed: BareLinefeedPolicy(l.bareLinefeed),
                                       serviceName: "Postern LMTP"),
             commandTimeout: .seconds(Int64(l.commandTimeout)), dataTimeout: .seconds(Int64(l.dataTimeout)),
-            maxSessionTime: .seconds(Int64(l.maxSessionTime)))
-
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+            maxSessionTime: .seconds(Int64(l.maxSessionTime)),
+            spam: SpamHook(config.spam, group: group, scans: config.spam.scanLMTP))
         let server = WorkerServer(group: group, logger: logger, maxConnections: l.service.maxConnections, grace: config.master.shutdownGrace,
                                   maxUnsentBytes: l.service.maxUnsentBytes)
         server.run(process: "lmtpd", listeners: contract.listeners, refusal: SMTPReply.tooManyConnections.encoded(),

@@ -29,6 +29,7 @@ public enum SMTPDWorker {
         WorkerStart.dropPrivileges(config: config, logger: logger)
 
         let s = config.smtp
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let limits = SMTPLimits(s)
         // Connections per client here; the AUTH budget is the store's, and this one only counts
         // failures for the log line (`failures=`).
@@ -45,10 +46,9 @@ public enum SMTPDWorker {
                                    tls: tls, implicitTLS: role == .smtps, submission: role != .mta, showAuthUser: s.receivedShowsAuthUser,
                                    limiter: limiter, listener: name, loopbackIsTrusted: s.plaintextAuthOnLoopback,
                                    stressCommandTimeout: .milliseconds(Int64(s.stressCommandTimeout * 1000)),
-                                   trustedNetworks: s.trustedNetworks)
+                                   trustedNetworks: s.trustedNetworks,
+                                   spam: SpamHook(config.spam, group: group, scans: role == .mta || config.spam.scanSubmission))
         }
-
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = WorkerServer(group: group, logger: logger, maxConnections: s.service.maxConnections, grace: config.master.shutdownGrace,
                                   maxUnsentBytes: s.service.maxUnsentBytes, roleCaps: s.roleMaxConnections,
                                   stress: StressPolicy(threshold: s.stressThreshold))

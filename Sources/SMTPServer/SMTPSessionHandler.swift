@@ -9,6 +9,7 @@ import MailCore
 import MailTLS
 import MailWorker
 import SMTPProtocol
+import SpamFilter
 
 extension SMTPReply {
     /// RFC 5321 §4.2.3 421: too many connections (per process, or from this client).
@@ -32,6 +33,7 @@ struct SessionSettings {
     var loopbackIsTrusted = true              // AUTH before TLS allowed from 127.0.0.1 / ::1
     var stressCommandTimeout: TimeAmount? = nil   // while the role is under stress (ListenerStressEvent)
     var trustedNetworks = SMTPConfig().trustedNetworks   // may send as our domains without AUTH
+    var spam: SpamHook? = nil                 // rspamd scans the message before the final reply
 }
 
 final class SMTPSessionHandler: ChannelInboundHandler {
@@ -345,7 +347,13 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func beginMessage(_ context: ChannelHandlerContext, _ env: SMTPEnvelope) {
         abortMessage()
         let sid = env.authenticatedUser != nil ? storeSession : 0
-        delivery = services.beginDelivery(sender: env.sender?.address ?? "", recipients: env.deliveryAddresses, storeSession: sid)
+        let begin: SpamScanningDelivery.Begin = { [services] _ in
+            services.beginDelivery(sender: env.sender?.address ?? "", recipients: env.deliveryAddresses, storeSession: sid)
+        }
+        delivery = settings.spam.map {
+            SpamScanningDelivery(hook: $0, envelope: SpamEnvelope(env, client: clientAddress, sessionID: sessionID),
+                                 loop: context.eventLoop, logger: logger, begin: begin)
+        } ?? begin(nil)
         var b = context.channel.allocator.buffer(capacity: 8192)
         b.writeBytes(session.traceHeaders(for: env, id: sessionID, showAuthUser: settings.showAuthUser, date: Date()))
         outgoing = b
@@ -415,6 +423,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 logger.info("accepted", metadata: ["from": "<\(env.sender?.address ?? "")>", "to": "\(rcpts.joined(separator: ","))", "size": "\(size)",
                                                    "client": "\(clientAddress)", "status": "\(statuses.map { "\($0)" }.joined(separator: ","))",
                                                    "queued": "\(queued.joined(separator: ","))"])
+            case .failure(let e as SpamRefusal):
+                logger.notice("refused by the spam filter: \(e.reply.code)", metadata: envelopeMetadata())
+                envelope = nil
+                return resume(context, session.deliveryFinished(Array(repeating: .failed(e.reply), count: rcpts.count)))
             case .failure(let e as SMTPServiceError):
                 logger.warning("delivery refused by the store: \(e)", metadata: envelopeMetadata())
                 answer = .senderDenied

@@ -200,14 +200,9 @@ symbols {{
             return json.loads(r.read())
 
     def learned(self):
-        """(spam, ham) learned counts from /stat's statfiles."""
-        spam = ham = 0
-        for sf in self.stat().get("statfiles", []):
-            if sf.get("symbol") == "BAYES_SPAM":
-                spam += sf.get("revision", 0)
-            elif sf.get("symbol") == "BAYES_HAM":
-                ham += sf.get("revision", 0)
-        return spam, ham
+        """/stat's `learned`: learn requests rspamd took since it started (its statfiles'
+        revisions lag behind: rspamd refreshes them from redis now and then)."""
+        return self.stat().get("learned", 0)
 
     def log_tail(self, lines=60):
         out = []
