@@ -5,7 +5,9 @@
 //   Lookup(map, key)                          → LookupResult(found, value)  lookupd admin
 //   SenderLogins(address)                     → Names(logins)               smtpd
 //   LocalDomain(domain)                       → LookupResult(found, "")     smtpd
-//   DeliverBegin(sender, recipients, session) ┐ one request id; the body in DeliverChunk frames; with
+//   DeliverBegin(sender, recipients, session, ┐
+//                mailbox, mailboxSpecialUse)  │ mailbox "" → INBOX; else local copies go there (spam: Junk)
+//                                             │ one request id; the body in DeliverChunk frames; with
 //   DeliverChunk(bytes)*                      │ a session (smtpd after AUTH) remote recipients are queued
 //   DeliverEnd                                ┤ → DeliverResult([status])   lmtpd smtpd
 //   DeliverAbort                              ┘ instead of DeliverEnd: the store discards the body; no reply
@@ -88,11 +90,20 @@ public struct DeliverBegin: RPCRequest {
     /// At most this many recipients in one delivery (the SMTP limits are far lower).
     public static let maxRecipients = 100_000
     public var sender: String, recipients: [String], session: UInt64
-    public init(sender: String, recipients: [String], session: UInt64 = 0) { self.sender = sender; self.recipients = recipients; self.session = session }
+    /// "" delivers local copies to INBOX; otherwise to the user's mailbox marked
+    /// `mailboxSpecialUse` (RFC 6154), else the one named so, created when missing (issue 14: Junk).
+    public var mailbox: String, mailboxSpecialUse: String
+    public init(sender: String, recipients: [String], session: UInt64 = 0, mailbox: String = "", mailboxSpecialUse: String = "") {
+        self.sender = sender; self.recipients = recipients; self.session = session
+        self.mailbox = mailbox; self.mailboxSpecialUse = mailboxSpecialUse
+    }
     public init(reading r: inout WireReader) throws {
         sender = try r.string(); recipients = try r.strings(max: Self.maxRecipients); session = try r.u64()
+        mailbox = try r.string(); mailboxSpecialUse = try r.string()
     }
-    public func write(to w: inout WireWriter) { w.string(sender); w.strings(recipients); w.u64(session) }
+    public func write(to w: inout WireWriter) {
+        w.string(sender); w.strings(recipients); w.u64(session); w.string(mailbox); w.string(mailboxSpecialUse)
+    }
 }
 
 public struct DeliverChunk: RPCRequest {

@@ -129,6 +129,9 @@ public protocol DeliveryStore: AnyObject, Sendable {
     /// staged body over: it becomes the stored body, or is discarded when the delivery fails.
     func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?,
                  completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
+    /// The same, local copies into `mailbox` instead of INBOX (nil: INBOX).
+    func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?, mailbox: DeliveryMailbox?,
+                 completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
     /// `completion` runs after blob and metadata are fsynced. With a `submitter` (an
     /// authenticated submission) the sender must be one of the user's `senderLogins` and remote
     /// recipients are queued for outbound delivery; without one, only local recipients are

@@ -26,6 +26,11 @@ extension SQLiteMailStore {
     /// the group commit.
     public func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef? = nil,
                         completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
+        deliver(sender: sender, recipients: recipients, staged: staged, submitter: submitter, mailbox: nil, completion: completion)
+    }
+
+    public func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?, mailbox: DeliveryMailbox?,
+                        completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
         guard let s = staged as? StagedBlob else {
             staged.discard()
             return completion(.failure(StoreError(.invalid, "a body staged by another store")))
@@ -38,7 +43,7 @@ extension SQLiteMailStore {
             }
             if inline != nil { s.discard() }
             submit(PendingDelivery(sender: sender, resolutions: [], body: inline, staged: inline == nil ? s : nil, size: size, hash: hash,
-                                   info: info, date: now, completion: completion), recipients: recipients, submitter: submitter)
+                                   info: info, date: now, completion: completion, mailbox: mailbox), recipients: recipients, submitter: submitter)
         } catch {
             s.discard()
             completion(.failure(error))
@@ -105,16 +110,17 @@ extension SQLiteMailStore {
             case .deliver(let users, let remote):
                 for u in users where !delivered.contains(u.id) {
                     delivered.insert(u.id)
+                    let target = try Self.deliveryMailbox(db, user: u.id, d.mailbox, now: d.date)
                     guard let row = try Row.fetchOne(db, sql: """
                         UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, exists_count = exists_count + 1
                         WHERE user_id = ? AND name = ? RETURNING id, uidnext, highestmodseq, exists_count
-                        """, arguments: [u.id, Self.inbox]) else { continue }
+                        """, arguments: [u.id, target]) else { continue }
                     let mbox: Int64 = row[0], uidNext: Int64 = row[1], modseq: Int64 = row[2], exists: Int64 = row[3]
                     try db.execute(sql: """
                         INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, internal_date, sender)
                         VALUES (?, ?, ?, ?, ?, ?)
                         """, arguments: [mbox, uidNext - 1, try message(), modseq, d.date, d.sender])
-                    changes.append(MailboxChange(user: u.id, mailboxID: mbox, mailbox: Self.inbox, uidNext: UInt32(uidNext),
+                    changes.append(MailboxChange(user: u.id, mailboxID: mbox, mailbox: target, uidNext: UInt32(uidNext),
                                                  exists: UInt32(exists), highestModSeq: UInt64(modseq)))
                 }
                 for rcpt in remote where !queued.contains(rcpt) {

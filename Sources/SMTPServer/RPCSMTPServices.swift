@@ -53,6 +53,11 @@ struct RPCSMTPServices: SMTPServices {
     func beginDelivery(sender: String, recipients: [String], storeSession: UInt64) -> any SMTPDelivery {
         RPCSMTPDelivery(rpc.beginDelivery(DeliverBegin(sender: sender, recipients: recipients, session: storeSession)))
     }
+
+    func beginDelivery(sender: String, recipients: [String], storeSession: UInt64, mailbox: String, specialUse: String) -> any SMTPDelivery {
+        RPCSMTPDelivery(rpc.beginDelivery(DeliverBegin(sender: sender, recipients: recipients, session: storeSession,
+                                                       mailbox: mailbox, mailboxSpecialUse: specialUse)))
+    }
 }
 
 /// SMTPDelivery over the store RPC's streamed delivery: statuses and errors in SMTP terms.

@@ -41,6 +41,16 @@ protocol SMTPServices {
     /// Starts delivering a message to `recipients` whose body follows as it arrives (the store
     /// stages it, never holding it whole); `storeSession` is 0 for an unauthenticated session.
     func beginDelivery(sender: String, recipients: [String], storeSession: UInt64) -> any SMTPDelivery
+    /// The same, local copies into the user's mailbox marked `specialUse`, else named `mailbox`
+    /// (created when missing) instead of INBOX: spam filtering's Junk (issue 14).
+    func beginDelivery(sender: String, recipients: [String], storeSession: UInt64, mailbox: String, specialUse: String) -> any SMTPDelivery
+}
+
+extension SMTPServices {
+    /// Services that cannot name a mailbox deliver to INBOX.
+    func beginDelivery(sender: String, recipients: [String], storeSession: UInt64, mailbox: String, specialUse: String) -> any SMTPDelivery {
+        beginDelivery(sender: sender, recipients: recipients, storeSession: storeSession)
+    }
 }
 
 /// One message on its way to the store. The glue calls it from its event loop, in body order.

@@ -347,8 +347,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func beginMessage(_ context: ChannelHandlerContext, _ env: SMTPEnvelope) {
         abortMessage()
         let sid = env.authenticatedUser != nil ? storeSession : 0
-        let begin: SpamScanningDelivery.Begin = { [services] _ in
-            services.beginDelivery(sender: env.sender?.address ?? "", recipients: env.deliveryAddresses, storeSession: sid)
+        let begin: SpamScanningDelivery.Begin = { [services] junk in
+            junk.map { services.beginDelivery(sender: env.sender?.address ?? "", recipients: env.deliveryAddresses, storeSession: sid,
+                                              mailbox: $0, specialUse: SpamHook.junkSpecialUse) }
+                ?? services.beginDelivery(sender: env.sender?.address ?? "", recipients: env.deliveryAddresses, storeSession: sid)
         }
         delivery = settings.spam.map {
             SpamScanningDelivery(hook: $0, envelope: SpamEnvelope(env, client: clientAddress, sessionID: sessionID),

@@ -15,6 +15,9 @@ struct SpamHook {
     /// Spam is small; a message past this is delivered unscanned (logged), so a session never
     /// holds more than this (spamc's default limit is 500 KB; rspamd's own is 50 MB).
     static let maxScanBytes = 10 << 20
+    /// RFC 6154 §2: the mailbox junk goes to is the user's one marked so (junk_folder names it
+    /// when the user has none, and it is created).
+    static let junkSpecialUse = "\\Junk"
 
     /// smtpd's mta role always, lmtpd when scan_lmtp, submission/smtps when scan_submission.
     init?(_ config: SpamConfig, group: EventLoopGroup, scans: Bool) {

@@ -22,6 +22,8 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         /// Why the delivery will be refused at DeliverEnd (the worker is told once, at the end).
         var refusal: ErrorReply? = nil
         var overflow = false
+        /// Local copies go here instead of INBOX (DeliverBegin.mailbox).
+        var mailbox: DeliveryMailbox? = nil
     }
 
     let role: Role
