@@ -98,7 +98,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "IMAPServer", dependencies: [
-            "MailCore", "MailIPC", "MailModel", "IMAPProtocol", "MIME", "MailPrivsep", "MailWorker", "MailTLS",
+            "MailCore", "MailIPC", "MailModel", "IMAPProtocol", "MIME", "MailPrivsep", "MailWorker", "MailTLS", "SpamFilter",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -10,6 +10,7 @@ import MailIPC
 import MailPrivsep
 import MailWorker
 import MailTLS
+import SpamFilter
 
 public enum IMAPDWorker {
     public static func run() -> Never {
@@ -21,6 +22,8 @@ public enum IMAPDWorker {
         do { tls = try TLSServerContext(configuration: tlsConfig) } catch {
             logger.critical("TLS: \(error)"); exit(ExitStatus.config)
         }
+        // The rspamd controller's password file may be root's alone.
+        let spamPassword = SpamLearnerSetup.password(config.spam, logger: logger)
         // Phase two.
         WorkerStart.dropPrivileges(config: config, logger: logger)
 
@@ -30,12 +33,16 @@ public enum IMAPDWorker {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = WorkerServer(group: group, logger: logger, maxConnections: c.service.maxConnections, grace: config.master.shutdownGrace,
                                   maxUnsentBytes: c.service.maxUnsentBytes)
+        let spamLearning = SpamLearnerSetup.learner(config.spam, password: spamPassword, loop: group.next(), logger: logger)
+            .map { IMAPSpamLearning(learner: $0, junkFolder: config.spam.junkFolder, logger: logger) }
         server.run(process: "imapd", listeners: contract.listeners, refusal: IMAPGlueReply.tooManyConnections,
                    unavailable: IMAPGlueReply.unavailable, storeTimeout: config.store.answerTimeout,
                    readyMetadata: ["certificates": "\(tls.certificates.map(\.servedFor).joined(separator: ","))"],
                    implicitTLS: { role(of: $0) == .imaps }) { rpc, name in
             guard let role = role(of: name) else { logger.critical("unknown listener \(name)"); exit(ExitStatus.config) }
-            let settings = IMAPConnectionSettings(session: IMAPSessionConfig(c, hostname: config.hostname, role: role), timers: IMAPTimers(c),
+            var sessionConfig = IMAPSessionConfig(c, hostname: config.hostname, role: role)
+            sessionConfig.spamLearning = spamLearning
+            let settings = IMAPConnectionSettings(session: sessionConfig, timers: IMAPTimers(c),
                                                   tls: tls, implicitTLS: role == .imaps, limiter: limiter, listener: name)
             // One per connection: its store session is its login's (DESIGN §2).
             let services: () -> any IMAPServices = { RPCIMAPServices(rpc: rpc, events: server.events, service: "imap") }

@@ -335,6 +335,7 @@ extension IMAPSession {
             do {
                 let r = try await services.append(to: name, flags: flags, keywords: keywords, internalDate: m.internalDate ?? now(), body: m.data)
                 uids.append(r.uid); validity = r.uidValidity
+                config.spamLearning?.appended(services, to: name, body: m.data, user: user)
             } catch let e as IMAPServiceError where e.kind == .notFound {
                 return .no("Mailbox does not exist", code: "TRYCREATE")
             }

@@ -46,6 +46,7 @@ extension IMAPSession {
                 return .no(e.message, code: "LIMIT")
             }
         }
+        config.spamLearning?.stored(services, mailbox: selected!.id, uids: uids, operation: op, keywords: keywords, user: user)
         var sel = selected!
         let changed = sel.apply(update.changed, keywords: update.keywords, highestModSeq: update.highestModSeq)
         selected = sel
@@ -90,6 +91,7 @@ extension IMAPSession {
         do { r = try await services.copy(mailbox: sel.id, uids: uids, to: name, move: move) } catch let e as IMAPServiceError where e.kind == .notFound {
             return .no("Mailbox does not exist", code: "TRYCREATE")
         }
+        config.spamLearning?.copied(services, from: sel.name, to: name, uids: r.destinationUIDs, move: move, user: user)
         var src = IMAPWriter(utf8: false), dst = IMAPWriter(utf8: false)
         src.uidSet(r.sourceUIDs); dst.uidSet(r.destinationUIDs)
         let code = "COPYUID \(r.uidValidity) \(String(decoding: src.bytes, as: UTF8.self)) \(String(decoding: dst.bytes, as: UTF8.self))"

@@ -21,6 +21,8 @@ public struct IMAPSessionConfig: Sendable {
     public var authFailureDelay: Double
     /// Invalid commands in a row after which the connection is closed.
     public var maxBadCommands: Int
+    /// [spam] on: Junk moves and $Junk/$NotJunk teach rspamd (IMAPSpamLearning.swift).
+    public var spamLearning: IMAPSpamLearning? = nil
     public init(hostname: String, limits: IMAPLimits = IMAPLimits(), startTLSAvailable: Bool, plaintextOnLoopback: Bool = true,
                 authFailureDelay: Double = 2, maxBadCommands: Int = 20) {
         self.hostname = hostname; self.limits = limits; self.startTLSAvailable = startTLSAvailable

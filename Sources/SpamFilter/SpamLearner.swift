@@ -3,6 +3,7 @@
 // and never adds to the latency of the IMAP command or SMTP transaction that asked. The
 // controller password travels only in the `Password:` request field; no log line carries it.
 import Logging
+import MailCore
 import NIOCore
 
 public final class SpamLearner: @unchecked Sendable {
@@ -113,5 +114,25 @@ public final class SpamLearner: @unchecked Sendable {
             }
         }
         pump()
+    }
+}
+
+/// How a worker sets its learner up from [spam], in the two phases of its start.
+public enum SpamLearnerSetup {
+    /// Phase one (before the privilege drop: the file may be root's alone). nil without a file,
+    /// with spam filtering off, or when it cannot be read (logged, without its contents).
+    public static func password(_ c: SpamConfig, logger: Logger) -> String? {
+        guard c.enabled, let path = c.controllerPasswordFile else { return nil }
+        do { return try readControllerPassword(path: path) } catch {
+            logger.error("spam: cannot read controller_password_file \(path): learning will be refused by rspamd")
+            return nil
+        }
+    }
+
+    /// Phase two: the learner, nil with spam filtering off.
+    public static func learner(_ c: SpamConfig, password: String?, loop: EventLoop, logger: Logger) -> SpamLearner? {
+        guard c.enabled, let controller = RspamdEndpoint(url: c.controllerURL) else { return nil }
+        return SpamLearner(loop: loop, controller: controller, password: password, timeout: .nanoseconds(Int64(c.timeout * 1e9)),
+                           capacity: c.learnQueue, logger: logger)
     }
 }

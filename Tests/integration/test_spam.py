@@ -134,7 +134,7 @@ def test_spam_status_shows_reachability_and_counts(mta, rspamd):
 
 def test_no_new_role_and_password_in_no_log_line(mta):
     rows = assert_all_unprivileged(mta)
-    assert {r["SERVICE"] for r in rows} == {"store", "lmtpd", "smtpd"}, rows
+    assert {r["SERVICE"] for r in rows} == {"store", "lmtp", "smtp"}, rows
     assert CONTROLLER_PASSWORD not in mta.log()
 
 
