@@ -2,13 +2,14 @@
 # through a private rspamd (spam_support.py) before the final reply of DATA; rspamd's action
 # decides 550 / 451 / delivery with X-Spam-* fields; rspamd stopped follows [spam] on_failure.
 # No worker gains a role, and the controller password reaches no log line.
+import imaplib
 import os
 import smtplib
 import uuid
 
 import pytest
 
-from conftest import assert_all_unprivileged, free_port, running_instance
+from conftest import DEFAULT_PASSWORD, assert_all_unprivileged, free_port, running_instance, wait_for
 from spam_support import (ADD_HEADER_MARKER, CONTROLLER_PASSWORD, GREYLIST_MARKER, GTUBE, Rspamd, rspamd_binary,
                           redis_binary)
 
@@ -40,18 +41,35 @@ def smtp_section(port):
     return f'[smtp]\nmta = ["127.0.0.1:{port}"]\nsubmission = []\nsmtps = []\n'
 
 
-def instance(name, r, tmp_path, **kw):
+def instance(name, r, tmp_path, imap_port=None, **kw):
     port = free_port()
-    p = running_instance(name, smtp_section=smtp_section(port), top_extra=spam_section(r, str(tmp_path), **kw))
+    imap = f'[imap]\nlisten = ["imap@127.0.0.1:{imap_port}"]\n' if imap_port else None
+    p = running_instance(name, smtp_section=smtp_section(port), imap_section=imap, top_extra=spam_section(r, str(tmp_path), **kw))
     return p, port
 
 
 @pytest.fixture(scope="module")
 def mta(rspamd, tmp_path_factory):
-    cm, port = instance("spam", rspamd, tmp_path_factory.mktemp("spam"))
+    imap_port = free_port()
+    cm, port = instance("spam", rspamd, tmp_path_factory.mktemp("spam"), imap_port=imap_port)
     with cm as p:
         p.mta_port = port
+        p.imap_port = imap_port
         yield p
+
+
+def imap_login(p, user="bob@example.test"):
+    c = imaplib.IMAP4("127.0.0.1", p.imap_port, timeout=30)
+    c.login(user, DEFAULT_PASSWORD)
+    return c
+
+
+def uid_of(c, mid):
+    typ, data = c.uid("SEARCH", None, "HEADER", "Message-ID", mid)
+    assert typ == "OK", data
+    uids = data[0].split()
+    assert len(uids) == 1, (mid, data)
+    return uids[0].decode()
 
 
 def message(subject, body="Shall we meet for lunch on Thursday at noon?\r\n"):
@@ -125,6 +143,54 @@ def test_a_sender_cannot_forge_the_verdict(mta):
     assert head(m).count("X-Spam-Status:") == 1
 
 
+def prose(seed):
+    return "\r\n".join(f"{seed}{i} the quarterly report and the minutes of the meeting" for i in range(40)) + "\r\n"
+
+
+def test_imap_move_to_junk_learns_spam_and_back_learns_ham(mta, rspamd):
+    mid, msg = message("Report for the quarter", body=prose("move"))
+    assert send(mta.mta_port, msg, rcpt="bob@example.test")[0] == 250
+    c = imap_login(mta)
+    try:
+        assert c.select("INBOX")[0] == "OK"
+        before = rspamd.learned()
+        typ, data = c.uid("MOVE", uid_of(c, mid), "Junk")
+        assert typ == "OK", data
+        wait_for(lambda: rspamd.learned() >= before + 1, 30, interval=0.2, what="rspamd learned the move to Junk")
+        assert "spam learn: learned spam imap MOVE INBOX to Junk user=bob@example.test" in mta.log()
+        # And back out of Junk (not into Trash): ham.
+        assert c.select("Junk")[0] == "OK"
+        typ, data = c.uid("MOVE", uid_of(c, mid), "INBOX")
+        assert typ == "OK", data
+        wait_for(lambda: rspamd.learned() >= before + 2, 30, interval=0.2, what="rspamd learned the move out of Junk")
+        assert "spam learn: learned ham imap MOVE Junk to INBOX" in mta.log()
+        # Into Trash from Junk teaches nothing.
+        assert c.select("INBOX")[0] == "OK"
+        assert c.uid("MOVE", uid_of(c, mid), "Junk")[0] == "OK"
+        wait_for(lambda: rspamd.learned() >= before + 3, 30, interval=0.2, what="the second move to Junk")
+        assert c.select("Junk")[0] == "OK"
+        assert c.uid("MOVE", uid_of(c, mid), "Trash")[0] == "OK"
+        assert c.select("Trash")[0] == "OK"
+        uid_of(c, mid)
+        assert mta.log().count(f"imap MOVE Junk to Trash") == 0
+    finally:
+        c.logout()
+
+
+def test_imap_junk_keyword_learns_spam(mta, rspamd):
+    mid, msg = message("Minutes of Tuesday", body=prose("keyword"))
+    assert send(mta.mta_port, msg, rcpt="bob@example.test")[0] == 250
+    c = imap_login(mta)
+    try:
+        assert c.select("INBOX")[0] == "OK"
+        before = rspamd.learned()
+        assert c.uid("STORE", uid_of(c, mid), "+FLAGS", "($Junk)")[0] == "OK"
+        wait_for(lambda: rspamd.learned() >= before + 1, 30, interval=0.2, what="rspamd learned $Junk")
+        assert "spam learn: learned spam imap STORE $Junk" in mta.log()
+    finally:
+        c.logout()
+
+
 def test_spam_status_shows_reachability_and_counts(mta, rspamd):
     r = mta.cli("spam", "status")
     assert "scanner" in r.stdout and "controller" in r.stdout, r.stdout
@@ -134,7 +200,7 @@ def test_spam_status_shows_reachability_and_counts(mta, rspamd):
 
 def test_no_new_role_and_password_in_no_log_line(mta):
     rows = assert_all_unprivileged(mta)
-    assert {r["SERVICE"] for r in rows} == {"store", "lmtp", "smtp"}, rows
+    assert {r["SERVICE"] for r in rows} == {"store", "lmtp", "smtp", "imap"}, rows
     assert CONTROLLER_PASSWORD not in mta.log()
 
 
