@@ -10,6 +10,7 @@ import MailPrivsep
 import MailWorker
 import MailTLS
 import SMTPProtocol
+import SpamFilter
 
 public enum SMTPDWorker {
     public static func run() -> Never {
@@ -25,11 +26,15 @@ public enum SMTPDWorker {
         do { tls = try TLSServerContext(configuration: tlsConfig) } catch {
             logger.critical("TLS: \(error)"); exit(ExitStatus.config)
         }
+        // The rspamd controller's password file may be root's alone.
+        let spamPassword = SpamLearnerSetup.password(config.spam, logger: logger)
         // Phase two.
         WorkerStart.dropPrivileges(config: config, logger: logger)
 
         let s = config.smtp
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let spamLearn = SpamLearnHook(addresses: SpamLearnAddresses(config.spam),
+                                      learner: SpamLearnerSetup.learner(config.spam, password: spamPassword, loop: group.next(), logger: logger))
         let limits = SMTPLimits(s)
         // Connections per client here; the AUTH budget is the store's, and this one only counts
         // failures for the log line (`failures=`).
@@ -47,7 +52,8 @@ public enum SMTPDWorker {
                                    limiter: limiter, listener: name, loopbackIsTrusted: s.plaintextAuthOnLoopback,
                                    stressCommandTimeout: .milliseconds(Int64(s.stressCommandTimeout * 1000)),
                                    trustedNetworks: s.trustedNetworks,
-                                   spam: SpamHook(config.spam, group: group, scans: role == .mta || config.spam.scanSubmission))
+                                   spam: SpamHook(config.spam, group: group, scans: role == .mta || config.spam.scanSubmission),
+                                   spamLearn: spamLearn)
         }
         let server = WorkerServer(group: group, logger: logger, maxConnections: s.service.maxConnections, grace: config.master.shutdownGrace,
                                   maxUnsentBytes: s.service.maxUnsentBytes, roleCaps: s.roleMaxConnections,

@@ -34,6 +34,7 @@ struct SessionSettings {
     var stressCommandTimeout: TimeAmount? = nil   // while the role is under stress (ListenerStressEvent)
     var trustedNetworks = SMTPConfig().trustedNetworks   // may send as our domains without AUTH
     var spam: SpamHook? = nil                 // rspamd scans the message before the final reply
+    var spamLearn: SpamLearnHook? = nil       // [spam] learn_*_address: learned, not delivered
 }
 
 final class SMTPSessionHandler: ChannelInboundHandler {
@@ -246,7 +247,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 }
                 send(context, r)
             case .checkRecipient(let path):
-                lookUpRecipient(context, path.address, services.checkRecipient(path.address))
+                lookUpRecipient(context, path.address, settings.spamLearn?.lookup(path.address, user: session.authenticatedUser, services: services)
+                                                          ?? services.checkRecipient(path.address))
             case .checkPostmaster:
                 lookUpRecipient(context, "postmaster", services.checkPostmaster())
             case .checkSender(let path):
@@ -347,15 +349,21 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func beginMessage(_ context: ChannelHandlerContext, _ env: SMTPEnvelope) {
         abortMessage()
         let sid = env.authenticatedUser != nil ? storeSession : 0
+        let learnKinds = settings.spamLearn?.kinds(env)
+        let rcpts = learnKinds.map { k in zip(env.deliveryAddresses, k).filter { $0.1 == nil }.map(\.0) } ?? env.deliveryAddresses
         let begin: SpamScanningDelivery.Begin = { [services] junk in
-            junk.map { services.beginDelivery(sender: env.sender?.address ?? "", recipients: env.deliveryAddresses, storeSession: sid,
+            junk.map { services.beginDelivery(sender: env.sender?.address ?? "", recipients: rcpts, storeSession: sid,
                                               mailbox: $0, specialUse: SpamHook.junkSpecialUse) }
-                ?? services.beginDelivery(sender: env.sender?.address ?? "", recipients: env.deliveryAddresses, storeSession: sid)
+                ?? services.beginDelivery(sender: env.sender?.address ?? "", recipients: rcpts, storeSession: sid)
         }
-        delivery = settings.spam.map {
+        delivery = rcpts.isEmpty ? nil : settings.spam.map {
             SpamScanningDelivery(hook: $0, envelope: SpamEnvelope(env, client: clientAddress, sessionID: sessionID),
                                  loop: context.eventLoop, logger: logger, begin: begin)
         } ?? begin(nil)
+        if let learnKinds, let hook = settings.spamLearn {
+            delivery = SpamLearningDelivery(kinds: learnKinds, learner: hook.learner, inner: delivery, loop: context.eventLoop, logger: logger,
+                                            origin: "smtp to \(zip(env.deliveryAddresses, learnKinds).filter { $0.1 != nil }.map(\.0).joined(separator: ",")) user=\(env.authenticatedUser ?? "?")")
+        }
         var b = context.channel.allocator.buffer(capacity: 8192)
         b.writeBytes(session.traceHeaders(for: env, id: sessionID, showAuthUser: settings.showAuthUser, date: Date()))
         outgoing = b

@@ -1,0 +1,88 @@
+// The learning addresses of [spam] in smtpd (issue 14, Citadel's way): mail from a local
+// authenticated user to spam@DOMAIN / ham@DOMAIN (DOMAIN one of ours) is accepted at RCPT
+// without a mailbox, queued on the SpamLearner at the end of DATA, and stored nowhere; the
+// message's other recipients are delivered as usual.
+import Logging
+import NIOCore
+import SMTPProtocol
+import SpamFilter
+
+struct SpamLearnHook {
+    let addresses: SpamLearnAddresses
+    let learner: SpamLearner
+    /// Past this the message is not learned (logged); the rest of the delivery is unaffected.
+    static let maxLearnBytes = SpamHook.maxScanBytes
+
+    init?(addresses: SpamLearnAddresses, learner: SpamLearner?) {
+        guard !addresses.isEmpty, let learner else { return nil }
+        self.addresses = addresses; self.learner = learner
+    }
+
+    /// RCPT: a learning address of one of our domains, from an authenticated user, is accepted
+    /// as itself; nil when the store should be asked as usual.
+    func lookup(_ address: String, user: String?, services: SMTPServices) -> EventLoopFuture<RecipientLookup>? {
+        guard user != nil, addresses.kind(of: address) != nil, let at = address.lastIndex(of: "@") else { return nil }
+        let domain = String(address[address.index(after: at)...])
+        let isLocal = services.isLocalDomain(domain)
+        return isLocal.flatMap { local in
+            local ? isLocal.eventLoop.makeSucceededFuture(.ok(canonical: address.lowercased())) : services.checkRecipient(address)
+        }
+    }
+
+    /// What each delivery address teaches (nil: a mailbox); nil when none is a learning address
+    /// or the session is not authenticated.
+    func kinds(_ env: SMTPEnvelope) -> [LearnKind?]? {
+        guard env.authenticatedUser != nil else { return nil }
+        let k = env.deliveryAddresses.map { addresses.kind(of: $0) }
+        return k.contains { $0 != nil } ? k : nil
+    }
+}
+
+/// Keeps a copy of the message for the learner and hands the bytes on to the delivery of the
+/// other recipients (if any); their statuses come back in RCPT order with the learning
+/// addresses' as `delivered`.
+final class SpamLearningDelivery: SMTPDelivery {
+    private let kinds: [LearnKind?]
+    private let learner: SpamLearner
+    private let inner: (any SMTPDelivery)?
+    private let loop: EventLoop
+    private let logger: Logger
+    private let origin: String
+    private var held: ByteBuffer? = ByteBuffer()
+
+    init(kinds: [LearnKind?], learner: SpamLearner, inner: (any SMTPDelivery)?, loop: EventLoop, logger: Logger, origin: String) {
+        self.kinds = kinds; self.learner = learner; self.inner = inner; self.loop = loop; self.logger = logger; self.origin = origin
+    }
+
+    func send(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
+        if var h = held {
+            if h.readableBytes + bytes.readableBytes > SpamLearnHook.maxLearnBytes {
+                logger.notice("spam learn: message over \(SpamLearnHook.maxLearnBytes) bytes not sent to rspamd")
+                held = nil
+            } else {
+                h.writeImmutableBuffer(bytes)
+                held = h
+            }
+        }
+        return inner?.send(bytes) ?? loop.makeSucceededVoidFuture()
+    }
+
+    func end() -> EventLoopFuture<[RecipientDeliveryStatus]> {
+        let others = inner?.end() ?? loop.makeSucceededFuture([])
+        return others.map { [self] statuses in
+            if let message = held {
+                for kind in Set(kinds.compactMap { $0 }).sorted(by: { $0.rawValue > $1.rawValue }) {
+                    learner.learn(kind, message: message, origin: origin)
+                }
+            }
+            held = nil
+            var rest = statuses.makeIterator()
+            return kinds.map { $0 != nil ? .delivered : (rest.next() ?? .tempFail) }
+        }
+    }
+
+    func abort() {
+        held = nil
+        inner?.abort()
+    }
+}
