@@ -5,6 +5,7 @@
 import imaplib
 import os
 import smtplib
+import ssl
 import uuid
 
 import pytest
@@ -37,25 +38,46 @@ def spam_section(r, root, on_failure="accept", url=None, extra=""):
             f'controller_password_file = "{pw}"\ntimeout = 5\non_failure = "{on_failure}"\n{extra}')
 
 
-def smtp_section(port):
-    return f'[smtp]\nmta = ["127.0.0.1:{port}"]\nsubmission = []\nsmtps = []\n'
+def smtp_section(port, submission_port=None):
+    sub = f'["127.0.0.1:{submission_port}"]' if submission_port else "[]"
+    return f'[smtp]\nmta = ["127.0.0.1:{port}"]\nsubmission = {sub}\nsmtps = []\n'
 
 
-def instance(name, r, tmp_path, imap_port=None, **kw):
+def instance(name, r, tmp_path, imap_port=None, submission_port=None, **kw):
     port = free_port()
     imap = f'[imap]\nlisten = ["imap@127.0.0.1:{imap_port}"]\n' if imap_port else None
-    p = running_instance(name, smtp_section=smtp_section(port), imap_section=imap, top_extra=spam_section(r, str(tmp_path), **kw))
+    p = running_instance(name, smtp_section=smtp_section(port, submission_port), imap_section=imap,
+                         top_extra=spam_section(r, str(tmp_path), **kw))
     return p, port
 
 
 @pytest.fixture(scope="module")
 def mta(rspamd, tmp_path_factory):
-    imap_port = free_port()
-    cm, port = instance("spam", rspamd, tmp_path_factory.mktemp("spam"), imap_port=imap_port)
+    imap_port, submission_port = free_port(), free_port()
+    cm, port = instance("spam", rspamd, tmp_path_factory.mktemp("spam"), imap_port=imap_port, submission_port=submission_port,
+                        extra='learn_spam_address = "spam@"\nlearn_ham_address = "ham@"\n')
     with cm as p:
         p.mta_port = port
         p.imap_port = imap_port
+        p.submission_port = submission_port
         yield p
+
+
+def submit(p, msg, rcpts, user="alice@example.test"):
+    with smtplib.SMTP("127.0.0.1", p.submission_port, timeout=60) as s:
+        s.ehlo("client.example.org")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s.starttls(context=ctx)
+        s.ehlo("client.example.org")
+        s.login(user, DEFAULT_PASSWORD)
+        return s.sendmail(user, rcpts, msg)
+
+
+def stored_count(p):
+    (n,), = p.db_query("SELECT COUNT(*) FROM mailbox_messages")
+    return n
 
 
 def imap_login(p, user="bob@example.test"):
@@ -189,6 +211,34 @@ def test_imap_junk_keyword_learns_spam(mta, rspamd):
         assert "spam learn: learned spam imap STORE $Junk" in mta.log()
     finally:
         c.logout()
+
+
+def test_learning_addresses_learn_and_store_nothing(mta, rspamd):
+    before_learned, before_stored = rspamd.learned(), stored_count(mta)
+    _, msg = message("Forwarded spam", body=prose("spamaddr"))
+    assert submit(mta, msg, ["spam@example.test"]) == {}
+    wait_for(lambda: rspamd.learned() >= before_learned + 1, 30, interval=0.2, what="rspamd learned spam@")
+    _, msg = message("Forwarded ham", body=prose("hamaddr"))
+    assert submit(mta, msg, ["ham@example.test"]) == {}
+    wait_for(lambda: rspamd.learned() >= before_learned + 2, 30, interval=0.2, what="rspamd learned ham@")
+    assert stored_count(mta) == before_stored
+    log = mta.log()
+    assert "learned spam smtp to spam@example.test user=alice@example.test" in log
+    assert "learned ham smtp to ham@example.test user=alice@example.test" in log
+    # With another recipient: that one gets the message, the address still learns.
+    mid, msg = message("Spam, and a copy for bob", body=prose("both"))
+    assert submit(mta, msg, ["spam@example.test", "bob@example.test"]) == {}
+    wait_for(lambda: rspamd.learned() >= before_learned + 3, 30, interval=0.2, what="rspamd learned spam@ beside bob")
+    assert len(stored(mta, "bob@example.test", mid)) == 1
+    assert stored_count(mta) == before_stored + 1
+
+
+def test_learning_addresses_need_authentication(mta):
+    with smtplib.SMTP("127.0.0.1", mta.mta_port, timeout=60) as s:
+        s.ehlo("client.example.org")
+        assert s.mail("sender@example.org")[0] == 250
+        code, text = s.rcpt("spam@example.test")
+        assert code == 550 and text.startswith(b"5.1.1"), (code, text)
 
 
 def test_spam_status_shows_reachability_and_counts(mta, rspamd):
