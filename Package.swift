@@ -208,9 +208,10 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "IMAPServerTests", dependencies: [
-            "IMAPServer", "IMAPProtocol", "MailModel", "MailStore", "StoreServer", "MailWorker", "MailCore", "MailTLS", "MailIPC", "MailTesting",
+            "IMAPServer", "SpamFilter", "IMAPProtocol", "MailModel", "MailStore", "StoreServer", "MailWorker", "MailCore", "MailTLS", "MailIPC", "MailTesting",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SMTPServerTests", dependencies: [
             "SMTPServer", "SMTPProtocol", "MailWorker", "MailCore", "MailTLS", "MailIPC", "MailTesting",

@@ -254,6 +254,24 @@ def test_no_new_role_and_password_in_no_log_line(mta):
     assert CONTROLLER_PASSWORD not in mta.log()
 
 
+def test_lmtp_scans_only_when_scan_lmtp(mta, rspamd, tmp_path_factory):
+    mid, msg = message("GTUBE over LMTP", body=GTUBE + "\r\n")
+    # The module's instance has scan_lmtp = false: a Postfix in front filtered already.
+    _, data = mta.deliver(["alice@example.test"], msg)
+    assert [c for c, _ in data] == [250], data
+    cm, _ = instance("spam-lmtp", rspamd, tmp_path_factory.mktemp("l"), extra="scan_lmtp = true\n")
+    with cm as p:
+        mid, msg = message("GTUBE over LMTP", body=GTUBE + "\r\n")
+        _, data = p.deliver(["alice@example.test", "bob@example.test"], msg)
+        assert [(c, t[:5]) for c, t in data] == [(550, b"5.7.1")] * 2, data
+        assert stored(p, "alice@example.test", mid) == [] and stored(p, "bob@example.test", mid) == []
+        mid, msg = message("Lunch over LMTP")
+        _, data = p.deliver(["alice@example.test"], msg)
+        assert [c for c, _ in data] == [250], data
+        (m,) = stored(p, "alice@example.test", mid, "INBOX")
+        assert "X-Spam-Status: No" in head(m)
+
+
 def test_rspamd_stopped_accepts_or_tempfails_as_configured(rspamd, tmp_path_factory):
     """Runs last in this module: it stops the module's rspamd."""
     rspamd.stop_rspamd()
