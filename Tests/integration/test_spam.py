@@ -2,6 +2,7 @@
 # through a private rspamd (spam_support.py) before the final reply of DATA; rspamd's action
 # decides 550 / 451 / delivery with X-Spam-* fields; rspamd stopped follows [spam] on_failure.
 # No worker gains a role, and the controller password reaches no log line.
+import contextlib
 import imaplib
 import os
 import smtplib
@@ -169,12 +170,21 @@ def prose(seed):
     return "\r\n".join(f"{seed}{i} the quarterly report and the minutes of the meeting" for i in range(40)) + "\r\n"
 
 
-def test_imap_move_to_junk_learns_spam_and_back_learns_ham(mta, rspamd):
-    mid, msg = message("Report for the quarter", body=prose("move"))
-    assert send(mta.mta_port, msg, rcpt="bob@example.test")[0] == 250
-    c = imap_login(mta)
+@contextlib.contextmanager
+def bob_in_inbox(p, subject, seed):
+    """A new message in bob's INBOX, his IMAP session with INBOX selected: (conn, Message-ID)."""
+    mid, msg = message(subject, body=prose(seed))
+    assert send(p.mta_port, msg, rcpt="bob@example.test")[0] == 250
+    c = imap_login(p)
     try:
         assert c.select("INBOX")[0] == "OK"
+        yield c, mid
+    finally:
+        c.logout()
+
+
+def test_imap_move_to_junk_learns_spam_and_back_learns_ham(mta, rspamd):
+    with bob_in_inbox(mta, "Report for the quarter", "move") as (c, mid):
         before = rspamd.learned()
         typ, data = c.uid("MOVE", uid_of(c, mid), "Junk")
         assert typ == "OK", data
@@ -194,23 +204,15 @@ def test_imap_move_to_junk_learns_spam_and_back_learns_ham(mta, rspamd):
         assert c.uid("MOVE", uid_of(c, mid), "Trash")[0] == "OK"
         assert c.select("Trash")[0] == "OK"
         uid_of(c, mid)
-        assert mta.log().count(f"imap MOVE Junk to Trash") == 0
-    finally:
-        c.logout()
+        assert mta.log().count("imap MOVE Junk to Trash") == 0
 
 
 def test_imap_junk_keyword_learns_spam(mta, rspamd):
-    mid, msg = message("Minutes of Tuesday", body=prose("keyword"))
-    assert send(mta.mta_port, msg, rcpt="bob@example.test")[0] == 250
-    c = imap_login(mta)
-    try:
-        assert c.select("INBOX")[0] == "OK"
+    with bob_in_inbox(mta, "Minutes of Tuesday", "keyword") as (c, mid):
         before = rspamd.learned()
         assert c.uid("STORE", uid_of(c, mid), "+FLAGS", "($Junk)")[0] == "OK"
         wait_for(lambda: rspamd.learned() >= before + 1, 30, interval=0.2, what="rspamd learned $Junk")
         assert "spam learn: learned spam imap STORE $Junk" in mta.log()
-    finally:
-        c.logout()
 
 
 def test_learning_addresses_learn_and_store_nothing(mta, rspamd):
