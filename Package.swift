@@ -214,10 +214,11 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SMTPServerTests", dependencies: [
-            "SMTPServer", "SMTPProtocol", "MailWorker", "MailCore", "MailTLS", "MailIPC", "MailTesting",
+            "SMTPServer", "SpamFilter", "SMTPProtocol", "MailWorker", "MailCore", "MailTLS", "MailIPC", "MailTesting",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
     ]
 )

@@ -67,7 +67,7 @@ final class SpamScanningDelivery: SMTPDelivery {
         guard let message = held else { return loop.makeFailedFuture(SpamRefusal(reply: .spamDeferred)) }
         held = nil
         return hook.scanner.scan(message, envelope).hop(to: loop).flatMap { [self] scan in
-            logger.info("spam: \(scan.logDescription) verdict=\(scan.verdict.name)")
+            logger.info("spam: \(scan.logDescription)")
             switch scan.verdict {
             case .reject(let reply), .tempfail(let reply):
                 return loop.makeFailedFuture(SpamRefusal(reply: reply))

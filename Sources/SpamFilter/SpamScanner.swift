@@ -46,10 +46,10 @@ public struct SpamScan: Sendable {
     public var reply: RspamdReply?
     public var failure: RspamdError?
 
-    /// "action=add header score=66.00/100.00" or "unscanned (timed out) on_failure=accept".
+    /// "action=add header score=66.00/100.00 verdict=junk" or "unscanned (timed out) verdict=inbox".
     public var logDescription: String {
         if let reply {
-            return "action=\(reply.action.name) score=\(SpamHeaders.number(reply.score))/\(SpamHeaders.number(reply.requiredScore))"
+            return "action=\(reply.action.name) score=\(SpamHeaders.number(reply.score))/\(SpamHeaders.number(reply.requiredScore)) verdict=\(verdict.name)"
         }
         return "unscanned (\(failure.map { "\($0)" } ?? "no reply")) verdict=\(verdict.name)"
     }
