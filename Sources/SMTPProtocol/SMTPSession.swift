@@ -70,6 +70,8 @@ public struct SMTPSession: Sendable {
     var transaction: SMTPEnvelope?
     /// MAIL waiting for `senderChecked`.
     var pendingSender: SMTPEnvelope?
+    /// The DSN parameters of the RCPT waiting for its check (RFC 3461 §4.1, §4.2).
+    var pendingRecipientDSN = RcptDSNParameters()
     /// Errors and junk commands since the session began or a message was last delivered
     /// (`SMTPLimits.maxErrors`, `maxJunkCommands`).
     var errorCount = 0
@@ -256,10 +258,12 @@ public struct SMTPSession: Sendable {
         switch result {
         case .accept:
             transaction?.recipients.append(path)
+            transaction?.recipientDSN.append(pendingRecipientDSN)
             reply = .okRecipient
         case .acceptRemote where authUser != nil:
             if let index = transaction?.recipients.count {
                 transaction?.recipients.append(path)
+                transaction?.recipientDSN.append(pendingRecipientDSN)
                 transaction?.remoteIndices.insert(index)
             }
             reply = .okRecipient

@@ -22,6 +22,8 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         /// Why the delivery will be refused at DeliverEnd (the worker is told once, at the end).
         var refusal: ErrorReply? = nil
         var overflow = false
+        /// RFC 3461 parameters for the queue (StoreConnection+Delivery.swift).
+        var options = DeliveryOptions()
     }
 
     let role: Role
