@@ -40,6 +40,9 @@ enum DSNParameterParser {
     static let maxEnvelopeID = 100
     /// RFC 3461 §4.2: the ORCPT parameter's value "MUST NOT exceed 500 characters".
     static let maxOriginalRecipient = 500
+    /// What a command line may grow by when DSN is offered: RFC 3461 §4.2 adds 500 characters
+    /// to RCPT (ORCPT) and §4.4 100 to MAIL (ENVID); the keywords and NOTIFY/RET are extra.
+    static let commandLineAllowance = maxOriginalRecipient + " ORCPT= NOTIFY=SUCCESS,FAILURE,DELAY".utf8.count
 
     // ret-value = "FULL" / "HDRS"                                   (RFC 3461 §4.3)
     static func ret(_ value: String?) -> MailDSNParameters.Return? {

@@ -35,8 +35,9 @@ public struct SMTPEnvelope: Sendable, Equatable {
     public var canonicalAddresses: [Int: String] = [:]
     /// RET and ENVID from MAIL (RFC 3461), when DSN is advertised.
     public var dsn = MailDSNParameters()
-    /// NOTIFY and ORCPT of each accepted recipient (RFC 3461), parallel to `recipients`.
-    public var recipientDSN: [RcptDSNParameters] = []
+    /// NOTIFY and ORCPT of the accepted recipients that gave any (RFC 3461): index into
+    /// `recipients` → parameters (see `dsn(ofRecipient:)`).
+    public var recipientDSN: [Int: RcptDSNParameters] = [:]
 
     public init(helo: String, sender: MailPath?, recipients: [MailPath] = [], bodyType: BodyType = .sevenBit,
                 smtpUTF8: Bool = false, declaredSize: Int? = nil, remoteIndices: Set<Int> = [],
@@ -67,9 +68,9 @@ public struct SMTPEnvelope: Sendable, Equatable {
         recipients.enumerated().map { canonicalAddresses[$0.offset] ?? $0.element.address }
     }
 
-    /// The DSN parameters of `recipients[index]` (none when the envelope was built without them).
+    /// The DSN parameters of `recipients[index]` (none given: all nil).
     public func dsn(ofRecipient index: Int) -> RcptDSNParameters {
-        index < recipientDSN.count ? recipientDSN[index] : RcptDSNParameters()
+        recipientDSN[index] ?? RcptDSNParameters()
     }
 
     /// Whether `recipients[index]` was accepted for the outbound queue.
