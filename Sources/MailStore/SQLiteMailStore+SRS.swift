@@ -21,12 +21,15 @@ public enum SRSKey {
     /// Bytes of secret (HMAC-SHA1 keys longer than its 64-byte block gain nothing).
     public static let length = 32
 
-    /// The key at `path`, made first (random, mode 0600, synced) when there is none. A file of
-    /// another size is refused: a truncated key would silently invalidate every SRS address.
-    public static func loadOrCreate(path: String) throws -> [UInt8] {
+    /// The key at `path`, made first (random, mode 0600, synced) when there is none (`created`).
+    /// A file of another size is refused: a truncated key would silently invalidate every SRS
+    /// address. A key readable by others (a careless restore) is made 0600 again.
+    public static func loadOrCreate(path: String) throws -> (key: [UInt8], created: Bool) {
         if let existing = FileManager.default.contents(atPath: path) {
             guard existing.count == length else { throw StoreError(.invalid, "\(path): \(existing.count) bytes, not \(length)") }
-            return [UInt8](existing)
+            var st = stat()
+            if stat(path, &st) == 0, st.st_mode & 0o077 != 0 { chmod(path, 0o600) }
+            return ([UInt8](existing), false)
         }
         // SystemRandomNumberGenerator is getrandom(2) on Linux: the kernel's CSPRNG.
         var rng = SystemRandomNumberGenerator()
@@ -39,7 +42,7 @@ public enum SRSKey {
             unlink(path)
             throw StoreError(.temporary, "cannot write \(path): errno \(errno)")
         }
-        return key
+        return (key, true)
     }
 }
 

@@ -152,12 +152,18 @@ final class QueueDSNSRSTests: XCTestCase {
     func testTheKeyIsMadeOnceWithMode0600() throws {
         let path = dir + "/" + SRSKey.fileName
         let first = try SRSKey.loadOrCreate(path: path)
-        XCTAssertEqual(first.count, 32)
-        XCTAssertNotEqual(first, [UInt8](repeating: 0, count: 32))
-        XCTAssertEqual(try SRSKey.loadOrCreate(path: path), first, "read back, not made again")
-        let mode = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
-        XCTAssertEqual(mode & 0o777, 0o600)
-        XCTAssertNotEqual(try SRSKey.loadOrCreate(path: dir + "/other.key"), first, "random")
+        XCTAssertTrue(first.created)
+        XCTAssertEqual(first.key.count, 32)
+        XCTAssertNotEqual(first.key, [UInt8](repeating: 0, count: 32))
+        let again = try SRSKey.loadOrCreate(path: path)
+        XCTAssertEqual(again.key, first.key, "read back, not made again")
+        XCTAssertFalse(again.created)
+        func mode() throws -> Int { try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) & 0o777 }
+        XCTAssertEqual(try mode(), 0o600)
+        chmod(path, 0o644)
+        XCTAssertEqual(try SRSKey.loadOrCreate(path: path).key, first.key)
+        XCTAssertEqual(try mode(), 0o600, "a key readable by others is made 0600 again")
+        XCTAssertNotEqual(try SRSKey.loadOrCreate(path: dir + "/other.key").key, first.key, "random")
         FileManager.default.createFile(atPath: dir + "/short.key", contents: Data([1, 2, 3]))
         XCTAssertThrowsError(try SRSKey.loadOrCreate(path: dir + "/short.key"))
     }
