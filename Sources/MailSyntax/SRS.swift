@@ -1,8 +1,6 @@
-// Sender Rewriting Scheme as postsrsd (libsrs2) does it, byte for byte: a forwarded message's
-// envelope sender becomes SRS0=HHHH=TT=domain=local@our-domain (SRS1=… when it already was an
-// SRS address), so SPF passes at the destination and bounces come back to us to be reversed.
-// HMAC-SHA1 is injected (this target links no crypto library); no clock is read: the caller
-// passes seconds since the epoch. Shared by the store (rewrite and reverse) and OutboundProtocol.
+// Sender Rewriting Scheme as postsrsd (libsrs2) does it, byte for byte: a forwarded sender becomes
+// SRS0=HHHH=TT=domain=local@our-domain (SRS1=… for an SRS address), so SPF passes and bounces return.
+// HMAC-SHA1 is injected and the caller passes the time: the store and OutboundProtocol share it.
 
 public struct SRS: Sendable {
     /// HMAC-SHA1(key, message), 20 bytes.

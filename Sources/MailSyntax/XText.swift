@@ -44,7 +44,7 @@ public enum XText {
     static func isXChar(_ b: UInt8) -> Bool { b >= 33 && b <= 126 && b != UInt8(ascii: "+") && b != UInt8(ascii: "=") }
 
     /// hexchar uses upper-case digits only (RFC 3461 §4).
-    static func hexValue(_ b: UInt8) -> UInt8? {
+    public static func hexValue(_ b: UInt8) -> UInt8? {
         switch b {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10

@@ -81,13 +81,45 @@ enum DSNParameterParser {
     // orcpt-parameter = "ORCPT=" original-recipient-address          (RFC 3461 §4.2)
     // original-recipient-address = addr-type ";" xtext
     // addr-type = atom                      ; "rfc822", "utf-8" (RFC 6533) …
-    // At most 500 characters; the decoded address printable US-ASCII (§4.2).
-    static func originalRecipient(_ value: String?) -> String? {
+    // At most 500 characters; the decoded address printable US-ASCII (§4.2). In an SMTPUTF8
+    // transaction a "utf-8" address may also be utf-8-addr-unitext (RFC 6533 §3): kept as sent.
+    static func originalRecipient(_ value: String?, smtpUTF8: Bool = false) -> String? {
         guard let value, value.utf8.count <= maxOriginalRecipient, let semi = value.utf8.firstIndex(of: ASCII.semicolon) else { return nil }
         let type = value.utf8[..<semi], address = value.utf8[value.utf8.index(after: semi)...]
-        guard !type.isEmpty, type.allSatisfy(ASCII.isAtext), !address.isEmpty,
-              let decoded = XText.decode(address), decoded.allSatisfy(isPrintable) else { return nil }
-        return String(decoding: type, as: UTF8.self) + ";" + String(decoding: decoded, as: UTF8.self)
+        guard !type.isEmpty, type.allSatisfy(ASCII.isAtext), !address.isEmpty else { return nil }
+        let typeName = String(decoding: type, as: UTF8.self)
+        if smtpUTF8, typeName.lowercased() == "utf-8", address.contains(where: { $0 >= 0x80 }) {
+            return isUnitext(address) ? value : nil
+        }
+        guard let decoded = XText.decode(address), decoded.allSatisfy(isPrintable) else { return nil }
+        return typeName + ";" + String(decoding: decoded, as: UTF8.self)
+    }
+
+    // utf-8-addr-unitext = 1*(QUCHAR / EmbeddedUnicodeChar)          (RFC 6533 §3)
+    // QUCHAR = QCHAR / UTF8-2 / UTF8-3 / UTF8-4
+    // QCHAR  = %x21-2a / %x2c-3c / %x3e-5b / %x5d-7e                  ; not "+", "=", "\"
+    // EmbeddedUnicodeChar = %x5C.78 "{" HEXPOINT "}"                  ; "\x{…}", checked loosely
+    // The value is valid UTF-8 already (the parameter parser checked it).
+    static func isUnitext<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+        var i = bytes.startIndex
+        while i != bytes.endIndex {
+            let b = bytes[i]
+            if b == UInt8(ascii: "\\") {
+                // "\x{" 2–6 hex digits "}"
+                var j = bytes.index(after: i), digits = 0
+                guard j != bytes.endIndex, bytes[j] == UInt8(ascii: "x") else { return false }
+                j = bytes.index(after: j)
+                guard j != bytes.endIndex, bytes[j] == UInt8(ascii: "{") else { return false }
+                j = bytes.index(after: j)
+                while j != bytes.endIndex, XText.hexValue(bytes[j]) != nil { digits += 1; j = bytes.index(after: j) }
+                guard (2...6).contains(digits), j != bytes.endIndex, bytes[j] == UInt8(ascii: "}") else { return false }
+                i = bytes.index(after: j)
+                continue
+            }
+            guard b >= 0x80 || (b >= 0x21 && b <= 0x7E && b != UInt8(ascii: "+") && b != UInt8(ascii: "=")) else { return false }
+            i = bytes.index(after: i)
+        }
+        return true
     }
 
     static func isPrintable(_ b: UInt8) -> Bool { b >= 32 && b <= 126 }

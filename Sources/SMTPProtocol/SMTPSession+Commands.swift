@@ -242,7 +242,7 @@ extension SMTPSession {
                 dsn.notify = notify
             case "ORCPT" where enabled:
                 // RFC 3461 §4.2
-                guard let orcpt = DSNParameterParser.originalRecipient(param.value) else {
+                guard let orcpt = DSNParameterParser.originalRecipient(param.value, smtpUTF8: transaction?.smtpUTF8 ?? false) else {
                     return .failure(SMTPCommandError(reply: .parameterError))
                 }
                 dsn.originalRecipient = orcpt

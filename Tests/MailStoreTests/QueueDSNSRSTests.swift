@@ -1,7 +1,6 @@
-// Queue rows of deliveries: origin (submission or forward) and the client's RFC 3461 parameters;
-// SRS as postsrsd does it — a forward's sender rewritten to SRS0, a bounce to a verified SRS
-// address resolved to the original sender (forged or older than 21 days: unknown user) — and
-// the store's srs.key (made once, 0600, 32 bytes).
+// Queue rows: origin and the client's RFC 3461 parameters; SRS as postsrsd does it (a forward's
+// sender rewritten, a bounce to a verified SRS address resolved to the original sender; forged or
+// over 21 days old: unknown user); srs.key made once with mode 0600.
 import XCTest
 import GRDB
 import MailSyntax

@@ -92,6 +92,24 @@ final class SMTPSessionDSNTests: XCTestCase {
         }
     }
 
+    /// RFC 6533 §3: in an SMTPUTF8 transaction a "utf-8" ORCPT may carry UTF-8 as it is.
+    func testUTF8OriginalRecipient() {
+        let table: [(String, String, String?)] = [
+            ("MAIL FROM:<alice@example.org> SMTPUTF8", "ORCPT=utf-8;jürgen@exämple.org", "utf-8;jürgen@exämple.org"),
+            ("MAIL FROM:<alice@example.org> SMTPUTF8", "ORCPT=UTF-8;j\\x{FC}rgen@ü.example", "UTF-8;j\\x{FC}rgen@ü.example"),
+            ("MAIL FROM:<alice@example.org> SMTPUTF8", "ORCPT=utf-8;jü+rgen@x.example", nil),
+            ("MAIL FROM:<alice@example.org> SMTPUTF8", "ORCPT=utf-8;jü\\x{Z}@x.example", nil),
+            ("MAIL FROM:<alice@example.org> SMTPUTF8", "ORCPT=rfc822;jürgen@x.example", nil),     // rfc822 stays xtext
+            ("MAIL FROM:<alice@example.org>", "ORCPT=utf-8;jürgen@exämple.org", nil),            // not an SMTPUTF8 transaction
+            ("MAIL FROM:<alice@example.org>", "ORCPT=utf-8;j\\x{FC}rgen@x.example", "utf-8;j\\x{FC}rgen@x.example"),
+        ]
+        for (mail, orcpt, expected) in table {
+            let glue = submit("\(mail)\r\nRCPT TO:<x@remote.example> \(orcpt)\r\n")
+            XCTAssertEqual(afterAuth(glue), ["250 2.1.0", expected == nil ? "501 5.5.4" : "250 2.1.5"], orcpt)
+            XCTAssertEqual(glue.session.envelope?.dsn(ofRecipient: 0).originalRecipient, expected, orcpt)
+        }
+    }
+
     /// Where DSN is not advertised (port 25, LMTP, after HELO) the parameters stay unknown: 555.
     func testRefusedWithoutTheExtension() {
         let mta = transcriptBothWays(smtpdConfig(.mta), [
