@@ -6,8 +6,9 @@ public struct SRSConfig: Sendable, Equatable {
     /// server's `hostname` (see `PosternConfig.srsDomain`).
     public var domain: String?
 
-    /// RFC 1035 §2.3.4: a domain name is at most 255 octets (253 in text form).
+    /// RFC 1035 §2.3.4: a domain name is at most 255 octets (253 in text form), a label 63.
     static let maxDomainLength = 253
+    static let maxLabelLength = 63
 
     public init() {}
 }
@@ -18,7 +19,7 @@ extension SRSConfig: ConfigSection {
             // A host name: LDH labels separated by dots (RFC 1123 §2.1), no trailing dot.
             let labels = d.split(separator: ".", omittingEmptySubsequences: false)
             let ok = d.utf8.count <= Self.maxDomainLength && labels.allSatisfy { label in
-                !label.isEmpty && label.count <= 63 && !label.hasPrefix("-") && !label.hasSuffix("-")
+                !label.isEmpty && label.count <= Self.maxLabelLength && !label.hasPrefix("-") && !label.hasSuffix("-")
                     && label.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-") }
             }
             guard ok else { throw s.error("domain", "expected a host name such as mail.example.org") }

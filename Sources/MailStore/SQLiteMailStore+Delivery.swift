@@ -1,7 +1,6 @@
-// DeliveryStore on SQLite: resolve, hash and parse outside the writer, then the group-commit
-// transaction inserts the body once and one row per local mailbox and per queued recipient
-// (with its origin, RFC 3461 parameters and, for forwards, the SRS-rewritten sender).
-// Bodies come whole (`body:`) or staged in a temporary file as they arrived (`staged:`).
+// DeliveryStore on SQLite: resolve, hash and parse outside the writer; the group commit inserts the
+// body once, a row per local mailbox and per queued recipient (origin, RFC 3461 parameters, an SRS
+// sender for forwards). Bodies come whole (`body:`) or staged in a temporary file (`staged:`).
 import Foundation
 import GRDB
 import MIME

@@ -188,9 +188,8 @@ extension SMTPSession {
         config.dialect == .lmtp ? .noValidRecipientsLMTP : .noValidRecipients
     }
 
-    /// MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 3461 RET and
-    /// ENVID). Each is only
-    /// accepted when its extension is advertised and the client used EHLO/LHLO.
+    /// MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 3461 RET and ENVID).
+    /// Each is only accepted when its extension is advertised and the client used EHLO/LHLO.
     /// Returns the reply to refuse MAIL with, or nil.
     func applyMailParameters(_ params: [ESMTPParameter], to envelope: inout SMTPEnvelope) -> SMTPReply? {
         let extended = heloVerb != .helo
