@@ -171,7 +171,7 @@ let package = Package(
         .testTarget(name: "MIMETests", dependencies: ["MIME", "MailSyntax"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MailSyntax"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
-        .testTarget(name: "OutboundProtocolTests", dependencies: ["OutboundProtocol", "SMTPProtocol", "MailSyntax", "MIME", "COpenSSL"]),
+        .testTarget(name: "OutboundProtocolTests", dependencies: ["OutboundProtocol", "SMTPProtocol", "MailSyntax", "MIME", "COpenSSL", "MailStore"]),
         .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker", "MailIPC", "MailTesting",
                                                        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                                        .product(name: "NIOEmbedded", package: "swift-nio")]),

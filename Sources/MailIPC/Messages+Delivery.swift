@@ -5,16 +5,18 @@
 //   Lookup(map, key)                          → LookupResult(found, value)  lookupd admin
 //   SenderLogins(address)                     → Names(logins)               smtpd
 //   LocalDomain(domain)                       → LookupResult(found, "")     smtpd
-//   DeliverBegin(sender, recipients, session, ┐
-//                mailbox, mailboxSpecialUse)  │ mailbox "" → INBOX; else local copies go there (spam: Junk)
-//                                             │ one request id; the body in DeliverChunk frames; with
-//   DeliverChunk(bytes)*                      │ a session (smtpd after AUTH) remote recipients are queued
+//   DeliverBegin(sender, recipients, session, ┐ one request id; the body in DeliverChunk frames; with
+//     envelopeDSN, recipientDSN,              │ a session (smtpd after AUTH) remote recipients are queued
+//     mailbox, mailboxSpecialUse)             │ with their RFC 3461 RET/ENVID and NOTIFY/ORCPT; mailbox
+//                                             │ "" → INBOX, else local copies go there (spam: Junk)
+//   DeliverChunk(bytes)*                      │
 //   DeliverEnd                                ┤ → DeliverResult([status])   lmtpd smtpd
 //   DeliverAbort                              ┘ instead of DeliverEnd: the store discards the body; no reply
 // DeliverChunk/End/Abort also carry an APPEND body after AppendBegin (imapd, Messages+Mailbox.swift).
 //                                               (RSET mid-BDAT, size exceeded, client gone, timeout)
 import NIOCore
 import LookupProtocol
+import MailModel
 
 public enum RecipientStatus: UInt8, Sendable {
     case ok = 0, unknownUser = 1, notLocal = 2, tempFail = 3, overQuota = 4, rejected = 5
@@ -90,19 +92,42 @@ public struct DeliverBegin: RPCRequest {
     /// At most this many recipients in one delivery (the SMTP limits are far lower).
     public static let maxRecipients = 100_000
     public var sender: String, recipients: [String], session: UInt64
+    /// RFC 3461 RET and ENVID of MAIL (smtpd's submission roles; empty otherwise).
+    public var envelopeDSN: QueueEnvelopeDSN
+    /// NOTIFY and ORCPT per recipient, parallel to `recipients`; empty when none was given.
+    public var recipientDSN: [QueueRecipientDSN]
     /// "" delivers local copies to INBOX; otherwise to the user's mailbox marked
     /// `mailboxSpecialUse` (RFC 6154), else the one named so, created when missing (issue 14: Junk).
     public var mailbox: String, mailboxSpecialUse: String
-    public init(sender: String, recipients: [String], session: UInt64 = 0, mailbox: String = "", mailboxSpecialUse: String = "") {
+    /// The wire's "NOTIFY not given" (a real mask uses bits 0–2 only).
+    static let notifyAbsent: UInt8 = 0xFF
+    public init(sender: String, recipients: [String], session: UInt64 = 0, envelopeDSN: QueueEnvelopeDSN = QueueEnvelopeDSN(),
+                recipientDSN: [QueueRecipientDSN] = [], mailbox: String = "", mailboxSpecialUse: String = "") {
         self.sender = sender; self.recipients = recipients; self.session = session
+        self.envelopeDSN = envelopeDSN; self.recipientDSN = recipientDSN
         self.mailbox = mailbox; self.mailboxSpecialUse = mailboxSpecialUse
     }
     public init(reading r: inout WireReader) throws {
         sender = try r.string(); recipients = try r.strings(max: Self.maxRecipients); session = try r.u64()
+        envelopeDSN = QueueEnvelopeDSN(ret: try r.string(), envid: try r.string())
+        recipientDSN = try r.list(minElementBytes: WireSize.u8 + WireSize.string, max: Self.maxRecipients) { r in
+            let notify = try r.u8()
+            guard notify == Self.notifyAbsent || notify <= 7 else { throw WireError.badValue("notify") }
+            return QueueRecipientDSN(notify: notify == Self.notifyAbsent ? nil : notify, orcpt: try r.string())
+        }
+        guard recipientDSN.isEmpty || recipientDSN.count == recipients.count else { throw WireError.badValue("recipient DSN count") }
         mailbox = try r.string(); mailboxSpecialUse = try r.string()
     }
     public func write(to w: inout WireWriter) {
-        w.string(sender); w.strings(recipients); w.u64(session); w.string(mailbox); w.string(mailboxSpecialUse)
+        w.string(sender); w.strings(recipients); w.u64(session)
+        w.string(envelopeDSN.ret); w.string(envelopeDSN.envid)
+        w.list(recipientDSN) { $0.u8($1.notify ?? Self.notifyAbsent); $0.string($1.orcpt) }
+        w.string(mailbox); w.string(mailboxSpecialUse)
+    }
+
+    /// The DSN parameters of `recipients[index]` (none given when the list is empty).
+    public func dsn(ofRecipient index: Int) -> QueueRecipientDSN {
+        index < recipientDSN.count ? recipientDSN[index] : QueueRecipientDSN()
     }
 }
 

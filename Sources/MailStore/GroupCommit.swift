@@ -31,8 +31,8 @@ struct PendingDelivery: @unchecked Sendable {
     var completion: @Sendable (Result<DeliveryOutcome, Error>) -> Void
     /// Set for an IMAP APPEND (no recipients): the mailbox the message goes to.
     var append: AppendTarget? = nil
-    /// Local copies go here instead of INBOX (spam filtering's Junk).
-    var mailbox: DeliveryMailbox? = nil
+    /// How remote recipients are queued (SQLiteMailStore+Delivery.swift); nil for an APPEND.
+    var queueing: QueueingPlan? = nil
 
     /// Whether the commit stores this body (a local copy, a queue entry or an append).
     var storesBody: Bool {

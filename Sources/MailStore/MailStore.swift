@@ -121,25 +121,56 @@ public protocol StagedBody: AnyObject, Sendable {
     func needsIO(appending count: Int) -> Bool
 }
 
+/// What a delivery carries besides its sender, recipients and body: the RFC 3461 parameters
+/// the queue keeps for the remote recipients it queues (smtpd's submission roles give them).
+public struct DeliveryOptions: Sendable, Equatable {
+    /// RET and ENVID of MAIL.
+    public var envelopeDSN: QueueEnvelopeDSN
+    /// NOTIFY and ORCPT per recipient of the delivery, in order; empty: none given. An alias
+    /// that expands to several remote targets gives each of them its recipient's parameters.
+    public var recipientDSN: [QueueRecipientDSN]
+    /// Local copies go to this mailbox instead of INBOX (spam filtering's Junk, issue 14); nil: INBOX.
+    public var mailbox: DeliveryMailbox?
+    public init(envelopeDSN: QueueEnvelopeDSN = QueueEnvelopeDSN(), recipientDSN: [QueueRecipientDSN] = [], mailbox: DeliveryMailbox? = nil) {
+        self.envelopeDSN = envelopeDSN; self.recipientDSN = recipientDSN; self.mailbox = mailbox
+    }
+    /// The parameters of recipient `index`.
+    public func dsn(ofRecipient index: Int) -> QueueRecipientDSN {
+        index < recipientDSN.count ? recipientDSN[index] : QueueRecipientDSN()
+    }
+}
+
 /// Durable delivery (DESIGN §3).
 public protocol DeliveryStore: AnyObject, Sendable {
     /// A new, empty staged body for `deliver(…staged:…)`.
     func stageBody() throws -> any StagedBody
     /// `deliver(…body:…)` with a body staged by this store's `stageBody()`. The delivery takes the
     /// staged body over: it becomes the stored body, or is discarded when the delivery fails.
-    func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?,
-                 completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
-    /// The same, local copies into `mailbox` instead of INBOX (nil: INBOX).
-    func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?, mailbox: DeliveryMailbox?,
+    func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?, options: DeliveryOptions,
                  completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
     /// `completion` runs after blob and metadata are fsynced. With a `submitter` (an
     /// authenticated submission) the sender must be one of the user's `senderLogins` and remote
-    /// recipients are queued for outbound delivery; without one, only local recipients are
-    /// accepted (never an open relay).
-    func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?,
+    /// recipients are queued for outbound delivery (origin submission); without one, only local
+    /// recipients are accepted (never an open relay), and the remote targets of local aliases
+    /// are queued as forwards with the sender SRS-rewritten when the store has SRS configured.
+    func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?, options: DeliveryOptions,
                  completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
     /// Start-up sweep: drops bodies nothing references. Must run before the store serves anyone.
     @discardableResult func sweep() throws -> (rows: Int, blobs: Int)
+}
+
+extension DeliveryStore {
+    /// A delivery without RFC 3461 parameters.
+    public func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?,
+                        completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
+        deliver(sender: sender, recipients: recipients, staged: staged, submitter: submitter, options: DeliveryOptions(), completion: completion)
+    }
+
+    /// A delivery without RFC 3461 parameters.
+    public func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?,
+                        completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
+        deliver(sender: sender, recipients: recipients, body: body, submitter: submitter, options: DeliveryOptions(), completion: completion)
+    }
 }
 
 /// Mailboxes and their messages (IMAP, POP3, export).

@@ -2,6 +2,7 @@
 // the store's wire messages, so a change of the RPC layer is ported here and nowhere else.
 import NIOCore
 import MailIPC
+import MailModel
 import SMTPProtocol
 
 struct RPCSMTPServices: SMTPServices {
@@ -54,9 +55,22 @@ struct RPCSMTPServices: SMTPServices {
         RPCSMTPDelivery(rpc.beginDelivery(DeliverBegin(sender: sender, recipients: recipients, session: storeSession)))
     }
 
-    func beginDelivery(sender: String, recipients: [String], storeSession: UInt64, mailbox: String, specialUse: String) -> any SMTPDelivery {
-        RPCSMTPDelivery(rpc.beginDelivery(DeliverBegin(sender: sender, recipients: recipients, session: storeSession,
-                                                       mailbox: mailbox, mailboxSpecialUse: specialUse)))
+    /// With the envelope's RFC 3461 parameters in the queue's terms (MailModel).
+    func beginDelivery(_ envelope: SMTPEnvelope, storeSession: UInt64) -> any SMTPDelivery {
+        beginDelivery(envelope, storeSession: storeSession, mailbox: "", specialUse: "")
+    }
+
+    /// The same into a mailbox other than INBOX ("": INBOX).
+    func beginDelivery(_ envelope: SMTPEnvelope, storeSession: UInt64, mailbox: String, specialUse: String) -> any SMTPDelivery {
+        let recipients = envelope.deliveryAddresses
+        let dsn = QueueEnvelopeDSN(ret: envelope.dsn.ret?.rawValue ?? "", envid: envelope.dsn.envelopeID ?? "")
+        let perRecipient = recipients.indices.map { i -> QueueRecipientDSN in
+            let r = envelope.dsn(ofRecipient: i)
+            return QueueRecipientDSN(notify: r.notify?.rawValue, orcpt: r.originalRecipient ?? "")
+        }
+        return RPCSMTPDelivery(rpc.beginDelivery(DeliverBegin(sender: envelope.sender?.address ?? "", recipients: recipients,
+                                                              session: storeSession, envelopeDSN: dsn, recipientDSN: perRecipient,
+                                                              mailbox: mailbox, mailboxSpecialUse: specialUse)))
     }
 }
 

@@ -41,15 +41,22 @@ protocol SMTPServices {
     /// Starts delivering a message to `recipients` whose body follows as it arrives (the store
     /// stages it, never holding it whole); `storeSession` is 0 for an unauthenticated session.
     func beginDelivery(sender: String, recipients: [String], storeSession: UInt64) -> any SMTPDelivery
+    /// `beginDelivery` for a whole envelope: also hands on its RFC 3461 parameters (RET, ENVID,
+    /// and NOTIFY/ORCPT per recipient) for the queue. By default they are dropped.
+    func beginDelivery(_ envelope: SMTPEnvelope, storeSession: UInt64) -> any SMTPDelivery
     /// The same, local copies into the user's mailbox marked `specialUse`, else named `mailbox`
     /// (created when missing) instead of INBOX: spam filtering's Junk (issue 14).
-    func beginDelivery(sender: String, recipients: [String], storeSession: UInt64, mailbox: String, specialUse: String) -> any SMTPDelivery
+    func beginDelivery(_ envelope: SMTPEnvelope, storeSession: UInt64, mailbox: String, specialUse: String) -> any SMTPDelivery
 }
 
 extension SMTPServices {
+    func beginDelivery(_ envelope: SMTPEnvelope, storeSession: UInt64) -> any SMTPDelivery {
+        beginDelivery(sender: envelope.sender?.address ?? "", recipients: envelope.deliveryAddresses, storeSession: storeSession)
+    }
+
     /// Services that cannot name a mailbox deliver to INBOX.
-    func beginDelivery(sender: String, recipients: [String], storeSession: UInt64, mailbox: String, specialUse: String) -> any SMTPDelivery {
-        beginDelivery(sender: sender, recipients: recipients, storeSession: storeSession)
+    func beginDelivery(_ envelope: SMTPEnvelope, storeSession: UInt64, mailbox: String, specialUse: String) -> any SMTPDelivery {
+        beginDelivery(envelope, storeSession: storeSession)
     }
 }
 

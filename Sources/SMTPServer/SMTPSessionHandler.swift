@@ -350,13 +350,12 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         abortMessage()
         let sid = env.authenticatedUser != nil ? storeSession : 0
         let learnKinds = settings.spamLearn?.kinds(env)
-        let rcpts = learnKinds.map { k in zip(env.deliveryAddresses, k).filter { $0.1 == nil }.map(\.0) } ?? env.deliveryAddresses
+        let stored = learnKinds.map { env.keepingRecipients(where: $0.map { $0 == nil }) } ?? env
         let begin: SpamScanningDelivery.Begin = { [services] junk in
-            junk.map { services.beginDelivery(sender: env.sender?.address ?? "", recipients: rcpts, storeSession: sid,
-                                              mailbox: $0, specialUse: SpamHook.junkSpecialUse) }
-                ?? services.beginDelivery(sender: env.sender?.address ?? "", recipients: rcpts, storeSession: sid)
+            junk.map { services.beginDelivery(stored, storeSession: sid, mailbox: $0, specialUse: SpamHook.junkSpecialUse) }
+                ?? services.beginDelivery(stored, storeSession: sid)
         }
-        delivery = rcpts.isEmpty ? nil : settings.spam.map {
+        delivery = stored.recipients.isEmpty ? nil : settings.spam.map {
             SpamScanningDelivery(hook: $0, envelope: SpamEnvelope(env, client: clientAddress, sessionID: sessionID),
                                  loop: context.eventLoop, logger: logger, begin: begin)
         } ?? begin(nil)

@@ -86,3 +86,21 @@ final class SpamLearningDelivery: SMTPDelivery {
         inner?.abort()
     }
 }
+
+extension SMTPEnvelope {
+    /// The envelope with only the recipients whose `keep` is true (RCPT order kept), the
+    /// index-keyed fields (queue, canonical address, DSN) renumbered to match.
+    func keepingRecipients(where keep: [Bool]) -> SMTPEnvelope {
+        let kept = recipients.indices.filter { $0 < keep.count && keep[$0] }
+        var e = self
+        e.recipients = kept.map { recipients[$0] }
+        e.remoteIndices = Set(kept.enumerated().filter { remoteIndices.contains($0.element) }.map(\.offset))
+        e.canonicalAddresses = [:]
+        e.recipientDSN = [:]
+        for (n, i) in kept.enumerated() {
+            e.canonicalAddresses[n] = canonicalAddresses[i]
+            e.recipientDSN[n] = recipientDSN[i]
+        }
+        return e
+    }
+}

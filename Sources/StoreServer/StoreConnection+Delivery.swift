@@ -30,7 +30,8 @@ extension StoreConnectionHandler {
         guard deliveries[id] == nil else { return reply(id, ErrorReply(.badSequence, "a delivery with this request id is in progress")) }
         guard deliveries.count < Self.maxConcurrentDeliveries else { return reply(id, ErrorReply(.temporary, "too many deliveries in progress")) }
         var d = InProgress(sender: m.sender, recipients: m.recipients)
-        if !m.mailbox.isEmpty { d.mailbox = DeliveryMailbox(name: m.mailbox, specialUse: m.mailboxSpecialUse) }
+        d.options = DeliveryOptions(envelopeDSN: m.envelopeDSN, recipientDSN: m.recipientDSN,
+                                    mailbox: m.mailbox.isEmpty ? nil : DeliveryMailbox(name: m.mailbox, specialUse: m.mailboxSpecialUse))
         if m.recipients.isEmpty { d.refusal = ErrorReply(.invalid, "a delivery needs recipients") }
         // A submission names a session authenticated on this very connection (DESIGN §2).
         if m.session != 0 {
@@ -96,7 +97,7 @@ extension StoreConnectionHandler {
         let loop = context.eventLoop, store = self.store, hub = self.hub, logger = self.logger
         let count = d.recipients.count
         pool.submit { _ in
-            store.deliver(sender: d.sender, recipients: d.recipients, staged: staged, submitter: d.submitter, mailbox: d.mailbox) { result in
+            store.deliver(sender: d.sender, recipients: d.recipients, staged: staged, submitter: d.submitter, options: d.options) { result in
                 loop.execute { [self] in
                     switch result {
                     case .success(let o):

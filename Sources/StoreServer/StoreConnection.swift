@@ -22,8 +22,8 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         /// Why the delivery will be refused at DeliverEnd (the worker is told once, at the end).
         var refusal: ErrorReply? = nil
         var overflow = false
-        /// Local copies go here instead of INBOX (DeliverBegin.mailbox).
-        var mailbox: DeliveryMailbox? = nil
+        /// RFC 3461 parameters for the queue (StoreConnection+Delivery.swift).
+        var options = DeliveryOptions()
     }
 
     let role: Role

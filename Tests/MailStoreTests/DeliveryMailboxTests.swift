@@ -19,7 +19,7 @@ final class DeliveryMailboxTests: XCTestCase {
         let staged = try stage(store, Array("Subject: junk\r\n\r\nbuy now\r\n".utf8))
         let sem = DispatchSemaphore(value: 0)
         var out: Result<DeliveryOutcome, Error>!
-        store.deliver(sender: "s@example.net", recipients: rcpts, staged: staged, submitter: nil, mailbox: mailbox) { out = $0; sem.signal() }
+        store.deliver(sender: "s@example.net", recipients: rcpts, staged: staged, submitter: nil, options: DeliveryOptions(mailbox: mailbox)) { out = $0; sem.signal() }
         sem.wait()
         return try out.get()
     }
