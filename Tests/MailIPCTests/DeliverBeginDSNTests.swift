@@ -51,6 +51,7 @@ final class DeliverBeginDSNTests: XCTestCase {
             var w = WireWriter(ByteBuffer())
             w.string("a@b"); w.strings(Array(repeating: "c@d", count: recipients)); w.u64(0); w.string(""); w.string("")
             w.list(Array(repeating: notify, count: count)) { $0.u8($1); $0.string("") }
+            w.string(""); w.string("")      // mailbox, its special use (issue 14): INBOX
             return w.buffer
         }
         func decodes(_ p: ByteBuffer) -> Bool {
