@@ -11,6 +11,7 @@ final class RspamdFixture {
     /// spam_support.py's markers: a Subject holding them crosses add_header / greylist.
     static let addHeaderMarker = "POSTERN-TEST-ADD-HEADER"
     static let greylistMarker = "POSTERN-TEST-GREYLIST"
+    static let rewriteMarker = "POSTERN-TEST-REWRITE"
     static let gtube = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
     static var script: String {

@@ -80,6 +80,19 @@ final class RspamdLiveTests: XCTestCase {
         XCTAssertTrue(s.logDescription.hasPrefix("action=add header score="), s.logDescription)
     }
 
+    func testRewriteSubjectGoesToJunkWithTheNewSubject() throws {
+        let r = try fixture()
+        let msg = RspamdFixture.message(subject: "\(RspamdFixture.rewriteMarker) hello", body: "Hello there")
+        let s = try scan(r, msg)
+        XCTAssertEqual(s.reply?.action, .rewriteSubject)
+        guard case .deliver(let d) = s.verdict else { return XCTFail("\(s.verdict)") }
+        XCTAssertTrue(d.toJunk)
+        XCTAssertEqual(d.subject, "***SPAM*** \(RspamdFixture.rewriteMarker) hello")
+        let out = String(decoding: SpamHeaders.apply(d, to: msg), as: UTF8.self)
+        XCTAssertTrue(out.contains("\r\nSubject: ***SPAM*** \(RspamdFixture.rewriteMarker) hello\r\n"), out)
+        XCTAssertEqual(out.components(separatedBy: "Subject:").count, 2, out)
+    }
+
     func testGreylistScoreDefers() throws {
         let r = try fixture()
         let s = try scan(r, RspamdFixture.message(subject: "\(RspamdFixture.greylistMarker) hello", body: "Hello there"))

@@ -19,10 +19,15 @@ CONTROLLER_PASSWORD = "rspamd-test-controller-secret"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 # Action thresholds far above what DNS-dependent symbols (RDNS_NONE, HFILTER_*) add up to, so
 # an ordinary message is `no action` with or without a network; the markers below cross them.
-ACTIONS = {"greylist": 30, "add_header": 50, "reject": 100}
+ACTIONS = {"greylist": 30, "rewrite_subject": 60, "add_header": 80, "reject": 150}
+# What rspamd makes of a Subject with `rewrite subject` (%s: the old one).
+REWRITE_TEMPLATE = "***SPAM*** %s"
 # A Subject holding this marker scores past `add_header`, under `reject`.
 ADD_HEADER_MARKER = "POSTERN-TEST-ADD-HEADER"
-ADD_HEADER_SCORE = 60.0
+ADD_HEADER_SCORE = 90.0
+# A Subject holding this one scores past `rewrite_subject`, under `add_header`.
+REWRITE_MARKER = "POSTERN-TEST-REWRITE"
+REWRITE_SCORE = 65.0
 # A Subject holding this one scores past `greylist` only.
 GREYLIST_MARKER = "POSTERN-TEST-GREYLIST"
 GREYLIST_SCORE = 40.0
@@ -96,7 +101,8 @@ class Rspamd:
         _write(os.path.join(self.root, "tlds.dat"), "com\norg\nnet\ntest\nexample\n")
         _write(os.path.join(loc, "options.inc"),
                f'dns {{ timeout = 0.5s; retransmits = 1; }}\nurl_tld = "{self.root}/tlds.dat";\n')
-        _write(os.path.join(ov, "actions.conf"), "".join(f"{k} = {v};\n" for k, v in ACTIONS.items()))
+        _write(os.path.join(ov, "actions.conf"), "".join(f"{k} = {v};\n" for k, v in ACTIONS.items())
+               + f'subject = "{REWRITE_TEMPLATE}";\n')
         # rspamd's greylist module would answer `soft reject` to every first message.
         _write(os.path.join(loc, "greylist.conf"), "enabled = false;\n")
         _write(os.path.join(loc, "redis.conf"), f'servers = "127.0.0.1:{self.redis_port}";\n')
@@ -105,14 +111,15 @@ class Rspamd:
                f'servers = "127.0.0.1:{self.redis_port}";\nmin_learns = 1;\nmin_tokens = 1;\n'
                "autolearn = false;\n")
         _write(os.path.join(self.root, "test-subjects.map"),
-               f"/{ADD_HEADER_MARKER}/ POSTERN_TEST_ADD_HEADER\n/{GREYLIST_MARKER}/ POSTERN_TEST_GREYLIST\n")
+               f"/{ADD_HEADER_MARKER}/ POSTERN_TEST_ADD_HEADER\n/{GREYLIST_MARKER}/ POSTERN_TEST_GREYLIST\n"
+               f"/{REWRITE_MARKER}/ POSTERN_TEST_REWRITE\n")
         _write(os.path.join(loc, "multimap.conf"), f"""
 POSTERN_TEST_SUBJECT {{
   type = "header";
   header = "Subject";
   regexp = true;
   map = "file://{self.root}/test-subjects.map";
-  symbols = ["POSTERN_TEST_ADD_HEADER", "POSTERN_TEST_GREYLIST"];
+  symbols = ["POSTERN_TEST_ADD_HEADER", "POSTERN_TEST_GREYLIST", "POSTERN_TEST_REWRITE"];
   score = 0.0;
 }}
 """)
@@ -120,6 +127,7 @@ POSTERN_TEST_SUBJECT {{
 symbols {{
   "POSTERN_TEST_ADD_HEADER" {{ weight = {ADD_HEADER_SCORE}; }}
   "POSTERN_TEST_GREYLIST" {{ weight = {GREYLIST_SCORE}; }}
+  "POSTERN_TEST_REWRITE" {{ weight = {REWRITE_SCORE}; }}
 }}
 """)
 

@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 from conftest import DEFAULT_PASSWORD, assert_all_unprivileged, free_port, running_instance, wait_for
-from spam_support import (ADD_HEADER_MARKER, CONTROLLER_PASSWORD, GREYLIST_MARKER, GTUBE, Rspamd, rspamd_binary,
-                          redis_binary)
+from spam_support import (ADD_HEADER_MARKER, CONTROLLER_PASSWORD, GREYLIST_MARKER, GTUBE, REWRITE_MARKER, Rspamd,
+                          rspamd_binary, redis_binary)
 
 pytestmark = pytest.mark.skipif(not (rspamd_binary() and redis_binary()),
                                 reason="rspamd / redis-server not installed (make test installs them)")
@@ -148,6 +148,15 @@ def test_add_header_message_lands_in_junk_with_headers(mta):
     assert "X-Spam-Score: " in h
     assert "POSTERN_TEST_ADD_HEADER" in h.replace("\r\n ", " ")
     assert stored(mta, "alice@example.test", mid, "INBOX") == []
+
+
+def test_rewrite_subject_lands_in_junk_with_the_new_subject(mta):
+    mid, msg = message(f"{REWRITE_MARKER} hello")
+    assert send(mta.mta_port, msg)[0] == 250
+    (m,) = stored(mta, "alice@example.test", mid, "Junk")
+    h = head(m)
+    assert f"\r\nSubject: ***SPAM*** {REWRITE_MARKER} hello\r\n" in h, h
+    assert h.count("Subject:") == 1 and h.startswith("X-Spam-Status: Yes")
 
 
 def test_greylist_score_gets_451_and_is_not_stored(mta):
