@@ -224,6 +224,23 @@ def test_imap_junk_keyword_learns_spam(mta, rspamd):
         assert "spam learn: learned spam imap STORE $Junk" in mta.log()
 
 
+def test_imap_append_and_copy_into_junk_learn_spam(mta, rspamd):
+    mid, msg = message("Appended by a client's filter", body=prose("append"))
+    c = imap_login(mta)
+    try:
+        before = rspamd.learned()
+        assert c.append("Junk", None, None, msg)[0] == "OK"
+        wait_for(lambda: rspamd.learned() >= before + 1, 30, interval=0.2, what="rspamd learned the APPEND")
+        assert "learned spam imap APPEND to Junk user=bob@example.test" in mta.log()
+    finally:
+        c.logout()
+    with bob_in_inbox(mta, "Copied into Junk", "copy") as (c, mid):
+        before = rspamd.learned()
+        assert c.uid("COPY", uid_of(c, mid), "Junk")[0] == "OK"
+        wait_for(lambda: rspamd.learned() >= before + 1, 30, interval=0.2, what="rspamd learned the COPY")
+        assert "learned spam imap COPY INBOX to Junk user=bob@example.test" in mta.log()
+
+
 def test_learning_addresses_learn_and_store_nothing(mta, rspamd):
     before_learned, before_stored = rspamd.learned(), stored_count(mta)
     _, msg = message("Forwarded spam", body=prose("spamaddr"))
