@@ -114,8 +114,7 @@ public struct QueueJobs: RPCMessage {
     }
 
     static func job(_ r: inout WireReader) throws -> QueueJob {
-        let message = try r.i64(), sender = try r.string()
-        guard let size = Int(exactly: try r.u64()) else { throw WireError.badValue("size") }
+        let message = try r.i64(), sender = try r.string(), size = try QueueEntryList.size(&r)
         let created = try r.i64(), origin = try r.enumU8(QueueOrigin.self)
         let envelope = QueueEnvelopeDSN(ret: try r.string(), envid: try r.string())
         let bounce = try r.bool(), lease = try r.i64()
@@ -169,6 +168,8 @@ public struct QueueReport: RPCRequest {
     public init(reading r: inout WireReader) throws {
         results = try r.list(minElementBytes: Self.minResultBytes, max: QueueLimits.maxRecipients) { r in
             let id = try r.i64(), kind = try r.enumU8(Kind.self), reply = try r.string(), next = try r.i64(), warned = try r.bool()
+            // Canonical: only a deferral carries a next attempt and a warning mark.
+            guard kind == .deferred || (next == 0 && !warned) else { throw WireError.badValue("\(kind) result with a next attempt") }
             switch kind {
             case .delivered: return QueueResult(recipient: id, outcome: .delivered(reply: reply))
             case .deferred: return QueueResult(recipient: id, outcome: .deferred(reply: reply, nextAttempt: next, warned: warned))
@@ -231,9 +232,13 @@ public struct QueueEntryList: RPCMessage {
         entries = try r.list(minElementBytes: Self.minBytes) { r in
             QueueEntryInfo(id: try r.i64(), message: try r.i64(), sender: try r.string(), recipient: try r.string(), created: try r.i64(),
                            nextAttempt: try r.i64(), attempts: Int(try r.u32()), lastReply: try r.string(), held: try r.bool(),
-                           bounceRequested: try r.bool(), leaseUntil: try r.i64(), size: Int(clamping: try r.u64()),
+                           bounceRequested: try r.bool(), leaseUntil: try r.i64(), size: try Self.size(&r),
                            origin: try r.enumU8(QueueOrigin.self))
         }
+    }
+    static func size(_ r: inout WireReader) throws -> Int {
+        guard let n = Int(exactly: try r.u64()) else { throw WireError.badValue("size") }
+        return n
     }
     public func write(to w: inout WireWriter) {
         w.list(entries) { w, e in
