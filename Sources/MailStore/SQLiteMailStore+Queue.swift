@@ -137,7 +137,9 @@ extension SQLiteMailStore {
                                              switch r {
                                              case .failure(let e): completion(.failure(e))
                                              case .success:
-                                                 committer?.removeBlobs(target.files)
+                                                 // A failed report's notice file was written before its savepoint: it goes too.
+                                                 let failed = if case .success = target.result { false } else { true }
+                                                 committer?.removeBlobs(target.files + (failed ? [hash] : []))
                                                  completion(target.result ?? .failure(StoreError(.temporary, "report not committed")))
                                              }
                                          }, report: target))

@@ -31,6 +31,9 @@ extension StoreConnectionHandler {
                 loop.execute { [self] in
                     switch result {
                     case .success(let o):
+                        if let n = m.notice, o.changes.isEmpty, o.queued == 0 {
+                            logger.warning("notice to <\(n.recipient)> not stored: no such local user or no INBOX (double bounce dropped)")
+                        }
                         notify(o.changes)
                         if o.queued > 0 { hub.queueChanged() }
                         reply(id, OK())
