@@ -29,7 +29,7 @@ struct QueueCmd: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "A queued message and each of its recipients.")
         @OptionGroup var o: Options
-        @Argument(help: "The message's queue id (first column of `queue list`).") var id: Int64
+        @Argument(help: QueueText.idHelp) var id: Int64
         func run() {
             Postern_.run {
                 let rows = try o.store().call(QueueEntriesGet()).entries.filter { $0.message == id }
@@ -47,44 +47,59 @@ struct QueueCmd: ParsableCommand {
         }
     }
 
-    struct Flush: ParsableCommand {
+    struct Flush: QueueAction {
         static let configuration = CommandConfiguration(abstract: "Make one message (or, without ID, every message) due now.")
+        static let action = (QueueAdminAction.flush, "flushed")
         @OptionGroup var o: Options
         @Argument(help: "The message's queue id; all messages when left out.") var id: Int64?
-        func run() { QueueText.act(o, .flush, id, "flushed") }
     }
 
-    struct Hold: ParsableCommand {
+    struct Hold: QueueAction {
         static let configuration = CommandConfiguration(abstract: "Keep a message in the queue without trying it until released.")
+        static let action = (QueueAdminAction.hold, "held")
         @OptionGroup var o: Options
-        @Argument(help: "The message's queue id.") var id: Int64
-        func run() { QueueText.act(o, .hold, id, "held") }
+        @Argument(help: QueueText.idHelp) var id: Int64?
     }
 
-    struct Release: ParsableCommand {
+    struct Release: QueueAction {
         static let configuration = CommandConfiguration(abstract: "Release a held message (due now).")
+        static let action = (QueueAdminAction.release, "released")
         @OptionGroup var o: Options
-        @Argument(help: "The message's queue id.") var id: Int64
-        func run() { QueueText.act(o, .release, id, "released") }
+        @Argument(help: QueueText.idHelp) var id: Int64?
     }
 
-    struct Delete: ParsableCommand {
+    struct Delete: QueueAction {
         static let configuration = CommandConfiguration(abstract: "Remove a message from the queue without a bounce.")
+        static let action = (QueueAdminAction.delete, "deleted")
         @OptionGroup var o: Options
-        @Argument(help: "The message's queue id.") var id: Int64
-        func run() { QueueText.act(o, .delete, id, "deleted") }
+        @Argument(help: QueueText.idHelp) var id: Int64?
     }
 
-    struct Bounce: ParsableCommand {
+    struct Bounce: QueueAction {
         static let configuration = CommandConfiguration(abstract: "Fail a message's recipients now: the sender gets a bounce (5.0.0).")
+        static let action = (QueueAdminAction.bounce, "marked for bounce")
         @OptionGroup var o: Options
-        @Argument(help: "The message's queue id.") var id: Int64
-        func run() { QueueText.act(o, .bounce, id, "marked for bounce") }
+        @Argument(help: QueueText.idHelp) var id: Int64?
     }
+}
+
+/// An action on one message's rows (`flush` alone may name none): the store counts the rows.
+protocol QueueAction: ParsableCommand {
+    static var action: (QueueAdminAction, String) { get }
+    var o: Options { get }
+    var id: Int64? { get }
+}
+
+extension QueueAction {
+    func validate() throws {
+        if id == nil, Self.action.0 != .flush { throw ValidationError("Missing the message's queue id.") }
+    }
+    func run() { QueueText.act(o, Self.action.0, id, Self.action.1) }
 }
 
 /// How `postern queue` words times and states. Pure (tests call it with a fixed `now`).
 enum QueueText {
+    static let idHelp: ArgumentHelp = "The message's queue id (first column of `queue list`)."
     /// "45s", "4m", "2h05m", "3d04h": a duration a person reads at a glance.
     static func duration(_ seconds: Int64) -> String {
         let s = max(0, seconds)

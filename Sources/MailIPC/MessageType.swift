@@ -54,9 +54,9 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case pop3Lock = 400, pop3Delete = 401, pop3Read = 402, pop3Bodies = 403
     // queue: Messages+Queue.swift
     case queueList = 450, queueEntries = 451
-    case queueClaim = 452, queueJobs = 453, queueRead = 454, queueBytes = 455, queueReport = 456
-    case queueWatch = 457, queueChanged = 458
-    case queueEntriesGet = 460, queueEntryList = 461, queueAdmin = 462, queueAdminReply = 463
+    case queueClaim = 452, queueJobs = 453, queueRead = 454, queueReport = 455
+    case queueWatch = 456, queueChanged = 457
+    case queueEntriesGet = 458, queueEntryList = 459, queueAdmin = 460, queueAdminReply = 461
 
     /// Numbers once used and withdrawn: never to be given out again.
     ///   73 pairs([[String]]) → 74 aliasPairs; 85 queueList (tab-formatted rows) → 450/451;
@@ -153,7 +153,6 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .queueClaim: return QueueClaimRequest.self
         case .queueJobs: return QueueJobs.self
         case .queueRead: return QueueRead.self
-        case .queueBytes: return QueueBytes.self
         case .queueReport: return QueueReport.self
         case .queueWatch: return QueueWatch.self
         case .queueChanged: return QueueChanged.self

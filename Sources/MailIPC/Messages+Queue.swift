@@ -6,7 +6,7 @@
 //   request                                  → reply                                 roles
 //   QueueList                                → QueueEntries([QueueEntry])            admin
 //   QueueClaimRequest(lease, limit ≤ 1024)   → QueueJobs(jobs, nextDue?)             outbound
-//   QueueRead(message, offset, length)       → QueueBytes(bytes ≤ maxReadLength)     outbound
+//   QueueRead(message, offset, length)       → MessageBytes(bytes ≤ maxReadLength)   outbound
 //   QueueReport(results, notice?)            → OK, once durable                      outbound
 //                                              (notice: recipient and body, ≤ maxNoticeBytes)
 //   QueueWatch                               → OK; then QueueChanged events          outbound
@@ -24,8 +24,8 @@ public enum QueueLimits {
     public static let maxClaim = 1024
     /// Recipients one job or one report carries at most (DeliverBegin's bound).
     public static let maxRecipients = DeliverBegin.maxRecipients
-    /// Bytes one QueueRead returns at most.
-    public static let maxReadLength = RPCLimits.chunkSize
+    /// Bytes one QueueRead returns at most (its reply is the mailbox family's MessageBytes).
+    public static let maxReadLength = MailboxLimits.maxReadLength
     /// The largest notice a report carries: it travels in the report's frame (a DSN returns the
     /// original's headers, or the whole of a message that fits).
     public static let maxNoticeBytes = RPCLimits.defaultMaxFrame - 64 * 1024
@@ -133,25 +133,13 @@ public struct QueueJobs: RPCMessage {
 
 /// Bytes `[offset, offset + length)` of a queued message as it is sent (no leading Return-Path).
 public struct QueueRead: RPCRequest {
-    public typealias Reply = QueueBytes
+    public typealias Reply = MessageBytes
     public static let type = MessageType.queueRead
     public static let roles: Set<Role> = .outboundOnly
     public var message: Int64, offset: UInt64, length: UInt32
     public init(message: Int64, offset: UInt64, length: UInt32) { self.message = message; self.offset = offset; self.length = length }
     public init(reading r: inout WireReader) throws { message = try r.i64(); offset = try r.u64(); length = try r.u32() }
     public func write(to w: inout WireWriter) { w.i64(message); w.u64(offset); w.u32(length) }
-}
-
-/// Fewer bytes than asked: the message ends there.
-public struct QueueBytes: RPCMessage {
-    public static let type = MessageType.queueBytes
-    public var bytes: ByteBuffer
-    public init(_ bytes: ByteBuffer) { self.bytes = bytes }
-    public init(reading r: inout WireReader) throws {
-        bytes = try r.bytes()
-        guard bytes.readableBytes <= QueueLimits.maxReadLength else { throw WireError.badValue("read of \(bytes.readableBytes) bytes") }
-    }
-    public func write(to w: inout WireWriter) { w.bytes(bytes) }
 }
 
 /// Results of one attempt and the notice (DSN) to store with them; answered once durable.

@@ -14,12 +14,12 @@ extension StoreConnectionHandler {
         }
     }
 
-    func queueRead(_ m: QueueRead) throws -> QueueBytes {
+    func queueRead(_ m: QueueRead) throws -> MessageBytes {
         guard Int(m.length) <= QueueLimits.maxReadLength else {
             throw ErrorReply(.invalid, "read of \(m.length) bytes: at most \(QueueLimits.maxReadLength) at once")
         }
         guard let offset = Int(exactly: m.offset) else { throw ErrorReply(.invalid, "offset \(m.offset)") }
-        return QueueBytes(ByteBuffer(bytes: try store.queueBody(message: m.message, offset: offset, length: Int(m.length))))
+        return MessageBytes(ByteBuffer(bytes: try store.queueBody(message: m.message, offset: offset, length: Int(m.length))))
     }
 
     /// Answered once results and notice are durable; mailbox watchers of a local notice and
