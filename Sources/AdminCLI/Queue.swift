@@ -16,7 +16,7 @@ struct QueueCmd: ParsableCommand {
         @OptionGroup var o: Options
         func run() {
             Postern_.run {
-                let rows = try o.store().call(QueueEntriesGet()).entries
+                let rows = try QueueText.entries(o)
                 let now = Int64(Date().timeIntervalSince1970)
                 print("ID\tSENDER\tRECIPIENT\tAGE\tNEXT-ATTEMPT\tATTEMPTS\tSTATE\tLAST-REPLY")
                 for e in rows {
@@ -32,7 +32,7 @@ struct QueueCmd: ParsableCommand {
         @Argument(help: QueueText.idHelp) var id: Int64
         func run() {
             Postern_.run {
-                let rows = try o.store().call(QueueEntriesGet()).entries.filter { $0.message == id }
+                let rows = try QueueText.entries(o).filter { $0.message == id }
                 guard let first = rows.first else { throw RPCError("no queued message \(id)", code: .notFound) }
                 let now = Int64(Date().timeIntervalSince1970)
                 print("message:  \(id)")
@@ -138,6 +138,17 @@ enum QueueText {
         case .submission: return "submission"
         case .forward: return "forwarded by an alias"
         case .bounce: return "bounce (null sender)"
+        }
+    }
+
+    /// The whole queue, page after page over one connection.
+    static func entries(_ o: Options) throws -> [QueueEntryInfo] {
+        let store = try o.store()
+        var all: [QueueEntryInfo] = []
+        while true {
+            let page = try store.call(QueueEntriesGet(after: all.last?.id ?? 0))
+            all += page.entries
+            if page.complete || page.entries.isEmpty { return all }
         }
     }
 

@@ -85,9 +85,9 @@ public enum IPCFuzz {
                               QueueResult(recipient: 5, outcome: .failed(reply: "550 5.1.1 unknown"))],
                     notice: QueueNotice(recipient: "a@b", body: Array("Subject: Undelivered\r\n\r\nx\r\n".utf8))),
         QueueReport(results: [], notice: nil),
-        QueueWatch(), QueueChanged(), QueueEntriesGet(),
+        QueueWatch(), QueueChanged(), QueueEntriesGet(after: 12, limit: 100),
         QueueEntryList([QueueEntryInfo(id: 3, message: 7, sender: "", recipient: "c@d", created: 5, nextAttempt: 6, attempts: 1, lastReply: "421",
-                                       held: true, bounceRequested: false, leaseUntil: 9, size: 100, origin: .bounce)]),
+                                       held: true, bounceRequested: false, leaseUntil: 9, size: 100, origin: .bounce)], complete: false),
         QueueAdminRequest(.hold, message: 7), QueueAdminRequest(.flush, message: nil), QueueAdminReply(rows: 2),
     ]
 

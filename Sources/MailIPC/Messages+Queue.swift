@@ -10,7 +10,7 @@
 //   QueueReport(results, notice?)            → OK, once durable                      outbound
 //                                              (notice: recipient and body, ≤ maxNoticeBytes)
 //   QueueWatch                               → OK; then QueueChanged events          outbound
-//   QueueEntriesGet                          → QueueEntryList([QueueEntryInfo])      admin
+//   QueueEntriesGet(after, limit ≤ 512)      → QueueEntryList(entries, complete)     admin
 //   QueueAdminRequest(action, message?)      → QueueAdminReply(rows touched)         admin
 // Unsolicited (request id 0, store → worker):
 //   QueueChanged   rows became due now (a delivery queued some, a flush, a release, a queued
@@ -26,6 +26,9 @@ public enum QueueLimits {
     public static let maxRecipients = DeliverBegin.maxRecipients
     /// Bytes one QueueRead returns at most (its reply is the mailbox family's MessageBytes).
     public static let maxReadLength = MailboxLimits.maxReadLength
+    /// Entries one QueueEntryList carries at most (a page is also cut where it would outgrow a
+    /// frame: long last replies).
+    public static let entriesPerPage: UInt32 = 512
     /// The largest notice a report carries: it travels in the report's frame (a DSN returns the
     /// original's headers, or the whole of a message that fits).
     public static let maxNoticeBytes = RPCLimits.defaultMaxFrame - 64 * 1024
@@ -203,26 +206,34 @@ public struct QueueChanged: RPCMessage, EmptyMessage {
 
 // MARK: administration
 
-/// The queue as the administrator sees it, oldest first (one entry per recipient).
-public struct QueueEntriesGet: RPCRequest, EmptyMessage {
+/// The queue as the administrator sees it, oldest first (one entry per recipient), a page at a
+/// time: entries with a row id above `after`; ask again after the last one while !complete.
+public struct QueueEntriesGet: RPCRequest {
     public typealias Reply = QueueEntryList
     public static let type = MessageType.queueEntriesGet
     public static let roles: Set<Role> = .adminOnly
-    public init() {}
+    public var after: Int64, limit: UInt32
+    public init(after: Int64 = 0, limit: UInt32 = QueueLimits.entriesPerPage) { self.after = after; self.limit = limit }
+    public init(reading r: inout WireReader) throws {
+        after = try r.i64(); limit = try r.u32()
+        guard limit <= QueueLimits.entriesPerPage else { throw WireError.badValue("page of \(limit) entries") }
+    }
+    public func write(to w: inout WireWriter) { w.i64(after); w.u32(limit) }
 }
 
 public struct QueueEntryList: RPCMessage {
     public static let type = MessageType.queueEntryList
-    public var entries: [QueueEntryInfo]
-    public init(_ entries: [QueueEntryInfo]) { self.entries = entries }
+    public var entries: [QueueEntryInfo], complete: Bool
+    public init(_ entries: [QueueEntryInfo], complete: Bool) { self.entries = entries; self.complete = complete }
     static let minBytes = WireSize.u64 * 6 + WireSize.string * 3 + WireSize.u32 + WireSize.bool * 2 + WireSize.u8
     public init(reading r: inout WireReader) throws {
-        entries = try r.list(minElementBytes: Self.minBytes) { r in
+        entries = try r.list(minElementBytes: Self.minBytes, max: Int(QueueLimits.entriesPerPage)) { r in
             QueueEntryInfo(id: try r.i64(), message: try r.i64(), sender: try r.string(), recipient: try r.string(), created: try r.i64(),
                            nextAttempt: try r.i64(), attempts: Int(try r.u32()), lastReply: try r.string(), held: try r.bool(),
                            bounceRequested: try r.bool(), leaseUntil: try r.i64(), size: try Self.size(&r),
                            origin: try r.enumU8(QueueOrigin.self))
         }
+        complete = try r.bool()
     }
     static func size(_ r: inout WireReader) throws -> Int {
         guard let n = Int(exactly: try r.u64()) else { throw WireError.badValue("size") }
@@ -234,6 +245,7 @@ public struct QueueEntryList: RPCMessage {
             w.u32(UInt32(clamping: e.attempts)); w.string(e.lastReply); w.bool(e.held); w.bool(e.bounceRequested); w.i64(e.leaseUntil)
             w.u64(UInt64(max(0, e.size))); w.u8(e.origin.rawValue)
         }
+        w.bool(complete)
     }
 }
 

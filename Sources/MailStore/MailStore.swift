@@ -253,6 +253,8 @@ public protocol QueueStore: AnyObject, Sendable {
                            completion: @escaping @Sendable (Result<QueueReportOutcome, Error>) -> Void)
     /// The queue as the administrator sees it, oldest first.
     func queueEntries() throws -> [QueueEntryInfo]
+    /// A page of it: at most `limit` entries with a row id above `after`, in row id (queue) order.
+    func queueEntries(after: Int64, limit: Int) throws -> [QueueEntryInfo]
     /// Applies `action` to the rows of `message` (every message for `.flush` with nil); returns
     /// how many rows it touched (0: no such message).
     @discardableResult func queueAdmin(_ action: QueueAdminAction, message: Int64?, now: Int64) throws -> Int

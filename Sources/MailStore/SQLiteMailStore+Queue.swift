@@ -188,13 +188,17 @@ extension SQLiteMailStore {
 
     // MARK: administration
 
-    public func queueEntries() throws -> [QueueEntryInfo] {
+    public func queueEntries() throws -> [QueueEntryInfo] { try queueEntries(after: 0, limit: Int.max) }
+
+    /// Row ids grow with time (INTEGER PRIMARY KEY, never reused while a larger one exists), so
+    /// id order is queue order and pages by id never skip a row.
+    public func queueEntries(after: Int64, limit: Int) throws -> [QueueEntryInfo] {
         try pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT q.id, q.message_id, q.sender, q.recipient, q.created, q.next_attempt, q.attempts, q.last_error,
                        q.held, q.bounce_requested, q.lease_until, m.size, q.origin
-                FROM queue q JOIN messages m ON m.id = q.message_id ORDER BY q.created, q.id
-                """).map {
+                FROM queue q JOIN messages m ON m.id = q.message_id WHERE q.id > ? ORDER BY q.id LIMIT ?
+                """, arguments: [after, Int64(clamping: max(0, limit))]).map {
                 QueueEntryInfo(id: $0[0], message: $0[1], sender: $0[2], recipient: $0[3], created: $0[4], nextAttempt: $0[5],
                                attempts: $0[6], lastReply: $0[7], held: $0[8], bounceRequested: $0[9], leaseUntil: $0[10], size: $0[11],
                                origin: QueueOrigin(rawValue: UInt8(truncatingIfNeeded: $0[12] as Int64)) ?? .submission)

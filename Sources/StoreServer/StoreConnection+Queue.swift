@@ -51,6 +51,19 @@ extension StoreConnectionHandler {
         reply(id, OK())
     }
 
+    /// One page; cut short (not complete) where long last replies would outgrow a frame.
+    func queueEntries(_ m: QueueEntriesGet) throws -> QueueEntryList {
+        let limit = Int(min(m.limit, QueueLimits.entriesPerPage))
+        var page = try store.queueEntries(after: m.after, limit: limit + 1)
+        var complete = page.count <= limit
+        page = Array(page.prefix(limit))
+        while page.count > 1, QueueEntryList(page, complete: complete).payload().readableBytes > Self.maxReplyBytes {
+            page.removeLast(page.count / 2)
+            complete = false
+        }
+        return try fitting(QueueEntryList(page, complete: complete))
+    }
+
     /// Flush, release and bounce make rows due now: the agents are told.
     func queueAdmin(_ m: QueueAdminRequest) throws -> QueueAdminReply {
         let n = try store.queueAdmin(m.action, message: m.message, now: store.queueNow)

@@ -196,7 +196,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as QueueRead: offload(id) { [self] in try queueRead(m) }
         case let m as QueueReport: queueReport(id, m)
         case is QueueWatch: queueWatch(id)
-        case is QueueEntriesGet: offload(id) { [self] in try fitting(QueueEntryList(try store.queueEntries())) }
+        case let m as QueueEntriesGet: offload(id) { [self] in try queueEntries(m) }
         case let m as QueueAdminRequest: offload(id) { [self] in try queueAdmin(m) }
         default:
             reply(id, ErrorReply(.invalid, "not a request: \(msg.type)"))

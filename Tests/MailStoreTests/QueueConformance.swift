@@ -215,6 +215,10 @@ final class QueueConformance {
         XCTAssertEqual(e[0].size, Self.body(1).utf8.count)
         XCTAssertEqual(e[0].sender, "alice@example.org")
         XCTAssertFalse(e[0].held)
+        // pages in queue order
+        XCTAssertEqual(try store.queueEntries(after: e[0].id, limit: 1), [e[1]])
+        XCTAssertEqual(try store.queueEntries(after: e[1].id, limit: 5), [e[2]])
+        XCTAssertEqual(try store.queueEntries(after: e[2].id, limit: 5), [])
         // hold: never claimed, not in nextDue
         XCTAssertEqual(try store.queueAdmin(.hold, message: m1, now: t0), 2)
         XCTAssertEqual(try store.queueEntries().map(\.held), [true, true, false])

@@ -104,9 +104,17 @@ final class QueueRPCTests: XCTestCase {
         let (eid2, event2) = try c.receive()
         XCTAssertEqual(eid2, 0)
         XCTAssertTrue(event2 is QueueChanged)
-        let entries = try admin.call(QueueEntriesGet()).entries
-        XCTAssertEqual(entries.map(\.recipient), ["a@remote.test", "b@remote.test"])
-        XCTAssertEqual(entries.map(\.sender), ["alice@example.org", "alice@example.org"])
+        let entries = try admin.call(QueueEntriesGet())
+        XCTAssertEqual(entries.entries.map(\.recipient), ["a@remote.test", "b@remote.test"])
+        XCTAssertEqual(entries.entries.map(\.sender), ["alice@example.org", "alice@example.org"])
+        XCTAssertTrue(entries.complete)
+        // a page at a time
+        let first = try admin.call(QueueEntriesGet(after: 0, limit: 1))
+        XCTAssertEqual(first.entries.map(\.recipient), ["a@remote.test"])
+        XCTAssertFalse(first.complete)
+        let second = try admin.call(QueueEntriesGet(after: first.entries[0].id, limit: 1))
+        XCTAssertEqual(second.entries.map(\.recipient), ["b@remote.test"])
+        XCTAssertTrue(second.complete)
         XCTAssertEqual(try admin.call(QueueAdminRequest(.delete, message: 424242)).rows, 0)
     }
 }
