@@ -34,8 +34,11 @@ extension SQLiteMailStore {
     private static let jobKey = "message_id, sender, origin, dsn_ret, dsn_envid"
     private static let due = "next_attempt <= :now AND held = 0 AND lease_until <= :now"
 
+    /// The longest lease a claim gets: an agent that vanishes holds its rows no longer.
+    public static let maxQueueLease: Int64 = 86_400
+
     public func claimQueue(now: Int64, lease: Int64, limit: Int) throws -> QueueClaim {
-        let leaseUntil = now + max(1, lease)
+        let leaseUntil = now + min(max(1, lease), Self.maxQueueLease)
         var (jobs, nextDue) = try pool.write { db -> ([QueueJob], Int64?) in
             let keys = try Row.fetchAll(db, sql: """
                 SELECT \(Self.jobKey) FROM queue WHERE \(Self.due)

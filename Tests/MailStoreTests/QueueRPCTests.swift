@@ -116,5 +116,16 @@ final class QueueRPCTests: XCTestCase {
         XCTAssertEqual(second.entries.map(\.recipient), ["b@remote.test"])
         XCTAssertTrue(second.complete)
         XCTAssertEqual(try admin.call(QueueAdminRequest(.delete, message: 424242)).rows, 0)
+        // a report whose notice is queued for a remote sender: due now, the agent hears of it
+        XCTAssertEqual(try c.call(QueueClaimRequest(lease: 600, limit: 10)).claim.jobs, [], "still leased; the watch is re-armed")
+        let report = QueueReport(results: [QueueResult(recipient: claim.jobs[1].recipients[0].id, outcome: .failed(reply: "550 no"))],
+                                 notice: QueueNotice(recipient: "someone@remote.test", body: Array("Subject: bounce\r\n\r\nno\r\n".utf8)))
+        let id = c.allocateID()
+        try c.send(report, id: id)
+        var got: [UInt32: any RPCMessage] = [:]
+        for _ in 0..<2 { let (i, m) = try c.receive(); got[i] = m }
+        XCTAssertEqual(got[id] as? OK, OK())
+        XCTAssertTrue(got[0] is QueueChanged)
+        XCTAssertEqual(try store.queueEntries().filter { $0.origin == .bounce }.map(\.sender), [""])
     }
 }
