@@ -39,6 +39,7 @@ extension SQLiteMailStore {
 
     public func claimQueue(now: Int64, lease: Int64, limit: Int) throws -> QueueClaim {
         let leaseUntil = now + min(max(1, lease), Self.maxQueueLease)
+        var bodies: [QueuedBody] = []
         var (jobs, nextDue) = try pool.write { db -> ([QueueJob], Int64?) in
             let keys = try Row.fetchAll(db, sql: """
                 SELECT \(Self.jobKey) FROM queue WHERE \(Self.due)
@@ -54,6 +55,7 @@ extension SQLiteMailStore {
                 let rows = try Row.fetchAll(take, arguments: ["lease": leaseUntil, "m": k[0], "s": k[1], "o": k[2], "r": k[3], "e": k[4], "now": now])
                     .sorted { ($0[0] as Int64) < ($1[0] as Int64) }
                 guard !rows.isEmpty else { continue }
+                bodies.append(try Self.queuedBody(db, k[0]))
                 let notify: [Int64?] = rows.map { $0[6] }
                 let recipients = zip(rows, notify).map { r, n in
                     QueueRecipient(id: r[0], address: r[1], attempts: r[2], firstAttempt: r[3], lastReply: r[4], warned: r[5],
@@ -71,47 +73,41 @@ extension SQLiteMailStore {
                 """, arguments: [leaseUntil])
             return (jobs, next)
         }
-        for i in jobs.indices { jobs[i].size = try sentSize(message: jobs[i].message) }
+        for i in jobs.indices { jobs[i].size = bodies[i].size - (try bodies[i].skip(blobs)) }
         if let n = nextDue, n < now { nextDue = now }
         return QueueClaim(jobs: jobs, nextDue: nextDue)
     }
 
     // MARK: body
 
-    /// The stored size, the hash and (for an inline body) the bytes of a queued message.
-    private func queuedMessage(_ message: Int64, prefix: Int) throws -> (size: Int, hash: [UInt8], inline: [UInt8]?) {
-        try pool.read { db in
-            guard try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM queue WHERE message_id = ?)", arguments: [message]) == true,
-                  let r = try Row.fetchOne(db, sql: "SELECT size, hash, body IS NULL, substr(body, 1, ?) FROM messages WHERE id = ?",
-                                           arguments: [prefix, message]) else {
-                throw StoreError(.notFound, "message \(message) is not queued")
-            }
-            return (r[0], [UInt8](r[1] as Data), r[2] as Bool ? nil : [UInt8](r[3] as Data? ?? Data()))
+    /// A queued message as stored, read in one query: its size and hash, and its bytes when they
+    /// are in the row (inline bodies are small: at most `inlineMax`).
+    struct QueuedBody {
+        var size: Int, hash: [UInt8], inline: [UInt8]?
+
+        /// Octets of its leading Return-Path field (0 without one).
+        func skip(_ blobs: BlobStore) throws -> Int {
+            let prefix = try inline.map { Array($0.prefix(ReturnPathField.scanLimit)) }
+                ?? blobs.read(hash, offset: 0, length: ReturnPathField.scanLimit)
+            return ReturnPathField.length(prefix, complete: prefix.count >= size)
         }
     }
 
-    /// Octets of the leading Return-Path field of a queued message (0 without one).
-    private func returnPathLength(message: Int64) throws -> (skip: Int, size: Int, hash: [UInt8]) {
-        let m = try queuedMessage(message, prefix: ReturnPathField.scanLimit)
-        let prefix = try m.inline ?? blobs.read(m.hash, offset: 0, length: ReturnPathField.scanLimit)
-        return (ReturnPathField.length(prefix, complete: prefix.count >= m.size), m.size, m.hash)
-    }
-
-    private func sentSize(message: Int64) throws -> Int {
-        let r = try returnPathLength(message: message)
-        return r.size - r.skip
+    static func queuedBody(_ db: Database, _ message: Int64) throws -> QueuedBody {
+        guard let r = try Row.fetchOne(db, sql: """
+            SELECT size, hash, body FROM messages
+            WHERE id = ? AND EXISTS (SELECT 1 FROM queue WHERE message_id = messages.id)
+            """, arguments: [message]) else { throw StoreError(.notFound, "message \(message) is not queued") }
+        return QueuedBody(size: r[0], hash: [UInt8](r[1] as Data), inline: (r[2] as Data?).map { [UInt8]($0) })
     }
 
     public func queueBody(message: Int64, offset: Int, length: Int) throws -> [UInt8] {
-        let r = try returnPathLength(message: message)
-        let start = r.skip + min(max(0, offset), r.size), len = max(0, min(length, r.size - start))
+        let b = try pool.read { db in try Self.queuedBody(db, message) }
+        let skip = try b.skip(blobs)
+        let start = skip + min(max(0, offset), b.size - skip), len = max(0, min(length, b.size - start))
         guard len > 0 else { return [] }
-        let inline = try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT body IS NULL, substr(body, ?, ?) FROM messages WHERE id = ?", arguments: [start + 1, len, message])
-        }
-        guard let inline else { throw StoreError(.notFound, "message \(message) is not queued") }
-        if !(inline[0] as Bool) { return [UInt8](inline[1] as Data? ?? Data()) }
-        return try blobs.read(r.hash, offset: start, length: len)
+        if let inline = b.inline { return Array(inline[start..<(start + len)]) }
+        return try blobs.read(b.hash, offset: start, length: len)
     }
 
     // MARK: report
