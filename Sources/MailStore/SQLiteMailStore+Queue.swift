@@ -56,10 +56,9 @@ extension SQLiteMailStore {
                     .sorted { ($0[0] as Int64) < ($1[0] as Int64) }
                 guard !rows.isEmpty else { continue }
                 bodies.append(try Self.queuedBody(db, k[0]))
-                let notify: [Int64?] = rows.map { $0[6] }
-                let recipients = zip(rows, notify).map { r, n in
+                let recipients = rows.map { r in
                     QueueRecipient(id: r[0], address: r[1], attempts: r[2], firstAttempt: r[3], lastReply: r[4], warned: r[5],
-                                   dsn: QueueRecipientDSN(notify: n.map { UInt8(truncatingIfNeeded: $0) }, orcpt: r[7]))
+                                   dsn: QueueRecipientDSN(notify: (r[6] as Int64?).map { UInt8(truncatingIfNeeded: $0) }, orcpt: r[7]))
                 }
                 let origin = QueueOrigin(rawValue: UInt8(truncatingIfNeeded: k[2] as Int64)) ?? .submission
                 jobs.append(QueueJob(message: k[0], sender: k[1], size: 0, created: rows.map { $0[8] as Int64 }.min()!, origin: origin,
@@ -146,18 +145,20 @@ extension SQLiteMailStore {
 
     /// The report half of the group commit's transaction, in its own savepoint: results first,
     /// then the notice through the delivery path with the null sender (RFC 3461 §6.2); rows it
-    /// queues are marked as bounces.
+    /// queues are marked as bounces. A result applies only to a row under a lease (claimed and
+    /// not reported since): a stale or repeated report, or a row id SQLite gave again to a new
+    /// row after the old one left, is ignored.
     func commitReport(_ d: PendingDelivery, _ t: QueueReportTarget, db: Database) -> DeliveryOutcome {
         var plain = d
         plain.report = nil
         do {
             try db.inSavepoint {
                 var touched = Set<Int64>()
-                let remove = try db.cachedStatement(sql: "DELETE FROM queue WHERE id = ? RETURNING message_id")
+                let remove = try db.cachedStatement(sql: "DELETE FROM queue WHERE id = ? AND lease_until > 0 RETURNING message_id")
                 let defer_ = try db.cachedStatement(sql: """
                     UPDATE queue SET next_attempt = ?, attempts = attempts + 1, first_attempt = coalesce(first_attempt, ?),
                                      last_error = ?, warned = warned | ?, lease_until = 0
-                    WHERE id = ?
+                    WHERE id = ? AND lease_until > 0
                     """)
                 for r in t.results {
                     switch r.outcome {
@@ -189,8 +190,8 @@ extension SQLiteMailStore {
 
     public func queueEntries() throws -> [QueueEntryInfo] { try queueEntries(after: 0, limit: Int.max) }
 
-    /// Row ids grow with time (INTEGER PRIMARY KEY, never reused while a larger one exists), so
-    /// id order is queue order and pages by id never skip a row.
+    /// A new row's id is above every row present (INTEGER PRIMARY KEY), so id order is queue
+    /// order and a page after the last id seen never skips a row.
     public func queueEntries(after: Int64, limit: Int) throws -> [QueueEntryInfo] {
         try pool.read { db in
             try Row.fetchAll(db, sql: """

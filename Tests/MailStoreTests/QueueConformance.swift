@@ -146,6 +146,13 @@ final class QueueConformance {
         _ = try reportSync(store, [QueueResult(recipient: rcpts[2].id, outcome: .delivered(reply: "250 ok"))], now: t0 + 901)
         XCTAssertEqual(try store.queueEntries(), [])
         assertStoreError(.notFound, nil, try self.all(m))
+        // a result for a row nobody claimed (or one already reported) is ignored
+        _ = try submit(2, ["d@remote.test"])
+        let unclaimed = try XCTUnwrap(try store.queueEntries().first)
+        _ = try reportSync(store, [QueueResult(recipient: unclaimed.id, outcome: .delivered(reply: "250"))], now: t0 + 902)
+        _ = try reportSync(store, [QueueResult(recipient: unclaimed.id, outcome: .deferred(reply: "4xx", nextAttempt: t0 + 9999, warned: true))],
+                           now: t0 + 902)
+        XCTAssertEqual(try store.queueEntries(), [unclaimed])
     }
 
     /// A notice to a local sender lands in its INBOX (and says which mailbox changed), in the
