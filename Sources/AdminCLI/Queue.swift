@@ -1,7 +1,6 @@
-// `postern queue`: the outbound queue as the administrator sees it (list, show) and the actions
-// on one message's recipients (flush, hold, release, delete, bounce), through the store's admin
-// connection. ID is the message's queue id; `list` keeps its tab-separated columns
-// (ID, <SENDER>, <RECIPIENT> first) for scripts.
+// `postern queue`: list and show the outbound queue, and flush, hold, release, delete or bounce
+// one message's recipients (ID: the message's queue id), over the store's admin connection.
+// `list` keeps its tab-separated columns, ID, <SENDER>, <RECIPIENT> first, for scripts.
 import Foundation
 import ArgumentParser
 import MailIPC

@@ -1,7 +1,6 @@
-// OutboundQueue over the store RPC with the `outbound` role (DESIGN §2, §4): claim, read by
-// range (in frames of at most QueueLimits.maxReadLength), report once durable, and the queue
-// watch whose QueueChanged events (request id 0) reach `onChange`. RPC errors become
-// OutboundQueueError kinds; a lost or silent store is `.temporary`.
+// OutboundQueue over the store RPC with the `outbound` role (DESIGN §2, §4): claim, read by range
+// in frames of at most QueueLimits.maxReadLength, report (durable on return), and QueueChanged
+// events to `onChange`. RPC errors become OutboundQueueError; a lost or silent store is `.temporary`.
 import Foundation
 import NIOCore
 import MailIPC
