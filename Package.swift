@@ -187,7 +187,8 @@ let package = Package(
         ]),
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", "MailTesting", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                                          .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker", "MailTesting"]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker", "MailTesting",
+                                                           "OutboundServer"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
         .testTarget(name: "MasterCoreTests", dependencies: [
             "MasterCore", "MailCore", "MailIPC", "MailPrivsep", "MailWorker",

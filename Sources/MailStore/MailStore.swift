@@ -43,9 +43,19 @@ public struct MailboxChange: Sendable, Equatable {
 public struct DeliveryOutcome: Sendable {
     public var statuses: [DeliveryStatus]
     public var changes: [MailboxChange]
-    public init(statuses: [DeliveryStatus], changes: [MailboxChange]) {
-        self.statuses = statuses; self.changes = changes
+    /// Queue rows the delivery added (remote recipients): the server wakes the outbound agent.
+    public var queued: Int
+    public init(statuses: [DeliveryStatus], changes: [MailboxChange], queued: Int = 0) {
+        self.statuses = statuses; self.changes = changes; self.queued = queued
     }
+}
+
+/// What a queue report changed besides the queue rows it names: the mailboxes its notice went
+/// into (IMAP watchers are told) and the rows it queued (a notice to a remote sender).
+public struct QueueReportOutcome: Sendable, Equatable {
+    public var changes: [MailboxChange]
+    public var queued: Int
+    public init(changes: [MailboxChange] = [], queued: Int = 0) { self.changes = changes; self.queued = queued }
 }
 
 /// A message of a mailbox whose MODSEQ is above some value: new, or its flags changed.
@@ -254,6 +264,9 @@ public protocol MailboxStore: AnyObject, Sendable {
 /// agent loses nothing (at-least-once). `now` is seconds since the epoch.
 public protocol QueueStore: AnyObject, Sendable {
     func queue() throws -> [QueuedRecipient]
+    /// Now, in seconds since the epoch, by the store's clock (injected in tests): the `now` the
+    /// store server passes to the calls below.
+    var queueNow: Int64 { get }
 
     /// Claims, for `lease` seconds, the due rows (`next_attempt <= now`, not held, lease run
     /// out) of at most `limit` messages, oldest first, grouped by message.
@@ -268,8 +281,14 @@ public protocol QueueStore: AnyObject, Sendable {
     /// references any more goes too.
     func reportQueue(_ results: [QueueResult], notice: QueueNotice?, now: Int64,
                      completion: @escaping @Sendable (Result<Void, Error>) -> Void)
+    /// `reportQueue` that also says what the notice changed (the store server notifies the
+    /// mailbox watchers and, for a queued notice, the queue watchers).
+    func commitQueueReport(_ results: [QueueResult], notice: QueueNotice?, now: Int64,
+                           completion: @escaping @Sendable (Result<QueueReportOutcome, Error>) -> Void)
     /// The queue as the administrator sees it, oldest first.
     func queueEntries() throws -> [QueueEntryInfo]
+    /// A page of it: at most `limit` entries with a row id above `after`, in row id (queue) order.
+    func queueEntries(after: Int64, limit: Int) throws -> [QueueEntryInfo]
     /// Applies `action` to the rows of `message` (every message for `.flush` with nil); returns
     /// how many rows it touched (0: no such message).
     @discardableResult func queueAdmin(_ action: QueueAdminAction, message: Int64?, now: Int64) throws -> Int

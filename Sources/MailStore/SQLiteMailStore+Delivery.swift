@@ -85,6 +85,7 @@ extension SQLiteMailStore {
     /// Runs inside the group-commit transaction. An APPEND (`d.append`) runs in its own
     /// savepoint: its failure is its own, the batch goes on.
     func commit(_ d: PendingDelivery, db: Database) throws -> DeliveryOutcome {
+        if let report = d.report { return commitReport(d, report, db: db) }
         if let target = d.append {
             do {
                 try db.inSavepoint {
@@ -139,7 +140,7 @@ extension SQLiteMailStore {
                 statuses.append(.delivered)
             }
         }
-        return DeliveryOutcome(statuses: statuses, changes: changes)
+        return DeliveryOutcome(statuses: statuses, changes: changes, queued: queued.count)
     }
 }
 

@@ -104,6 +104,7 @@ extension StoreConnectionHandler {
                         // Watchers are notified before the sender hears 250: a change a worker has
                         // been told of is never newer than one it can pull.
                         for c in o.changes { hub.changed(mailboxID: c.mailboxID, modSeq: c.highestModSeq) }
+                        if o.queued > 0 { hub.queueChanged() }
                         reply(id, DeliverResult(o.statuses.map(RecipientStatus.init)))
                     case .failure(let e as StoreError) where e.code == .denied:
                         logger.warning("delivery refused: \(e)")
