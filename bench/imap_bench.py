@@ -176,7 +176,7 @@ class Postern:
                     f'[auth]\nfailures_per_client = 1000\n'
                     f'[smtp]\nmta = []\nsubmission = []\nsmtps = []\n'
                     f'[imap]\nlisten = ["imap@{HOST}:{self.port}"]\nmax_connections_per_client = 1000\n'
-                    f'[lmtp]\nlisten = ["unix:lmtp"]\n')
+                    f'[lmtp]\nlisten = ["unix:lmtp"]\n[pop3]\nlisten = []\n')
         self.bin = bindir
         self.log = open(os.path.join(self.dir, "master.log"), "a")
         self.proc = subprocess.Popen([os.path.join(bindir, "master"), "-c", self.conf], stdout=self.log,

@@ -157,26 +157,44 @@ extension StoreConnectionHandler {
         let user: Int64
         do { user = try requireSession(m.session).id; try confine(m, user: user) } catch { return reply(id, errorReply(error)) }
         let store = self.store
-        var view: MailboxView? = nil, next = 0
+        var entries: [ViewEntry]? = nil, next = 0
         let sender = RPCStreamSender(id: id, channel: context.channel, pool: pool, window: RPCLimits.defaultWindow, produce: { max in
             var items: [any RPCStreamItem] = []
-            if view == nil {
+            if entries == nil {
                 guard let mb = try store.mailbox(user: user, name: m.name) else { throw StoreError(.notFound, "no such mailbox: \(m.name)") }
-                let v = try store.view(user: user, mailbox: mb.id)
-                view = v
-                items.append(MailboxViewItem.header(ViewHeader(summary: v.summary, keywords: v.keywords)))
+                if let k = m.known, let d = try Self.changes(store, user: user, mailbox: mb, since: k) {
+                    entries = d.changed
+                    items.append(MailboxViewItem.header(ViewHeader(summary: d.summary, keywords: d.keywords, since: k.highestModSeq, vanished: d.vanished)))
+                } else {
+                    let v = try store.view(user: user, mailbox: mb.id)
+                    entries = v.entries
+                    items.append(MailboxViewItem.header(ViewHeader(summary: v.summary, keywords: v.keywords)))
+                }
             }
-            let entries = view!.entries
-            while items.count < max, next < entries.count {
-                let end = min(next + MailboxLimits.entriesPerChunk, entries.count)
-                items.append(MailboxViewItem.chunk(Array(entries[next..<end])))
+            let all = entries!
+            while items.count < max, next < all.count {
+                let end = min(next + MailboxLimits.entriesPerChunk, all.count)
+                items.append(MailboxViewItem.chunk(Array(all[next..<end])))
                 next = end
             }
             return items.isEmpty ? nil : items
-        }, finish: { ViewEnd(count: UInt32(view?.entries.count ?? 0)) }, onError: { [self] in errorReply($0) }, onDone: { [self] in streams[id] = nil })
+        }, finish: { ViewEnd(count: UInt32(entries?.count ?? 0)) }, onError: { [self] in errorReply($0) }, onDone: { [self] in streams[id] = nil })
         streams[id] = sender
         sender.start()
     }
+
+    /// The changes since the view a worker holds, when they are few: same mailbox, same
+    /// UIDVALIDITY, and about half as many changed entries and expunged UIDs as the mailbox has
+    /// at most (else nil: the whole view is cheaper to send than to merge).
+    static func changes(_ store: any MailStore, user: Int64, mailbox mb: MailboxSummary, since k: ViewStamp) throws -> MailboxDelta? {
+        guard k.mailbox == mb.id, k.uidValidity == mb.uidValidity, k.highestModSeq != 0, k.highestModSeq <= mb.highestModSeq else { return nil }
+        let limit = min(MailboxLimits.maxDeltaEntries, max(Self.minSelectDelta, Int(mb.messages) / 2))
+        let d = try store.delta(user: user, mailbox: mb.id, since: k.highestModSeq, limit: limit)
+        guard d.complete, d.summary.uidValidity == k.uidValidity, d.vanished.count <= limit else { return nil }
+        return d
+    }
+    /// A SELECT delta may always carry this many changed entries.
+    static let minSelectDelta = 64
 
     // MARK: APPEND
 

@@ -31,7 +31,7 @@ public enum StoreMain {
         let store: SQLiteMailStore
         do {
             store = try SQLiteMailStore(dataDir: config.dataDir, fsync: config.store.fsync, groupCommitMax: config.store.groupCommitMax,
-                                        inlineMax: config.store.inlineMax)
+                                        inlineMax: config.store.inlineMax, authCacheTTL: config.auth.cacheTTL)
             let swept = try store.sweep()
             logger.info("store ready", metadata: ["data": "\(config.dataDir)", "swept_messages": "\(swept.rows)", "swept_blobs": "\(swept.blobs)", "fsync": "\(config.store.fsync)"])
         } catch {
