@@ -131,14 +131,14 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
             let view = try await select(name)
             return (view, try await watch(mailbox: view.summary.id, onChange: onChange))
         }
-        let early = Task { try await self.watch(mailbox: guess, onChange: onChange) }
+        let early = startWatch(mailbox: guess, onChange: onChange)
         let view: MailboxView
         do { view = try await select(name) } catch {
-            (try? await early.value)?.cancel()
+            (try? await watched(early, mailbox: guess))?.cancel()
             throw error
         }
-        if view.summary.id == guess { return (view, try await early.value) }
-        (try? await early.value)?.cancel()
+        if view.summary.id == guess { return (view, try await watched(early, mailbox: guess)) }
+        (try? await watched(early, mailbox: guess))?.cancel()
         return (view, try await watch(mailbox: view.summary.id, onChange: onChange))
     }
 
@@ -167,14 +167,21 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
     /// Registers with the router as the Watching reply arrives (on the client's loop, before any
     /// later frame is read), so no notification for the new watch can be missed.
     public func watch(mailbox: Int64, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> any IMAPWatch {
+        try await watched(startWatch(mailbox: mailbox, onChange: onChange), mailbox: mailbox)
+    }
+
+    /// Sends the watch request now (no task in between); `watched` awaits its answer.
+    private func startWatch(mailbox: Int64, onChange: @escaping @Sendable (UInt64) -> Void) -> EventLoopFuture<Watching> {
         let events = self.events
+        return rpc.call(MailboxWatchByID(session: sid, mailbox: mailbox)).map { w in
+            events.register(watch: w.watch) { onChange($0.highestModSeq) }
+            return w
+        }
+    }
+
+    private func watched(_ pending: EventLoopFuture<Watching>, mailbox: Int64) async throws -> any IMAPWatch {
         let w: Watching
-        do {
-            w = try await rpc.call(MailboxWatchByID(session: sid, mailbox: mailbox)).map { w in
-                events.register(watch: w.watch) { onChange($0.highestModSeq) }
-                return w
-            }.get()
-        } catch { throw Self.serviceError(error) }
+        do { w = try await pending.get() } catch { throw Self.serviceError(error) }
         lock.withLock { watches[w.watch] = mailbox }
         return RPCIMAPWatch(services: self, id: w.watch)
     }
