@@ -18,7 +18,7 @@ final class RecordingPOP3Connection: POP3Connection, @unchecked Sendable {
     private var tls: Bool
     private var closed = false
     init(tls: Bool) { self.tls = tls }
-    func write(_ bytes: [UInt8]) async { lock.withLock { data += bytes } }
+    func write(_ bytes: ByteBuffer) async { lock.withLock { data += bytes.readableBytesView } }
     func startTLS() async throws { lock.withLock { tls = true } }
     func close() async { lock.withLock { closed = true } }
     var isTLS: Bool { lock.withLock { tls } }
