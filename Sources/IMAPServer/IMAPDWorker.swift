@@ -35,6 +35,7 @@ public enum IMAPDWorker {
                                   maxUnsentBytes: c.service.maxUnsentBytes)
         let spamLearning = SpamLearnerSetup.learner(config.spam, password: spamPassword, loop: group.next(), logger: logger)
             .map { IMAPSpamLearning(learner: $0, junkFolder: config.spam.junkFolder, logger: logger) }
+        let memo = ViewMemo()   // one per process: its connections share the views of recent SELECTs
         server.run(process: "imapd", listeners: contract.listeners, refusal: IMAPGlueReply.tooManyConnections,
                    unavailable: IMAPGlueReply.unavailable, storeTimeout: config.store.answerTimeout,
                    readyMetadata: ["certificates": "\(tls.certificates.map(\.servedFor).joined(separator: ","))"],
@@ -45,7 +46,7 @@ public enum IMAPDWorker {
             let settings = IMAPConnectionSettings(session: sessionConfig, timers: IMAPTimers(c),
                                                   tls: tls, implicitTLS: role == .imaps, limiter: limiter, listener: name)
             // One per connection: its store session is its login's (DESIGN §2).
-            let services: () -> any IMAPServices = { RPCIMAPServices(rpc: rpc, events: server.events, service: "imap") }
+            let services: () -> any IMAPServices = { RPCIMAPServices(rpc: rpc, events: server.events, service: "imap", memo: memo) }
             return {
                 let h = IMAPSessionHandler(settings: settings, makeServices: services, logger: logger)
                 return role == .imaps ? [tls.makeHandler(logger: logger), h] : [h]
