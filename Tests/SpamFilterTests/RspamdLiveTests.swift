@@ -64,31 +64,30 @@ final class RspamdLiveTests: XCTestCase {
         XCTAssertTrue(d.headerFields.first?.value.hasPrefix("No, score=") ?? false, "\(d.headerFields)")
     }
 
+    /// Scans a message whose Subject holds `marker`: rspamd's action must be `action`, the
+    /// verdict a delivery to Junk. Returns the scan, the delivery and the message as delivered.
+    func junk(_ marker: String, _ action: SpamAction) throws -> (SpamScan, SpamDelivery, String) {
+        let msg = RspamdFixture.message(subject: "\(marker) hello", body: "Hello there")
+        let s = try scan(try fixture(), msg)
+        XCTAssertEqual(s.reply?.action, action)
+        guard case .deliver(let d) = s.verdict, d.toJunk else { throw RspamdError.badReply("not a Junk delivery: \(s.verdict)") }
+        return (s, d, String(decoding: SpamHeaders.apply(d, to: msg), as: UTF8.self))
+    }
+
     func testAddHeaderGoesToJunkWithFields() throws {
-        let r = try fixture()
-        let msg = RspamdFixture.message(subject: "\(RspamdFixture.addHeaderMarker) hello", body: "Hello there")
-        let s = try scan(r, msg)
-        XCTAssertEqual(s.reply?.action, .addHeader)
-        guard case .deliver(let d) = s.verdict else { return XCTFail("\(s.verdict)") }
-        XCTAssertTrue(d.toJunk)
+        let (s, d, out) = try junk(RspamdFixture.addHeaderMarker, .addHeader)
         XCTAssertEqual(d.headerFields.map(\.name), ["X-Spam-Status", "X-Spam-Score", "X-Spam-Symbols"])
         XCTAssertTrue(d.headerFields[0].value.hasPrefix("Yes, score="))
         XCTAssertTrue(d.headerFields[2].value.contains("POSTERN_TEST_ADD_HEADER"))
-        let out = String(decoding: SpamHeaders.apply(d, to: msg), as: UTF8.self)
         XCTAssertTrue(out.hasPrefix("X-Spam-Status: Yes, score="))
-        XCTAssertTrue(out.hasSuffix(String(decoding: msg, as: UTF8.self)))
+        XCTAssertTrue(out.hasSuffix("\r\n\r\nHello there\r\n"))
+        XCTAssertNil(d.subject)
         XCTAssertTrue(s.logDescription.hasPrefix("action=add header score="), s.logDescription)
     }
 
     func testRewriteSubjectGoesToJunkWithTheNewSubject() throws {
-        let r = try fixture()
-        let msg = RspamdFixture.message(subject: "\(RspamdFixture.rewriteMarker) hello", body: "Hello there")
-        let s = try scan(r, msg)
-        XCTAssertEqual(s.reply?.action, .rewriteSubject)
-        guard case .deliver(let d) = s.verdict else { return XCTFail("\(s.verdict)") }
-        XCTAssertTrue(d.toJunk)
+        let (_, d, out) = try junk(RspamdFixture.rewriteMarker, .rewriteSubject)
         XCTAssertEqual(d.subject, "***SPAM*** \(RspamdFixture.rewriteMarker) hello")
-        let out = String(decoding: SpamHeaders.apply(d, to: msg), as: UTF8.self)
         XCTAssertTrue(out.contains("\r\nSubject: ***SPAM*** \(RspamdFixture.rewriteMarker) hello\r\n"), out)
         XCTAssertEqual(out.components(separatedBy: "Subject:").count, 2, out)
     }
