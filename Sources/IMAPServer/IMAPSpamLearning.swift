@@ -1,8 +1,6 @@
-// Learning from what users do with Junk (issue 14): MOVE/COPY/APPEND into the \Junk mailbox or
-// STORE +FLAGS $Junk teach rspamd spam; MOVE out of Junk into anything but Trash, or $NotJunk,
-// teach ham. The decision is a pure function; the bytes are read through the session's own
-// store services in a task of their own and queued on the SpamLearner, so nothing here adds to
-// the latency of the command that triggered it.
+// Learning from Junk (issue 14): MOVE/COPY/APPEND into \Junk or $Junk teach spam; MOVE out of
+// Junk (not into Trash) or $NotJunk teach ham. Pure decisions; the bytes are read through the
+// session's store services in a task of their own, never in the command's latency.
 import Logging
 import MailModel
 import NIOCore

@@ -9,7 +9,6 @@ import MailCore
 import MailTLS
 import MailWorker
 import SMTPProtocol
-import SpamFilter
 
 extension SMTPReply {
     /// RFC 5321 §4.2.3 421: too many connections (per process, or from this client).
@@ -349,20 +348,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func beginMessage(_ context: ChannelHandlerContext, _ env: SMTPEnvelope) {
         abortMessage()
         let sid = env.authenticatedUser != nil ? storeSession : 0
-        let learnKinds = settings.spamLearn?.kinds(env)
-        let stored = learnKinds.map { env.keepingRecipients(where: $0.map { $0 == nil }) } ?? env
-        let begin: SpamScanningDelivery.Begin = { [services] junk in
-            junk.map { services.beginDelivery(stored, storeSession: sid, mailbox: $0, specialUse: SpamHook.junkSpecialUse) }
-                ?? services.beginDelivery(stored, storeSession: sid)
-        }
-        delivery = stored.recipients.isEmpty ? nil : settings.spam.map {
-            SpamScanningDelivery(hook: $0, envelope: SpamEnvelope(env, client: clientAddress, sessionID: sessionID),
-                                 loop: context.eventLoop, logger: logger, begin: begin)
-        } ?? begin(nil)
-        if let learnKinds, let hook = settings.spamLearn {
-            delivery = SpamLearningDelivery(kinds: learnKinds, learner: hook.learner, inner: delivery, loop: context.eventLoop, logger: logger,
-                                            origin: "smtp to \(zip(env.deliveryAddresses, learnKinds).filter { $0.1 != nil }.map(\.0).joined(separator: ",")) user=\(env.authenticatedUser ?? "?")")
-        }
+        delivery = makeDelivery(context, env, storeSession: sid)
         var b = context.channel.allocator.buffer(capacity: 8192)
         b.writeBytes(session.traceHeaders(for: env, id: sessionID, showAuthUser: settings.showAuthUser, date: Date()))
         outgoing = b

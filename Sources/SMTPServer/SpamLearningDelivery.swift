@@ -1,7 +1,6 @@
 // The learning addresses of [spam] in smtpd (issue 14, Citadel's way): mail from a local
-// authenticated user to spam@DOMAIN / ham@DOMAIN (DOMAIN one of ours) is accepted at RCPT
-// without a mailbox, queued on the SpamLearner at the end of DATA, and stored nowhere; the
-// message's other recipients are delivered as usual.
+// authenticated user to spam@DOMAIN / ham@DOMAIN (DOMAIN ours) is accepted at RCPT, learned and
+// stored nowhere, its other recipients served as usual; and the session's spam-aware delivery.
 import Logging
 import NIOCore
 import SMTPProtocol
@@ -102,5 +101,27 @@ extension SMTPEnvelope {
             e.recipientDSN[n] = recipientDSN[i]
         }
         return e
+    }
+}
+
+extension SMTPSessionHandler {
+    /// The store delivery of `env`, wrapped by the spam hooks the settings have: the learning
+    /// addresses' recipients taken out and learned, the message scanned before the store sees
+    /// it. nil when only learning addresses are left (nothing reaches the store).
+    func makeDelivery(_ context: ChannelHandlerContext, _ env: SMTPEnvelope, storeSession sid: UInt64) -> (any SMTPDelivery)? {
+        let learnKinds = settings.spamLearn?.kinds(env)
+        let stored = learnKinds.map { env.keepingRecipients(where: $0.map { $0 == nil }) } ?? env
+        let begin: SpamScanningDelivery.Begin = { [services] junk in
+            junk.map { services.beginDelivery(stored, storeSession: sid, mailbox: $0, specialUse: SpamHook.junkSpecialUse) }
+                ?? services.beginDelivery(stored, storeSession: sid)
+        }
+        let delivery = stored.recipients.isEmpty ? nil : settings.spam.map {
+            SpamScanningDelivery(hook: $0, envelope: SpamEnvelope(env, client: clientAddress, sessionID: sessionID),
+                                 loop: context.eventLoop, logger: logger, begin: begin)
+        } ?? begin(nil)
+        guard let learnKinds, let hook = settings.spamLearn else { return delivery }
+        let addresses = zip(env.deliveryAddresses, learnKinds).filter { $0.1 != nil }.map(\.0)
+        return SpamLearningDelivery(kinds: learnKinds, learner: hook.learner, inner: delivery, loop: context.eventLoop, logger: logger,
+                                    origin: "smtp to \(addresses.joined(separator: ",")) user=\(env.authenticatedUser ?? "?")")
     }
 }

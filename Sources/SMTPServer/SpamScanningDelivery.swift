@@ -1,7 +1,6 @@
-// Spam scanning in smtpd/lmtpd (issue 14): an SMTPDelivery that holds the message (up to
-// SpamHook.maxScanBytes), asks rspamd at the end of DATA/BDAT, and only then starts the store
-// delivery — with the X-Spam-* fields prepended, into Junk when rspamd says so — or refuses
-// with the verdict's reply (SpamRefusal) having stored nothing. Larger messages are not scanned.
+// Spam scanning in smtpd/lmtpd (issue 14): holds the message (up to SpamHook.maxScanBytes), asks
+// rspamd at the end of DATA/BDAT, then starts the store delivery (X-Spam-* fields, Junk) or refuses
+// with the verdict's reply (SpamRefusal), nothing stored. Larger messages go unscanned.
 import Logging
 import MailCore
 import NIOCore

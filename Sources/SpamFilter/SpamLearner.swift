@@ -1,7 +1,6 @@
-// Sends learn requests (/learnspam, /learnham) to rspamd's controller one at a time, from a
-// bounded in-memory queue, retrying with backoff, on its own event loop: `learn` returns at once
-// and never adds to the latency of the IMAP command or SMTP transaction that asked. The
-// controller password travels only in the `Password:` request field; no log line carries it.
+// Sends /learnspam and /learnham to rspamd's controller one at a time from a bounded queue, with
+// backoff, on its own event loop: `learn` returns at once, off every client's latency. The
+// controller password travels only in the `Password:` field; no log line carries it.
 import Logging
 import MailCore
 import NIOCore

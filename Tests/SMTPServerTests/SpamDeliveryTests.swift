@@ -1,7 +1,6 @@
-// The spam hooks' deliveries over the fake store services: with rspamd unreachable the message
-// is delivered unscanned (on_failure accept, bytes unchanged) or refused with 451 4.7.1 having
-// started no store delivery (tempfail); a learning address gets `delivered` in its RCPT place
-// while only the other recipients reach the store. (The real rspamd: SpamFilterTests, test_spam.py.)
+// The spam hooks' deliveries over the fake store services: rspamd unreachable → unscanned
+// (accept) or 451 4.7.1 with no store delivery (tempfail); a learning address answers
+// `delivered` in its RCPT place while only the other recipients reach the store.
 import XCTest
 import Logging
 import NIOCore

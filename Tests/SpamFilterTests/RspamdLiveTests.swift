@@ -1,7 +1,6 @@
-// Against a real rspamd 3.4 from Debian (RspamdFixture): GTUBE is rejected, a clean message is
-// "no action" into INBOX, the test marker crosses add_header (Junk, X-Spam-* fields) or greylist
-// (451), the learner raises /stat's learned count, a wrong password is refused and not retried,
-// and `postern spam status`'s report reads reachability and counts.
+// Against a real rspamd 3.4 (RspamdFixture): GTUBE rejected, clean mail to INBOX, the markers'
+// add header / rewrite subject (Junk) and greylist (451), learning raising /stat's count, a wrong
+// password refused once, `postern spam status`'s report; rspamd stopped or silent: on_failure.
 import XCTest
 import Logging
 import NIOCore
