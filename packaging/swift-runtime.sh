@@ -2,7 +2,7 @@
 # The Swift runtime, shipped privately (make install-files): the toolchain libraries the installed
 # binaries load are copied to PREFIX/lib/postern, and every binary's RUNPATH points there
 # ($ORIGIN-relative, so any PREFIX works), so nothing of the toolchain is needed where it runs.
-# System libraries (libssl3, ...) stay outside: they are the package's Depends (build-deb.sh).
+# Debug sections are stripped. System libraries (libssl3, ...) stay outside: they are the package's Depends (build-deb.sh).
 # Usage: swift-runtime.sh DESTDIR PREFIX
 set -euo pipefail
 destdir=$1 prefix=$2
@@ -16,6 +16,8 @@ for b in "${bins[@]}"; do ldd "$b"; done | awk '$2 == "=>" && $3 ~ /^\// {print 
 while read -r name path; do
   case "$(readlink -f "$path")" in "$toolchain"/*) install -m 0644 "$(readlink -f "$path")" "$libdir/$name";; esac
 done
+# Debug sections out (the Swift metadata and symbols stay: backtraces still name functions).
+strip --strip-debug "${bins[@]}"
 for b in "$root"/libexec/postern/*; do patchelf --set-rpath '$ORIGIN/../../lib/postern' "$b"; done
 patchelf --set-rpath '$ORIGIN/../lib/postern' "$root/sbin/postern"
 for l in "$libdir"/*.so*; do patchelf --set-rpath '$ORIGIN' "$l"; done

@@ -8,6 +8,7 @@
 # ReadWritePaths= and RuntimeDirectory=), ProtectHome=yes, PrivateTmp, PrivateDevices (a /dev with
 # null zero full random urandom tty), ProtectKernelTunables/ProtectControlGroups (/sys read-only),
 # ProtectProc=invisible + ProcSubset=pid (a proc mount with hidepid=invisible,subset=pid); UMask;
+# SupplementaryGroups;
 # CapabilityBoundingSet; NoNewPrivileges; MemoryDenyWriteExecute (the kernel's PR_SET_MDWE and
 # systemd's seccomp rules for mmap/mprotect/pkey_mprotect/shmat); a seccomp allow list built from
 # SystemCallFilter= (groups expanded by `systemd-analyze syscall-filter`) with SystemCallErrorNumber=,
@@ -255,6 +256,10 @@ def main():
     setup_mounts(s)
     os.chdir("/")
     os.umask(int(last(s, "UMask", "0022"), 8))
+    groups = (last(s, "SupplementaryGroups") or "").split()
+    if groups:
+        import grp
+        os.setgroups([grp.getgrnam(g).gr_gid for g in groups])
     bounding = last(s, "CapabilityBoundingSet")
     if bounding is not None:
         keep = {c.upper().removeprefix("CAP_") for c in bounding.split()}
