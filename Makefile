@@ -78,6 +78,7 @@ UNITS := postern.service postern-smtp.socket postern-submission.socket postern-s
 VERSION ?= 0.1.0
 DEB_ARCH = $(shell dpkg --print-architecture)
 DEB_STAGE = .build/deb/postern_$(VERSION)_$(DEB_ARCH)
+DEB_OUT ?= .
 # What `make install`/`make deb` need beyond the build: patchelf (RUNPATH of the installed binaries).
 PACKAGING_PKGS := patchelf
 PKG_BIN ?=
@@ -123,4 +124,4 @@ uninstall:
 deb:
 	rm -rf $(DEB_STAGE)
 	$(MAKE) install-files DESTDIR=$(abspath $(DEB_STAGE)) PREFIX=/usr PKG_BIN=$(PKG_BIN)
-	bash packaging/build-deb.sh $(DEB_STAGE) $(VERSION) $(DEB_ARCH) .
+	bash packaging/build-deb.sh $(DEB_STAGE) $(VERSION) $(DEB_ARCH) $(DEB_OUT)
