@@ -5,7 +5,7 @@
 # one), md5sums and the maintainer scripts; then dpkg-deb with root as owner of every file.
 # Usage: build-deb.sh STAGE VERSION ARCH OUTDIR   (DEB_COMPRESS: xz, gzip, zstd or none; default xz)
 set -euo pipefail
-stage=$1 version=$2 arch=$3 out=$4
+stage=$(cd "$1" && pwd) version=$2 arch=$3 out=$4
 here=$(cd "$(dirname "$0")" && pwd)
 install -d -m 0755 "$stage/DEBIAN"
 # Every library from outside the package, by its Debian package (a library no package owns stops the build).
