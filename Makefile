@@ -7,9 +7,11 @@ BIN := $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 # Dovecot with Python's email test messages for test_imap_dovecot.py; the POP3 clients of
 # test_pop3d.py (fetchmail, getmail6); unbound, a DNS server on loopback serving MailDNS's test
 # zones, and ldnsutils signing one for the DNSSEC flag; python3-dkim (dkimpy, with
-# python3-nacl for ed25519-sha256), the verifier of DKIM signatures.
+# python3-nacl for ed25519-sha256), the verifier of DKIM signatures; systemd (systemd-analyze,
+# systemd-socket-activate) and python3-seccomp (unit_sandbox.py applies the unit's system call
+# filter) for the deployment tests, patchelf for `make deb`.
 TEST_PKGS := python3-pytest fail2ban isync mutt python3-pexpect dovecot-imapd libpython3.11-testsuite \
-	fetchmail getmail6 unbound ldnsutils python3-dkim python3-nacl
+	fetchmail getmail6 unbound ldnsutils python3-dkim python3-nacl systemd python3-seccomp patchelf
 # libFuzzer targets (scripts/fuzz.sh builds them into .build-fuzz with -sanitize=fuzzer,address):
 # `make fuzz` runs each FUZZ_TIME seconds; `make test` replays their seeds and regression inputs
 # with the regular build, then runs each TEST_FUZZ_TIME seconds.
