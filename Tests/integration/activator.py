@@ -34,10 +34,6 @@ class Activator:
             self.socks.append(s)
         self.proc = None
 
-    def inodes(self):
-        """The socket inodes, in fd order (as /proc/PID/fd shows them: socket:[INODE])."""
-        return [os.fstat(s.fileno()).st_ino for s in self.socks]
-
     def start(self, cmd, log_path, extra_env=None):
         """Starts `cmd` with the sockets at fds 3.. and the LISTEN_* variables; returns the Popen
         (its pid is the service's: `sh` execs it, so LISTEN_PID matches)."""

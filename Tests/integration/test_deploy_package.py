@@ -17,6 +17,7 @@ import stat
 import subprocess
 import tempfile
 import imaplib
+import poplib
 
 import pytest
 
@@ -93,13 +94,28 @@ def status_rows():
     return [dict(zip(header, l.split("\t"))) for l in lines[1:]]
 
 
-def config(smtp_port, imap_port, lmtp_port):
+def config(smtp_port, imap_port, pop3_port, lookup_port):
+    """Every worker runs: smtp and imap on the passed ports below 1024, pop3 and lookupd's
+    socketmap on loopback ports the master binds itself, lmtp on its unix socket."""
     return ('hostname = "mx.deb.test"\n'
             "[master]\nrestart_delay = 0.2\nshutdown_grace = 3\n"
             f'[smtp]\nmta = ["127.0.0.1:{smtp_port}"]\nsubmission = []\nsmtps = []\n'
             f'[imap]\nlisten = ["imap@127.0.0.1:{imap_port}"]\n'
-            "[pop3]\nlisten = []\n"
-            f'[lmtp]\nlisten = ["unix:lmtp", "127.0.0.1:{lmtp_port}"]\n')
+            f'[pop3]\nlisten = ["pop3@127.0.0.1:{pop3_port}"]\n'
+            f'[lookup]\nsocketmap = ["127.0.0.1:{lookup_port}"]\n'
+            '[lmtp]\nlisten = ["unix:lmtp"]\n')
+
+
+def socketmap(port, request):
+    """One socketmap_table(5) query: netstring in, netstring out."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"%d:%s," % (len(request), request))
+        data = b""
+        while not data.endswith(b","):
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+    return data.split(b":", 1)[1][:-1]
 
 
 def sandboxed_master():
@@ -137,7 +153,8 @@ def test_make_deb_install_run_remove_purge():
         # The administrator's configuration (an edited conffile) survives a reinstall.
         smtp_port = privileged_port()
         imap_port = privileged_port(exclude=(smtp_port,))
-        text = config(smtp_port, imap_port, free_port())
+        pop3_port, lookup_port = free_port(), free_port()
+        text = config(smtp_port, imap_port, pop3_port, lookup_port)
         with open(CONF, "w") as f:
             f.write(text)
         run("dpkg", "-i", deb)
@@ -160,6 +177,7 @@ def test_make_deb_install_run_remove_purge():
             return rows and all(r["STATE"] == "running" and int(r["PID"]) > 0 for r in rows)
         wait_for(ready, 60, interval=0.2, what="the sandboxed master")
         rows = status_rows()
+        assert {r["SERVICE"] for r in rows} == {"master", "store", "lmtp", "smtp", "imap", "pop3", "lookup"}, rows
         for row in rows:
             s = proc_status(int(row["PID"]))
             assert s["NoNewPrivs"] == "1" and s["Seccomp"] == "2", (row, s)
@@ -185,6 +203,12 @@ def test_make_deb_install_run_remove_purge():
         m.login("user@deb.test", PASSWORD)
         assert m.select("INBOX") == ("OK", [b"1"])
         m.logout()
+        pop = poplib.POP3("127.0.0.1", pop3_port, timeout=30)
+        pop.user("user@deb.test")
+        pop.pass_(PASSWORD)
+        assert pop.stat()[0] == 1
+        pop.quit()
+        assert socketmap(lookup_port, b"recipients user@deb.test").startswith(b"OK"), "lookupd"
         assert "Subject: from the package" in postern("export", "user@deb.test").stdout
 
         proc.send_signal(signal.SIGTERM)
