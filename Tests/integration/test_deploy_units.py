@@ -127,3 +127,50 @@ def test_install_and_uninstall_honour_destdir_and_prefix():
         assert r.returncode == 0, r.stdout + r.stderr
         left = sorted(os.path.relpath(os.path.join(d, f), dest) for d, _, fs in os.walk(dest) for f in fs)
         assert left == ["etc/postern/postern.toml"], left
+
+
+SANDBOX_PROBE = r"""
+import mmap, os, socket
+def attempt(what, f):
+    try:
+        f()
+        print(what, "allowed")
+    except OSError as e:
+        print(what, "refused", e.errno)
+attempt("rwx-mmap", lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC))
+attempt("rw-mmap", lambda: mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE))
+attempt("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close())
+attempt("inet6", lambda: socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close())
+attempt("setpriority", lambda: os.setpriority(os.PRIO_PROCESS, 0, 5))
+attempt("write-etc", lambda: open("/etc/postern-sandbox-probe", "w"))
+attempt("write-data", lambda: open(os.environ["PROBE_DATA"] + "/probe", "w").close())
+attempt("read-root-home", lambda: os.listdir("/root"))
+print("capbnd", open("/proc/self/status").read().split("CapBnd:")[1].split()[0])
+print("nnp", open("/proc/self/status").read().split("NoNewPrivs:")[1].split()[0])
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or subprocess.run(["/usr/bin/python3", "-c", "import seccomp"]).returncode != 0,
+                    reason="root and python3-seccomp (Debian) needed")
+def test_unit_sandbox_applies_the_unit():
+    """unit_sandbox.py (what test_deploy_package.py runs the installed master under) really
+    enforces the unit: a probe under it is refused W+X memory, netlink sockets, nice, writes
+    outside ReadWritePaths and /root; keeps the four capabilities in its bounding set."""
+    # Not under /tmp: PrivateTmp hides it (under systemd too).
+    with tempfile.TemporaryDirectory(dir="/run") as tmp:
+        data = os.path.join(tmp, "data")
+        os.makedirs(data)
+        text = open(os.path.join(UNITS, "postern.service")).read()
+        text = re.sub(r"^ReadWritePaths=.*$", f"ReadWritePaths={data}", text, flags=re.M)
+        text = re.sub(r"^RuntimeDirectory=.*$", "RuntimeDirectory=postern-sandbox-probe", text, flags=re.M)
+        unit = os.path.join(tmp, "postern.service")
+        with open(unit, "w") as f:
+            f.write(text)
+        r = subprocess.run(["/usr/bin/python3", os.path.join(os.path.dirname(__file__), "unit_sandbox.py"), unit, "--",
+                            "/usr/bin/python3", "-c", SANDBOX_PROBE], capture_output=True, text=True, env=dict(os.environ, PROBE_DATA=data))
+        shutil.rmtree("/run/postern-sandbox-probe", ignore_errors=True)
+        assert r.returncode == 0, r.stderr
+        got = dict(l.split(" ", 1) for l in r.stdout.splitlines())
+        assert got == {"rwx-mmap": "refused 1", "rw-mmap": "allowed", "netlink": "refused 1", "inet6": "allowed",
+                       "setpriority": "refused 1", "write-etc": "refused 30", "write-data": "allowed",
+                       "read-root-home": "refused 13", "capbnd": "00000000000001e0", "nnp": "1"}, r.stdout
