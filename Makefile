@@ -85,7 +85,7 @@ DEB_OUT ?= .
 PACKAGING_PKGS := patchelf
 PKG_BIN ?=
 
-.PHONY: release install install-files uninstall deb
+.PHONY: release install install-files uninstall deb nspawn-root
 release:
 	[ -n "$(PKG_BIN)" ] || $(SWIFT) build -c release
 
@@ -120,6 +120,14 @@ uninstall:
 	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
 	rm -f $(DESTDIR)/usr/lib/sysusers.d/postern.conf $(DESTDIR)/usr/lib/tmpfiles.d/postern.conf
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+# The Debian root Tests/integration/test_deploy_nspawn.py boots with systemd-nspawn (systemd as PID 1),
+# made once from the Debian mirror with the package's runtime Depends and python3 for the clients.
+NSPAWN_ROOT ?= /var/tmp/postern-nspawn-root
+nspawn-root:
+	EXTRA_PKGS="systemd-container debootstrap" bash scripts/install-deps.sh
+	[ -x $(NSPAWN_ROOT)/lib/systemd/systemd ] || debootstrap --variant=minbase \
+		--include=systemd,systemd-sysv,dbus,libssl3,libcap2,libsqlite3-0,libcrypt1,libunbound8,python3,adduser,procps bookworm $(NSPAWN_ROOT)
 
 # postern_$(VERSION)_$(DEB_ARCH).deb from a staged DESTDIR (packaging/build-deb.sh: control file,
 # conffiles, maintainer scripts), with dpkg-deb. Install it with `apt-get install ./postern_*.deb`.

@@ -1,8 +1,9 @@
 #!/bin/bash
 # postern_VERSION_ARCH.deb from the tree `make deb` staged with PREFIX=/usr: DEBIAN/control (Depends:
 # the Debian package of every shared library the binaries and the private Swift runtime load, found
-# with dpkg -S, like dpkg-shlibdeps), conffiles (the configuration: dpkg never overwrites an edited
-# one), md5sums and the maintainer scripts; then dpkg-deb with root as owner of every file.
+# with dpkg -S, like dpkg-shlibdeps; procps for the unit's ExecReload=/bin/kill), conffiles (the
+# configuration: dpkg never overwrites an edited one), md5sums and the maintainer scripts; then
+# dpkg-deb with root as owner of every file.
 # Usage: build-deb.sh STAGE VERSION ARCH OUTDIR   (DEB_COMPRESS: xz, gzip, zstd or none; default xz)
 set -euo pipefail
 stage=$(cd "$1" && pwd) version=$2 arch=$3 out=$4
@@ -24,7 +25,7 @@ Version: $version
 Architecture: $arch
 Maintainer: Postern developers <postmaster@localhost>
 Installed-Size: $size
-Depends: $depends, adduser | systemd
+Depends: $depends, procps, adduser | systemd
 Recommends: systemd
 Section: mail
 Priority: optional
