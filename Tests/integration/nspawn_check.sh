@@ -9,7 +9,7 @@ set -x
 dpkg -i /postern.deb
 check installed dpkg-query -W postern
 check enabled systemctl is-enabled postern.service
-for i in $(seq 1 60); do systemctl is-active -q postern.service && break; sleep 0.5; done
+for i in $(seq 1 240); do systemctl is-active -q postern.service && break; sleep 0.5; done
 check active systemctl is-active postern.service
 systemctl status --no-pager postern.service
 for s in smtp submission smtps imap imaps pop3 pop3s lmtp; do check "socket-$s" systemctl is-active postern-$s.socket; done

@@ -61,7 +61,8 @@ def test_package_under_systemd_in_a_container():
         log = open(os.path.join(results, "log")).read() if os.path.exists(os.path.join(results, "log")) else boot.stdout[-4000:]
         checks = open(os.path.join(results, "checks")).read().split("\n") if os.path.exists(os.path.join(results, "checks")) else []
         assert checks[-2:] == ["done", ""], f"the check did not finish:\n{log[-6000:]}"
-        assert [c for c in checks if c.startswith("FAIL")] == [], log[-8000:]
+        failed = [c for c in checks if c.startswith("FAIL")]
+        assert failed == [], f"{failed}\n{log[-8000:]}"
         assert [c.split(" ", 1)[1] for c in checks if c.startswith("ok ")] == EXPECTED
     finally:
         if not os.environ.get("POSTERN_KEEP"):
