@@ -77,9 +77,7 @@ class Postern:
         self.conf = os.path.join(self.dir, "postern.toml")
         with open(self.conf, "w") as f:
             f.write(f'hostname = "bench.example.test"\ndata_dir = "{self.dir}/data"\nrun_dir = "{self.dir}/run"\n'
-                    f'log_level = "{log_level}"\n[store]\nfsync = true\n'
-                    f'[smtp]\nmta = ["127.0.0.1:{self.port}"]\nsubmission = []\nsmtps = []\nmax_connections_per_client = 1000\n'
-                    f'[lmtp]\nlisten = ["unix:lmtp"]\n[imap]\nlisten = []\n[pop3]\nlisten = []\n')
+                    f'log_level = "{log_level}"\n[store]\nfsync = true\n' + self.services())
         self.bin = bindir
         self.log = open(os.path.join(self.dir, "master.log"), "w")
         self.proc = subprocess.Popen([os.path.join(bindir, "master"), "-c", self.conf], stdout=self.log,
@@ -89,6 +87,11 @@ class Postern:
         except BaseException:
             self.stop()
             raise
+
+    def services(self):
+        """The config after [store]: smtpd's mta role on `self.port` (outbound_bench.py: submission)."""
+        return (f'[smtp]\nmta = ["127.0.0.1:{self.port}"]\nsubmission = []\nsmtps = []\nmax_connections_per_client = 1000\n'
+                f'[lmtp]\nlisten = ["unix:lmtp"]\n[imap]\nlisten = []\n[pop3]\nlisten = []\n')
 
     def cli(self, *a, **kw):
         return subprocess.run([os.path.join(self.bin, "postern"), *a, "-c", self.conf], capture_output=True, text=True, **kw)
