@@ -15,6 +15,8 @@ selector s1); fwd@example.test and fwd2@example.test are aliases of remote addre
 import email
 import email.policy
 import os
+import re
+import signal
 import smtplib
 import ssl
 import subprocess
@@ -350,6 +352,9 @@ def test_5xx_for_one_of_three_recipients(world, out):
     delivered = world.postfix.find(mid.encode())
     to = sorted(email.message_from_bytes(m)["Delivered-To"].lower() for m in delivered)
     assert to == sorted(g.lower() for g in good), to
+    # One transaction for all recipients at the same host: Postfix gave both one queue id.
+    ids = {re.search(r" id ([0-9A-F]+)", email.message_from_bytes(m)["Received"]).group(1) for m in delivered}
+    assert len(ids) == 1, ids
     (bounce,) = find_dsn(out, "alice@example.test", mid.encode())
     _, blocks, original = dsn_fields(bounce)
     assert len(blocks) == 1, blocks              # only the refused recipient is named
@@ -359,7 +364,8 @@ def test_5xx_for_one_of_three_recipients(world, out):
     assert b["status"] == "5.1.1"
     assert b["diagnostic-code"].startswith("smtp; 550 5.1.1"), b
     assert "no such user here" in b["diagnostic-code"]
-    assert b.get("remote-mta", "").lower() == f"dns; mx.pf.{ZONE}", b
+    assert b.get("remote-mta", "").lower().startswith("dns;"), b
+    assert f"mx.pf.{ZONE}" in b["remote-mta"].lower() or POSTFIX in b["remote-mta"], b
     assert mid.encode() in original.as_bytes()
     for r in good + [bad]:
         wait_left_queue(out, r)
@@ -462,8 +468,10 @@ def test_a_bounce_is_never_bounced(world, out):
     mta_transaction(out, "<>", f"fwd-{t}@example.test", msg)
     wait_for(lambda: target in world.postfix.log(), SINK_WAIT, what="the forward's attempt at Postfix")
     wait_left_queue(out, target)
-    assert not [r for r in queue_of(out) if mid in str(r)]
-    assert f"{target}" in out.log() and "bounce" in out.log().lower()
+    assert not [r for r in queue_of(out) if r[2] == ""], "a DSN about a null-sender message was queued"
+    assert_no_dsn(out, "alice@example.test", mid.encode())       # alice is postmaster too
+    logged = [l for l in out.log().splitlines() if target in l and "bounce" in l.lower()]
+    assert logged, "the dropped double bounce is not logged"
 
     # The agent's own bounce to a sender whose domain has a null MX: no third message.
     t2 = tag("dbl2")
@@ -475,10 +483,11 @@ def test_a_bounce_is_never_bounced(world, out):
 
     def settled():
         flush(out)
-        return not queue_of(out)
-    wait_for(settled, BOUNCE_WAIT, interval=0.5, what="the queue to empty (bounce dropped, not bounced)")
-    for s in (world.main, world.second):
-        assert not [d for d in s.dumps() if mid2.encode() in d.message]
+        return not [r for r in queue_of(out) if r[2] == "" or r[3] == target2]
+    wait_for(settled, BOUNCE_WAIT, interval=0.5, what="the forward and its bounce to leave the queue")
+    assert_no_dsn(out, "alice@example.test", mid2.encode())
+    for sink in (world.main, world.second):
+        assert not [d for d in sink.dumps() if mid2.encode() in d.message]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -491,7 +500,11 @@ msg = sys.stdin.buffer.read()
 def dnsfunc(name, timeout=5):
     return records.get(name.decode().rstrip(".").lower(), "").encode() or None
 d = dkim.DKIM(msg)
-ok = d.verify(dnsfunc=dnsfunc)
+try:
+    ok = d.verify(dnsfunc=dnsfunc)
+except Exception as e:
+    ok = False
+    print(repr(e), file=sys.stderr)
 print("PASS" if ok else "FAIL", d.signature_fields.get(b"a", b"").decode(), d.signature_fields.get(b"d", b"").decode())
 """
 
@@ -527,7 +540,6 @@ def outbound_pid(p):
 
 @pytest.mark.parametrize("victim", ["outbound", "store"])
 def test_kill_9_mid_delivery_loses_no_recipient(world, out, victim):
-    import signal
     t = tag(f"kill-{victim}")
     rcpts = [f"{t}-{i}@slow.{ZONE}" for i in range(12)]
     mids = []
@@ -592,7 +604,7 @@ def test_outbound_role_cannot_read_mailboxes_or_administer(out):
 # The queue CLI
 
 def test_queue_cli_hold_release_bounce_delete(world, out):
-    world.admin.restart(["-r", "RCPT"])
+    world.admin.restart(["-r", "RCPT"])          # every attempt deferred with 450 4.3.0
     try:
         t = tag("qcli")
         held, other, bounced, deleted = (f"{t}-{k}@admin.{ZONE}" for k in ("held", "other", "bounced", "deleted"))
@@ -605,10 +617,17 @@ def test_queue_cli_hold_release_bounce_delete(world, out):
         for r in (held, other, bounced, deleted):
             assert r in listing, listing
         shown = out.cli("queue", "show", str(ids[held][0])).stdout
-        assert held in shown and "4.3.0" in shown or "450" in shown, shown
+        assert held in shown and ("4.3.0" in shown or "450" in shown), shown
         out.cli("queue", "hold", str(ids[held][0]))
         out.cli("queue", "delete", str(ids[deleted][0]))
         wait_left_queue(out, deleted, 10)
+        # bounce: fails at the next claim with a DSN (the sink still defers everything).
+        out.cli("queue", "bounce", str(ids[bounced][0]))
+        flush(out)
+        (dsn,) = find_dsn(out, "alice@example.test", ids[bounced][1].encode())
+        _, (b,), _ = dsn_fields(dsn)
+        assert b["action"] == "failed" and b["status"].startswith("5."), b
+        wait_left_queue(out, bounced)
     finally:
         world.admin.restart([])
     # The sink accepts now; a flush sends `other` but not the held one.
@@ -617,20 +636,13 @@ def test_queue_cli_hold_release_bounce_delete(world, out):
     wait_left_queue(out, other)
     assert queue_of(out, held), "a held message left the queue"
     assert not world.admin.for_rcpt(held)
-    # bounce: fails at once with a DSN, not delivered.
-    out.cli("queue", "bounce", str(ids[bounced][0]))
-    (dsn,) = find_dsn(out, "alice@example.test", ids[bounced][1].encode())
-    _, (b,), _ = dsn_fields(dsn)
-    assert b["action"] == "failed" and b["status"].startswith("5."), b
-    wait_left_queue(out, bounced)
-    assert not world.admin.for_rcpt(bounced)
     # release: delivered.
     out.cli("queue", "release", str(ids[held][0]))
     flush(out)
     world.admin.wait_rcpt(held, SINK_WAIT)
     wait_left_queue(out, held)
-    # delete: neither delivered nor bounced.
-    assert not world.admin.for_rcpt(deleted)
+    # Neither the deleted nor the bounced one was ever delivered; the deleted one left no DSN.
+    assert not world.admin.for_rcpt(deleted) and not world.admin.for_rcpt(bounced)
     assert_no_dsn(out, "alice@example.test", ids[deleted][1].encode())
 
 
@@ -678,15 +690,14 @@ def test_dsn_ret_envid_notify(world, out):
     world.main.wait_rcpt(ok, SINK_WAIT)
 
     def reports():
-        found = find_dsn(out, "alice@example.test", envid.encode())
-        return found if len(found) >= 2 else None
-    found = wait_for(reports, BOUNCE_WAIT, interval=0.5, what="a success and a failure DSN")
-    actions = {}
-    for r in found:
-        per_msg, blocks, returned = dsn_fields(r)
-        assert per_msg["original-envelope-id"] == envid, per_msg
-        for b in blocks:
-            actions[b["final-recipient"].split(";", 1)[1].strip().lower()] = (b["action"], returned)
+        actions = {}
+        for r in find_dsn(out, "alice@example.test", envid.encode()):
+            per_msg, blocks, returned = dsn_fields(r)
+            assert per_msg["original-envelope-id"] == envid, per_msg
+            for b in blocks:
+                actions[b["final-recipient"].split(";", 1)[1].strip().lower()] = (b["action"], returned)
+        return actions if len(actions) >= 2 else None
+    actions = wait_for(reports, BOUNCE_WAIT, interval=0.5, what="a success and a failure DSN")
     assert actions[ok.lower()][0] == "delivered", actions
     assert actions[bad.lower()][0] == "failed", actions
     # RET=HDRS: the headers come back, not the body.
