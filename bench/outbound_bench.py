@@ -23,7 +23,8 @@ import argparse, multiprocessing as mp, os, re, shutil, smtplib, statistics, sub
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from smtp_bench import Postern, free_port, sh, wait_until   # noqa: E402
+from common import release_bin                             # noqa: E402
+from smtp_bench import Postern, free_port, wait_until      # noqa: E402
 
 SENDER = "bench@example.test"
 PASSWORD = "pass"                     # smtp_bench.Postern's users' password
@@ -150,11 +151,7 @@ def main():
     for tool in ("smtp-sink", "postfix"):
         if not shutil.which(tool):
             sys.exit(f"{tool} (Debian postfix) is not installed")
-    if a.bin:
-        bindir = a.bin
-    else:
-        subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True)
-        bindir = sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
+    bindir = release_bin(a.bin)
 
     workdir = tempfile.mkdtemp(prefix="outbound-bench-")
     sink = Sink(workdir)

@@ -22,6 +22,9 @@ first) or `--bin DIR` for prebuilt ones.
 import argparse, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import release_bin   # noqa: E402
+
 ANCHORS = os.environ.get("ANCHORS_DIR", os.path.join(ROOT, "..", "shared", "anchors"))
 AHOME = os.environ.get("ANCHORS_HOME", "/tmp/mail-anchors")
 ANCHOR_SMTP = ("127.0.0.1", 20025)                      # common.sh SMTP_PORT
@@ -176,11 +179,7 @@ def main():
         sys.exit("run as root: the anchors need it")
     if not shutil.which("smtp-source"):
         sys.exit("smtp-source (postfix) not installed: run ../shared/anchors/setup-anchors.sh")
-    if a.bin:
-        bindir = a.bin
-    else:
-        subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True)
-        bindir = sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
+    bindir = release_bin(a.bin)
     sessions = [int(s) for s in a.sessions.split(",")]
     # One recipient per run, as the anchor bench does (users 3..10 there; 1 and 2 hold its IMAP
     # and POP3 mailboxes): user3..; user99 takes the warm-up.

@@ -12,6 +12,7 @@ config and tests call `postern queue flush` instead of waiting out a schedule.
 Local users: alice@example.test (DKIM rsa-sha256, selector s1), dan@ed.test (ed25519-sha256,
 selector s1); fwd@example.test and fwd2@example.test are aliases of remote addresses.
 """
+import contextlib
 import email
 import email.policy
 import os
@@ -158,15 +159,23 @@ def message(t, sender="alice@example.test", body=b"hello from postern\r\n", extr
     return mid, head + extra + b"\r\n" + body
 
 
-def submit(p, rcpts, body, sender="alice@example.test", mail_options=(), rcpt_options=()):
-    """One submission (STARTTLS, AUTH PLAIN) on the instance's submission port."""
+@contextlib.contextmanager
+def submission(p, user="alice@example.test", login=True):
+    """A session on the instance's submission port after STARTTLS (and AUTH PLAIN as `user`)."""
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     with smtplib.SMTP("127.0.0.1", p.ports["submission"], timeout=30) as s:
         s.ehlo("client.example.test")
         s.starttls(context=ctx)
         s.ehlo("client.example.test")
-        s.login(sender, DEFAULT_PASSWORD)
+        if login:
+            s.login(user, DEFAULT_PASSWORD)
+        yield s
+
+
+def submit(p, rcpts, body, sender="alice@example.test", mail_options=(), rcpt_options=()):
+    """One message in one submission session."""
+    with submission(p, sender) as s:
         code, text = s.mail(sender, list(mail_options))
         assert code == 250, (code, text)
         for r in rcpts:
@@ -174,7 +183,23 @@ def submit(p, rcpts, body, sender="alice@example.test", mail_options=(), rcpt_op
             assert code == 250, (r, code, text)
         code, text = s.data(body)
         assert code == 250, (code, text)
-        return s.esmtp_features
+
+
+def send_one(p, name, domain, sender="alice@example.test", **kw):
+    """Submits one message (`message(t, sender, **kw)`) to a fresh recipient at `domain`
+    -> (recipient, Message-ID, bytes)."""
+    t = tag(name)
+    rcpt = f"{t}@{domain}.{ZONE}"
+    mail_options = kw.pop("mail_options", ())
+    mid, msg = message(t, sender=sender, **kw)
+    submit(p, [rcpt], msg, sender=sender, mail_options=mail_options)
+    return rcpt, mid, msg
+
+
+def drop_deferred(p, row):
+    """Deletes a deferred row's message (`postern queue delete`) and waits until it is gone."""
+    p.cli("queue", "delete", str(row[1]))
+    wait_left_queue(p, row[3])
 
 
 def queue_of(p, rcpt=None):
@@ -243,10 +268,7 @@ def body_of(raw):
 # Routing
 
 def test_single_mx_delivery_without_return_path(world, out):
-    t = tag("single")
-    rcpt = f"{t}@single.{ZONE}"
-    mid, msg = message(t)
-    submit(out, [rcpt], msg)
+    rcpt, mid, msg = send_one(out, "single", "single")
     (d,) = world.main.wait_rcpt(rcpt, SINK_WAIT)
     assert d.sender == "alice@example.test", d.mail_args
     assert d.helo == "out.postern.test"
@@ -264,46 +286,35 @@ def test_no_starttls_offered_mail_goes_in_plain(world, out):
     with smtplib.SMTP(MAIN, world.port, timeout=10) as s:
         s.ehlo("probe.example")
         assert not s.has_extn("starttls")
-    t = tag("plain")
-    rcpt = f"{t}@single.{ZONE}"
-    submit(out, [rcpt], message(t)[1])
+    rcpt, _, _ = send_one(out, "plain", "single")
     world.main.wait_rcpt(rcpt, SINK_WAIT)
     wait_left_queue(out, rcpt)
 
 
 def test_primary_mx_refused_then_secondary(world, out):
-    t = tag("two")
-    rcpt = f"{t}@two.{ZONE}"
-    submit(out, [rcpt], message(t)[1])
+    rcpt, mid, _ = send_one(out, "two", "two")
     (d,) = world.second.wait_rcpt(rcpt, SINK_WAIT)
     assert not world.main.for_rcpt(rcpt)
     wait_left_queue(out, rcpt)
-    assert_no_dsn(out, "alice@example.test", t.encode())
+    assert_no_dsn(out, "alice@example.test", mid.encode())
 
 
 def test_no_mx_falls_back_to_the_a_record(world, out):
-    t = tag("nomx")
-    rcpt = f"{t}@nomx.{ZONE}"
-    submit(out, [rcpt], message(t)[1])
+    rcpt, _, _ = send_one(out, "nomx", "nomx")
     (d,) = world.main.wait_rcpt(rcpt, SINK_WAIT)
     assert d.client == "127.0.0.1"
     wait_left_queue(out, rcpt)
 
 
 def test_ipv6_mx(world, out):
-    t = tag("v6")
-    rcpt = f"{t}@v6.{ZONE}"
-    submit(out, [rcpt], message(t)[1])
+    rcpt, _, _ = send_one(out, "v6", "v6")
     (d,) = world.v6.wait_rcpt(rcpt, SINK_WAIT)
     assert d.client.lower() == "ipv6:::1", d.client
     wait_left_queue(out, rcpt)
 
 
 def test_null_mx_bounces_at_once(world, out):
-    t = tag("nullmx")
-    rcpt = f"{t}@nullmx.{ZONE}"
-    mid, msg = message(t)
-    submit(out, [rcpt], msg)
+    rcpt, mid, _ = send_one(out, "nullmx", "nullmx")
     (bounce,) = find_dsn(out, "alice@example.test", mid.encode())
     per_msg, blocks, original = dsn_fields(bounce)
     assert per_msg["reporting-mta"].startswith("dns;")
@@ -325,10 +336,7 @@ def test_null_mx_bounces_at_once(world, out):
 def test_4xx_then_success_on_retry(world, out):
     world.flaky.restart(["-r", "RCPT"])          # 450 4.3.0 for every RCPT
     try:
-        t = tag("flaky")
-        rcpt = f"{t}@flaky.{ZONE}"
-        mid, msg = message(t)
-        submit(out, [rcpt], msg)
+        rcpt, mid, _ = send_one(out, "flaky", "flaky")
         row = wait_attempts(out, rcpt, 1)
         assert "450" in row[5] or "4.3.0" in row[5], row
         assert not world.flaky.for_rcpt(rcpt)
@@ -375,27 +383,21 @@ def test_5xx_for_one_of_three_recipients(world, out):
 
 
 def test_server_that_never_answers_is_deferred_and_retried(world, out):
-    t = tag("silent")
-    rcpt = f"{t}@silent.{ZONE}"
     before = world.silent.accepted
-    submit(out, [rcpt], message(t)[1])
+    rcpt, mid, _ = send_one(out, "silent", "silent")
     row = wait_attempts(out, rcpt, 2, timeout=60)
     assert world.silent.accepted >= before + 2
     assert row[5], row                           # the last error says what happened
     assert queue_of(out, rcpt), "a timeout is temporary: still queued"
-    assert_no_dsn(out, "alice@example.test", t.encode())
-    out.cli("queue", "delete", str(row[1]))
-    wait_left_queue(out, rcpt)
+    assert_no_dsn(out, "alice@example.test", mid.encode())
+    drop_deferred(out, row)
 
 
 # ---------------------------------------------------------------------------------------------
 # TLS, 8BITMIME
 
 def test_self_signed_starttls_still_encrypts(world, out):
-    t = tag("tls")
-    rcpt = f"{t}@pf.{ZONE}"
-    mid, msg = message(t)
-    submit(out, [rcpt], msg)
+    rcpt, mid, _ = send_one(out, "tls", "pf")
     (m,) = world.postfix.find(mid.encode(), SINK_WAIT)
     received = email.message_from_bytes(m).get_all("Received")
     assert "using TLSv1." in received[0], received[0]      # Postfix's smtpd_tls_received_header
@@ -404,27 +406,20 @@ def test_self_signed_starttls_still_encrypts(world, out):
 
 
 def test_verify_policy_refuses_a_self_signed_certificate(world, out):
-    t = tag("verify")
-    rcpt = f"{t}@verify.{ZONE}"
-    mid, msg = message(t)
-    submit(out, [rcpt], msg)
+    rcpt, mid, _ = send_one(out, "verify", "verify")
     row = wait_attempts(out, rcpt, 1)
     assert row[5], row
     assert not [m for m in world.postfix.delivered() if mid.encode() in m], "sent despite tls_policy = verify"
-    out.cli("queue", "delete", str(row[1]))
-    wait_left_queue(out, rcpt)
+    drop_deferred(out, row)
 
 
 def test_8bit_body_to_a_7bit_only_server(world, out):
     with smtplib.SMTP(SEVENBIT, world.port, timeout=10) as s:
         s.ehlo("probe.example")
         assert not s.has_extn("8bitmime")
-    t = tag("eight")
-    rcpt = f"{t}@seven.{ZONE}"
     text = "Grüße aus Zürich — ½ € ✓\r\nzweite Zeile\r\n"
-    mid, msg = message(t, body=text.encode(),
-                       extra=b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n")
-    submit(out, [rcpt], msg, mail_options=["BODY=8BITMIME"])
+    rcpt, mid, _ = send_one(out, "eight", "seven", body=text.encode(), mail_options=["BODY=8BITMIME"],
+                            extra=b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n")
 
     def outcome():
         return world.seven.for_rcpt(rcpt) or inbox_with(out, "alice@example.test", mid.encode())
@@ -514,10 +509,7 @@ print("PASS" if ok else "FAIL", d.signature_fields.get(b"a", b"").decode(), d.si
 def test_dkim_signature_verifies_after_a_receiving_postfix(world, out, user, domain, algorithm):
     if subprocess.run(["/usr/bin/python3", "-c", "import dkim, nacl"], capture_output=True).returncode != 0:
         pytest.skip("python3-dkim and python3-nacl are needed (make test installs them)")
-    t = tag("dkim")
-    rcpt = f"{t}@pf.{ZONE}"
-    mid, msg = message(t, sender=user, body=b"Signed body.\r\n\r\n\r\nTrailing empty lines are canonicalized.\r\n")
-    submit(out, [rcpt], msg, sender=user)
+    rcpt, mid, _ = send_one(out, "dkim", "pf", sender=user, body=b"Signed body.\r\n\r\n\r\nTrailing empty lines are canonicalized.\r\n")
     (m,) = world.postfix.find(mid.encode(), SINK_WAIT)
     assert b"DKIM-Signature:" in m
     records = [f"{DKIM_SELECTOR}._domainkey.{d}={v}" for d, v in out.dkim.items()]
@@ -674,12 +666,7 @@ def test_dsn_ret_envid_notify(world, out):
     ok, bad = f"{t}@single.{ZONE}", f"bad-{t}@pf.{ZONE}"
     mid, msg = message(t)
     envid = f"env-{t}"
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    with smtplib.SMTP("127.0.0.1", out.ports["submission"], timeout=30) as s:
-        s.ehlo("client.example.test")
-        s.starttls(context=ctx)
-        s.ehlo("client.example.test")
+    with submission(out, login=False) as s:
         if not s.has_extn("dsn"):
             pytest.skip("submission does not advertise DSN yet (branch out-dsn)")
         s.login("alice@example.test", DEFAULT_PASSWORD)
