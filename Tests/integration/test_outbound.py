@@ -643,21 +643,68 @@ def test_queue_cli_hold_release_bounce_delete(world, out):
 # ---------------------------------------------------------------------------------------------
 # Relay host mode
 
-def test_relayhost_mode_sends_everything_to_the_relay(world):
-    ports = {"submission": free_port()}
-    p = start_instance("outbound-relay", world, ports, relayhost=f"{RELAY}:{world.port}", relay_tls="none")
+@pytest.fixture(scope="module")
+def relayed(world):
+    """An instance whose agent sends everything to the smtp-sink at RELAY (no TLS there)."""
+    p = start_instance("outbound-relay", world, {"submission": free_port()}, relayhost=f"{RELAY}:{world.port}",
+                       relay_tls="none")
     try:
-        t = tag("relay")
-        rcpts = [f"{t}@single.{ZONE}", f"{t}@nowhere.invalid"]     # the second has no DNS at all
-        mid, msg = message(t)
-        submit(p, rcpts, msg)
-        for r in rcpts:
-            world.relay.wait_rcpt(r, SINK_WAIT)
-        assert not world.main.for_rcpt(rcpts[0])
-        for r in rcpts:
-            wait_left_queue(p, r)
+        yield p
     finally:
         _teardown(p)
+
+
+def test_relayhost_mode_sends_everything_to_the_relay(world, relayed):
+    t = tag("relay")
+    rcpts = [f"{t}@single.{ZONE}", f"{t}@nowhere.invalid"]     # the second has no DNS at all
+    mid, msg = message(t)
+    submit(relayed, rcpts, msg)
+    for r in rcpts:
+        world.relay.wait_rcpt(r, SINK_WAIT)
+    assert not world.main.for_rcpt(rcpts[0])
+    for r in rcpts:
+        wait_left_queue(relayed, r)
+
+
+def submit_many(p, rcpts, clients=4):
+    """`rcpts` one message each, over `clients` parallel submission sessions."""
+    import concurrent.futures
+
+    def session(part):
+        with submission(p) as s:
+            for r in part:
+                t = r.split("@")[0]
+                assert s.sendmail("alice@example.test", [r], message(t)[1]) == {}
+    with concurrent.futures.ThreadPoolExecutor(clients) as ex:
+        for f in [ex.submit(session, rcpts[k::clients]) for k in range(clients)]:
+            f.result()
+
+
+# Under load (the bench's pattern: submissions streaming in while the agent relays) the agent
+# sometimes connects, gets the server's 220 greeting and never sends EHLO: the connection sits
+# until command_timeout and every unit waiting for that destination is deferred with "421 4.4.2
+# Timeout while talking to the server" (retried only after retry_initial, 300 s by default: the
+# bench stalls). Seen with smtp-sink and with a plain Python receiver that logs every byte: the
+# stalled connections carried no byte from the agent. Likely cause (SMTPClientConnection.swift):
+# `connect` returns to the runner's task, `deliver` reaches the event loop later through
+# `eventLoop.execute`, and a greeting read in between meets `channelRead` with `session == nil`
+# and is dropped. Fix: keep bytes read before `deliver` and feed them to the session when it
+# starts (or create the session in the handler before connecting). A race, so the marker is not
+# strict: a lucky run must not fail the suite.
+@pytest.mark.xfail(strict=False, reason="agent drops a greeting that arrives before deliver() (race); see the comment")
+def test_a_stream_of_submissions_is_relayed_without_stalls(world, relayed):
+    t = tag("stream")
+    rcpts = [f"{t}-{i}@remote.example" for i in range(200)]
+    submit_many(relayed, rcpts)
+
+    def all_arrived():
+        missing = [r for r in rcpts if not world.relay.for_rcpt(r)]
+        if missing:
+            flush(relayed)
+        return not missing
+    wait_for(all_arrived, 120, interval=0.5, what="200 messages at the relay")
+    deferred = [l for l in relayed.log().splitlines() if t in l and "status=deferred" in l]
+    assert not deferred, "\n".join(deferred[:5])
 
 
 # ---------------------------------------------------------------------------------------------
