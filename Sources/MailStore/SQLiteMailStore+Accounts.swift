@@ -5,7 +5,21 @@ import GRDB
 
 extension SQLiteMailStore {
     public func resolve(_ address: String) throws -> Resolution {
-        try pool.read { db in try Self.resolve(db, address) }
+        try pool.read { db in try resolve(db, address) }
+    }
+
+    /// `Self.resolve` after the SRS reverse (postsrsd's reverse map): a bounce to one of our
+    /// SRS addresses goes to the original sender — resolved again, so a local one is delivered
+    /// locally, a remote one queued — and an SRS address that does not verify (forged hash,
+    /// older than the SRS maximum age) is an unknown user (550 5.1.1).
+    func resolve(_ db: Database, _ address: String) throws -> Resolution {
+        switch srsReverse(address, at: now) {
+        case nil: return try Self.resolve(db, address)
+        case .failure?: return .unknownUser
+        case .success(let original)?:
+            let r = try Self.resolve(db, original)
+            return r == .notLocal ? .deliver(users: [], remote: [original]) : r
+        }
     }
 
     /// Recipient resolution, in order: user, alias, user of the base before "+detail",

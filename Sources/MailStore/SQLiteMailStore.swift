@@ -11,6 +11,8 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     private(set) var committer: GroupCommitter!
     /// SELECT's views of large mailboxes (SQLiteMailStore+IMAP.swift).
     let viewCache = ViewCache()
+    /// SRS for forwarded mail and returning bounces (SQLiteMailStore+SRS.swift).
+    let srsHolder = SRSHolder()
     /// Wall-clock time for dates the store records (injected in tests).
     public let clock: @Sendable () -> Date
     public static let defaultMailboxes: [(String, String)] = [
