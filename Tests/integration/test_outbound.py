@@ -67,7 +67,8 @@ class World:
             self.dns = self._keep(Unbound(self.root))
             self.main = self._keep(SmtpSink(self.root, "main", MAIN, self.port))
             self.second = self._keep(SmtpSink(self.root, "second", SECOND, self.port))
-            self.seven = self._keep(SmtpSink(self.root, "seven", SEVENBIT, self.port, ["-8"]))
+            # -8: no 8BITMIME; -N: no DSN either (the agent then reports NOTIFY=SUCCESS itself).
+            self.seven = self._keep(SmtpSink(self.root, "seven", SEVENBIT, self.port, ["-8", "-N"]))
             self.flaky = self._keep(SmtpSink(self.root, "flaky", FLAKY, self.port))
             self.admin = self._keep(SmtpSink(self.root, "admin", ADMIN, self.port))
             # -w 2: each DATA waits two seconds for its reply, so a kill lands mid-delivery.
@@ -711,8 +712,12 @@ def test_a_stream_of_submissions_is_relayed_without_stalls(world, relayed):
 # RFC 3461 DSN parameters on submission (branch out-dsn)
 
 def test_dsn_ret_envid_notify(world, out):
+    """RFC 3461 through the agent: to a DSN server (smtp-sink) NOTIFY/ORCPT/RET/ENVID are passed on
+    and that server owns the success notice; to a server without DSN (the 7-bit sink, -N) a
+    NOTIFY=SUCCESS recipient gets a "relayed" DSN from us (§6.2.2); a refused NOTIFY=FAILURE
+    recipient a bounce; both carry the ENVID, and RET=HDRS returns the header section only."""
     t = tag("dsn")
-    ok, bad = f"{t}@single.{ZONE}", f"bad-{t}@pf.{ZONE}"
+    passed_on, relayed, bad = f"{t}@single.{ZONE}", f"{t}@seven.{ZONE}", f"bad-{t}@pf.{ZONE}"
     mid, msg = message(t)
     envid = f"env-{t}"
     with submission(out, login=False) as s:
@@ -720,10 +725,15 @@ def test_dsn_ret_envid_notify(world, out):
             pytest.skip("submission does not advertise DSN yet (branch out-dsn)")
         s.login("alice@example.test", DEFAULT_PASSWORD)
         assert s.mail("alice@example.test", ["RET=HDRS", f"ENVID={envid}"])[0] == 250
-        assert s.rcpt(ok, ["NOTIFY=SUCCESS", f"ORCPT=rfc822;{ok}"])[0] == 250
+        assert s.rcpt(passed_on, ["NOTIFY=SUCCESS", f"ORCPT=rfc822;{passed_on}"])[0] == 250
+        assert s.rcpt(relayed, ["NOTIFY=SUCCESS,FAILURE"])[0] == 250
         assert s.rcpt(bad, ["NOTIFY=FAILURE"])[0] == 250
         assert s.data(msg)[0] == 250
-    world.main.wait_rcpt(ok, SINK_WAIT)
+    (d,) = world.main.wait_rcpt(passed_on, SINK_WAIT)
+    assert f"ENVID={envid}" in d.mail_args and "RET=HDRS" in d.mail_args, d.mail_args
+    (rcpt_args,) = d.rcpt_args
+    assert "NOTIFY=SUCCESS" in rcpt_args and f"ORCPT=rfc822;{passed_on}".lower() in rcpt_args.lower(), rcpt_args
+    world.seven.wait_rcpt(relayed, SINK_WAIT)
 
     def reports():
         actions = {}
@@ -732,10 +742,11 @@ def test_dsn_ret_envid_notify(world, out):
             assert per_msg["original-envelope-id"] == envid, per_msg
             for b in blocks:
                 actions[b["final-recipient"].split(";", 1)[1].strip().lower()] = (b["action"], returned)
-        return actions if len(actions) >= 2 else None
-    actions = wait_for(reports, BOUNCE_WAIT, interval=0.5, what="a success and a failure DSN")
-    assert actions[ok.lower()][0] == "delivered", actions
+        return actions if {relayed.lower(), bad.lower()} <= set(actions) else None
+    actions = wait_for(reports, BOUNCE_WAIT, interval=0.5, what="a relayed and a failure DSN")
+    assert actions[relayed.lower()][0] == "relayed", actions
     assert actions[bad.lower()][0] == "failed", actions
+    assert passed_on.lower() not in actions, "a DSN server owns the success notice"
     # RET=HDRS: the headers come back, not the body.
     returned = actions[bad.lower()][1]
     assert returned.get_content_type() == "text/rfc822-headers", returned.get_content_type()
