@@ -174,6 +174,8 @@ def main():
                 res[name][1].append(e2e)
                 print(f"  run {r + 1}: {name:8} accepted {acc:7.0f} msg/s, at the sink {e2e:7.0f} msg/s", flush=True)
         left = pt.queue_size()
+        with open(pt.log.name, errors="replace") as f:
+            deferred = f.read().count("status=deferred")
     finally:
         if pt is not None:
             pt.stop()
@@ -189,6 +191,8 @@ def main():
     print(f"ratio (end to end): {pe / fe:.2f}x  (goal >= 2x); accepted: {po / fo:.2f}x")
     print("runs (end to end, msg/s): postern " + ", ".join(f"{x:.0f}" for x in res["postern"][1])
           + " | postfix " + ", ".join(f"{x:.0f}" for x in res["postfix"][1]))
+    print(f"Postern deferrals over all runs: {deferred} (each stalls its connection up to command_timeout, "
+          f"then waits retry_initial)")
     if left:
         print(f"warning: {left} rows still in Postern's queue at the end")
     shutil.rmtree(workdir, ignore_errors=True)
