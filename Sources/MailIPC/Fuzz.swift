@@ -53,6 +53,8 @@ public enum IPCFuzz {
         MailboxStatusGet(session: 1, name: "INBOX"), MailboxSummaries(session: 1), SummaryList([sampleSummary]),
         MailboxStatusReply(MailboxStatus(summary: sampleSummary, unseen: 2, deleted: 1, size: 4096)), MailboxStatusReply(nil),
         MailboxSelect(session: 1, name: "INBOX"), ViewHeader(summary: sampleSummary, keywords: ["$Junk", "work"]),
+        MailboxSelect(session: 1, name: "INBOX", known: ViewStamp(mailbox: 12, uidValidity: 77, highestModSeq: 40)),
+        ViewHeader(summary: sampleSummary, keywords: ["a"], since: 40, vanished: [3, 4, 9]),
         ViewChunk([ViewEntry(uid: 1, modSeq: 5, flags: [.seen, .flagged], keywords: 3), ViewEntry(uid: 7, modSeq: 9, flags: [])]), ViewEnd(count: 2),
         MailboxDeltaGet(session: 1, mailbox: 12, since: 4, limit: 100, watch: 3),
         DeltaReply(MailboxDelta(summary: sampleSummary, keywords: ["a"], changed: [ViewEntry(uid: 9, modSeq: 11, flags: .deleted, keywords: 1)],

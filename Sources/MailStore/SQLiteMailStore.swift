@@ -13,6 +13,8 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     let viewCache = ViewCache()
     /// SRS for forwarded mail and returning bounces (SQLiteMailStore+SRS.swift).
     let srsHolder = SRSHolder()
+    /// Passwords verified recently (CredentialsCache.swift; `[auth] cache_ttl`).
+    let credentials: CredentialsCache
     /// Wall-clock time for dates the store records (injected in tests).
     public let clock: @Sendable () -> Date
     public static let defaultMailboxes: [(String, String)] = [
@@ -27,8 +29,9 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     public let inlineMax: Int
 
     public init(dataDir: String, fsync: Bool = true, groupCommitMax: Int = 512, inlineMax: Int = 64 * 1024,
-                clock: @escaping @Sendable () -> Date = { Date() }) throws {
+                authCacheTTL: TimeInterval = CredentialsCache.defaultTTL, clock: @escaping @Sendable () -> Date = { Date() }) throws {
         self.inlineMax = inlineMax
+        credentials = CredentialsCache(ttl: authCacheTTL)
         self.clock = clock
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var config = Configuration()

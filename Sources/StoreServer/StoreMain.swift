@@ -31,7 +31,7 @@ public enum StoreMain {
         let store: SQLiteMailStore
         do {
             store = try SQLiteMailStore(dataDir: config.dataDir, fsync: config.store.fsync, groupCommitMax: config.store.groupCommitMax,
-                                        inlineMax: config.store.inlineMax)
+                                        inlineMax: config.store.inlineMax, authCacheTTL: config.auth.cacheTTL)
             // SRS (postsrsd's job): the key is made by the store user on first start (0600).
             let srsKey = try SRSKey.loadOrCreate(path: config.dataDir + "/" + SRSKey.fileName)
             if srsKey.created { logger.notice("made a new SRS key", metadata: ["file": "\(config.dataDir)/\(SRSKey.fileName)"]) }
