@@ -22,6 +22,9 @@ first) or `--bin DIR` for prebuilt ones.
 import argparse, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import release_bin   # noqa: E402
+
 ANCHORS = os.environ.get("ANCHORS_DIR", os.path.join(ROOT, "..", "shared", "anchors"))
 AHOME = os.environ.get("ANCHORS_HOME", "/tmp/mail-anchors")
 ANCHOR_SMTP = ("127.0.0.1", 20025)                      # common.sh SMTP_PORT
@@ -77,9 +80,7 @@ class Postern:
         self.conf = os.path.join(self.dir, "postern.toml")
         with open(self.conf, "w") as f:
             f.write(f'hostname = "bench.example.test"\ndata_dir = "{self.dir}/data"\nrun_dir = "{self.dir}/run"\n'
-                    f'log_level = "{log_level}"\n[store]\nfsync = true\n'
-                    f'[smtp]\nmta = ["127.0.0.1:{self.port}"]\nsubmission = []\nsmtps = []\nmax_connections_per_client = 1000\n'
-                    f'[lmtp]\nlisten = ["unix:lmtp"]\n[imap]\nlisten = []\n[pop3]\nlisten = []\n')
+                    f'log_level = "{log_level}"\n[store]\nfsync = true\n' + self.services())
         self.bin = bindir
         self.log = open(os.path.join(self.dir, "master.log"), "w")
         self.proc = subprocess.Popen([os.path.join(bindir, "master"), "-c", self.conf], stdout=self.log,
@@ -89,6 +90,11 @@ class Postern:
         except BaseException:
             self.stop()
             raise
+
+    def services(self):
+        """The config after [store]: smtpd's mta role on `self.port` (outbound_bench.py: submission)."""
+        return (f'[smtp]\nmta = ["127.0.0.1:{self.port}"]\nsubmission = []\nsmtps = []\nmax_connections_per_client = 1000\n'
+                f'[lmtp]\nlisten = ["unix:lmtp"]\n[imap]\nlisten = []\n[pop3]\nlisten = []\n')
 
     def cli(self, *a, **kw):
         return subprocess.run([os.path.join(self.bin, "postern"), *a, "-c", self.conf], capture_output=True, text=True, **kw)
@@ -173,11 +179,7 @@ def main():
         sys.exit("run as root: the anchors need it")
     if not shutil.which("smtp-source"):
         sys.exit("smtp-source (postfix) not installed: run ../shared/anchors/setup-anchors.sh")
-    if a.bin:
-        bindir = a.bin
-    else:
-        subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True)
-        bindir = sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
+    bindir = release_bin(a.bin)
     sessions = [int(s) for s in a.sessions.split(",")]
     # One recipient per run, as the anchor bench does (users 3..10 there; 1 and 2 hold its IMAP
     # and POP3 mailboxes): user3..; user99 takes the warm-up.
