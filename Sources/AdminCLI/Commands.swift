@@ -97,7 +97,7 @@ func readPassword(stdin: Bool) throws -> String {
 
 struct UserCmd: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "user", abstract: "Mail users (their mailboxes are created with them).",
-                                                    subcommands: [Add.self, List.self, Remove.self, Passwd.self])
+                                                    subcommands: [Add.self, List.self, Remove.self, Passwd.self, SpamJunk.self])
     struct Add: ParsableCommand {
         @OptionGroup var o: Options
         @Argument(help: "user@domain") var address: String
@@ -119,6 +119,15 @@ struct UserCmd: ParsableCommand {
         @Argument var address: String
         @Flag(help: "Read the password from the first line of stdin.") var passwordStdin = false
         func run() { Postern_.run { let p = try readPassword(stdin: passwordStdin); _ = try o.store().call(UserPasswd(address, password: p)); print("password changed") } }
+    }
+    struct SpamJunk: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "spam-junk",
+                                                        abstract: "Deliver mail the spam filter marks into Junk (on, the default) or INBOX (off).")
+        @OptionGroup var o: Options
+        @Argument var address: String
+        @Argument(help: "on or off") var setting: String
+        func validate() throws { guard ["on", "off"].contains(setting) else { throw ValidationError("expected on or off") } }
+        func run() { Postern_.run { _ = try o.store().call(UserSpamJunk(address, on: setting == "on")); print("spam-junk \(setting) for \(address.lowercased())") } }
     }
 }
 

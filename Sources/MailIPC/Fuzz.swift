@@ -35,7 +35,7 @@ public enum IPCFuzz {
         Authenticate(user: "u@d", password: "p w", client: "192.0.2.1", service: "smtp"), SessionOpened(id: 42, user: "u@d"), SessionEnd(42),
         MailboxList(session: 1), Mailboxes([MailboxInfo(name: "INBOX", specialUse: "", uidValidity: 1, uidNext: 2, highestModSeq: 3, messages: 4, subscribed: true)]),
         DomainAdd("d"), DomainRemove("d"), DomainList(), Names(["a", "b"]),
-        UserAdd("u@d", password: "x"), UserRemove("u@d"), UserPasswd("u@d", password: "y"), UserList(""),
+        UserAdd("u@d", password: "x"), UserRemove("u@d"), UserPasswd("u@d", password: "y"), UserList(""), UserSpamJunk("u@d", on: false),
         AliasAdd("a@d", "b@d"), AliasRemove("a@d", ""), AliasList("d"), AliasPairs([AliasEntry(source: "a@d", target: "b@e")]),
         Export(user: "u@d", mailbox: "INBOX"),
         ExportMessage(ExportedMessage(mailbox: "INBOX", uid: 1, internalDate: 2, sender: "s@t", size: 3)),

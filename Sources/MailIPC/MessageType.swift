@@ -30,7 +30,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case authenticate = 30, session = 31, sessionEnd = 32
     case mailboxList = 40, mailboxes = 41
     case domainAdd = 50, domainRemove = 51, domainList = 52, names = 53
-    case userAdd = 60, userRemove = 61, userPasswd = 62, userList = 63
+    case userAdd = 60, userRemove = 61, userPasswd = 62, userList = 63, userSpamJunk = 64
     case aliasAdd = 70, aliasRemove = 71, aliasList = 72, aliasPairs = 74
     case export = 80, exportMessage = 81, exportChunk = 82, exportEnd = 83
     // events: Messages+Events.swift
@@ -97,6 +97,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .userRemove: return UserRemove.self
         case .userPasswd: return UserPasswd.self
         case .userList: return UserList.self
+        case .userSpamJunk: return UserSpamJunk.self
         case .aliasAdd: return AliasAdd.self
         case .aliasRemove: return AliasRemove.self
         case .aliasList: return AliasList.self

@@ -12,6 +12,7 @@
 //   UserAdd / UserPasswd(address, password) → OK                            admin
 //   UserRemove(address)                     → OK                            admin
 //   UserList(domain)                        → Names                         admin
+//   UserSpamJunk(address, on)               → OK                            admin
 //   AliasAdd / AliasRemove(source, target)  → OK                            admin
 //   AliasList(domain)                       → AliasPairs                    admin
 //   Export(user, mailbox)                   ⇒ stream of ExportItem (ExportMessage, ExportChunk*)*, then ExportEnd(count)   admin
@@ -153,6 +154,15 @@ public struct UserPasswd: CredentialRequest {
     public typealias Reply = OK; public static let type = MessageType.userPasswd; public static let roles: Set<Role> = .adminOnly
     public var address: String, password: String
     public init(_ address: String, password: String) { self.address = address; self.password = password }
+}
+/// Whether mail the spam filter marks (rspamd "add header") goes to the user's Junk (on, the
+/// default) or stays in INBOX with its X-Spam-* fields (issue 14's per-user setting).
+public struct UserSpamJunk: RPCRequest {
+    public typealias Reply = OK; public static let type = MessageType.userSpamJunk; public static let roles: Set<Role> = .adminOnly
+    public var address: String, on: Bool
+    public init(_ address: String, on: Bool) { self.address = address; self.on = on }
+    public init(reading r: inout WireReader) throws { address = try r.string(); on = try r.bool() }
+    public func write(to w: inout WireWriter) { w.string(address); w.bool(on) }
 }
 /// `name`: a domain, or "" for every user.
 public struct UserList: NameRequest {

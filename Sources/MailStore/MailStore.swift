@@ -102,6 +102,8 @@ public protocol AccountStore: AnyObject, Sendable {
     func addUser(_ address: String, password: String) throws
     func removeUser(_ address: String) throws
     func setPassword(_ address: String, password: String) throws
+    /// The user's spam setting: marked mail to Junk (true, the default) or to INBOX.
+    func setSpamToJunk(_ address: String, _ on: Bool) throws
     func users(domain: String) throws -> [String]
     func addAlias(_ source: String, target: String) throws
     func removeAlias(_ source: String, target: String) throws

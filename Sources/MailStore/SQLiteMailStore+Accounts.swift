@@ -231,6 +231,15 @@ extension SQLiteMailStore {
         credentials.forget(Self.login(local, domain))
     }
 
+    public func setSpamToJunk(_ address: String, _ on: Bool) throws {
+        guard let (local, domain) = Self.split(address) else { throw StoreError(.invalid, "invalid address: \(address)") }
+        try pool.write { db in
+            let did = try domainID(db, domain)
+            try db.execute(sql: "UPDATE users SET spam_to_junk = ? WHERE domain_id = ? AND local_key = ?", arguments: [on ? 1 : 0, did, Self.fold(local)])
+            if db.changesCount == 0 { throw StoreError(.notFound, "no such user: \(local)@\(domain)") }
+        }
+    }
+
     public func users(domain: String) throws -> [String] {
         try pool.read { db in
             try String.fetchAll(db, sql: """

@@ -12,9 +12,17 @@ public struct DeliveryMailbox: Sendable, Equatable {
 }
 
 extension SQLiteMailStore {
+    /// RFC 6154's Junk special use: the mailbox spam filtering delivers into.
+    static let junkSpecialUse = "\\Junk"
+
     /// The name of the mailbox `user`'s copy goes to (creating it when missing).
     static func deliveryMailbox(_ db: Database, user: Int64, _ target: DeliveryMailbox?, now: Int64) throws -> String {
         guard let t = target, t.name != inbox else { return inbox }
+        // The user's setting: marked mail stays in INBOX (its X-Spam-* fields still added).
+        if t.specialUse == junkSpecialUse,
+           try Bool.fetchOne(db, sql: "SELECT spam_to_junk FROM users WHERE id = ?", arguments: [user]) == false {
+            return inbox
+        }
         if !t.specialUse.isEmpty, let byUse = try String.fetchOne(db, sql: """
             SELECT name FROM mailboxes WHERE user_id = ? AND special_use = ? ORDER BY id LIMIT 1
             """, arguments: [user, t.specialUse]) {

@@ -155,6 +155,11 @@ enum Schema {
                 CREATE INDEX queue_due ON queue(next_attempt);
                 """)
         }
+        // Per-user spam setting (issue 14): mail rspamd marks goes to Junk (1, the default) or
+        // stays in INBOX (0).
+        m.registerMigration("v7-user-spam") { db in
+            try db.execute(sql: "ALTER TABLE users ADD COLUMN spam_to_junk INTEGER NOT NULL DEFAULT 1")
+        }
         return m
     }
 

@@ -161,6 +161,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as UserAdd: offload(id) { [store] in try store.addUser(m.address, password: m.password); return OK() }
         case let m as UserRemove: offload(id) { [store] in try store.removeUser(m.name); return OK() }
         case let m as UserPasswd: offload(id) { [store] in try store.setPassword(m.address, password: m.password); return OK() }
+        case let m as UserSpamJunk: offload(id) { [store] in try store.setSpamToJunk(m.address, m.on); return OK() }
         case let m as UserList: offload(id) { [store] in Names(try store.users(domain: m.name)) }
         case let m as AliasAdd: offload(id) { [store] in try store.addAlias(m.source, target: m.target); return OK() }
         case let m as AliasRemove: offload(id) { [store] in try store.removeAlias(m.source, target: m.target); return OK() }

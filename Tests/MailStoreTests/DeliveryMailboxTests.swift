@@ -39,6 +39,20 @@ final class DeliveryMailboxTests: XCTestCase {
         XCTAssertEqual(try counts("alice@example.org")["INBOX"], 0)
     }
 
+    /// The per-user setting (`postern user spam-junk USER off`): that user's marked mail stays in
+    /// INBOX; the other recipients of the same delivery still get theirs in Junk; back on → Junk.
+    func testUserSettingKeepsMarkedMailInInbox() throws {
+        try store.setSpamToJunk("alice@example.org", false)
+        let o = try deliver(["alice@example.org", "bob@example.org"], Self.junk)
+        XCTAssertEqual(o.changes.map(\.mailbox), ["INBOX", "Junk"])
+        XCTAssertEqual(try counts("alice@example.org")["INBOX"], 1)
+        XCTAssertEqual(try counts("alice@example.org")["Junk"], 0)
+        XCTAssertEqual(try counts("bob@example.org")["Junk"], 1)
+        try store.setSpamToJunk("Alice@example.org", true)
+        XCTAssertEqual(try deliver(["alice@example.org"], Self.junk).changes.map(\.mailbox), ["Junk"])
+        XCTAssertThrowsError(try store.setSpamToJunk("nobody@example.org", false))
+    }
+
     func testBySpecialUseBeforeName() throws {
         let u = try XCTUnwrap(try store.user(named: "alice@example.org"))
         try store.renameMailbox(user: u.id, from: "Junk", to: "Spam")     // keeps \Junk
