@@ -174,4 +174,4 @@ def test_unit_sandbox_applies_the_unit():
         got = dict(l.split(" ", 1) for l in r.stdout.splitlines())
         assert got == {"rwx-mmap": "refused 1", "rw-mmap": "allowed", "netlink": "refused 1", "inet6": "allowed",
                        "setpriority": "refused 1", "write-etc": "refused 30", "write-data": "allowed",
-                       "read-root-home": "refused 13", "capbnd": "00000000000001e0", "nnp": "1"}, r.stdout
+                       "read-root-home": "refused 13", "capbnd": "00000000000001c0", "nnp": "1"}, r.stdout
