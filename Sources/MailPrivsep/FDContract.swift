@@ -7,6 +7,10 @@
 //   fd 4 ... 4+N-1  workers: inherited listening sockets, N = POSTERN_LISTEN_FDS,
 //                            names in POSTERN_LISTEN_FDNAMES (":"-separated, like systemd's
 //                            LISTEN_FDNAMES), e.g. "lmtp=unix:/run/postern/lmtp"
+//   fd 4+N          every child (store: N = 0, so fd 4): read end of its control pipe, number in
+//                   POSTERN_CONTROL_FD. The master writes one byte per signal ("T" SIGTERM,
+//                   "K" SIGKILL, "H" SIGHUP) and the child signals itself (ControlPipe), so the
+//                   master needs no CAP_KILL; end of file means the master is gone.
 //
 // Environment: POSTERN_CONFIG (config file path), POSTERN_SERVICE (service name),
 // POSTERN_INSTANCE (0-based process index within its service), POSTERN_TLS_TICKET_KEYS
@@ -25,6 +29,17 @@ public enum FDContract {
     public static let envListenFDs = "POSTERN_LISTEN_FDS"
     public static let envListenNames = "POSTERN_LISTEN_FDNAMES"
     public static let envTicketKeys = "POSTERN_TLS_TICKET_KEYS"
+    public static let envControlPipe = "POSTERN_CONTROL_FD"
+
+    /// Where the control pipe goes: the first number after the `listeners` listening sockets.
+    public static func controlPipeFD(listeners: Int) -> Int32 { firstListenFD + Int32(listeners) }
+
+    /// The control pipe's read end named by POSTERN_CONTROL_FD (nil: none passed, or not a
+    /// number above the fds the contract already assigns).
+    public static func controlPipe(environment env: [String: String] = ProcessInfo.processInfo.environment) -> Int32? {
+        guard let v = env[envControlPipe], let fd = Int32(v), fd >= firstListenFD else { return nil }
+        return fd
+    }
 
     /// Byte the store writes on its control channel once migrations and the orphan sweep are done.
     public static let storeReadyByte: UInt8 = 0x52   // "R"

@@ -1,5 +1,5 @@
 // Phase two of every worker's start (DESIGN §1): drop to the worker user before reading a
-// byte from any client; die with the master; never be killed by SIGPIPE.
+// byte from any client; die with the master and obey its control pipe; never be killed by SIGPIPE.
 import Foundation
 import Logging
 import MailCore
@@ -13,7 +13,7 @@ public enum WorkerStart {
             logger.critical("no such system user: \(config.workerUser)"); exit(ExitStatus.noUser)
         }
         do { try Privileges.drop(to: user, logger: logger) } catch { logger.critical("privilege drop failed: \(error)"); exit(ExitStatus.noPerm) }
-        Privileges.dieWithParent()
+        ControlPipe.followMaster()
         signal(SIGPIPE, SIG_IGN)
         return user
     }

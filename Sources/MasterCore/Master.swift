@@ -1,6 +1,7 @@
 // The master (DESIGN §1): binds every listener of the service table, spawns the store and the
 // workers with posix_spawn and the fd contract, gives each worker a store connection whose role
-// the store learns from us, and owns the root-only control socket. What to do and when is the
+// the store learns from us, and owns the root-only control socket. Children are signalled through
+// their control pipes (ControlPipes), so no CAP_KILL is needed. What to do and when is the
 // Supervisor's (a value); this class only makes the syscalls: one thread polls a signalfd and
 // the store's control channel, and carries out the supervisor's actions. Control clients get a
 // thread each.
@@ -24,6 +25,7 @@ public final class Master {
     var storePending: Int32 = -1         // our end while we wait for the ready byte (in the poll set)
     var controlFD: Int32 = -1
     var signalFD: Int32 = -1
+    var controlPipes = ControlPipes()    // loop thread only: spawn, .kill, reap
     let startedAt = Date().timeIntervalSince1970
     var unixPaths: [String] = []
 
@@ -223,7 +225,7 @@ public final class Master {
         switch action {
         case .spawnStore: return startStore()
         case .spawnWorker(let service, let instance): return startWorker(service: service, instance: instance)
-        case .kill(let pid, let sig): kill(pid, sig)
+        case .kill(let pid, let sig): signalChild(pid, sig)
         case .closeStoreChannel:
             lock.lock()
             for fd in [storeControl, storePending] where fd >= 0 { close(fd) }
@@ -277,6 +279,7 @@ public final class Master {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             if pid <= 0 { return }
+            controlPipes.remove(pid)
             apply(.childExited(pid, WaitStatus(raw: status)))
         }
     }
@@ -296,8 +299,8 @@ public final class Master {
         var pair: [Int32] = [-1, -1]
         guard mail_socketpair(&pair) == 0 else { return .spawnDeferred(.store, "socketpair: \(String(cString: strerror(errno)))") }
         do {
-            let pid = try Spawner.spawn(path: binDir + "/" + ServiceTable.storeExecutable, args: [],
-                                        env: baseEnv(service: ServiceTable.storeExecutable, instance: 0), fds: [FDContract.controlFD: pair[1]])
+            let pid = try spawnChild(path: binDir + "/" + ServiceTable.storeExecutable, env: baseEnv(service: ServiceTable.storeExecutable, instance: 0),
+                                     fds: [FDContract.controlFD: pair[1]])
             close(pair[1])
             lock.lock(); storePending = pair[0]; lock.unlock()
             return .spawned(.store, pid)
@@ -329,7 +332,7 @@ public final class Master {
         defer { close(conn) }
         let (env, fds) = workerContract(spec, instance: instance, storeConnection: conn)
         do {
-            return .spawned(id, try Spawner.spawn(path: binDir + "/" + spec.executable, args: [], env: env, fds: fds))
+            return .spawned(id, try spawnChild(path: binDir + "/" + spec.executable, env: env, fds: fds))
         } catch {
             return .spawnFailed(id, "\(error)")
         }
@@ -347,6 +350,40 @@ public final class Master {
         env[FDContract.envListenFDs] = String(listeners.count)
         env[FDContract.envListenNames] = listeners.map { FDContract.encodeName($0.key) }.joined(separator: ":")
         return (env, fds)
+    }
+
+    /// Spawns `path` with the contract `fds` plus a new control pipe on the next number
+    /// (FDContract.controlPipeFD, named in POSTERN_CONTROL_FD); keeps the pipe's write end
+    /// until the child is reaped.
+    func spawnChild(path: String, env: [String: String], fds: [Int32: Int32]) throws -> pid_t {
+        guard let pipe = ControlPipes.make() else { throw PrivilegeError(step: "control pipe for \(path)", errno: errno) }
+        defer { close(pipe.read) }
+        let target = FDContract.controlPipeFD(listeners: Int(env[FDContract.envListenFDs] ?? "") ?? 0)
+        var env = env, fds = fds
+        env[FDContract.envControlPipe] = String(target)
+        fds[target] = pipe.read
+        do {
+            let pid = try Spawner.spawn(path: path, args: [], env: env, fds: fds)
+            controlPipes.adopt(pipe.write, for: pid)
+            return pid
+        } catch {
+            close(pipe.write)
+            throw error
+        }
+    }
+
+    /// The supervisor's `.kill`: one byte down the child's control pipe. kill(2), which needs
+    /// CAP_KILL across uids, only for a child without a pipe or whose pipe is full (wedged).
+    func signalChild(_ pid: pid_t, _ sig: Int32) {
+        switch controlPipes.send(sig, to: pid) {
+        case .written, .gone: return      // gone: it has exited and its reap is on the way
+        case .noPipe: break
+        case .full, .failed:
+            logger.warning("control pipe of pid \(pid) not writable; trying kill(2)", metadata: ["signal": "\(sig)"])
+        }
+        if kill(pid, sig) != 0 && errno != ESRCH {
+            logger.warning("kill(\(pid), \(sig)) failed: \(String(cString: strerror(errno)))")
+        }
     }
 
     func statusSnapshot() -> [ProcessStatus] {

@@ -25,7 +25,7 @@ public enum StoreMain {
         do { try Privileges.drop(to: user, logger: logger) } catch {
             logger.critical("privilege drop failed: \(error)"); exit(ExitStatus.noPerm)
         }
-        Privileges.dieWithParent()
+        ControlPipe.followMaster()
         umask(0o077)
 
         let store: SQLiteMailStore

@@ -17,7 +17,7 @@ check status sh -c 'postern status | tee /results/status'
 systemd-analyze security --no-pager postern.service | tail -3
 main=$(systemctl show -p MainPID --value postern.service)
 grep -E '^(Uid|Groups|CapBnd|CapEff|NoNewPrivs|Seccomp):' /proc/$main/status | tee /results/master-status
-check master-capbnd grep -q '^CapBnd:.*00000000000001e0' /proc/$main/status
+check master-capbnd grep -q '^CapBnd:.*00000000000001c0' /proc/$main/status
 check master-seccomp grep -q '^Seccomp:.*2' /proc/$main/status
 check domain postern domain add example.test
 check user sh -c 'echo "container password" | postern user add user@example.test --password-stdin'

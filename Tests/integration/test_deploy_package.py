@@ -31,8 +31,8 @@ UNIT = "/lib/systemd/system/postern.service"
 MASTER = "/usr/libexec/postern/master"
 CONF = "/etc/postern/postern.toml"
 PASSWORD = "deb package password"
-# CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_KILL: bits 7, 6, 8, 5.
-MASTER_CAPBND = (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8)
+# CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_SETPCAP: bits 7, 6, 8.
+MASTER_CAPBND = (1 << 6) | (1 << 7) | (1 << 8)
 
 
 def _has_seccomp():
