@@ -150,6 +150,20 @@ def test_add_header_message_lands_in_junk_with_headers(mta):
     assert stored(mta, "alice@example.test", mid, "INBOX") == []
 
 
+def test_user_setting_keeps_marked_mail_in_inbox(mta):
+    """`postern user spam-junk USER off`: marked mail stays in INBOX with its X-Spam-* fields."""
+    mta.cli("user", "spam-junk", "alice@example.test", "off")
+    try:
+        mid, msg = message(f"{ADD_HEADER_MARKER} cheap pens")
+        assert send(mta.mta_port, msg)[0] == 250
+        (m,) = stored(mta, "alice@example.test", mid, "INBOX")
+        assert head(m).startswith("X-Spam-Status: Yes, score="), head(m)
+        assert stored(mta, "alice@example.test", mid, "Junk") == []
+    finally:
+        mta.cli("user", "spam-junk", "alice@example.test", "on")
+    assert mta.cli("user", "spam-junk", "alice@example.test", "maybe", check=False).returncode != 0
+
+
 def test_rewrite_subject_lands_in_junk_with_the_new_subject(mta):
     mid, msg = message(f"{REWRITE_MARKER} hello")
     assert send(mta.mta_port, msg)[0] == 250
