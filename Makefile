@@ -66,7 +66,7 @@ PREFIX ?= /usr/local
 install: build
 	$(SWIFT) build -c release
 	install -d $(DESTDIR)$(PREFIX)/libexec/postern $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/postern
-	for b in master store lmtpd smtpd imapd pop3d lookupd; do install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/$$b $(DESTDIR)$(PREFIX)/libexec/postern/; done
+	for b in master store lmtpd smtpd imapd pop3d lookupd outbound; do install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/$$b $(DESTDIR)$(PREFIX)/libexec/postern/; done
 	install -m 0755 $$($(SWIFT) build -c release --show-bin-path)/postern $(DESTDIR)$(PREFIX)/bin/postern
 	install -D -m 0644 systemd/postern.service $(DESTDIR)/etc/systemd/system/postern.service
 	install -D -m 0644 systemd/postern.sysusers.conf $(DESTDIR)/usr/lib/sysusers.d/postern.conf

@@ -105,6 +105,7 @@ public struct PosternConfig: Sendable, Equatable {
     public var smtp = SMTPConfig()
     public var imap = IMAPConfig()
     public var pop3 = POP3Config()
+    public var outbound = OutboundConfig()
     public var tls: TLSSettings
 
     public static let defaultRunDir = "/run/postern"
@@ -179,6 +180,7 @@ extension PosternConfig {
         try r.section("imap", &c.imap, context)
         try r.section("pop3", &c.pop3, context)
         try r.section("lookup", &c.lookup, context)
+        try r.section("outbound", &c.outbound, context)
         try r.finish()
         return c
     }
