@@ -46,12 +46,12 @@ public struct DeliveryReport: Sendable, Equatable {
             let sender = job.sender.isEmpty ? nil : MailPath(job.sender)
             if let sender {
                 let ret: DSNReturn? = job.envelope.ret == "HDRS" ? .headers : job.envelope.ret == "FULL" ? .full : nil
-                let headersOnly = ret == .headers || job.size > DSNBuilder.defaultReturnSizeLimit
+                let headersOnly = ret == .headers || job.size > OutboundSettings.dsnReturnSizeLimit
                 let report = DSNReport(reportingMTA: reportingMTA, originalSender: sender,
                                        arrivalDate: Date(timeIntervalSince1970: TimeInterval(job.created)),
                                        envelopeID: job.envelope.envid.isEmpty ? nil : job.envelope.envid,
                                        recipients: plan.dsn, ret: ret, original: await original(headersOnly))
-                if let message = DSNBuilder.build(report, date: now, using: &rng) {
+                if let message = DSNBuilder.build(report, date: now, returnSizeLimit: OutboundSettings.dsnReturnSizeLimit, using: &rng) {
                     notice = QueueNotice(recipient: message.recipient.address, body: message.bytes)
                 }
             } else {

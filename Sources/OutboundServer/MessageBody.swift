@@ -96,7 +96,7 @@ public actor MessageBody {
     public func original(headersOnly: Bool) async -> [UInt8] {
         if let m = memory { return m }
         do {
-            if !headersOnly && job.size <= DSNBuilder.defaultReturnSizeLimit { return try await readAll() }
+            if !headersOnly && job.size <= OutboundSettings.dsnReturnSizeLimit { return try await readAll() }
             var head: [UInt8] = []
             var offset = 0
             while offset < job.size, head.count < DKIMLimits.maximumHeaderBytes {

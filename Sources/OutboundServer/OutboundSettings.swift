@@ -1,7 +1,6 @@
 // The agent's run-time settings from `[outbound]` (MailCore.OutboundConfig): the SMTP client's
 // configuration per destination, the retry schedule, limits. Pure: nothing is read or opened
 // here (keys and passwords are loaded by OutboundWorker before the privilege drop).
-import Foundation
 import MailCore
 import OutboundProtocol
 import SMTPProtocol
@@ -32,8 +31,9 @@ public struct OutboundSettings: Sendable {
     public static let inMemoryBodyLimit = 1 << 20
     /// The ranged reads of a body streamed from the store.
     public static let readChunk = 256 * 1024
-    /// A kept connection with no message for this long is closed (Postfix smtp_connection_cache_time_limit 2 s).
-    public static let idleConnectionTime: Duration = .seconds(2)
+    /// A DSN returns the whole message up to this size, else its header section: the report
+    /// carries it to the store in one RPC frame (RPCLimits.defaultMaxFrame, 1 MiB).
+    public static let dsnReturnSizeLimit = 512 * 1024
 
     public init(_ c: PosternConfig, relayPassword: String? = nil) {
         let o = c.outbound

@@ -1,5 +1,7 @@
-// Where the agent gets its OutboundQueue over the store connection: RPCOutboundQueue (the queue
-// family's RPC client, built with the store side) replaces the body of `storeQueue` when merged.
+// Where the agent gets its OutboundQueue over the store connection. When RPCOutboundQueue is
+// merged the body becomes:
+//     let queueEvents = QueueEvents(); events.set(queueEvents.route)
+//     return RPCOutboundQueue(rpc: rpc, events: queueEvents)
 import MailIPC
 
 extension OutboundWorker {

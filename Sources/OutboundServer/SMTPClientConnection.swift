@@ -100,6 +100,13 @@ final class SMTPClientHandler: ChannelInboundHandler, @unchecked Sendable {
     private var closed = false
     private(set) var reusable = false
     private var tlsDescription: String?
+    /// Bytes that arrived before the first message started the session (the greeting may
+    /// come before `deliver` runs).
+    private var early: [UInt8] = []
+
+    /// A greeting longer than this before the session starts is cut (the reply parser's own
+    /// limits apply after).
+    static let earlyLimit = 64 * 1024
 
     init(serverName: String, tls: TLSClientContexts, logger: Logger) {
         self.serverName = serverName; self.tls = tls; self.logger = logger
@@ -119,8 +126,14 @@ final class SMTPClientHandler: ChannelInboundHandler, @unchecked Sendable {
             if actions.isEmpty { self.promise = nil; promise.succeed(nil); return }
             run(actions)
         } else {
-            session = SMTPClientSession(config: config, envelope: envelope)
-            run(session!.start())
+            var s = SMTPClientSession(config: config, envelope: envelope)
+            var actions = s.start()
+            if !early.isEmpty {
+                actions += s.receive(early)
+                early = []
+            }
+            session = s
+            run(actions)
         }
     }
 
@@ -136,7 +149,11 @@ final class SMTPClientHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
-        guard var s = session, let bytes = buffer.readBytes(length: buffer.readableBytes) else { return }
+        guard let bytes = buffer.readBytes(length: buffer.readableBytes) else { return }
+        guard var s = session else {
+            if early.count < Self.earlyLimit { early += bytes }
+            return
+        }
         let actions = s.receive(bytes)
         session = s
         run(actions)

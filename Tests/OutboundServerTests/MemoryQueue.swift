@@ -19,27 +19,28 @@ final class MemoryQueue: OutboundQueue, @unchecked Sendable {
     }
 
     func claim(lease: Int64, limit: Int) async throws -> QueueClaim {
-        lock.lock(); defer { lock.unlock() }
-        let now = jobs.prefix(limit)
-        jobs.removeFirst(now.count)
-        return QueueClaim(jobs: Array(now), nextDue: nil)
+        lock.withLock {
+            let now = jobs.prefix(limit)
+            jobs.removeFirst(now.count)
+            return QueueClaim(jobs: Array(now), nextDue: nil)
+        }
     }
 
     func read(message: Int64, offset: Int, length: Int) async throws -> [UInt8] {
-        lock.lock(); defer { lock.unlock() }
-        reads.append((message, offset, length))
-        guard let b = bodies[message] else { throw OutboundQueueError(.notFound, "no message \(message)") }
-        guard offset < b.count else { return [] }
-        return Array(b[offset..<min(b.count, offset + length)])
+        try lock.withLock {
+            reads.append((message, offset, length))
+            guard let b = bodies[message] else { throw OutboundQueueError(.notFound, "no message \(message)") }
+            guard offset < b.count else { return [] }
+            return Array(b[offset..<min(b.count, offset + length)])
+        }
     }
 
     func report(_ results: [QueueResult], notice: QueueNotice?) async throws {
-        lock.lock(); defer { lock.unlock() }
-        reports.append((results, notice))
+        lock.withLock { reports.append((results, notice)) }
     }
 
     func watch(onChange: @escaping @Sendable () -> Void) async throws {
-        lock.lock(); self.onChange = onChange; lock.unlock()
+        lock.withLock { self.onChange = onChange }
     }
 
     /// Every recipient's outcome, by recipient id.

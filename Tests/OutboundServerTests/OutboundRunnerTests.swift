@@ -20,15 +20,19 @@ final class OutboundRunnerTests: XCTestCase {
     static let now = Date(timeIntervalSince1970: 1_800_000_100)
 
     /// A runner for `[outbound]` keys (`relayhost` etc.), with `dkim` keys and a loopback resolver.
-    func runner(_ queue: MemoryQueue, _ keys: String, dkim: DKIMKeys = DKIMKeys([:]), resolver: (any Resolver)? = nil,
-                logger: Logger = Logger(label: "outbound-test")) throws -> OutboundRunner {
+    func runner(_ queue: MemoryQueue, _ keys: String, dkim: DKIMKeys = DKIMKeys([:]), resolver: (any MailDNS.Resolver)? = nil) throws -> OutboundRunner {
+        try Self.runner(queue, keys, dkim: dkim, resolver: resolver)
+    }
+
+    static func runner(_ queue: MemoryQueue, _ keys: String, dkim: DKIMKeys = DKIMKeys([:]), resolver: (any MailDNS.Resolver)? = nil,
+                       logger: Logger = Logger(label: "outbound-test")) throws -> OutboundRunner {
         var config = try PosternConfig.parse("hostname = \"mx.example.org\"\n[outbound]\n" + keys, path: "/tmp/p.toml")
         config.outbound.enabled = true
         let settings = OutboundSettings(config)
         let dns = try resolver ?? UnboundResolver(forwarder: "127.0.0.1@9", timeout: 1)
         let router = Router(resolver: dns, relayhost: config.outbound.relayhost, smtpPort: config.outbound.smtpPort)
         return OutboundRunner(queue: queue, settings: settings, router: router, tls: try TLSClientContexts(caFile: config.outbound.caFile),
-                              dkim: dkim, group: Self.group, logger: logger, now: { Self.now })
+                              dkim: dkim, group: group, logger: logger, now: { now })
     }
 
     func relay(_ r: Receiver, _ extra: String = "") -> String {
@@ -168,12 +172,16 @@ final class OutboundRunnerTests: XCTestCase {
 
     // MARK: TLS
 
+    /// MX-less routing to nomx.t.example (127.0.0.1) on the server's port: the domain's policy.
+    func domainRoute(_ server: Receiver, _ extra: String = "") -> String {
+        "smtp_port = \(server.port)\ncommand_timeout = 10\n" + extra
+    }
+
     func testOpportunisticSTARTTLSWithASelfSignedCertificateEncrypts() async throws {
         let dir = TempDir()
         let server = try Receiver.python(tls: try dir.pair("server", host: "mx.remote.example"))
-        let q = MemoryQueue([job(1, recipients: ["a@remote.example"], body: message())])
-        // Through MX-less routing by address: the policy is the domain's (opportunistic).
-        try await runner(q, "relayhost = \"[127.0.0.1]:\(server.port)\"\nrelay_tls = \"starttls\"\ncommand_timeout = 10\n").runOnce()
+        let q = MemoryQueue([job(1, recipients: ["a@nomx.t.example"], body: message())])
+        try await runner(q, domainRoute(server), resolver: try LoopbackDNS.shared().resolver()).runOnce()
         guard case .delivered? = q.outcomes[100] else { return XCTFail("\(q.outcomes)") }
         XCTAssertEqual(server.envelopes().first?["tls"] as? Bool, true)
     }
@@ -181,13 +189,24 @@ final class OutboundRunnerTests: XCTestCase {
     func testVerifyPolicyRefusesAnUnverifiableCertificate() async throws {
         let dir = TempDir()
         let server = try Receiver.python(tls: try dir.pair("server", host: "mx.remote.example"))
-        let q = MemoryQueue([job(1, recipients: ["a@remote.example"], body: message())])
-        try await runner(q, "relayhost = \"[127.0.0.1]:\(server.port)\"\nrelay_tls = \"starttls\"\ntls_policy = \"verify\"\ncommand_timeout = 10\n").runOnce()
+        let q = MemoryQueue([job(1, recipients: ["a@nomx.t.example"], body: message())])
+        let keys = domainRoute(server) + "[outbound.tls_policy_domains]\n\"nomx.t.example\" = \"verify\"\n"
+        try await runner(q, keys, resolver: try LoopbackDNS.shared().resolver()).runOnce()
         guard case .deferred(let reply, _, _)? = q.outcomes[100] else { return XCTFail("\(q.outcomes)") }
         XCTAssertTrue(reply.hasPrefix("451 4.7.5"), reply)
         XCTAssertTrue(server.envelopes().isEmpty, "nothing sent over an unverified connection")
     }
 
+    func testPolicyNoneStaysInPlaintext() async throws {
+        let dir = TempDir()
+        let server = try Receiver.python(tls: try dir.pair("server", host: "mx.remote.example"))
+        let q = MemoryQueue([job(1, recipients: ["a@nomx.t.example"], body: message())])
+        try await runner(q, domainRoute(server, "tls_policy = \"none\"\n"), resolver: try LoopbackDNS.shared().resolver()).runOnce()
+        guard case .delivered? = q.outcomes[100] else { return XCTFail("\(q.outcomes)") }
+        XCTAssertEqual(server.envelopes().first?["tls"] as? Bool, false)
+    }
+
+    /// The relay host: relay_tls = "starttls" requires it (a self-signed certificate is fine, it is not verified).
     func testRequiredSTARTTLSNotOfferedIsDeferred() async throws {
         let server = try Receiver.python()
         let q = MemoryQueue([job(1, recipients: ["a@remote.example"], body: message())])
@@ -226,7 +245,7 @@ final class OutboundRunnerTests: XCTestCase {
     // MARK: DKIM
 
     func testDKIMSignaturesOfBothAlgorithmsVerifyWithDkimpy() async throws {
-        let rsa = try DKIMKey.generate(.rsa), ed = try DKIMKey.generate(.ed25519)
+        let rsa = try DKIMKey.generate(.rsa2048), ed = try DKIMKey.generate(.ed25519)
         let keys = DKIMKeys(["example.org": [("rsa1", rsa), ("ed1", ed)]])
         let server = try Receiver.python()
         let q = MemoryQueue([job(1, recipients: ["a@remote.example"], body: message(body: "Signed.\r\n.dot line\r\n")),

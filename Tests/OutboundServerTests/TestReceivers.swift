@@ -43,6 +43,13 @@ func waitForListener(_ port: Int, _ process: Process, timeout: Double = 10) thro
     throw FixtureError("nothing listens on \(port)")
 }
 
+/// Kills a receiver. Not `waitUntilExit`: it never returns when called from a task of an async
+/// test (it runs the calling thread's run loop).
+func stopProcess(_ process: Process) {
+    guard process.isRunning else { return }
+    kill(process.processIdentifier, SIGKILL)     // Foundation reaps it
+}
+
 /// A receiver subprocess and the directory it dumps messages into.
 final class Receiver {
     let port: Int
@@ -79,9 +86,7 @@ final class Receiver {
         try waitForListener(port, process)
     }
 
-    deinit {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
-    }
+    deinit { stopProcess(process) }
 
     /// The messages received so far: smtp-sink's dump files, or the Python server's `*.eml`
     /// (then `envelope` is its JSON sidecar: mail, rcpts, tls).
@@ -153,11 +158,12 @@ def serve(conn):
             if not rcpts:
                 send("554 5.5.1 no valid recipients"); continue
             send("354 go")
-            data = b""
+            parts = []
             while True:
                 l = f.readline()
                 if not l or l == b".\r\n": break
-                data += l[1:] if l.startswith(b"..") else l
+                parts.append(l[1:] if l.startswith(b"..") else l)
+            data = b"".join(parts)
             with lock:
                 counter[0] += 1; n = counter[0]
             open(os.path.join(outdir, "m%04d.eml" % n), "wb").write(data)
