@@ -162,7 +162,7 @@ let package = Package(
         .testTarget(name: "MIMETests", dependencies: ["MIME", "MailSyntax"]),
         .testTarget(name: "SMTPProtocolTests", dependencies: ["SMTPProtocol", "MailSyntax"]),
         .testTarget(name: "LookupProtocolTests", dependencies: ["LookupProtocol"]),
-        .testTarget(name: "OutboundProtocolTests", dependencies: ["OutboundProtocol", "SMTPProtocol", "MailSyntax", "MIME", "COpenSSL"]),
+        .testTarget(name: "OutboundProtocolTests", dependencies: ["OutboundProtocol", "SMTPProtocol", "MailSyntax", "MIME", "COpenSSL", "MailStore"]),
         .testTarget(name: "MailWorkerTests", dependencies: ["MailWorker", "MailIPC", "MailTesting",
                                                        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
@@ -178,7 +178,8 @@ let package = Package(
         ]),
         .testTarget(name: "MailIPCTests", dependencies: ["MailIPC", "MailTesting", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                                          .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker", "MailTesting"]),
+        .testTarget(name: "MailStoreTests", dependencies: ["MailStore", "StoreServer", "MailIPC", "LookupProtocol", "MailWorker", "MailTesting",
+                                                           "OutboundServer"]),
         .testTarget(name: "MailPrivsepTests", dependencies: ["MailPrivsep"]),
         .testTarget(name: "MasterCoreTests", dependencies: [
             "MasterCore", "MailCore", "MailIPC", "MailPrivsep", "MailWorker",

@@ -179,22 +179,6 @@ struct Export: ParsableCommand {
     }
 }
 
-struct QueueCmd: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "queue", abstract: "The outbound queue.", subcommands: [List.self])
-    struct List: ParsableCommand {
-        @OptionGroup var o: Options
-        func run() {
-            Postern_.run {
-                let rows = try o.store().call(QueueList()).entries
-                print("ID\tSENDER\tRECIPIENT\tQUEUED\tNEXT-ATTEMPT\tATTEMPTS\tLAST-ERROR")
-                for e in rows {
-                    print("\(e.id)\t<\(e.sender)>\t<\(e.recipient)>\t\(CLITime.format(e.created))\t\(CLITime.format(e.nextAttempt))\t\(e.attempts)\t\(e.lastError.isEmpty ? "-" : e.lastError)")
-                }
-            }
-        }
-    }
-}
-
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Processes, pids, uptime and restarts.")
     @OptionGroup var o: Options

@@ -46,7 +46,18 @@ public struct IMAPWriter: Sendable {
     /// string is one; flags with a backslash go through `flags` or `raw`.
     public mutating func atom(_ s: String) { raw(s) }
 
-    public mutating func number(_ n: some BinaryInteger) { raw(String(n)) }
+    /// A number in decimal, written digit by digit (no String in between: FETCH writes several a message).
+    public mutating func number(_ n: some BinaryInteger) {
+        if n < 0 { bytes.append(UInt8(ascii: "-")) }
+        var v = UInt64(truncatingIfNeeded: n.magnitude)
+        guard v >= 10 else { bytes.append(UInt8(ascii: "0") + UInt8(v)); return }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes: UInt64.max has 20 digits
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            while v > 0 { d[count] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; count += 1 }
+            for i in stride(from: count - 1, through: 0, by: -1) { bytes.append(d[i]) }
+        }
+    }
 
     /// RFC 9051 §9 `string`: quoted when the bytes allow it, else a literal.
     public mutating func string(_ s: String) { string(bytes: Array(s.utf8)) }

@@ -95,9 +95,19 @@ public enum SectionLocator {
     /// except in the case of a message which has no body and no blank line"). Lines that are
     /// no field (no colon) are dropped by FIELDS and kept by FIELDS.NOT.
     public static func filterHeader(_ header: [UInt8], names: [String], not: Bool) -> [UInt8] {
-        // Lowercased names as bytes: each field name is compared in place (no String per field).
+        filterHeader(header, fieldNames: fieldNames(names), not: not)
+    }
+
+    /// The names of a HEADER.FIELDS list as `filterHeader(_:fieldNames:not:)` takes them:
+    /// lowercased bytes, each once (made once per FETCH, not once per message).
+    public static func fieldNames(_ names: [String]) -> [[UInt8]] {
         var wanted: [[UInt8]] = []
         for n in names { let b = Array(n.lowercased().utf8); if !wanted.contains(b) { wanted.append(b) } }
+        return wanted
+    }
+
+    /// `filterHeader` with the names from `fieldNames`: each field name compared in place.
+    public static func filterHeader(_ header: [UInt8], fieldNames wanted: [[UInt8]], not: Bool) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(not ? header.count : min(header.count, 512))
         header.withUnsafeBytes { buf in

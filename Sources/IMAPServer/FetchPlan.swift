@@ -39,6 +39,8 @@ struct FetchPlan: Sendable {
     let headerOnly: Bool
     /// `BODY[section]<origin> ` of each body-section item, written once per FETCH (by index in `attrs`).
     let labels: [[UInt8]?]
+    /// The field names of each HEADER.FIELDS(.NOT) item, lowercased once (by index in `attrs`).
+    let fieldNames: [[[UInt8]]?]
     /// Messages per batch: one details request (and one more ahead while a batch is written).
     /// Headers alone are small (and the store cuts a reply at a frame): larger batches.
     var batchSize: Int { prefix == .none ? MailboxLimits.detailsPerRequest : headerOnly ? Self.headerBatch : Self.prefixBatch }
@@ -66,6 +68,7 @@ struct FetchPlan: Sendable {
         needsInfo = attrs.contains { a in
             switch a {
             case .uid, .flags, .modSeq, .internalDate, .rfc822Size, .rfc822: return false
+            case .bodySection(let s, _, _): return !Self.isWholeMessage(s)
             default: return true
             }
         }
@@ -91,6 +94,13 @@ struct FetchPlan: Sendable {
             default: return false
             }
         }
+        fieldNames = attrs.map { a in
+            guard case .bodySection(let section, _, _) = a else { return nil }
+            switch section.text {
+            case .headerFields(let names)?, .headerFieldsNot(let names)?: return SectionLocator.fieldNames(names)
+            default: return nil
+            }
+        }
         labels = attrs.map { a in
             guard case .bodySection(let section, let partial, _) = a else { return nil }
             var w = IMAPWriter()
@@ -100,6 +110,10 @@ struct FetchPlan: Sendable {
             return w.bytes
         }
     }
+
+    /// BODY[] (RFC 9051 §6.4.5: the whole message, header and text): located by its size alone,
+    /// with no parsed message to decode.
+    static func isWholeMessage(_ s: Section) -> Bool { s.part.isEmpty && s.text == nil }
 
     func prepare(_ uids: [UInt32], mailbox: Int64, services: any IMAPServices) async throws -> FetchBatch {
         var b = FetchBatch(uids: uids)
@@ -155,6 +169,11 @@ struct FetchPlan: Sendable {
             case .rfc822Header: if let info { out.append(FetchRead(uid: uid, start: 0, end: info.headerSize)) }
             case .rfc822Text: if let info { out.append(FetchRead(uid: uid, start: info.headerSize, end: size)) }
             case .bodySection(let section, let partial, _):
+                if Self.isWholeMessage(section) {
+                    let (o, l) = SectionLocator.applyPartial(partial, toLength: size)
+                    out.append(FetchRead(uid: uid, start: o, end: o + l))
+                    continue
+                }
                 guard let info else { continue }
                 switch SectionLocator.locate(section, in: info) {
                 case .range(let s, let e)?:
@@ -192,20 +211,5 @@ struct FlagLists {
         render(&w)
         lists[k] = w.bytes
         return w.bytes
-    }
-}
-
-extension IMAPWriter {
-    /// A number in decimal, written digit by digit (no String in between).
-    mutating func decimal(_ n: some BinaryInteger) {
-        var v = UInt64(n)
-        guard v >= 10 else { bytes.append(UInt8(ascii: "0") + UInt8(v)); return }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            while v > 0 { d[count] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; count += 1 }
-            for i in stride(from: count - 1, through: 0, by: -1) { bytes.append(d[i]) }
-        }
     }
 }

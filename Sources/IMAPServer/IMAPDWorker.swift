@@ -30,6 +30,7 @@ public enum IMAPDWorker {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let server = WorkerServer(group: group, logger: logger, maxConnections: c.service.maxConnections, grace: config.master.shutdownGrace,
                                   maxUnsentBytes: c.service.maxUnsentBytes)
+        let memo = ViewMemo()   // one per process: its connections share the views of recent SELECTs
         server.run(process: "imapd", listeners: contract.listeners, refusal: IMAPGlueReply.tooManyConnections,
                    unavailable: IMAPGlueReply.unavailable, storeTimeout: config.store.answerTimeout,
                    readyMetadata: ["certificates": "\(tls.certificates.map(\.servedFor).joined(separator: ","))"],
@@ -38,7 +39,7 @@ public enum IMAPDWorker {
             let settings = IMAPConnectionSettings(session: IMAPSessionConfig(c, hostname: config.hostname, role: role), timers: IMAPTimers(c),
                                                   tls: tls, implicitTLS: role == .imaps, limiter: limiter, listener: name)
             // One per connection: its store session is its login's (DESIGN §2).
-            let services: () -> any IMAPServices = { RPCIMAPServices(rpc: rpc, events: server.events, service: "imap") }
+            let services: () -> any IMAPServices = { RPCIMAPServices(rpc: rpc, events: server.events, service: "imap", memo: memo) }
             return {
                 let h = IMAPSessionHandler(settings: settings, makeServices: services, logger: logger)
                 return role == .imaps ? [tls.makeHandler(logger: logger), h] : [h]

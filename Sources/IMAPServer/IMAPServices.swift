@@ -55,6 +55,8 @@ public protocol IMAPServices: AnyObject, Sendable {
     func select(_ name: String) async throws -> MailboxView
     /// Starts notifications for a selected mailbox (`onChange` gets the HIGHESTMODSEQ reached).
     func watch(mailbox: Int64, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> any IMAPWatch
+    /// `select` then `watch` of the mailbox selected, in as few round trips as the services can.
+    func selectWatching(_ name: String, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> (MailboxView, any IMAPWatch)
     func delta(mailbox: Int64, since: UInt64, limit: Int) async throws -> MailboxDelta
     func details(mailbox: Int64, uids: [UInt32]) async throws -> [MessageDetails]
     /// The same in as few round trips as the services can, `info` empty unless asked, each with
@@ -77,3 +79,11 @@ public protocol IMAPServices: AnyObject, Sendable {
 
 /// The largest range one `read` asks for (keeps the store connection fair, DESIGN §2).
 public let maxReadChunk = 256 * 1024
+
+extension IMAPServices {
+    /// One after the other.
+    public func selectWatching(_ name: String, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> (MailboxView, any IMAPWatch) {
+        let view = try await select(name)
+        return (view, try await watch(mailbox: view.summary.id, onChange: onChange))
+    }
+}

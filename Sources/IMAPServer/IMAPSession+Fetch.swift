@@ -84,7 +84,7 @@ extension IMAPSession {
                 var items = attrs
                 if !flagsChanged.isEmpty && flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
                 try await writeFetch(&w, seq: seq, entry: e, details: d, info: b.info[u], items: items, sel: sel, ready: b.bytes,
-                                     header: b.headers[u], labels: plan.labels, flagLists: &flagLists)
+                                     header: b.headers[u], labels: plan.labels, fieldNames: plan.fieldNames, flagLists: &flagLists)
                 if w.bytes.count >= Self.emitSize { await emit(w); w = writer() }
             }
         }
@@ -98,18 +98,19 @@ extension IMAPSession {
     /// Appends one `* n FETCH (…)` response to `w` (a streamed literal may emit part of it).
     func writeFetch(_ w: inout IMAPWriter, seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?,
                     items: [FetchAttribute], sel: SelectedMailbox, ready: [FetchRead: [UInt8]] = [:],
-                    header: [UInt8]? = nil, labels: [[UInt8]?] = [], flagLists: inout FlagLists) async throws {
-        w.raw("* "); w.decimal(seq); w.raw(" FETCH (")
+                    header: [UInt8]? = nil, labels: [[UInt8]?] = [], fieldNames: [[[UInt8]]?] = [],
+                    flagLists: inout FlagLists) async throws {
+        w.raw("* "); w.number(seq); w.raw(" FETCH (")
         var first = true
         for (i, a) in items.enumerated() {
             if !first { w.sp() }
             first = false
             switch a {
-            case .uid: w.raw("UID "); w.decimal(e.uid)
+            case .uid: w.raw("UID "); w.number(e.uid)
             case .flags: w.raw("FLAGS "); w.raw(flagLists.list(e) { w2 in w2.flags(flagNames(e, in: sel)) })
-            case .modSeq: w.raw("MODSEQ ("); w.decimal(e.modSeq); w.raw(")")
+            case .modSeq: w.raw("MODSEQ ("); w.number(e.modSeq); w.raw(")")
             case .internalDate: w.raw("INTERNALDATE \"\(IMAPDate.format(d!.internalDate))\"")
-            case .rfc822Size: w.raw("RFC822.SIZE "); w.decimal(d!.size)
+            case .rfc822Size: w.raw("RFC822.SIZE "); w.number(d!.size)
             case .envelope: w.raw("ENVELOPE "); w.envelope(info!.envelope)
             case .bodyStructure: w.raw("BODYSTRUCTURE "); w.bodyStructure(info!.body, extensible: true)
             case .body: w.raw("BODY "); w.bodyStructure(info!.body, extensible: false)
@@ -130,7 +131,12 @@ extension IMAPSession {
                     w.raw(" ")
                 }
                 if info == nil, let header, section.part.isEmpty {
-                    Self.writeHeaderSection(&w, section.text, partial, header)
+                    Self.writeHeaderSection(&w, section.text, partial, header, fieldNames: i < fieldNames.count ? fieldNames[i] : nil)
+                    continue
+                }
+                if FetchPlan.isWholeMessage(section), let d {
+                    let (o, l) = SectionLocator.applyPartial(partial, toLength: Int(d.size))
+                    try await streamRange(&w, uid: e.uid, mailbox: sel.id, o, o + l, ready: ready)
                     continue
                 }
                 try await writeSection(&w, section: section, partial: partial, uid: e.uid, mailbox: sel.id, info: info!, ready: ready)
@@ -157,11 +163,12 @@ extension IMAPSession {
 
     /// A top-level HEADER, HEADER.FIELDS or HEADER.FIELDS.NOT section from the header's bytes
     /// (as `writeSection` answers it from the message: RFC 9051 §6.4.5).
-    static func writeHeaderSection(_ w: inout IMAPWriter, _ text: Section.Text?, _ partial: Partial?, _ header: [UInt8]) {
+    static func writeHeaderSection(_ w: inout IMAPWriter, _ text: Section.Text?, _ partial: Partial?, _ header: [UInt8],
+                                   fieldNames: [[UInt8]]? = nil) {
         let bytes: [UInt8]
         switch text {
-        case .headerFields(let names)?: bytes = SectionLocator.filterHeader(header, names: names, not: false)
-        case .headerFieldsNot(let names)?: bytes = SectionLocator.filterHeader(header, names: names, not: true)
+        case .headerFields(let names)?: bytes = SectionLocator.filterHeader(header, fieldNames: fieldNames ?? SectionLocator.fieldNames(names), not: false)
+        case .headerFieldsNot(let names)?: bytes = SectionLocator.filterHeader(header, fieldNames: fieldNames ?? SectionLocator.fieldNames(names), not: true)
         default: bytes = header
         }
         let (o, l) = SectionLocator.applyPartial(partial, toLength: bytes.count)

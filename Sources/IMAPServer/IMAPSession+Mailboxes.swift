@@ -72,12 +72,14 @@ extension IMAPSession {
         let name: String
         do { name = try validName(raw) } catch { return .no("Mailbox does not exist", code: "NONEXISTENT") }
         let view: MailboxView
-        do { view = try await services.select(name) } catch let e as IMAPServiceError where e.kind == .notFound {
+        let post = self.post
+        do {
+            let r = try await services.selectWatching(name) { m in post?(.mailboxChanged(m)) }
+            view = r.0; watch = r.1
+        } catch let e as IMAPServiceError where e.kind == .notFound {
             return .no("Mailbox does not exist", code: "NONEXISTENT")
         }
         var sel = SelectedMailbox(view: view, readOnly: readOnly)
-        let post = self.post
-        watch = try await services.watch(mailbox: sel.id) { m in post?(.mailboxChanged(m)) }
         await writeFlags(sel.keywords)
         await emit("* \(sel.count) EXISTS")
         if !rev2 {

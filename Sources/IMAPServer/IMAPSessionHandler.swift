@@ -212,7 +212,7 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
         // Pulled, not pushed: the glue knows what the session has taken, so it can stop reading
         // and, at STARTTLS, drop what was pipelined behind the command.
         let inputs = AsyncStream<IMAPSessionInput>(unfolding: { [self] in await nextInput() })
-        Task {
+        Task { [self] in
             await run(self, inputs)
             await close()
         }

@@ -14,12 +14,16 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
     let service: String
     private let lock = NSLock()
     private var session: UInt64 = 0
+    /// The logged-in user as the store named it (the memo's key).
+    private var user = ""
+    /// The process's views of recent SELECTs (nil: every SELECT reads the whole view).
+    let memo: ViewMemo?
     /// Watches this connection holds: watch id → mailbox id.
     private var watches: [UInt64: Int64] = [:]
 
     /// `service` names the protocol in the store's authentication log lines.
-    public init(rpc: RPCClient, events: EventRouter, service: String = "imap") {
-        self.rpc = rpc; self.events = events; self.service = service
+    public init(rpc: RPCClient, events: EventRouter, service: String = "imap", memo: ViewMemo? = nil) {
+        self.rpc = rpc; self.events = events; self.service = service; self.memo = memo
     }
 
     private var sid: UInt64 { lock.withLock { session } }
@@ -51,7 +55,7 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
     public func authenticate(user: String, password: String, client: String) async -> IMAPAuthOutcome {
         do {
             let s = try await rpc.call(Authenticate(user: user, password: password, client: client, service: service)).get()
-            let old = lock.withLock { () -> UInt64 in let o = session; session = s.id; return o }
+            let old = lock.withLock { () -> UInt64 in let o = session; session = s.id; self.user = s.user; return o }
             if old != 0 { rpc.call(SessionEnd(old)).whenComplete { _ in } }
             return .success(canonical: s.user)
         } catch let e as RPCError where e.code == .denied {
@@ -97,17 +101,58 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
 
     // MARK: the selected mailbox
 
-    /// Gathers the SELECT stream (items arrive in order on the client's event loop).
+    /// The view of `name`: the memo's brought up to date when the store sends only the changes
+    /// since it, else the whole view; either way kept in the memo for the next SELECT.
     public func select(_ name: String) async throws -> MailboxView {
+        let (session, user) = lock.withLock { (self.session, self.user) }
+        let known = memo?.view(user: user, mailbox: name)
+        var view = try await gather(name, MailboxSelect(session: session, name: name, known: known?.stamp))
+        if view.since != 0 {
+            guard let known, known.stamp.highestModSeq == view.since,
+                  let merged = known.merging(summary: view.header.summary, keywords: view.header.keywords, changed: view.entries, vanished: view.header.vanished)
+            else {
+                memo?.forget(user: user, mailbox: name)
+                view = try await gather(name, MailboxSelect(session: session, name: name))
+                return MailboxView(summary: view.header.summary, keywords: view.header.keywords, entries: view.entries)
+            }
+            memo?.keep(user: user, mailbox: name, merged)
+            return merged
+        }
+        let whole = MailboxView(summary: view.header.summary, keywords: view.header.keywords, entries: view.entries)
+        memo?.keep(user: user, mailbox: name, whole)
+        return whole
+    }
+
+    /// With a view of `name` in the memo, its mailbox is watched while the view is read (two
+    /// round trips at once); a mailbox that turns out another (renamed since) is watched anew.
+    public func selectWatching(_ name: String, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> (MailboxView, any IMAPWatch) {
+        let user = lock.withLock { self.user }
+        guard let guess = memo?.view(user: user, mailbox: name)?.summary.id else {
+            let view = try await select(name)
+            return (view, try await watch(mailbox: view.summary.id, onChange: onChange))
+        }
+        let early = startWatch(mailbox: guess, onChange: onChange)
+        let view: MailboxView
+        do { view = try await select(name) } catch {
+            (try? await watched(early, mailbox: guess))?.cancel()
+            throw error
+        }
+        if view.summary.id == guess { return (view, try await watched(early, mailbox: guess)) }
+        (try? await watched(early, mailbox: guess))?.cancel()
+        return (view, try await watch(mailbox: view.summary.id, onChange: onChange))
+    }
+
+    /// Gathers one SELECT stream (items arrive in order on the client's event loop).
+    private func gather(_ name: String, _ request: MailboxSelect) async throws -> (header: ViewHeader, entries: [ViewEntry], since: UInt64) {
         final class Gathered: @unchecked Sendable { var header: ViewHeader?; var entries: [ViewEntry] = [] }
         let g = Gathered(), loop = rpc.channel.eventLoop
         let end: ViewEnd
         do {
-            end = try await rpc.stream(MailboxSelect(session: sid, name: name)) { item in
+            end = try await rpc.stream(request) { item in
                 switch item {
                 case .header(let h):
                     g.header = h
-                    g.entries.reserveCapacity(Int(h.summary.messages))
+                    if h.since == 0 { g.entries.reserveCapacity(Int(h.summary.messages)) }
                 case .chunk(let e): g.entries.append(contentsOf: e)
                 }
                 return loop.makeSucceededVoidFuture()
@@ -116,20 +161,27 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
         guard let h = g.header, end.count == g.entries.count else {
             throw IMAPServiceError(.temporary, "incomplete view of \(name): \(g.entries.count) of \(end.count) entries")
         }
-        return MailboxView(summary: h.summary, keywords: h.keywords, entries: g.entries)
+        return (h, g.entries, h.since)
     }
 
     /// Registers with the router as the Watching reply arrives (on the client's loop, before any
     /// later frame is read), so no notification for the new watch can be missed.
     public func watch(mailbox: Int64, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> any IMAPWatch {
+        try await watched(startWatch(mailbox: mailbox, onChange: onChange), mailbox: mailbox)
+    }
+
+    /// Sends the watch request now (no task in between); `watched` awaits its answer.
+    private func startWatch(mailbox: Int64, onChange: @escaping @Sendable (UInt64) -> Void) -> EventLoopFuture<Watching> {
         let events = self.events
+        return rpc.call(MailboxWatchByID(session: sid, mailbox: mailbox)).map { w in
+            events.register(watch: w.watch) { onChange($0.highestModSeq) }
+            return w
+        }
+    }
+
+    private func watched(_ pending: EventLoopFuture<Watching>, mailbox: Int64) async throws -> any IMAPWatch {
         let w: Watching
-        do {
-            w = try await rpc.call(MailboxWatchByID(session: sid, mailbox: mailbox)).map { w in
-                events.register(watch: w.watch) { onChange($0.highestModSeq) }
-                return w
-            }.get()
-        } catch { throw Self.serviceError(error) }
+        do { w = try await pending.get() } catch { throw Self.serviceError(error) }
         lock.withLock { watches[w.watch] = mailbox }
         return RPCIMAPWatch(services: self, id: w.watch)
     }

@@ -106,6 +106,7 @@ public struct PosternConfig: Sendable, Equatable {
     public var imap = IMAPConfig()
     public var pop3 = POP3Config()
     public var outbound = OutboundConfig()
+    public var srs = SRSConfig()
     public var tls: TLSSettings
 
     public static let defaultRunDir = "/run/postern"
@@ -181,6 +182,7 @@ extension PosternConfig {
         try r.section("pop3", &c.pop3, context)
         try r.section("lookup", &c.lookup, context)
         try r.section("outbound", &c.outbound, context)
+        try r.section("srs", &c.srs, context)
         try r.finish()
         return c
     }

@@ -15,7 +15,7 @@ public enum MessageFamily: String, Sendable, CaseIterable {
         case .control: return 110...129      // the master's control socket
         case .mailbox: return 200...399      // IMAP
         case .pop3: return 400...449
-        case .queue: return 450...499        // queue listing now; the outbound agent's leases later
+        case .queue: return 450...499        // the outbound agent's claims, reads, reports and watch; administration
         }
     }
 }
@@ -54,6 +54,9 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case pop3Lock = 400, pop3Delete = 401, pop3Read = 402, pop3Bodies = 403
     // queue: Messages+Queue.swift
     case queueList = 450, queueEntries = 451
+    case queueClaim = 452, queueJobs = 453, queueRead = 454, queueReport = 455
+    case queueWatch = 456, queueChanged = 457
+    case queueEntriesGet = 458, queueEntryList = 459, queueAdmin = 460, queueAdminReply = 461
 
     /// Numbers once used and withdrawn: never to be given out again.
     ///   73 pairs([[String]]) → 74 aliasPairs; 85 queueList (tab-formatted rows) → 450/451;
@@ -147,6 +150,16 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .pop3Bodies: return Pop3Bodies.self
         case .queueList: return QueueList.self
         case .queueEntries: return QueueEntries.self
+        case .queueClaim: return QueueClaimRequest.self
+        case .queueJobs: return QueueJobs.self
+        case .queueRead: return QueueRead.self
+        case .queueReport: return QueueReport.self
+        case .queueWatch: return QueueWatch.self
+        case .queueChanged: return QueueChanged.self
+        case .queueEntriesGet: return QueueEntriesGet.self
+        case .queueEntryList: return QueueEntryList.self
+        case .queueAdmin: return QueueAdminRequest.self
+        case .queueAdminReply: return QueueAdminReply.self
         }
     }
 

@@ -5,14 +5,16 @@
 //   Lookup(map, key)                          → LookupResult(found, value)  lookupd admin
 //   SenderLogins(address)                     → Names(logins)               smtpd
 //   LocalDomain(domain)                       → LookupResult(found, "")     smtpd
-//   DeliverBegin(sender, recipients, session) ┐ one request id; the body in DeliverChunk frames; with
-//   DeliverChunk(bytes)*                      │ a session (smtpd after AUTH) remote recipients are queued
+//   DeliverBegin(sender, recipients, session, ┐ one request id; the body in DeliverChunk frames; with
+//     envelopeDSN, recipientDSN)              │ a session (smtpd after AUTH) remote recipients are queued
+//   DeliverChunk(bytes)*                      │ with their RFC 3461 RET/ENVID and NOTIFY/ORCPT
 //   DeliverEnd                                ┤ → DeliverResult([status])   lmtpd smtpd
 //   DeliverAbort                              ┘ instead of DeliverEnd: the store discards the body; no reply
 // DeliverChunk/End/Abort also carry an APPEND body after AppendBegin (imapd, Messages+Mailbox.swift).
 //                                               (RSET mid-BDAT, size exceeded, client gone, timeout)
 import NIOCore
 import LookupProtocol
+import MailModel
 
 public enum RecipientStatus: UInt8, Sendable {
     case ok = 0, unknownUser = 1, notLocal = 2, tempFail = 3, overQuota = 4, rejected = 5
@@ -88,11 +90,37 @@ public struct DeliverBegin: RPCRequest {
     /// At most this many recipients in one delivery (the SMTP limits are far lower).
     public static let maxRecipients = 100_000
     public var sender: String, recipients: [String], session: UInt64
-    public init(sender: String, recipients: [String], session: UInt64 = 0) { self.sender = sender; self.recipients = recipients; self.session = session }
+    /// RFC 3461 RET and ENVID of MAIL (smtpd's submission roles; empty otherwise).
+    public var envelopeDSN: QueueEnvelopeDSN
+    /// NOTIFY and ORCPT per recipient, parallel to `recipients`; empty when none was given.
+    public var recipientDSN: [QueueRecipientDSN]
+    /// The wire's "NOTIFY not given" (a real mask uses bits 0–2 only).
+    static let notifyAbsent: UInt8 = 0xFF
+    public init(sender: String, recipients: [String], session: UInt64 = 0, envelopeDSN: QueueEnvelopeDSN = QueueEnvelopeDSN(),
+                recipientDSN: [QueueRecipientDSN] = []) {
+        self.sender = sender; self.recipients = recipients; self.session = session
+        self.envelopeDSN = envelopeDSN; self.recipientDSN = recipientDSN
+    }
     public init(reading r: inout WireReader) throws {
         sender = try r.string(); recipients = try r.strings(max: Self.maxRecipients); session = try r.u64()
+        envelopeDSN = QueueEnvelopeDSN(ret: try r.string(), envid: try r.string())
+        recipientDSN = try r.list(minElementBytes: WireSize.u8 + WireSize.string, max: Self.maxRecipients) { r in
+            let notify = try r.u8()
+            guard notify == Self.notifyAbsent || notify <= 7 else { throw WireError.badValue("notify") }
+            return QueueRecipientDSN(notify: notify == Self.notifyAbsent ? nil : notify, orcpt: try r.string())
+        }
+        guard recipientDSN.isEmpty || recipientDSN.count == recipients.count else { throw WireError.badValue("recipient DSN count") }
     }
-    public func write(to w: inout WireWriter) { w.string(sender); w.strings(recipients); w.u64(session) }
+    public func write(to w: inout WireWriter) {
+        w.string(sender); w.strings(recipients); w.u64(session)
+        w.string(envelopeDSN.ret); w.string(envelopeDSN.envid)
+        w.list(recipientDSN) { $0.u8($1.notify ?? Self.notifyAbsent); $0.string($1.orcpt) }
+    }
+
+    /// The DSN parameters of `recipients[index]` (none given when the list is empty).
+    public func dsn(ofRecipient index: Int) -> QueueRecipientDSN {
+        index < recipientDSN.count ? recipientDSN[index] : QueueRecipientDSN()
+    }
 }
 
 public struct DeliverChunk: RPCRequest {

@@ -10,8 +10,10 @@
 //   SubscriptionList(session)                         → Names                                     imapd
 //   SubscriptionSet(session, name, subscribed)        → OK                                        imapd
 //   MailboxStatusGet(session, name)                   → MailboxStatusReply(status?)               imapd
-//   MailboxSelect(session, name)                      ⇒ stream: ViewHeader(summary, keywords),    imapd pop3d
-//                                                       ViewChunk([ViewEntry])*, then ViewEnd(count)
+//   MailboxSelect(session, name, known?)              ⇒ stream: ViewHeader(summary, keywords,     imapd pop3d
+//                                                       since, vanished), ViewChunk([ViewEntry])*,
+//                                                       then ViewEnd(count)  (since ≠ 0: the chunks
+//                                                       are the changes since the `known` view)
 //   MailboxDeltaGet(session, mailbox, since, limit,   → DeltaReply(delta)  (ask again from the    imapd
 //                   watch)                              last MODSEQ while !complete; re-arms `watch`)
 //   DetailsGet(session, mailbox, uids ≤ 1024, want,    → DetailsReply(details, through,            imapd pop3d
@@ -362,24 +364,50 @@ public struct MailboxStatusReply: RPCMessage {
 
 // MARK: SELECT as a stream
 
+/// A view the worker already holds (from an earlier SELECT): which mailbox, and as of which
+/// UIDVALIDITY and HIGHESTMODSEQ.
+public struct ViewStamp: Sendable, Equatable, Hashable {
+    public var mailbox: Int64, uidValidity: UInt32, highestModSeq: UInt64
+    public init(mailbox: Int64, uidValidity: UInt32, highestModSeq: UInt64) {
+        self.mailbox = mailbox; self.uidValidity = uidValidity; self.highestModSeq = highestModSeq
+    }
+}
+
 /// SELECT (RFC 9051 §6.3.2): the whole view, streamed with credit so a large mailbox never
-/// needs one large frame (DESIGN §9).
+/// needs one large frame (DESIGN §9). With `known`, the store may answer with only the changes
+/// since that view (ViewHeader.since ≠ 0) when it is the same mailbox and UIDVALIDITY.
 public struct MailboxSelect: RPCStreamRequest, SessionNameRequest {
     public typealias Reply = ViewEnd
     public typealias Item = MailboxViewItem
     public static let type = MessageType.mailboxSelect
     public static let roles: Set<Role> = .mailboxRoles
-    public var session: UInt64, name: String
-    public init(session: UInt64, name: String) { self.session = session; self.name = name }
+    public var session: UInt64, name: String, known: ViewStamp?
+    public init(session: UInt64, name: String) { self.init(session: session, name: name, known: nil) }
+    public init(session: UInt64, name: String, known: ViewStamp?) { self.session = session; self.name = name; self.known = known }
+    public init(reading r: inout WireReader) throws {
+        session = try r.u64(); name = try r.string()
+        known = try r.bool() ? ViewStamp(mailbox: try r.i64(), uidValidity: try r.u32(), highestModSeq: try r.u64()) : nil
+    }
+    public func write(to w: inout WireWriter) {
+        w.u64(session); w.string(name); w.bool(known != nil)
+        if let k = known { w.i64(k.mailbox); w.u32(k.uidValidity); w.u64(k.highestModSeq) }
+    }
 }
 
 /// The first item of a SELECT stream: the mailbox and its keyword names (index = keyword id).
+/// `since` 0: the whole view follows. Otherwise the entries that follow are those changed after
+/// MODSEQ `since` of the view the request named, and `vanished` the UIDs expunged since.
 public struct ViewHeader: RPCMessage, RPCStreamItem {
     public static let type = MessageType.viewHeader
-    public var summary: MailboxSummary, keywords: [String]
-    public init(summary: MailboxSummary, keywords: [String]) { self.summary = summary; self.keywords = keywords }
-    public init(reading r: inout WireReader) throws { summary = try r.summary(); keywords = try r.keywords() }
-    public func write(to w: inout WireWriter) { w.summary(summary); w.strings(keywords) }
+    public var summary: MailboxSummary, keywords: [String], since: UInt64, vanished: [UInt32]
+    public init(summary: MailboxSummary, keywords: [String], since: UInt64 = 0, vanished: [UInt32] = []) {
+        self.summary = summary; self.keywords = keywords; self.since = since; self.vanished = vanished
+    }
+    public init(reading r: inout WireReader) throws {
+        summary = try r.summary(); keywords = try r.keywords(); since = try r.u64(); vanished = try r.uidSet()
+        guard since != 0 || vanished.isEmpty else { throw WireError.badValue("vanished UIDs in a whole view") }
+    }
+    public func write(to w: inout WireWriter) { w.summary(summary); w.strings(keywords); w.u64(since); w.uidSet(vanished) }
 }
 
 /// Entries of the view in UID order, at most `MailboxLimits.entriesPerChunk` a frame.

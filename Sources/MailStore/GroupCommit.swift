@@ -31,6 +31,11 @@ struct PendingDelivery: @unchecked Sendable {
     var completion: @Sendable (Result<DeliveryOutcome, Error>) -> Void
     /// Set for an IMAP APPEND (no recipients): the mailbox the message goes to.
     var append: AppendTarget? = nil
+    /// How remote recipients are queued (SQLiteMailStore+Delivery.swift); nil for an APPEND.
+    var queueing: QueueingPlan? = nil
+    /// Set for an outbound agent's report (SQLiteMailStore+Queue.swift): its results are applied
+    /// in the same transaction as the notice this delivery stores.
+    var report: QueueReportTarget? = nil
 
     /// Whether the commit stores this body (a local copy, a queue entry or an append).
     var storesBody: Bool {

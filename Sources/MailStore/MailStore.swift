@@ -43,9 +43,19 @@ public struct MailboxChange: Sendable, Equatable {
 public struct DeliveryOutcome: Sendable {
     public var statuses: [DeliveryStatus]
     public var changes: [MailboxChange]
-    public init(statuses: [DeliveryStatus], changes: [MailboxChange]) {
-        self.statuses = statuses; self.changes = changes
+    /// Queue rows the delivery added (remote recipients): the server wakes the outbound agent.
+    public var queued: Int
+    public init(statuses: [DeliveryStatus], changes: [MailboxChange], queued: Int = 0) {
+        self.statuses = statuses; self.changes = changes; self.queued = queued
     }
+}
+
+/// What a queue report changed besides the queue rows it names: the mailboxes its notice went
+/// into (IMAP watchers are told) and the rows it queued (a notice to a remote sender).
+public struct QueueReportOutcome: Sendable, Equatable {
+    public var changes: [MailboxChange]
+    public var queued: Int
+    public init(changes: [MailboxChange] = [], queued: Int = 0) { self.changes = changes; self.queued = queued }
 }
 
 /// A message of a mailbox whose MODSEQ is above some value: new, or its flags changed.
@@ -121,22 +131,54 @@ public protocol StagedBody: AnyObject, Sendable {
     func needsIO(appending count: Int) -> Bool
 }
 
+/// What a delivery carries besides its sender, recipients and body: the RFC 3461 parameters
+/// the queue keeps for the remote recipients it queues (smtpd's submission roles give them).
+public struct DeliveryOptions: Sendable, Equatable {
+    /// RET and ENVID of MAIL.
+    public var envelopeDSN: QueueEnvelopeDSN
+    /// NOTIFY and ORCPT per recipient of the delivery, in order; empty: none given. An alias
+    /// that expands to several remote targets gives each of them its recipient's parameters.
+    public var recipientDSN: [QueueRecipientDSN]
+    public init(envelopeDSN: QueueEnvelopeDSN = QueueEnvelopeDSN(), recipientDSN: [QueueRecipientDSN] = []) {
+        self.envelopeDSN = envelopeDSN; self.recipientDSN = recipientDSN
+    }
+    /// The parameters of recipient `index`.
+    public func dsn(ofRecipient index: Int) -> QueueRecipientDSN {
+        index < recipientDSN.count ? recipientDSN[index] : QueueRecipientDSN()
+    }
+}
+
 /// Durable delivery (DESIGN §3).
 public protocol DeliveryStore: AnyObject, Sendable {
     /// A new, empty staged body for `deliver(…staged:…)`.
     func stageBody() throws -> any StagedBody
     /// `deliver(…body:…)` with a body staged by this store's `stageBody()`. The delivery takes the
     /// staged body over: it becomes the stored body, or is discarded when the delivery fails.
-    func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?,
+    func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?, options: DeliveryOptions,
                  completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
     /// `completion` runs after blob and metadata are fsynced. With a `submitter` (an
     /// authenticated submission) the sender must be one of the user's `senderLogins` and remote
-    /// recipients are queued for outbound delivery; without one, only local recipients are
-    /// accepted (never an open relay).
-    func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?,
+    /// recipients are queued for outbound delivery (origin submission); without one, only local
+    /// recipients are accepted (never an open relay), and the remote targets of local aliases
+    /// are queued as forwards with the sender SRS-rewritten when the store has SRS configured.
+    func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?, options: DeliveryOptions,
                  completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void)
     /// Start-up sweep: drops bodies nothing references. Must run before the store serves anyone.
     @discardableResult func sweep() throws -> (rows: Int, blobs: Int)
+}
+
+extension DeliveryStore {
+    /// A delivery without RFC 3461 parameters.
+    public func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?,
+                        completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
+        deliver(sender: sender, recipients: recipients, staged: staged, submitter: submitter, options: DeliveryOptions(), completion: completion)
+    }
+
+    /// A delivery without RFC 3461 parameters.
+    public func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?,
+                        completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
+        deliver(sender: sender, recipients: recipients, body: body, submitter: submitter, options: DeliveryOptions(), completion: completion)
+    }
 }
 
 /// Mailboxes and their messages (IMAP, POP3, export).
@@ -220,6 +262,9 @@ public protocol MailboxStore: AnyObject, Sendable {
 /// agent loses nothing (at-least-once). `now` is seconds since the epoch.
 public protocol QueueStore: AnyObject, Sendable {
     func queue() throws -> [QueuedRecipient]
+    /// Now, in seconds since the epoch, by the store's clock (injected in tests): the `now` the
+    /// store server passes to the calls below.
+    var queueNow: Int64 { get }
 
     /// Claims, for `lease` seconds, the due rows (`next_attempt <= now`, not held, lease run
     /// out) of at most `limit` messages, oldest first, grouped by message.
@@ -234,8 +279,14 @@ public protocol QueueStore: AnyObject, Sendable {
     /// references any more goes too.
     func reportQueue(_ results: [QueueResult], notice: QueueNotice?, now: Int64,
                      completion: @escaping @Sendable (Result<Void, Error>) -> Void)
+    /// `reportQueue` that also says what the notice changed (the store server notifies the
+    /// mailbox watchers and, for a queued notice, the queue watchers).
+    func commitQueueReport(_ results: [QueueResult], notice: QueueNotice?, now: Int64,
+                           completion: @escaping @Sendable (Result<QueueReportOutcome, Error>) -> Void)
     /// The queue as the administrator sees it, oldest first.
     func queueEntries() throws -> [QueueEntryInfo]
+    /// A page of it: at most `limit` entries with a row id above `after`, in row id (queue) order.
+    func queueEntries(after: Int64, limit: Int) throws -> [QueueEntryInfo]
     /// Applies `action` to the rows of `message` (every message for `.flush` with nil); returns
     /// how many rows it touched (0: no such message).
     @discardableResult func queueAdmin(_ action: QueueAdminAction, message: Int64?, now: Int64) throws -> Int

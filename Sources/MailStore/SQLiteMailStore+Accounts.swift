@@ -5,7 +5,21 @@ import GRDB
 
 extension SQLiteMailStore {
     public func resolve(_ address: String) throws -> Resolution {
-        try pool.read { db in try Self.resolve(db, address) }
+        try pool.read { db in try resolve(db, address) }
+    }
+
+    /// `Self.resolve` after the SRS reverse (postsrsd's reverse map): a bounce to one of our
+    /// SRS addresses goes to the original sender — resolved again, so a local one is delivered
+    /// locally, a remote one queued — and an SRS address that does not verify (forged hash,
+    /// older than the SRS maximum age) is an unknown user (550 5.1.1).
+    func resolve(_ db: Database, _ address: String) throws -> Resolution {
+        switch srsReverse(address, at: now) {
+        case nil: return try Self.resolve(db, address)
+        case .failure?: return .unknownUser
+        case .success(let original)?:
+            let r = try Self.resolve(db, original)
+            return r == .notLocal ? .deliver(users: [], remote: [original]) : r
+        }
     }
 
     /// Recipient resolution, in order: user, alias, user of the base before "+detail",
@@ -103,6 +117,9 @@ extension SQLiteMailStore {
 
     public func authenticate(_ address: String, password: String) throws -> UserRef? {
         guard let (local, domain) = Self.split(address) else { _ = PasswordHash.verify(password, against: PasswordHash.dummy); return nil }
+        let login = Self.login(local, domain), now = clock()
+        if let user = credentials.user(login, password: password, now: now) { return user }
+        let generation = credentials.currentGeneration
         let row = try pool.read { db in
             try Row.fetchOne(db, sql: """
                 SELECT u.id, u.password, u.local FROM users u JOIN domains d ON d.id = u.domain_id WHERE d.name = ? AND u.local_key = ?
@@ -111,8 +128,14 @@ extension SQLiteMailStore {
         guard let row else { _ = PasswordHash.verify(password, against: PasswordHash.dummy); return nil }
         let hash: String = row[1]
         let stored: String = row[2]
-        return PasswordHash.verify(password, against: hash) ? UserRef(id: row[0], address: "\(stored)@\(domain)") : nil
+        guard PasswordHash.verify(password, against: hash) else { return nil }
+        let user = UserRef(id: row[0], address: "\(stored)@\(domain)")
+        credentials.keep(login, password: password, user: user, generation: generation, now: now)
+        return user
     }
+
+    /// The credentials cache's key of a user: the folded address, as the users table matches it.
+    static func login(_ local: String, _ domain: String) -> String { "\(fold(local))@\(domain)" }
 
     public func user(named address: String) throws -> UserRef? {
         guard let (local, domain) = Self.split(address) else { return nil }
@@ -149,6 +172,7 @@ extension SQLiteMailStore {
             try db.execute(sql: "DELETE FROM domains WHERE name = ?", arguments: [name.lowercased()])
             if db.changesCount == 0 { throw StoreError(.notFound, "no such domain: \(name)") }
         }
+        credentials.forgetAll()
     }
 
     public func domains() throws -> [String] {
@@ -193,6 +217,7 @@ extension SQLiteMailStore {
             try db.execute(sql: "DELETE FROM users WHERE domain_id = ? AND local_key = ?", arguments: [did, Self.fold(local)])
             if db.changesCount == 0 { throw StoreError(.notFound, "no such user: \(local)@\(domain)") }
         }
+        credentials.forget(Self.login(local, domain))
     }
 
     public func setPassword(_ address: String, password: String) throws {
@@ -203,6 +228,7 @@ extension SQLiteMailStore {
             try db.execute(sql: "UPDATE users SET password = ? WHERE domain_id = ? AND local_key = ?", arguments: [hash, did, Self.fold(local)])
             if db.changesCount == 0 { throw StoreError(.notFound, "no such user: \(local)@\(domain)") }
         }
+        credentials.forget(Self.login(local, domain))
     }
 
     public func users(domain: String) throws -> [String] {

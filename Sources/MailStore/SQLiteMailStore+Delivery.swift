@@ -1,6 +1,6 @@
-// DeliveryStore on SQLite: resolve, hash and parse outside the writer, then the group-commit
-// transaction inserts the body once and one row per local mailbox and per queued recipient.
-// Bodies come whole (`body:`) or staged in a temporary file as they arrived (`staged:`).
+// DeliveryStore on SQLite: resolve, hash and parse outside the writer; the group commit inserts the
+// body once, a row per local mailbox and per queued recipient (origin, RFC 3461 parameters, an SRS
+// sender for forwards). Bodies come whole (`body:`) or staged in a temporary file (`staged:`).
 import Foundation
 import GRDB
 import MIME
@@ -11,11 +11,11 @@ extension SQLiteMailStore {
         body.withUnsafeBytes { buf in (SHA256Digest.hash(buf), MessageParser.parse(buf).encoded()) }
     }
 
-    public func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef? = nil,
+    public func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?, options: DeliveryOptions,
                         completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
         let (hash, info) = Self.digest(body)
         submit(PendingDelivery(sender: sender, resolutions: [], body: body, staged: nil, size: body.count, hash: hash, info: info,
-                               date: now, completion: completion), recipients: recipients, submitter: submitter)
+                               date: now, completion: completion), recipients: recipients, submitter: submitter, options: options)
     }
 
     /// Up to `inline_max` a staged body stays in memory (it goes into its row); past it, a file.
@@ -24,7 +24,7 @@ extension SQLiteMailStore {
     /// The staged body is hashed as it was written; here it is parsed from a read-only mapping.
     /// A small body moves into memory for its row; a large one is adopted as its blob file in
     /// the group commit.
-    public func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef? = nil,
+    public func deliver(sender: String, recipients: [String], staged: any StagedBody, submitter: UserRef?, options: DeliveryOptions,
                         completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
         guard let s = staged as? StagedBlob else {
             staged.discard()
@@ -38,7 +38,8 @@ extension SQLiteMailStore {
             }
             if inline != nil { s.discard() }
             submit(PendingDelivery(sender: sender, resolutions: [], body: inline, staged: inline == nil ? s : nil, size: size, hash: hash,
-                                   info: info, date: now, completion: completion), recipients: recipients, submitter: submitter)
+                                   info: info, date: now, completion: completion), recipients: recipients, submitter: submitter,
+                   options: options)
         } catch {
             s.discard()
             completion(.failure(error))
@@ -46,16 +47,22 @@ extension SQLiteMailStore {
     }
 
     /// Checks the sender, resolves the recipients before the writer runs (the writer re-checks
-    /// nothing but mailbox ids), and hands the delivery to the group commit.
-    private func submit(_ pending: PendingDelivery, recipients: [String], submitter: UserRef?) {
+    /// nothing but mailbox ids), decides how remote recipients are queued (origin, the sender
+    /// of their rows), and hands the delivery to the group commit.
+    private func submit(_ pending: PendingDelivery, recipients: [String], submitter: UserRef?, options: DeliveryOptions) {
         var d = pending
         do {
             if let s = submitter {
                 guard try senderLogins(d.sender).contains(s.address) else { throw StoreError(.denied, "sender <\(d.sender)> is not owned by \(s.address)") }
             }
+            // A submission keeps its sender (it is the user's own); anything else reaching a
+            // remote target is a forward: SRS-rewritten so SPF passes at the destination.
+            d.queueing = submitter != nil
+                ? QueueingPlan(origin: .submission, sender: d.sender, options: options)
+                : QueueingPlan(origin: .forward, sender: forwardSender(d.sender, at: d.date), options: options)
             d.resolutions = try pool.read { db in
                 try recipients.map { r -> Resolution in
-                    let res = try Self.resolve(db, r)
+                    let res = try resolve(db, r)
                     if res == .notLocal, submitter != nil { return .deliver(users: [], remote: [r]) }
                     return res
                 }
@@ -78,6 +85,7 @@ extension SQLiteMailStore {
     /// Runs inside the group-commit transaction. An APPEND (`d.append`) runs in its own
     /// savepoint: its failure is its own, the batch goes on.
     func commit(_ d: PendingDelivery, db: Database) throws -> DeliveryOutcome {
+        if let report = d.report { return commitReport(d, report, db: db) }
         if let target = d.append {
             do {
                 try db.inSavepoint {
@@ -98,7 +106,7 @@ extension SQLiteMailStore {
             return m
         }
         var delivered = Set<Int64>(), queued = Set<String>()
-        for r in d.resolutions {
+        for (index, r) in d.resolutions.enumerated() {
             switch r {
             case .notLocal: statuses.append(.notLocal)
             case .unknownUser: statuses.append(.unknownUser)
@@ -117,14 +125,29 @@ extension SQLiteMailStore {
                     changes.append(MailboxChange(user: u.id, mailboxID: mbox, mailbox: Self.inbox, uidNext: UInt32(uidNext),
                                                  exists: UInt32(exists), highestModSeq: UInt64(modseq)))
                 }
+                let plan = d.queueing ?? QueueingPlan(origin: .forward, sender: d.sender, options: DeliveryOptions())
+                let dsn = plan.options.dsn(ofRecipient: index), envelope = plan.options.envelopeDSN
                 for rcpt in remote where !queued.contains(rcpt) {
                     queued.insert(rcpt)
-                    try db.execute(sql: "INSERT INTO queue (message_id, sender, recipient, created, next_attempt) VALUES (?, ?, ?, ?, ?)",
-                                   arguments: [try message(), d.sender, rcpt, d.date, d.date])
+                    try db.execute(sql: """
+                        INSERT INTO queue (message_id, sender, recipient, created, next_attempt, origin,
+                                           dsn_notify, dsn_orcpt, dsn_ret, dsn_envid)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [try message(), plan.sender, rcpt, d.date, d.date, plan.origin.rawValue,
+                                         dsn.notify, dsn.orcpt, envelope.ret, envelope.envid])
                 }
                 statuses.append(.delivered)
             }
         }
-        return DeliveryOutcome(statuses: statuses, changes: changes)
+        return DeliveryOutcome(statuses: statuses, changes: changes, queued: queued.count)
     }
+}
+
+/// How a delivery's remote recipients are queued: submitted (sender kept) or forwarded (sender
+/// SRS-rewritten), with the client's RFC 3461 parameters.
+struct QueueingPlan: Sendable {
+    var origin: QueueOrigin
+    /// The sender of the queue rows ("" stays the null sender).
+    var sender: String
+    var options: DeliveryOptions
 }

@@ -11,6 +11,10 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     private(set) var committer: GroupCommitter!
     /// SELECT's views of large mailboxes (SQLiteMailStore+IMAP.swift).
     let viewCache = ViewCache()
+    /// SRS for forwarded mail and returning bounces (SQLiteMailStore+SRS.swift).
+    let srsHolder = SRSHolder()
+    /// Passwords verified recently (CredentialsCache.swift; `[auth] cache_ttl`).
+    let credentials: CredentialsCache
     /// Wall-clock time for dates the store records (injected in tests).
     public let clock: @Sendable () -> Date
     public static let defaultMailboxes: [(String, String)] = [
@@ -25,8 +29,9 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     public let inlineMax: Int
 
     public init(dataDir: String, fsync: Bool = true, groupCommitMax: Int = 512, inlineMax: Int = 64 * 1024,
-                clock: @escaping @Sendable () -> Date = { Date() }) throws {
+                authCacheTTL: TimeInterval = CredentialsCache.defaultTTL, clock: @escaping @Sendable () -> Date = { Date() }) throws {
         self.inlineMax = inlineMax
+        credentials = CredentialsCache(ttl: authCacheTTL)
         self.clock = clock
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var config = Configuration()

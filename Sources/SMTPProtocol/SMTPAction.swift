@@ -33,6 +33,11 @@ public struct SMTPEnvelope: Sendable, Equatable {
     /// Recipients the store knows under another address (postmaster@hostname, RFC 5321
     /// §4.5.1): index into `recipients` → the canonical address to deliver to.
     public var canonicalAddresses: [Int: String] = [:]
+    /// RET and ENVID from MAIL (RFC 3461), when DSN is advertised.
+    public var dsn = MailDSNParameters()
+    /// NOTIFY and ORCPT of the accepted recipients that gave any (RFC 3461): index into
+    /// `recipients` → parameters (see `dsn(ofRecipient:)`).
+    public var recipientDSN: [Int: RcptDSNParameters] = [:]
 
     public init(helo: String, sender: MailPath?, recipients: [MailPath] = [], bodyType: BodyType = .sevenBit,
                 smtpUTF8: Bool = false, declaredSize: Int? = nil, remoteIndices: Set<Int> = [],
@@ -61,6 +66,11 @@ public struct SMTPEnvelope: Sendable, Equatable {
     /// The addresses to hand the store, in RCPT order: `canonicalAddresses` where set.
     public var deliveryAddresses: [String] {
         recipients.enumerated().map { canonicalAddresses[$0.offset] ?? $0.element.address }
+    }
+
+    /// The DSN parameters of `recipients[index]` (none given: all nil).
+    public func dsn(ofRecipient index: Int) -> RcptDSNParameters {
+        recipientDSN[index] ?? RcptDSNParameters()
     }
 
     /// Whether `recipients[index]` was accepted for the outbound queue.

@@ -96,13 +96,15 @@ public enum SMTPExtension: Sendable, Hashable {
     case smtpUTF8              // RFC 6531
     case binaryMIME            // RFC 3030; only meaningful together with CHUNKING
     case chunking              // RFC 3030 BDAT
+    case dsn                   // RFC 3461: RET/ENVID on MAIL, NOTIFY/ORCPT on RCPT
     case custom(String)        // rendered verbatim
 
     public static let defaults: [SMTPExtension] = [
         .pipelining, .eightBitMIME, .size, .enhancedStatusCodes, .smtpUTF8,
     ]
 
-    /// smtpd: the defaults plus CHUNKING (DESIGN.md §4). DSN is never offered.
+    /// smtpd: the defaults plus CHUNKING (DESIGN.md §4). DSN is added for the submission roles
+    /// only (`SMTPSessionConfig.smtpd(role:)`): the queue honours it for submitted mail.
     public static let smtpdDefaults: [SMTPExtension] = [
         .pipelining, .size, .enhancedStatusCodes, .eightBitMIME, .smtpUTF8, .chunking,
     ]
@@ -117,6 +119,7 @@ public enum SMTPExtension: Sendable, Hashable {
         case .smtpUTF8: return "SMTPUTF8"
         case .binaryMIME: return "BINARYMIME"
         case .chunking: return "CHUNKING"
+        case .dsn: return "DSN"
         case .custom(let text): return text
         }
     }
@@ -211,6 +214,7 @@ public struct SMTPSessionConfig: Sendable {
     /// - `.submission`: STARTTLS offered when `tlsAvailable`, AUTH PLAIN LOGIN after TLS
     ///   (or on loopback), MAIL needs AUTH.
     /// - `.smtps`: implicit TLS, AUTH PLAIN LOGIN, MAIL needs AUTH.
+    /// The submission roles also offer DSN (RFC 3461) unless `offerDSN` is false.
     /// Every field can be changed afterwards.
     public static func smtpd(
         role: SMTPRole,
@@ -218,7 +222,8 @@ public struct SMTPSessionConfig: Sendable {
         limits: SMTPLimits = SMTPLimits(),
         bareLinefeed: BareLinefeedPolicy = .reject,
         tlsAvailable: Bool = true,
-        extensions: [SMTPExtension] = SMTPExtension.smtpdDefaults
+        extensions: [SMTPExtension] = SMTPExtension.smtpdDefaults,
+        offerDSN: Bool = true
     ) -> SMTPSessionConfig {
         var config = SMTPSessionConfig(dialect: .smtp, hostname: hostname, limits: limits, bareLinefeed: bareLinefeed,
                                        serviceName: "ESMTP Postern", extensions: extensions)
@@ -234,6 +239,8 @@ public struct SMTPSessionConfig: Sendable {
             config.authMechanisms = [.plain, .login]
             config.requireAuthForMail = true
         }
+        // RFC 3461 only where mail is queued for the outbound agent (never on 25 or LMTP).
+        if role != .mta, offerDSN, !config.extensions.contains(.dsn) { config.extensions.append(.dsn) }
         return config
     }
 

@@ -41,14 +41,14 @@ public enum SMTPFuzz {
     }
 
     /// Feature bits (high nibble of byte 1): 0x1 STARTTLS + AUTH PLAIN LOGIN + CHUNKING +
-    /// BINARYMIME with a short failure delay and 3 AUTH failures; 0x2 implicit TLS; 0x4 MAIL
+    /// BINARYMIME + DSN with a short failure delay and 3 AUTH failures; 0x2 implicit TLS; 0x4 MAIL
     /// needs AUTH (else the null sender is allowed when authenticated); 0x8 loopback client.
     static func configuration(_ b: UInt8, features: UInt8) -> SMTPSessionConfig {
         var config = configuration(b)
         if features & 0x1 != 0 {
             config.tlsAvailable = true
             config.authMechanisms = [.plain, .login]
-            config.extensions += [.chunking, .binaryMIME]
+            config.extensions += [.chunking, .binaryMIME, .dsn]
             config.authFailureDelay = AuthFailureDelay(initial: .milliseconds(1), maximum: .milliseconds(3))
             config.limits.maxAuthFailures = 3
             config.limits.maxAuthLine = 200

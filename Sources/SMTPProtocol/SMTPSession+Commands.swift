@@ -113,8 +113,11 @@ extension SMTPSession {
             guard let current = transaction else { return }   // the table guarded needsTransaction
             // RFC 3030 §3: all RCPTs come before the first BDAT; the glue already has the envelope.
             guard !current.chunked else { return protocolError(.badSequence, &actions) }
-            // No RCPT parameters are supported (no DSN): RFC 5321 §4.1.1.11.
-            guard params.isEmpty else { return protocolError(.parameterNotRecognized, &actions) }
+            // RCPT parameters: only NOTIFY and ORCPT, when DSN is advertised (RFC 5321 §4.1.1.11).
+            switch rcptParameters(params) {
+            case .success(let dsn): pendingRecipientDSN = dsn
+            case .failure(let error): return protocolError(error.reply, &actions)
+            }
             guard current.recipients.count < config.limits.maxRecipients else {
                 actions.append(.reply(.tooManyRecipients))   // RFC 5321 §4.5.3.1.10
                 return
@@ -185,8 +188,8 @@ extension SMTPSession {
         config.dialect == .lmtp ? .noValidRecipientsLMTP : .noValidRecipients
     }
 
-    /// MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8). Each is only
-    /// accepted when its extension is advertised and the client used EHLO/LHLO.
+    /// MAIL parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 3461 RET and ENVID).
+    /// Each is only accepted when its extension is advertised and the client used EHLO/LHLO.
     /// Returns the reply to refuse MAIL with, or nil.
     func applyMailParameters(_ params: [ESMTPParameter], to envelope: inout SMTPEnvelope) -> SMTPReply? {
         let extended = heloVerb != .helo
@@ -209,11 +212,44 @@ extension SMTPSession {
             case "SMTPUTF8" where extended && config.advertises(.smtpUTF8):
                 guard param.value == nil else { return .parameterError }
                 envelope.smtpUTF8 = true
+            case "RET" where extended && config.advertises(.dsn):
+                // RFC 3461 §4.3
+                guard let ret = DSNParameterParser.ret(param.value) else { return .parameterError }
+                envelope.dsn.ret = ret
+            case "ENVID" where extended && config.advertises(.dsn):
+                // RFC 3461 §4.4
+                guard let id = DSNParameterParser.envelopeID(param.value) else { return .parameterError }
+                envelope.dsn.envelopeID = id
             default:
                 return .parameterNotRecognized
             }
         }
         return nil
+    }
+
+    /// RCPT parameters (RFC 3461 NOTIFY and ORCPT), accepted only when DSN is advertised and
+    /// the client used EHLO; anything else is 555 5.5.4 (RFC 5321 §4.1.1.11). Duplicates were
+    /// refused by the parser.
+    func rcptParameters(_ params: [ESMTPParameter]) -> Result<RcptDSNParameters, SMTPCommandError> {
+        var dsn = RcptDSNParameters()
+        let enabled = heloVerb != .helo && config.advertises(.dsn)
+        for param in params {
+            switch param.keyword {
+            case "NOTIFY" where enabled:
+                // RFC 3461 §4.1
+                guard let notify = DSNParameterParser.notify(param.value) else { return .failure(SMTPCommandError(reply: .parameterError)) }
+                dsn.notify = notify
+            case "ORCPT" where enabled:
+                // RFC 3461 §4.2
+                guard let orcpt = DSNParameterParser.originalRecipient(param.value, smtpUTF8: transaction?.smtpUTF8 ?? false) else {
+                    return .failure(SMTPCommandError(reply: .parameterError))
+                }
+                dsn.originalRecipient = orcpt
+            default:
+                return .failure(SMTPCommandError(reply: .parameterNotRecognized))
+            }
+        }
+        return .success(dsn)
     }
 
     // MARK: - STARTTLS (RFC 3207)

@@ -70,6 +70,8 @@ public struct SMTPSession: Sendable {
     var transaction: SMTPEnvelope?
     /// MAIL waiting for `senderChecked`.
     var pendingSender: SMTPEnvelope?
+    /// The DSN parameters of the RCPT waiting for its check (RFC 3461 §4.1, §4.2).
+    var pendingRecipientDSN = RcptDSNParameters()
     /// Errors and junk commands since the session began or a message was last delivered
     /// (`SMTPLimits.maxErrors`, `maxJunkCommands`).
     var errorCount = 0
@@ -101,7 +103,8 @@ public struct SMTPSession: Sendable {
         self.clientAddress = clientAddress
         self.clientIsLoopback = clientIsLoopback ?? SMTPSession.isLoopbackAddress(clientAddress)
         self.clientIsTrusted = clientIsTrusted ?? self.clientIsLoopback
-        self.framer = CommandFramer(maxLine: config.limits.maxCommandLine,
+        // RFC 3461 §4.4/§4.2: with DSN, MAIL may be 100 and RCPT 500 characters longer.
+        self.framer = CommandFramer(maxLine: config.limits.maxCommandLine + (config.advertises(.dsn) ? DSNParameterParser.commandLineAllowance : 0),
                                     authMaxLine: config.authConfigured ? config.limits.maxAuthLine : nil)
         self.reader = DataReader(limits: config.limits, policy: config.bareLinefeed)
         self.tlsActive = config.implicitTLS
@@ -246,6 +249,15 @@ public struct SMTPSession: Sendable {
         return recipientChecked(check)
     }
 
+    /// Adds an accepted recipient, with its DSN parameters if it gave any; returns its index.
+    @discardableResult
+    mutating func acceptRecipient(_ path: MailPath) -> Int? {
+        guard let index = transaction?.recipients.count else { return nil }
+        transaction?.recipients.append(path)
+        if pendingRecipientDSN != RcptDSNParameters() { transaction?.recipientDSN[index] = pendingRecipientDSN }
+        return index
+    }
+
     /// The glue's verdict on `checkRecipient`. Emits the RCPT reply, then continues with
     /// buffered (pipelined) input. Ignored if no recipient check is pending.
     public mutating func recipientChecked(_ result: RecipientCheck) -> [SMTPAction] {
@@ -255,13 +267,10 @@ public struct SMTPSession: Sendable {
         let reply: SMTPReply
         switch result {
         case .accept:
-            transaction?.recipients.append(path)
+            acceptRecipient(path)
             reply = .okRecipient
         case .acceptRemote where authUser != nil:
-            if let index = transaction?.recipients.count {
-                transaction?.recipients.append(path)
-                transaction?.remoteIndices.insert(index)
-            }
+            if let index = acceptRecipient(path) { transaction?.remoteIndices.insert(index) }
             reply = .okRecipient
         case .acceptRemote: reply = .relayDenied     // unauthenticated: never relay
         case .unknown: reply = .mailboxUnknown

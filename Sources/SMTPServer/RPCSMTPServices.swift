@@ -2,6 +2,7 @@
 // the store's wire messages, so a change of the RPC layer is ported here and nowhere else.
 import NIOCore
 import MailIPC
+import MailModel
 import SMTPProtocol
 
 struct RPCSMTPServices: SMTPServices {
@@ -52,6 +53,18 @@ struct RPCSMTPServices: SMTPServices {
 
     func beginDelivery(sender: String, recipients: [String], storeSession: UInt64) -> any SMTPDelivery {
         RPCSMTPDelivery(rpc.beginDelivery(DeliverBegin(sender: sender, recipients: recipients, session: storeSession)))
+    }
+
+    /// With the envelope's RFC 3461 parameters in the queue's terms (MailModel).
+    func beginDelivery(_ envelope: SMTPEnvelope, storeSession: UInt64) -> any SMTPDelivery {
+        let recipients = envelope.deliveryAddresses
+        let dsn = QueueEnvelopeDSN(ret: envelope.dsn.ret?.rawValue ?? "", envid: envelope.dsn.envelopeID ?? "")
+        let perRecipient = recipients.indices.map { i -> QueueRecipientDSN in
+            let r = envelope.dsn(ofRecipient: i)
+            return QueueRecipientDSN(notify: r.notify?.rawValue, orcpt: r.originalRecipient ?? "")
+        }
+        return RPCSMTPDelivery(rpc.beginDelivery(DeliverBegin(sender: envelope.sender?.address ?? "", recipients: recipients,
+                                                              session: storeSession, envelopeDSN: dsn, recipientDSN: perRecipient)))
     }
 }
 

@@ -41,6 +41,15 @@ protocol SMTPServices {
     /// Starts delivering a message to `recipients` whose body follows as it arrives (the store
     /// stages it, never holding it whole); `storeSession` is 0 for an unauthenticated session.
     func beginDelivery(sender: String, recipients: [String], storeSession: UInt64) -> any SMTPDelivery
+    /// `beginDelivery` for a whole envelope: also hands on its RFC 3461 parameters (RET, ENVID,
+    /// and NOTIFY/ORCPT per recipient) for the queue. By default they are dropped.
+    func beginDelivery(_ envelope: SMTPEnvelope, storeSession: UInt64) -> any SMTPDelivery
+}
+
+extension SMTPServices {
+    func beginDelivery(_ envelope: SMTPEnvelope, storeSession: UInt64) -> any SMTPDelivery {
+        beginDelivery(sender: envelope.sender?.address ?? "", recipients: envelope.deliveryAddresses, storeSession: storeSession)
+    }
 }
 
 /// One message on its way to the store. The glue calls it from its event loop, in body order.

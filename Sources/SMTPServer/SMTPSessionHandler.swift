@@ -345,7 +345,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func beginMessage(_ context: ChannelHandlerContext, _ env: SMTPEnvelope) {
         abortMessage()
         let sid = env.authenticatedUser != nil ? storeSession : 0
-        delivery = services.beginDelivery(sender: env.sender?.address ?? "", recipients: env.deliveryAddresses, storeSession: sid)
+        delivery = services.beginDelivery(env, storeSession: sid)
         var b = context.channel.allocator.buffer(capacity: 8192)
         b.writeBytes(session.traceHeaders(for: env, id: sessionID, showAuthUser: settings.showAuthUser, date: Date()))
         outgoing = b

@@ -30,6 +30,7 @@ extension StoreConnectionHandler {
         guard deliveries[id] == nil else { return reply(id, ErrorReply(.badSequence, "a delivery with this request id is in progress")) }
         guard deliveries.count < Self.maxConcurrentDeliveries else { return reply(id, ErrorReply(.temporary, "too many deliveries in progress")) }
         var d = InProgress(sender: m.sender, recipients: m.recipients)
+        d.options = DeliveryOptions(envelopeDSN: m.envelopeDSN, recipientDSN: m.recipientDSN)
         if m.recipients.isEmpty { d.refusal = ErrorReply(.invalid, "a delivery needs recipients") }
         // A submission names a session authenticated on this very connection (DESIGN §2).
         if m.session != 0 {
@@ -95,13 +96,14 @@ extension StoreConnectionHandler {
         let loop = context.eventLoop, store = self.store, hub = self.hub, logger = self.logger
         let count = d.recipients.count
         pool.submit { _ in
-            store.deliver(sender: d.sender, recipients: d.recipients, staged: staged, submitter: d.submitter) { result in
+            store.deliver(sender: d.sender, recipients: d.recipients, staged: staged, submitter: d.submitter, options: d.options) { result in
                 loop.execute { [self] in
                     switch result {
                     case .success(let o):
                         // Watchers are notified before the sender hears 250: a change a worker has
                         // been told of is never newer than one it can pull.
                         for c in o.changes { hub.changed(mailboxID: c.mailboxID, modSeq: c.highestModSeq) }
+                        if o.queued > 0 { hub.queueChanged() }
                         reply(id, DeliverResult(o.statuses.map(RecipientStatus.init)))
                     case .failure(let e as StoreError) where e.code == .denied:
                         logger.warning("delivery refused: \(e)")

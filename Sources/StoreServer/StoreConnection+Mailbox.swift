@@ -149,34 +149,65 @@ extension StoreConnectionHandler {
 
     // MARK: SELECT
 
-    /// The view as a stream (DESIGN §9): read in one store call, sent as a header and chunks
-    /// only as fast as the worker grants credit.
+    /// The view as a stream (DESIGN §9), read in one pool call. When it fits the window (header
+    /// and chunks: 28,672 entries at the default 8 frames) it goes out at once with its ViewEnd —
+    /// no more pool round trips; a larger one is sent only as fast as the worker grants credit.
     func select(_ id: UInt32, _ m: MailboxSelect) {
         guard streams[id] == nil else { return reply(id, ErrorReply(.badSequence, "a stream with this request id is in progress")) }
         guard streams.count < Self.maxConcurrentStreams else { return reply(id, ErrorReply(.temporary, "too many streams in progress")) }
         let user: Int64
         do { user = try requireSession(m.session).id; try confine(m, user: user) } catch { return reply(id, errorReply(error)) }
         let store = self.store
-        var view: MailboxView? = nil, next = 0
-        let sender = RPCStreamSender(id: id, channel: context.channel, pool: pool, window: RPCLimits.defaultWindow, produce: { max in
-            var items: [any RPCStreamItem] = []
-            if view == nil {
-                guard let mb = try store.mailbox(user: user, name: m.name) else { throw StoreError(.notFound, "no such mailbox: \(m.name)") }
-                let v = try store.view(user: user, mailbox: mb.id)
-                view = v
-                items.append(MailboxViewItem.header(ViewHeader(summary: v.summary, keywords: v.keywords)))
+        pool.runIfActive(eventLoop: context.eventLoop) { try Self.view(store, user: user, m) }.whenComplete { [self] r in
+            guard case .success(let (header, entries)) = r else {
+                if case .failure(let e) = r { reply(id, errorReply(e)) }
+                return
             }
-            let entries = view!.entries
-            while items.count < max, next < entries.count {
-                let end = min(next + MailboxLimits.entriesPerChunk, entries.count)
-                items.append(MailboxViewItem.chunk(Array(entries[next..<end])))
-                next = end
+            let chunks = stride(from: 0, to: entries.count, by: MailboxLimits.entriesPerChunk).map {
+                MailboxViewItem.chunk(Array(entries[$0..<min($0 + MailboxLimits.entriesPerChunk, entries.count)]))
             }
-            return items.isEmpty ? nil : items
-        }, finish: { ViewEnd(count: UInt32(view?.entries.count ?? 0)) }, onError: { [self] in errorReply($0) }, onDone: { [self] in streams[id] = nil })
-        streams[id] = sender
-        sender.start()
+            let end = ViewEnd(count: UInt32(entries.count))
+            if 1 + chunks.count <= Int(RPCLimits.defaultWindow) {
+                for item in [MailboxViewItem.header(header)] + chunks {
+                    context.write(wrapOutboundOut(item.frame(requestID: id, flags: .more)), promise: nil)
+                }
+                return reply(id, end)
+            }
+            guard streams[id] == nil else { return reply(id, ErrorReply(.badSequence, "a stream with this request id is in progress")) }
+            var items: [any RPCStreamItem] = [MailboxViewItem.header(header)] + chunks
+            let sender = RPCStreamSender(id: id, channel: context.channel, pool: pool, window: RPCLimits.defaultWindow, produce: { max in
+                guard !items.isEmpty else { return nil }
+                let batch = Array(items.prefix(max))
+                items.removeFirst(batch.count)
+                return batch
+            }, finish: { end }, onError: { [self] in errorReply($0) }, onDone: { [self] in streams[id] = nil })
+            streams[id] = sender
+            sender.start()
+        }
     }
+
+    /// SELECT's answer: the changes since the worker's view when `changes` allows, else the whole view.
+    static func view(_ store: any MailStore, user: Int64, _ m: MailboxSelect) throws -> (ViewHeader, [ViewEntry]) {
+        guard let mb = try store.mailbox(user: user, name: m.name) else { throw StoreError(.notFound, "no such mailbox: \(m.name)") }
+        if let k = m.known, let d = try changes(store, user: user, mailbox: mb, since: k) {
+            return (ViewHeader(summary: d.summary, keywords: d.keywords, since: k.highestModSeq, vanished: d.vanished), d.changed)
+        }
+        let v = try store.view(user: user, mailbox: mb.id)
+        return (ViewHeader(summary: v.summary, keywords: v.keywords), v.entries)
+    }
+
+    /// The changes since the view a worker holds, when they are few: same mailbox, same
+    /// UIDVALIDITY, and about half as many changed entries and expunged UIDs as the mailbox has
+    /// at most (else nil: the whole view is cheaper to send than to merge).
+    static func changes(_ store: any MailStore, user: Int64, mailbox mb: MailboxSummary, since k: ViewStamp) throws -> MailboxDelta? {
+        guard k.mailbox == mb.id, k.uidValidity == mb.uidValidity, k.highestModSeq != 0, k.highestModSeq <= mb.highestModSeq else { return nil }
+        let limit = min(MailboxLimits.maxDeltaEntries, max(Self.minSelectDelta, Int(mb.messages) / 2))
+        let d = try store.delta(user: user, mailbox: mb.id, since: k.highestModSeq, limit: limit)
+        guard d.complete, d.summary.uidValidity == k.uidValidity, d.vanished.count <= limit else { return nil }
+        return d
+    }
+    /// A SELECT delta may always carry this many changed entries.
+    static let minSelectDelta = 64
 
     // MARK: APPEND
 

@@ -22,6 +22,8 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         /// Why the delivery will be refused at DeliverEnd (the worker is told once, at the end).
         var refusal: ErrorReply? = nil
         var overflow = false
+        /// RFC 3461 parameters for the queue (StoreConnection+Delivery.swift).
+        var options = DeliveryOptions()
     }
 
     let role: Role
@@ -192,6 +194,12 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as Pop3Read: scoped(id, m) { [self] u in try pop3Read(m, user: u) }
         // queue
         case is QueueList: offload(id) { [store] in QueueEntries(try store.queue().map(QueueEntry.init)) }
+        case let m as QueueClaimRequest: queueClaim(id, m)
+        case let m as QueueRead: offload(id) { [self] in try queueRead(m) }
+        case let m as QueueReport: queueReport(id, m)
+        case is QueueWatch: queueWatch(id)
+        case let m as QueueEntriesGet: offload(id) { [self] in try queueEntries(m) }
+        case let m as QueueAdminRequest: offload(id) { [self] in try queueAdmin(m) }
         default:
             reply(id, ErrorReply(.invalid, "not a request: \(msg.type)"))
         }

@@ -51,10 +51,31 @@ struct WatchTable {
     mutating func pulled(_ id: UInt64) { watches[id]?.notified = false }
 }
 
+/// The outbound agents' queue watches (DESIGN §2, §4), per connection: the same coalescing —
+/// one QueueChanged outstanding until that connection's next claim.
+struct QueueWatchTable {
+    private(set) var notified: [ObjectIdentifier: Bool] = [:]
+
+    mutating func add(_ connection: ObjectIdentifier) { notified[connection] = false }
+    mutating func remove(_ connection: ObjectIdentifier) { notified[connection] = nil }
+
+    /// Rows became due: the connections to notify now (each marked outstanding).
+    mutating func changed() -> [ObjectIdentifier] {
+        let out = notified.filter { !$0.value }.map(\.key)
+        for c in out { notified[c] = true }
+        return out
+    }
+
+    /// The agent is claiming: the next change notifies again. Called before the store is read,
+    /// so rows made due during the claim are never missed (at worst notified twice).
+    mutating func pulled(_ connection: ObjectIdentifier) { if notified[connection] != nil { notified[connection] = false } }
+}
+
 /// Every watch of the store process, and the channels to notify.
 final class WatchHub: @unchecked Sendable {
     private let lock = NSLock()
     private var table = WatchTable()
+    private var queueTable = QueueWatchTable()
     private var channels: [ObjectIdentifier: Channel] = [:]
 
     func add(channel: Channel, owner: ObjectIdentifier, session: UInt64, mailboxID: Int64) -> UInt64 {
@@ -78,7 +99,21 @@ final class WatchHub: @unchecked Sendable {
     }
 
     func removeConnection(_ owner: ObjectIdentifier) {
-        lock.lock(); table.remove { $0.connection == owner }; channels[owner] = nil; lock.unlock()
+        lock.lock(); table.remove { $0.connection == owner }; queueTable.remove(owner); channels[owner] = nil; lock.unlock()
+    }
+
+    func addQueueWatch(channel: Channel, owner: ObjectIdentifier) {
+        lock.lock(); channels[owner] = channel; queueTable.add(owner); lock.unlock()
+    }
+
+    func queuePulled(_ owner: ObjectIdentifier) { lock.lock(); queueTable.pulled(owner); lock.unlock() }
+
+    /// Rows became due now: one QueueChanged per queue watch that has none outstanding.
+    func queueChanged() {
+        lock.lock()
+        let notify = queueTable.changed().compactMap { channels[$0] }
+        lock.unlock()
+        for ch in notify { ch.writeAndFlush(QueueChanged().frame(requestID: 0), promise: nil) }
     }
 
     /// Sends one MailboxChanged per watch that has none outstanding.

@@ -61,6 +61,9 @@ final class ConfigTests: XCTestCase {
             XCTAssertEqual((e as? ConfigError)?.key, "smtp.auth_failures_per_client")
         }
         XCTAssertThrowsError(try PosternConfig.parse("[auth]\nfailures_per_client = 0\n", path: "/etc/p.toml"))
+        XCTAssertEqual(d.auth.cacheTTL, 300)
+        XCTAssertEqual(try PosternConfig.parse("[auth]\ncache_ttl = 0\n", path: "/etc/p.toml").auth.cacheTTL, 0)
+        XCTAssertThrowsError(try PosternConfig.parse("[auth]\ncache_ttl = -1\n", path: "/etc/p.toml"))
     }
 
     func testRefusalsNameFileLineKeyAndReason() {

@@ -1,24 +1,13 @@
-// Helpers for the OutboundProtocol tests: HMAC-SHA1 from OpenSSL (the real one, injected into
+// Helpers for the OutboundProtocol tests: HMAC-SHA1 from OpenSSL (the store's, injected into
 // SRS), running python3 on a temp file, and reading a client session's actions as a transcript.
-import COpenSSL
 import Foundation
+import MailStore
 import OutboundProtocol
 import SMTPProtocol
 import XCTest
 
-/// HMAC-SHA1 through OpenSSL 3's EVP_Q_mac.
-let opensslHMACSHA1: SRS.HMAC = { key, message in
-    var out = [UInt8](repeating: 0, count: 64)
-    var length = 0
-    let ok = key.withUnsafeBytes { k in
-        message.withUnsafeBytes { m in
-            EVP_Q_mac(nil, "HMAC", nil, "SHA1", nil, k.baseAddress, key.count, m.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                      message.count, &out, out.count, &length) != nil
-        }
-    }
-    precondition(ok && length == 20, "EVP_Q_mac failed")
-    return Array(out.prefix(length))
-}
+/// HMAC-SHA1 through OpenSSL: the store's (MailStore signs and checks SRS addresses with it).
+let opensslHMACSHA1: SRS.HMAC = SRS.openSSLHMAC
 
 /// Runs `python3 -c script args…` and returns its standard output; fails the test on a non-zero exit.
 func runPython(_ script: String, _ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {

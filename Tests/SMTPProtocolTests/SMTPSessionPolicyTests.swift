@@ -12,6 +12,8 @@ final class SMTPSessionPolicyTests: XCTestCase {
     let remote = MailPath(localPart: "friend", domain: "remote.example")
 
     static let base = ["PIPELINING", "SIZE 52428800", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "CHUNKING"]
+    /// The submission roles also offer DSN (RFC 3461).
+    static let submissionBase = base + ["DSN"]
     let plainAlice = base64("\0alice\0secret")
 
     func ehlo(_ keywords: [String]) -> SMTPReply { .hello("mx.example.org", keywords: keywords) }
@@ -32,7 +34,7 @@ final class SMTPSessionPolicyTests: XCTestCase {
         XCTAssertTrue(session.isTLSActive)
         XCTAssertEqual(session.tlsInfo, testTLSInfo)
         XCTAssertEqual(session.receive(Array(ascii: "EHLO c\r\n")),
-                       [.reply(ehlo(Self.base + ["AUTH PLAIN LOGIN"]))], "nothing left over from before the handshake")
+                       [.reply(ehlo(Self.submissionBase + ["AUTH PLAIN LOGIN"]))], "nothing left over from before the handshake")
         XCTAssertEqual(SMTPReply.readyToStartTLS.encoded(), Array(ascii: "220 2.0.0 Ready to start TLS\r\n"))
     }
 
@@ -98,7 +100,7 @@ final class SMTPSessionPolicyTests: XCTestCase {
         let table: [(SMTPSessionConfig, String, [SMTPReply])] = [
             (smtpdConfig(.mta), "STARTTLS now\r\n", [.parameterError]),
             (smtpdConfig(.mta), "EHLO c\r\nSTARTTLS\r\n", [ehlo(Self.base + ["STARTTLS"]), .readyToStartTLS]),
-            (smtpdConfig(.smtps), "EHLO c\r\nSTARTTLS\r\n", [ehlo(Self.base + ["AUTH PLAIN LOGIN"]), .tlsAlreadyActive]),
+            (smtpdConfig(.smtps), "EHLO c\r\nSTARTTLS\r\n", [ehlo(Self.submissionBase + ["AUTH PLAIN LOGIN"]), .tlsAlreadyActive]),
             (offTLS, "EHLO c\r\nSTARTTLS\r\n", [ehlo(Self.base), .notImplemented]),
             (offTLS, "STARTTLS x\r\n", [.notImplemented]),
             (temporarily, "EHLO c\r\nSTARTTLS\r\n", [ehlo(Self.base), .tlsTemporarilyUnavailable]),
@@ -135,9 +137,9 @@ final class SMTPSessionPolicyTests: XCTestCase {
         // (role, loopback, EHLO before TLS, EHLO after TLS or nil)
         let table: [(SMTPRole, Bool, [String], [String]?)] = [
             (.mta, false, Self.base + ["STARTTLS"], Self.base),
-            (.submission, false, Self.base + ["STARTTLS"], Self.base + ["AUTH PLAIN LOGIN"]),
-            (.submission, true, Self.base + ["STARTTLS", "AUTH PLAIN LOGIN"], Self.base + ["AUTH PLAIN LOGIN"]),
-            (.smtps, false, Self.base + ["AUTH PLAIN LOGIN"], nil),
+            (.submission, false, Self.submissionBase + ["STARTTLS"], Self.submissionBase + ["AUTH PLAIN LOGIN"]),
+            (.submission, true, Self.submissionBase + ["STARTTLS", "AUTH PLAIN LOGIN"], Self.submissionBase + ["AUTH PLAIN LOGIN"]),
+            (.smtps, false, Self.submissionBase + ["AUTH PLAIN LOGIN"], nil),
         ]
         for (role, loopback, before, after) in table {
             var segments = ["EHLO c\r\n"]
@@ -151,7 +153,7 @@ final class SMTPSessionPolicyTests: XCTestCase {
         config.requireTLSForAuth = false
         config.authMechanisms = [.login]
         XCTAssertEqual(SMTPSession(config: config, clientAddress: "192.0.2.7").capabilities,
-                       Self.base + ["STARTTLS", "AUTH LOGIN"])
+                       Self.submissionBase + ["STARTTLS", "AUTH LOGIN"])
         // HELO: no extensions at all.
         XCTAssertEqual(transcript(smtpdConfig(.smtps), ["HELO c\r\n"]).replies, [.helo("mx.example.org")])
     }
@@ -237,7 +239,7 @@ final class SMTPSessionPolicyTests: XCTestCase {
         let table: [(SMTPSessionConfig, String, [SMTPReply])] = [
             (smtpdConfig(.smtps), "AUTH PLAIN \(p)\r\n", [.needHello]),
             (smtpdConfig(.smtps), "HELO c\r\nAUTH PLAIN \(p)\r\n", [.helo("mx.example.org"), .ehloRequired]),
-            (smtpdConfig(.submission), "EHLO c\r\nAUTH PLAIN \(p)\r\n", [ehlo(Self.base + ["STARTTLS"]), .tlsRequiredForAuth]),
+            (smtpdConfig(.submission), "EHLO c\r\nAUTH PLAIN \(p)\r\n", [ehlo(Self.submissionBase + ["STARTTLS"]), .tlsRequiredForAuth]),
             (mtaWithAuth, "EHLO c\r\nMAIL FROM:<>\r\nAUTH PLAIN \(p)\r\n", [ehlo(Self.base + ["STARTTLS"]), .okSender, .transactionInProgress]),
             (smtpdConfig(.mta), "EHLO c\r\nAUTH PLAIN \(p)\r\n", [ehlo(Self.base + ["STARTTLS"]), .notImplemented]),
             (lmtpConfig(), "LHLO c\r\nAUTH PLAIN \(p)\r\n", [ehlo(defaultKeywords), .notImplemented]),
@@ -307,7 +309,8 @@ final class SMTPSessionPolicyTests: XCTestCase {
         XCTAssertEqual(glue.actions.last, .close)
     }
 
-    /// RFC 4954 §4: AUTH lines and continuations up to 12288 octets; other commands stay at 512.
+    /// RFC 4954 §4: AUTH lines and continuations up to 12288 octets; other commands stay at 512
+    /// (plus RFC 3461's allowance for ORCPT/ENVID where DSN is offered, as on smtps: 1048).
     func testAuthLineLength() {
         let user = String(repeating: "u", count: 6000)
         let long = base64("\0\(user)\0secret")                  // 8012 base64 characters
@@ -318,7 +321,7 @@ final class SMTPSessionPolicyTests: XCTestCase {
             // The password decodes but holds NULs: a failure (AuthLog shortens the name in the log).
             ("AUTH LOGIN\r\n\(base64(user))\r\n\(long)\r\n",
              .authFailed(user: user, mechanism: .login, failures: 1)),
-            ("NOOP \(String(repeating: "x", count: 600))\r\n", .reply(.lineTooLong)),
+            ("NOOP \(String(repeating: "x", count: 1100))\r\n", .reply(.lineTooLong)),
             ("AUTH PLAIN \(String(repeating: "A", count: 12300))\r\n", .reply(.lineTooLong)),
             ("AUTH PLAIN\r\n\(String(repeating: "A", count: 12300))\r\nNOOP\r\n", .reply(.ok)),
         ]

@@ -252,19 +252,20 @@ def test_ehlo_capabilities_by_role_and_tls_state(smtp):
     assert code == 250 and text.decode().split("\n")[1:] == base, text
     s.quit()
 
-    # submission: AUTH only after TLS (loopback is not trusted in this instance).
+    # submission: AUTH only after TLS (loopback is not trusted in this instance); DSN (RFC 3461)
+    # on the submission roles only.
     s = smtplib.SMTP("127.0.0.1", smtp.ports["submission"], timeout=30)
     code, text = s.ehlo("client.example.org")
-    assert text.decode().split("\n")[1:] == base + ["STARTTLS"], text
+    assert text.decode().split("\n")[1:] == base + ["DSN", "STARTTLS"], text
     s.starttls(context=ctx)
     code, text = s.ehlo("client.example.org")
-    assert text.decode().split("\n")[1:] == base + ["AUTH PLAIN LOGIN"], text
+    assert text.decode().split("\n")[1:] == base + ["DSN", "AUTH PLAIN LOGIN"], text
     s.quit()
 
     # smtps: TLS from the first byte, AUTH offered, STARTTLS not.
     s = smtplib.SMTP_SSL("127.0.0.1", smtp.ports["smtps"], timeout=30, context=ctx)
     code, text = s.ehlo("client.example.org")
-    assert text.decode().split("\n")[1:] == base + ["AUTH PLAIN LOGIN"], text
+    assert text.decode().split("\n")[1:] == base + ["DSN", "AUTH PLAIN LOGIN"], text
     expect((lambda r: (r[0], r[1].decode()))(s.docmd("STARTTLS")), 503, "5.5.1")
     s.quit()
 
@@ -274,7 +275,7 @@ def test_plaintext_auth_on_trusted_loopback_is_advertised(limited):
     c = Raw(limited.ports["submission"], src=new_source())
     code, text = c.cmd("EHLO client.example.org")
     assert ehlo_keywords(text) == [k.format(size=LIMITS["max_message_size"]) for k in BASE_KEYWORDS] + \
-        ["STARTTLS", "AUTH PLAIN LOGIN"]
+        ["DSN", "STARTTLS", "AUTH PLAIN LOGIN"]
     c.cmd("QUIT")
     c.close()
 

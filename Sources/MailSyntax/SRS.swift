@@ -1,10 +1,6 @@
-// Sender Rewriting Scheme as postsrsd (libsrs2) does it, byte for byte: a forwarded message's
-// envelope sender becomes SRS0=HHHH=TT=domain=local@our-domain (SRS1=… when it already was an
-// SRS address), so SPF passes at the destination and bounces come back to us to be reversed.
-// HMAC-SHA1 is injected (this target links no crypto library); no clock is read.
-import Foundation
-import MailSyntax
-import SMTPProtocol
+// Sender Rewriting Scheme as postsrsd (libsrs2) does it, byte for byte: a forwarded sender becomes
+// SRS0=HHHH=TT=domain=local@our-domain (SRS1=… for an SRS address), so SPF passes and bounces return.
+// HMAC-SHA1 is injected and the caller passes the time: the store and OutboundProtocol share it.
 
 public struct SRS: Sendable {
     /// HMAC-SHA1(key, message), 20 bytes.
@@ -23,6 +19,12 @@ public struct SRS: Sendable {
         case expired
     }
 
+    /// An address as SRS sees it: the local part (never quoted here) and the domain.
+    public struct Address: Sendable, Equatable {
+        public var localPart: String, domain: String
+        public init(localPart: String, domain: String) { self.localPart = localPart; self.domain = domain }
+    }
+
     static let srs0 = "SRS0"
     static let srs1 = "SRS1"
     /// SRSSEP in libsrs2: the separator between the fields after the hash.
@@ -32,9 +34,9 @@ public struct SRS: Sendable {
     /// Timestamps count days (SRS_TIME_PRECISION) in 2 base32 characters: 1024 slots.
     static let timeAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
     static let timeSlots = 1024
-    static let secondsPerDay: Double = 86_400
+    static let secondsPerDay: Int64 = 86_400
 
-    /// libsrs2's defaults: 4 hash characters, 31 days of validity.
+    /// libsrs2's defaults: 4 hash characters, 31 days of validity (postsrsd uses 21).
     public static let defaultHashLength = 4
     public static let defaultMaxAgeDays = 31
 
@@ -50,9 +52,10 @@ public struct SRS: Sendable {
     public var alwaysRewrite: Bool
     let hmac: HMAC
 
-    public init(secrets: [String], domain: String, hmac: @escaping HMAC, hashLength: Int = defaultHashLength,
+    public init(secretKeys: [[UInt8]], domain: String, hmac: @escaping HMAC, hashLength: Int = defaultHashLength,
                 maxAgeDays: Int = defaultMaxAgeDays, separator: Character = "=", alwaysRewrite: Bool = false) {
-        self.secrets = secrets.map { Array($0.utf8) }
+        precondition(!secretKeys.isEmpty, "SRS needs a secret")
+        self.secrets = secretKeys
         self.domain = domain
         self.hmac = hmac
         self.hashLength = hashLength
@@ -73,7 +76,7 @@ public struct SRS: Sendable {
     /// unchanged when it is already in our domain; SRS1 when it is an SRS0/SRS1 address of
     /// another forwarder; else SRS0 with today's timestamp. A quoted local part is left as it
     /// is (it cannot be embedded in a dot-string).
-    public func forward(sender: MailPath, now: Date) -> MailPath {
+    public func forward(_ sender: Address, at seconds: Int64) -> Address {
         if !alwaysRewrite, sender.domain.lowercased() == domain.lowercased() { return sender }
         if sender.localPart.hasPrefix("\"") { return sender }
         let user = sender.localPart
@@ -91,15 +94,15 @@ public struct SRS: Sendable {
             let rest = String(user.dropFirst(4))
             local = "\(Self.srs1)\(separator)\(hash([sender.domain, rest], secret: secrets[0]))=\(sender.domain)=\(rest)"
         } else {
-            let stamp = Self.timestamp(now)
+            let stamp = Self.timestamp(at: seconds)
             local = "\(Self.srs0)\(separator)\(hash([stamp, sender.domain, user], secret: secrets[0]))=\(stamp)=\(sender.domain)=\(user)"
         }
-        return MailPath(localPart: local, domain: domain)
+        return Address(localPart: local, domain: domain)
     }
 
     /// The address a bounce to `address` goes on to (libsrs2 srs_reverse): for SRS0 the original
     /// sender, after checking hash and age; for SRS1 the previous forwarder's SRS0 address.
-    public func reverse(address: MailPath, now: Date) throws(Error) -> MailPath {
+    public func reverse(_ address: Address, at seconds: Int64) throws(Error) -> Address {
         let user = address.localPart
         guard Self.isSRS(user) else { throw .notSRS }
         let isSRS1 = user.prefix(4).uppercased() == Self.srs1
@@ -108,30 +111,33 @@ public struct SRS: Sendable {
         if isSRS1 {
             guard fields.count == 3, !fields[0].isEmpty, !fields[1].isEmpty else { throw .malformed }
             try checkHash(fields[0], [fields[1], fields[2]])
-            return MailPath(localPart: "\(Self.srs0)\(fields[2])", domain: fields[1])
+            return Address(localPart: "\(Self.srs0)\(fields[2])", domain: fields[1])
         }
         guard fields.count == 4, !fields[0].isEmpty, !fields[2].isEmpty, !fields[3].isEmpty else { throw .malformed }
-        try checkTimestamp(fields[1], now: now)
+        try checkTimestamp(fields[1], at: seconds)
         try checkHash(fields[0], [fields[1], fields[2], fields[3]])
-        return MailPath(localPart: fields[3], domain: fields[2])
+        return Address(localPart: fields[3], domain: fields[2])
+    }
+
+    /// Days since the epoch, rounded down (also before 1970).
+    static func day(_ seconds: Int64) -> Int {
+        Int(seconds >= 0 ? seconds / secondsPerDay : -((-seconds + secondsPerDay - 1) / secondsPerDay))
     }
 
     /// Two base32 characters of (days since the epoch) mod 1024, high bits first.
-    static func timestamp(_ now: Date) -> String {
-        let days = Int((now.timeIntervalSince1970 / secondsPerDay).rounded(.down))
-        let slot = ((days % timeSlots) + timeSlots) % timeSlots
+    static func timestamp(at seconds: Int64) -> String {
+        let slot = ((day(seconds) % timeSlots) + timeSlots) % timeSlots
         return String([timeAlphabet[(slot >> 5) & 31], timeAlphabet[slot & 31]])
     }
 
-    func checkTimestamp(_ stamp: String, now: Date) throws(Error) {
+    func checkTimestamp(_ stamp: String, at seconds: Int64) throws(Error) {
         guard stamp.count == 2 else { throw .expired }
         var then = 0
         for c in stamp.uppercased() {
             guard let v = Self.timeAlphabet.firstIndex(of: c) else { throw .badTimestamp }
             then = (then << 5) | v
         }
-        let days = Int((now.timeIntervalSince1970 / Self.secondsPerDay).rounded(.down))
-        var today = ((days % Self.timeSlots) + Self.timeSlots) % Self.timeSlots
+        var today = ((Self.day(seconds) % Self.timeSlots) + Self.timeSlots) % Self.timeSlots
         while today < then { today += Self.timeSlots }
         guard today <= then + maxAgeDays else { throw .expired }
     }

@@ -1,0 +1,91 @@
+// MailboxView.merging (ViewMerge.swift): a kept view plus the changes since its MODSEQ equals the
+// view as it is now, over random mailbox histories (adds, flag changes, expunges); and a
+// disagreeing count or another mailbox is refused.
+import XCTest
+import MailModel
+@testable import IMAPProtocol
+
+final class ViewMergeTests: XCTestCase {
+    /// A mailbox's rows and tombstones, changed the way the store changes them.
+    struct History {
+        var rng: UInt64
+        var entries: [UInt32: ViewEntry] = [:]
+        var tombstones: [UInt32: UInt64] = [:]
+        var uidNext: UInt32 = 1, modSeq: UInt64 = 1
+
+        mutating func next(_ n: Int) -> Int {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            return Int((rng >> 33) % UInt64(n))
+        }
+        mutating func step() {
+            modSeq += 1
+            let live = entries.keys.sorted()
+            switch next(10) {
+            case 0...3:
+                for _ in 0...next(5) {
+                    entries[uidNext] = ViewEntry(uid: uidNext, modSeq: modSeq, flags: [], keywords: 0); uidNext += 1
+                }
+            case 4...6 where !live.isEmpty:
+                for _ in 0...next(8) {
+                    let u = live[next(live.count)]
+                    entries[u] = ViewEntry(uid: u, modSeq: modSeq, flags: SystemFlags(rawValue: UInt32(next(32))), keywords: UInt64(next(4)))
+                }
+            case 7...9 where !live.isEmpty:
+                for _ in 0...next(4) {
+                    let u = live[next(live.count)]
+                    if entries.removeValue(forKey: u) != nil { tombstones[u] = modSeq }
+                }
+            default: break
+            }
+        }
+        var summary: MailboxSummary {
+            MailboxSummary(id: 5, name: "INBOX", specialUse: "", uidValidity: 42, uidNext: uidNext, highestModSeq: modSeq,
+                           messages: UInt32(entries.count), subscribed: true)
+        }
+        var view: MailboxView { MailboxView(summary: summary, keywords: ["a", "b"], entries: entries.values.sorted { $0.uid < $1.uid }) }
+        /// What the store's delta answers: rows above `since` by MODSEQ, tombstones above it.
+        func changes(since: UInt64) -> (changed: [ViewEntry], vanished: [UInt32]) {
+            (entries.values.filter { $0.modSeq > since }.sorted { ($0.modSeq, $0.uid) < ($1.modSeq, $1.uid) },
+             tombstones.filter { $0.value > since }.keys.sorted())
+        }
+    }
+
+    func testKeptViewPlusChangesIsTheFreshView() {
+        for seed in 1...300 {
+            var h = History(rng: UInt64(seed))
+            for _ in 0..<h.next(40) { h.step() }
+            let kept = h.view
+            for _ in 0..<h.next(30) { h.step() }
+            let (changed, vanished) = h.changes(since: kept.summary.highestModSeq)
+            let merged = kept.merging(summary: h.summary, keywords: ["a", "b"], changed: changed, vanished: vanished)
+            XCTAssertEqual(merged, h.view, "seed \(seed)")
+        }
+    }
+
+    func testUnchangedViewComesBackAsIs() {
+        var h = History(rng: 7)
+        for _ in 0..<20 { h.step() }
+        let v = h.view
+        XCTAssertEqual(v.merging(summary: v.summary, keywords: v.keywords, changed: [], vanished: []), v)
+    }
+
+    func testDisagreementsAreRefused() {
+        var h = History(rng: 9)
+        for _ in 0..<20 { h.step() }
+        let v = h.view
+        var s = v.summary
+        s.messages += 1
+        XCTAssertNil(v.merging(summary: s, keywords: [], changed: [], vanished: []), "a change the merge did not see")
+        s = v.summary; s.uidValidity += 1
+        XCTAssertNil(v.merging(summary: s, keywords: [], changed: [], vanished: []), "another UIDVALIDITY")
+        s = v.summary; s.id += 1
+        XCTAssertNil(v.merging(summary: s, keywords: [], changed: [], vanished: []), "another mailbox")
+    }
+
+    func testRepeatedUIDTakesTheHigherModSeq() {
+        let s = MailboxSummary(id: 1, name: "INBOX", specialUse: "", uidValidity: 1, uidNext: 3, highestModSeq: 9, messages: 2, subscribed: false)
+        let kept = MailboxView(summary: s, keywords: [], entries: [ViewEntry(uid: 1, modSeq: 1, flags: []), ViewEntry(uid: 2, modSeq: 2, flags: [])])
+        let merged = kept.merging(summary: s, keywords: [], changed: [ViewEntry(uid: 2, modSeq: 9, flags: .seen), ViewEntry(uid: 2, modSeq: 5, flags: .deleted)], vanished: [7])
+        XCTAssertEqual(merged?.entries, [ViewEntry(uid: 1, modSeq: 1, flags: []), ViewEntry(uid: 2, modSeq: 9, flags: .seen)])
+    }
+}
