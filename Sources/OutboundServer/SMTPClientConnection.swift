@@ -138,11 +138,11 @@ final class SMTPClientHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func quit() {
+        reusable = false
         guard var s = session, !closed else { context?.close(promise: nil); return }
         let actions = s.quit()
         session = s
         if actions.isEmpty { context?.close(promise: nil) } else { run(actions) }
-        reusable = false
     }
 
     // MARK: inbound
@@ -150,11 +150,17 @@ final class SMTPClientHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         guard let bytes = buffer.readBytes(length: buffer.readableBytes) else { return }
-        guard var s = session else {
+        guard session != nil else {
             if early.count < Self.earlyLimit { early += bytes }
             return
         }
-        let actions = s.receive(bytes)
+        step { $0.receive(bytes) }
+    }
+
+    /// One session input, then its actions carried out. Nothing before the first message.
+    private func step(_ input: (inout SMTPClientSession) -> [SMTPClientAction]) {
+        guard var s = session else { return }
+        let actions = input(&s)
         session = s
         run(actions)
     }
@@ -163,11 +169,7 @@ final class SMTPClientHandler: ChannelInboundHandler, @unchecked Sendable {
         closed = true
         reusable = false
         timer?.cancel()
-        if var s = session {
-            let actions = s.connectionClosed()
-            session = s
-            run(actions)
-        }
+        step { $0.connectionClosed() }
         if let p = promise { promise = nil; p.succeed(nil) }
         context.fireChannelInactive()
     }
@@ -197,10 +199,7 @@ final class SMTPClientHandler: ChannelInboundHandler, @unchecked Sendable {
                 timer?.cancel()
                 let (s, atto) = duration.components
                 timer = context.eventLoop.scheduleTask(in: .nanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)) { [self] in
-                    guard var session else { return }
-                    let next = session.timedOut()
-                    self.session = session
-                    run(next)
+                    step { $0.timedOut() }
                 }
             case .finished(let outcome):
                 if let p = promise {
@@ -223,18 +222,14 @@ final class SMTPClientHandler: ChannelInboundHandler, @unchecked Sendable {
         let sni = serverName
         MailTLS.startTLS(on: context.channel, client: verify ? tls.verifying : tls.encrypting, serverName: sni, logger: logger)
             .whenComplete { [self] result in
-                guard var s = session else { return }
-                let actions: [SMTPClientAction]
                 switch result {
                 case .success(let info):
                     tlsDescription = "\(info.protocolVersion) \(info.cipherStandardName)"
-                    actions = s.tlsEstablished(verified: info.peerVerified)
+                    step { $0.tlsEstablished(verified: info.peerVerified) }
                 case .failure(let error):
                     logger.info("TLS with \(sni) failed: \(error)")
-                    actions = s.tlsFailed()
+                    step { $0.tlsFailed() }
                 }
-                session = s
-                run(actions)
             }
     }
 
@@ -244,16 +239,12 @@ final class SMTPClientHandler: ChannelInboundHandler, @unchecked Sendable {
         Task {
             let size = await body.downgrade()
             loop.execute { [self] in
-                guard var s = session else { return }
-                let actions: [SMTPClientAction]
                 if let size {
                     useSevenBit = true
-                    actions = s.downgraded(size: size)
+                    step { $0.downgraded(size: size) }
                 } else {
-                    actions = s.downgradeFailed()
+                    step { $0.downgradeFailed() }
                 }
-                session = s
-                run(actions)
             }
         }
     }
@@ -269,22 +260,15 @@ final class SMTPClientHandler: ChannelInboundHandler, @unchecked Sendable {
                 while let piece = try await body.piece(index, sevenBit: sevenBit) {
                     index += 1
                     let write: EventLoopFuture<Void>? = try await loop.submit { [self] () -> EventLoopFuture<Void>? in
-                        guard var s = session, s.outcome == nil, !closed else { return nil }
-                        let actions = s.bodyChunk(piece)
-                        session = s
+                        guard session?.outcome == nil, !closed else { return nil }
                         lastWrite = nil
-                        run(actions)
+                        step { $0.bodyChunk(piece) }
                         return lastWrite ?? loop.makeSucceededVoidFuture()
                     }.get()
                     guard let write else { return }
                     try await write.get()
                 }
-                loop.execute { [self] in
-                    guard var s = session else { return }
-                    let actions = s.bodyFinished()
-                    session = s
-                    run(actions)
-                }
+                loop.execute { [self] in step { $0.bodyFinished() } }
             } catch {
                 // The store could not give the rest (or the write failed): the message must not
                 // end with a final dot, so the connection goes (a temporary failure).
