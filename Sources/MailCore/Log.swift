@@ -1,8 +1,55 @@
 // One line per event to stderr: "<process>[<pid>] <level> [session] message key=value".
-// journald adds timestamps under systemd; POSTERN_LOG_TIME=1 adds them for foreground runs.
-// Every line is escaped here (LogEscape), so no client-chosen text can split it or forge a pair.
+// Under journald (JOURNAL_STREAM names our stderr) each line starts with its sd-daemon(3)
+// priority ("<3>") and carries no time of its own; POSTERN_LOG_TIME=1 adds one for foreground
+// runs. Every line is escaped here (LogEscape), so no client-chosen text can split it or forge a pair.
 import Foundation
 import Logging
+
+/// How lines are framed for their reader: decided once per process from the environment and
+/// stderr (`detect`), injectable for tests.
+public struct LogFormat: Sendable, Equatable {
+    /// Lines start with "<N>", the syslog priority journald reads (sd-daemon(3)).
+    public var journald: Bool
+    /// Lines start with an ISO 8601 time (never under journald: it stamps every line itself).
+    public var withTime: Bool
+    public init(journald: Bool, withTime: Bool) { self.journald = journald; self.withTime = withTime && !journald }
+
+    /// Plain lines, no priority, no time.
+    public static let plain = LogFormat(journald: false, withTime: false)
+    public static let envJournalStream = "JOURNAL_STREAM"
+    public static let envLogTime = "POSTERN_LOG_TIME"
+
+    /// systemd.exec(5) JOURNAL_STREAM: "DEVICE:INODE" (decimal) of the stream stdout/stderr is
+    /// connected to. It counts only while it names our stderr (`stderr`: fstat's st_dev, st_ino):
+    /// a process whose stderr was redirected elsewhere keeps the variable but must not use prefixes.
+    public static func detect(environment env: [String: String], stderr: (dev: UInt64, ino: UInt64)?) -> LogFormat {
+        var journald = false
+        if let v = env[envJournalStream], let st = stderr {
+            let parts = v.split(separator: ":", omittingEmptySubsequences: false)
+            if parts.count == 2, let dev = UInt64(parts[0]), let ino = UInt64(parts[1]) { journald = dev == st.dev && ino == st.ino }
+        }
+        return LogFormat(journald: journald, withTime: env[envLogTime] == "1")
+    }
+
+    /// This process's format: its environment and fstat(2) of fd 2.
+    public static func current() -> LogFormat {
+        var st = stat()
+        let id: (dev: UInt64, ino: UInt64)? = fstat(2, &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : nil
+        return detect(environment: ProcessInfo.processInfo.environment, stderr: id)
+    }
+
+    /// sd-daemon(3) / syslog(3) priorities: 2 crit, 3 err, 4 warning, 5 notice, 6 info, 7 debug.
+    public static func priority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .critical: return 2
+        case .error: return 3
+        case .warning: return 4
+        case .notice: return 5
+        case .info: return 6
+        case .debug, .trace: return 7
+        }
+    }
+}
 
 public struct PosternLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
@@ -10,12 +57,14 @@ public struct PosternLogHandler: LogHandler {
     let process: String
     /// Where finished lines go: standard error, unless a test captures them.
     let sink: @Sendable (String) -> Void
-    static let withTime = ProcessInfo.processInfo.environment["POSTERN_LOG_TIME"] == "1"
+    let format: LogFormat
+    public static let processFormat = LogFormat.current()   // made once
     nonisolated(unsafe) static let timeFormat = ISO8601DateFormatter()   // thread-safe; made once
     private static let lock = NSLock()
 
-    public init(process: String, level: Logger.Level, sink: @escaping @Sendable (String) -> Void = PosternLogHandler.standardError) {
-        self.process = process; self.logLevel = level; self.sink = sink
+    public init(process: String, level: Logger.Level, format: LogFormat = PosternLogHandler.processFormat,
+                sink: @escaping @Sendable (String) -> Void = PosternLogHandler.standardError) {
+        self.process = process; self.logLevel = level; self.format = format; self.sink = sink
     }
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] } set { metadata[key] = newValue }
@@ -31,7 +80,9 @@ public struct PosternLogHandler: LogHandler {
         var all = metadata
         if let extra { all.merge(extra) { $1 } }
         var out = ""
-        if Self.withTime {
+        if format.journald {
+            out += "<\(LogFormat.priority(level))>"
+        } else if format.withTime {
             out += Self.timeFormat.string(from: Date()) + " "
         }
         out += "\(process)[\(getpid())] \(level): "

@@ -40,7 +40,8 @@ public final class Master {
     static let controlBacklog: Int32 = 64
     /// The environment a child gets besides the fd contract: a fixed PATH, and these passed through.
     static let childPath = "/usr/sbin:/usr/bin:/sbin:/bin"
-    static let passedEnvironment = ["POSTERN_LOG_TIME", "LANG", "TZ"]
+    /// JOURNAL_STREAM: children share our stderr, so under journald they log with priorities too.
+    static let passedEnvironment = ["POSTERN_LOG_TIME", LogFormat.envJournalStream, "LANG", "TZ"]
 
     static func now() -> Double { var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts); return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9 }
 
@@ -79,14 +80,22 @@ public final class Master {
         loop()
     }
 
-    /// Builds the service table from the configuration, then binds each listener key once.
+    /// Builds the service table from the configuration, then gives each listener key one
+    /// socket: the one systemd passed for its address (SocketActivation), else one bound here.
     func bindAll() throws {
         let specs = ServiceTable.specs(from: config)
         if specs.contains(where: \.tls) { try prepareTLS() }
+        let passed = try adoptPassedSockets(specs.flatMap(\.listeners))
         for s in specs {
             // lmtpd's socket without socket_group: the worker user's group (LMTPConfig).
             let group = s.socketGroup ?? (s.role == .lmtpd && Privileges.isRoot ? config.workerUser : nil)
             for l in s.listeners {
+                if let fd = passed[l.key] {
+                    // The socket unit owns the node of a unix socket: never unlinked by us.
+                    logger.info("listening (socket activation)", metadata: ["service": "\(s.name)", "address": "\(l.address)", "name": "\(l.key)"])
+                    listenerFDs[l.key] = fd
+                    continue
+                }
                 let fd = try Listeners.bind(l.address, mode: s.socketMode, owner: s.socketOwner, group: group)
                 if case .unix(let p) = l.address.kind { unixPaths.append(p) }
                 logger.info("listening", metadata: ["service": "\(s.name)", "address": "\(l.address)", "name": "\(l.key)"])
@@ -97,6 +106,23 @@ public final class Master {
             throw ConfigError(file: config.path, line: nil, key: "", reason: "missing executable \(binDir)/\(s.executable)")
         }
         supervisor = Supervisor(specs: specs, settings: Self.settings(config))
+    }
+
+    /// The sockets systemd passed (LISTEN_FDS), by listener key; the ones no listener wants are
+    /// logged and closed. A LISTEN_* environment meant for us but unreadable stops the start.
+    func adoptPassedSockets(_ listeners: [ListenerSpec]) throws -> [String: Int32] {
+        switch SocketActivation.adopt() {
+        case .none: return [:]
+        case .invalid(let reason):
+            throw ConfigError(file: config.path, line: nil, key: "", reason: "socket activation: \(reason)")
+        case .passed(let sockets):
+            let plan = SocketActivation.match(sockets, listeners: listeners)
+            for r in plan.refused {
+                logger.warning("socket activation: passed socket closed", metadata: ["fd": "\(r.fd)", "fdname": "\(r.name)", "reason": "\(r.reason)"])
+                close(r.fd)
+            }
+            return plan.adopted
+        }
     }
 
     /// DESIGN §5: with no certificate configured, the first start makes a self-signed one

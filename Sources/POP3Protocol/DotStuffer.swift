@@ -1,6 +1,11 @@
 // The multi-line writer for RETR and TOP (RFC 1939 §3): streams a message's stored bytes in
 // chunks, doubling a "." that starts a line, and ends with CRLF "." CRLF. For TOP it passes the
 // header whole and then at most `bodyLines` lines of the body. Holds no more than one chunk.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 public struct DotStuffer: Sendable {
     private var atLineStart = true
@@ -23,6 +28,10 @@ public struct DotStuffer: Sendable {
     public mutating func feed(_ chunk: [UInt8], into out: inout [UInt8]) { feed(chunk[...], into: &out) }
 
     public mutating func feed(_ chunk: ArraySlice<UInt8>, into out: inout [UInt8]) {
+        if linesLeft == nil && headerLeft == 0 {
+            chunk.withUnsafeBytes { raw in feed(raw) { out.append(contentsOf: $0) } }
+            return
+        }
         var i = chunk.startIndex
         let end = chunk.endIndex
         while i < end && !done {
@@ -48,6 +57,36 @@ public struct DotStuffer: Sendable {
         }
     }
 
+    /// RETR's bulk path: `chunk` dot-stuffed, handed to `emit` in runs, in order — the stored
+    /// bytes up to each line that starts with ".", then that line's extra "." — line ends found
+    /// with memchr, so a message with no such line is one run. TOP's line counting goes the slow way.
+    public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) {
+        guard linesLeft == nil && headerLeft == 0 else {
+            var out: [UInt8] = []
+            feed(Array(chunk)[...], into: &out)
+            return out.withUnsafeBytes(emit)
+        }
+        guard let base = chunk.baseAddress, chunk.count > 0 else { return }
+        let n = chunk.count
+        var i = 0
+        withUnsafeBytes(of: Self.dot) { dot in
+            if atLineStart && chunk[0] == Self.dot { emit(dot) }
+            var from = 0
+            while from < n - 1, let hit = memchr(base + from, Int32(UInt8(ascii: "\n")), n - 1 - from) {
+                let lineStart = base.distance(to: UnsafeRawPointer(hit)) + 1
+                from = lineStart
+                guard chunk[lineStart] == Self.dot else { continue }
+                emit(UnsafeRawBufferPointer(start: base + i, count: lineStart - i))
+                emit(dot)
+                i = lineStart
+            }
+        }
+        emit(UnsafeRawBufferPointer(start: base + i, count: n - i))
+        atLineStart = chunk[n - 1] == UInt8(ascii: "\n")
+    }
+
+    static let dot = UInt8(ascii: ".")
+
     /// Appends a run that holds at most one LF, at its end; doubles a leading ".".
     private mutating func append(_ run: ArraySlice<UInt8>, to out: inout [UInt8]) {
         guard let first = run.first else { return }
@@ -58,8 +97,12 @@ public struct DotStuffer: Sendable {
 
     /// The end: CRLF if the message did not end with one, then ".\r\n".
     public mutating func finish(into out: inout [UInt8]) {
-        if !atLineStart { out += [13, 10] }
-        out += [UInt8(ascii: "."), 13, 10]
+        out += trailer
         atLineStart = true
     }
+
+    /// What `finish` appends.
+    public var trailer: [UInt8] { atLineStart ? Self.end : Self.crlfEnd }
+    static let end: [UInt8] = Array(".\r\n".utf8)
+    static let crlfEnd: [UInt8] = Array("\r\n.\r\n".utf8)
 }

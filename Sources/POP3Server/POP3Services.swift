@@ -2,6 +2,7 @@
 // RPCPOP3Services answers over the store RPC (role pop3d, every call scoped to the store session
 // of this connection's login, INBOX only); tests run the same driver over the real store
 // in-process. Errors are POP3ServiceError, which the driver turns into -ERR with a code.
+import NIOCore
 import POP3Protocol
 
 /// The store's answer to a login.
@@ -40,7 +41,7 @@ public protocol POP3Services: AnyObject, Sendable {
     func read(mailbox: Int64, uid: UInt32, offset: Int, length: Int) async throws -> [UInt8]
     /// Whole bodies of the `uids` that are at most `maxSize` bytes (read-ahead for RETR in
     /// order); UIDs left out are read with `read` when asked for.
-    func readAhead(mailbox: Int64, uids: [UInt32], maxSize: Int) async throws -> [UInt32: [UInt8]]
+    func readAhead(mailbox: Int64, uids: [UInt32], maxSize: Int) async throws -> [UInt32: ByteBuffer]
     /// RFC 1939 §6: expunges exactly these UIDs in one transaction; returns those removed.
     func delete(mailbox: Int64, uids: [UInt32]) async throws -> [UInt32]
     func close()

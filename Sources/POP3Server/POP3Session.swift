@@ -5,13 +5,15 @@
 // message in memory), and the UPDATE delete. Policy stays in the engine.
 import Foundation
 import Logging
+import NIOCore
 import MailCore
 import POP3Protocol
 
 /// What the session asks of its connection. Calls come from the session's task, in order.
 public protocol POP3Connection: AnyObject, Sendable {
-    /// Queues bytes for the client and flushes; suspends while the client is not reading.
-    func write(_ bytes: [UInt8]) async
+    /// Queues bytes for the client and flushes; suspends while the client is not reading (the
+    /// connection is over its unsent-bytes bound) until they are written.
+    func write(_ bytes: ByteBuffer) async
     /// Upgrades to TLS after "+OK" to STLS was written; plaintext pipelined after the command
     /// is discarded (RFC 2595 §4). Throws if the handshake fails (the session then ends).
     func startTLS() async throws
@@ -50,15 +52,19 @@ public final class POP3Session: @unchecked Sendable {
     /// Called after each failed login; returns this client's recent failures (the log line's
     /// `failures=`). Set by the glue (ClientLimiter); nil counts per session.
     public var recordAuthFailure: (@Sendable () -> Int)?
-    private var output: [UInt8] = []
+    /// What is queued for the client; reused once the connection has let go of it.
+    private var output = ByteBufferAllocator().buffer(capacity: POP3Session.outputCapacity)
     private var finished = false
     /// The next messages' bytes, read ahead in one store round trip while the client is still
     /// taking this one (clients RETR in order). Bounded: one batch in flight, and at most
-    /// `readAheadBytes` held.
-    private var ready: [UInt32: [UInt8]] = [:]
-    private var batch: (uids: Set<UInt32>, read: Task<[UInt32: [UInt8]], Error>)?
-    static let readAheadCount = 32
-    static let readAheadBytes = 1 << 20
+    /// `readAheadBytes` held (below a store frame, so a batch comes whole).
+    private var ready: [UInt32: ByteBuffer] = [:]
+    private var batch: (uids: Set<UInt32>, read: Task<[UInt32: ByteBuffer], Error>)?
+    static let readAheadCount = 64
+    static let readAheadBytes = 768 * 1024
+    /// The next batch is asked for when this few read-ahead messages are left.
+    static let readAheadLow = readAheadCount / 4
+    static let outputCapacity = 16 * 1024
     /// Flush when this much output is queued (RETR of a large message goes out in pieces).
     static let flushThreshold = 64 * 1024
 
@@ -91,15 +97,19 @@ public final class POP3Session: @unchecked Sendable {
     // MARK: output
 
     private func emit(_ bytes: [UInt8]) async {
-        output.append(contentsOf: bytes)
-        if output.count >= Self.flushThreshold { await flush() }
+        output.writeBytes(bytes)
+        if output.readableBytes >= Self.flushThreshold { await flush() }
     }
 
     private func flush() async {
-        guard !output.isEmpty else { return }
-        let bytes = output
-        output.removeAll(keepingCapacity: true)
-        await connection.write(bytes)
+        guard output.readableBytes > 0 else { return }
+        await connection.write(output)
+        output.clear()                   // keeps the storage once the connection let go of it
+    }
+
+    /// Appends `chunk` dot-stuffed to the output.
+    private func stuff(_ chunk: UnsafeRawBufferPointer, _ stuffer: inout DotStuffer) {
+        stuffer.feed(chunk) { output.writeBytes($0) }
     }
 
     // MARK: actions
@@ -182,17 +192,25 @@ public final class POP3Session: @unchecked Sendable {
             stuffer = DotStuffer()
         }
         var offset = 0, started = false
-        var ahead = lines == nil ? ready.removeValue(forKey: uid) : nil
+        var ahead: ByteBuffer? = lines == nil ? ready.removeValue(forKey: uid) : nil
         if ahead == nil, lines == nil, let b = batch, b.uids.contains(uid) {
             batch = nil
             ready.merge((try? await b.read.value) ?? [:]) { a, _ in a }
             ahead = ready.removeValue(forKey: uid)
         }
         while offset < size && !stuffer.done {
-            let chunk: [UInt8]
+            var count = 0
             do {
-                if offset == 0, let a = ahead { chunk = a } else {
-                    chunk = try await services.read(mailbox: mailbox, uid: uid, offset: offset, length: min(pop3ReadChunk, size - offset))
+                if offset == 0, let a = ahead {
+                    ahead = nil
+                    if !started { await emit(POP3Response.ok("\(size) octets").bytes); started = true }
+                    count = a.readableBytes
+                    a.withUnsafeReadableBytes { stuff($0, &stuffer) }
+                } else {
+                    let chunk = try await services.read(mailbox: mailbox, uid: uid, offset: offset, length: min(pop3ReadChunk, size - offset))
+                    if !started { await emit(POP3Response.ok("\(size) octets").bytes); started = true }
+                    count = chunk.count
+                    chunk.withUnsafeBytes { stuff($0, &stuffer) }
                 }
             } catch {
                 if !started { return await emit(failure(error).bytes) }
@@ -200,14 +218,12 @@ public final class POP3Session: @unchecked Sendable {
                 finished = true
                 return
             }
-            if !started { await emit(POP3Response.ok("\(size) octets").bytes); started = true }
-            if chunk.isEmpty { break }
-            stuffer.feed(chunk, into: &output)
-            if output.count >= Self.flushThreshold { await flush() }
-            offset += chunk.count
+            if count == 0 { break }
+            if output.readableBytes >= Self.flushThreshold { await flush() }
+            offset += count
         }
         if !started { await emit(POP3Response.ok("\(size) octets").bytes) }
-        stuffer.finish(into: &output)
+        output.writeBytes(stuffer.trailer)
         if lines == nil { prefetch(after: uid, mailbox: mailbox) }
     }
 
@@ -215,11 +231,15 @@ public final class POP3Session: @unchecked Sendable {
     /// drops what the client went past.
     private func prefetch(after uid: UInt32, mailbox: Int64) {
         guard let drop = engine.maildrop, batch == nil else { return }
-        ready = ready.filter { $0.key > uid }
-        guard ready.count < Self.readAheadCount / 4 else { return }
+        if ready.count >= Self.readAheadLow {
+            // Enough ahead, unless some of it was skipped over (no dictionary rebuilt per RETR).
+            guard ready.keys.contains(where: { $0 <= uid }) else { return }
+            ready = ready.filter { $0.key > uid }
+            guard ready.count < Self.readAheadLow else { return }
+        }
         var lo = 0, hi = drop.messages.count
         while lo < hi { let mid = (lo + hi) / 2; if drop.messages[mid].uid <= uid { lo = mid + 1 } else { hi = mid } }
-        var uids: [UInt32] = [], bytes = ready.values.reduce(0) { $0 + $1.count }
+        var uids: [UInt32] = [], bytes = ready.values.reduce(0) { $0 + $1.readableBytes }
         for m in drop.messages[lo...] where ready[m.uid] == nil {
             guard m.size <= pop3ReadChunk, bytes + m.size <= Self.readAheadBytes, uids.count < Self.readAheadCount else { break }
             uids.append(m.uid); bytes += m.size

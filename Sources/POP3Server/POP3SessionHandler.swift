@@ -62,6 +62,7 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
     private var readingPaused = false
     private var tlsWaiter: CheckedContinuation<Void, Error>?
     private var idleTimer: Scheduled<Void>?
+    private var lastTraffic = NIODeadline.now()
     private var sessionStarted = false
     private var user: String?
     private var clientAddress = "unknown"
@@ -176,22 +177,26 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
 
     private func nextInput() async -> POP3SessionInput? {
         await withCheckedContinuation { cont in
-            loop.execute { [self] in
-                // The session is past an STLS it did not accept: read on.
-                if startTLSHanded && tlsWaiter == nil && !discardingPlaintext {
-                    startTLSHanded = false
-                    setAutoRead(true)
-                    refill()
-                }
-                if let next = queue.popFirst() {
-                    hand(next, to: cont)
-                    refill()
-                } else if ended {
-                    cont.resume(returning: nil)
-                } else {
-                    waiter = cont
-                }
-            }
+            // The session task runs on this loop (no hop); from elsewhere (tests) it hops.
+            if loop.inEventLoop { takeInput(cont) } else { loop.execute { [self] in takeInput(cont) } }
+        }
+    }
+
+    /// On the loop: the next input now, or when it comes.
+    private func takeInput(_ cont: CheckedContinuation<POP3SessionInput?, Never>) {
+        // The session is past an STLS it did not accept: read on.
+        if startTLSHanded && tlsWaiter == nil && !discardingPlaintext {
+            startTLSHanded = false
+            setAutoRead(true)
+            refill()
+        }
+        if let next = queue.popFirst() {
+            hand(next, to: cont)
+            refill()
+        } else if ended {
+            cont.resume(returning: nil)
+        } else {
+            waiter = cont
         }
     }
 
@@ -210,7 +215,7 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
         cont.resume(returning: input)
     }
 
-    static func isSTLS(_ line: [UInt8]) -> Bool { String(decoding: line, as: UTF8.self).uppercased() == "STLS" }
+    static func isSTLS(_ line: [UInt8]) -> Bool { line.count == 4 && String(decoding: line, as: UTF8.self).uppercased() == "STLS" }
 
     private func finish() {
         ended = true
@@ -239,13 +244,23 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
 
     // MARK: timers
 
+    /// Traffic: the idle timeout counts from now. Only the time is noted (two per command);
+    /// the one timer, when it fires early, sleeps again for the rest.
     private func armIdleTimer() {
+        lastTraffic = .now()
+        if idleTimer == nil { scheduleIdleTimer() }
+    }
+
+    private var idleTimeout: TimeAmount { user == nil ? settings.timers.login : settings.timers.autologout }
+
+    private func scheduleIdleTimer() {
         guard let context, !ended else { return }
         idleTimer?.cancel()
-        let t = user == nil ? settings.timers.login : settings.timers.autologout
-        idleTimer = context.eventLoop.scheduleTask(in: t) { [self] in
+        idleTimer = context.eventLoop.scheduleTask(deadline: lastTraffic + idleTimeout) { [self] in
             idleTimer = nil
             guard !ended else { return }
+            let t = idleTimeout
+            if NIODeadline.now() < lastTraffic + t { return scheduleIdleTimer() }
             logger.notice("no traffic for \(t.nanoseconds / 1_000_000_000)s \(user == nil ? "before login" : "after login") from \(clientAddress)")
             guard sessionStarted else { return context.close(promise: nil) }
             enqueue(.timeout)
@@ -270,11 +285,23 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
 
     var isTLS: Bool { tlsLock.withLock { tlsOn } }
 
-    func write(_ bytes: [UInt8]) async {
+    func write(_ bytes: ByteBuffer) async {
+        // The session runs on this loop: the write is queued and flushed at once, and the
+        // session goes on unless that left the channel over its unsent-bytes bound.
+        if loop.inEventLoop {
+            guard let context, context.channel.isActive else { return }
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            armIdleTimer()
+            if context.channel.isWritable { return }
+            // An empty write completes after everything before it is out.
+            return await withCheckedContinuation { cont in send(context, []).whenComplete { _ in cont.resume() } }
+        }
         await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
             loop.execute { [self] in
                 guard let context, context.channel.isActive else { return cont.resume() }
-                send(context, bytes).whenComplete { [self] _ in
+                let done = context.eventLoop.makePromise(of: Void.self)
+                context.writeAndFlush(wrapOutboundOut(bytes), promise: done)
+                done.futureResult.whenComplete { [self] _ in
                     armIdleTimer()
                     cont.resume()
                 }
@@ -324,7 +351,8 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
         loop.execute { [self] in
             self.user = user
             logger[metadataKey: "user"] = "\(user)"
-            armIdleTimer()
+            lastTraffic = .now()
+            scheduleIdleTimer()          // the autologout timeout from now on
         }
     }
 }

@@ -93,7 +93,8 @@ public final class RPCPOP3Services: POP3Services, @unchecked Sendable {
     private func sizes(mailbox: Int64, uids: [UInt32]) async throws -> [(UInt32, Int)] {
         var rest = uids[...], out: [(UInt32, Int)] = []
         while !rest.isEmpty {
-            let r = try await call(DetailsGet(session: sid, mailbox: mailbox, uids: Array(rest)))
+            // Sizes only: no MessageInfo (ENVELOPE, BODYSTRUCTURE) for a thousand messages.
+            let r = try await call(DetailsGet(session: sid, mailbox: mailbox, uids: Array(rest), want: []))
             out += r.details.map { ($0.uid, Int($0.size)) }
             guard rest.contains(r.through) else { throw POP3ServiceError(.temporary, "details reply through UID \(r.through)") }
             rest = rest.drop { $0 <= r.through }
@@ -115,10 +116,11 @@ public final class RPCPOP3Services: POP3Services, @unchecked Sendable {
         return Array(b.readableBytesView)
     }
 
-    public func readAhead(mailbox: Int64, uids: [UInt32], maxSize: Int) async throws -> [UInt32: [UInt8]] {
+    /// The bodies stay slices of the reply frame (not copied).
+    public func readAhead(mailbox: Int64, uids: [UInt32], maxSize: Int) async throws -> [UInt32: ByteBuffer] {
         let r = try await call(Pop3Read(session: sid, mailbox: mailbox, uids: Array(uids.prefix(Pop3Read.maxUIDs)),
                                         maxSize: UInt32(min(maxSize, MailboxLimits.maxReadLength))))
-        return Dictionary(r.bodies.map { ($0.uid, Array($0.bytes.readableBytesView)) }, uniquingKeysWith: { a, _ in a })
+        return Dictionary(r.bodies.map { ($0.uid, $0.bytes) }, uniquingKeysWith: { a, _ in a })
     }
 
     public func delete(mailbox: Int64, uids: [UInt32]) async throws -> [UInt32] {

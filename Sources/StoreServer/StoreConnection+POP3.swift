@@ -76,15 +76,34 @@ extension StoreConnectionHandler {
     }
 
     /// Whole small bodies for pop3d's read-ahead, in UID order, cut before a frame overflows.
+    /// With a POP3BodyReader the bytes go from the row into one buffer, copied once.
     func pop3Read(_ m: Pop3Read, user: Int64) throws -> Pop3Bodies {
-        var out: [Pop3Body] = [], size = 64
-        for b in try store.bodies(user: user, mailbox: m.mailbox, uids: m.uids, maxSize: Int(m.maxSize)) {
-            size += 8 + b.bytes.count
-            if size > Self.maxReplyBytes { break }
-            out.append(Pop3Body(uid: b.uid, bytes: ByteBuffer(bytes: b.bytes)))
+        var out: [Pop3Body] = [], size = Self.pop3BodiesOverhead
+        guard let reader = store as? any POP3BodyReader else {
+            for b in try store.bodies(user: user, mailbox: m.mailbox, uids: m.uids, maxSize: Int(m.maxSize)) {
+                size += Self.pop3BodyOverhead + b.bytes.count
+                if size > Self.maxReplyBytes { break }
+                out.append(Pop3Body(uid: b.uid, bytes: ByteBuffer(bytes: b.bytes)))
+            }
+            return Pop3Bodies(out)
         }
-        return Pop3Bodies(out)
+        var all = ByteBufferAllocator().buffer(capacity: min(Self.maxReplyBytes, m.uids.count * Self.pop3BodyGuess))
+        var spans: [(uid: UInt32, at: Int, count: Int)] = []
+        try reader.pop3Bodies(user: user, mailbox: m.mailbox, uids: m.uids, maxSize: Int(m.maxSize)) { uid, bytes in
+            size += Self.pop3BodyOverhead + bytes.count
+            if size > Self.maxReplyBytes { return false }
+            spans.append((uid, all.writerIndex, bytes.count))
+            all.writeBytes(bytes)
+            return true
+        }
+        return Pop3Bodies(spans.map { Pop3Body(uid: $0.uid, bytes: all.getSlice(at: $0.at, length: $0.count)!) })
     }
+
+    /// A Pop3Bodies reply's bytes besides the bodies: the frame and list header, and per body.
+    static let pop3BodiesOverhead = 64
+    static let pop3BodyOverhead = 8
+    /// The buffer's first capacity per body asked for (it grows past it).
+    static let pop3BodyGuess = 8 * 1024
 
     /// The pop3d role reaches its user's INBOX only (DESIGN §2: each role its own set).
     func confine(_ m: any RPCMessage, user: Int64) throws {

@@ -33,4 +33,41 @@ final class DotStufferTests: XCTestCase {
         d.feed(Array(msg.utf8), into: &out)
         XCTAssertTrue(d.done, "the reader can stop reading")
     }
+
+    /// RFC 1939 §3 byte by byte: the reference the bulk path must match.
+    static func reference(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [], atStart = true
+        for b in bytes {
+            if atStart && b == UInt8(ascii: ".") { out.append(b) }
+            out.append(b)
+            atStart = b == UInt8(ascii: "\n")
+        }
+        return out + (atStart ? [] : [13, 10]) + Array(".\r\n".utf8)
+    }
+
+    /// RETR's bulk path (runs found with memchr), through both entry points, equals the
+    /// reference for lines starting with "." anywhere: at chunk edges, first and last bytes.
+    func testBulkPathMatchesByteByByteAtAnyChunking() {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array(".\r\na.".utf8)
+        for _ in 0..<300 {
+            let msg = (0..<Int.random(in: 0...60, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+            let want = Self.reference(msg)
+            for chunk in [1, 2, 3, 5, 64] {
+                var a = DotStuffer(), viaArray: [UInt8] = []
+                var b = DotStuffer(), viaRuns: [UInt8] = []
+                var i = 0
+                while i < msg.count {
+                    let piece = Array(msg[i..<min(i + chunk, msg.count)])
+                    a.feed(piece, into: &viaArray)
+                    piece.withUnsafeBytes { b.feed($0) { viaRuns.append(contentsOf: $0) } }
+                    i += chunk
+                }
+                a.finish(into: &viaArray)
+                viaRuns += b.trailer
+                XCTAssertEqual(viaArray, want, "\(msg) in chunks of \(chunk)")
+                XCTAssertEqual(viaRuns, want, "\(msg) in chunks of \(chunk), runs")
+            }
+        }
+    }
 }

@@ -18,7 +18,7 @@ final class RecordingPOP3Connection: POP3Connection, @unchecked Sendable {
     private var tls: Bool
     private var closed = false
     init(tls: Bool) { self.tls = tls }
-    func write(_ bytes: [UInt8]) async { lock.withLock { data += bytes } }
+    func write(_ bytes: ByteBuffer) async { lock.withLock { data += bytes.readableBytesView } }
     func startTLS() async throws { lock.withLock { tls = true } }
     func close() async { lock.withLock { closed = true } }
     var isTLS: Bool { lock.withLock { tls } }
@@ -109,5 +109,37 @@ final class POP3SessionTests: XCTestCase {
         _ = d.until("\r\n")
         _ = d.say("USER alice@example.org")
         XCTAssertTrue(d.say("PASS secret").hasPrefix("+OK Logged in, 1 messages"))
+    }
+
+    /// RETR through the read-ahead (batches of `readAheadCount`, bodies as slices of the
+    /// store's reply) is byte-exact: dot lines first, inside and last, a body without a final
+    /// CRLF, more messages than one batch, and a skip back and forth.
+    func testReadAheadRetrIsByteExactPastOneBatch() async throws {
+        let count = POP3Session.readAheadCount + 6
+        func body(_ i: Int) -> String {
+            switch i % 4 {
+            case 0: return "Subject: \(i)\r\n\r\n.first\r\nplain\r\n"
+            case 1: return "Subject: \(i)\r\n\r\nplain\r\n..two\r\n.\r\nend\r\n"
+            case 2: return "Subject: \(i)\r\n\r\nno final CRLF ."
+            default: return "Subject: \(i)\r\n\r\nplain only\r\n"
+            }
+        }
+        func stuffed(_ s: String) -> String {
+            var out = "", atStart = true
+            for ch in s { if atStart && ch == "." { out.append(".") }; out.append(ch); atStart = ch == "\n" || ch == "\r\n" }
+            return out + (atStart ? "" : "\r\n") + ".\r\n"
+        }
+        for i in 0..<count { try deliver(body(i)) }
+        let c = try Client(instance)
+        _ = c.until("\r\n")
+        _ = c.say("USER alice@example.org")
+        XCTAssertTrue(c.say("PASS secret").hasPrefix("+OK Logged in, \(count) messages"))
+        let order = Array(1...10) + [40, 12] + Array(13...count)
+        for n in order {
+            let b = body(n - 1)
+            XCTAssertEqual(c.say("RETR \(n)", until: "\r\n.\r\n"), "+OK \(b.utf8.count) octets\r\n" + stuffed(b), "RETR \(n)")
+        }
+        XCTAssertTrue(c.say("QUIT").hasPrefix("+OK"))
+        await c.task.value
     }
 }

@@ -41,7 +41,7 @@ final class POP3StoreTests: XCTestCase {
 
         // Read-ahead: whole bodies in one round trip, those over maxSize left out.
         let all = try await a.readAhead(mailbox: drop.mailbox, uids: drop.messages.map(\.uid), maxSize: 1000)
-        XCTAssertEqual(all[drop.messages[0].uid], Array(body.utf8))
+        XCTAssertEqual(all[drop.messages[0].uid].map { Array($0.readableBytesView) }, Array(body.utf8))
         XCTAssertEqual(all.count, 2)
         let small = try await a.readAhead(mailbox: drop.mailbox, uids: drop.messages.map(\.uid) + [999], maxSize: 20)
         XCTAssertEqual(Array(small.keys), [drop.messages[1].uid])
@@ -58,6 +58,22 @@ final class POP3StoreTests: XCTestCase {
         a.close()
         try await Task.sleep(nanoseconds: 100_000_000)
         try await b.lock()
+    }
+
+    /// Read-ahead of a body kept in a blob file (over the store's inline limit, under maxSize)
+    /// comes whole, beside inline ones, in UID order.
+    func testReadAheadOfBlobFileAndInlineBodies() async throws {
+        let big = "Subject: big\r\n\r\n" + String(repeating: ".line of a blob-file body\r\n", count: 4000)
+        XCTAssertGreaterThan(big.utf8.count, instance.store.inlineMax)
+        try deliver("alice@example.org", "Subject: small\r\n\r\nx\r\n")
+        try deliver("alice@example.org", big)
+        let a = try await services()
+        try await a.lock()
+        let drop = try await a.maildrop()
+        let got = try await a.readAhead(mailbox: drop.mailbox, uids: drop.messages.map(\.uid), maxSize: pop3ReadChunk)
+        XCTAssertEqual(got.count, 2)
+        XCTAssertEqual(got[drop.messages[1].uid].map { Array($0.readableBytesView) }, Array(big.utf8))
+        XCTAssertEqual(got[drop.messages[0].uid].map { Array($0.readableBytesView) }, Array("Subject: small\r\n\r\nx\r\n".utf8))
     }
 
     func testClosedConnectionFreesTheLock() async throws {
