@@ -84,10 +84,9 @@ public struct DeliveryReport: Sendable, Equatable {
             switch verdict {
             case .delivered(let relayed):
                 results.append(QueueResult(recipient: r.id, outcome: .delivered(reply: text)))
-                // NOTIFY=SUCCESS: "relayed" to a server without DSN (RFC 3464 §2.3.3); "delivered"
-                // when it took the message with DSN too (the sender hears from us at once; a
-                // final MTA speaking DSN may confirm once more).
-                if notify?.contains(.success) == true { dsn.append(block(relayed ? .relayed : .delivered)) }
+                // NOTIFY=SUCCESS (RFC 3461 §4.1): "relayed" to a server without DSN; a server
+                // with DSN got NOTIFY passed on and owns the success notice.
+                if relayed { dsn.append(block(.relayed)) }
                 status = "sent"
             case .deferred(let until, let warn):
                 results.append(QueueResult(recipient: r.id, outcome: .deferred(reply: text, nextAttempt: Int64(until.timeIntervalSince1970),

@@ -44,11 +44,11 @@ final class DeliveryReportTests: XCTestCase {
         XCTAssertTrue(plan.log[3].contains("status=expired"), plan.log[3])
     }
 
-    func testNotifySuccessIsDeliveredOrRelayed() {
+    func testNotifySuccessIsTheRemotesJobWhenItSpeaksDSN() {
         let j = job(1, recipients: ["a@remote.example"], body: [], notify: 1).job
         let withDSN = DeliveryReport.plan(job: j, attempts: [attempt(j.recipients[0], .accepted, SMTPReply(250, "2.0.0", "ok"), dsn: true)],
                                           schedule: schedule, now: now)
-        XCTAssertEqual(withDSN.dsn.map(\.action), [.delivered])
+        XCTAssertEqual(withDSN.dsn, [])
         let without = DeliveryReport.plan(job: j, attempts: [attempt(j.recipients[0], .accepted, SMTPReply(250, "2.0.0", "ok"))],
                                           schedule: schedule, now: now)
         XCTAssertEqual(without.dsn.map(\.action), [.relayed])
