@@ -96,7 +96,7 @@ install-files: release
 	EXTRA_PKGS="$(PACKAGING_PKGS)" bash scripts/install-deps.sh
 	$(eval BINSRC := $(or $(PKG_BIN),$(shell $(SWIFT) build -c release --show-bin-path)))
 	install -d $(DESTDIR)$(PREFIX)/libexec/postern $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)/etc/postern $(DESTDIR)$(UNITDIR)
-	for b in master store lmtpd smtpd imapd pop3d lookupd; do install -m 0755 $(BINSRC)/$$b $(DESTDIR)$(PREFIX)/libexec/postern/; done
+	for b in master store lmtpd smtpd imapd pop3d lookupd outbound; do install -m 0755 $(BINSRC)/$$b $(DESTDIR)$(PREFIX)/libexec/postern/; done
 	install -m 0755 $(BINSRC)/postern $(DESTDIR)$(PREFIX)/sbin/postern
 	bash packaging/swift-runtime.sh "$(DESTDIR)" "$(PREFIX)"
 	for u in $(UNITS); do sed -e 's|/usr/libexec/postern/|$(PREFIX)/libexec/postern/|g' -e 's|/usr/sbin/postern |$(PREFIX)/sbin/postern |g' \
@@ -115,7 +115,7 @@ install: install-files
 # Removes what `make install` put there; keeps /etc/postern (configuration, TLS and DKIM keys),
 # /var/lib/postern (the mail) and the two users.
 uninstall:
-	for b in master store lmtpd smtpd imapd pop3d lookupd; do rm -f $(DESTDIR)$(PREFIX)/libexec/postern/$$b; done
+	for b in master store lmtpd smtpd imapd pop3d lookupd outbound; do rm -f $(DESTDIR)$(PREFIX)/libexec/postern/$$b; done
 	rmdir $(DESTDIR)$(PREFIX)/libexec/postern 2>/dev/null || true
 	rm -f $(DESTDIR)$(PREFIX)/sbin/postern
 	rm -rf $(DESTDIR)$(PREFIX)/lib/postern $(DESTDIR)$(PREFIX)/share/doc/postern

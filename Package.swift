@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "smtpd", targets: ["smtpd"]),
         .executable(name: "imapd", targets: ["imapd"]),
         .executable(name: "pop3d", targets: ["pop3d"]),
+        .executable(name: "outbound", targets: ["outbound"]),
         .executable(name: "postern", targets: ["postern"]),
     ],
     dependencies: [
@@ -196,6 +197,12 @@ let package = Package(
         ]),
         .testTarget(name: "SpamFilterTests", dependencies: [
             "SpamFilter", "MailCore", "SMTPProtocol",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .testTarget(name: "OutboundServerTests", dependencies: [
+            "OutboundServer", "OutboundProtocol", "SMTPProtocol", "MailModel", "MailCore", "MailDNS", "DKIM", "MailTLS", "MailTesting",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -42,12 +42,12 @@ public enum ServiceTable {
     public static let masterExecutable = "master"
     /// Every worker executable a table can name, enabled or not (checked against the Makefile's
     /// install list and Package.swift by a test).
-    public static let workerExecutables = ["lmtpd", "smtpd", "imapd", "pop3d", "lookupd"]
+    public static let workerExecutables = ["lmtpd", "smtpd", "imapd", "pop3d", "lookupd", "outbound"]
     /// lookupd's own drain time (LookupWorker): its requests are single lines answered at once.
     public static let lookupGrace = 1.0
 
     /// The table from the configuration: lmtp always; smtp, imap, pop3 and lookup when they have
-    /// listeners. Pure: nothing is bound or opened.
+    /// listeners; outbound when enabled. Pure: nothing is bound or opened.
     public static func specs(from c: PosternConfig) -> [ServiceSpec] {
         func spec(_ name: String, _ exe: String, _ role: Role, _ s: ServiceConfig, _ listeners: [ListenerSpec],
                   tls: Bool = false, grace: Double) -> ServiceSpec {
@@ -84,6 +84,12 @@ public enum ServiceTable {
             var listeners = keyed("socketmap", k.socketmap)
             for (map, list) in k.tcpTable.sorted(by: { $0.key < $1.key }) { listeners += keyed("tcp_table:\(map)", list) }
             table.append(spec("lookup", "lookupd", .lookupd, k.service, listeners, grace: lookupGrace))
+        }
+        if c.outbound.enabled {
+            // No listener, one process (its queue leases make more safe, DESIGN §10, but one
+            // process already runs `concurrency` connections). TLS as a client only: no ticket keys.
+            table.append(ServiceSpec(name: "outbound", executable: "outbound", role: .outbound, user: c.workerUser, processes: 1,
+                                     listeners: [], grace: grace))
         }
         return table
     }

@@ -10,12 +10,13 @@ import Logging
 final class ServiceTableTests: XCTestCase {
     static func tcp(_ host: String, _ port: Int) -> ListenAddress { ListenAddress(.tcp(host: host, port: port)) }
 
-    /// Defaults with smtp, imap and pop3 off: lmtp only.
+    /// Defaults with smtp, imap, pop3 and the outbound agent off: lmtp only.
     static func lmtpOnly() -> PosternConfig {
         var c = PosternConfig.defaults(path: "/etc/postern/postern.toml")
         c.smtp.mta = []; c.smtp.submission = []; c.smtp.smtps = []
         c.imap.listeners = []
         c.pop3.listeners = []
+        c.outbound.enabled = false          // its own line: ServiceTableOutboundTests
         return c
     }
 

@@ -153,6 +153,9 @@ def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", 
         imap_section = "" if "[imap]" in lmtp_extra else "[imap]\nlisten = []\n"
     # pop3d likewise listens nowhere unless a [pop3] table in `lmtp_extra` (test_pop3d.py) says so.
     pop3_section = "" if "[pop3]" in lmtp_extra else "[pop3]\nlisten = []\n"
+    # The outbound agent (enabled by default) runs only where an [outbound] table in `lmtp_extra`
+    # (outbound_support.py) asks for it.
+    outbound_section = "" if "[outbound]" in lmtp_extra else "[outbound]\nenabled = false\n"
     return (
         f'hostname = "{HOSTNAME}"\n'
         f'data_dir = "{data_dir}"\n'
@@ -165,6 +168,7 @@ def render_config(data_dir, run_dir, lmtp_port, lmtp_extra="", master_extra="", 
         f"{smtp_section}\n"
         f"{imap_section}\n"
         f"{pop3_section}\n"
+        f"{outbound_section}\n"
         "[lmtp]\n"
         f'listen = ["unix:lmtp", "127.0.0.1:{lmtp_port}"]\n'
         f"{lmtp_extra}\n"

@@ -177,7 +177,7 @@ def test_make_deb_install_run_remove_purge():
             return rows and all(r["STATE"] == "running" and int(r["PID"]) > 0 for r in rows)
         wait_for(ready, 60, interval=0.2, what="the sandboxed master")
         rows = status_rows()
-        assert {r["SERVICE"] for r in rows} == {"master", "store", "lmtp", "smtp", "imap", "pop3", "lookup"}, rows
+        assert {r["SERVICE"] for r in rows} == {"master", "store", "lmtp", "smtp", "imap", "pop3", "lookup", "outbound"}, rows
         for row in rows:
             s = proc_status(int(row["PID"]))
             assert s["NoNewPrivs"] == "1" and s["Seccomp"] == "2", (row, s)
