@@ -117,14 +117,12 @@ public enum DSNReturn: String, Sendable, Equatable {
     case headers = "HDRS"
 }
 
-/// NOTIFY= of RCPT (RFC 3461 §4.1). The empty set is NOTIFY=NEVER.
-public struct DSNNotify: OptionSet, Sendable, Hashable {
-    public let rawValue: UInt8
-    public init(rawValue: UInt8) { self.rawValue = rawValue }
-    public static let success = DSNNotify(rawValue: 1)
-    public static let failure = DSNNotify(rawValue: 2)
-    public static let delay = DSNNotify(rawValue: 4)
-    public static let never: DSNNotify = []
+/// NOTIFY= of RCPT (RFC 3461 §4.1). The empty set is NOTIFY=NEVER. One type with the server
+/// side's parser (SMTPProtocol) and the queue's bits (MailModel QueueRecipientDSN.notify).
+public typealias DSNNotify = RcptDSNParameters.Notify
+
+extension RcptDSNParameters.Notify {
+    public static let never: Self = []
 
     /// "NEVER" or a comma list in RFC order (SUCCESS, FAILURE, DELAY).
     public var parameterValue: String {
