@@ -34,7 +34,7 @@ public enum IMAPDWorker {
         let server = WorkerServer(group: group, logger: logger, maxConnections: c.service.maxConnections, grace: config.master.shutdownGrace,
                                   maxUnsentBytes: c.service.maxUnsentBytes)
         let spamLearning = SpamLearnerSetup.learner(config.spam, password: spamPassword, loop: group.next(), logger: logger)
-            .map { IMAPSpamLearning(learner: $0, junkFolder: config.spam.junkFolder, logger: logger) }
+            .map { IMAPSpamLearning(learner: $0, junkFolder: config.spam.junkFolder, maxLearnBytes: config.spam.maxSize, logger: logger) }
         let memo = ViewMemo()   // one per process: its connections share the views of recent SELECTs
         server.run(process: "imapd", listeners: contract.listeners, refusal: IMAPGlueReply.tooManyConnections,
                    unavailable: IMAPGlueReply.unavailable, storeTimeout: config.store.answerTimeout,

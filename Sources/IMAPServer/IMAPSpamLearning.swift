@@ -2,6 +2,7 @@
 // Junk (not into Trash) or $NotJunk teach ham. Pure decisions; the bytes are read through the
 // session's store services in a task of their own, never in the command's latency.
 import Logging
+import MailCore
 import MailModel
 import NIOCore
 import SpamFilter
@@ -11,15 +12,15 @@ public final class IMAPSpamLearning: Sendable {
     /// [spam] junk_folder: a mailbox by this name counts as Junk even without the special use.
     let junkFolder: String
     let logger: Logger
-    /// Messages larger than this are not sent (rspamd learns from what spam looks like: small).
-    static let maxLearnBytes = 10 << 20
+    /// [spam] max_size: larger messages are not sent.
+    let maxLearnBytes: Int
     /// RFC 6154 §2.
     static let junkUse = "\\junk", trashUse = "\\trash"
     /// The IANA IMAP keywords registry (RFC 5788): what clients set for "this is spam" / "is not".
     static let junkKeyword = "$junk", notJunkKeyword = "$notjunk"
 
-    public init(learner: SpamLearner, junkFolder: String, logger: Logger) {
-        self.learner = learner; self.junkFolder = junkFolder; self.logger = logger
+    public init(learner: SpamLearner, junkFolder: String, maxLearnBytes: Int = SpamConfig().maxSize, logger: Logger) {
+        self.learner = learner; self.junkFolder = junkFolder; self.maxLearnBytes = maxLearnBytes; self.logger = logger
     }
 
     func isJunk(_ m: MailboxSummary) -> Bool {
@@ -62,7 +63,7 @@ public final class IMAPSpamLearning: Sendable {
     func appended(_ services: any IMAPServices, to destination: String, body: [UInt8], user: String?) {
         Task {
             guard let boxes = await mailboxes(services), let dst = boxes.first(where: { $0.name == destination }),
-                  let kind = kind(from: nil, to: dst, move: false), body.count <= Self.maxLearnBytes else { return }
+                  let kind = kind(from: nil, to: dst, move: false), body.count <= self.maxLearnBytes else { return }
             learner.learn(kind, message: ByteBuffer(bytes: body), origin: "imap APPEND to \(destination) user=\(user ?? "?")")
         }
     }
@@ -85,7 +86,7 @@ public final class IMAPSpamLearning: Sendable {
         for uid in uids {
             do {
                 guard let bytes = try await read(services, mailbox: mailbox, uid: uid) else {
-                    logger.notice("spam learn: message over \(Self.maxLearnBytes) bytes not sent: \(origin) uid=\(uid)")
+                    logger.notice("spam learn: message over \(self.maxLearnBytes) bytes not sent: \(origin) uid=\(uid)")
                     continue
                 }
                 learner.learn(kind, message: ByteBuffer(bytes: bytes), origin: "\(origin) uid=\(uid)")
@@ -101,7 +102,7 @@ public final class IMAPSpamLearning: Sendable {
         while true {
             let chunk = try await services.read(mailbox: mailbox, uid: uid, offset: out.count, length: maxReadChunk)
             out += chunk
-            if out.count > Self.maxLearnBytes { return nil }
+            if out.count > self.maxLearnBytes { return nil }
             if chunk.count < maxReadChunk { return out }
         }
     }

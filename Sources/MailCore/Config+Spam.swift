@@ -34,6 +34,9 @@ public struct SpamConfig: Sendable, Equatable {
     public var learnHamAddress = ""
     /// Learn requests held in memory while rspamd is slow or down; past it the oldest is dropped.
     public var learnQueue = 1000
+    /// Bytes of a message scanned or learned at most: a larger one is delivered unscanned and not
+    /// learned (logged), so a session never holds more than this for rspamd.
+    public var maxSize = 10 << 20
 
     public init() {}
 }
@@ -56,6 +59,7 @@ extension SpamConfig: ConfigSection {
             throw s.error("learn_ham_address", "must differ from learn_spam_address")
         }
         learnQueue = try s.int("learn_queue", 1...1_000_000) ?? learnQueue
+        maxSize = try s.int("max_size", 65_536...(1 << 30)) ?? maxSize
     }
 
     /// rspamd speaks plain HTTP on loopback or a trusted network: "http://HOST[:PORT]".

@@ -34,7 +34,8 @@ public enum SMTPDWorker {
         let s = config.smtp
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let spamLearn = SpamLearnHook(addresses: SpamLearnAddresses(config.spam),
-                                      learner: SpamLearnerSetup.learner(config.spam, password: spamPassword, loop: group.next(), logger: logger))
+                                      learner: SpamLearnerSetup.learner(config.spam, password: spamPassword, loop: group.next(), logger: logger),
+                                      maxLearnBytes: config.spam.maxSize)
         let limits = SMTPLimits(s)
         // Connections per client here; the AUTH budget is the store's, and this one only counts
         // failures for the log line (`failures=`).

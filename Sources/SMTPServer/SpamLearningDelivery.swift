@@ -9,12 +9,13 @@ import SpamFilter
 struct SpamLearnHook {
     let addresses: SpamLearnAddresses
     let learner: SpamLearner
-    /// Past this the message is not learned (logged); the rest of the delivery is unaffected.
-    static let maxLearnBytes = SpamHook.maxScanBytes
+    /// [spam] max_size: past this the message is not learned (logged); the rest of the delivery
+    /// is unaffected.
+    let maxLearnBytes: Int
 
-    init?(addresses: SpamLearnAddresses, learner: SpamLearner?) {
+    init?(addresses: SpamLearnAddresses, learner: SpamLearner?, maxLearnBytes: Int) {
         guard !addresses.isEmpty, let learner else { return nil }
-        self.addresses = addresses; self.learner = learner
+        self.addresses = addresses; self.learner = learner; self.maxLearnBytes = maxLearnBytes
     }
 
     /// RCPT: a learning address of one of our domains, from an authenticated user, is accepted
@@ -47,16 +48,18 @@ final class SpamLearningDelivery: SMTPDelivery {
     private let loop: EventLoop
     private let logger: Logger
     private let origin: String
+    private let maxLearnBytes: Int
     private var held: ByteBuffer? = ByteBuffer()
 
-    init(kinds: [LearnKind?], learner: SpamLearner, inner: (any SMTPDelivery)?, loop: EventLoop, logger: Logger, origin: String) {
-        self.kinds = kinds; self.learner = learner; self.inner = inner; self.loop = loop; self.logger = logger; self.origin = origin
+    init(kinds: [LearnKind?], learner: SpamLearner, maxLearnBytes: Int, inner: (any SMTPDelivery)?, loop: EventLoop, logger: Logger, origin: String) {
+        self.kinds = kinds; self.learner = learner; self.maxLearnBytes = maxLearnBytes; self.inner = inner; self.loop = loop
+        self.logger = logger; self.origin = origin
     }
 
     func send(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
         if var h = held {
-            if h.readableBytes + bytes.readableBytes > SpamLearnHook.maxLearnBytes {
-                logger.notice("spam learn: message over \(SpamLearnHook.maxLearnBytes) bytes not sent to rspamd")
+            if h.readableBytes + bytes.readableBytes > maxLearnBytes {
+                logger.notice("spam learn: message over \(maxLearnBytes) bytes not sent to rspamd")
                 held = nil
             } else {
                 h.writeImmutableBuffer(bytes)
@@ -121,7 +124,7 @@ extension SMTPSessionHandler {
         } ?? begin(nil)
         guard let learnKinds, let hook = settings.spamLearn else { return delivery }
         let addresses = zip(env.deliveryAddresses, learnKinds).filter { $0.1 != nil }.map(\.0)
-        return SpamLearningDelivery(kinds: learnKinds, learner: hook.learner, inner: delivery, loop: context.eventLoop, logger: logger,
+        return SpamLearningDelivery(kinds: learnKinds, learner: hook.learner, maxLearnBytes: hook.maxLearnBytes, inner: delivery, loop: context.eventLoop, logger: logger,
                                     origin: "smtp to \(addresses.joined(separator: ",")) user=\(env.authenticatedUser ?? "?")")
     }
 }

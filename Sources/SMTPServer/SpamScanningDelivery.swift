@@ -1,4 +1,4 @@
-// Spam scanning in smtpd/lmtpd (issue 14): holds the message (up to SpamHook.maxScanBytes), asks
+// Spam scanning in smtpd/lmtpd (issue 14): holds the message (up to [spam] max_size), asks
 // rspamd at the end of DATA/BDAT, then starts the store delivery (X-Spam-* fields, Junk) or refuses
 // with the verdict's reply (SpamRefusal), nothing stored. Larger messages go unscanned.
 import Logging
@@ -11,9 +11,9 @@ import SpamFilter
 struct SpamHook {
     let scanner: SpamScanner
     let junkFolder: String
-    /// Spam is small; a message past this is delivered unscanned (logged), so a session never
-    /// holds more than this (spamc's default limit is 500 KB; rspamd's own is 50 MB).
-    static let maxScanBytes = 10 << 20
+    /// [spam] max_size: a message past this is delivered unscanned (logged), so a session never
+    /// holds more than this.
+    let maxScanBytes: Int
     /// RFC 6154 §2: the mailbox junk goes to is the user's one marked so (junk_folder names it
     /// when the user has none, and it is created).
     static let junkSpecialUse = "\\Junk"
@@ -21,7 +21,7 @@ struct SpamHook {
     /// smtpd's mta role always, lmtpd when scan_lmtp, submission/smtps when scan_submission.
     init?(_ config: SpamConfig, group: EventLoopGroup, scans: Bool) {
         guard config.enabled, scans, let s = SpamScanner(group: group, config: config) else { return nil }
-        scanner = s; junkFolder = config.junkFolder
+        scanner = s; junkFolder = config.junkFolder; maxScanBytes = config.maxSize
     }
 }
 
@@ -49,8 +49,8 @@ final class SpamScanningDelivery: SMTPDelivery {
     func send(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
         if let inner { return inner.send(bytes) }
         guard var h = held else { return loop.makeSucceededVoidFuture() }
-        if h.readableBytes + bytes.readableBytes > SpamHook.maxScanBytes {
-            logger.notice("spam: message over \(SpamHook.maxScanBytes) bytes, delivered unscanned")
+        if h.readableBytes + bytes.readableBytes > hook.maxScanBytes {
+            logger.notice("spam: message over \(hook.maxScanBytes) bytes, delivered unscanned")
             held = nil
             let d = begin(nil)
             inner = d

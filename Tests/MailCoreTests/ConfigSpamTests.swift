@@ -20,6 +20,13 @@ final class ConfigSpamTests: XCTestCase {
         XCTAssertEqual(c.learnSpamAddress, "")
         XCTAssertEqual(c.learnHamAddress, "")
         XCTAssertEqual(c.learnQueue, 1000)
+        XCTAssertEqual(c.maxSize, 10 << 20)
+    }
+
+    func testMaxSizeBounds() throws {
+        for bad in ["max_size = 100", "max_size = 2147483648"] {
+            XCTAssertThrowsError(try PosternConfig.parse("[spam]\n\(bad)", path: "/etc/postern/postern.toml"), bad)
+        }
     }
 
     func testEveryKey() throws {
@@ -37,11 +44,13 @@ final class ConfigSpamTests: XCTestCase {
             learn_spam_address = "spam@"
             learn_ham_address = "ham@example.org"
             learn_queue = 50
+            max_size = 1048576
             """, path: "/etc/postern/postern.toml").spam
         XCTAssertTrue(c.enabled)
         XCTAssertEqual(c.url, "http://10.0.0.5:11333")
         XCTAssertEqual(c.controllerURL, "http://10.0.0.5:11334")
         XCTAssertEqual(c.controllerPasswordFile, "/etc/postern/rspamd.pass")
+        XCTAssertEqual(c.maxSize, 1 << 20)
         XCTAssertEqual(c.timeout, 2.5)
         XCTAssertEqual(c.onFailure, .tempfail)
         XCTAssertTrue(c.scanLMTP)
@@ -100,6 +109,6 @@ final class ConfigSpamTests: XCTestCase {
         }
         XCTAssertEqual(keys, ["enabled", "url", "controller_url", "controller_password_file", "timeout", "on_failure",
                               "scan_lmtp", "scan_submission", "junk_folder", "learn_spam_address", "learn_ham_address",
-                              "learn_queue"])
+                              "learn_queue", "max_size"])
     }
 }

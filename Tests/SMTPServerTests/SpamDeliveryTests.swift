@@ -61,13 +61,13 @@ final class SpamDeliveryTests: XCTestCase {
                                   timeout: .seconds(1), capacity: 5, logger: logger)
         defer { learner.stop() }
         let inner = services.beginDelivery(sender: "alice@example.org", recipients: ["bob@example.org", "carol@example.org"], storeSession: 42)
-        let d = SpamLearningDelivery(kinds: [nil, .spam, nil], learner: learner, inner: inner, loop: services.loop, logger: logger,
+        let d = SpamLearningDelivery(kinds: [nil, .spam, nil], learner: learner, maxLearnBytes: 1 << 20, inner: inner, loop: services.loop, logger: logger,
                                      origin: "test")
         try d.send(ByteBuffer(string: "Subject: x\r\n\r\nx\r\n")).wait()
         XCTAssertEqual(try d.end().wait(), [.overQuota, .delivered, .delivered])
         XCTAssertEqual(try learner.counters().wait().pending, 1)
 
-        let alone = SpamLearningDelivery(kinds: [.ham], learner: learner, inner: nil, loop: services.loop, logger: logger, origin: "test")
+        let alone = SpamLearningDelivery(kinds: [.ham], learner: learner, maxLearnBytes: 1 << 20, inner: nil, loop: services.loop, logger: logger, origin: "test")
         try alone.send(ByteBuffer(string: "Subject: y\r\n\r\ny\r\n")).wait()
         XCTAssertEqual(try alone.end().wait(), [.delivered])
         XCTAssertEqual(try Self.group.next().submit { services.deliveries.count }.wait(), 1)
@@ -77,7 +77,7 @@ final class SpamDeliveryTests: XCTestCase {
         let services = FakeSMTPServices(loop: Self.group.next())
         let learner = SpamLearner(loop: Self.group.next(), controller: RspamdEndpoint(host: "127.0.0.1", port: 9), password: nil,
                                   timeout: .seconds(1), capacity: 5, logger: logger)
-        let hook = SpamLearnHook(addresses: SpamLearnAddresses(spam: "spam@", ham: ""), learner: learner)!
+        let hook = SpamLearnHook(addresses: SpamLearnAddresses(spam: "spam@", ham: ""), learner: learner, maxLearnBytes: 1 << 20)!
         XCTAssertNil(hook.lookup("spam@example.org", user: nil, services: services))
         XCTAssertNil(hook.lookup("alice@example.org", user: "alice@example.org", services: services))
         XCTAssertEqual(try hook.lookup("Spam@example.org", user: "alice@example.org", services: services)?.wait(), .ok(canonical: "spam@example.org"))
