@@ -314,6 +314,20 @@ def test_lmtp_scans_only_when_scan_lmtp(mta, rspamd, tmp_path_factory):
         assert "X-Spam-Status: No" in head(m)
 
 
+def test_max_size_delivers_larger_mail_unscanned(rspamd, tmp_path_factory):
+    """[spam] max_size: GTUBE padded past it is delivered unscanned (logged), never held whole."""
+    cm, port = instance("spam-max", rspamd, tmp_path_factory.mktemp("m"), extra="max_size = 65536\n")
+    with cm as p:
+        mid, msg = message("Big GTUBE", body=GTUBE + "\r\n" + ("x" * 76 + "\r\n") * 1000)
+        code, text = send(port, msg)
+        assert code == 250, (code, text)
+        (m,) = stored(p, "alice@example.test", mid, "INBOX")
+        assert "X-Spam-Status" not in head(m)
+        assert "delivered unscanned" in p.log()
+        mid, msg = message("Small GTUBE", body=GTUBE + "\r\n")
+        assert send(port, msg)[0] == 550
+
+
 def test_rspamd_stopped_accepts_or_tempfails_as_configured(rspamd, tmp_path_factory):
     """Runs last in this module: it stops the module's rspamd."""
     rspamd.stop_rspamd()
