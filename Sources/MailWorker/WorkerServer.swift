@@ -75,6 +75,11 @@ public final class WorkerServer: @unchecked Sendable {
             if stop { return }
             pfd.revents = 0
             if poll(&pfd, 1, 250) <= 0 { continue }
+            // Draining began while we waited: leave the connection in the listener's backlog,
+            // where the next process takes it (a restart under socket activation, issue 15),
+            // instead of accepting it only to refuse it with "shutting down".
+            lock.lock(); let stopNow = draining && !storeGone; lock.unlock()
+            if stopNow { return }
             let conn = mail_accept_cloexec(fd)
             if conn < 0 {
                 switch errno {
