@@ -12,13 +12,17 @@ struct WatchTable {
         var notified = false          // a MailboxChanged is outstanding
         var latest: UInt64 = 0        // highest MODSEQ seen since
     }
+    /// The session of a detached watch (sessions are numbered from 1).
+    static let detached: UInt64 = 0
     private(set) var watches: [UInt64: Watch] = [:]
     private var byMailbox: [Int64: Set<UInt64>] = [:]
     private var nextID: UInt64 = 0
 
-    mutating func add(connection: ObjectIdentifier, session: UInt64, mailboxID: Int64) -> UInt64 {
+    /// `armed` false: no notification until the first pull (a watch whose id the worker learns
+    /// only with a reply, so an event before it could not be routed).
+    mutating func add(connection: ObjectIdentifier, session: UInt64, mailboxID: Int64, armed: Bool = true) -> UInt64 {
         nextID += 1
-        watches[nextID] = Watch(connection: connection, session: session, mailboxID: mailboxID)
+        watches[nextID] = Watch(connection: connection, session: session, mailboxID: mailboxID, notified: !armed)
         byMailbox[mailboxID, default: []].insert(nextID)
         return nextID
     }
@@ -82,6 +86,15 @@ final class WatchHub: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         channels[owner] = channel
         return table.add(connection: owner, session: session, mailboxID: mailboxID)
+    }
+
+    /// A watch of the connection itself, not of a session (imapd's view memo, DESIGN §2): it
+    /// outlives the session that asked for it and ends with MailboxUnwatch or the connection.
+    /// It starts unarmed (re-armed by a SELECT naming it, before the view is read).
+    func addDetached(channel: Channel, owner: ObjectIdentifier, mailboxID: Int64) -> UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        channels[owner] = channel
+        return table.add(connection: owner, session: WatchTable.detached, mailboxID: mailboxID, armed: false)
     }
 
     /// The watch if it belongs to this connection.
