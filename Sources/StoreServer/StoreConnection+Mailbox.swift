@@ -147,17 +147,25 @@ extension StoreConnectionHandler {
     }
 
     /// The watch on a mailbox of the session's user, by id: another user's id is `.notFound`.
+    /// Added before the state is read (a change committed in between is in the state or
+    /// notified; the worker compares the state with its view), and announced after the reply, so
+    /// its first event never overtakes the reply that names it.
     func watchByID(_ id: UInt32, _ m: MailboxWatchByID) {
-        let channel = context.channel, owner = self.owner
-        scoped(id, m) { [self] user in
-            // Added before the state is read: a change committed in between is in the state or
-            // notified (the worker compares the state with the view it holds).
-            let w = hub.add(channel: channel, owner: owner, session: m.session, mailboxID: m.mailbox)
+        let channel = context.channel, owner = self.owner, store = self.store, hub = self.hub
+        let user: Int64
+        do { user = try requireSession(m.session).id; try confine(m, user: user) } catch { return reply(id, errorReply(error)) }
+        pool.runIfActive(eventLoop: context.eventLoop) { () throws -> Watching in
+            let w = hub.add(channel: channel, owner: owner, session: m.session, mailboxID: m.mailbox, announced: false)
             guard let mb = try store.mailboxes(user: user).first(where: { $0.id == m.mailbox }) else {
                 hub.remove(w)
                 throw StoreError(.notFound, "no such mailbox: \(m.mailbox)")
             }
             return Watching(watch: w, state: MailboxState(mb))
+        }.whenComplete { [self] r in
+            switch r {
+            case .success(let w): reply(id, w); hub.announce(w.watch)
+            case .failure(let e): reply(id, errorReply(e))
+            }
         }
     }
 
