@@ -8,8 +8,8 @@ import MailIPC
 import MailModel
 
 public final class ViewMemo: @unchecked Sendable {
-    /// Smaller views are read whole each time (cheap enough).
-    public static let minEntries = 256
+    /// Smaller views are read whole each time (cheap enough); the store watches no smaller one.
+    public static let minEntries = Int(MailboxSelect.memoMinMessages)
     /// Entries held in all (24 bytes each; shared with the sessions that have them selected).
     public static let maxEntries = 1 << 20
 
@@ -53,11 +53,11 @@ public final class ViewMemo: @unchecked Sendable {
         }
     }
 
-    /// For a SELECT through `client`: the view to start from and the watch to ask for (a new
-    /// one only once a view is kept, so small mailboxes never cost a watch).
+    /// For a SELECT through `client`: the view to start from and the watch to ask for (the
+    /// store makes a new one only for a mailbox big enough to keep).
     public func miss(user: String, mailbox: String, client: ObjectIdentifier) -> Miss {
         lock.withLock {
-            guard let e = views[Key(user: user, mailbox: mailbox)] else { return Miss(known: nil, watch: 0, events: 0) }
+            guard let e = views[Key(user: user, mailbox: mailbox)] else { return Miss(known: nil, watch: MailboxSelect.newWatch, events: 0) }
             let w = e.watch != 0 && e.client == client ? e.watch : MailboxSelect.newWatch
             return Miss(known: e.view, watch: w, events: e.events)
         }

@@ -378,13 +378,15 @@ public struct ViewStamp: Sendable, Equatable, Hashable {
 /// since that view (ViewHeader.since ≠ 0) when it is the same mailbox and UIDVALIDITY.
 /// `watch` (imapd's view memo, DESIGN §2): 0 none; else this connection's detached watch on
 /// the mailbox to re-arm before the view is read, or `newWatch` (or one that is not usable) for
-/// a new unarmed one; ViewHeader.watch says which watch now stands for the view (0: none).
+/// a new unarmed one when the mailbox has at least `memoMinMessages` (smaller views are read
+/// whole each time); ViewHeader.watch says which watch now stands for the view (0: none).
 public struct MailboxSelect: RPCStreamRequest, SessionNameRequest {
     public typealias Reply = ViewEnd
     public typealias Item = MailboxViewItem
     public static let type = MessageType.mailboxSelect
     public static let roles: Set<Role> = .mailboxRoles
     public static let newWatch = UInt64.max
+    public static let memoMinMessages: UInt32 = 256
     public var session: UInt64, name: String, known: ViewStamp?, watch: UInt64
     public init(session: UInt64, name: String) { self.init(session: session, name: name, known: nil) }
     public init(session: UInt64, name: String, known: ViewStamp?, watch: UInt64 = 0) {

@@ -214,7 +214,7 @@ extension StoreConnectionHandler {
     /// found) gets no watch.
     static func view(_ store: any MailStore, user: Int64, _ m: MailboxSelect, watch: MemoWatchStep? = nil) throws -> (ViewHeader, [ViewEntry]) {
         guard let mb = try store.mailbox(user: user, name: m.name) else { throw StoreError(.notFound, "no such mailbox: \(m.name)") }
-        let w = watch?.arm(mb.id) ?? 0
+        let w = watch?.arm(mb) ?? 0
         var (header, entries): (ViewHeader, [ViewEntry])
         if let k = m.known, let d = try changes(store, user: user, mailbox: mb, since: k) {
             (header, entries) = (ViewHeader(summary: d.summary, keywords: d.keywords, since: k.highestModSeq, vanished: d.vanished), d.changed)
@@ -228,22 +228,25 @@ extension StoreConnectionHandler {
     }
 
     /// The memo watch a SELECT asks for (MailboxSelect.watch), as a step run on the pool with the
-    /// mailbox's id: this connection's detached watch on it re-armed, else a new unarmed one.
+    /// mailbox found: this connection's detached watch on it re-armed, else a new unarmed one
+    /// (for a mailbox big enough for the memo).
     func memoWatch(channel: Channel, _ m: MailboxSelect) -> MemoWatchStep? {
         guard m.watch != 0 else { return nil }
         let hub = self.hub, owner = self.owner
-        return MemoWatchStep(arm: { mailbox in
-            if m.watch != MailboxSelect.newWatch, let w = hub.watch(m.watch, owner: owner), w.session == WatchTable.detached, w.mailboxID == mailbox {
+        return MemoWatchStep(arm: { mb in
+            if m.watch != MailboxSelect.newWatch, let w = hub.watch(m.watch, owner: owner), w.session == WatchTable.detached, w.mailboxID == mb.id {
                 hub.pulled(m.watch)
                 return m.watch
             }
-            return hub.addDetached(channel: channel, owner: owner, mailboxID: mailbox)
+            guard mb.messages >= MailboxSelect.memoMinMessages else { return 0 }
+            return hub.addDetached(channel: channel, owner: owner, mailboxID: mb.id)
         }, drop: { hub.remove($0) })
     }
 
-    /// What SELECT does with the memo's watch: arm it on the mailbox found (its id back), or drop it.
+    /// What SELECT does with the memo's watch: arm it on the mailbox found (its id back, 0 for
+    /// none), or drop it.
     struct MemoWatchStep {
-        var arm: (Int64) -> UInt64, drop: (UInt64) -> Void
+        var arm: (MailboxSummary) -> UInt64, drop: (UInt64) -> Void
     }
 
     /// The changes since the view a worker holds, when they are few: same mailbox, same

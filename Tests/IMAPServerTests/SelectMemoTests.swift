@@ -3,7 +3,6 @@
 // another store connection (delivery, flags, expunge, rename, delete and re-create) makes it
 // stale; a delivery racing a memo SELECT is always seen by the session; users stay apart.
 import XCTest
-import GRDB
 import NIOCore
 import MailIPC
 import MailModel
@@ -63,19 +62,9 @@ final class SelectMemoTests: XCTestCase {
         return try insertRows(user, n)
     }
 
-    /// Rows 2...n of INBOX, all pointing at the body of row 1 (synchronous GRDB write).
-    func insertRows(_ user: String, _ n: Int) throws -> Int64 {
-        let inbox = try XCTUnwrap(try instance.store.mailbox(user: try XCTUnwrap(try instance.store.user(named: user)).id, name: "INBOX"))
-        try instance.store.pool.write { (db: Database) throws -> Void in
-            let message = try Int64.fetchOne(db, sql: "SELECT message_id FROM mailbox_messages WHERE mailbox_id = ?", arguments: [inbox.id])!
-            let st = try db.makeStatement(sql: "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keyword_bits, modseq, internal_date) VALUES (?, ?, ?, 0, 0, ?, 0)")
-            for uid in 2...n { try st.execute(arguments: [inbox.id, uid, message, uid]) }
-            try db.execute(sql: "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, exists_count = ? WHERE id = ?", arguments: [n + 1, n, n, inbox.id])
-        }
-        return inbox.id
-    }
+    func insertRows(_ user: String, _ n: Int) throws -> Int64 { try instance.insertSharedRows(user: user, n) }
 
-    /// SELECTs until the memo holds a current view (none, new watch, re-armed: at most three).
+    /// SELECTs until the memo holds a current view (the first makes its watch, the second arms it).
     func warm(_ s: RPCIMAPServices, _ user: String, _ name: String = "INBOX") async throws {
         for _ in 0..<4 where memo.current(user: user, mailbox: name, client: ObjectIdentifier(rpc)) == nil {
             _ = try await s.select(name)
