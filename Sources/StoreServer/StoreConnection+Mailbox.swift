@@ -77,6 +77,14 @@ extension StoreConnectionHandler {
         return OK()
     }
 
+    /// Runs `remove` (of users or a domain) and tells the watchers of those users' mailboxes,
+    /// so no imapd memo answers for a name a new account could take.
+    func removingMailboxes(of users: [String], _ remove: () throws -> Void) throws {
+        let before = try users.compactMap { try store.user(named: $0) }.flatMap { try store.mailboxes(user: $0.id) }
+        try remove()
+        notifyRenamed(before: before, after: [])
+    }
+
     /// One event per mailbox of `before` that is gone or named otherwise in `after`.
     func notifyRenamed(before: [MailboxSummary], after: [MailboxSummary]) {
         let now = Dictionary(after.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })

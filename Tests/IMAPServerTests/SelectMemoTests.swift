@@ -165,6 +165,20 @@ final class SelectMemoTests: XCTestCase {
         print("memo hits in the race: \(hits) of 40; the message heard from the watch, not in the view: \(viaWatch)")
     }
 
+    /// An account removed and added again under the same name never gets the old account's view.
+    func testRemovedAccountIsStale() async throws {
+        _ = try await fill("bob@example.org", 300)
+        let bob = try await login("bob@example.org", memo: memo)
+        try await warm(bob, "bob@example.org")
+        let admin = try instance.nioClient(.admin)
+        _ = try await admin.call(UserRemove("bob@example.org")).get()
+        try await waitStale("bob@example.org")
+        try instance.store.addUser("bob@example.org", password: "secret")
+        let again = try await login("bob@example.org", memo: memo)
+        let view = try await again.select("INBOX")
+        XCTAssertEqual(view.entries.count, 0)
+    }
+
     func testUsersKeptApart() async throws {
         _ = try await fill("alice@example.org", 300)
         _ = try await fill("bob@example.org", 400)
