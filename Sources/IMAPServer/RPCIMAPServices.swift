@@ -129,11 +129,15 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
             return MailboxView(summary: g.header.summary, keywords: g.header.keywords, entries: g.entries)
         }
         let miss = memo.miss(user: user, mailbox: name, client: client)
-        let g = try await gather(name, MailboxSelect(session: session, name: name, known: miss.known?.stamp, watch: miss.watch))
-        let w = g.header.watch, fresh = w != 0 && w != miss.watch
-        // A new watch is unarmed until the next SELECT re-arms it: routed from now on, no event is lost.
-        if fresh { events.register(watch: w) { [memo] in memo.changed(watch: $0.watch) } }
-        let unwatch: (@Sendable () -> Void)? = fresh ? memoUnwatch(w) : nil
+        // A new watch is routed from its header on (its events follow the stream): one that
+        // comes before the view is kept means the view may already be behind.
+        let seen = EventCount(), events = self.events
+        let g = try await gather(name, MailboxSelect(session: session, name: name, known: miss.known?.stamp, watch: miss.watch)) { h in
+            guard h.watch != 0, h.watch != miss.watch else { return }
+            events.register(watch: h.watch) { [memo] in seen.bump(); memo.changed(watch: $0.watch) }
+        }
+        let w = g.header.watch, isNew = w != 0 && w != miss.watch
+        let unwatch: (@Sendable () -> Void)? = isNew ? memoUnwatch(w) : nil
         if g.since != 0 {
             guard let known = miss.known, known.stamp.highestModSeq == g.since,
                   let merged = known.merging(summary: g.header.summary, keywords: g.header.keywords, changed: g.entries, vanished: g.header.vanished)
@@ -143,11 +147,11 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
                 let whole = try await gather(name, MailboxSelect(session: session, name: name))
                 return MailboxView(summary: whole.header.summary, keywords: whole.header.keywords, entries: whole.entries)
             }
-            memo.keep(user: user, mailbox: name, merged, after: miss, watch: w, client: client, unwatch: unwatch)
+            memo.keep(user: user, mailbox: name, merged, after: miss, watch: w, client: client, unwatch: unwatch, newWatchEvents: isNew ? seen.value : nil)
             return merged
         }
         let whole = MailboxView(summary: g.header.summary, keywords: g.header.keywords, entries: g.entries)
-        memo.keep(user: user, mailbox: name, whole, after: miss, watch: w, client: client, unwatch: unwatch)
+        memo.keep(user: user, mailbox: name, whole, after: miss, watch: w, client: client, unwatch: unwatch, newWatchEvents: isNew ? seen.value : nil)
         return whole
     }
 
@@ -191,7 +195,8 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
     }
 
     /// Gathers one SELECT stream (items arrive in order on the client's event loop).
-    private func gather(_ name: String, _ request: MailboxSelect) async throws -> (header: ViewHeader, entries: [ViewEntry], since: UInt64) {
+    private func gather(_ name: String, _ request: MailboxSelect,
+                        onHeader: @escaping @Sendable (ViewHeader) -> Void = { _ in }) async throws -> (header: ViewHeader, entries: [ViewEntry], since: UInt64) {
         final class Gathered: @unchecked Sendable { var header: ViewHeader?; var entries: [ViewEntry] = [] }
         let g = Gathered(), loop = rpc.channel.eventLoop
         let end: ViewEnd
@@ -200,6 +205,7 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
                 switch item {
                 case .header(let h):
                     g.header = h
+                    onHeader(h)
                     if h.since == 0 { g.entries.reserveCapacity(Int(h.summary.messages)) }
                 case .chunk(let e): g.entries.append(contentsOf: e)
                 }
@@ -370,6 +376,15 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
         guard uids.count <= MailboxLimits.maxUIDs else { throw IMAPServiceError(.limit, "over \(MailboxLimits.maxUIDs) UIDs") }
         guard uidRanges(uids).count <= MailboxLimits.maxUIDRanges else { throw IMAPServiceError(.limit, "over \(MailboxLimits.maxUIDRanges) UID ranges") }
     }
+}
+
+/// Events counted for a memo watch between its SELECT's header and the memo keeping the view.
+final class EventCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func bump() { lock.withLock { n += 1 } }
+    /// Read inside the memo's lock (ViewMemo.keep): a bump after it finds the watch in the memo.
+    var value: @Sendable () -> Int { { [self] in lock.withLock { n } } }
 }
 
 /// A watch asked for and maybe not answered yet (SELECT from the memo): `cancel` ends it once known.

@@ -64,10 +64,11 @@ public final class ViewMemo: @unchecked Sendable {
     }
 
     /// Keeps `v`, read after the store armed `watch` (ViewHeader.watch; 0 none) for the SELECT
-    /// that `miss` prepared: current when that watch was re-armed (not new) and no event came
-    /// in between. `register` routes the events of a new watch here; `unwatch` ends it.
+    /// that `miss` prepared: current when no event came for that watch since `miss` (re-armed)
+    /// or since the stream's header (new: `newWatchEvents` counts them); `unwatch` ends a new one.
     public func keep(user: String, mailbox: String, _ v: MailboxView, after miss: Miss? = nil, watch: UInt64 = 0,
-                     client: ObjectIdentifier? = nil, unwatch: (@Sendable () -> Void)? = nil) {
+                     client: ObjectIdentifier? = nil, unwatch: (@Sendable () -> Void)? = nil,
+                     newWatchEvents: (@Sendable () -> Int)? = nil) {
         let key = Key(user: user, mailbox: mailbox)
         var ended: [@Sendable () -> Void] = []
         defer { for u in ended { u() } }
@@ -89,7 +90,11 @@ public final class ViewMemo: @unchecked Sendable {
             e.watch = watch; e.client = client
             e.unwatch = same ? old?.unwatch : unwatch
             e.events = same ? old!.events : 0
-            e.fresh = same && miss?.watch == watch && miss?.events == e.events
+            if let newWatchEvents {
+                e.fresh = !same && newWatchEvents() == 0
+            } else {
+                e.fresh = same && miss?.watch == watch && miss?.events == e.events
+            }
             byWatch[watch] = key
         }
         views[key] = e

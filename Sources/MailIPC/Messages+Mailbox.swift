@@ -378,8 +378,9 @@ public struct ViewStamp: Sendable, Equatable, Hashable {
 /// since that view (ViewHeader.since ≠ 0) when it is the same mailbox and UIDVALIDITY.
 /// `watch` (imapd's view memo, DESIGN §2): 0 none; else this connection's detached watch on
 /// the mailbox to re-arm before the view is read, or `newWatch` (or one that is not usable) for
-/// a new unarmed one when the mailbox has at least `memoMinMessages` (smaller views are read
-/// whole each time); ViewHeader.watch says which watch now stands for the view (0: none).
+/// a new one when the mailbox has at least `memoMinMessages` (smaller views are read whole each
+/// time), armed before the view is read, its events sent only after the stream; ViewHeader.watch
+/// says which watch now stands for the view (0: none).
 public struct MailboxSelect: RPCStreamRequest, SessionNameRequest {
     public typealias Reply = ViewEnd
     public typealias Item = MailboxViewItem
@@ -405,7 +406,7 @@ public struct MailboxSelect: RPCStreamRequest, SessionNameRequest {
 }
 
 /// The first item of a SELECT stream. `watch`: the detached watch armed for this view (re-armed
-/// or new — a new one is armed by the next SELECT naming it), 0 when none was asked or possible.
+/// or new), 0 when none was asked or possible.
 public struct ViewHeader: RPCMessage, RPCStreamItem {
     public static let type = MessageType.viewHeader
     public var summary: MailboxSummary, keywords: [String], since: UInt64, vanished: [UInt32], watch: UInt64

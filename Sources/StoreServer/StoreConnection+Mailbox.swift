@@ -201,7 +201,8 @@ extension StoreConnectionHandler {
                 for item in [MailboxViewItem.header(header)] + chunks {
                     context.write(wrapOutboundOut(item.frame(requestID: id, flags: .more)), promise: nil)
                 }
-                return reply(id, end)
+                reply(id, end)
+                return hub.announce(header.watch)
             }
             guard streams[id] == nil else { return reply(id, ErrorReply(.badSequence, "a stream with this request id is in progress")) }
             var items: [any RPCStreamItem] = [MailboxViewItem.header(header)] + chunks
@@ -210,7 +211,7 @@ extension StoreConnectionHandler {
                 let batch = Array(items.prefix(max))
                 items.removeFirst(batch.count)
                 return batch
-            }, finish: { end }, onError: { [self] in errorReply($0) }, onDone: { [self] in streams[id] = nil })
+            }, finish: { end }, onError: { [self] in errorReply($0) }, onDone: { [self] in streams[id] = nil; hub.announce(header.watch) })
             streams[id] = sender
             sender.start()
         }
@@ -236,8 +237,8 @@ extension StoreConnectionHandler {
     }
 
     /// The memo watch a SELECT asks for (MailboxSelect.watch), as a step run on the pool with the
-    /// mailbox found: this connection's detached watch on it re-armed, else a new unarmed one
-    /// (for a mailbox big enough for the memo).
+    /// mailbox found: this connection's detached watch on it re-armed, else a new one (for a
+    /// mailbox big enough for the memo; its changes are held until the stream is written).
     func memoWatch(channel: Channel, _ m: MailboxSelect) -> MemoWatchStep? {
         guard m.watch != 0 else { return nil }
         let hub = self.hub, owner = self.owner

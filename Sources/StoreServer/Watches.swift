@@ -111,11 +111,11 @@ final class WatchHub: @unchecked Sendable {
 
     /// A watch of the connection itself, not of a session (imapd's view memo, DESIGN §2): it
     /// outlives the session that asked for it and ends with MailboxUnwatch or the connection.
-    /// It starts unarmed (re-armed by a SELECT naming it, before the view is read).
+    /// Armed at once, announced (`announce`) once the SELECT stream that names it is written.
     func addDetached(channel: Channel, owner: ObjectIdentifier, mailboxID: Int64) -> UInt64 {
         lock.lock(); defer { lock.unlock() }
         channels[owner] = channel
-        return table.add(connection: owner, session: WatchTable.detached, mailboxID: mailboxID, armed: false)
+        return table.add(connection: owner, session: WatchTable.detached, mailboxID: mailboxID, announced: false)
     }
 
     /// The watch if it belongs to this connection.

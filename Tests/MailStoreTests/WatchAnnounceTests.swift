@@ -1,6 +1,6 @@
-// The watch table's two additions for imapd's SELECT memo (Watches.swift): a watch whose id the
-// worker does not know yet holds its first change until announced; a memo watch starts unarmed
-// and belongs to the connection, not to a session.
+// The watch table's additions for imapd's SELECT memo (Watches.swift): a watch whose id the
+// worker does not know yet holds its first change until announced; an unarmed watch notifies
+// only after a pull; a memo watch belongs to the connection, not to a session.
 import XCTest
 @testable import StoreServer
 
@@ -21,10 +21,10 @@ final class WatchAnnounceTests: XCTestCase {
         XCTAssertNil(t.announce(quiet), "no change meanwhile: nothing to send")
     }
 
-    func testMemoWatchStartsUnarmedAndOutlivesSessions() {
+    func testUnarmedWatchWaitsForAPullAndMemoWatchOutlivesSessions() {
         var t = WatchTable()
         let w = t.add(connection: conn, session: WatchTable.detached, mailboxID: 7, armed: false)
-        XCTAssertTrue(t.changed(mailboxID: 7, modSeq: 3).isEmpty, "unarmed until a SELECT re-arms it")
+        XCTAssertTrue(t.changed(mailboxID: 7, modSeq: 3).isEmpty, "unarmed until pulled")
         t.remove { $0.connection == self.conn && $0.session == 1 }
         XCTAssertNotNil(t.watches[w])
         t.pulled(w)
