@@ -20,6 +20,8 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
     let memo: ViewMemo?
     /// Watches this connection holds: watch id → mailbox id.
     private var watches: [UInt64: Int64] = [:]
+    /// Watches asked for and not answered yet, by mailbox id.
+    private var pendingWatches: [Int64: EventLoopFuture<Watching>] = [:]
 
     /// `service` names the protocol in the store's authentication log lines.
     public init(rpc: RPCClient, events: EventRouter, service: String = "imap", memo: ViewMemo? = nil) {
@@ -71,7 +73,7 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
     public func close() {
         lock.lock()
         let s = session, ws = watches.keys
-        session = 0; watches.removeAll()
+        session = 0; watches.removeAll(); pendingWatches.removeAll()
         lock.unlock()
         for w in ws { events.unregister(watch: w) }
         if s != 0 { rpc.call(SessionEnd(s)).whenComplete { _ in } }
@@ -101,49 +103,100 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
 
     // MARK: the selected mailbox
 
-    /// The view of `name`: the memo's brought up to date when the store sends only the changes
-    /// since it, else the whole view; either way kept in the memo for the next SELECT.
+    /// The memo's views are this client's (its watches live on this store connection).
+    private var client: ObjectIdentifier { ObjectIdentifier(rpc) }
+
+    /// The memo's view while it is current (no store round trip); else the store's answer.
     public func select(_ name: String) async throws -> MailboxView {
+        if let v = current(name) { return v }
+        return try await selectFromStore(name)
+    }
+
+    /// The memo's view of `name` when its watch says it is current and the store is there.
+    private func current(_ name: String) -> MailboxView? {
+        let user = lock.withLock { self.user }
+        guard let memo, !user.isEmpty, rpc.channel.isActive else { return nil }
+        return memo.current(user: user, mailbox: name, client: client)
+    }
+
+    /// The view of `name`: the memo's brought up to date when the store sends only the changes
+    /// since it, else the whole view; either way kept in the memo for the next SELECT, with the
+    /// memo's watch the store armed before reading it.
+    private func selectFromStore(_ name: String) async throws -> MailboxView {
         let (session, user) = lock.withLock { (self.session, self.user) }
-        let known = memo?.view(user: user, mailbox: name)
-        var view = try await gather(name, MailboxSelect(session: session, name: name, known: known?.stamp))
-        if view.since != 0 {
-            guard let known, known.stamp.highestModSeq == view.since,
-                  let merged = known.merging(summary: view.header.summary, keywords: view.header.keywords, changed: view.entries, vanished: view.header.vanished)
+        guard let memo else {
+            let g = try await gather(name, MailboxSelect(session: session, name: name))
+            return MailboxView(summary: g.header.summary, keywords: g.header.keywords, entries: g.entries)
+        }
+        let miss = memo.miss(user: user, mailbox: name, client: client)
+        // A new watch is routed from its header on (its events follow the stream): one that
+        // comes before the view is kept means the view may already be behind.
+        let seen = EventCount(), events = self.events
+        let g = try await gather(name, MailboxSelect(session: session, name: name, known: miss.known?.stamp, watch: miss.watch)) { h in
+            guard h.watch != 0, h.watch != miss.watch else { return }
+            events.register(watch: h.watch) { [memo] in seen.bump(); memo.changed(watch: $0.watch) }
+        }
+        let w = g.header.watch, isNew = w != 0 && w != miss.watch
+        let unwatch: (@Sendable () -> Void)? = isNew ? memoUnwatch(w) : nil
+        if g.since != 0 {
+            guard let known = miss.known, known.stamp.highestModSeq == g.since,
+                  let merged = known.merging(summary: g.header.summary, keywords: g.header.keywords, changed: g.entries, vanished: g.header.vanished)
             else {
-                memo?.forget(user: user, mailbox: name)
-                view = try await gather(name, MailboxSelect(session: session, name: name))
-                return MailboxView(summary: view.header.summary, keywords: view.header.keywords, entries: view.entries)
+                memo.forget(user: user, mailbox: name)
+                unwatch?()
+                let whole = try await gather(name, MailboxSelect(session: session, name: name))
+                return MailboxView(summary: whole.header.summary, keywords: whole.header.keywords, entries: whole.entries)
             }
-            memo?.keep(user: user, mailbox: name, merged)
+            memo.keep(user: user, mailbox: name, merged, after: miss, watch: w, client: client, unwatch: unwatch, newWatchEvents: isNew ? seen.value : nil)
             return merged
         }
-        let whole = MailboxView(summary: view.header.summary, keywords: view.header.keywords, entries: view.entries)
-        memo?.keep(user: user, mailbox: name, whole)
+        let whole = MailboxView(summary: g.header.summary, keywords: g.header.keywords, entries: g.entries)
+        memo.keep(user: user, mailbox: name, whole, after: miss, watch: w, client: client, unwatch: unwatch, newWatchEvents: isNew ? seen.value : nil)
         return whole
     }
 
-    /// With a view of `name` in the memo, its mailbox is watched while the view is read (two
-    /// round trips at once); a mailbox that turns out another (renamed since) is watched anew.
+    /// Ends a memo watch: here, then at the store.
+    private func memoUnwatch(_ w: UInt64) -> @Sendable () -> Void {
+        let events = self.events, rpc = self.rpc
+        return {
+            events.unregister(watch: w)
+            rpc.call(MailboxUnwatch(watch: w)).whenComplete { _ in }
+        }
+    }
+
+    /// A current memo view answers at once: the session's own watch is asked for without waiting
+    /// (its state, when it comes, is compared with the view, so a change in between still
+    /// notifies). Else, with a view of `name` in the memo, its mailbox is watched while the view
+    /// is read (two round trips at once); a mailbox that turns out another (renamed since) is
+    /// watched anew.
     public func selectWatching(_ name: String, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> (MailboxView, any IMAPWatch) {
+        if let v = current(name) {
+            let pending = startWatch(mailbox: v.summary.id, since: v.summary.highestModSeq, onChange: onChange)
+            return (v, PendingIMAPWatch(services: self, pending: pending))
+        }
         let user = lock.withLock { self.user }
         guard let guess = memo?.view(user: user, mailbox: name)?.summary.id else {
-            let view = try await select(name)
-            return (view, try await watch(mailbox: view.summary.id, onChange: onChange))
+            let view = try await selectFromStore(name)
+            return (view, try await watch(mailbox: view.summary.id, since: view.summary.highestModSeq, onChange: onChange))
         }
-        let early = startWatch(mailbox: guess, onChange: onChange)
+        let early = startWatch(mailbox: guess, since: nil, onChange: onChange)
         let view: MailboxView
-        do { view = try await select(name) } catch {
-            (try? await watched(early, mailbox: guess))?.cancel()
+        do { view = try await selectFromStore(name) } catch {
+            if let w = try? await watched(early) { unwatch(w.watch) }
             throw error
         }
-        if view.summary.id == guess { return (view, try await watched(early, mailbox: guess)) }
-        (try? await watched(early, mailbox: guess))?.cancel()
-        return (view, try await watch(mailbox: view.summary.id, onChange: onChange))
+        if view.summary.id == guess {
+            let w = try await watched(early)
+            Self.catchUp(w.state, since: view.summary.highestModSeq, onChange)
+            return (view, RPCIMAPWatch(services: self, id: w.watch))
+        }
+        if let w = try? await watched(early) { unwatch(w.watch) }
+        return (view, try await watch(mailbox: view.summary.id, since: view.summary.highestModSeq, onChange: onChange))
     }
 
     /// Gathers one SELECT stream (items arrive in order on the client's event loop).
-    private func gather(_ name: String, _ request: MailboxSelect) async throws -> (header: ViewHeader, entries: [ViewEntry], since: UInt64) {
+    private func gather(_ name: String, _ request: MailboxSelect,
+                        onHeader: @escaping @Sendable (ViewHeader) -> Void = { _ in }) async throws -> (header: ViewHeader, entries: [ViewEntry], since: UInt64) {
         final class Gathered: @unchecked Sendable { var header: ViewHeader?; var entries: [ViewEntry] = [] }
         let g = Gathered(), loop = rpc.channel.eventLoop
         let end: ViewEnd
@@ -152,6 +205,7 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
                 switch item {
                 case .header(let h):
                     g.header = h
+                    onHeader(h)
                     if h.since == 0 { g.entries.reserveCapacity(Int(h.summary.messages)) }
                 case .chunk(let e): g.entries.append(contentsOf: e)
                 }
@@ -167,23 +221,42 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
     /// Registers with the router as the Watching reply arrives (on the client's loop, before any
     /// later frame is read), so no notification for the new watch can be missed.
     public func watch(mailbox: Int64, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> any IMAPWatch {
-        try await watched(startWatch(mailbox: mailbox, onChange: onChange), mailbox: mailbox)
+        RPCIMAPWatch(services: self, id: try await watched(startWatch(mailbox: mailbox, since: nil, onChange: onChange)).watch)
     }
 
-    /// Sends the watch request now (no task in between); `watched` awaits its answer.
-    private func startWatch(mailbox: Int64, onChange: @escaping @Sendable (UInt64) -> Void) -> EventLoopFuture<Watching> {
-        let events = self.events
-        return rpc.call(MailboxWatchByID(session: sid, mailbox: mailbox)).map { w in
+    /// The same for a view at MODSEQ `since`: a change the view missed notifies at once.
+    func watch(mailbox: Int64, since: UInt64, onChange: @escaping @Sendable (UInt64) -> Void) async throws -> any IMAPWatch {
+        RPCIMAPWatch(services: self, id: try await watched(startWatch(mailbox: mailbox, since: since, onChange: onChange)).watch)
+    }
+
+    /// The store adds a watch before it reads the state it answers with: a state past the view's
+    /// MODSEQ is a change the view missed that the watch will not notify, so it is told here.
+    static func catchUp(_ state: MailboxState, since: UInt64, _ onChange: @Sendable (UInt64) -> Void) {
+        if state.highestModSeq > since { onChange(state.highestModSeq) }
+    }
+
+    /// Sends the watch request now (no task in between); `watched` awaits its answer. Until it
+    /// arrives a delta of the mailbox waits for it (so the pull re-arms it).
+    private func startWatch(mailbox: Int64, since: UInt64?, onChange: @escaping @Sendable (UInt64) -> Void) -> EventLoopFuture<Watching> {
+        let events = self.events, session = sid
+        let pending = rpc.call(MailboxWatchByID(session: session, mailbox: mailbox)).map { [self] w in
+            let live = lock.withLock { () -> Bool in
+                pendingWatches[mailbox] = nil
+                guard self.session == session else { return false }
+                watches[w.watch] = mailbox
+                return true
+            }
+            guard live else { return w }       // closed meanwhile: the store dropped it with the session
             events.register(watch: w.watch) { onChange($0.highestModSeq) }
+            if let since { Self.catchUp(w.state, since: since, onChange) }
             return w
         }
+        lock.withLock { pendingWatches[mailbox] = pending }
+        return pending
     }
 
-    private func watched(_ pending: EventLoopFuture<Watching>, mailbox: Int64) async throws -> any IMAPWatch {
-        let w: Watching
-        do { w = try await pending.get() } catch { throw Self.serviceError(error) }
-        lock.withLock { watches[w.watch] = mailbox }
-        return RPCIMAPWatch(services: self, id: w.watch)
+    private func watched(_ pending: EventLoopFuture<Watching>) async throws -> Watching {
+        do { return try await pending.get() } catch { throw Self.serviceError(error) }
     }
 
     func unwatch(_ id: UInt64) {
@@ -200,6 +273,7 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
     }
 
     public func delta(mailbox: Int64, since: UInt64, limit: Int) async throws -> MailboxDelta {
+        if let pending = lock.withLock({ pendingWatches[mailbox] }) { _ = try? await pending.get() }
         let n = UInt32(clamping: min(max(limit, 1), MailboxLimits.maxDeltaEntries))
         return try await call(MailboxDeltaGet(session: sid, mailbox: mailbox, since: since, limit: n, watch: watchID(mailbox))).delta
     }
@@ -302,6 +376,22 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
         guard uids.count <= MailboxLimits.maxUIDs else { throw IMAPServiceError(.limit, "over \(MailboxLimits.maxUIDs) UIDs") }
         guard uidRanges(uids).count <= MailboxLimits.maxUIDRanges else { throw IMAPServiceError(.limit, "over \(MailboxLimits.maxUIDRanges) UID ranges") }
     }
+}
+
+/// Events counted for a memo watch between its SELECT's header and the memo keeping the view.
+final class EventCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func bump() { lock.withLock { n += 1 } }
+    /// Read inside the memo's lock (ViewMemo.keep): a bump after it finds the watch in the memo.
+    var value: @Sendable () -> Int { { [self] in lock.withLock { n } } }
+}
+
+/// A watch asked for and maybe not answered yet (SELECT from the memo): `cancel` ends it once known.
+final class PendingIMAPWatch: IMAPWatch, @unchecked Sendable {
+    let services: RPCIMAPServices, pending: EventLoopFuture<Watching>
+    init(services: RPCIMAPServices, pending: EventLoopFuture<Watching>) { self.services = services; self.pending = pending }
+    func cancel() { pending.whenSuccess { [services] in services.unwatch($0.watch) } }
 }
 
 /// A watch held by RPCIMAPServices; `cancel` ends it at the store too.

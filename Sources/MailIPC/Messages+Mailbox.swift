@@ -10,8 +10,8 @@
 //   SubscriptionList(session)                         → Names                                     imapd
 //   SubscriptionSet(session, name, subscribed)        → OK                                        imapd
 //   MailboxStatusGet(session, name)                   → MailboxStatusReply(status?)               imapd
-//   MailboxSelect(session, name, known?)              ⇒ stream: ViewHeader(summary, keywords,     imapd pop3d
-//                                                       since, vanished), ViewChunk([ViewEntry])*,
+//   MailboxSelect(session, name, known?, watch)       ⇒ stream: ViewHeader(summary, keywords,     imapd pop3d
+//                                                       since, vanished, watch), ViewChunk([ViewEntry])*,
 //                                                       then ViewEnd(count)  (since ≠ 0: the chunks
 //                                                       are the changes since the `known` view)
 //   MailboxDeltaGet(session, mailbox, since, limit,   → DeltaReply(delta)  (ask again from the    imapd
@@ -376,38 +376,48 @@ public struct ViewStamp: Sendable, Equatable, Hashable {
 /// SELECT (RFC 9051 §6.3.2): the whole view, streamed with credit so a large mailbox never
 /// needs one large frame (DESIGN §9). With `known`, the store may answer with only the changes
 /// since that view (ViewHeader.since ≠ 0) when it is the same mailbox and UIDVALIDITY.
+/// `watch` (imapd's view memo, DESIGN §2): 0 none; else this connection's detached watch on
+/// the mailbox to re-arm before the view is read, or `newWatch` (or one that is not usable) for
+/// a new one when the mailbox has at least `memoMinMessages` (smaller views are read whole each
+/// time), armed before the view is read, its events sent only after the stream; ViewHeader.watch
+/// says which watch now stands for the view (0: none).
 public struct MailboxSelect: RPCStreamRequest, SessionNameRequest {
     public typealias Reply = ViewEnd
     public typealias Item = MailboxViewItem
     public static let type = MessageType.mailboxSelect
     public static let roles: Set<Role> = .mailboxRoles
-    public var session: UInt64, name: String, known: ViewStamp?
+    public static let newWatch = UInt64.max
+    public static let memoMinMessages: UInt32 = 256
+    public var session: UInt64, name: String, known: ViewStamp?, watch: UInt64
     public init(session: UInt64, name: String) { self.init(session: session, name: name, known: nil) }
-    public init(session: UInt64, name: String, known: ViewStamp?) { self.session = session; self.name = name; self.known = known }
+    public init(session: UInt64, name: String, known: ViewStamp?, watch: UInt64 = 0) {
+        self.session = session; self.name = name; self.known = known; self.watch = watch
+    }
     public init(reading r: inout WireReader) throws {
         session = try r.u64(); name = try r.string()
         known = try r.bool() ? ViewStamp(mailbox: try r.i64(), uidValidity: try r.u32(), highestModSeq: try r.u64()) : nil
+        watch = try r.u64()
     }
     public func write(to w: inout WireWriter) {
         w.u64(session); w.string(name); w.bool(known != nil)
         if let k = known { w.i64(k.mailbox); w.u32(k.uidValidity); w.u64(k.highestModSeq) }
+        w.u64(watch)
     }
 }
 
-/// The first item of a SELECT stream: the mailbox and its keyword names (index = keyword id).
-/// `since` 0: the whole view follows. Otherwise the entries that follow are those changed after
-/// MODSEQ `since` of the view the request named, and `vanished` the UIDs expunged since.
+/// The first item of a SELECT stream. `watch`: the detached watch armed for this view (re-armed
+/// or new), 0 when none was asked or possible.
 public struct ViewHeader: RPCMessage, RPCStreamItem {
     public static let type = MessageType.viewHeader
-    public var summary: MailboxSummary, keywords: [String], since: UInt64, vanished: [UInt32]
-    public init(summary: MailboxSummary, keywords: [String], since: UInt64 = 0, vanished: [UInt32] = []) {
-        self.summary = summary; self.keywords = keywords; self.since = since; self.vanished = vanished
+    public var summary: MailboxSummary, keywords: [String], since: UInt64, vanished: [UInt32], watch: UInt64
+    public init(summary: MailboxSummary, keywords: [String], since: UInt64 = 0, vanished: [UInt32] = [], watch: UInt64 = 0) {
+        self.summary = summary; self.keywords = keywords; self.since = since; self.vanished = vanished; self.watch = watch
     }
     public init(reading r: inout WireReader) throws {
-        summary = try r.summary(); keywords = try r.keywords(); since = try r.u64(); vanished = try r.uidSet()
+        summary = try r.summary(); keywords = try r.keywords(); since = try r.u64(); vanished = try r.uidSet(); watch = try r.u64()
         guard since != 0 || vanished.isEmpty else { throw WireError.badValue("vanished UIDs in a whole view") }
     }
-    public func write(to w: inout WireWriter) { w.summary(summary); w.strings(keywords); w.u64(since); w.uidSet(vanished) }
+    public func write(to w: inout WireWriter) { w.summary(summary); w.strings(keywords); w.u64(since); w.uidSet(vanished); w.u64(watch) }
 }
 
 /// Entries of the view in UID order, at most `MailboxLimits.entriesPerChunk` a frame.

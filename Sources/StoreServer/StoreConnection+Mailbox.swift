@@ -54,22 +54,41 @@ extension StoreConnectionHandler {
 
     // MARK: requests answered by one store call
 
-    /// RFC 9051 §6.3.5. Sessions watching the mailbox are told (their next pull finds it gone).
+    /// RFC 9051 §6.3.5. Watchers of every mailbox gone (it and any inferiors the store took
+    /// along) are told: their next pull finds it gone, and imapd's memo of it goes stale.
     func delete(_ m: MailboxDelete, user: Int64) throws -> OK {
-        let gone = try store.mailbox(user: user, name: m.name)
+        let before = try store.mailboxes(user: user)
         try store.deleteMailbox(user: user, name: m.name)
-        if let gone { hub.changed(mailboxID: gone.id, modSeq: gone.highestModSeq + 1) }
+        notifyRenamed(before: before, after: try store.mailboxes(user: user))
         return OK()
     }
 
     /// RFC 9051 §6.3.6: renaming INBOX empties it (its messages leave as expunges), so its
-    /// watchers are told; another mailbox keeps its id and contents.
+    /// watchers are told; another mailbox keeps its id and contents, and the watchers of every
+    /// mailbox whose name changed (inferiors too) are told, so no memo answers for the old name.
     func rename(_ m: MailboxRename, user: Int64) throws -> OK {
+        let before = try store.mailboxes(user: user)
         try store.renameMailbox(user: user, from: m.from, to: m.to)
-        if m.from.uppercased() == "INBOX", let inbox = try store.mailbox(user: user, name: "INBOX") {
+        let after = try store.mailboxes(user: user)
+        notifyRenamed(before: before, after: after)
+        if m.from.uppercased() == "INBOX", let inbox = after.first(where: { $0.name == "INBOX" }) {
             hub.changed(mailboxID: inbox.id, modSeq: inbox.highestModSeq)
         }
         return OK()
+    }
+
+    /// Runs `remove` (of users or a domain) and tells the watchers of those users' mailboxes,
+    /// so no imapd memo answers for a name a new account could take.
+    func removingMailboxes(of users: [String], _ remove: () throws -> Void) throws {
+        let before = try users.compactMap { try store.user(named: $0) }.flatMap { try store.mailboxes(user: $0.id) }
+        try remove()
+        notifyRenamed(before: before, after: [])
+    }
+
+    /// One event per mailbox of `before` that is gone or named otherwise in `after`.
+    func notifyRenamed(before: [MailboxSummary], after: [MailboxSummary]) {
+        let now = Dictionary(after.map { ($0.id, $0.name) }, uniquingKeysWith: { a, _ in a })
+        for mb in before where now[mb.id] != mb.name { hub.changed(mailboxID: mb.id, modSeq: mb.highestModSeq + 1) }
     }
 
     func delta(_ m: MailboxDeltaGet, user: Int64) throws -> DeltaReply {
@@ -136,14 +155,25 @@ extension StoreConnectionHandler {
     }
 
     /// The watch on a mailbox of the session's user, by id: another user's id is `.notFound`.
+    /// Added before the state is read (a change committed in between is in the state or
+    /// notified; the worker compares the state with its view), and announced after the reply, so
+    /// its first event never overtakes the reply that names it.
     func watchByID(_ id: UInt32, _ m: MailboxWatchByID) {
-        let channel = context.channel, owner = self.owner
-        scoped(id, m) { [self] user in
+        let channel = context.channel, owner = self.owner, store = self.store, hub = self.hub
+        let user: Int64
+        do { user = try requireSession(m.session).id; try confine(m, user: user) } catch { return reply(id, errorReply(error)) }
+        pool.runIfActive(eventLoop: context.eventLoop) { () throws -> Watching in
+            let w = hub.add(channel: channel, owner: owner, session: m.session, mailboxID: m.mailbox, announced: false)
             guard let mb = try store.mailboxes(user: user).first(where: { $0.id == m.mailbox }) else {
+                hub.remove(w)
                 throw StoreError(.notFound, "no such mailbox: \(m.mailbox)")
             }
-            let w = hub.add(channel: channel, owner: owner, session: m.session, mailboxID: mb.id)
             return Watching(watch: w, state: MailboxState(mb))
+        }.whenComplete { [self] r in
+            switch r {
+            case .success(let w): reply(id, w); hub.announce(w.watch)
+            case .failure(let e): reply(id, errorReply(e))
+            }
         }
     }
 
@@ -157,8 +187,8 @@ extension StoreConnectionHandler {
         guard streams.count < Self.maxConcurrentStreams else { return reply(id, ErrorReply(.temporary, "too many streams in progress")) }
         let user: Int64
         do { user = try requireSession(m.session).id; try confine(m, user: user) } catch { return reply(id, errorReply(error)) }
-        let store = self.store
-        pool.runIfActive(eventLoop: context.eventLoop) { try Self.view(store, user: user, m) }.whenComplete { [self] r in
+        let store = self.store, memoWatch = memoWatch(channel: context.channel, m)
+        pool.runIfActive(eventLoop: context.eventLoop) { try Self.view(store, user: user, m, watch: memoWatch) }.whenComplete { [self] r in
             guard case .success(let (header, entries)) = r else {
                 if case .failure(let e) = r { reply(id, errorReply(e)) }
                 return
@@ -171,7 +201,8 @@ extension StoreConnectionHandler {
                 for item in [MailboxViewItem.header(header)] + chunks {
                     context.write(wrapOutboundOut(item.frame(requestID: id, flags: .more)), promise: nil)
                 }
-                return reply(id, end)
+                reply(id, end)
+                return hub.announce(header.watch)
             }
             guard streams[id] == nil else { return reply(id, ErrorReply(.badSequence, "a stream with this request id is in progress")) }
             var items: [any RPCStreamItem] = [MailboxViewItem.header(header)] + chunks
@@ -180,20 +211,51 @@ extension StoreConnectionHandler {
                 let batch = Array(items.prefix(max))
                 items.removeFirst(batch.count)
                 return batch
-            }, finish: { end }, onError: { [self] in errorReply($0) }, onDone: { [self] in streams[id] = nil })
+            }, finish: { end }, onError: { [self] in errorReply($0) }, onDone: { [self] in streams[id] = nil; hub.announce(header.watch) })
             streams[id] = sender
             sender.start()
         }
     }
 
-    /// SELECT's answer: the changes since the worker's view when `changes` allows, else the whole view.
-    static func view(_ store: any MailStore, user: Int64, _ m: MailboxSelect) throws -> (ViewHeader, [ViewEntry]) {
+    /// SELECT's answer: the changes since the worker's view when `changes` allows, else the whole
+    /// view. The memo's watch (if asked) is armed on the mailbox found before the view is read, so
+    /// any later change is notified; a mailbox renamed meanwhile (its name no longer the one
+    /// found) gets no watch.
+    static func view(_ store: any MailStore, user: Int64, _ m: MailboxSelect, watch: MemoWatchStep? = nil) throws -> (ViewHeader, [ViewEntry]) {
         guard let mb = try store.mailbox(user: user, name: m.name) else { throw StoreError(.notFound, "no such mailbox: \(m.name)") }
+        let w = watch?.arm(mb) ?? 0
+        var (header, entries): (ViewHeader, [ViewEntry])
         if let k = m.known, let d = try changes(store, user: user, mailbox: mb, since: k) {
-            return (ViewHeader(summary: d.summary, keywords: d.keywords, since: k.highestModSeq, vanished: d.vanished), d.changed)
+            (header, entries) = (ViewHeader(summary: d.summary, keywords: d.keywords, since: k.highestModSeq, vanished: d.vanished), d.changed)
+        } else {
+            let v = try store.view(user: user, mailbox: mb.id)
+            (header, entries) = (ViewHeader(summary: v.summary, keywords: v.keywords), v.entries)
         }
-        let v = try store.view(user: user, mailbox: mb.id)
-        return (ViewHeader(summary: v.summary, keywords: v.keywords), v.entries)
+        header.watch = w
+        if w != 0, header.summary.name != mb.name || header.summary.id != mb.id { watch?.drop(w); header.watch = 0 }
+        return (header, entries)
+    }
+
+    /// The memo watch a SELECT asks for (MailboxSelect.watch), as a step run on the pool with the
+    /// mailbox found: this connection's detached watch on it re-armed, else a new one (for a
+    /// mailbox big enough for the memo; its changes are held until the stream is written).
+    func memoWatch(channel: Channel, _ m: MailboxSelect) -> MemoWatchStep? {
+        guard m.watch != 0 else { return nil }
+        let hub = self.hub, owner = self.owner
+        return MemoWatchStep(arm: { mb in
+            if m.watch != MailboxSelect.newWatch, let w = hub.watch(m.watch, owner: owner), w.session == WatchTable.detached, w.mailboxID == mb.id {
+                hub.pulled(m.watch)
+                return m.watch
+            }
+            guard mb.messages >= MailboxSelect.memoMinMessages else { return 0 }
+            return hub.addDetached(channel: channel, owner: owner, mailboxID: mb.id)
+        }, drop: { hub.remove($0) })
+    }
+
+    /// What SELECT does with the memo's watch: arm it on the mailbox found (its id back, 0 for
+    /// none), or drop it.
+    struct MemoWatchStep {
+        var arm: (MailboxSummary) -> UInt64, drop: (UInt64) -> Void
     }
 
     /// The changes since the view a worker holds, when they are few: same mailbox, same

@@ -156,10 +156,10 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as SessionEnd: sessionEnd(id, m)
         case let m as MailboxList: gated(id) { [self] in try mailboxList(m) }
         case let m as DomainAdd: offload(id) { [store] in try store.addDomain(m.name); return OK() }
-        case let m as DomainRemove: offload(id) { [store] in try store.removeDomain(m.name); return OK() }
+        case let m as DomainRemove: offload(id) { [self] in try removingMailboxes(of: try store.users(domain: m.name)) { try store.removeDomain(m.name) }; return OK() }
         case is DomainList: offload(id) { [store] in Names(try store.domains()) }
         case let m as UserAdd: offload(id) { [store] in try store.addUser(m.address, password: m.password); return OK() }
-        case let m as UserRemove: offload(id) { [store] in try store.removeUser(m.name); return OK() }
+        case let m as UserRemove: offload(id) { [self] in try removingMailboxes(of: [m.name]) { try store.removeUser(m.name) }; return OK() }
         case let m as UserPasswd: offload(id) { [store] in try store.setPassword(m.address, password: m.password); return OK() }
         case let m as UserSpamJunk: offload(id) { [store] in try store.setSpamToJunk(m.address, m.on); return OK() }
         case let m as UserList: offload(id) { [store] in Names(try store.users(domain: m.name)) }

@@ -11,14 +11,22 @@ struct WatchTable {
         var connection: ObjectIdentifier, session: UInt64, mailboxID: Int64
         var notified = false          // a MailboxChanged is outstanding
         var latest: UInt64 = 0        // highest MODSEQ seen since
+        /// The worker knows the watch's id (its Watching reply is out): until then a change is
+        /// held, and sent right after that reply, so the worker never gets an event it cannot route.
+        var announced = true
+        var held = false
     }
+    /// The session of a detached watch (sessions are numbered from 1).
+    static let detached: UInt64 = 0
     private(set) var watches: [UInt64: Watch] = [:]
     private var byMailbox: [Int64: Set<UInt64>] = [:]
     private var nextID: UInt64 = 0
 
-    mutating func add(connection: ObjectIdentifier, session: UInt64, mailboxID: Int64) -> UInt64 {
+    /// `armed` false: no notification until the first pull (a watch whose id the worker learns
+    /// only with a reply, so an event before it could not be routed).
+    mutating func add(connection: ObjectIdentifier, session: UInt64, mailboxID: Int64, armed: Bool = true, announced: Bool = true) -> UInt64 {
         nextID += 1
-        watches[nextID] = Watch(connection: connection, session: session, mailboxID: mailboxID)
+        watches[nextID] = Watch(connection: connection, session: session, mailboxID: mailboxID, notified: !armed, announced: announced)
         byMailbox[mailboxID, default: []].insert(nextID)
         return nextID
     }
@@ -40,7 +48,7 @@ struct WatchTable {
             watches[id]!.latest = max(watches[id]!.latest, modSeq)
             if !watches[id]!.notified {
                 watches[id]!.notified = true
-                out.append((id, watches[id]!.connection))
+                if watches[id]!.announced { out.append((id, watches[id]!.connection)) } else { watches[id]!.held = true }
             }
         }
         return out
@@ -49,6 +57,14 @@ struct WatchTable {
     /// The worker is pulling: the next change notifies again. Called before the store is read,
     /// so a change committed during the pull is never lost (at worst notified twice).
     mutating func pulled(_ id: UInt64) { watches[id]?.notified = false }
+
+    /// The watch's id reached the worker: the MODSEQ of a change held meanwhile, to send now.
+    mutating func announce(_ id: UInt64) -> UInt64? {
+        guard var w = watches[id], !w.announced else { return nil }
+        w.announced = true
+        defer { w.held = false; watches[id] = w }
+        return w.held ? w.latest : nil
+    }
 }
 
 /// The outbound agents' queue watches (DESIGN §2, §4), per connection: the same coalescing —
@@ -78,10 +94,28 @@ final class WatchHub: @unchecked Sendable {
     private var queueTable = QueueWatchTable()
     private var channels: [ObjectIdentifier: Channel] = [:]
 
-    func add(channel: Channel, owner: ObjectIdentifier, session: UInt64, mailboxID: Int64) -> UInt64 {
+    /// `announced` false: changes are held until `announce` (called once the reply naming it is written).
+    func add(channel: Channel, owner: ObjectIdentifier, session: UInt64, mailboxID: Int64, announced: Bool = true) -> UInt64 {
         lock.lock(); defer { lock.unlock() }
         channels[owner] = channel
-        return table.add(connection: owner, session: session, mailboxID: mailboxID)
+        return table.add(connection: owner, session: session, mailboxID: mailboxID, announced: announced)
+    }
+
+    /// On the connection's loop, after the Watching reply was written: a held change goes out now.
+    func announce(_ id: UInt64) {
+        lock.lock()
+        let modSeq = table.announce(id), ch = table.watches[id].flatMap { channels[$0.connection] }
+        lock.unlock()
+        if let modSeq, let ch { ch.writeAndFlush(MailboxChanged(watch: id, highestModSeq: modSeq).frame(requestID: 0), promise: nil) }
+    }
+
+    /// A watch of the connection itself, not of a session (imapd's view memo, DESIGN §2): it
+    /// outlives the session that asked for it and ends with MailboxUnwatch or the connection.
+    /// Armed at once, announced (`announce`) once the SELECT stream that names it is written.
+    func addDetached(channel: Channel, owner: ObjectIdentifier, mailboxID: Int64) -> UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        channels[owner] = channel
+        return table.add(connection: owner, session: WatchTable.detached, mailboxID: mailboxID, announced: false)
     }
 
     /// The watch if it belongs to this connection.

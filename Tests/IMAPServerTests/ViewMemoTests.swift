@@ -3,7 +3,6 @@
 // random deliveries, flag changes and expunges from another session; the store sends only the
 // changes; a memo entry of another mailbox or UIDVALIDITY is never used.
 import XCTest
-import GRDB
 import MailIPC
 import MailModel
 import MailStore
@@ -36,17 +35,8 @@ final class ViewMemoTests: XCTestCase {
         return try insertRows(n)
     }
 
-    /// Rows 2...n of INBOX, all pointing at the body of row 1 (synchronous GRDB write).
-    func insertRows(_ n: Int) throws -> Int64 {
-        let inbox = try XCTUnwrap(try instance.store.mailbox(user: try XCTUnwrap(try instance.store.user(named: "alice@example.org")).id, name: "INBOX"))
-        try instance.store.pool.write { (db: Database) throws -> Void in
-            let message = try Int64.fetchOne(db, sql: "SELECT message_id FROM mailbox_messages WHERE mailbox_id = ?", arguments: [inbox.id])!
-            let st = try db.makeStatement(sql: "INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keyword_bits, modseq, internal_date) VALUES (?, ?, ?, 0, 0, ?, 0)")
-            for uid in 2...n { try st.execute(arguments: [inbox.id, uid, message, uid]) }
-            try db.execute(sql: "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, exists_count = ? WHERE id = ?", arguments: [n + 1, n, n, inbox.id])
-        }
-        return inbox.id
-    }
+    /// Rows 2...n of INBOX, all pointing at the body of row 1.
+    func insertRows(_ n: Int) throws -> Int64 { try instance.insertSharedRows(user: "alice@example.org", n) }
 
     func testKeptViewPlusChangesEqualsTheWholeView() async throws {
         let memo = ViewMemo()
