@@ -153,6 +153,56 @@ final class OutboundRunnerTests: XCTestCase {
         XCTAssertTrue(dsn.contains("Action: relayed"), dsn)
     }
 
+    // MARK: connection cache
+
+    /// Polls `done` (the agent's own tasks run meanwhile) until it holds or `seconds` passed.
+    func eventually(_ seconds: Double = 10, _ done: () async -> Bool) async -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if await done() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return await done()
+    }
+
+    func testAnIdleConnectionCarriesTheNextClaimsMessage() async throws {
+        let server = try Receiver.python()
+        let q = MemoryQueue([job(1, recipients: ["bob@remote.example"], body: message(subject: "first"))])
+        let r = try runner(q, relay(server, "connection_cache_time_ms = 60000\n"))
+        await r.runOnce()
+        let idle = await eventually { await r.dispatcher.idleWorkers == 1 }
+        XCTAssertTrue(idle, "the connection is kept once its destination has nothing waiting")
+        q.add([job(2, recipients: ["carol@remote.example"], body: message(subject: "second"))])
+        await r.runOnce()
+        XCTAssertEqual(q.outcomes.count, 2)
+        let conns = server.envelopes().compactMap { $0["conn"] as? Int }
+        XCTAssertEqual(conns, [1, 1], "both messages over the first connection")
+    }
+
+    func testAnIdleConnectionClosesAfterTheCacheTime() async throws {
+        let server = try Receiver.python()
+        let q = MemoryQueue([job(1, recipients: ["bob@remote.example"], body: message(subject: "first"))])
+        let r = try runner(q, relay(server, "connection_cache_time_ms = 100\n"))
+        await r.runOnce()
+        let gone = await eventually { await r.dispatcher.idleWorkers == 0 }
+        XCTAssertTrue(gone, "the idle connection expires")
+        q.add([job(2, recipients: ["carol@remote.example"], body: message(subject: "second"))])
+        await r.runOnce()
+        XCTAssertEqual(server.envelopes().compactMap { $0["conn"] as? Int }, [1, 2], "a new connection after the expiry")
+    }
+
+    func testNoCacheTimeClosesAtOnce() async throws {
+        let server = try Receiver.python()
+        let q = MemoryQueue([job(1, recipients: ["bob@remote.example"], body: message(subject: "first"))])
+        let r = try runner(q, relay(server, "connection_cache_time_ms = 0\n"))
+        await r.runOnce()
+        let idle = await r.dispatcher.idleWorkers
+        XCTAssertEqual(idle, 0)
+        q.add([job(2, recipients: ["carol@remote.example"], body: message(subject: "second"))])
+        await r.runOnce()
+        XCTAssertEqual(server.envelopes().compactMap { $0["conn"] as? Int }, [1, 2])
+    }
+
     // MARK: failures of the connection
 
     func testServerThatNeverAnswersTimesOutAndIsDeferred() async throws {
