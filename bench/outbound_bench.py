@@ -2,8 +2,11 @@
 """Outbound benchmark (issue 13): submission -> queue -> relay host, Postern vs Postfix, same run.
 
 Load: --messages (2,000) messages of --size (5 KB), each with its own Message-ID, to remote
-recipients (user<i>@remote.example), sent by --clients (10) Python smtplib processes, each on
-one connection, the same client code for both systems. Postern: its submission port on
+recipients (user<i>@remote.example), sent by --clients (10) processes, each on one connection, the
+same client for both systems: bench/smtp_raw.c (compiled here with cc; EHLO, AUTH PLAIN for
+Postern, then per message MAIL/RCPT/DATA in one write as RFC 2920 allows, the body, one message
+per transaction), or with `--client python` smtplib (MAIL, RCPT, DATA each awaited). Each run
+also sends the same load to smtp_raw's trivial in-memory server: the client's ceiling. Postern: its submission port on
 loopback with AUTH PLAIN (allowed before TLS on loopback, `plaintext_auth_on_loopback`), the
 outbound agent in relayhost mode. Postfix: a private instance (smtpd on loopback, mynetworks
 127.0.0.0/8, so no AUTH) with `relayhost = [127.0.0.1]:SINK`. Both relay, without TLS, to one

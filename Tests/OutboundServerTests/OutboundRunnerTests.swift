@@ -165,42 +165,42 @@ final class OutboundRunnerTests: XCTestCase {
         return await done()
     }
 
-    func testAnIdleConnectionCarriesTheNextClaimsMessage() async throws {
+    /// A receiver and a runner with `connection_cache_time_ms = ms` that delivered one message.
+    func deliveredOne(cacheMs ms: Int) async throws -> (Receiver, MemoryQueue, OutboundRunner) {
         let server = try Receiver.python()
         let q = MemoryQueue([job(1, recipients: ["bob@remote.example"], body: message(subject: "first"))])
-        let r = try runner(q, relay(server, "connection_cache_time_ms = 60000\n"))
+        let r = try runner(q, relay(server, "connection_cache_time_ms = \(ms)\n"))
         await r.runOnce()
-        let idle = await eventually { await r.dispatcher.idleWorkers == 1 }
-        XCTAssertTrue(idle, "the connection is kept once its destination has nothing waiting")
+        return (server, q, r)
+    }
+
+    /// A second message, claimed after the first was delivered: whether both came over one
+    /// connection (the server numbers them; the listener probe of TestReceivers is one too).
+    func deliverSecond(_ server: Receiver, _ q: MemoryQueue, _ r: OutboundRunner) async -> Bool? {
         q.add([job(2, recipients: ["carol@remote.example"], body: message(subject: "second"))])
         await r.runOnce()
         XCTAssertEqual(q.outcomes.count, 2)
         let conns = server.envelopes().compactMap { $0["conn"] as? Int }
-        XCTAssertEqual(conns, [1, 1], "both messages over the first connection")
+        return conns.count == 2 ? conns[0] == conns[1] : nil
     }
 
+    func testAnIdleConnectionCarriesTheNextClaimsMessage() async throws {
+        let (server, q, r) = try await deliveredOne(cacheMs: 60_000)
+        let idle = await eventually { await r.dispatcher.idleWorkers == 1 }
+        XCTAssertTrue(idle, "the connection is kept once its destination has nothing waiting")
+        let same = await deliverSecond(server, q, r)
+        XCTAssertEqual(same, true, "both messages over the first connection")
+    }
+
+    /// 100 ms: the idle connection expires; 0: it closes at once.
     func testAnIdleConnectionClosesAfterTheCacheTime() async throws {
-        let server = try Receiver.python()
-        let q = MemoryQueue([job(1, recipients: ["bob@remote.example"], body: message(subject: "first"))])
-        let r = try runner(q, relay(server, "connection_cache_time_ms = 100\n"))
-        await r.runOnce()
-        let gone = await eventually { await r.dispatcher.idleWorkers == 0 }
-        XCTAssertTrue(gone, "the idle connection expires")
-        q.add([job(2, recipients: ["carol@remote.example"], body: message(subject: "second"))])
-        await r.runOnce()
-        XCTAssertEqual(server.envelopes().compactMap { $0["conn"] as? Int }, [1, 2], "a new connection after the expiry")
-    }
-
-    func testNoCacheTimeClosesAtOnce() async throws {
-        let server = try Receiver.python()
-        let q = MemoryQueue([job(1, recipients: ["bob@remote.example"], body: message(subject: "first"))])
-        let r = try runner(q, relay(server, "connection_cache_time_ms = 0\n"))
-        await r.runOnce()
-        let idle = await r.dispatcher.idleWorkers
-        XCTAssertEqual(idle, 0)
-        q.add([job(2, recipients: ["carol@remote.example"], body: message(subject: "second"))])
-        await r.runOnce()
-        XCTAssertEqual(server.envelopes().compactMap { $0["conn"] as? Int }, [1, 2])
+        for ms in [100, 0] {
+            let (server, q, r) = try await deliveredOne(cacheMs: ms)
+            let gone = await eventually { await r.dispatcher.idleWorkers == 0 }
+            XCTAssertTrue(gone, "\(ms) ms: the idle connection expires")
+            let same = await deliverSecond(server, q, r)
+            XCTAssertEqual(same, false, "\(ms) ms: a new connection for the second message")
+        }
     }
 
     // MARK: failures of the connection
