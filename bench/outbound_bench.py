@@ -17,7 +17,7 @@ A run's clock starts before the clients and stops when the sink has counted ever
 (end to end); "accepted" is messages / time until the last client had its last 250. Each
 figure is the median of --runs runs, the two systems interleaved so machine drift hits both
 alike; one warm-up run of 100 messages each first. Both run with their shipped defaults for
-concurrency (Postern [outbound] concurrency 20, per_destination 4; Postfix's 20 per destination).
+concurrency (Postern [outbound] concurrency 20, per_destination 4, connection_cache_time_ms 2000; Postfix's 20 per destination).
 Postern's `command_timeout = 10` and `retry_initial = 5` only bound what a stalled connection
 costs (the agent sometimes never greets a server: see test_outbound.py's
 test_a_stream_of_submissions_is_relayed_without_stalls); without a stall they change nothing.
