@@ -96,6 +96,9 @@ public struct OutboundConfig: Sendable, Equatable {
     public var concurrency = 20
     /// Connections per destination (a domain, or the relay host).
     public var perDestination = 4
+    /// `connection_cache_time_ms`: milliseconds a connection with nothing left to send stays open for the next message of its
+    /// destination (Postfix's connection cache, `smtp_connection_cache_time_limit`); 0 closes at once.
+    public var connectionCacheTime = 2_000
     /// Seconds after the first failed attempt, doubling up to `retryMax` (RetrySchedule).
     public var retryInitial = 300
     public var retryMax = 14_400
@@ -153,6 +156,7 @@ extension OutboundConfig: ConfigSection {
         if let ca = try Self.string(s, "ca_file") { caFile = ca.isEmpty || ca.hasPrefix("/") ? ca : context.base + "/" + ca }
         concurrency = try s.int("concurrency", 1...10_000) ?? concurrency
         perDestination = try s.int("per_destination", 1...1000) ?? perDestination
+        connectionCacheTime = try s.int("connection_cache_time_ms", 0...300_000) ?? connectionCacheTime
         retryInitial = try s.int("retry_initial", 1...86_400) ?? retryInitial
         retryMax = try s.int("retry_max", 1...604_800) ?? retryMax
         maxQueueLifetime = try s.int("max_queue_lifetime", 1...(60 * 86_400)) ?? maxQueueLifetime

@@ -25,14 +25,15 @@ struct DestinationWorker {
             var unit: DeliveryUnit? = first
             while let u = unit {
                 let attempts = await deliver(u, &state)
-                await u.tracker.unitDone(attempts)
+                // The report (a durable commit) goes on while the connection carries the next unit.
+                Task { await u.tracker.unitDone(attempts) }
                 if let dead = state.unreachable {
                     for w in await runner.dispatcher.takeAll(destination) {
                         await w.tracker.unitDone(w.all(.temporary, dead))
                     }
                     break
                 }
-                unit = await runner.dispatcher.next(destination)
+                unit = await runner.dispatcher.next(destination, linger: state.connection == nil ? .zero : runner.settings.connectionCacheTime)
             }
             state.connection?.quit()
         }

@@ -1,8 +1,9 @@
 // The queue runner: claims due messages (on start, on each queue event, at the next due time
 // and on a safety poll), splits each into one unit per destination, delivers the units over at
 // most `per_destination` connections per destination and `concurrency` in total (a connection
-// carries unit after unit of its destination, as Postfix's connection cache), and reports each
-// message once all its units are done. A recipient leaves the queue only by that report, so a
+// carries unit after unit of its destination and stays open `connection_cache_time_ms` for the
+// next, as Postfix's connection cache), and reports each message once all its units are done,
+// without holding the connection (the store's group commit batches the reports). A recipient leaves the queue only by that report, so a
 // crash before it loses nothing: the lease expires and the message is claimed again.
 import DKIM
 import Foundation
@@ -207,11 +208,28 @@ actor Dispatcher {
     private var total = 0
     /// Destinations with units waiting, oldest first (who gets a freed connection slot).
     private var ready: [Destination] = []
+    /// Workers whose connection is open with nothing to send, per destination, oldest first:
+    /// the next unit of their destination goes to them (the connection cache).
+    private var idle: [Destination: [IdleWorker]] = [:]
+    private var idleCount = 0
+    private var idleSerial: UInt64 = 0
+
+    struct IdleWorker {
+        let id: UInt64
+        let continuation: CheckedContinuation<DeliveryUnit?, Never>
+    }
 
     init(perDestination: Int, concurrency: Int) { self.perDestination = perDestination; self.concurrency = concurrency }
 
+    /// Workers keeping an idle connection open (tests).
+    var idleWorkers: Int { idleCount }
+
     func enqueue(_ unit: DeliveryUnit, runner: OutboundRunner) {
         let d = unit.destination
+        if let w = takeIdle(d, id: nil) {
+            w.continuation.resume(returning: unit)
+            return
+        }
         waiting[d, default: []].append(unit)
         if !ready.contains(d) { ready.append(d) }
         spawn(runner)
@@ -224,6 +242,38 @@ actor Dispatcher {
         waiting[d] = list.isEmpty ? nil : list
         if list.isEmpty { ready.removeAll { $0 == d } }
         return u
+    }
+
+    /// The next unit for a worker of `d`; with none waiting, the worker's connection stays open
+    /// up to `linger` for one (Postfix's connection cache). nil: the worker ends.
+    func next(_ d: Destination, linger: Duration) async -> DeliveryUnit? {
+        if let u = next(d) { return u }
+        guard linger > .zero else { return nil }
+        idleSerial += 1
+        let id = idleSerial
+        return await withCheckedContinuation { (c: CheckedContinuation<DeliveryUnit?, Never>) in
+            idle[d, default: []].append(IdleWorker(id: id, continuation: c))
+            idleCount += 1
+            Task {
+                try? await Task.sleep(for: linger)
+                await self.expire(d, id)
+            }
+        }
+    }
+
+    /// Ends an idle wait that nothing came for.
+    private func expire(_ d: Destination, _ id: UInt64) {
+        takeIdle(d, id: id)?.continuation.resume(returning: nil)
+    }
+
+    /// Removes an idle worker of `d`: the one with `id`, or the oldest.
+    @discardableResult
+    private func takeIdle(_ d: Destination, id: UInt64?) -> IdleWorker? {
+        guard var list = idle[d], let i = id.map({ id in list.firstIndex { $0.id == id } }) ?? list.indices.first else { return nil }
+        let w = list.remove(at: i)
+        idle[d] = list.isEmpty ? nil : list
+        idleCount -= 1
+        return w
     }
 
     /// Every unit waiting for `d` (its destination is unreachable now).
@@ -254,6 +304,10 @@ actor Dispatcher {
                 Task { await DestinationWorker(destination: d, runner: runner).run(first: first) }
                 break
             }
+        }
+        // Every connection busy or idle while another destination waits: an idle one gives way.
+        if total >= concurrency, !ready.isEmpty, idleCount > 0, let d = idle.keys.first {
+            takeIdle(d, id: nil)?.continuation.resume(returning: nil)
         }
     }
 }

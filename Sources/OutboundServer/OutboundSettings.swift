@@ -15,6 +15,8 @@ public struct OutboundSettings: Sendable {
     public var tlsPolicyDomains: [String: OutboundTLSPolicy]
     public var concurrency: Int
     public var perDestination: Int
+    /// How long an idle connection waits for its destination's next unit before it quits.
+    public var connectionCacheTime: Duration
     public var lease: Int64
     /// Seconds for a TCP connect.
     public var connectTimeout: Int
@@ -46,6 +48,7 @@ public struct OutboundSettings: Sendable {
         tlsPolicyDomains = o.tlsPolicyDomains
         concurrency = o.concurrency
         perDestination = o.perDestination
+        connectionCacheTime = .milliseconds(o.connectionCacheTime)
         lease = Int64(o.lease)
         connectTimeout = o.connectTimeout
         if o.commandTimeout > 0 {

@@ -58,6 +58,13 @@ public struct HeaderScanner: Sendable {
 
     public mutating func feed<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
         guard !isDone else { return }
+        feed(Array(bytes))
+    }
+
+    /// The same for an array: a copy of its prefix, no byte-at-a-time walk of an unspecialised
+    /// generic sequence from another module (smtpd's hottest path under load).
+    public mutating func feed(_ bytes: [UInt8]) {
+        guard !isDone else { return }
         let cap = max(maxHeaderBytes, 1)            // the first byte is always looked at
         let before = pending.count
         pending.append(contentsOf: bytes.prefix(cap - consumed - pending.count))

@@ -17,6 +17,7 @@ final class ConfigOutboundTests: XCTestCase {
         XCTAssertEqual(o.tlsPolicy, .opportunistic)
         XCTAssertEqual(o.concurrency, 20)
         XCTAssertEqual(o.perDestination, 4)
+        XCTAssertEqual(o.connectionCacheTime, 2_000)
         XCTAssertEqual(o.retryInitial, 300)
         XCTAssertEqual(o.retryMax, 14_400)
         XCTAssertEqual(o.maxQueueLifetime, 432_000)
@@ -43,6 +44,7 @@ final class ConfigOutboundTests: XCTestCase {
             ca_file = "/etc/ssl/ca.pem"
             concurrency = 50
             per_destination = 8
+            connection_cache_time_ms = 500
             retry_initial = 60
             retry_max = 3600
             max_queue_lifetime = 86400
@@ -69,6 +71,7 @@ final class ConfigOutboundTests: XCTestCase {
         XCTAssertEqual(o.caFile, "/etc/ssl/ca.pem")
         XCTAssertEqual(o.concurrency, 50)
         XCTAssertEqual(o.perDestination, 8)
+        XCTAssertEqual(o.connectionCacheTime, 500)
         XCTAssertEqual(o.retryInitial, 60)
         XCTAssertEqual(o.retryMax, 3600)
         XCTAssertEqual(o.maxQueueLifetime, 86_400)
@@ -145,7 +148,7 @@ final class ConfigOutboundTests: XCTestCase {
         }
         XCTAssertEqual(Set(documented), [
             "enabled", "helo_name", "relayhost", "relay_tls", "relay_user", "relay_password_file", "resolver", "smtp_port",
-            "tls_policy", "ca_file", "concurrency", "per_destination", "retry_initial", "retry_max", "max_queue_lifetime",
+            "tls_policy", "ca_file", "concurrency", "per_destination", "connection_cache_time_ms", "retry_initial", "retry_max", "max_queue_lifetime",
             "delay_warning", "lease", "connect_timeout", "command_timeout", "dkim_selector", "dkim",
         ])
         XCTAssertEqual(documented.count, Set(documented).count, "a key documented twice")

@@ -8,7 +8,7 @@ import OutboundServer
 final class MemoryQueue: OutboundQueue, @unchecked Sendable {
     private let lock = NSLock()
     private var jobs: [QueueJob]
-    private let bodies: [Int64: [UInt8]]
+    private var bodies: [Int64: [UInt8]]
     private(set) var reads: [(message: Int64, offset: Int, length: Int)] = []
     private var reports: [(results: [QueueResult], notice: QueueNotice?)] = []
     private var onChange: (@Sendable () -> Void)?
@@ -16,6 +16,14 @@ final class MemoryQueue: OutboundQueue, @unchecked Sendable {
     init(_ messages: [(job: QueueJob, body: [UInt8])]) {
         jobs = messages.map(\.job)
         bodies = Dictionary(uniqueKeysWithValues: messages.map { ($0.job.message, $0.body) })
+    }
+
+    /// More messages to claim (a later submission).
+    func add(_ messages: [(job: QueueJob, body: [UInt8])]) {
+        lock.withLock {
+            jobs += messages.map(\.job)
+            for m in messages { bodies[m.job.message] = m.body }
+        }
     }
 
     func claim(lease: Int64, limit: Int) async throws -> QueueClaim {

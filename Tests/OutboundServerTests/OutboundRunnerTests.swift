@@ -153,6 +153,56 @@ final class OutboundRunnerTests: XCTestCase {
         XCTAssertTrue(dsn.contains("Action: relayed"), dsn)
     }
 
+    // MARK: connection cache
+
+    /// Polls `done` (the agent's own tasks run meanwhile) until it holds or `seconds` passed.
+    func eventually(_ seconds: Double = 10, _ done: () async -> Bool) async -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if await done() { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return await done()
+    }
+
+    /// A receiver and a runner with `connection_cache_time_ms = ms` that delivered one message.
+    func deliveredOne(cacheMs ms: Int) async throws -> (Receiver, MemoryQueue, OutboundRunner) {
+        let server = try Receiver.python()
+        let q = MemoryQueue([job(1, recipients: ["bob@remote.example"], body: message(subject: "first"))])
+        let r = try runner(q, relay(server, "connection_cache_time_ms = \(ms)\n"))
+        await r.runOnce()
+        return (server, q, r)
+    }
+
+    /// A second message, claimed after the first was delivered: whether both came over one
+    /// connection (the server numbers them; the listener probe of TestReceivers is one too).
+    func deliverSecond(_ server: Receiver, _ q: MemoryQueue, _ r: OutboundRunner) async -> Bool? {
+        q.add([job(2, recipients: ["carol@remote.example"], body: message(subject: "second"))])
+        await r.runOnce()
+        XCTAssertEqual(q.outcomes.count, 2)
+        let conns = server.envelopes().compactMap { $0["conn"] as? Int }
+        return conns.count == 2 ? conns[0] == conns[1] : nil
+    }
+
+    func testAnIdleConnectionCarriesTheNextClaimsMessage() async throws {
+        let (server, q, r) = try await deliveredOne(cacheMs: 60_000)
+        let idle = await eventually { await r.dispatcher.idleWorkers == 1 }
+        XCTAssertTrue(idle, "the connection is kept once its destination has nothing waiting")
+        let same = await deliverSecond(server, q, r)
+        XCTAssertEqual(same, true, "both messages over the first connection")
+    }
+
+    /// 100 ms: the idle connection expires; 0: it closes at once.
+    func testAnIdleConnectionClosesAfterTheCacheTime() async throws {
+        for ms in [100, 0] {
+            let (server, q, r) = try await deliveredOne(cacheMs: ms)
+            let gone = await eventually { await r.dispatcher.idleWorkers == 0 }
+            XCTAssertTrue(gone, "\(ms) ms: the idle connection expires")
+            let same = await deliverSecond(server, q, r)
+            XCTAssertEqual(same, false, "\(ms) ms: a new connection for the second message")
+        }
+    }
+
     // MARK: failures of the connection
 
     func testServerThatNeverAnswersTimesOutAndIsDeferred() async throws {

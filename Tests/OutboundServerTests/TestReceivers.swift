@@ -89,7 +89,7 @@ final class Receiver {
     deinit { stopProcess(process) }
 
     /// The messages received so far: smtp-sink's dump files, or the Python server's `*.eml`
-    /// (then `envelope` is its JSON sidecar: mail, rcpts, tls).
+    /// (then `envelope` is its JSON sidecar: mail, rcpts, tls, conn: the connection's number).
     func messages() -> [String] {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasPrefix("msg.") && !$0.hasSuffix(".json") }
         return names.sorted().compactMap { try? String(contentsOfFile: dir.file($0), encoding: .utf8) }
@@ -117,7 +117,7 @@ extensions = [e for e in exts.split(",") if e]
 counter = [0]
 lock = threading.Lock()
 
-def serve(conn):
+def serve(conn, cid):
     f = conn.makefile("rb")
     def send(line):
         conn.sendall((line + "\r\n").encode())
@@ -167,7 +167,7 @@ def serve(conn):
             with lock:
                 counter[0] += 1; n = counter[0]
             open(os.path.join(outdir, "m%04d.eml" % n), "wb").write(data)
-            json.dump({"mail": mail, "rcpts": rcpts, "tls": tls}, open(os.path.join(outdir, "m%04d.json" % n), "w"))
+            json.dump({"mail": mail, "rcpts": rcpts, "tls": tls, "conn": cid}, open(os.path.join(outdir, "m%04d.json" % n), "w"))
             send("250 2.0.0 queued as %d" % n)
         elif verb == "RSET":
             mail, rcpts = None, []; send("250 2.0.0 ok")
@@ -179,7 +179,9 @@ def serve(conn):
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", port)); s.listen(50)
+cid = 0
 while True:
     c, _ = s.accept()
-    threading.Thread(target=lambda: (serve(c)), daemon=True).start()
+    cid += 1
+    threading.Thread(target=serve, args=(c, cid), daemon=True).start()
 """#
