@@ -4,15 +4,10 @@
 // engine over the real store in-process. Calls may be made from any task; errors are
 // IMAPServiceError, whose kind the session turns into NO/BAD with a response code.
 import MailModel
+import MailWorker
 
-/// The store's answer to a login.
-public enum IMAPAuthOutcome: Sendable, Equatable {
-    /// `canonical` is the user's address; the services are now bound to that user.
-    case success(canonical: String)
-    case failure                 // wrong user or password
-    case tempFail                // the store could not decide now ([UNAVAILABLE])
-    case blocked                 // this client address is over its failure budget: nothing checked
-}
+/// The store's answer to a login (tempFail is [UNAVAILABLE]).
+public typealias IMAPAuthOutcome = StoreLoginOutcome
 
 public struct IMAPServiceError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {

@@ -55,17 +55,9 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
     // MARK: login
 
     public func authenticate(user: String, password: String, client: String) async -> IMAPAuthOutcome {
-        do {
-            let s = try await rpc.call(Authenticate(user: user, password: password, client: client, service: service)).get()
+        await StoreLogin.authenticate(rpc, user: user, password: password, client: client, service: service) { s in
             let old = lock.withLock { () -> UInt64 in let o = session; session = s.id; self.user = s.user; return o }
             if old != 0 { rpc.call(SessionEnd(old)).whenComplete { _ in } }
-            return .success(canonical: s.user)
-        } catch let e as RPCError where e.code == .denied {
-            return .failure
-        } catch let e as RPCError where e.code == .throttled {
-            return .blocked
-        } catch {
-            return .tempFail
         }
     }
 

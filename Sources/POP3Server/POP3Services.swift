@@ -3,16 +3,11 @@
 // of this connection's login, INBOX only); tests run the same driver over the real store
 // in-process. Errors are POP3ServiceError, which the driver turns into -ERR with a code.
 import NIOCore
+import MailWorker
 import POP3Protocol
 
 /// The store's answer to a login.
-public enum POP3AuthOutcome: Sendable, Equatable {
-    /// `canonical` is the user's address; the services are now bound to that user.
-    case success(canonical: String)
-    case failure                 // wrong user or password
-    case tempFail                // the store could not decide now ([SYS/TEMP])
-    case blocked                 // this client address is over its failure budget: nothing checked
-}
+public typealias POP3AuthOutcome = StoreLoginOutcome   // tempFail is [SYS/TEMP]
 
 public struct POP3ServiceError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {

@@ -37,17 +37,9 @@ public final class RPCPOP3Services: POP3Services, @unchecked Sendable {
     }
 
     public func authenticate(user: String, password: String, client: String) async -> POP3AuthOutcome {
-        do {
-            let s = try await rpc.call(Authenticate(user: user, password: password, client: client, service: "pop3")).get()
+        await StoreLogin.authenticate(rpc, user: user, password: password, client: client, service: "pop3") { s in
             let old = lock.withLock { () -> UInt64 in let o = session; session = s.id; return o }
             if old != 0 { rpc.call(SessionEnd(old)).whenComplete { _ in } }
-            return .success(canonical: s.user)
-        } catch let e as RPCError where e.code == .denied {
-            return .failure
-        } catch let e as RPCError where e.code == .throttled {
-            return .blocked
-        } catch {
-            return .tempFail
         }
     }
 
