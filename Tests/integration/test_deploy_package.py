@@ -174,7 +174,12 @@ def test_make_deb_install_run_remove_purge():
         def ready():
             assert proc.poll() is None, open(log_path).read()
             rows = status_rows() if os.path.exists("/run/postern/control") else []
-            return rows and all(r["STATE"] == "running" and int(r["PID"]) > 0 for r in rows)
+            # "running" is the master's view from the spawn on; a worker drops its privileges
+            # only after it has read its keys (the outbound agent: CA store, DKIM keys), so wait
+            # for every worker's drop before checking what it kept.
+            return rows and all(r["STATE"] == "running" and int(r["PID"]) > 0 and
+                                (r["SERVICE"] == "master" or proc_status(int(r["PID"]))["Uid"].split()[0] != "0")
+                                for r in rows)
         wait_for(ready, 60, interval=0.2, what="the sandboxed master")
         rows = status_rows()
         assert {r["SERVICE"] for r in rows} == {"master", "store", "lmtp", "smtp", "imap", "pop3", "lookup", "outbound"}, rows
