@@ -176,10 +176,11 @@ public struct IMAPFramer: Sendable {
     /// The unit's first token when it is a valid tag (RFC 9051 §9 `tag`) followed by SP.
     private func tagOfUnit() -> String? {
         var i = unitStart
-        // Looks no further than maxLine bytes, which are always buffered when a line is cut.
+        // The tag and its SP must lie within the first maxLine bytes, which are always
+        // buffered when a line is cut — so the answer does not depend on how the line arrived.
         let end = min(buffer.count, unitStart + min(Self.maxReportedTag, limits.maxLine) + 1)
         while i < end, IMAPGrammar.isTagChar(buffer[i]) { i += 1 }
-        guard i > unitStart, i < buffer.count, buffer[i] == ASCII.space else { return nil }
+        guard i > unitStart, i < end, buffer[i] == ASCII.space else { return nil }
         return String(decoding: buffer[unitStart..<i], as: UTF8.self)
     }
 

@@ -166,6 +166,16 @@ final class FramerTests: XCTestCase {
         XCTAssertEqual(out.last, .unit(bytes("t1999 NOOP\r\n")))
     }
 
+    /// A tag filling the whole line window (a long line is cut after maxLine bytes when it
+    /// arrives in pieces) is not reported, however the line arrives — found by fuzz-imap in CI.
+    func testTagAsLongAsTheLineWindowIsNotReportedEitherWay() {
+        for tagLength in 38...42 {
+            let line = String(repeating: "t", count: tagLength) + " NOOP " + String(repeating: "x", count: 60) + "\r\n1 NOOP\r\n"
+            XCTAssertEqual(dripped(line, limits: small), oneShot(line, limits: small), "tag of \(tagLength)")
+        }
+        IMAPFuzz.run([0x01, 0] + bytes(String(repeating: "t", count: 41) + " " + String(repeating: "x", count: 60) + "\r\n"))
+    }
+
     func testFuzzEntryOnHostileInputs() {
         for flags: UInt8 in [0, 0x0f, 0x7f] {
             IMAPFuzz.run([flags, 3] + bytes("1 LOGIN {5}\r\nab\0cd {3+}\r\n\u{1}\u{2}\u{3}\r\n2 APPEND X ~{300}\r\n\n\n\r\n"))
