@@ -48,7 +48,7 @@ test: deps
 	$(SWIFT) test --skip-build
 	$(BIN)/fuzz-ipc 200000
 	for t in $(FUZZ_TARGETS); do $(BIN)/$$t fuzz/corpus/$$t fuzz/regressions/$$t || exit 1; done
-	FUZZ_TIME=$(TEST_FUZZ_TIME) FUZZ_JOBS=2 bash scripts/fuzz.sh
+	FUZZ_TIME=$(TEST_FUZZ_TIME) FUZZ_JOBS=2 FUZZ_SEED=1 bash scripts/fuzz.sh
 	POSTERN_BIN=$(BIN) python3 -m pytest -q Tests/integration
 
 bench: build

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Builds the libFuzzer targets (-sanitize=fuzzer,address, into .build-fuzz, apart from the
 # regular build) and runs each for FUZZ_TIME seconds from fuzz/corpus/<target> and fuzz/regressions/<target>.
-# FUZZ_TIME (default 600), FUZZ_TARGETS (default: all six), FUZZ_JOBS (parallel runs, default 1).
+# FUZZ_TIME (default 600), FUZZ_TARGETS (default: all six), FUZZ_JOBS (parallel runs, default 1),
+# FUZZ_SEED (libFuzzer's -seed; unset = random): `make test` fixes it, so what CI explores is a
+# prefix of what the same command explores here given more time — a crash CI finds is reproducible.
 # New inputs go to .build-fuzz/corpus/<target>, crashes to .build-fuzz/crashes/<target>/; the
 # committed seeds are only read. Exit status: 1 when a target crashed. Final stats: .build-fuzz/<target>.log.
 set -uo pipefail
@@ -25,6 +27,7 @@ run() {
     mkdir -p ".build-fuzz/corpus/$t" ".build-fuzz/crashes/$t"
     for d in "fuzz/corpus/$t" "fuzz/regressions/$t"; do [ -d "$d" ] && dirs+=("$d"); done
     [ -f "fuzz/$t.dict" ] && extra+=("-dict=fuzz/$t.dict")
+    [ -n "${FUZZ_SEED:-}" ] && extra+=("-seed=$FUZZ_SEED")
     "$bin/$t" -max_total_time="$FUZZ_TIME" -max_len=4096 -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
         -artifact_prefix=".build-fuzz/crashes/$t/" "${extra[@]}" ".build-fuzz/corpus/$t" "${dirs[@]}" > ".build-fuzz/$t.log" 2>&1
     local rc=$?
