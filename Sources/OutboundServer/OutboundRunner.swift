@@ -4,7 +4,9 @@
 // carries unit after unit of its destination and stays open `connection_cache_time_ms` for the
 // next, as Postfix's connection cache), and reports each message once all its units are done,
 // without holding the connection (the store's group commit batches the reports). A recipient leaves the queue only by that report, so a
-// crash before it loses nothing: the lease expires and the message is claimed again.
+// crash before it loses nothing: the lease expires and the message is claimed again. A delivery
+// that outlives its lease is claimed again too — that claim renews the lease, and the runner,
+// still delivering those recipients, does not start them a second time.
 import DKIM
 import Foundation
 import Logging
@@ -30,6 +32,9 @@ public final class OutboundRunner: @unchecked Sendable {
 
     private let lock = NSLock()
     private var inFlight = 0
+    /// Queue row ids of the recipients being delivered now. A delivery that outlives its lease
+    /// is claimed again (the claim renews the lease); those rows are not started twice.
+    private var delivering: Set<Int64> = []
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
     public init(queue: any OutboundQueue, settings: OutboundSettings, router: Router, tls: TLSClientContexts, dkim: DKIMKeys,
@@ -89,8 +94,17 @@ public final class OutboundRunner: @unchecked Sendable {
             logger.error("claim failed: \(error)")
             return Int64(now().timeIntervalSince1970) + 5
         }
-        lock.withLock { inFlight += claim.jobs.count }
-        for job in claim.jobs { await start(job) }
+        let jobs: [QueueJob] = lock.withLock {
+            let fresh = claim.jobs.compactMap { job -> QueueJob? in
+                var job = job
+                job.recipients.removeAll { delivering.contains($0.id) }
+                return job.recipients.isEmpty ? nil : job
+            }
+            for job in fresh { delivering.formUnion(job.recipients.map(\.id)) }
+            inFlight += fresh.count
+            return fresh
+        }
+        for job in jobs { await start(job) }
         return claim.nextDue
     }
 
@@ -127,6 +141,7 @@ public final class OutboundRunner: @unchecked Sendable {
     func reported(_ job: QueueJob) {
         let waiters: [CheckedContinuation<Void, Never>] = lock.withLock {
             inFlight -= 1
+            delivering.subtract(job.recipients.map(\.id))
             guard inFlight == 0 else { return [] }
             defer { idleWaiters = [] }
             return idleWaiters

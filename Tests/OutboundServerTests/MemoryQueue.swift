@@ -12,6 +12,10 @@ final class MemoryQueue: OutboundQueue, @unchecked Sendable {
     private(set) var reads: [(message: Int64, offset: Int, length: Int)] = []
     private var reports: [(results: [QueueResult], notice: QueueNotice?)] = []
     private var onChange: (@Sendable () -> Void)?
+    /// Claimed and not yet reported: claimed again by every later claim when `leasesExpire`
+    /// (what the store does once a delivery outlives its lease).
+    private var unreported: [QueueJob] = []
+    var leasesExpire = false
 
     init(_ messages: [(job: QueueJob, body: [UInt8])]) {
         jobs = messages.map(\.job)
@@ -28,9 +32,11 @@ final class MemoryQueue: OutboundQueue, @unchecked Sendable {
 
     func claim(lease: Int64, limit: Int) async throws -> QueueClaim {
         lock.withLock {
-            let now = jobs.prefix(limit)
+            let again = leasesExpire ? Array(unreported.prefix(limit)) : []
+            let now = jobs.prefix(limit - again.count)
             jobs.removeFirst(now.count)
-            return QueueClaim(jobs: Array(now), nextDue: nil)
+            unreported += now
+            return QueueClaim(jobs: again + Array(now), nextDue: nil)
         }
     }
 
@@ -44,11 +50,20 @@ final class MemoryQueue: OutboundQueue, @unchecked Sendable {
     }
 
     func report(_ results: [QueueResult], notice: QueueNotice?) async throws {
-        lock.withLock { reports.append((results, notice)) }
+        lock.withLock {
+            reports.append((results, notice))
+            let done = Set(results.map(\.recipient))
+            unreported.removeAll { $0.recipients.allSatisfy { done.contains($0.id) } }
+        }
     }
 
     func watch(onChange: @escaping @Sendable () -> Void) async throws {
         lock.withLock { self.onChange = onChange }
+    }
+
+    /// How many results were reported for each recipient id (1 each, unless delivered twice).
+    var reportCounts: [Int64: Int] {
+        lock.withLock { reports.reduce(into: [:]) { counts, r in for x in r.results { counts[x.recipient, default: 0] += 1 } } }
     }
 
     /// Every recipient's outcome, by recipient id.

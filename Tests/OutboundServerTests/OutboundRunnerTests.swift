@@ -213,6 +213,19 @@ final class OutboundRunnerTests: XCTestCase {
         XCTAssertTrue(reply.hasPrefix("421 4.4.2"), reply)
     }
 
+    /// A delivery that outlives its lease: the store hands the message out again, and the
+    /// runner, which is still delivering it, must not start a second delivery of it.
+    func testAMessageStillBeingDeliveredIsNotDeliveredAgainWhenItsLeaseEnds() async throws {
+        let silent = try Receiver.python(mode: "silent")
+        let q = MemoryQueue([job(1, recipients: ["a@remote.example"], body: message())])
+        q.leasesExpire = true
+        let r = try runner(q, "relayhost = \"127.0.0.1:\(silent.port)\"\nrelay_tls = \"none\"\ncommand_timeout = 2\n")
+        _ = await r.claimAndDispatch()
+        _ = await r.claimAndDispatch()      // while the first attempt waits for the silent server
+        await r.drained()
+        XCTAssertEqual(q.reportCounts, [100: 1], "one attempt, one report")
+    }
+
     func testConnectionRefusedIsDeferred() async throws {
         let q = MemoryQueue([job(1, recipients: ["a@remote.example"], body: message())])
         try await runner(q, "relayhost = \"127.0.0.1:\(try freePort())\"\nrelay_tls = \"none\"\n").runOnce()
