@@ -93,9 +93,11 @@ final class DeflateHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// The socket is read only while the session reads and no inflated input is pending.
+    /// The socket is read only while the session reads and no inflated input is pending. After
+    /// a failure input is read and dropped until the session has said BYE and closed: a close
+    /// with unread input would be a reset, which can destroy the BYE on its way.
     private func updateBelow(_ context: ChannelHandlerContext) {
-        let hold = sessionPaused || failed || decompressor.hasPending
+        let hold = !failed && (sessionPaused || decompressor.hasPending)
         guard hold != pausedBelow else { return }
         pausedBelow = hold
         context.triggerUserOutboundEvent(hold ? SessionReading.pause : SessionReading.resume, promise: nil)
