@@ -369,7 +369,8 @@ def expect_bye_then_close(c):
 
 def test_inflate_bomb_ends_in_bye_and_the_worker_lives_on(imap):
     user = USERS[2]
-    pids = imap.pids("imapd")
+    pids = imap.pids("imap")
+    assert pids, imap.status()
     rss_before = {p: vm_rss_kib(p) for p in pids}
     c = RawClient(imap, "imaps")
     try:
@@ -391,7 +392,7 @@ def test_inflate_bomb_ends_in_bye_and_the_worker_lives_on(imap):
         assert any(b"Invalid compressed data" in l for l in lines), lines
     finally:
         c.close()
-    assert imap.pids("imapd") == pids, "no imapd restarted"
+    assert imap.pids("imap") == pids, "no imapd restarted"
     for p in pids:
         assert vm_rss_kib(p) - rss_before[p] < 64 * 1024, (p, rss_before[p], vm_rss_kib(p))
     assert "compressed data expands too much" in imap.log()
@@ -407,7 +408,8 @@ def test_inflate_bomb_ends_in_bye_and_the_worker_lives_on(imap):
 
 def test_corrupt_stream_ends_in_bye(imap):
     user = USERS[2]
-    pids = imap.pids("imapd")
+    pids = imap.pids("imap")
+    assert pids, imap.status()
     for mode in ("plain", "imaps"):
         c = RawClient(imap, mode)
         try:
@@ -418,7 +420,7 @@ def test_corrupt_stream_ends_in_bye(imap):
             assert any(b"Invalid compressed data" in l for l in lines), lines
         finally:
             c.close()
-    assert imap.pids("imapd") == pids
+    assert imap.pids("imap") == pids
     assert "invalid compressed data" in imap.log()
 
 
