@@ -2,7 +2,8 @@
 """IMAP COMPRESS=DEFLATE (RFC 4978) costs and gains, with uncompressed connections of the same
 run as the anchor: what a compressing connection adds to imapd's memory (PSS from
 /proc/PID/smaps_rollup, one imapd process holding --connections IMAPS sessions, each logged in
-with INBOX selected, before and after COMPRESS and one compressed NOOP), and the bytes on the
+with INBOX selected: after COMPRESS and one compressed NOOP, after a FETCH of 20 bodies on each,
+and after they idle past DeflateHandler.releaseAfter), and the bytes on the
 wire for the same FETCHes with and without it (plaintext loopback, so TLS is not counted).
 Every figure is the median of --runs runs. Not a timing benchmark (the debug build will do).
 
@@ -15,6 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Tests", "integration"))
 
 USER = "bench@example.test"
+RELEASE_AFTER = 5    # DeflateHandler.releaseAfter, seconds
 WORDS = "mail server queue index cache folder message header body alpha bravo charlie delta echo".split()
 
 
@@ -103,7 +105,7 @@ def main():
             p.deliver([USER], make_msg(i))
         (pid,) = p.pids("imap")
         ctx = tls_context(p)
-        plain_cost, deflate_cost, wire = [], [], {}
+        plain_cost, deflate_cost, busy_cost, idle_cost, wire = [], [], [], [], {}
         for _ in range(a.runs):
             time.sleep(0.5)
             base = pss_kib(pid)
@@ -121,9 +123,17 @@ def main():
             time.sleep(0.5)
             compressed = pss_kib(pid)
             for c in cs:
+                c.cmd("FETCH 1:20 (BODY.PEEK[])")
+            time.sleep(0.5)
+            busy = pss_kib(pid)
+            time.sleep(RELEASE_AFTER + 1)
+            idle = pss_kib(pid)
+            for c in cs:
                 c.close()
             plain_cost.append((opened - base) / a.connections)
             deflate_cost.append((compressed - opened) / a.connections)
+            busy_cost.append((busy - opened) / a.connections)
+            idle_cost.append((idle - opened) / a.connections)
             for name, command in (("headers", "FETCH 1:* (BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])"),
                                   ("flags", "FETCH 1:* (UID FLAGS RFC822.SIZE)"),
                                   ("bodies", f"FETCH 1:{min(100, a.messages)} (BODY.PEEK[])")):
@@ -142,6 +152,8 @@ def main():
         med = statistics.median
         print(f"imapd PSS per IMAPS connection (logged in, INBOX selected): {med(plain_cost):.1f} KiB")
         print(f"added by COMPRESS=DEFLATE (zlib both ways):                  {med(deflate_cost):.1f} KiB")
+        print(f"  ... after FETCH 1:20 BODY.PEEK[] on each:                  {med(busy_cost):.1f} KiB")
+        print(f"  ... then {RELEASE_AFTER + 1} s idle (compressor released):             {med(idle_cost):.1f} KiB")
         for name, rows in wire.items():
             off, on = med(r[0] for r in rows), med(r[1] for r in rows)
             print(f"FETCH {name:8s} bytes on the wire: {off:9.0f} plain, {on:9.0f} compressed ({on / off:.2f})")

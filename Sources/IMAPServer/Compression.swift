@@ -50,10 +50,13 @@ public enum DeflateError: Error, Equatable, CustomStringConvertible {
 
 /// The sending half: raw DEFLATE with a sync flush wherever the caller flushes (RFC 4978 §4
 /// names Z_SYNC_FLUSH and Z_PARTIAL_FLUSH; the sync flush is byte-aligned and lets every
-/// inflater hand out all data so far, Go's included).
+/// inflater hand out all data so far, Go's included). Between flushes its state (about
+/// 256 KiB) can be released and comes back on the next `compress`.
 public struct Compressor: ~Copyable {
     private let stream: UnsafeMutablePointer<z_stream>
-    private var open = true
+    /// zlib's state is allocated.
+    private var live = true
+    private var closed = false
     public let parameters: DeflateParameters
     /// Data compressed since the last flush (a flush with nothing new emits nothing).
     public private(set) var unflushed = false
@@ -65,16 +68,40 @@ public struct Compressor: ~Copyable {
     }
 
     deinit {
-        if open { deflateEnd(stream) }
+        if live { deflateEnd(stream) }
         stream.deallocate()
+    }
+
+    /// Whether zlib's state is allocated now (not released, not closed).
+    public var isLive: Bool { live }
+
+    /// Frees zlib's state between flushes (an idle connection); the next `compress` starts a
+    /// fresh one. RFC 1951 §3.2.2: a block may refer back only as far as the data its
+    /// compressor has seen, so blocks from a fresh compressor after a sync flush (which ends
+    /// byte-aligned, with no final block) continue the stream for the peer as any others.
+    /// Returns false while data is compressed and not flushed.
+    @discardableResult
+    public mutating func release() -> Bool {
+        guard live else { return true }
+        guard !unflushed else { return false }
+        deflateEnd(stream)
+        live = false
+        return true
     }
 
     /// Compresses `input`; with `flush`, ends with a sync flush so the peer can inflate all of
     /// it now. `output` gets the compressed bytes in pieces of at most `parameters.chunk`.
     public mutating func compress(_ input: UnsafeRawBufferPointer, flush: Bool,
                                   output: (UnsafeRawBufferPointer) -> Void) throws(DeflateError) {
-        guard open else { throw .zlib(Z_STREAM_ERROR) }
+        guard !closed else { throw .zlib(Z_STREAM_ERROR) }
         if input.isEmpty && (!flush || !unflushed) { return }
+        if !live {
+            let p = parameters
+            stream.initialize(to: z_stream())
+            let r = czlib_deflate_init(stream, p.level, -p.windowBits, p.memLevel)
+            guard r == Z_OK else { throw .zlib(r) }
+            live = true
+        }
         let mode = flush ? Z_SYNC_FLUSH : Z_NO_FLUSH
         let chunk = parameters.chunk
         let s = stream
@@ -110,7 +137,8 @@ public struct Compressor: ~Copyable {
 
     /// Frees zlib's state now (the connection closed); later calls fail.
     public mutating func close() {
-        if open { deflateEnd(stream); open = false }
+        if live { deflateEnd(stream); live = false }
+        closed = true
     }
 }
 

@@ -3,7 +3,8 @@
 // out, below the session and above TLS (RFC 4978 §3: compress first, then encrypt). Guarantees:
 // inflated bytes reach the session one chunk at a time and only while it reads (a held read
 // holds the inflating too, and the socket stays unread while inflated input is pending); each
-// flush is a sync flush; zlib's state is freed when the handler leaves the pipeline.
+// flush is a sync flush; the compressor's state is released while nothing is sent, and all of
+// zlib's state is freed when the handler leaves the pipeline.
 import NIOCore
 import MailWorker
 
@@ -14,6 +15,10 @@ struct DeflateFailure {
 }
 
 final class DeflateHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    /// Nothing sent for this long: the compressor's ~256 KiB go back (an IDLE client waits for
+    /// minutes; the inflater's 32 KiB window must stay, the client may refer into it).
+    static let releaseAfter = TimeAmount.seconds(5)
+
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -29,6 +34,8 @@ final class DeflateHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var failed = false
     /// Promises of writes whose bytes go out with the next flush.
     private var waiting: [EventLoopPromise<Void>] = []
+    private var lastFlush = NIODeadline.now()
+    private var releaseTask: Scheduled<Void>?
 
     /// `readingPaused`: whether the session holds reads now (OutboundBackPressure holds them
     /// too, since it was the session that said so); `pending`: compressed bytes the client sent
@@ -47,6 +54,8 @@ final class DeflateHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        releaseTask?.cancel()
+        releaseTask = nil
         compressor.close()
         decompressor.close()
         let w = waiting
@@ -153,5 +162,18 @@ final class DeflateHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(allocator.buffer(capacity: 0)), promise: done)
         }
         context.flush()
+        lastFlush = .now()
+        if releaseTask == nil && compressor.isLive { armRelease(context, at: lastFlush + Self.releaseAfter) }
+    }
+
+    /// Releases the compressor `releaseAfter` past the last flush (one timer, moved on as
+    /// flushes come).
+    private func armRelease(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        releaseTask = context.eventLoop.scheduleTask(deadline: deadline) { [self] in
+            releaseTask = nil
+            let due = lastFlush + Self.releaseAfter
+            if due > .now() { return armRelease(context, at: due) }
+            compressor.release()
+        }
     }
 }

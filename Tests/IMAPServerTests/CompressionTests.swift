@@ -79,6 +79,21 @@ final class CompressionTests: XCTestCase {
         XCTAssertTrue(try Self.inflateAll(&d, chunk: p.chunk) == data)
     }
 
+    /// Released between flushes, the compressor starts afresh and the peer reads on.
+    func testReleasedCompressorContinuesTheStream() throws {
+        var c = try Compressor()
+        var d = try Decompressor()
+        var text: [UInt8] = []
+        for (i, line) in ["* 1 EXISTS\r\n", "* 2 EXISTS\r\n", "a OK done\r\n"].enumerated() {
+            try c.compress(Array(line.utf8), flush: i != 1) { d.feed($0) }
+            XCTAssertEqual(c.release(), i != 1, "released only after a flush")
+            if i == 1 { try c.compress([], flush: true) { d.feed($0) }; XCTAssertTrue(c.release()) }
+            XCTAssertFalse(c.isLive)
+            text += try Self.inflateAll(&d, chunk: d.parameters.chunk)
+        }
+        XCTAssertEqual(String(decoding: text, as: UTF8.self), "* 1 EXISTS\r\n* 2 EXISTS\r\na OK done\r\n")
+    }
+
     /// A flush with nothing new costs nothing (zlib would repeat the empty stored block).
     func testFlushWithoutDataEmitsNothing() throws {
         var c = try Compressor()
@@ -266,6 +281,15 @@ final class CompressionTests: XCTestCase {
             text += try Self.inflateAll(&d, chunk: d.parameters.chunk)
         }
         XCTAssertEqual(String(decoding: text, as: UTF8.self), "* OK first\r\na OK second\r\n")
+        // Idle: the compressor's state goes, and the next response still inflates.
+        channel.embeddedEventLoop.advanceTime(by: DeflateHandler.releaseAfter + .seconds(1))
+        try channel.writeAndFlush(channel.allocator.buffer(string: "* 3 EXISTS\r\n")).wait()
+        text = []
+        while let b = try channel.readOutbound(as: ByteBuffer.self) {
+            d.feed(Array(b.readableBytesView))
+            text += try Self.inflateAll(&d, chunk: d.parameters.chunk)
+        }
+        XCTAssertEqual(String(decoding: text, as: UTF8.self), "* 3 EXISTS\r\n")
         _ = try channel.finish()
     }
 
