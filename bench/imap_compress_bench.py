@@ -2,8 +2,9 @@
 """IMAP COMPRESS=DEFLATE (RFC 4978) costs and gains, with uncompressed connections of the same
 run as the anchor: what a compressing connection adds to imapd's memory (PSS from
 /proc/PID/smaps_rollup, one imapd process holding --connections IMAPS sessions, each logged in
-with INBOX selected: after COMPRESS and one compressed NOOP, after a FETCH of 20 bodies on each,
-and after they idle past DeflateHandler.releaseAfter), and the bytes on the
+with INBOX selected and 20 bodies fetched: a batch without COMPRESS (the anchor), a batch with
+it, and another batch with it once the first idled past DeflateHandler.releaseAfter and gave
+its compressors back), and the bytes on the
 wire for the same FETCHes with and without it (plaintext loopback, so TLS is not counted).
 Every figure is the median of --runs runs. Not a timing benchmark (the debug build will do).
 
@@ -105,35 +106,34 @@ def main():
             p.deliver([USER], make_msg(i))
         (pid,) = p.pids("imap")
         ctx = tls_context(p)
-        plain_cost, deflate_cost, busy_cost, idle_cost, wire = [], [], [], [], {}
-        for _ in range(a.runs):
+        def batch(compress):
+            """N sessions that log in, select, maybe compress, and FETCH 20 bodies each ->
+            (the sessions, PSS growth per session in KiB)."""
             time.sleep(0.5)
-            base = pss_kib(pid)
+            before = pss_kib(pid)
             cs = []
             for _ in range(a.connections):
                 c = Client(ports["imaps"], ctx)
                 c.cmd(f'LOGIN "{USER}" "{DEFAULT_PASSWORD}"')
                 c.cmd("SELECT INBOX")
+                if compress:
+                    c.compress()
+                c.cmd("FETCH 1:20 (BODY.PEEK[])")
                 cs.append(c)
             time.sleep(0.5)
-            opened = pss_kib(pid)
-            for c in cs:
-                c.compress()
-                c.cmd("NOOP")
-            time.sleep(0.5)
-            compressed = pss_kib(pid)
-            for c in cs:
-                c.cmd("FETCH 1:20 (BODY.PEEK[])")
-            time.sleep(0.5)
-            busy = pss_kib(pid)
-            time.sleep(RELEASE_AFTER + 1)
-            idle = pss_kib(pid)
-            for c in cs:
+            return cs, (pss_kib(pid) - before) / a.connections
+
+        cost, wire = {"plain": [], "deflate": [], "deflate, first batch idle": []}, {}
+        for _ in range(a.runs):
+            plain, cost_plain = batch(False)
+            first, cost_first = batch(True)
+            time.sleep(RELEASE_AFTER + 1)          # the first batch's compressors are released
+            second, cost_second = batch(True)
+            for c in plain + first + second:
                 c.close()
-            plain_cost.append((opened - base) / a.connections)
-            deflate_cost.append((compressed - opened) / a.connections)
-            busy_cost.append((busy - opened) / a.connections)
-            idle_cost.append((idle - opened) / a.connections)
+            cost["plain"].append(cost_plain)
+            cost["deflate"].append(cost_first)
+            cost["deflate, first batch idle"].append(cost_second)
             for name, command in (("headers", "FETCH 1:* (BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])"),
                                   ("flags", "FETCH 1:* (UID FLAGS RFC822.SIZE)"),
                                   ("bodies", f"FETCH 1:{min(100, a.messages)} (BODY.PEEK[])")):
@@ -150,10 +150,8 @@ def main():
                     c.close()
                 wire.setdefault(name, []).append(sizes)
         med = statistics.median
-        print(f"imapd PSS per IMAPS connection (logged in, INBOX selected): {med(plain_cost):.1f} KiB")
-        print(f"added by COMPRESS=DEFLATE (zlib both ways):                  {med(deflate_cost):.1f} KiB")
-        print(f"  ... after FETCH 1:20 BODY.PEEK[] on each:                  {med(busy_cost):.1f} KiB")
-        print(f"  ... then {RELEASE_AFTER + 1} s idle (compressor released):             {med(idle_cost):.1f} KiB")
+        for name, rows in cost.items():
+            print(f"imapd PSS per IMAPS session after FETCH 1:20 BODY.PEEK[], {name:26s}: {med(rows):6.1f} KiB")
         for name, rows in wire.items():
             off, on = med(r[0] for r in rows), med(r[1] for r in rows)
             print(f"FETCH {name:8s} bytes on the wire: {off:9.0f} plain, {on:9.0f} compressed ({on / off:.2f})")
