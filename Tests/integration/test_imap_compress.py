@@ -20,7 +20,7 @@ import zlib
 import pytest
 
 from conftest import DEFAULT_PASSWORD, wait_for
-from imap_support import imap_instance, tls_context
+from imap_support import RawIMAP, imap_instance, tls_context
 
 USERS = ["hana@example.test", "ivan@example.test", "jo@example.test", "kim@example.test"]
 MBSYNC = shutil.which("mbsync")
@@ -58,22 +58,29 @@ def large_body(size, seed=1):
     return "".join(lines)
 
 
-class Deflated:
-    """RFC 4978 on a socket (TLS or not): commands deflated raw (wbits -15) with a sync flush
-    each, responses inflated; a file-like reader for imaplib and the raw client."""
+class Wire:
+    """A socket (TLS or not) as a file for imaplib and RawIMAP: lines in plain text until
+    `compress()`, then RFC 4978 both ways — commands deflated raw (wbits -15) with a sync flush
+    each, responses inflated, including what came behind the tagged OK in the same read."""
 
-    def __init__(self, sock, pending=b""):
+    def __init__(self, sock):
         self.sock = sock
-        self.deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
-        self.inflater = zlib.decompressobj(-15)
+        self.deflater = self.inflater = None
         self.buf = b""
         self.wire_in = 0      # compressed bytes received
         self.plain_in = 0     # what they inflated to
         self.wire_out = 0
-        if pending:
-            self._take(pending)
+
+    def compress(self):
+        self.deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.inflater = zlib.decompressobj(-15)
+        pending, self.buf = self.buf, b""
+        self._take(pending)
 
     def _take(self, raw):
+        if self.inflater is None:
+            self.buf += raw
+            return
         self.wire_in += len(raw)
         data = self.inflater.decompress(raw)
         self.plain_in += len(data)
@@ -89,9 +96,11 @@ class Deflated:
         return self.deflater.compress(data) + self.deflater.flush(zlib.Z_SYNC_FLUSH)
 
     def sendall(self, data):
-        out = self.deflate(data)
-        self.wire_out += len(out)
-        self.sock.sendall(out)
+        data = data if isinstance(data, bytes) else data.encode()
+        if self.deflater:
+            data = self.deflate(data)
+            self.wire_out += len(data)
+        self.sock.sendall(data)
 
     def readline(self, limit=-1):
         while b"\n" not in self.buf:
@@ -114,114 +123,65 @@ imaplib.Commands.setdefault("COMPRESS", ("AUTH", "SELECTED"))
 
 
 class CompressingIMAP4_SSL(imaplib.IMAP4_SSL):
-    """imaplib over IMAPS with COMPRESS: after the tagged OK its reads and writes go through
-    zlib (imaplib reads through `self.file` and writes through `send`)."""
+    """imaplib over IMAPS with COMPRESS: after the tagged OK its reads (`self.file`) and writes
+    (`send`) go through zlib."""
 
-    deflated = None
+    wire = None
 
     def compress(self):
         typ, data = self._simple_command("COMPRESS", "DEFLATE")
-        if typ == "OK" and self.deflated is None:
-            self.deflated = Deflated(self.sock)
-            self.file = self.deflated
+        if typ == "OK" and self.wire is None:
+            self.wire = Wire(self.sock)
+            self.wire.compress()
+            self.file = self.wire
         return typ, data
 
     def send(self, data):
-        if self.deflated:
-            self.deflated.sendall(data)
+        if self.wire:
+            self.wire.sendall(data)
         else:
             super().send(data)
 
 
-class RawClient:
-    """A line client that can switch to COMPRESS: `compress()` reads the tagged OK in plain
-    text and inflates whatever follows it."""
+class RawClient(RawIMAP):
+    """imap_support's line client over a Wire: plaintext loopback, STARTTLS or IMAPS, and
+    `compress()` to switch it to COMPRESS."""
 
     def __init__(self, imap, mode):
         port = imap.ports["imaps" if mode == "imaps" else "imap"]
         s = socket.create_connection(("127.0.0.1", port), timeout=20)
         self.sock = tls_context(imap).wrap_socket(s) if mode == "imaps" else s
-        self.raw = b""
-        self.z = None
+        self.f = self.z = Wire(self.sock)
         self.n = 0
         self.greeting = self.line()
         if mode == "starttls":
             assert self.cmd("STARTTLS")[-1].split()[1] == b"OK"
-            assert not self.raw, "nothing may follow the STARTTLS OK in plain text"
+            assert not self.f.buf, "nothing may follow the STARTTLS OK in plain text"
             self.sock = tls_context(imap).wrap_socket(self.sock)
-
-    def line(self):
-        if self.z:
-            return self.z.readline()
-        while b"\n" not in self.raw:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("connection closed")
-            self.raw += data
-        i = self.raw.index(b"\n") + 1
-        l, self.raw = self.raw[:i], self.raw[i:]
-        return l
-
-    def read(self, n):
-        return self.z.read(n)
+            self.f = self.z = Wire(self.sock)
 
     def send(self, data):
-        data = data if isinstance(data, bytes) else data.encode()
-        if self.z:
-            self.z.sendall(data)
-        else:
-            self.sock.sendall(data)
+        self.f.sendall(data)
 
     def tag(self):
         self.n += 1
-        return f"r{self.n}"
+        return f"t{self.n}"
 
-    def until_tag(self, tag):
-        out = []
-        while True:
-            l = self.line()
-            out.append(l)
-            lit = re.search(rb"~?\{(\d+)\}\r\n$", l)
-            if lit:
-                out.append(self.read(int(lit.group(1))))
-                continue
-            if l.startswith(tag.encode() + b" "):
-                return out
-
-    def cmd(self, text):
-        tag = self.tag()
-        self.send(f"{tag} {text}\r\n")
-        return self.until_tag(tag)
-
-    def login(self, user):
-        r = self.cmd(f'LOGIN "{user}" "{DEFAULT_PASSWORD}"')
-        assert r[-1].split()[1] == b"OK", r
-        return r
+    def login(self, user, password=DEFAULT_PASSWORD):
+        return super().login(user, password)
 
     def compress(self, behind=b""):
         """COMPRESS DEFLATE, with `behind` (plain text, sent deflated) in the same write."""
         tag = self.tag()
-        z = Deflated(self.sock)
-        self.sock.sendall(f"{tag} COMPRESS DEFLATE\r\n".encode() + (z.deflate(behind) if behind else b""))
+        z = zlib.compressobj(6, zlib.DEFLATED, -15)
+        tail = z.compress(behind) + z.flush(zlib.Z_SYNC_FLUSH) if behind else b""
+        self.sock.sendall(f"{tag} COMPRESS DEFLATE\r\n".encode() + tail)
         r = self.until_tag(tag)
         assert r[-1].split()[1] == b"OK", r
-        z._take(self.raw)          # what came behind the OK in the same read is compressed
-        self.raw = b""
-        self.z = z
+        self.f.compress()
+        if behind:
+            self.f.deflater = z
         return r
-
-    def read_until(self, pattern, limit=200):
-        for _ in range(limit):
-            l = self.line()
-            if re.search(pattern, l):
-                return l
-        raise AssertionError(f"no line matching {pattern!r}")
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 def status_of(r):
@@ -262,13 +222,13 @@ def test_imaplib_over_compress_inside_tls(imap):
 
     typ, data = m.select("INBOX")
     assert typ == "OK" and data == [b"1"], data
-    before = m.deflated.wire_in, m.deflated.plain_in
+    before = m.wire.wire_in, m.wire.plain_in
     typ, data = m.uid("FETCH", "1", "(BODY.PEEK[])")
     assert typ == "OK"
     fetched = data[0][1]
     assert fetched == fetch_plain(imap, user, 1)
     assert fetched.endswith(big.encode().split(b"\r\n\r\n", 1)[1])
-    wire, plain = m.deflated.wire_in - before[0], m.deflated.plain_in - before[1]
+    wire, plain = m.wire.wire_in - before[0], m.wire.plain_in - before[1]
     assert plain > len(big) and wire < plain / 2, (wire, plain)
 
     # APPEND with a (synchronizing) literal: the continuation request and the data compressed too.
@@ -386,11 +346,11 @@ def test_inflate_bomb_ends_in_bye_and_the_worker_lives_on(imap):
         sent = 0
         try:
             for _ in range(1024):
-                piece = c.z.deflater.compress(zeros)
+                piece = c.f.deflater.compress(zeros)
                 if piece:
                     c.sock.sendall(piece)
                     sent += len(piece)
-            c.sock.sendall(c.z.deflater.flush(zlib.Z_SYNC_FLUSH))
+            c.sock.sendall(c.f.deflater.flush(zlib.Z_SYNC_FLUSH))
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             pass      # the server closed while we were still sending
         lines = expect_bye_then_close(c)
