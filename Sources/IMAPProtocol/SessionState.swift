@@ -26,8 +26,9 @@ public enum CommandTable {
         switch kind {
         case .capability, .noop, .logout, .id: return CommandRule(needs: .any)
         case .starttls, .login, .authenticate: return CommandRule(needs: .notAuthenticated)
+        case .compress: return CommandRule(needs: .authenticated)   // RFC 4978 §5: command-auth
         case .enable, .select, .examine, .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub,
-             .namespace, .status, .append, .idle, .compress:
+             .namespace, .status, .append, .idle:
             return CommandRule(needs: .authenticated)
         case .check, .close, .unselect: return CommandRule(needs: .selected)
         case .expunge, .uidExpunge: return CommandRule(needs: .selected, writes: true)

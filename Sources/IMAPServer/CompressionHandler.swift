@@ -12,6 +12,12 @@ import MailWorker
 /// `maxExpansion`, data after the final block): the glue says BYE and closes.
 struct DeflateFailure {
     var error: DeflateError
+
+    /// What the BYE says.
+    var byeText: String {
+        if case .expansion = error { return "Compressed data expands too much" }
+        return "Invalid compressed data"
+    }
 }
 
 final class DeflateHandler: ChannelDuplexHandler, RemovableChannelHandler {

@@ -305,9 +305,9 @@ public final class IMAPSession: @unchecked Sendable {
             caps += ["NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CONDSTORE", "QRESYNC", "LIST-EXTENDED", "LIST-STATUS",
                      "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "CHILDREN", "MULTIAPPEND", "UTF8=ACCEPT",
                      "BINARY", "STATUS=SIZE", "APPENDLIMIT=\(config.limits.maxAppend)"]
-            // RFC 4978 §3: after authentication, and not once compression is on.
-            if !connection.isCompressed { caps.append("COMPRESS=DEFLATE") }
         }
+        // RFC 4978 §3: after authentication, and not once compression is on.
+        if state != .notAuthenticated && !connection.isCompressed { caps.append("COMPRESS=DEFLATE") }
         return caps.joined(separator: " ")
     }
 

@@ -175,7 +175,7 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
             // RFC 4978: nothing after it can be read; the session says BYE (compressed) and closes.
             logger.notice("COMPRESS from \(clientAddress): \(f.error)")
             framerStopped = true
-            enqueue(.framed(.fatal(tag: nil, reason: "Invalid compressed data")))
+            enqueue(.framed(.fatal(tag: nil, reason: f.byeText)))
             updateReading()
             return
         }
