@@ -3,6 +3,7 @@
 // than one `chunk` at a time, nor more than `maxExpansion` times what it was fed (a bomb ends in
 // an error, not in memory); each zlib stream is freed exactly once (`close()` or the value's end).
 import CZlib
+import IMAPProtocol
 
 /// The codec's parameters and bounds, named.
 public struct DeflateParameters: Sendable, Equatable {
@@ -22,8 +23,11 @@ public struct DeflateParameters: Sendable, Equatable {
     /// connection, once past `expansionAllowance`). Mail and commands stay far below (text
     /// deflates about 3-10:1); zlib's ceiling is about 1032:1, what a bomb is made of.
     public var maxExpansion = 100
-    /// Inflated bytes before `maxExpansion` is looked at.
-    public var expansionAllowance = 1 << 20
+    /// Inflated bytes before `maxExpansion` is looked at. The glue sets the largest command the
+    /// framer takes (IMAPLimits.maxCommand), so no single command is refused for how well it
+    /// compresses (an APPEND of megabytes of one repeated line deflates past 100:1), and a
+    /// bomb costs at most that much inflating before the BYE.
+    public var expansionAllowance = IMAPLimits().maxCommand
     public init() {}
 }
 

@@ -458,7 +458,9 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
                 // in both directions — also what the client sent behind the command.
                 _ = send(context, reply)
                 do {
-                    let handler = try DeflateHandler(readingPaused: readingPaused, pending: framer.takeRemaining())
+                    var parameters = DeflateParameters()
+                    parameters.expansionAllowance = settings.session.limits.maxCommand
+                    let handler = try DeflateHandler(parameters: parameters, readingPaused: readingPaused, pending: framer.takeRemaining())
                     try context.pipeline.syncOperations.addHandler(handler, position: .before(self))
                 } catch {
                     logger.error("COMPRESS: \(error)")

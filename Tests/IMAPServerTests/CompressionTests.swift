@@ -147,6 +147,24 @@ final class CompressionTests: XCTestCase {
         XCTAssertLessThanOrEqual(heldMax, 16384)
     }
 
+    /// A command that compresses past maxExpansion is taken whole while within the allowance
+    /// (the largest command), refused beyond it.
+    func testExpansionAllowanceCoversOneCommand() throws {
+        let line = Array("The same line of a log file, again and again and again.\r\n".utf8)
+        let data = Array([[UInt8]](repeating: line, count: 70_000).joined())   // ~4 MiB
+        var c = try Compressor()
+        let compressed = try Self.deflate(&c, data)
+        XCTAssertGreaterThan(data.count / compressed.count, DeflateParameters().maxExpansion)
+        var d = try Decompressor()
+        d.feed(compressed)
+        XCTAssertEqual(try Self.inflateAll(&d, chunk: d.parameters.chunk).count, data.count)
+        var small = DeflateParameters()
+        small.expansionAllowance = 1 << 20
+        var e = try Decompressor(small)
+        e.feed(compressed)
+        XCTAssertThrowsError(try Self.inflateAll(&e, chunk: small.chunk))
+    }
+
     func testCorruptStreamsAreRefused() throws {
         let cases: [(String, [UInt8])] = [
             ("reserved block type", [0x07, 0x00, 0x00]),
