@@ -1,7 +1,8 @@
 // NIO glue for one IMAP connection (DESIGN §4): bytes → IMAPFramer → the session's inputs, handed
 // over one at a time as the session asks for them; its writes, STARTTLS and close carried out.
 // No policy here. Guarantees: a connection holds at most `maxQueuedUnits` framed units plus what
-// one read brings, and nothing the client pipelined after STARTTLS ever reaches the session.
+// one read brings, nothing the client pipelined after STARTTLS ever reaches the session, and
+// what it sent after an accepted COMPRESS reaches it inflated (CompressionHandler.swift).
 import Foundation
 import NIOCore
 import Logging
