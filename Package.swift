@@ -32,6 +32,8 @@ let package = Package(
         .systemLibrary(name: "CCrypt", providers: [.apt(["libcrypt-dev"])]),
         // libunbound (Debian libunbound-dev); linked by name: its .pc file requires libevent's.
         .systemLibrary(name: "CUnbound", providers: [.apt(["libunbound-dev"])]),
+        // zlib (Debian zlib1g-dev): IMAP COMPRESS=DEFLATE (RFC 4978).
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Libraries
         .target(name: "MailCore", dependencies: [
@@ -99,7 +101,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "IMAPServer", dependencies: [
-            "MailCore", "MailIPC", "MailModel", "IMAPProtocol", "MIME", "MailPrivsep", "MailWorker", "MailTLS", "SpamFilter",
+            "MailCore", "MailIPC", "MailModel", "IMAPProtocol", "MIME", "MailPrivsep", "MailWorker", "MailTLS", "SpamFilter", "CZlib",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

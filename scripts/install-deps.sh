@@ -2,7 +2,7 @@
 # Install the Debian packages Postern builds against and the real peers its tests use.
 # Idempotent; never starts a system mail service (policy-rc.d blocks it during install).
 set -euo pipefail
-pkgs="libcap-dev libssl-dev libsqlite3-dev libcrypt-dev libunbound-dev pkg-config postfix swaks libnet-ssleay-perl libio-socket-ssl-perl openssl python3 ${EXTRA_PKGS:-}"
+pkgs="libcap-dev libssl-dev libsqlite3-dev libcrypt-dev libunbound-dev zlib1g-dev pkg-config postfix swaks libnet-ssleay-perl libio-socket-ssl-perl openssl python3 ${EXTRA_PKGS:-}"
 missing=$(for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || echo "$p"; done)
 [ -z "$missing" ] && exit 0

@@ -44,6 +44,8 @@ public struct IMAPCommand: Sendable, Equatable {
         /// MULTIAPPEND (RFC 3502): one or more messages.
         case append(mailbox: String, messages: [AppendMessage])
         case idle
+        /// RFC 4978 §3: the mechanism as given, uppercased (only DEFLATE is defined).
+        case compress(mechanism: String)
         // selected (RFC 9051 §6.4)
         case check, close, unselect
         case expunge

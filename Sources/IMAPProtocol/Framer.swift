@@ -53,6 +53,14 @@ public struct IMAPFramer: Sendable {
         self = IMAPFramer(limits: limits)
     }
 
+    /// Takes the bytes buffered after the last unit returned and empties the framer (COMPRESS:
+    /// what the client sent after the command is compressed, RFC 4978 §3). Call between units.
+    public mutating func takeRemaining() -> [UInt8] {
+        let rest = Array(buffer[unitStart...])
+        self = IMAPFramer(limits: limits)
+        return rest
+    }
+
     /// Bytes buffered and not yet returned (the glue stops reading past a bound).
     public var buffered: Int { buffer.count - unitStart }
 

@@ -100,6 +100,8 @@ extension IMAPCursor {
             try sp(); return .status(mailbox: m, items: try statusItems())
         case "APPEND": return try append()
         case "IDLE": return .idle
+        // compress = "COMPRESS" SP algorithm (RFC 4978 §5)
+        case "COMPRESS": try sp(); return .compress(mechanism: try keyword("compression algorithm"))
         // command-select
         case "CHECK": return .check
         case "CLOSE": return .close

@@ -26,6 +26,7 @@ public enum CommandTable {
         switch kind {
         case .capability, .noop, .logout, .id: return CommandRule(needs: .any)
         case .starttls, .login, .authenticate: return CommandRule(needs: .notAuthenticated)
+        case .compress: return CommandRule(needs: .authenticated)   // RFC 4978 §5: command-auth
         case .enable, .select, .examine, .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub,
              .namespace, .status, .append, .idle:
             return CommandRule(needs: .authenticated)

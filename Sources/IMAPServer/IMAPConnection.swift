@@ -19,6 +19,12 @@ public protocol IMAPConnection: AnyObject, Sendable {
     func authenticated(user: String)
     /// Whether the connection is encrypted now (implicit TLS or after STARTTLS).
     var isTLS: Bool { get }
+    /// Writes `reply` (the tagged OK of COMPRESS) uncompressed, then compresses both directions
+    /// (RFC 4978 §3), including what the client sent behind the command. Throws if the
+    /// connection is gone or already compressed.
+    func startCompression(reply: [UInt8]) async throws
+    /// Whether COMPRESS=DEFLATE is on.
+    var isCompressed: Bool { get }
 }
 
 /// What the glue feeds the session.

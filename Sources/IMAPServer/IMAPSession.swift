@@ -274,6 +274,7 @@ public final class IMAPSession: @unchecked Sendable {
         case .status(let name, let items): return try await status(name, items)
         case .append(let name, let messages): return try await append(name, messages)
         case .idle: return try await idle(tag)
+        case .compress(let mechanism): return await compress(tag, mechanism: mechanism)
         case .check:
             await announce(expunges: true, pull: true)
             return .ok("Check completed")
@@ -305,6 +306,8 @@ public final class IMAPSession: @unchecked Sendable {
                      "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "CHILDREN", "MULTIAPPEND", "UTF8=ACCEPT",
                      "BINARY", "STATUS=SIZE", "APPENDLIMIT=\(config.limits.maxAppend)"]
         }
+        // RFC 4978 §3: after authentication, and not once compression is on.
+        if state != .notAuthenticated && !connection.isCompressed { caps.append("COMPRESS=DEFLATE") }
         return caps.joined(separator: " ")
     }
 

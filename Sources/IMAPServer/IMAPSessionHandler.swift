@@ -1,7 +1,8 @@
 // NIO glue for one IMAP connection (DESIGN §4): bytes → IMAPFramer → the session's inputs, handed
 // over one at a time as the session asks for them; its writes, STARTTLS and close carried out.
 // No policy here. Guarantees: a connection holds at most `maxQueuedUnits` framed units plus what
-// one read brings, and nothing the client pipelined after STARTTLS ever reaches the session.
+// one read brings, nothing the client pipelined after STARTTLS ever reaches the session, and
+// what it sent after an accepted COMPRESS reaches it inflated (CompressionHandler.swift).
 import Foundation
 import NIOCore
 import Logging
@@ -36,10 +37,12 @@ struct IMAPConnectionSettings {
 enum IMAPGlueError: Error, CustomStringConvertible {
     case closed
     case noTLS
+    case noCompression
     var description: String {
         switch self {
         case .closed: return "the connection is closed"
         case .noTLS: return "TLS is not available or already active"
+        case .noCompression: return "compression is already active or no COMPRESS command is pending"
         }
     }
 }
@@ -75,6 +78,8 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
     private var inputClosed = false           // the client half-closed: `.closed` after its last unit
     private var discardingPlaintext = false   // STARTTLS under way: bytes before the TLSHandler are dropped
     private var startTLSHanded = false        // the session has a STARTTLS command: no read until it is done with it
+    private var compressHeld = false          // a COMPRESS unit is framed: what follows may be compressed, so nothing more is framed
+    private var compressHanded = false        // … and the session has it: framing resumes once it asks for more
     private var readingPaused = false
     private var continuationsQueued = 0       // literal continuations the session has not taken (not sent yet)
     private var tlsWaiter: CheckedContinuation<Void, Error>?
@@ -87,6 +92,7 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
     // Read from the session's task:
     private let tlsLock = NSLock()
     private var tlsOn = false
+    private var compressionOn = false
 
     /// `runSession`: nil runs IMAPSession with the services `makeServices` gives.
     init(settings: IMAPConnectionSettings, makeServices: @escaping () -> any IMAPServices, logger: Logger,
@@ -166,6 +172,14 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
             return
         }
         if event is ListenerStressEvent { return }
+        if let f = event as? DeflateFailure {
+            // RFC 4978: nothing after it can be read; the session says BYE (compressed) and closes.
+            logger.notice("COMPRESS from \(clientAddress): \(f.error)")
+            framerStopped = true
+            enqueue(.framed(.fatal(tag: nil, reason: f.byeText)))
+            updateReading()
+            return
+        }
         guard case TLSEvent.handshakeCompleted(let info) = event else { return context.fireUserInboundEventTriggered(event) }
         logger.info("TLS established", metadata: ["version": "\(info.protocolVersion)", "cipher": "\(info.cipher)",
                                                   "sni": "\(info.serverName ?? "-")", "resumed": "\(info.resumed)"])
@@ -227,6 +241,12 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
                     setAutoRead(true)
                     refill()
                 }
+                // The session is past a COMPRESS (the handler is in place if it accepted it): frame on.
+                if compressHanded {
+                    compressHanded = false
+                    compressHeld = false
+                    refill()
+                }
                 if let next = queue.popFirst() {
                     if case .framed(.continuationNeeded) = next { continuationsQueued -= 1 }
                     hand(next, to: cont)
@@ -267,6 +287,7 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
             setAutoRead(false)
             updateReading()
         }
+        if case .framed(.unit(let unit)) = input, Self.isCompress(unit) { compressHanded = true }
         cont.resume(returning: input)
     }
 
@@ -277,6 +298,13 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
         if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
         guard let space = line.firstIndex(of: UInt8(ascii: " ")), space > line.startIndex else { return false }
         return String(decoding: line[(space + 1)...], as: UTF8.self).uppercased() == "STARTTLS"
+    }
+
+    /// `tag SP "COMPRESS" SP …` (RFC 4978 §5), any case and mechanism: framing stops behind it.
+    static func isCompress(_ unit: [UInt8]) -> Bool {
+        guard let space = unit.firstIndex(of: UInt8(ascii: " ")), space > unit.startIndex else { return false }
+        let word = unit[(space + 1)...].prefix(9)
+        return word.count == 9 && String(decoding: word, as: UTF8.self).uppercased() == "COMPRESS "
     }
 
     /// The last input: the connection is gone (or the client sent all it will).
@@ -290,12 +318,14 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
     /// literal's continuation request at once; then reads on or stops reading.
     private func refill() {
         var drained = false
-        while !framerStopped, !ended, !startTLSHanded, queue.count < Self.maxQueuedUnits {
+        while !framerStopped, !ended, !startTLSHanded, !compressHeld, queue.count < Self.maxQueuedUnits {
             guard let event = framer.next() else { drained = true; break }
             if case .fatal(_, let reason) = event {
                 logger.notice("unrecoverable input from \(clientAddress): \(reason)")
                 framerStopped = true
             }
+            // RFC 4978 §3: what follows an accepted COMPRESS is compressed; it stays raw in the framer.
+            if case .unit(let unit) = event, Self.isCompress(unit) { compressHeld = true }
             enqueue(.framed(event))
         }
         if inputClosed && !ended && (drained || framerStopped) { finish() }
@@ -313,7 +343,7 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
     /// unsent-output bound is OutboundBackPressure's, through the same gate.
     private func updateReading() {
         guard let context else { return }
-        let pause = queue.count >= Self.maxQueuedUnits || framerStopped || ended || startTLSHanded
+        let pause = queue.count >= Self.maxQueuedUnits || framerStopped || ended || startTLSHanded || compressHeld
         guard pause != readingPaused else { return }
         readingPaused = pause
         context.triggerUserOutboundEvent(pause ? SessionReading.pause : SessionReading.resume, promise: nil)
@@ -413,6 +443,32 @@ final class IMAPSessionHandler: ChannelInboundHandler, IMAPConnection, @unchecke
                         tlsWaiter = nil
                         context.close(promise: nil)
                     }
+            }
+        }
+    }
+
+    var isCompressed: Bool { tlsLock.lock(); defer { tlsLock.unlock() }; return compressionOn }
+
+    func startCompression(reply: [UInt8]) async throws {
+        try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
+            loop.execute { [self] in
+                guard let context, context.channel.isActive, !ended else { return cont.resume(throwing: IMAPGlueError.closed) }
+                guard !isCompressed, compressHeld else { return cont.resume(throwing: IMAPGlueError.noCompression) }
+                // RFC 4978 §3: the tagged OK leaves uncompressed (the handler is not there yet,
+                // and a write passes down the pipeline at once); every later byte is compressed,
+                // in both directions — also what the client sent behind the command.
+                _ = send(context, reply)
+                do {
+                    var parameters = DeflateParameters()
+                    parameters.expansionAllowance = settings.session.limits.maxCommand
+                    let handler = try DeflateHandler(parameters: parameters, readingPaused: readingPaused, pending: framer.takeRemaining())
+                    try context.pipeline.syncOperations.addHandler(handler, position: .before(self))
+                } catch {
+                    logger.error("COMPRESS: \(error)")
+                    return cont.resume(throwing: error)
+                }
+                tlsLock.lock(); compressionOn = true; tlsLock.unlock()
+                cont.resume()
             }
         }
     }
