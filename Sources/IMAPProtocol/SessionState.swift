@@ -27,7 +27,7 @@ public enum CommandTable {
         case .capability, .noop, .logout, .id: return CommandRule(needs: .any)
         case .starttls, .login, .authenticate: return CommandRule(needs: .notAuthenticated)
         case .enable, .select, .examine, .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub,
-             .namespace, .status, .append, .idle:
+             .namespace, .status, .append, .idle, .getQuota, .getQuotaRoot, .setQuota:
             return CommandRule(needs: .authenticated)
         case .check, .close, .unselect: return CommandRule(needs: .selected)
         case .expunge, .uidExpunge: return CommandRule(needs: .selected, writes: true)

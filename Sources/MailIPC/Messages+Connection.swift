@@ -22,6 +22,8 @@ public enum ErrorCode: UInt16, Sendable {
     /// The caller is over a rate budget (an address's authentication failures, DESIGN §5):
     /// refused without doing the work, so refusing costs the store nothing.
     case throttled = 8
+    /// A quota limit refuses it (RFC 9208): IMAP answers `NO [OVERQUOTA]`.
+    case overQuota = 9
 }
 
 public struct Hello: RPCRequest {

@@ -16,7 +16,8 @@ struct RPCSMTPServices: SMTPServices {
             case .ok: return .ok(canonical: reply.canonical)
             case .unknownUser: return .unknownUser
             case .notLocal: return .notLocal
-            case .tempFail, .overQuota, .rejected: return .tempFail
+            case .overQuota: return .overQuota
+            case .tempFail, .rejected: return .tempFail
             }
         }
     }
