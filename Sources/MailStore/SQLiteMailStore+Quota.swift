@@ -37,12 +37,16 @@ extension SQLiteMailStore {
     }
 
     public func quota(_ address: String) throws -> QuotaUsage {
+        try quota(user: existingUser(address).id)
+    }
+
+    private func existingUser(_ address: String) throws -> UserRef {
         guard let u = try user(named: address) else { throw StoreError(.notFound, "no such user: \(address)") }
-        return try quota(user: u.id)
+        return u
     }
 
     public func setQuota(_ address: String, storage: QuotaLimitChange, messages: QuotaLimitChange) throws -> QuotaUsage {
-        guard let u = try user(named: address) else { throw StoreError(.notFound, "no such user: \(address)") }
+        let u = try existingUser(address)
         return try pool.write { db in
             for (column, change) in [("quota_storage", storage), ("quota_messages", messages)] {
                 switch change {

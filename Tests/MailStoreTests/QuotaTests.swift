@@ -130,20 +130,13 @@ final class QuotaTests: XCTestCase {
 
     /// v9-quota counts what is already stored, and keeps a v1 `quota` column's value as the storage limit.
     func testMigrationBootstrapsCounters() throws {
-        let old = dir + "/v7"
-        try FileManager.default.createDirectory(atPath: old, withIntermediateDirectories: true)
-        let q = try DatabaseQueue(path: old + "/postern.db")
-        try Schema.migrator().migrate(q, upTo: "v7-user-spam")
-        try q.write { db in
-            try db.execute(sql: """
-                INSERT INTO domains (id, name, created) VALUES (1, 'example.org', 0);
-                INSERT INTO users (id, domain_id, local, local_key, password, created, quota) VALUES (1, 1, 'al', 'al', 'x', 0, 5000), (2, 1, 'bo', 'bo', 'x', 0, 0);
-                INSERT INTO mailboxes (id, user_id, name, uidvalidity) VALUES (1, 1, 'INBOX', 1), (2, 1, 'Sent', 2), (3, 2, 'INBOX', 3);
-                INSERT INTO messages (id, hash, size, info, created, body) VALUES (1, x'01', 100, x'', 0, x''), (2, x'02', 250, x'', 0, x'');
-                INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, internal_date) VALUES (1, 1, 1, 1, 0), (2, 1, 2, 1, 0), (2, 2, 1, 1, 0), (3, 1, 2, 1, 0);
-                """)
-        }
-        try q.close()
+        let old = try oldDatabase(dir + "/v7", upTo: "v7-user-spam", """
+            INSERT INTO domains (id, name, created) VALUES (1, 'example.org', 0);
+            INSERT INTO users (id, domain_id, local, local_key, password, created, quota) VALUES (1, 1, 'al', 'al', 'x', 0, 5000), (2, 1, 'bo', 'bo', 'x', 0, 0);
+            INSERT INTO mailboxes (id, user_id, name, uidvalidity) VALUES (1, 1, 'INBOX', 1), (2, 1, 'Sent', 2), (3, 2, 'INBOX', 3);
+            INSERT INTO messages (id, hash, size, info, created, body) VALUES (1, x'01', 100, x'', 0, x''), (2, x'02', 250, x'', 0, x'');
+            INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, internal_date) VALUES (1, 1, 1, 1, 0), (2, 1, 2, 1, 0), (2, 2, 1, 1, 0), (3, 1, 2, 1, 0);
+            """)
         let s = try SQLiteMailStore(dataDir: old, fsync: false)
         XCTAssertEqual(try s.quota(user: 1), QuotaUsage(bytes: 450, messages: 3, storageLimit: 5000, messageLimit: nil))
         XCTAssertEqual(try s.quota(user: 2), QuotaUsage(bytes: 250, messages: 1))
