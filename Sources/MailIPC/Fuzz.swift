@@ -28,7 +28,7 @@ public enum IPCFuzz {
     /// One valid sample of every message type (the codec tests check that none is missing).
     public static let samples: [any RPCMessage] = [
         Hello(client: "x"), HelloOK(role: "lmtpd"), ErrorReply(.denied, "no"), OK(), StreamCredit(frames: 4),
-        LookupRecipient("alice@example.org"), RecipientReply(.notLocal, "x@y"),
+        LookupRecipient("alice@example.org"), LookupRecipient("bob@example.org", size: 12345), RecipientReply(.notLocal, "x@y"),
         Lookup(map: .aliases, key: "a b@c"), LookupResult(found: true, value: "x@y,z@w"), SenderLogins("team@example.org"), LocalDomain("example.org"),
         DeliverBegin(sender: "a@b", recipients: ["c@d", "e@f"], session: 7), DeliverChunk(ByteBuffer(string: "Subject: x\r\n\r\nhi\r\n")),
         DeliverEnd(), DeliverAbort(), DeliverResult([.ok, .unknownUser]),

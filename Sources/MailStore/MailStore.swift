@@ -314,10 +314,11 @@ public protocol QuotaStore: AnyObject, Sendable {
 
 extension QuotaStore {
     /// RCPT-time check: whether `resolution` is exactly one local user (no remote target: those
-    /// are queued whatever the quota) with no room for anything more.
-    public func isFull(_ resolution: Resolution) throws -> Bool {
+    /// are queued whatever the quota) with no room for anything more, or for a message of the
+    /// `declaredSize` the client announced (RFC 1870; 0: unknown).
+    public func isFull(_ resolution: Resolution, declaredSize: UInt64 = 0) throws -> Bool {
         guard case .deliver(let users, let remote) = resolution, users.count == 1, remote.isEmpty else { return false }
-        return try quota(user: users[0].id).isFull
+        return !(try quota(user: users[0].id).allows(bytes: max(declaredSize, 1), messages: 1))
     }
 }
 

@@ -11,7 +11,11 @@ struct RPCSMTPServices: SMTPServices {
     init(_ rpc: RPCClient) { self.rpc = rpc }
 
     func checkRecipient(_ address: String) -> EventLoopFuture<RecipientLookup> {
-        rpc.call(LookupRecipient(address)).map { reply in
+        checkRecipient(address, declaredSize: nil)
+    }
+
+    func checkRecipient(_ address: String, declaredSize: Int?) -> EventLoopFuture<RecipientLookup> {
+        rpc.call(LookupRecipient(address, size: UInt64(max(0, declaredSize ?? 0)))).map { reply in
             switch reply.status {
             case .ok: return .ok(canonical: reply.canonical)
             case .unknownUser: return .unknownUser

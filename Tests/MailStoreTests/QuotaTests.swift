@@ -176,9 +176,12 @@ final class QuotaTests: XCTestCase {
         XCTAssertEqual(try imap.call(QuotaGet(session: sid)).usage.messageLimit, 100_000)
         XCTAssertThrowsError(try imap.call(QuotaGet(session: sid + 1))) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
         XCTAssertThrowsError(try imap.call(UserQuota("alice@example.org"))) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
-        // A recipient with no room left is refused at RCPT.
-        _ = try admin.call(UserQuota("alice@example.org", messages: .set(0)))
+        // At RCPT: no room for the SIZE declared, then no room at all.
         let lmtp = try instance.connect(.lmtpd)
+        _ = try admin.call(UserQuota("alice@example.org", storage: .set(1000)))
+        XCTAssertEqual(try lmtp.call(LookupRecipient("alice@example.org", size: 1000)).status, .ok)
+        XCTAssertEqual(try lmtp.call(LookupRecipient("alice@example.org", size: 1001)).status, .overQuota)
+        _ = try admin.call(UserQuota("alice@example.org", messages: .set(0)))
         XCTAssertEqual(try lmtp.call(LookupRecipient("alice@example.org")).status, .overQuota)
     }
 }

@@ -76,7 +76,13 @@ def test_smtp_mta_refuses_the_full_recipient_and_delivers_the_other(quota_instan
         expect_full(s.rcpt("full@example.test"), p)
         assert s.rcpt("bob@example.test")[0] == 250
         assert s.data(body(f"smtp-{p.full_reply[0]}", 100))[0] == 250
-    assert p.inbox_count("bob@example.test") == before + 1
+        # RFC 1870 SIZE larger than tight's room: refused at RCPT as well.
+        assert s.mail("s@remote.example", ["SIZE=3000"])[0] == 250
+        expect_full(s.rcpt("tight@example.test"), p)
+        assert s.rcpt("bob@example.test")[0] == 250
+        assert s.data(body(f"smtp-size-{p.full_reply[0]}", 2000))[0] == 250
+    assert p.inbox_count("bob@example.test") == before + 2
+    assert p.inbox_count("tight@example.test") == 0
     assert quota(p, "full@example.test")["messages"] == 1
 
 
