@@ -170,3 +170,14 @@ def test_counters_exact_after_kill_during_burst(make_postern):
         assert (used_bytes, used_messages) == (total, count), (local, used_bytes, used_messages, total, count)
     alice = quota(p, "alice@example.test")
     assert alice["messages"] == p.inbox_count("alice@example.test") >= THREADS * PER_THREAD
+
+
+def test_cli_refuses_bad_limits_and_unknown_users(quota_instance):
+    p = quota_instance
+    for args in (["--storage", "2X"], ["--storage", "1.5G"], ["--messages", "10K"], ["--messages", "-1"]):
+        r = p.cli("user", "quota", "bob@example.test", *args, check=False)
+        assert r.returncode != 0 and "--" in r.stderr, (args, r.returncode, r.stderr)
+    r = p.cli("user", "quota", "nobody@example.test", check=False)
+    assert r.returncode == 2 and "no such user" in r.stderr, (r.returncode, r.stderr)
+    q = quota(p, "bob@example.test", "--storage", "512M")
+    assert q["storage_limit"] == 512 << 20 and q["message_limit"] is None
