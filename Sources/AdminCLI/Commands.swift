@@ -97,7 +97,7 @@ func readPassword(stdin: Bool) throws -> String {
 
 struct UserCmd: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "user", abstract: "Mail users (their mailboxes are created with them).",
-                                                    subcommands: [Add.self, List.self, Remove.self, Passwd.self, SpamJunk.self])
+                                                    subcommands: [Add.self, List.self, Remove.self, Passwd.self, SpamJunk.self, Quota.self])
     struct Add: ParsableCommand {
         @OptionGroup var o: Options
         @Argument(help: "user@domain") var address: String
@@ -107,7 +107,13 @@ struct UserCmd: ParsableCommand {
     struct List: ParsableCommand {
         @OptionGroup var o: Options
         @Argument var domain: String = ""
-        func run() { Postern_.run { try o.store().call(UserList(domain)).names.forEach { print($0) } } }
+        @Flag(help: "Show each user's quota usage and limits (Quota.swift).") var quota = false
+        func run() {
+            Postern_.run {
+                let c = try o.store()
+                for name in try c.call(UserList(domain)).names { print(quota ? QuotaText.summary(name, try c.call(UserQuota(name)).usage) : name) }
+            }
+        }
     }
     struct Remove: ParsableCommand {
         @OptionGroup var o: Options

@@ -46,6 +46,8 @@ public struct IMAPCommand: Sendable, Equatable {
         case idle
         /// RFC 4978 §3: the mechanism as given, uppercased (only DEFLATE is defined).
         case compress(mechanism: String)
+        /// RFC 9208 §4.2 GETQUOTA, §4.3 GETQUOTAROOT, §4.1 SETQUOTA (resource name, limit)
+        case getQuota(root: String), getQuotaRoot(mailbox: String), setQuota(root: String, limits: [QuotaLimit])
         // selected (RFC 9051 §6.4)
         case check, close, unselect
         case expunge
@@ -238,4 +240,10 @@ public struct StoreCommand: Sendable, Equatable {
     public init(sequences: SequenceSet, operation: Operation, silent: Bool, flags: [Flag], unchangedSince: UInt64? = nil) {
         self.sequences = sequences; self.operation = operation; self.silent = silent; self.flags = flags; self.unchangedSince = unchangedSince
     }
+}
+
+/// One `setquota-resource` of SETQUOTA (RFC 9208 §7): a resource name (uppercased) and its limit.
+public struct QuotaLimit: Sendable, Equatable {
+    public var resource: String, limit: UInt64
+    public init(resource: String, limit: UInt64) { self.resource = resource; self.limit = limit }
 }

@@ -102,6 +102,11 @@ extension IMAPCursor {
         case "IDLE": return .idle
         // compress = "COMPRESS" SP algorithm (RFC 4978 §5)
         case "COMPRESS": try sp(); return .compress(mechanism: try keyword("compression algorithm"))
+        // RFC 9208 §7: getquota = "GETQUOTA" SP quota-root-name; getquotaroot = "GETQUOTAROOT" SP mailbox;
+        // setquota = "SETQUOTA" SP quota-root-name SP setquota-list; quota-root-name = astring
+        case "GETQUOTA": try sp(); return .getQuota(root: try astringText("quota root"))
+        case "GETQUOTAROOT": try sp(); return .getQuotaRoot(mailbox: try mailbox())
+        case "SETQUOTA": return try setQuota()
         // command-select
         case "CHECK": return .check
         case "CLOSE": return .close
@@ -115,6 +120,19 @@ extension IMAPCursor {
         case "UID": try sp(); return try uidCommand()
         default: throw ParseFailure("unknown command \(name.prefix(32))")
         }
+    }
+
+    /// setquota-list = "(" [setquota-resource *(SP setquota-resource)] ")"
+    /// setquota-resource = resource-name SP resource-limit; resource-limit = number64 (RFC 9208 §7)
+    mutating func setQuota() throws(ParseFailure) -> IMAPCommand.Kind {
+        try sp(); let root = try astringText("quota root")
+        try sp()
+        let limits = try parenList(allowEmpty: true, "quota resources") { (c: inout IMAPCursor) throws(ParseFailure) in
+            let name = try c.keyword("resource name")
+            try c.sp()
+            return QuotaLimit(resource: name, limit: try c.number64("resource limit"))
+        }
+        return .setQuota(root: root, limits: limits)
     }
 
     /// uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)

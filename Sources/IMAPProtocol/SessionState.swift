@@ -28,7 +28,7 @@ public enum CommandTable {
         case .starttls, .login, .authenticate: return CommandRule(needs: .notAuthenticated)
         case .compress: return CommandRule(needs: .authenticated)   // RFC 4978 §5: command-auth
         case .enable, .select, .examine, .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub,
-             .namespace, .status, .append, .idle:
+             .namespace, .status, .append, .idle, .getQuota, .getQuotaRoot, .setQuota:
             return CommandRule(needs: .authenticated)
         case .check, .close, .unselect: return CommandRule(needs: .selected)
         case .expunge, .uidExpunge: return CommandRule(needs: .selected, writes: true)

@@ -17,6 +17,7 @@ public struct IMAPServiceError: Error, Sendable, Equatable, CustomStringConverti
         case invalid        // [CANNOT] / BAD
         case limit          // [LIMIT]
         case temporary      // [UNAVAILABLE]: the store is unreachable or did not answer in time
+        case overQuota      // [OVERQUOTA] (RFC 9208): APPEND or COPY would cross a limit
     }
     public var kind: Kind, message: String
     public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
@@ -70,6 +71,8 @@ public protocol IMAPServices: AnyObject, Sendable {
     /// Durable when it returns (DESIGN §3). `to` by name ([TRYCREATE] when missing).
     func append(to: String, flags: SystemFlags, keywords: [String], internalDate: Int64?, body: [UInt8]) async throws -> AppendResult
     func search(mailbox: Int64, query: SearchQuery) async throws -> [UInt32]
+    /// The logged-in user's quota limits and usage (RFC 9208).
+    func quota() async throws -> QuotaUsage
 }
 
 /// The largest range one `read` asks for (keeps the store connection fair, DESIGN §2).

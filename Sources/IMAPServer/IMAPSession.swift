@@ -235,6 +235,7 @@ public final class IMAPSession: @unchecked Sendable {
         case .denied: return .no(e.message, code: "CANNOT")
         case .invalid: return .no(e.message, code: "CANNOT")
         case .limit: return .no(e.message, code: "LIMIT")
+        case .overQuota: return .no(e.message, code: "OVERQUOTA")   // RFC 9208 §4.3 (APPEND, COPY)
         case .temporary: return .no("Temporary failure, try again", code: "UNAVAILABLE")
         }
     }
@@ -287,6 +288,9 @@ public final class IMAPSession: @unchecked Sendable {
         case .store(let s, let uid): return try await store(s, uid: uid)
         case .copy(let set, let name, let uid): return try await copy(set, to: name, uid: uid, move: false)
         case .move(let set, let name, let uid): return try await copy(set, to: name, uid: uid, move: true)
+        case .getQuota(let root): return try await getQuota(root: root)
+        case .getQuotaRoot(let name): return try await getQuotaRoot(mailbox: name)
+        case .setQuota: return setQuota()
         }
     }
 
@@ -304,7 +308,7 @@ public final class IMAPSession: @unchecked Sendable {
         } else {
             caps += ["NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CONDSTORE", "QRESYNC", "LIST-EXTENDED", "LIST-STATUS",
                      "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "CHILDREN", "MULTIAPPEND", "UTF8=ACCEPT",
-                     "BINARY", "STATUS=SIZE", "APPENDLIMIT=\(config.limits.maxAppend)"]
+                     "BINARY", "STATUS=SIZE", "APPENDLIMIT=\(config.limits.maxAppend)"] + Self.quotaCapabilities
         }
         // RFC 4978 §3: after authentication, and not once compression is on.
         if state != .notAuthenticated && !connection.isCompressed { caps.append("COMPRESS=DEFLATE") }

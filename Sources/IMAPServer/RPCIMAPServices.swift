@@ -40,6 +40,7 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
         case .denied: return IMAPServiceError(.denied, r.message)
         case .invalid: return IMAPServiceError(.invalid, r.message)
         case .throttled: return IMAPServiceError(.limit, r.message)
+        case .overQuota: return IMAPServiceError(.overQuota, r.message)
         case .temporary, .internal, .badSequence: return IMAPServiceError(.temporary, r.message)
         }
     }
@@ -356,6 +357,8 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
         let begin = AppendBegin(session: sid, mailbox: to, flags: flags.intersection(.all), keywords: keywords, internalDate: internalDate, size: UInt64(body.count))
         do { return try await rpc.call(begin, body: ByteBuffer(bytes: body)).get().result } catch { throw Self.serviceError(error) }
     }
+
+    public func quota() async throws -> QuotaUsage { try await call(QuotaGet(session: sid)).usage }
 
     public func search(mailbox: Int64, query: SearchQuery) async throws -> [UInt32] {
         if let why = SearchRun.problem(query) { throw IMAPServiceError(.limit, why) }

@@ -106,6 +106,7 @@ public struct PosternConfig: Sendable, Equatable {
     public var imap = IMAPConfig()
     public var pop3 = POP3Config()
     public var spam = SpamConfig()
+    public var quota = QuotaConfig()
     public var outbound = OutboundConfig()
     public var srs = SRSConfig()
     public var tls: TLSSettings
@@ -182,6 +183,7 @@ extension PosternConfig {
         try r.section("imap", &c.imap, context)
         try r.section("pop3", &c.pop3, context)
         try r.section("spam", &c.spam, context)
+        try r.section("quota", &c.quota, context)
         try r.section("lookup", &c.lookup, context)
         try r.section("outbound", &c.outbound, context)
         try r.section("srs", &c.srs, context)

@@ -30,7 +30,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case authenticate = 30, session = 31, sessionEnd = 32
     case mailboxList = 40, mailboxes = 41
     case domainAdd = 50, domainRemove = 51, domainList = 52, names = 53
-    case userAdd = 60, userRemove = 61, userPasswd = 62, userList = 63, userSpamJunk = 64
+    case userAdd = 60, userRemove = 61, userPasswd = 62, userList = 63, userSpamJunk = 64, userQuota = 65
     case aliasAdd = 70, aliasRemove = 71, aliasList = 72, aliasPairs = 74
     case export = 80, exportMessage = 81, exportChunk = 82, exportEnd = 83
     // events: Messages+Events.swift
@@ -50,6 +50,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case messagesExpunge = 240, uidList = 241
     case searchRun = 245
     case appendBegin = 250, appendReply = 251
+    case quotaGet = 255, quotaReply = 256
     // pop3: Messages+POP3.swift
     case pop3Lock = 400, pop3Delete = 401, pop3Read = 402, pop3Bodies = 403
     // queue: Messages+Queue.swift
@@ -98,6 +99,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .userPasswd: return UserPasswd.self
         case .userList: return UserList.self
         case .userSpamJunk: return UserSpamJunk.self
+        case .userQuota: return UserQuota.self
         case .aliasAdd: return AliasAdd.self
         case .aliasRemove: return AliasRemove.self
         case .aliasList: return AliasList.self
@@ -145,6 +147,8 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .searchRun: return SearchRun.self
         case .appendBegin: return AppendBegin.self
         case .appendReply: return AppendReply.self
+        case .quotaGet: return QuotaGet.self
+        case .quotaReply: return QuotaReply.self
         case .pop3Lock: return Pop3Lock.self
         case .pop3Delete: return Pop3Delete.self
         case .pop3Read: return Pop3Read.self

@@ -13,10 +13,12 @@
 //   UserRemove(address)                     → OK                            admin
 //   UserList(domain)                        → Names                         admin
 //   UserSpamJunk(address, on)               → OK                            admin
+//   UserQuota(address, storage, messages)   → QuotaReply(usage) after the change   admin
 //   AliasAdd / AliasRemove(source, target)  → OK                            admin
 //   AliasList(domain)                       → AliasPairs                    admin
 //   Export(user, mailbox)                   ⇒ stream of ExportItem (ExportMessage, ExportChunk*)*, then ExportEnd(count)   admin
 import NIOCore
+import MailModel
 
 public struct Authenticate: RPCRequest {
     public typealias Reply = SessionOpened
@@ -164,6 +166,44 @@ public struct UserSpamJunk: RPCRequest {
     public init(reading r: inout WireReader) throws { address = try r.string(); on = try r.bool() }
     public func write(to w: inout WireWriter) { w.string(address); w.bool(on) }
 }
+/// Changes (or, with both `.keep`, only reads) a user's quota limits (RFC 9208 STORAGE in bytes,
+/// MESSAGE as a count); the reply (Messages+Mailbox.swift) carries the limits and usage after it.
+public struct UserQuota: RPCRequest {
+    public typealias Reply = QuotaReply; public static let type = MessageType.userQuota; public static let roles: Set<Role> = .adminOnly
+    public var address: String, storage: QuotaLimitChange, messages: QuotaLimitChange
+    public init(_ address: String, storage: QuotaLimitChange = .keep, messages: QuotaLimitChange = .keep) {
+        self.address = address; self.storage = storage; self.messages = messages
+    }
+    public init(reading r: inout WireReader) throws {
+        address = try r.string(); storage = try r.limitChange(); messages = try r.limitChange()
+    }
+    public func write(to w: inout WireWriter) { w.string(address); w.limitChange(storage); w.limitChange(messages) }
+}
+
+extension WireWriter {
+    /// A limit change: u8 0 keep, 1 set (then the u64), 2 remove.
+    mutating func limitChange(_ c: QuotaLimitChange) {
+        switch c {
+        case .keep: u8(0)
+        case .set(let n): u8(1); u64(n)
+        case .remove: u8(2)
+        }
+    }
+    /// An optional limit: bool, then the u64 when present.
+    mutating func optU64(_ v: UInt64?) { bool(v != nil); if let v { u64(v) } }
+}
+extension WireReader {
+    mutating func limitChange() throws -> QuotaLimitChange {
+        switch try u8() {
+        case 0: return .keep
+        case 1: return .set(try u64())
+        case 2: return .remove
+        case let v: throw WireError.badValue("limit change \(v)")
+        }
+    }
+    mutating func optU64() throws -> UInt64? { try bool() ? try u64() : nil }
+}
+
 /// `name`: a domain, or "" for every user.
 public struct UserList: NameRequest {
     public typealias Reply = Names; public static let type = MessageType.userList; public static let roles: Set<Role> = .adminOnly

@@ -11,7 +11,8 @@ public enum ProtocolVersion {
     public static let major: UInt16 = 1
     /// 1: typed messages, streams with credit, watch/pull events (master, store and workers ship together).
     /// 2: Authenticate carries the client address and service; ErrorCode.throttled.
-    public static let minor: UInt16 = 2
+    /// 3: LookupRecipient carries the declared SIZE; ErrorCode.overQuota; UserQuota, QuotaGet/QuotaReply.
+    public static let minor: UInt16 = 3
 }
 
 public enum ErrorCode: UInt16, Sendable {
@@ -22,6 +23,8 @@ public enum ErrorCode: UInt16, Sendable {
     /// The caller is over a rate budget (an address's authentication failures, DESIGN §5):
     /// refused without doing the work, so refusing costs the store nothing.
     case throttled = 8
+    /// A quota limit refuses it (RFC 9208): IMAP answers `NO [OVERQUOTA]`.
+    case overQuota = 9
 }
 
 public struct Hello: RPCRequest {

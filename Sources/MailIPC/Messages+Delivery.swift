@@ -1,7 +1,7 @@
 // Delivery family (types 10–29): recipient checks, Postfix map lookups, deliveries.
 //
 //   request                                   → reply                      roles
-//   LookupRecipient(address)                  → RecipientReply(status, canonical)   lmtpd smtpd lookupd admin
+//   LookupRecipient(address, size)            → RecipientReply(status, canonical)   lmtpd smtpd lookupd admin
 //   Lookup(map, key)                          → LookupResult(found, value)  lookupd admin
 //   SenderLogins(address)                     → Names(logins)               smtpd
 //   LocalDomain(domain)                       → LookupResult(found, "")     smtpd
@@ -26,10 +26,12 @@ public struct LookupRecipient: RPCRequest {
     public typealias Reply = RecipientReply
     public static let type = MessageType.lookupRecipient
     public static let roles: Set<Role> = [.lmtpd, .smtpd, .lookupd, .admin]
-    public var address: String
-    public init(_ address: String) { self.address = address }
-    public init(reading r: inout WireReader) throws { address = try r.string() }
-    public func write(to w: inout WireWriter) { w.string(address) }
+    /// `size`: the message size the client declared (RFC 1870 SIZE), 0 when unknown: a local
+    /// user whose quota has no room for it is `.overQuota` already at RCPT.
+    public var address: String, size: UInt64
+    public init(_ address: String, size: UInt64 = 0) { self.address = address; self.size = size }
+    public init(reading r: inout WireReader) throws { address = try r.string(); size = try r.u64() }
+    public func write(to w: inout WireWriter) { w.string(address); w.u64(size) }
 }
 
 public struct RecipientReply: RPCMessage {

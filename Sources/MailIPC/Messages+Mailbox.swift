@@ -28,6 +28,8 @@
 //   AppendBegin(session, mailbox, flags, keywords,    ┐ one request id; the body follows in DeliverChunk
 //               date?, size)                          │ frames, then DeliverEnd → AppendReply(uidValidity, uid),
 //   DeliverChunk(bytes)* DeliverEnd | DeliverAbort    ┘ sent once the message is durable    imapd
+//   QuotaGet(session)                                 → QuotaReply(usage)  (the session's own   imapd
+//                                                       user; RFC 9208 GETQUOTA/GETQUOTAROOT)
 // (MailboxWatchByID, the watch on a selected mailbox, is in Messages+Events.swift.)
 import NIOCore
 import MailModel
@@ -704,4 +706,26 @@ public struct AppendReply: RPCMessage {
     public init(_ result: AppendResult) { self.result = result }
     public init(reading r: inout WireReader) throws { result = AppendResult(uidValidity: try r.u32(), uid: try r.u32()) }
     public func write(to w: inout WireWriter) { w.u32(result.uidValidity); w.u32(result.uid) }
+}
+
+// MARK: QUOTA (RFC 9208)
+
+/// The quota of the session's own user: no other user's is reachable from imapd.
+public struct QuotaGet: SessionOnlyRequest {
+    public typealias Reply = QuotaReply
+    public static let type = MessageType.quotaGet
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64
+    public init(session: UInt64) { self.session = session }
+}
+
+/// Limits (absent: none) and usage; also the reply to the admin's UserQuota.
+public struct QuotaReply: RPCMessage {
+    public static let type = MessageType.quotaReply
+    public var usage: QuotaUsage
+    public init(_ usage: QuotaUsage) { self.usage = usage }
+    public init(reading r: inout WireReader) throws {
+        usage = QuotaUsage(bytes: try r.u64(), messages: try r.u64(), storageLimit: try r.optU64(), messageLimit: try r.optU64())
+    }
+    public func write(to w: inout WireWriter) { w.u64(usage.bytes); w.u64(usage.messages); w.optU64(usage.storageLimit); w.optU64(usage.messageLimit) }
 }

@@ -132,10 +132,12 @@ final class GroupCommitter: @unchecked Sendable {
             for d in batch { d.completion(.failure(error)) }
             return
         }
-        // A failed APPEND's file was written before its transaction and has no row: it goes now.
+        // A failed APPEND's file was written before its transaction and has no row: it goes now;
+        // so does that of a delivery every recipient refused (over quota). Shared bodies have a row and stay.
         var orphans: [[UInt8]] = []
-        for d in batch where d.size > store.inlineMax {
+        for (d, o) in zip(batch, outcomes) where d.size > store.inlineMax {
             if case .failure = d.append?.result { orphans.append(d.hash) }
+            if d.append == nil, d.report == nil, !o.statuses.contains(.delivered) { orphans.append(d.hash) }
         }
         removeUnreferenced(orphans)
         for (d, o) in zip(batch, outcomes) { d.completion(.success(o)) }

@@ -7,6 +7,8 @@
 /// What went wrong, in the store's own terms (the server maps kinds to RPC error codes).
 public enum StoreErrorKind: Sendable, Equatable {
     case notFound, exists, invalid, denied, temporary
+    /// A quota limit (RFC 9208) refuses it: IMAP `NO [OVERQUOTA]`.
+    case overQuota
 }
 
 public struct StoreError: Error, CustomStringConvertible, Equatable {
@@ -296,5 +298,29 @@ public protocol QueueStore: AnyObject, Sendable {
     @discardableResult func queueAdmin(_ action: QueueAdminAction, message: Int64?, now: Int64) throws -> Int
 }
 
+/// Per-user quotas (RFC 9208, issue 11): limits set by the administrator, usage kept exact in the
+/// same transaction as every message row (SQLiteMailStore+Quota.swift). Deliveries, APPEND and
+/// COPY that would cross a limit are refused with nothing stored (`.overQuota`, or the
+/// recipient's `DeliveryStatus.overQuota`); MOVE, expunges and deletions are never refused.
+public protocol QuotaStore: AnyObject, Sendable {
+    /// The limits and usage of user `user` (an authenticated session's).
+    func quota(user: Int64) throws -> QuotaUsage
+    /// The same by address (admin); `.notFound` when there is no such user.
+    func quota(_ address: String) throws -> QuotaUsage
+    /// Changes the limits of `address` (admin); returns the result. A limit below the usage is
+    /// kept: the user receives nothing until expunges bring usage back under it.
+    @discardableResult func setQuota(_ address: String, storage: QuotaLimitChange, messages: QuotaLimitChange) throws -> QuotaUsage
+}
+
+extension QuotaStore {
+    /// RCPT-time check: whether `resolution` is exactly one local user (no remote target: those
+    /// are queued whatever the quota) with no room for anything more, or for a message of the
+    /// `declaredSize` the client announced (RFC 1870; 0: unknown).
+    public func isFull(_ resolution: Resolution, declaredSize: UInt64 = 0) throws -> Bool {
+        guard case .deliver(let users, let remote) = resolution, users.count == 1, remote.isEmpty else { return false }
+        return !(try quota(user: users[0].id).allows(bytes: max(declaredSize, 1), messages: 1))
+    }
+}
+
 /// Everything the store process serves.
-public typealias MailStore = AccountStore & DeliveryStore & MailboxStore & QueueStore
+public typealias MailStore = AccountStore & DeliveryStore & MailboxStore & QueueStore & QuotaStore

@@ -105,13 +105,15 @@ extension SQLiteMailStore {
             messageID = m
             return m
         }
-        var delivered = Set<Int64>(), queued = Set<String>()
+        var delivered = Set<Int64>(), queued = Set<String>(), full = Set<Int64>()
         for (index, r) in d.resolutions.enumerated() {
             switch r {
             case .notLocal: statuses.append(.notLocal)
             case .unknownUser: statuses.append(.unknownUser)
             case .deliver(let users, let remote):
-                for u in users where !delivered.contains(u.id) {
+                for u in users where !delivered.contains(u.id) && !full.contains(u.id) {
+                    // QUOTA hook (SQLiteMailStore+Quota.swift): nothing is stored for a user it refuses.
+                    guard try Self.quotaAllows(db, user: u.id, size: d.size) else { full.insert(u.id); continue }
                     delivered.insert(u.id)
                     let target = try Self.deliveryMailbox(db, user: u.id, d.queueing?.options.mailbox, now: d.date)
                     guard let row = try Row.fetchOne(db, sql: """
@@ -137,7 +139,8 @@ extension SQLiteMailStore {
                         """, arguments: [try message(), plan.sender, rcpt, d.date, d.date, plan.origin.rawValue,
                                          dsn.notify, dsn.orcpt, envelope.ret, envelope.envid])
                 }
-                statuses.append(.delivered)
+                // Over quota only when no copy of it went anywhere (an alias with room elsewhere delivers).
+                statuses.append(remote.isEmpty && !users.isEmpty && users.allSatisfy { full.contains($0.id) } ? .overQuota : .delivered)
             }
         }
         return DeliveryOutcome(statuses: statuses, changes: changes, queued: queued.count)

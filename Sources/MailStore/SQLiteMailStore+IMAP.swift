@@ -488,6 +488,7 @@ extension SQLiteMailStore {
             for (id, name) in names.enumerated() where used & (1 << UInt64(id)) != 0 && !name.isEmpty {
                 remap.append((1 << UInt64(id), try Self.keywordBits(db, to, [name], allocate: true)))
             }
+            if !move { try Self.requireQuota(db, user: user, copying: sources.map(\.message)) }   // QUOTA hook; MOVE adds nothing
             let added = try Self.addMessages(db, to, count: sources.count)
             let insert = try db.cachedStatement(sql: """
                 INSERT INTO mailbox_messages (mailbox_id, uid, message_id, flags, keyword_bits, modseq, internal_date, sender)
@@ -553,6 +554,7 @@ extension SQLiteMailStore {
     /// The APPEND half of the group commit's transaction (in its own savepoint).
     func commitAppend(_ d: PendingDelivery, _ t: AppendTarget, db: Database) throws -> (AppendResult, [MailboxChange]) {
         _ = try Self.ownedMailbox(db, user: t.user, id: t.mailbox)
+        guard try Self.quotaAllows(db, user: t.user, size: d.size) else { throw Self.overQuota }   // QUOTA hook
         let bits = try Self.keywordBits(db, t.mailbox, t.keywords, allocate: true)
         let added = try Self.addMessages(db, t.mailbox, count: 1)
         try db.execute(sql: """

@@ -160,6 +160,45 @@ enum Schema {
         m.registerMigration("v7-user-spam") { db in
             try db.execute(sql: "ALTER TABLE users ADD COLUMN spam_to_junk INTEGER NOT NULL DEFAULT 1")
         }
+        // Quota (RFC 9208, issue 11): per-user limits (NULL: none; the v1 `quota` column, never
+        // set by any command, becomes the storage limit where it is not 0) and usage counters.
+        // Triggers keep the counters in the same transaction as every mailbox_messages row that
+        // comes, goes or changes mailbox (delivery, APPEND, COPY/MOVE, EXPUNGE, POP3, mailbox
+        // and user removal, anything later): exact after any crash. Bytes are `messages.size`,
+        // the stored size that RFC822.SIZE and STATUS SIZE report, counted once per copy.
+        m.registerMigration("v9-quota") { db in
+            try db.execute(sql: """
+                ALTER TABLE users ADD COLUMN quota_storage INTEGER;
+                ALTER TABLE users ADD COLUMN quota_messages INTEGER;
+                ALTER TABLE users ADD COLUMN used_bytes INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE users ADD COLUMN used_messages INTEGER NOT NULL DEFAULT 0;
+                UPDATE users SET quota_storage = quota WHERE quota > 0;
+                UPDATE users SET
+                    used_bytes = coalesce((SELECT sum(m.size) FROM mailboxes b JOIN mailbox_messages mm ON mm.mailbox_id = b.id
+                                           JOIN messages m ON m.id = mm.message_id WHERE b.user_id = users.id), 0),
+                    used_messages = (SELECT count(*) FROM mailboxes b JOIN mailbox_messages mm ON mm.mailbox_id = b.id
+                                     WHERE b.user_id = users.id);
+                CREATE TRIGGER quota_add AFTER INSERT ON mailbox_messages BEGIN
+                    UPDATE users SET used_bytes = used_bytes + (SELECT size FROM messages WHERE id = NEW.message_id),
+                                     used_messages = used_messages + 1
+                    WHERE id = (SELECT user_id FROM mailboxes WHERE id = NEW.mailbox_id);
+                END;
+                CREATE TRIGGER quota_remove AFTER DELETE ON mailbox_messages BEGIN
+                    UPDATE users SET used_bytes = used_bytes - (SELECT size FROM messages WHERE id = OLD.message_id),
+                                     used_messages = used_messages - 1
+                    WHERE id = (SELECT user_id FROM mailboxes WHERE id = OLD.mailbox_id);
+                END;
+                CREATE TRIGGER quota_move AFTER UPDATE OF mailbox_id, message_id ON mailbox_messages
+                WHEN OLD.mailbox_id != NEW.mailbox_id OR OLD.message_id != NEW.message_id BEGIN
+                    UPDATE users SET used_bytes = used_bytes - (SELECT size FROM messages WHERE id = OLD.message_id),
+                                     used_messages = used_messages - 1
+                    WHERE id = (SELECT user_id FROM mailboxes WHERE id = OLD.mailbox_id);
+                    UPDATE users SET used_bytes = used_bytes + (SELECT size FROM messages WHERE id = NEW.message_id),
+                                     used_messages = used_messages + 1
+                    WHERE id = (SELECT user_id FROM mailboxes WHERE id = NEW.mailbox_id);
+                END;
+                """)
+        }
         return m
     }
 

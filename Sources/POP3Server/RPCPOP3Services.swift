@@ -27,7 +27,7 @@ public final class RPCPOP3Services: POP3Services, @unchecked Sendable {
         switch code {
         case .exists: return POP3ServiceError(.inUse, r.message)
         case .notFound: return POP3ServiceError(.notFound, r.message)
-        case .denied, .invalid: return POP3ServiceError(.denied, r.message)
+        case .denied, .invalid, .overQuota: return POP3ServiceError(.denied, r.message)
         case .throttled, .temporary, .internal, .badSequence: return POP3ServiceError(.temporary, r.message)
         }
     }

@@ -98,6 +98,9 @@ public enum RecipientLookup: Sendable, Equatable {
     case unknownUser            // a local domain without that user
     case notLocal               // not one of the mail domains
     case tempFail               // the store could not answer now
+    /// A local user with no room left under a quota limit (RFC 9208): refused with the
+    /// session's `overQuotaReply` (552 5.2.2, or 452 4.2.2 under `[quota] full_tempfail`).
+    case overQuota
 }
 
 /// The store's result of a delivery for one recipient, in recipient order.

@@ -176,6 +176,10 @@ public struct SMTPSessionConfig: Sendable {
     /// (`SMTPSession.clientIsTrusted`) is refused 553 5.7.1: the mta port does not take our
     /// own domains from strangers (the store says which domains are ours).
     public var localSenderRequiresAuth = false
+    /// The reply for a recipient over its quota (RFC 3463 X.2.2 "mailbox full"): permanent
+    /// `mailboxFull` (552 5.2.2, the default) or `mailboxFullTemporary` (452 4.2.2, `[quota]
+    /// full_tempfail`, as Dovecot's quota_full_tempfail), at RCPT and per recipient after DATA.
+    public var overQuotaReply: SMTPReply = .mailboxFull
 
     public init(
         dialect: SMTPDialect,

@@ -118,6 +118,9 @@ extension SMTPReply {
     public static let mailboxDisabled = SMTPReply(550, "5.2.1", "Mailbox disabled")
     public static let mailboxFull = SMTPReply(552, "5.2.2", "Mailbox full")
     public static let mailboxFullTemporary = SMTPReply(452, "4.2.2", "Mailbox full, try again later")
+    /// A recipient over its quota (RFC 3463 X.2.2): permanent, or temporary while `[quota]
+    /// full_tempfail` asks senders to retry (Dovecot's quota_full_tempfail).
+    public static func mailboxFull(temporary: Bool) -> SMTPReply { temporary ? mailboxFullTemporary : mailboxFull }
     public static let relayDenied = SMTPReply(554, "5.7.1", "Relay access denied")
     /// RFC 1870 §6 (SIZE at MAIL, or the body grew past the limit during DATA).
     public static let messageTooBig = SMTPReply(552, "5.3.4", "Message size exceeds fixed maximum message size")

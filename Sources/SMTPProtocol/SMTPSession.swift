@@ -245,6 +245,7 @@ public struct SMTPSession: Sendable {
         case .unknownUser: check = .unknown
         case .notLocal: check = .acceptRemote
         case .tempFail: check = .tempFail
+        case .overQuota: check = .reject(config.overQuotaReply)
         }
         return recipientChecked(check)
     }
@@ -394,7 +395,7 @@ public struct SMTPSession: Sendable {
 
     /// The store's answer to `endMessage`, in store terms; the engine picks the replies:
     /// delivered → 250, unknown user → 550 5.1.1, not local → 554 5.7.1, over quota →
-    /// 552 5.2.2, temporary or rejected → 451 4.3.0; a sender the store refuses for this
+    /// `config.overQuotaReply` (552 5.2.2 or 452 4.2.2), temporary or rejected → 451 4.3.0; a sender the store refuses for this
     /// session → 553 5.7.1 for every recipient; a failed store → 451 4.3.0.
     public mutating func deliveryAnswered(_ answer: DeliveryAnswer) -> [SMTPAction] {
         let count = transaction?.recipients.count ?? 0
@@ -406,7 +407,7 @@ public struct SMTPSession: Sendable {
                 case .delivered: return .delivered
                 case .unknownUser: return .failed(.mailboxUnknown)
                 case .notLocal: return .failed(.relayDenied)
-                case .overQuota: return .failed(.mailboxFull)
+                case .overQuota: return .failed(config.overQuotaReply)
                 case .tempFail, .rejected: return .failed(.localError)
                 }
             }

@@ -18,10 +18,11 @@ public enum LMTPWorker {
 
         let l = config.lmtp
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        var session = SMTPSessionConfig(dialect: .lmtp, hostname: config.hostname, limits: SMTPLimits(l),
+                                        bareLinefeed: BareLinefeedPolicy(l.bareLinefeed), serviceName: "Postern LMTP")
+        session.overQuotaReply = .mailboxFull(temporary: config.quota.fullTempfail)
         let settings = SessionSettings(
-            config: SMTPSessionConfig(dialect: .lmtp, hostname: config.hostname, limits: SMTPLimits(l),
-                                      bareLinefeed: BareLinefeedPolicy(l.bareLinefeed),
-                                      serviceName: "Postern LMTP"),
+            config: session,
             commandTimeout: .seconds(Int64(l.commandTimeout)), dataTimeout: .seconds(Int64(l.dataTimeout)),
             maxSessionTime: .seconds(Int64(l.maxSessionTime)),
             spam: SpamHook(config.spam, group: group, scans: config.spam.scanLMTP))

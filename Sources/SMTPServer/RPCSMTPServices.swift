@@ -11,12 +11,17 @@ struct RPCSMTPServices: SMTPServices {
     init(_ rpc: RPCClient) { self.rpc = rpc }
 
     func checkRecipient(_ address: String) -> EventLoopFuture<RecipientLookup> {
-        rpc.call(LookupRecipient(address)).map { reply in
+        checkRecipient(address, declaredSize: nil)
+    }
+
+    func checkRecipient(_ address: String, declaredSize: Int?) -> EventLoopFuture<RecipientLookup> {
+        rpc.call(LookupRecipient(address, size: UInt64(max(0, declaredSize ?? 0)))).map { reply in
             switch reply.status {
             case .ok: return .ok(canonical: reply.canonical)
             case .unknownUser: return .unknownUser
             case .notLocal: return .notLocal
-            case .tempFail, .overQuota, .rejected: return .tempFail
+            case .overQuota: return .overQuota
+            case .tempFail, .rejected: return .tempFail
             }
         }
     }

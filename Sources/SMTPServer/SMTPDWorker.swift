@@ -47,6 +47,7 @@ public enum SMTPDWorker {
             // RFC 4954 §4 / DESIGN §5: plaintext AUTH only over TLS, or on loopback if allowed.
             c.requireTLSForAuth = true
             c.localSenderRequiresAuth = role == .mta && s.localSenderRequiresAuth
+            c.overQuotaReply = .mailboxFull(temporary: config.quota.fullTempfail)
             return SessionSettings(config: c, commandTimeout: .seconds(Int64(s.commandTimeout)), dataTimeout: .seconds(Int64(s.dataTimeout)),
                                    maxSessionTime: .seconds(Int64(s.maxSessionTime)),
                                    tls: tls, implicitTLS: role == .smtps, submission: role != .mta, showAuthUser: s.receivedShowsAuthUser,

@@ -26,6 +26,9 @@ enum SMTPServiceError: Error, Equatable {
 protocol SMTPServices {
     /// The store's verdict on one recipient address.
     func checkRecipient(_ address: String) -> EventLoopFuture<RecipientLookup>
+    /// The same for a message of the size MAIL declared (RFC 1870 SIZE; nil: none): a
+    /// recipient whose quota cannot take it is `.overQuota`. Default: the size is not used.
+    func checkRecipient(_ address: String, declaredSize: Int?) -> EventLoopFuture<RecipientLookup>
     /// RFC 5321 §4.5.1: the store's verdict on the bare local part "postmaster".
     func checkPostmaster() -> EventLoopFuture<RecipientLookup>
     /// Whether `address` is an envelope sender `user` (canonical, after AUTH) may use; nil is
@@ -50,6 +53,8 @@ protocol SMTPServices {
 }
 
 extension SMTPServices {
+    func checkRecipient(_ address: String, declaredSize: Int?) -> EventLoopFuture<RecipientLookup> { checkRecipient(address) }
+
     func beginDelivery(_ envelope: SMTPEnvelope, storeSession: UInt64) -> any SMTPDelivery {
         beginDelivery(sender: envelope.sender?.address ?? "", recipients: envelope.deliveryAddresses, storeSession: storeSession)
     }

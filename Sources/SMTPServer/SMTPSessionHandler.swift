@@ -247,7 +247,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 send(context, r)
             case .checkRecipient(let path):
                 lookUpRecipient(context, path.address, settings.spamLearn?.lookup(path.address, user: session.authenticatedUser, services: services)
-                                                          ?? services.checkRecipient(path.address))
+                                                          ?? services.checkRecipient(path.address, declaredSize: session.envelope?.declaredSize))
             case .checkPostmaster:
                 lookUpRecipient(context, "postmaster", services.checkPostmaster())
             case .checkSender(let path):

@@ -9,7 +9,13 @@ import MailStore
 
 extension StoreConnectionHandler {
     func lookupRecipient(_ m: LookupRecipient) throws -> RecipientReply {
-        switch try store.resolve(m.address) {
+        let resolution = try store.resolve(m.address)
+        // RCPT-time quota check (RFC 9208 resources): a user with no room left (for the SIZE the
+        // client declared, if it did) is refused before DATA, so one full mailbox rarely fails a
+        // whole SMTP transaction; a message that still crosses the limit is refused per
+        // recipient at the end of DATA.
+        if try store.isFull(resolution, declaredSize: m.size) { return RecipientReply(.overQuota, m.address) }
+        switch resolution {
         case .deliver(let users, let remote):
             // An address the SMTP engine may deliver to instead (the bare "postmaster"): the
             // user's own when there is one target, else the address asked, which the store

@@ -162,6 +162,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as UserRemove: offload(id) { [self] in try removingMailboxes(of: [m.name]) { try store.removeUser(m.name) }; return OK() }
         case let m as UserPasswd: offload(id) { [store] in try store.setPassword(m.address, password: m.password); return OK() }
         case let m as UserSpamJunk: offload(id) { [store] in try store.setSpamToJunk(m.address, m.on); return OK() }
+        case let m as UserQuota: offload(id) { [store] in QuotaReply(try store.setQuota(m.address, storage: m.storage, messages: m.messages)) }
         case let m as UserList: offload(id) { [store] in Names(try store.users(domain: m.name)) }
         case let m as AliasAdd: offload(id) { [store] in try store.addAlias(m.source, target: m.target); return OK() }
         case let m as AliasRemove: offload(id) { [store] in try store.removeAlias(m.source, target: m.target); return OK() }
@@ -189,6 +190,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as MessagesExpunge: scoped(id, m) { [self] u in try expunge(m, user: u) }
         case let m as SearchRun: scoped(id, m) { [self] u in try fitting(UIDList(try store.search(user: u, mailbox: m.mailbox, query: m.query))) }
         case let m as AppendBegin: appendBegin(id, m)
+        case let m as QuotaGet: scoped(id, m) { [store] u in QuotaReply(try store.quota(user: u)) }
         // pop3
         case let m as Pop3Lock: pop3Lock(id, m)
         case let m as Pop3Delete: scoped(id, m) { [self] u in try pop3Delete(m, user: u) }

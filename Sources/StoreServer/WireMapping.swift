@@ -11,6 +11,7 @@ extension ErrorCode {
         case .invalid: self = .invalid
         case .denied: self = .denied
         case .temporary: self = .temporary
+        case .overQuota: self = .overQuota
         }
     }
 }

@@ -51,7 +51,7 @@ final class CodecTests: XCTestCase {
 
     func testHeaderLayoutIsBigEndian() {
         let bytes = encode(LookupRecipient("a"), id: 0x01020304)
-        XCTAssertEqual(Array(bytes[0..<12]), [0, 0, 0, 5, 0, 10, 0, 0, 1, 2, 3, 4])
+        XCTAssertEqual(Array(bytes[0..<12]), [0, 0, 0, 13, 0, 10, 0, 0, 1, 2, 3, 4])
         var b = ByteBuffer(); ExportChunk(ByteBuffer()).frame(requestID: 1, flags: .more).write(into: &b)
         XCTAssertEqual(Array(b.readableBytesView[6..<8]), [0, 1], "flags bit 0: more frames follow")
     }

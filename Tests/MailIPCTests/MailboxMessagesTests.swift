@@ -102,7 +102,7 @@ final class MailboxMessagesTests: XCTestCase {
 
     func testMailboxRolesAreReadOffTheMessages() {
         let imapOnly: [MessageType] = [.mailboxCreate, .mailboxDelete, .mailboxRename, .subscriptionList, .subscriptionSet, .mailboxStatusGet,
-                                       .mailboxDeltaGet, .flagsStore, .messagesCopy, .searchRun, .appendBegin, .mailboxWatchByID]
+                                       .mailboxDeltaGet, .flagsStore, .messagesCopy, .searchRun, .appendBegin, .mailboxWatchByID, .quotaGet]
         let shared: [MessageType] = [.mailboxSummaries, .mailboxSelect, .detailsGet, .messageRead, .messagesExpunge]
         for t in imapOnly + shared {
             XCTAssertTrue(Role.imapd.may(t), "\(t)")

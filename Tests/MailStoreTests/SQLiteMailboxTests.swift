@@ -6,6 +6,16 @@ import GRDB
 import MIME
 @testable import MailStore
 
+/// A data dir at `path` whose database is migrated up to `version` and holds the rows `sql` inserts.
+func oldDatabase(_ path: String, upTo version: String, _ sql: String) throws -> String {
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    let q = try DatabaseQueue(path: path + "/postern.db")
+    try Schema.migrator().migrate(q, upTo: version)
+    try q.write { try $0.execute(sql: sql) }
+    try q.close()
+    return path
+}
+
 final class SQLiteMailboxTests: XCTestCase {
     var dir = "", store: SQLiteMailStore!, alice: UserRef!, bob: UserRef!
 
@@ -31,18 +41,11 @@ final class SQLiteMailboxTests: XCTestCase {
 
     /// Schema v5 over a v4 database: subscriptions from the old column, keyword bits, UIDVALIDITY floor.
     func testMigrationFromV4KeepsSubscriptions() throws {
-        let old = dir + "/v4"
-        try FileManager.default.createDirectory(atPath: old, withIntermediateDirectories: true)
-        let q = try DatabaseQueue(path: old + "/postern.db")
-        try Schema.migrator().migrate(q, upTo: "v4-modseq-index")
-        try q.write { db in
-            try db.execute(sql: """
-                INSERT INTO domains (id, name, created) VALUES (1, 'example.org', 0);
-                INSERT INTO users (id, domain_id, local, local_key, password, created) VALUES (1, 1, 'al', 'al', 'x', 0);
-                INSERT INTO mailboxes (user_id, name, uidvalidity, subscribed) VALUES (1, 'INBOX', 100, 1), (1, 'Old', 300, 0), (1, 'Kept', 200, 1);
-                """)
-        }
-        try q.close()
+        let old = try oldDatabase(dir + "/v4", upTo: "v4-modseq-index", """
+            INSERT INTO domains (id, name, created) VALUES (1, 'example.org', 0);
+            INSERT INTO users (id, domain_id, local, local_key, password, created) VALUES (1, 1, 'al', 'al', 'x', 0);
+            INSERT INTO mailboxes (user_id, name, uidvalidity, subscribed) VALUES (1, 'INBOX', 100, 1), (1, 'Old', 300, 0), (1, 'Kept', 200, 1);
+            """)
         let s = try SQLiteMailStore(dataDir: old, fsync: false)
         XCTAssertEqual(try s.subscriptions(user: 1), ["INBOX", "Kept"])
         XCTAssertEqual(try s.mailboxes(user: 1).map(\.subscribed), [true, false, true])

@@ -105,7 +105,7 @@ def test_role_allow_list_is_enforced(postern):
         (code,) = struct.unpack_from(">H", payload)
         assert code == DENIED, (code, payload)
         # An allowed request still works on the same connection.
-        sock.sendall(frame(LOOKUP_RECIPIENT, s("alice@example.test"), rid=5))
+        sock.sendall(frame(LOOKUP_RECIPIENT, s("alice@example.test") + struct.pack(">Q", 0), rid=5))   # address, declared size
         type_, _, rid, payload = read_frame(sock)
         assert (type_, rid) == (RECIPIENT, 5) and payload[0] == 0, (type_, rid, payload)
         sock.sendall(frame(DOMAIN_LIST, rid=6))
