@@ -145,8 +145,13 @@ public struct DeliveryOptions: Sendable, Equatable {
     public var recipientDSN: [QueueRecipientDSN]
     /// Local copies go to this mailbox instead of INBOX (spam filtering's Junk, issue 14); nil: INBOX.
     public var mailbox: DeliveryMailbox?
-    public init(envelopeDSN: QueueEnvelopeDSN = QueueEnvelopeDSN(), recipientDSN: [QueueRecipientDSN] = [], mailbox: DeliveryMailbox? = nil) {
-        self.envelopeDSN = envelopeDSN; self.recipientDSN = recipientDSN; self.mailbox = mailbox
+    /// One answer covers every recipient (SMTP's reply to DATA, RFC 5321 §4.1.1.4, unlike
+    /// LMTP's one per recipient): when a recipient cannot take the message (over quota), none
+    /// gets it, so the single failure reply is true for all and a retry duplicates nothing.
+    public var allOrNothing: Bool
+    public init(envelopeDSN: QueueEnvelopeDSN = QueueEnvelopeDSN(), recipientDSN: [QueueRecipientDSN] = [], mailbox: DeliveryMailbox? = nil,
+                allOrNothing: Bool = false) {
+        self.envelopeDSN = envelopeDSN; self.recipientDSN = recipientDSN; self.mailbox = mailbox; self.allOrNothing = allOrNothing
     }
     /// The parameters of recipient `index`.
     public func dsn(ofRecipient index: Int) -> QueueRecipientDSN {

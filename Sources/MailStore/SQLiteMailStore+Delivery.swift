@@ -74,6 +74,24 @@ extension SQLiteMailStore {
         }
     }
 
+    /// For a delivery answered with one reply (`DeliveryOptions.allOrNothing`): when some
+    /// recipient would be over quota (no target of it with room), every local or queued
+    /// recipient is refused as over quota and nothing is stored; nil when all can take it.
+    static func quotaRefusal(_ d: PendingDelivery, db: Database) throws -> DeliveryOutcome? {
+        var full = false
+        for case .deliver(let users, let remote) in d.resolutions where remote.isEmpty && !users.isEmpty {
+            if try users.allSatisfy({ try !quotaAllows(db, user: $0.id, size: d.size) }) { full = true; break }
+        }
+        guard full else { return nil }
+        return DeliveryOutcome(statuses: d.resolutions.map { r -> DeliveryStatus in
+            switch r {
+            case .notLocal: return .notLocal
+            case .unknownUser: return .unknownUser
+            case .deliver: return .overQuota
+            }
+        }, changes: [], queued: 0)
+    }
+
     /// The `messages` row of the pending body, inserted unless the same bytes are stored already.
     func messageRow(_ d: PendingDelivery, db: Database) throws -> Int64 {
         try db.execute(sql: "INSERT OR IGNORE INTO messages (hash, size, info, created, body) VALUES (?, ?, ?, ?, ?)",
@@ -106,6 +124,7 @@ extension SQLiteMailStore {
             return m
         }
         var delivered = Set<Int64>(), queued = Set<String>(), full = Set<Int64>()
+        if d.queueing?.options.allOrNothing == true, let refused = try Self.quotaRefusal(d, db: db) { return refused }
         for (index, r) in d.resolutions.enumerated() {
             switch r {
             case .notLocal: statuses.append(.notLocal)

@@ -37,7 +37,8 @@ extension StoreConnectionHandler {
         guard deliveries.count < Self.maxConcurrentDeliveries else { return reply(id, ErrorReply(.temporary, "too many deliveries in progress")) }
         var d = InProgress(sender: m.sender, recipients: m.recipients)
         d.options = DeliveryOptions(envelopeDSN: m.envelopeDSN, recipientDSN: m.recipientDSN,
-                                    mailbox: m.mailbox.isEmpty ? nil : DeliveryMailbox(name: m.mailbox, specialUse: m.mailboxSpecialUse))
+                                    mailbox: m.mailbox.isEmpty ? nil : DeliveryMailbox(name: m.mailbox, specialUse: m.mailboxSpecialUse),
+                                    allOrNothing: role == .smtpd)
         if m.recipients.isEmpty { d.refusal = ErrorReply(.invalid, "a delivery needs recipients") }
         // A submission names a session authenticated on this very connection (DESIGN §2).
         if m.session != 0 {

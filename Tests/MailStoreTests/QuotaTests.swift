@@ -97,6 +97,24 @@ final class QuotaTests: XCTestCase {
         try assertExact("after refusals")
     }
 
+    /// One reply for all (smtpd): a recipient over quota refuses the delivery for every
+    /// recipient, nothing stored, so the single 552/452 is true for all of them.
+    func testAllOrNothingDeliveryStoresNothingWhenOneRecipientIsFull() throws {
+        try store.setQuota("alice@example.org", storage: .set(1000), messages: .keep)
+        let one = DeliveryOptions(allOrNothing: true)
+        let o = try deliverSync(store, "s@x.org", ["bob@example.org", "alice@example.org"], body(2000, "big"), options: one)
+        XCTAssertEqual(o.statuses, [.overQuota, .overQuota])
+        XCTAssertEqual(try uids(alice, "INBOX"), [])
+        XCTAssertEqual(try uids(bob, "INBOX"), [])
+        // Room for both: delivered to both; an alias with room in one target is not refused.
+        XCTAssertEqual(try deliverSync(store, "s@x.org", ["bob@example.org", "alice@example.org"], body(100, "small"), options: one).statuses,
+                       [.delivered, .delivered])
+        XCTAssertEqual(try deliverSync(store, "s@x.org", ["team@example.org"], body(2000, "team"), options: one).statuses, [.delivered])
+        XCTAssertEqual(try uids(alice, "INBOX"), [1])
+        XCTAssertEqual(try uids(bob, "INBOX"), [1, 2])
+        try assertExact("after all-or-nothing refusals")
+    }
+
     func testMessageLimitAndLoweredLimitThenExpungeFrees() throws {
         for i in 1...3 { _ = try deliverSync(store, "s@x.org", ["alice@example.org"], body(10, "\(i)")) }
         let q = try store.setQuota("alice@example.org", storage: .keep, messages: .set(2))   // lowered below usage

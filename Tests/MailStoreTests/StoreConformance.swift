@@ -7,10 +7,11 @@ import LookupProtocol
 import MailStore
 import StoreServer
 
-func deliverSync(_ s: any DeliveryStore, _ sender: String, _ rcpts: [String], _ body: String, submitter: UserRef? = nil) throws -> DeliveryOutcome {
+func deliverSync(_ s: any DeliveryStore, _ sender: String, _ rcpts: [String], _ body: String, submitter: UserRef? = nil,
+                 options: DeliveryOptions = DeliveryOptions()) throws -> DeliveryOutcome {
     let sem = DispatchSemaphore(value: 0)
     nonisolated(unsafe) var out: Result<DeliveryOutcome, Error>!
-    s.deliver(sender: sender, recipients: rcpts, body: Array(body.utf8), submitter: submitter) { out = $0; sem.signal() }
+    s.deliver(sender: sender, recipients: rcpts, body: Array(body.utf8), submitter: submitter, options: options) { out = $0; sem.signal() }
     sem.wait()
     return try out.get()
 }

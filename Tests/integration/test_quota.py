@@ -86,6 +86,24 @@ def test_smtp_mta_refuses_the_full_recipient_and_delivers_the_other(quota_instan
     assert quota(p, "full@example.test")["messages"] == 1
 
 
+def test_smtp_one_reply_after_data_is_true_for_every_recipient(quota_instance):
+    """No SIZE= declared and room at RCPT, but the message crosses tight's limit: SMTP has one
+    reply to DATA (RFC 5321 §4.1.1.4), so nobody gets it — not bob either — and the failure
+    the client hears is true for all; a retry (452 under full_tempfail) duplicates nothing."""
+    p = quota_instance
+    before = p.inbox_count("bob@example.test")
+    with smtplib.SMTP("127.0.0.1", p.ports["mta"], timeout=30) as s:
+        s.ehlo("client.remote.example")
+        assert s.mail("s@remote.example")[0] == 250
+        assert s.rcpt("tight@example.test")[0] == 250
+        assert s.rcpt("bob@example.test")[0] == 250
+        code, text = s.data(body(f"smtp-cross-{p.full_reply[0]}", 2000))
+        expect_full((code, text), p)
+    assert p.inbox_count("bob@example.test") == before
+    assert p.inbox_count("tight@example.test") == 0
+    assert quota(p, "tight@example.test")["bytes"] == 0
+
+
 def test_lmtp_answers_per_recipient(quota_instance):
     p = quota_instance
     c = p.lmtp()
