@@ -70,6 +70,10 @@ public protocol IMAPServices: AnyObject, Sendable {
     /// Durable when it returns (DESIGN §3). `to` by name ([TRYCREATE] when missing).
     func append(to: String, flags: SystemFlags, keywords: [String], internalDate: Int64?, body: [UInt8]) async throws -> AppendResult
     func search(mailbox: Int64, query: SearchQuery) async throws -> [UInt32]
+    /// SORT (RFC 5256): the matching UIDs in sort order.
+    func sort(mailbox: Int64, criteria: [SortCriterion], query: SearchQuery) async throws -> [UInt32]
+    /// THREAD (RFC 5256): the matching UIDs as threads.
+    func thread(mailbox: Int64, algorithm: ThreadAlgorithm, query: SearchQuery) async throws -> ThreadForest
 }
 
 /// The largest range one `read` asks for (keeps the store connection fair, DESIGN §2).
