@@ -164,14 +164,16 @@ public enum SortKeys {
         UnicodeCasemap.key(BaseSubject.extract(subject ?? "").subject)
     }
 
-    /// RFC 5256 §3 FROM/TO/CC: "[IMAP] addr-mailbox of the first … address" (group markers
-    /// skipped); "" when there is none.
+    /// RFC 5256 §3 FROM/TO/CC: "[IMAP] addr-mailbox of the first … address"; "" when there is
+    /// none. For a list that opens with RFC 5322 group syntax the first address structure is
+    /// the group marker, whose addr-mailbox "holds the group name phrase" (RFC 3501 §7.4.2), as
+    /// Dovecot has it too.
     static func mailboxKey(_ list: [Address]) -> [UInt8] {
         UnicodeCasemap.key(firstAddress(list)?.mailbox ?? "")
     }
 
     /// RFC 5957 §3: the display name of the first address, RFC 2047 decoded; when it has none
-    /// (or only blanks), its addr-spec "mailbox@host".
+    /// (or only blanks), its addr-spec "mailbox@host" (a group marker: the group name).
     static func displayKey(_ list: [Address]) -> [UInt8] {
         guard let a = firstAddress(list) else { return [] }
         let name = EncodedWords.decode(a.name ?? "").trimmingCharacters(in: .whitespaces)
@@ -180,5 +182,5 @@ public enum SortKeys {
         return UnicodeCasemap.key((a.mailbox ?? "") + (host.isEmpty ? "" : "@" + host))
     }
 
-    static func firstAddress(_ list: [Address]) -> Address? { list.first { $0.host != nil } }
+    static func firstAddress(_ list: [Address]) -> Address? { list.first }
 }

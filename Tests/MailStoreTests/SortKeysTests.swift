@@ -95,12 +95,12 @@ final class SortKeysTests: XCTestCase {
         XCTAssertEqual(sorted([SortCriterion(.date)]), [3, 2, 4, 1])
         // FROM: addr-mailbox; none sorts first
         XCTAssertEqual(sorted([SortCriterion(.from)]), [4, 2, 1, 3])
-        // TO: the group marker is skipped, so 3's key is "bob"
-        XCTAssertEqual(sorted([SortCriterion(.to)]), [4, 1, 3, 2])
+        // TO: 3's list opens with a group: its marker's addr-mailbox, the group name "team"
+        XCTAssertEqual(sorted([SortCriterion(.to)]), [4, 1, 2, 3])
         XCTAssertEqual(sorted([SortCriterion(.cc)]), [1, 3, 4, 2])
         // DISPLAYFROM: the decoded display name, else the addr-spec: "" < BOB@X.TEST < E\u{301}MILE
         // (NFKD of "Émile" titlecased) < ZED
         XCTAssertEqual(sorted([SortCriterion(.displayFrom)]), [4, 1, 3, 2])
-        XCTAssertEqual(sorted([SortCriterion(.displayTo)]), [4, 3, 2, 1])
+        XCTAssertEqual(sorted([SortCriterion(.displayTo)]), [4, 2, 3, 1])   // "", E…MILE, TEAM, ZED
     }
 }
