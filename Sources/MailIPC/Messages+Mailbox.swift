@@ -120,25 +120,17 @@ extension WireReader {
     /// A UID set in canonical ranges (anything else is refused, so decoding re-encodes exactly),
     /// expanding to at most `max` UIDs.
     mutating func uidSet(max: Int = MailboxLimits.maxUIDs) throws -> [UInt32] {
-        let ranges = try list(minElementBytes: 2 * WireSize.u32, max: MailboxLimits.maxUIDRanges) { r -> ClosedRange<UInt32> in
-            let lo = try r.u32(), hi = try r.u32()
-            guard lo <= hi else { throw WireError.badValue("UID range \(lo):\(hi)") }
-            return lo...hi
-        }
-        var total = 0
-        for (i, r) in ranges.enumerated() {
-            if i > 0, Int(r.lowerBound) <= Int(ranges[i - 1].upperBound) + 1 { throw WireError.badValue("UID ranges not canonical") }
-            total += Int(r.upperBound - r.lowerBound) + 1
-            guard total <= max else { throw WireError.badValue("UID set over \(max) UIDs") }
-        }
-        var out: [UInt32] = []; out.reserveCapacity(total)
-        for r in ranges { out.append(contentsOf: r) }
-        return out
+        try uidRuns(max: max, ordered: false)
     }
     mutating func optUIDSet() throws -> [UInt32]? { try bool() ? try uidSet() : nil }
     /// The inverse of `WireWriter.orderedUIDs`: ranges in any order, but no UID twice and no
     /// range that continues the one before it (it would have been one run).
     mutating func orderedUIDs(max: Int = MailboxLimits.maxUIDs) throws -> [UInt32] {
+        try uidRuns(max: max, ordered: true)
+    }
+    /// Ranges (lo ≤ hi) expanded in their order: ascending and apart unless `ordered`, where
+    /// only a range continuing the one before it, or one overlapping another, is refused.
+    private mutating func uidRuns(max: Int, ordered: Bool) throws -> [UInt32] {
         let ranges = try list(minElementBytes: 2 * WireSize.u32, max: MailboxLimits.maxUIDRanges) { r -> ClosedRange<UInt32> in
             let lo = try r.u32(), hi = try r.u32()
             guard lo <= hi else { throw WireError.badValue("UID range \(lo):\(hi)") }
@@ -146,13 +138,18 @@ extension WireReader {
         }
         var total = 0
         for (i, r) in ranges.enumerated() {
-            if i > 0, Int(r.lowerBound) == Int(ranges[i - 1].upperBound) + 1 { throw WireError.badValue("UID runs not canonical") }
+            if i > 0 {
+                let next = Int(ranges[i - 1].upperBound) + 1
+                if ordered ? Int(r.lowerBound) == next : Int(r.lowerBound) <= next { throw WireError.badValue("UID ranges not canonical") }
+            }
             total += Int(r.upperBound - r.lowerBound) + 1
             guard total <= max else { throw WireError.badValue("UID set over \(max) UIDs") }
         }
-        let byStart = ranges.sorted { $0.lowerBound < $1.lowerBound }
-        for i in byStart.indices.dropFirst() where byStart[i].lowerBound <= byStart[i - 1].upperBound {
-            throw WireError.badValue("UID \(byStart[i].lowerBound) twice in a UID list")
+        if ordered {
+            let byStart = ranges.sorted { $0.lowerBound < $1.lowerBound }
+            for i in byStart.indices.dropFirst() where byStart[i].lowerBound <= byStart[i - 1].upperBound {
+                throw WireError.badValue("UID \(byStart[i].lowerBound) twice in a UID list")
+            }
         }
         var out: [UInt32] = []; out.reserveCapacity(total)
         for r in ranges { out.append(contentsOf: r) }

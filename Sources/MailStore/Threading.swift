@@ -223,28 +223,31 @@ struct ReferenceTree {
             guard let old = table[s] else { table[s] = c; continue }
             if !isDummy(old) && (isDummy(c) || (isReply(old) && !isReply(c))) { table[s] = c }
         }
+        // Merged roots are dropped at the end, so a mailbox of one subject stays linear.
         var roots = children[0]
-        var i = 0
-        while i < roots.count {
+        var place = Dictionary(uniqueKeysWithValues: roots.enumerated().map { ($1, $0) })
+        var gone = [Bool](repeating: false, count: roots.count)
+        for i in roots.indices {
             let c = roots[i]
-            guard let s = threadSubject(c), let t = table[s], t != c else { i += 1; continue }
+            guard let s = threadSubject(c), let t = table[s], t != c else { continue }
             if isDummy(t) && isDummy(c) {
                 for g in children[c] { link(t, g) }
                 children[c] = []
-                roots.remove(at: i)
+                gone[i] = true
             } else if isDummy(t) || (isReply(c) && !isReply(t)) {
-                roots.remove(at: i)
+                gone[i] = true
                 link(t, c)
             } else {
                 let d = newNode(nil)
-                let at = roots.firstIndex(of: t)!
-                roots[at] = d
+                let at = place[t]!
+                roots[at] = d; place[d] = at
                 parent[d] = 0
-                roots.remove(at: i)
+                gone[i] = true
                 link(d, t); link(d, c)
                 table[s] = d
             }
         }
+        roots = roots.indices.filter { !gone[$0] }.map { roots[$0] }
         children[0] = roots
     }
 
