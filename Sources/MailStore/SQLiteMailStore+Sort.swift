@@ -11,11 +11,12 @@ extension SQLiteMailStore {
     static let maxThreadHeader = 64 * 1024
 
     public func sort(user: Int64, mailbox: Int64, criteria: [SortCriterion], query: SearchQuery) throws -> [UInt32] {
-        SortKeys.sort(try sortable(user: user, mailbox: mailbox, query: query, headers: false).map(\.0), by: criteria)
+        SortKeys.sort(try sortable(user: user, mailbox: mailbox, query: query, envelope: SortKeys.needsEnvelope(criteria), headers: false).map(\.0),
+                      by: criteria)
     }
 
     public func thread(user: Int64, mailbox: Int64, algorithm: ThreadAlgorithm, query: SearchQuery) throws -> ThreadForest {
-        let found = try sortable(user: user, mailbox: mailbox, query: query, headers: algorithm == .references)
+        let found = try sortable(user: user, mailbox: mailbox, query: query, envelope: true, headers: algorithm == .references)
         return Threading.thread(found.map { m, header in
             var references: String?
             if let header {
@@ -27,15 +28,16 @@ extension SQLiteMailStore {
         }, algorithm)
     }
 
-    /// The messages matching `query` with what SORT looks at, and with `headers` the bytes of
-    /// their top-level header (up to `maxThreadHeader`).
-    func sortable(user: Int64, mailbox: Int64, query: SearchQuery, headers: Bool) throws -> [(SortableMessage, [UInt8]?)] {
+    /// The messages matching `query` with what SORT looks at (without `envelope`, an empty
+    /// envelope: the info is not decoded), and with `headers` the bytes of their top-level header
+    /// (up to `maxThreadHeader`).
+    func sortable(user: Int64, mailbox: Int64, query: SearchQuery, envelope: Bool, headers: Bool) throws -> [(SortableMessage, [UInt8]?)] {
         let matching: Set<UInt32>? = query == .all ? nil : Set(try search(user: user, mailbox: mailbox, query: query))
         typealias Found = (SortableMessage, inline: [UInt8]?, file: (hash: [UInt8], length: Int)?)
         let rows: [Found] = try pool.read { db in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let cursor = try Row.fetchCursor(db, sql: """
-                SELECT mm.uid, mm.internal_date, m.size, m.info, \(headers ? "m.hash, m.body IS NULL, substr(m.body, 1, \(Self.maxThreadHeader))" : "NULL, 0, NULL")
+                SELECT mm.uid, mm.internal_date, m.size, \(envelope || headers ? "m.info" : "NULL"), \(headers ? "m.hash, m.body IS NULL, substr(m.body, 1, \(Self.maxThreadHeader))" : "NULL, 0, NULL")
                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
                 WHERE mm.mailbox_id = ? ORDER BY mm.uid
                 """, arguments: [mailbox])
@@ -43,7 +45,11 @@ extension SQLiteMailStore {
             while let r = try cursor.next() {
                 let uid = UInt32(truncatingIfNeeded: r[0] as Int64)
                 if let matching, !matching.contains(uid) { continue }
-                let info = try MessageInfo(encoded: [UInt8](r[3] as Data))
+                guard envelope || headers else {
+                    out.append((SortableMessage(uid: uid, internalDate: r[1], size: UInt64(r[2] as Int64), envelope: Envelope()), nil, nil))
+                    continue
+                }
+                let info = try MessageInfo.envelope(encoded: [UInt8](r[3] as Data))
                 let m = SortableMessage(uid: uid, internalDate: r[1], size: UInt64(r[2] as Int64), envelope: info.envelope)
                 let length = min(info.headerSize, Self.maxThreadHeader)
                 if !headers { out.append((m, nil, nil)) }

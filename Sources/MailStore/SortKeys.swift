@@ -116,33 +116,51 @@ public enum UnicodeCasemap {
     }
 }
 
-/// One message's value for one sort key.
-enum SortValue: Comparable {
+/// One message's value for one sort key: numbers compare numerically, texts as octets.
+enum SortValue {
     case number(Int64), text([UInt8])
-
-    static func < (a: SortValue, b: SortValue) -> Bool {
-        switch (a, b) {
-        case (.number(let x), .number(let y)): return x < y
-        case (.text(let x), .text(let y)): return x.lexicographicallyPrecedes(y)
-        case (.number, .text): return true
-        case (.text, .number): return false
-        }
-    }
 }
 
 public enum SortKeys {
     /// The UIDs of `messages` in the order of `criteria` (RFC 5256 §3): equal on every
     /// criterion, by sequence number (ascending UID), which REVERSE does not turn.
     public static func sort(_ messages: [SortableMessage], by criteria: [SortCriterion]) -> [UInt32] {
-        let rows = messages.map { m in (uid: m.uid, keys: criteria.map { value(m, $0.key) }) }
-        let order = rows.indices.sorted { i, j in
-            let a = rows[i], b = rows[j]
-            for (k, c) in criteria.enumerated() where a.keys[k] != b.keys[k] {
-                return c.reverse ? b.keys[k] < a.keys[k] : a.keys[k] < b.keys[k]
-            }
-            return a.uid < b.uid
+        // Every key as an integer first (a string by its rank among the others, REVERSE by
+        // complement, which cannot overflow), so the sort compares plain numbers in one table.
+        let n = messages.count, width = criteria.count
+        var table = [Int64](repeating: 0, count: n * width)
+        for (k, c) in criteria.enumerated() {
+            let column = ranks(messages.map { value($0, c.key) })
+            for i in 0..<n { table[i * width + k] = c.reverse ? ~column[i] : column[i] }
         }
-        return order.map { rows[$0].uid }
+        let uids = messages.map(\.uid)
+        let order = table.withUnsafeBufferPointer { t in
+            (0..<n).sorted { i, j in
+                for k in 0..<width where t[i * width + k] != t[j * width + k] { return t[i * width + k] < t[j * width + k] }
+                return uids[i] < uids[j]
+            }
+        }
+        return order.map { uids[$0] }
+    }
+
+    /// Each value as an integer of the same order: numbers as they are, strings by rank.
+    static func ranks(_ values: [SortValue]) -> [Int64] {
+        var texts: [[UInt8]] = [], at: [Int] = []
+        for (i, v) in values.enumerated() { if case .text(let t) = v { texts.append(t); at.append(i) } }
+        var out = values.map { v -> Int64 in if case .number(let x) = v { return x }; return 0 }
+        guard !texts.isEmpty else { return out }
+        let sorted = texts.indices.sorted { texts[$0].lexicographicallyPrecedes(texts[$1]) }
+        var rank: Int64 = 0
+        for (r, t) in sorted.enumerated() {
+            if r > 0 && texts[t] != texts[sorted[r - 1]] { rank += 1 }
+            out[at[t]] = rank
+        }
+        return out
+    }
+
+    /// Whether sorting by `criteria` looks at the envelope (otherwise the store need not decode it).
+    public static func needsEnvelope(_ criteria: [SortCriterion]) -> Bool {
+        criteria.contains { $0.key != .arrival && $0.key != .size }
     }
 
     static func value(_ m: SortableMessage, _ key: SortCriterion.Key) -> SortValue {

@@ -65,6 +65,20 @@ final class SortKeysTests: XCTestCase {
                         envelope: Envelope(date: date, subject: subject, from: from, sender: from, replyTo: from, to: to, cc: cc))
     }
 
+    func testEnvelopeDecodedWithoutTheBody() throws {
+        let env = Envelope(date: "Mon, 1 Jan 2024 10:00:00 +0000", subject: "Re: x", from: [Address(name: "A", mailbox: "a", host: "b.test")],
+                           messageID: "<1@b.test>")
+        let info = MessageInfo(size: 100, headerSize: 42, lines: 3, envelope: env, body: BodyPart())
+        let got = try MessageInfo.envelope(encoded: info.encoded())
+        XCTAssertEqual(got.headerSize, 42)
+        XCTAssertEqual(got.envelope, env)
+    }
+
+    func testRanksKeepTheOrderOfTexts() {
+        XCTAssertEqual(SortKeys.ranks([.text(Array("b".utf8)), .text(Array("a".utf8)), .text(Array("b".utf8)), .text([])]), [2, 1, 2, 0])
+        XCTAssertEqual(SortKeys.ranks([.number(7), .number(-3)]), [7, -3])
+    }
+
     func testSentDateFallsBackToInternalDate() {
         // RFC 5256 §2.2: no or unparsable Date: → the internal date; zones normalised to UTC.
         XCTAssertEqual(message(1, date: nil, arrival: 77).sentDate, 77)
