@@ -13,6 +13,8 @@ speak of):
     FETCH 1:* (UID RFC822.SIZE FLAGS)
     FETCH 1:* (BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])
     UID SEARCH TEXT zebracorn                      (the word is in 1% of the messages)
+    SORT (ARRIVAL) UTF-8 ALL                       (RFC 5256; the answer is every message)
+    SORT (SUBJECT) UTF-8 ALL                       (base subjects, i;unicode-casemap)
     FETCH 1:1000 (BODY.PEEK[])
 
 and the session loop with 1 and 10 concurrent clients, each its own user with a --loop-messages
@@ -282,12 +284,14 @@ def steps(a):
             ("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])",
              "FETCH 1:* (BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])"),
             (f"UID SEARCH TEXT {TERM} (1% match)", f"UID SEARCH TEXT {TERM}"),
+            ("SORT (ARRIVAL) UTF-8 ALL", "SORT (ARRIVAL) UTF-8 ALL"),
+            ("SORT (SUBJECT) UTF-8 ALL", "SORT (SUBJECT) UTF-8 ALL"),
             (f"FETCH 1:{a.bodies} (BODY.PEEK[])", f"FETCH 1:{a.bodies} (BODY.PEEK[])")]
 
 
 def warm_up(a, systems):
     """One unmeasured pass on each; checks the two answer alike."""
-    sizes = {}
+    sizes, sorts = {}, {}
     for name, port in systems.items():
         c = RawIMAP(port, BIG_USER)
         sel = c.cmd("SELECT INBOX", keep=True)
@@ -302,7 +306,17 @@ def warm_up(a, systems):
                 n = len(hits.group(1).split()) if hits else -1
                 if n != a.messages // 100:
                     raise RuntimeError(f"{name}: SEARCH found {n}, expected {a.messages // 100}: {r[:300]!r}")
+            if command.startswith("SORT"):
+                found = re.search(rb"\* SORT([ 0-9]*)\r\n", r)
+                sorts.setdefault(label, {})[name] = found.group(1).split() if found else None
         c.close()
+    # Each server got the messages over parallel LMTP sessions, so sequence numbers (and
+    # arrival seconds) name different messages on each: a SORT answer must be every message once.
+    every = sorted(str(n).encode() for n in range(1, a.messages + 1))
+    for label, per in sorts.items():
+        for name, answer in per.items():
+            if answer is None or sorted(answer) != every:
+                raise RuntimeError(f"{name}: {label} is not every message once: {(answer or [])[:8]} ...")
     print("  response bytes (warm-up pass): " + "; ".join(
         f"{label}: " + " / ".join(f"{k} {v}" for k, v in per.items()) for label, per in sizes.items()), flush=True)
 

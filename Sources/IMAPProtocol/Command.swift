@@ -3,6 +3,8 @@
 // already decoded (modified UTF-7 undone unless UTF8=ACCEPT is on, see IMAPParser.Options).
 // Nothing here knows sockets or the store.
 
+import MailModel
+
 /// One field of ID (RFC 2971 §3.3); `value` nil for NIL.
 public struct IDField: Sendable, Equatable {
     public var key: String, value: String?
@@ -54,6 +56,10 @@ public struct IMAPCommand: Sendable, Equatable {
         /// RFC 4315 UID EXPUNGE
         case uidExpunge(SequenceSet)
         case search(SearchCommand, uid: Bool)
+        /// RFC 5256 SORT (with RFC 5267 ESORT return options).
+        case sort(SortCommand, uid: Bool)
+        /// RFC 5256 THREAD.
+        case thread(ThreadCommand, uid: Bool)
         case fetch(FetchCommand, uid: Bool)
         case store(StoreCommand, uid: Bool)
         case copy(SequenceSet, mailbox: String, uid: Bool)
@@ -175,6 +181,32 @@ public indirect enum SearchKey: Sendable, Equatable {
     case body(String), text(String)
     /// CONDSTORE (RFC 7162 §3.1.5): MODSEQ [entry-name entry-type] value.
     case modSeq(UInt64)
+}
+
+// MARK: SORT and THREAD
+
+/// SORT (RFC 5256 §3) with ESORT's RETURN (RFC 5267 §3; nil: the plain `* SORT` answer).
+public struct SortCommand: Sendable, Equatable {
+    /// Criteria one SORT may name (nine keys, each maybe REVERSEd, fit many times over).
+    public static let maxCriteria = 32
+    public var returns: Set<SearchReturn>?
+    public var criteria: [SortCriterion]
+    /// Mandatory in SORT (RFC 5256 §3), uppercased.
+    public var charset: String
+    public var key: SearchKey
+    public init(returns: Set<SearchReturn>? = nil, criteria: [SortCriterion], charset: String, key: SearchKey) {
+        self.returns = returns; self.criteria = criteria; self.charset = charset; self.key = key
+    }
+}
+
+/// THREAD (RFC 5256 §3).
+public struct ThreadCommand: Sendable, Equatable {
+    public var algorithm: ThreadAlgorithm
+    public var charset: String
+    public var key: SearchKey
+    public init(algorithm: ThreadAlgorithm, charset: String, key: SearchKey) {
+        self.algorithm = algorithm; self.charset = charset; self.key = key
+    }
 }
 
 // MARK: FETCH

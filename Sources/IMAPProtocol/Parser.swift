@@ -113,6 +113,8 @@ extension IMAPCursor {
         case "UNSELECT": return .unselect
         case "EXPUNGE": return .expunge
         case "SEARCH": try sp(); return .search(try search(), uid: false)
+        case "SORT": try sp(); return .sort(try sort(), uid: false)
+        case "THREAD": try sp(); return .thread(try thread(), uid: false)
         case "FETCH": try sp(); return .fetch(try fetch(uid: false), uid: false)
         case "STORE": try sp(); return .store(try store(), uid: false)
         case "COPY": try sp(); let (s, m) = try copyArguments(); return .copy(s, mailbox: m, uid: false)
@@ -135,7 +137,7 @@ extension IMAPCursor {
         return .setQuota(root: root, limits: limits)
     }
 
-    /// uid = "UID" SP (copy / move / fetch / search / store / uid-expunge)
+    /// uid = "UID" SP (copy / move / fetch / search / store / uid-expunge / sort / thread)
     mutating func uidCommand() throws(ParseFailure) -> IMAPCommand.Kind {
         let name = try keyword("UID command")
         try sp()
@@ -143,6 +145,8 @@ extension IMAPCursor {
         case "FETCH": return .fetch(try fetch(uid: true), uid: true)
         case "STORE": return .store(try store(), uid: true)
         case "SEARCH": return .search(try search(), uid: true)
+        case "SORT": return .sort(try sort(), uid: true)
+        case "THREAD": return .thread(try thread(), uid: true)
         case "COPY": let (s, m) = try copyArguments(); return .copy(s, mailbox: m, uid: true)
         case "MOVE": let (s, m) = try copyArguments(); return .move(s, mailbox: m, uid: true)
         // uid-expunge = "EXPUNGE" SP sequence-set (RFC 4315)

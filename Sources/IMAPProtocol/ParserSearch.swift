@@ -7,32 +7,44 @@ extension IMAPCursor {
     /// search-return-opts = SP "RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"
     /// search-program = ["CHARSET" SP charset SP] search-key *(SP search-key)
     mutating func search() throws(ParseFailure) -> SearchCommand {
-        var returns: Set<SearchReturn>? = nil
-        if takeWord("RETURN") {
-            try sp()
-            let options = try parenList(allowEmpty: true, "search return options") { (c: inout IMAPCursor) throws(ParseFailure) in
-                guard let r = SearchReturn(rawValue: try c.keyword("search return option")) else {
-                    throw ParseFailure("unknown search return option")
-                }
-                return r
-            }
-            // RFC 4731 §3.1: "RETURN ()" is "RETURN (ALL)".
-            returns = options.isEmpty ? [.all] : Set(options)
-            try sp()
-        }
+        let returns = try searchReturns()
         var charset: String? = nil
         if takeWord("CHARSET") {
             try sp()
-            // charset = atom / quoted
-            charset = peek() == ASCII.dquote ? try text(try quoted(), "charset").uppercased() : try keyword("charset")
+            charset = try self.charset()
             try sp()
         }
+        return SearchCommand(returns: returns, charset: charset, key: try searchKeys())
+    }
+
+    /// [search-return-opts SP], nil when absent (also ESORT's, RFC 5267 §3).
+    mutating func searchReturns() throws(ParseFailure) -> Set<SearchReturn>? {
+        guard takeWord("RETURN") else { return nil }
+        try sp()
+        let options = try parenList(allowEmpty: true, "search return options") { (c: inout IMAPCursor) throws(ParseFailure) in
+            guard let r = SearchReturn(rawValue: try c.keyword("search return option")) else {
+                throw ParseFailure("unknown search return option")
+            }
+            return r
+        }
+        try sp()
+        // RFC 4731 §3.1: "RETURN ()" is "RETURN (ALL)".
+        return options.isEmpty ? [.all] : Set(options)
+    }
+
+    /// charset = atom / quoted (uppercased)
+    mutating func charset() throws(ParseFailure) -> String {
+        peek() == ASCII.dquote ? try text(try quoted(), "charset").uppercased() : try keyword("charset")
+    }
+
+    /// search-key *(SP search-key), as one key (a list is `.and`).
+    mutating func searchKeys() throws(ParseFailure) -> SearchKey {
         var keys: [SearchKey] = []
         repeat {
             guard keys.count < limits.maxSequenceItems else { throw ParseFailure("too many search keys", code: IMAPResponseCodes.limit) }
             keys.append(try searchKey())
         } while take(ASCII.space)
-        return SearchCommand(returns: returns, charset: charset, key: keys.count == 1 ? keys[0] : .and(keys))
+        return keys.count == 1 ? keys[0] : .and(keys)
     }
 
     /// search-key = "ALL" / "ANSWERED" / "BCC" SP astring / "BEFORE" SP date / "BODY" SP astring /

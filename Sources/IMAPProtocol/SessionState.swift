@@ -32,7 +32,7 @@ public enum CommandTable {
             return CommandRule(needs: .authenticated)
         case .check, .close, .unselect: return CommandRule(needs: .selected)
         case .expunge, .uidExpunge: return CommandRule(needs: .selected, writes: true)
-        case .search(_, let uid): return CommandRule(needs: .selected, bySequence: !uid)
+        case .search(_, let uid), .sort(_, let uid), .thread(_, let uid): return CommandRule(needs: .selected, bySequence: !uid)
         case .fetch(_, let uid): return CommandRule(needs: .selected, bySequence: !uid)
         case .store(_, let uid): return CommandRule(needs: .selected, writes: true, bySequence: !uid)
         case .copy(_, _, let uid): return CommandRule(needs: .selected, bySequence: !uid)

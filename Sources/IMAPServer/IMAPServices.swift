@@ -73,6 +73,10 @@ public protocol IMAPServices: AnyObject, Sendable {
     func search(mailbox: Int64, query: SearchQuery) async throws -> [UInt32]
     /// The logged-in user's quota limits and usage (RFC 9208).
     func quota() async throws -> QuotaUsage
+    /// SORT (RFC 5256): the matching UIDs in sort order.
+    func sort(mailbox: Int64, criteria: [SortCriterion], query: SearchQuery) async throws -> [UInt32]
+    /// THREAD (RFC 5256): the matching UIDs as threads.
+    func thread(mailbox: Int64, algorithm: ThreadAlgorithm, query: SearchQuery) async throws -> ThreadForest
 }
 
 /// The largest range one `read` asks for (keeps the store connection fair, DESIGN §2).

@@ -78,9 +78,18 @@ extension IMAPSession {
             // RFC 5182 §2.4: SAVE alone returns nothing.
             if returns!.isEmpty { return .ok("Search completed") }
         }
+        // IMAP4rev2 has only ESEARCH.
+        await emit(searchResponse("SEARCH", tag: tag, uid: uid, returns: returns ?? (rev2 ? [] : nil), numbers: numbers, modseq: modseq))
+        return .ok("Search completed")
+    }
+
+    /// `* SEARCH n…` / `* SORT n…` (`returns` nil), else ESEARCH (RFC 4731, RFC 5267 for
+    /// ESORT): MIN and MAX are the first and last of `numbers` (ascending for SEARCH, in sort
+    /// order for SORT), ALL keeps their order.
+    func searchResponse(_ name: String, tag: String, uid: Bool, returns: Set<SearchReturn>?, numbers: [UInt32], modseq: UInt64?) -> IMAPWriter {
         var w = writer()
-        if returns != nil || rev2 {
-            let r = (returns?.isEmpty ?? true) ? Set([SearchReturn.all]) : returns!
+        if let returns {
+            let r = returns.isEmpty ? Set([SearchReturn.all]) : returns
             w.raw("* ESEARCH (TAG "); w.string(tag); w.raw(")")
             if uid { w.raw(" UID") }
             if r.contains(.min), let m = numbers.first { w.raw(" MIN \(m)") }
@@ -89,12 +98,11 @@ extension IMAPSession {
             if r.contains(.count) { w.raw(" COUNT \(numbers.count)") }
             if let modseq, !numbers.isEmpty { w.raw(" MODSEQ \(modseq)") }
         } else {
-            w.raw("* SEARCH")
+            w.raw("* " + name)
             for n in numbers { w.raw(" \(n)") }
             if let modseq, !numbers.isEmpty { w.raw(" (MODSEQ \(modseq))") }
         }
         w.crlf()
-        await emit(w)
-        return .ok("Search completed")
+        return w
     }
 }

@@ -284,6 +284,8 @@ public final class IMAPSession: @unchecked Sendable {
         case .expunge: return try await expunge(uids: nil)
         case .uidExpunge(let set): return try await expunge(uids: set)
         case .search(let s, let uid): return try await search(s, uid: uid, tag: tag)
+        case .sort(let s, let uid): return try await sort(s, uid: uid, tag: tag)
+        case .thread(let t, let uid): return try await thread(t, uid: uid)
         case .fetch(let f, let uid): return try await fetch(f, uid: uid)
         case .store(let s, let uid): return try await store(s, uid: uid)
         case .copy(let set, let name, let uid): return try await copy(set, to: name, uid: uid, move: false)
@@ -308,7 +310,8 @@ public final class IMAPSession: @unchecked Sendable {
         } else {
             caps += ["NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CONDSTORE", "QRESYNC", "LIST-EXTENDED", "LIST-STATUS",
                      "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "CHILDREN", "MULTIAPPEND", "UTF8=ACCEPT",
-                     "BINARY", "STATUS=SIZE", "APPENDLIMIT=\(config.limits.maxAppend)"] + Self.quotaCapabilities
+                     "BINARY", "STATUS=SIZE", "APPENDLIMIT=\(config.limits.maxAppend)",
+                     "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "ESORT"] + Self.quotaCapabilities
         }
         // RFC 4978 §3: after authentication, and not once compression is on.
         if state != .notAuthenticated && !connection.isCompressed { caps.append("COMPRESS=DEFLATE") }

@@ -365,6 +365,17 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
         return try await call(SearchRun(session: sid, mailbox: mailbox, query: query)).uids
     }
 
+    public func sort(mailbox: Int64, criteria: [SortCriterion], query: SearchQuery) async throws -> [UInt32] {
+        if let why = SearchRun.problem(query) { throw IMAPServiceError(.limit, why) }
+        guard criteria.count <= MailboxLimits.maxSortCriteria else { throw IMAPServiceError(.limit, "too many sort criteria") }
+        return try await call(SortRun(session: sid, mailbox: mailbox, criteria: criteria, query: query)).uids
+    }
+
+    public func thread(mailbox: Int64, algorithm: ThreadAlgorithm, query: SearchQuery) async throws -> ThreadForest {
+        if let why = SearchRun.problem(query) { throw IMAPServiceError(.limit, why) }
+        return try await call(ThreadRun(session: sid, mailbox: mailbox, algorithm: algorithm, query: query)).forest
+    }
+
     /// A UID set the store would refuse to decode is refused here (a refused frame closes the
     /// whole worker connection).
     private func checkUIDs(_ uids: [UInt32]) throws {

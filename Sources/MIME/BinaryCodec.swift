@@ -55,6 +55,18 @@ extension MessageInfo {
         guard r.i == bytes.count else { throw MessageInfoDecodingError.trailingBytes(offset: r.i) }
         self.init(size: size, headerSize: headerSize, lines: lines, envelope: env, body: body)
     }
+
+    /// The header size and envelope of an encoding, the body structure after them not read
+    /// (SORT and THREAD over a whole mailbox need nothing else).
+    public static func envelope(encoded bytes: [UInt8]) throws -> (headerSize: Int, envelope: Envelope) {
+        var r = BinaryReader(bytes: bytes)
+        let v = try r.byte()
+        guard v == MessageInfo.encodingVersion else { throw MessageInfoDecodingError.unsupportedVersion(v) }
+        _ = try r.int()
+        let headerSize = try r.int()
+        _ = try r.int()
+        return (headerSize, try r.envelope())
+    }
 }
 
 struct BinaryWriter {

@@ -48,7 +48,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case flagsStore = 230, flagUpdateReply = 231
     case messagesCopy = 235, copyReply = 236
     case messagesExpunge = 240, uidList = 241
-    case searchRun = 245
+    case searchRun = 245, sortRun = 246, threadRun = 247, threadReply = 248
     case appendBegin = 250, appendReply = 251
     case quotaGet = 255, quotaReply = 256
     // pop3: Messages+POP3.swift
@@ -145,6 +145,9 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .messagesExpunge: return MessagesExpunge.self
         case .uidList: return UIDList.self
         case .searchRun: return SearchRun.self
+        case .sortRun: return SortRun.self
+        case .threadRun: return ThreadRun.self
+        case .threadReply: return ThreadReply.self
         case .appendBegin: return AppendBegin.self
         case .appendReply: return AppendReply.self
         case .quotaGet: return QuotaGet.self

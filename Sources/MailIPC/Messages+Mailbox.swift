@@ -25,6 +25,8 @@
 //   MessagesCopy(session, mailbox, uids, to, move)    → CopyReply(result)                         imapd
 //   MessagesExpunge(session, mailbox, uids?)          → UIDList(expunged)                         imapd pop3d
 //   SearchRun(session, mailbox, query)                → UIDList(matching)                         imapd
+//   SortRun(session, mailbox, criteria, query)        → UIDList(matching, in sort order)          imapd
+//   ThreadRun(session, mailbox, algorithm, query)     → ThreadReply(forest)                       imapd
 //   AppendBegin(session, mailbox, flags, keywords,    ┐ one request id; the body follows in DeliverChunk
 //               date?, size)                          │ frames, then DeliverEnd → AppendReply(uidValidity, uid),
 //   DeliverChunk(bytes)* DeliverEnd | DeliverAbort    ┘ sent once the message is durable    imapd
@@ -58,6 +60,8 @@ public enum MailboxLimits {
     /// SEARCH program bounds: nesting depth and nodes in all.
     public static let searchMaxDepth = 32
     public static let searchMaxNodes = 4096
+    /// Sort criteria one SortRun carries (RFC 5256 has nine keys; REVERSE doubles them).
+    public static let maxSortCriteria = 32
 }
 
 // MARK: wire forms of the MailModel values
@@ -80,6 +84,16 @@ extension WireWriter {
     /// A UID set (order and duplicates are not kept: it is a set) as canonical ranges.
     mutating func uidSet(_ uids: [UInt32]) { list(uidRanges(uids)) { $0.u32($1.lowerBound); $0.u32($1.upperBound) } }
     mutating func optUIDSet(_ uids: [UInt32]?) { bool(uids != nil); if let uids { uidSet(uids) } }
+    /// UIDs in the order given, runs of consecutive ascending UIDs as one range (a repeated UID
+    /// is dropped): for an ascending list the same bytes as `uidSet`.
+    mutating func orderedUIDs(_ uids: [UInt32]) {
+        var runs: [ClosedRange<UInt32>] = [], seen = Set<UInt32>()
+        for u in uids where seen.insert(u).inserted {
+            if let last = runs.last, last.upperBound < UInt32.max, u == last.upperBound + 1 { runs[runs.count - 1] = last.lowerBound...u }
+            else { runs.append(u...u) }
+        }
+        list(runs) { $0.u32($1.lowerBound); $0.u32($1.upperBound) }
+    }
     mutating func flags(_ f: SystemFlags) { u32(f.rawValue) }
     mutating func summary(_ s: MailboxSummary) {
         i64(s.id); string(s.name); string(s.specialUse); u32(s.uidValidity); u32(s.uidNext)
@@ -108,6 +122,17 @@ extension WireReader {
     /// A UID set in canonical ranges (anything else is refused, so decoding re-encodes exactly),
     /// expanding to at most `max` UIDs.
     mutating func uidSet(max: Int = MailboxLimits.maxUIDs) throws -> [UInt32] {
+        try uidRuns(max: max, ordered: false)
+    }
+    mutating func optUIDSet() throws -> [UInt32]? { try bool() ? try uidSet() : nil }
+    /// The inverse of `WireWriter.orderedUIDs`: ranges in any order, but no UID twice and no
+    /// range that continues the one before it (it would have been one run).
+    mutating func orderedUIDs(max: Int = MailboxLimits.maxUIDs) throws -> [UInt32] {
+        try uidRuns(max: max, ordered: true)
+    }
+    /// Ranges (lo ≤ hi) expanded in their order: ascending and apart unless `ordered`, where
+    /// only a range continuing the one before it, or one overlapping another, is refused.
+    private mutating func uidRuns(max: Int, ordered: Bool) throws -> [UInt32] {
         let ranges = try list(minElementBytes: 2 * WireSize.u32, max: MailboxLimits.maxUIDRanges) { r -> ClosedRange<UInt32> in
             let lo = try r.u32(), hi = try r.u32()
             guard lo <= hi else { throw WireError.badValue("UID range \(lo):\(hi)") }
@@ -115,15 +140,23 @@ extension WireReader {
         }
         var total = 0
         for (i, r) in ranges.enumerated() {
-            if i > 0, Int(r.lowerBound) <= Int(ranges[i - 1].upperBound) + 1 { throw WireError.badValue("UID ranges not canonical") }
+            if i > 0 {
+                let next = Int(ranges[i - 1].upperBound) + 1
+                if ordered ? Int(r.lowerBound) == next : Int(r.lowerBound) <= next { throw WireError.badValue("UID ranges not canonical") }
+            }
             total += Int(r.upperBound - r.lowerBound) + 1
             guard total <= max else { throw WireError.badValue("UID set over \(max) UIDs") }
+        }
+        if ordered {
+            let byStart = ranges.sorted { $0.lowerBound < $1.lowerBound }
+            for i in byStart.indices.dropFirst() where byStart[i].lowerBound <= byStart[i - 1].upperBound {
+                throw WireError.badValue("UID \(byStart[i].lowerBound) twice in a UID list")
+            }
         }
         var out: [UInt32] = []; out.reserveCapacity(total)
         for r in ranges { out.append(contentsOf: r) }
         return out
     }
-    mutating func optUIDSet() throws -> [UInt32]? { try bool() ? try uidSet() : nil }
     mutating func flags() throws -> SystemFlags {
         let v = try u32()
         guard SystemFlags(rawValue: v).isSubset(of: .all) else { throw WireError.badValue("flags \(v)") }
@@ -666,13 +699,77 @@ public struct SearchRun: SessionRequest {
     public static func problem(_ query: SearchQuery) -> String? { SearchCodec.problem(query) }
 }
 
-/// A UID set, ascending (expunged, or matching a search).
+/// UIDs: ascending (expunged, or matching a search), or in the order a SORT gave them. On the
+/// wire, runs of consecutive ascending UIDs as ranges in the order given, so an ascending list
+/// is the canonical UID set; a UID appears once.
 public struct UIDList: RPCMessage {
     public static let type = MessageType.uidList
     public var uids: [UInt32]
     public init(_ uids: [UInt32]) { self.uids = uids }
-    public init(reading r: inout WireReader) throws { uids = try r.uidSet() }
-    public func write(to w: inout WireWriter) { w.uidSet(uids) }
+    public init(reading r: inout WireReader) throws { uids = try r.orderedUIDs() }
+    public func write(to w: inout WireWriter) { w.orderedUIDs(uids) }
+}
+
+// MARK: SORT and THREAD (RFC 5256, RFC 5957)
+
+/// SORT in the store (DESIGN §9): the UIDs matching `query`, ordered by `criteria`.
+public struct SortRun: SessionRequest {
+    public typealias Reply = UIDList
+    public static let type = MessageType.sortRun
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, mailbox: Int64, criteria: [SortCriterion], query: SearchQuery
+    public init(session: UInt64, mailbox: Int64, criteria: [SortCriterion], query: SearchQuery) {
+        self.session = session; self.mailbox = mailbox; self.criteria = criteria; self.query = query
+    }
+    public init(reading r: inout WireReader) throws {
+        session = try r.u64(); mailbox = try r.i64()
+        criteria = try r.list(minElementBytes: 2 * WireSize.u8, max: MailboxLimits.maxSortCriteria) {
+            SortCriterion(try $0.enumU8(SortCriterion.Key.self), reverse: try $0.bool())
+        }
+        guard !criteria.isEmpty else { throw WireError.badValue("SORT without criteria") }
+        query = try SearchCodec.read(&r)
+    }
+    public func write(to w: inout WireWriter) {
+        w.u64(session); w.i64(mailbox)
+        w.list(criteria) { $0.u8($1.key.rawValue); $0.bool($1.reverse) }
+        SearchCodec.write(query, to: &w)
+    }
+}
+
+/// THREAD in the store: the UIDs matching `query` as threads.
+public struct ThreadRun: SessionRequest {
+    public typealias Reply = ThreadReply
+    public static let type = MessageType.threadRun
+    public static let roles: Set<Role> = [.imapd]
+    public var session: UInt64, mailbox: Int64, algorithm: ThreadAlgorithm, query: SearchQuery
+    public init(session: UInt64, mailbox: Int64, algorithm: ThreadAlgorithm, query: SearchQuery) {
+        self.session = session; self.mailbox = mailbox; self.algorithm = algorithm; self.query = query
+    }
+    public init(reading r: inout WireReader) throws {
+        session = try r.u64(); mailbox = try r.i64(); algorithm = try r.enumU8(ThreadAlgorithm.self); query = try SearchCodec.read(&r)
+    }
+    public func write(to w: inout WireWriter) { w.u64(session); w.i64(mailbox); w.u8(algorithm.rawValue); SearchCodec.write(query, to: &w) }
+}
+
+/// A thread forest in preorder: (uid, 0 for a dummy parent; number of children) per node.
+/// The decoder checks the shape (every child count filled, nothing over) and that no UID
+/// appears twice.
+public struct ThreadReply: RPCMessage {
+    public static let type = MessageType.threadReply
+    public var forest: ThreadForest
+    public init(_ forest: ThreadForest) { self.forest = forest }
+    public init(reading r: inout WireReader) throws {
+        let nodes = try r.list(minElementBytes: 2 * WireSize.u32, max: MailboxLimits.maxUIDs) {
+            ThreadForest.Node(uid: try $0.u32(), children: try $0.u32())
+        }
+        forest = ThreadForest(nodes)
+        guard forest.isWellFormed else { throw WireError.badValue("thread forest not well formed") }
+        var seen = Set<UInt32>()
+        for n in nodes where n.uid != ThreadForest.dummy {
+            guard seen.insert(n.uid).inserted else { throw WireError.badValue("UID \(n.uid) twice in a thread forest") }
+        }
+    }
+    public func write(to w: inout WireWriter) { w.list(forest.nodes) { $0.u32($1.uid); $0.u32($1.children) } }
 }
 
 // MARK: APPEND

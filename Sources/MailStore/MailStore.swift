@@ -265,6 +265,10 @@ public protocol MailboxStore: AnyObject, Sendable {
                 completion: @escaping @Sendable (Result<(AppendResult, [MailboxChange]), Error>) -> Void)
     /// SEARCH (DESIGN §9): the UIDs matching, ascending.
     func search(user: Int64, mailbox: Int64, query: SearchQuery) throws -> [UInt32]
+    /// SORT (RFC 5256 §3, RFC 5957): the UIDs matching `query` in the order of `criteria`.
+    func sort(user: Int64, mailbox: Int64, criteria: [SortCriterion], query: SearchQuery) throws -> [UInt32]
+    /// THREAD (RFC 5256 §3): the UIDs matching `query` as threads.
+    func thread(user: Int64, mailbox: Int64, algorithm: ThreadAlgorithm, query: SearchQuery) throws -> ThreadForest
 }
 
 /// The outbound queue (DESIGN §4): the store owns it; the outbound agent claims due

@@ -189,6 +189,8 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as MessagesCopy: scoped(id, m) { [self] u in try copy(m, user: u) }
         case let m as MessagesExpunge: scoped(id, m) { [self] u in try expunge(m, user: u) }
         case let m as SearchRun: scoped(id, m) { [self] u in try fitting(UIDList(try store.search(user: u, mailbox: m.mailbox, query: m.query))) }
+        case let m as SortRun: scoped(id, m) { [self] u in try fitting(UIDList(try store.sort(user: u, mailbox: m.mailbox, criteria: m.criteria, query: m.query))) }
+        case let m as ThreadRun: scoped(id, m) { [self] u in try fitting(ThreadReply(try store.thread(user: u, mailbox: m.mailbox, algorithm: m.algorithm, query: m.query))) }
         case let m as AppendBegin: appendBegin(id, m)
         case let m as QuotaGet: scoped(id, m) { [store] u in QuotaReply(try store.quota(user: u)) }
         // pop3
