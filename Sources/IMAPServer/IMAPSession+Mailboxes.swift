@@ -162,8 +162,11 @@ extension IMAPSession {
     func idle(_ tag: String) async throws -> Completion {
         // The continuation first (as Dovecot and RFC 2177's examples do), then what is pending.
         var w = writer(); w.continuation("idling"); await emit(w)
-        await announce(expunges: true, pull: true)
-        await flush()
+        // In tasks of their own (IMAPSession+Shallow): this one waits as long as the client idles.
+        await shallow { [self] in
+            await announce(expunges: true, pull: true)
+            await flush()
+        }
         while let input = await inputs.next() {
             switch input {
             case .framed(.unit(let bytes)):
@@ -171,12 +174,16 @@ extension IMAPSession {
                 return word.uppercased() == "DONE" ? .ok("IDLE terminated") : .bad("Expected DONE")
             case .mailboxChanged(let m):
                 notified = max(notified, m)
-                await announce(expunges: true, pull: false)
-                await flush()
+                await shallow { [self] in
+                    await announce(expunges: true, pull: false)
+                    await flush()
+                }
             case .framed(.continuationNeeded): continue
             default:
-                await handle(input)
-                await flush()
+                await shallow { [self] in
+                    await handle(input)
+                    await flush()
+                }
                 if finished { return .alreadyWritten }
             }
         }

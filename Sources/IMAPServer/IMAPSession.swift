@@ -110,7 +110,7 @@ public final class IMAPSession: @unchecked Sendable {
     func flush() async {
         guard !output.isEmpty else { return }
         let bytes = output
-        output.removeAll(keepingCapacity: true)
+        output = []   // the connection has them; an idle session keeps no output buffer
         await connection.write(bytes)
     }
 
@@ -123,8 +123,10 @@ public final class IMAPSession: @unchecked Sendable {
         await emit("* OK [CAPABILITY \(capabilities())] \(config.hostname) Postern ready.")
         await flush()
         while !finished, let input = await inputs.next() {
-            await handle(input)
-            await flush()
+            await shallow { [self] in
+                await handle(input)
+                await flush()
+            }
         }
         watch?.cancel()
         services.close()
