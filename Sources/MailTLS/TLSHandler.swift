@@ -41,7 +41,7 @@ public final class TLSHandler: ChannelDuplexHandler {
     static let chunkBytes = 65_536
 
     private var state: State = .idle
-    private let connection: SSLConnection?
+    let connection: SSLConnection?
     private let setupFailure: String?
     private let handshakeTimeout: TimeAmount
     private let shutdownTimeout: TimeAmount
