@@ -13,10 +13,12 @@ logins cheap after each user's first). Then:
            the LMTP transaction until every watcher has read its `* n EXISTS` (and, apart,
            how long the LMTP transaction itself took). --deliveries times, median reported.
 
-Dovecot (the anchor, ../shared/anchors, IMAPS on 20993) in the same run: --dovecot-conns (500)
-IMAPS connections, same client, users user11..user100 (its mail_max_userip_connections is 10
-per user and address), Pss/Rss summed over the dovecot master and all its descendants (the
-anchors' bench.py idle row, over TLS here).
+Dovecot (the anchor, ../shared/anchors) in the same run, same client, users user11..user100
+(its mail_max_userip_connections is 10 per user and address), Pss/Rss summed over the dovecot
+master and all its descendants (the anchors' bench.py idle row): --dovecot-tls-conns (90) IMAPS
+connections on 20993 — each keeps an imap-login process as its TLS proxy, and the anchors run
+imap-login with Dovecot's default process_limit of 100, so 500 IMAPS connections are refused
+there — and --dovecot-conns (500) plain IMAP connections on 20143, the anchors' own figure.
 
 Run as root (the anchors need it, and 10,000 connections need the fd limit):
     python3 bench/imap_idle_bench.py --bin $(swift build -c release --show-bin-path)
@@ -29,10 +31,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANCHORS = os.environ.get("ANCHORS_DIR", os.path.join(ROOT, "..", "shared", "anchors"))
 AHOME = os.environ.get("ANCHORS_HOME", "/tmp/mail-anchors")
 HOST, DOMAIN, PASSWORD = "127.0.0.1", "example.test", "pass"
-DOVECOT_IMAPS = 20993
+DOVECOT_IMAPS, DOVECOT_IMAP = 20993, 20143
 DOVECOT_RUN = os.path.join(AHOME, "run", "dovecot")
 DOVECOT_USERS = range(11, 101)
 OPENING = 200          # connections being opened at once (handshake, LOGIN, SELECT, IDLE)
+DOVECOT_OPENING = 20   # Dovecot: within its imap-login process_limit (100) with room to spare
 
 user = lambda n: f"user{n}@{DOMAIN}"
 
@@ -133,14 +136,14 @@ def client_context():
     return ctx
 
 
-async def open_many(port, logins, stage="idle"):
-    ctx, sem = client_context(), asyncio.Semaphore(OPENING)
+async def open_many(port, logins, stage="idle", tls=True, opening=OPENING):
+    ctx, sem = client_context() if tls else None, asyncio.Semaphore(opening)
 
     async def one(login):
         async with sem:
             for attempt in range(3):
-                try: return await Idler.open(port, ctx, login, stage)
-                except (ConnectionError, OSError) as e:
+                try: return await asyncio.wait_for(Idler.open(port, ctx, login, stage), 60)
+                except (ConnectionError, OSError, asyncio.TimeoutError) as e:
                     if attempt == 2: raise
                     await asyncio.sleep(0.5)
     return await asyncio.gather(*(one(l) for l in logins))
@@ -261,20 +264,24 @@ def anchors(script, log):
                               stdin=subprocess.DEVNULL).returncode
 
 
-async def measure_dovecot(a):
+async def measure_dovecot(n, tls):
     pids = lambda: descendants(int(open(os.path.join(DOVECOT_RUN, "master.pid")).read()))
-    warm = await open_many(DOVECOT_IMAPS, [user(DOVECOT_USERS[0])])
+    port = DOVECOT_IMAPS if tls else DOVECOT_IMAP
+    warm = await open_many(port, [user(DOVECOT_USERS[0])], tls=tls)
     for c in warm: c.close()
     await asyncio.sleep(2)
     base = memory(pids())
-    logins = [user(DOVECOT_USERS[k % len(DOVECOT_USERS)]) for k in range(a.dovecot_conns)]
-    conns = await open_many(DOVECOT_IMAPS, logins)
+    logins = [user(DOVECOT_USERS[k % len(DOVECOT_USERS)]) for k in range(n)]
+    conns = await open_many(port, logins, tls=tls, opening=DOVECOT_OPENING)
     await asyncio.sleep(2)
     procs = pids(); held = memory(procs)
-    n = len(conns)
     for c in conns: c.close()
-    print(f"  dovecot: {n} IDLE connections, {len(procs)} processes; Pss/Rss {base} -> {held} kB", flush=True)
-    return {"pss": (held[0] - base[0]) / n, "rss": (held[1] - base[1]) / n}
+    for _ in range(100):     # until its imap (and imap-login) processes are gone
+        if len(pids()) <= len(procs) - n: break
+        await asyncio.sleep(0.2)
+    print(f"  dovecot: {n} IDLE {'IMAPS' if tls else 'IMAP'} connections, {len(procs)} processes; "
+          f"Pss/Rss {base} -> {held} kB", flush=True)
+    return {"pss": (held[0] - base[0]) / n, "rss": (held[1] - base[1]) / n, "conns": n, "tls": tls}
 
 
 # ---------------------------------------------------------------- main
@@ -282,59 +289,69 @@ def med(xs): return statistics.median(xs)
 
 
 def report(pr, dv):
-    rows = [("idle IMAPS connections (Postern)", f"{pr['conns']}")]
-    rows += [("Postern imapd PSS per connection", f"{pr['imapd_pss']:.1f} KiB"),
+    rows = []
+    if pr:
+        rows += [("idle IMAPS connections (Postern)", f"{pr['conns']}"),
+             ("Postern imapd PSS per connection", f"{pr['imapd_pss']:.1f} KiB"),
              ("Postern imapd RSS per connection", f"{pr['imapd_rss']:.1f} KiB"),
              ("Postern store PSS per connection", f"{pr['store_pss']:.1f} KiB"),
              ("Postern store RSS per connection", f"{pr['store_rss']:.1f} KiB"),
              (f"all {pr['watchers']} watchers saw EXISTS (median of {len(pr['fanout_s'])})",
               f"{med(pr['fanout_s']) * 1000:.0f} ms (LMTP transaction {med(pr['lmtp_s']) * 1000:.0f} ms)")]
-    if dv:
-        rows += [(f"Dovecot PSS per connection ({dv['conns']} IMAPS)", f"{dv['pss']:.1f} KiB"),
-                 (f"Dovecot RSS per connection ({dv['conns']} IMAPS)", f"{dv['rss']:.1f} KiB"),
-                 ("PSS ratio Postern imapd / Dovecot", f"{pr['imapd_pss'] / dv['pss']:.3f}"),
-                 ("PSS ratio Postern imapd+store / Dovecot", f"{(pr['imapd_pss'] + pr['store_pss']) / dv['pss']:.3f}")]
+    for d in dv or []:
+        kind = f"{d['conns']} {'IMAPS' if d['tls'] else 'IMAP'}"
+        rows += [(f"Dovecot PSS per connection ({kind})", f"{d['pss']:.1f} KiB"),
+                 (f"Dovecot RSS per connection ({kind})", f"{d['rss']:.1f} KiB")]
+        if pr:
+            rows += [(f"PSS ratio Postern imapd+store / Dovecot ({kind})", f"{(pr['imapd_pss'] + pr['store_pss']) / d['pss']:.3f}")]
     w = max(len(r[0]) for r in rows)
     print("\n| row | figure |\n|---|---|")
     for k, v in rows: print(f"| {k.ljust(w)} | {v} |")
 
 
-def run(bindir, conns=10000, watchers=1000, users=9, deliveries=5, processes=1, dovecot_conns=500, dovecot=True):
+def run(bindir, conns=10000, watchers=1000, users=9, deliveries=5, processes=1, dovecot_conns=500,
+        dovecot_tls_conns=90, dovecot=True):
+    """-> (Postern's figures or None when `conns` is 0, Dovecot's or None)."""
     a = argparse.Namespace(conns=conns, watchers=watchers, users=users, deliveries=deliveries,
                            processes=processes, dovecot_conns=dovecot_conns)
     raise_fd_limit(max(conns, dovecot_conns))
-    p = Postern(bindir, [user(n) for n in range(1, 2 + users)], conns, processes)
-    try:
-        pr = asyncio.run(measure_postern(p, a))
-    finally:
-        p.stop()
-    pr.update(conns=conns, watchers=watchers)
+    pr = None
+    if conns:
+        p = Postern(bindir, [user(n) for n in range(1, 2 + users)], conns, processes)
+        try:
+            pr = asyncio.run(measure_postern(p, a))
+        finally:
+            p.stop()
+        pr.update(conns=conns, watchers=watchers)
     dv = None
     if dovecot:
         log = os.path.join(tempfile.gettempdir(), "imap-idle-bench-anchors.log")
         if anchors("setup-anchors.sh", log) or anchors("start-anchors.sh", log):
             sys.exit(f"the anchors did not start; see {log}")
-        dv = asyncio.run(measure_dovecot(a))
-        dv["conns"] = dovecot_conns
+        dv = [asyncio.run(measure_dovecot(dovecot_tls_conns, True)), asyncio.run(measure_dovecot(dovecot_conns, False))]
     return pr, dv
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=None, help="Postern binaries (default: the release build)")
-    ap.add_argument("--conns", type=int, default=10000)
+    ap.add_argument("--conns", type=int, default=10000, help="Postern's connections (0: Dovecot only)")
     ap.add_argument("--watchers", type=int, default=1000)
     ap.add_argument("--users", type=int, default=9, help="users holding the other connections")
     ap.add_argument("--deliveries", type=int, default=5)
     ap.add_argument("--processes", type=int, default=1, help="imapd processes ([imap] processes)")
-    ap.add_argument("--dovecot-conns", type=int, default=500)
+    ap.add_argument("--dovecot-conns", type=int, default=500, help="Dovecot's plain IMAP connections (the anchors' row)")
+    ap.add_argument("--dovecot-tls-conns", type=int, default=90,
+                    help="Dovecot's IMAPS connections: each keeps an imap-login process as its TLS proxy, and the "
+                         "anchors' Dovecot has the default imap-login process_limit of 100")
     ap.add_argument("--no-dovecot", dest="dovecot", action="store_false")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the anchors and 10,000 connections need it")
     bindir = a.bin or subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT,
                                      capture_output=True, text=True, check=True).stdout.strip()
-    pr, dv = run(bindir, a.conns, a.watchers, a.users, a.deliveries, a.processes, a.dovecot_conns, a.dovecot)
+    pr, dv = run(bindir, a.conns, a.watchers, a.users, a.deliveries, a.processes, a.dovecot_conns, a.dovecot_tls_conns,
+                 a.dovecot)
     report(pr, dv)
 
 
