@@ -9,17 +9,8 @@ import XCTest
 import CMailTLS
 @testable import MailTLS
 
-final class IdleBufferTests: XCTestCase {
-    var fixture: TLSFixture!
-    var config: TLSConfiguration!
-
-    override func setUpWithError() throws {
-        fixture = TLSFixture()
-        config = try fixture.configuration(host: "idle.test")
-    }
-
-    override func tearDown() { fixture = nil }
-
+// RobustnessTests' fixture (config for "robust.test") and its `pump`.
+extension RobustnessTests {
     func testReleaseBuffersIsTheServerDefault() throws {
         XCTAssertTrue(TLSConfiguration().releaseBuffers)
         let h = try TLSServerContext(configuration: config).makeHandler()
@@ -31,41 +22,24 @@ final class IdleBufferTests: XCTestCase {
         XCTAssertEqual(SSL_ctrl(h2.connection!.ssl, SSL_CTRL_MODE, 0, nil) & Int(SSL_MODE_RELEASE_BUFFERS), 0)
     }
 
-    /// Shuttles ciphertext between two embedded channels until neither has anything to send.
-    func pump(_ a: EmbeddedChannel, _ b: EmbeddedChannel) throws {
-        var moved = true
-        while moved {
-            moved = false
-            for (from, to) in [(a, b), (b, a)] {
-                while let out = try from.readOutbound(as: ByteBuffer.self) {
-                    moved = moved || out.readableBytes > 0
-                    try to.writeInbound(out)
-                }
-            }
-        }
-    }
-
     func testBIOsGrownByALargeTransferAreRenewedOnceDrained() throws {
         let server = try TLSServerContext(configuration: config)
         let client = try TLSClientContext(configuration: TLSClientConfiguration(verifyPeer: false))
         let sHandler = server.makeHandler()
         let sPipe = try EmbeddedPipe(sHandler), cPipe = try EmbeddedPipe(client.makeHandler(serverName: nil))
         let (s, c) = (sPipe.channel, cPipe.channel)
-        try pump(c, s)
+        try pump(c, s, step: 1 << 20)
         XCTAssertTrue(sHandler.isHandshakeComplete)
         let conn = sHandler.connection!
 
         // 200 KB out (a large FETCH), in 16 KB reads as a socket would bring the client's upload.
         try s.writeAndFlush(ByteBuffer(bytes: pattern(200_000))).wait()
-        try pump(c, s)
+        try pump(c, s, step: 1 << 20)
         XCTAssertEqual(cPipe.sink.data.readableBytes, 200_000)
         XCTAssertNil(cPipe.sink.data.withUnsafeReadableBytes { patternMismatch($0, offset: 0) })
         c.write(ByteBuffer(bytes: pattern(100_000)), promise: nil)
         c.flush()
-        while let out = try c.readOutbound(as: ByteBuffer.self) {
-            var o = out
-            while o.readableBytes > 0 { try s.writeInbound(o.readSlice(length: min(16_384, o.readableBytes))!) }
-        }
+        try pump(c, s, step: 16_384)
         XCTAssertEqual(sPipe.sink.data.readableBytes, 100_000)
         XCTAssertNil(sPipe.sink.data.withUnsafeReadableBytes { patternMismatch($0, offset: 0) })
 
@@ -79,11 +53,11 @@ final class IdleBufferTests: XCTestCase {
         // The renewed BIOs carry on: a command and its answer, then a clean close.
         c.writeAndFlush(ByteBuffer(string: "a1 NOOP\r\n"), promise: nil)
         try s.writeAndFlush(ByteBuffer(string: "a1 OK done\r\n")).wait()
-        try pump(c, s)
+        try pump(c, s, step: 1 << 20)
         XCTAssertTrue(String(buffer: sPipe.sink.data).hasSuffix("a1 NOOP\r\n"))
         XCTAssertTrue(String(buffer: cPipe.sink.data).hasSuffix("a1 OK done\r\n"))
         let closed = c.close()
-        try pump(c, s)
+        try pump(c, s, step: 1 << 20)
         XCTAssertNoThrow(try closed.wait())
         XCTAssertTrue(sPipe.sink.errors.isEmpty, "\(sPipe.sink.errors)")
         XCTAssertTrue(cPipe.sink.errors.isEmpty, "\(cPipe.sink.errors)")
@@ -94,12 +68,12 @@ final class IdleBufferTests: XCTestCase {
         let client = try TLSClientContext(configuration: TLSClientConfiguration(verifyPeer: false))
         let sHandler = server.makeHandler()
         let sPipe = try EmbeddedPipe(sHandler), cPipe = try EmbeddedPipe(client.makeHandler(serverName: nil))
-        try pump(cPipe.channel, sPipe.channel)
+        try pump(cPipe.channel, sPipe.channel, step: 1 << 20)
         let after = sHandler.connection!.renewed
         for i in 0..<20 {
             cPipe.channel.writeAndFlush(ByteBuffer(string: "a\(i) NOOP\r\n"), promise: nil)
             try sPipe.channel.writeAndFlush(ByteBuffer(string: "a\(i) OK\r\n")).wait()
-            try pump(cPipe.channel, sPipe.channel)
+            try pump(cPipe.channel, sPipe.channel, step: 1 << 20)
         }
         XCTAssertEqual(sHandler.connection!.renewed, after, "no BIO churn for command-sized records")
     }
