@@ -77,6 +77,8 @@ public final class IMAPSession: @unchecked Sendable {
     /// The saved search result (RFC 5182), UIDs.
     var saved: [UInt32]?
     var user: String?
+    /// The tag of the IDLE in progress (RFC 2177): inputs go to `idleInput` until its DONE.
+    var idling: String?
     var badInARow = 0
     var authFailures = 0
     var finished = false
@@ -124,7 +126,7 @@ public final class IMAPSession: @unchecked Sendable {
         await flush()
         while !finished, let input = await inputs.next() {
             await shallow { [self] in
-                await handle(input)
+                if let tag = idling { await idleInput(tag, input) } else { await handle(input) }
                 await flush()
             }
         }
