@@ -231,15 +231,28 @@ int mtls_ctx_set_verify(SSL_CTX *ctx, int verify, const char *ca_file) {
 
 // MARK: connections
 
+BIO *mtls_bio_new_mem(void) {
+    BIO *b = BIO_new(BIO_s_mem());
+    // An empty memory BIO reports "retry" (not EOF), which SSL turns into WANT_READ.
+    if (b != NULL) BIO_set_mem_eof_return(b, -1);
+    return b;
+}
+
+BIO *mtls_ssl_renew_bio(SSL *ssl, int read_side) {
+    BIO *old = read_side ? SSL_get_rbio(ssl) : SSL_get_wbio(ssl);
+    if (old == NULL || BIO_ctrl_pending(old) != 0) return NULL;
+    BIO *b = mtls_bio_new_mem();
+    if (b == NULL) return NULL;
+    if (read_side) SSL_set0_rbio(ssl, b); else SSL_set0_wbio(ssl, b);   // frees `old`
+    return b;
+}
+
 SSL *mtls_ssl_new(SSL_CTX *ctx, int server, int release_buffers, BIO **rbio, BIO **wbio) {
     SSL *ssl = SSL_new(ctx);
     if (ssl == NULL) return NULL;
-    BIO *r = BIO_new(BIO_s_mem());
-    BIO *w = BIO_new(BIO_s_mem());
+    BIO *r = mtls_bio_new_mem();
+    BIO *w = mtls_bio_new_mem();
     if (r == NULL || w == NULL) { BIO_free(r); BIO_free(w); SSL_free(ssl); return NULL; }
-    // An empty memory BIO reports "retry" (not EOF), which SSL turns into WANT_READ.
-    BIO_set_mem_eof_return(r, -1);
-    BIO_set_mem_eof_return(w, -1);
     SSL_set_bio(ssl, r, w);  // ssl owns both BIOs now
     if (release_buffers) SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
     if (server) SSL_set_accept_state(ssl); else SSL_set_connect_state(ssl);

@@ -159,29 +159,34 @@ extension IMAPSession {
 
     // MARK: IDLE (RFC 2177, RFC 9051 §6.3.13)
 
+    /// Answers the continuation and what is pending, then leaves the session idling: the run
+    /// loop hands the next inputs to `idleInput` (IMAPSession+Shallow: no task of its own waits
+    /// while the client idles) until DONE, whose tagged response ends the command.
     func idle(_ tag: String) async throws -> Completion {
         // The continuation first (as Dovecot and RFC 2177's examples do), then what is pending.
         var w = writer(); w.continuation("idling"); await emit(w)
         await announce(expunges: true, pull: true)
-        await flush()
-        while let input = await inputs.next() {
-            switch input {
-            case .framed(.unit(let bytes)):
-                let word = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-                return word.uppercased() == "DONE" ? .ok("IDLE terminated") : .bad("Expected DONE")
-            case .mailboxChanged(let m):
-                notified = max(notified, m)
-                await announce(expunges: true, pull: false)
-                await flush()
-            case .framed(.continuationNeeded): continue
-            default:
-                await handle(input)
-                await flush()
-                if finished { return .alreadyWritten }
-            }
-        }
-        finished = true
+        idling = tag
         return .alreadyWritten
+    }
+
+    /// One input while IDLE is in progress (`idling` holds its tag).
+    func idleInput(_ tag: String, _ input: IMAPSessionInput) async {
+        switch input {
+        case .framed(.unit(let bytes)):
+            idling = nil
+            let word = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            // As any command's end (IMAPSession.command): updates first, then the tagged response.
+            if !finished, selected != nil { await announce(expunges: true, pull: false) }
+            await tagged(tag, word.uppercased() == "DONE" ? .ok("IDLE terminated") : .bad("Expected DONE"))
+        case .mailboxChanged(let m):
+            notified = max(notified, m)
+            await announce(expunges: true, pull: false)
+        case .framed(.continuationNeeded):
+            break
+        default:
+            await handle(input)
+        }
     }
 
     // MARK: CREATE DELETE RENAME SUBSCRIBE

@@ -77,6 +77,8 @@ public final class IMAPSession: @unchecked Sendable {
     /// The saved search result (RFC 5182), UIDs.
     var saved: [UInt32]?
     var user: String?
+    /// The tag of the IDLE in progress (RFC 2177): inputs go to `idleInput` until its DONE.
+    var idling: String?
     var badInARow = 0
     var authFailures = 0
     var finished = false
@@ -110,7 +112,7 @@ public final class IMAPSession: @unchecked Sendable {
     func flush() async {
         guard !output.isEmpty else { return }
         let bytes = output
-        output.removeAll(keepingCapacity: true)
+        output = []   // the connection has them; an idle session keeps no output buffer
         await connection.write(bytes)
     }
 
@@ -123,8 +125,10 @@ public final class IMAPSession: @unchecked Sendable {
         await emit("* OK [CAPABILITY \(capabilities())] \(config.hostname) Postern ready.")
         await flush()
         while !finished, let input = await inputs.next() {
-            await handle(input)
-            await flush()
+            await shallow { [self] in
+                if let tag = idling { await idleInput(tag, input) } else { await handle(input) }
+                await flush()
+            }
         }
         watch?.cancel()
         services.close()

@@ -92,8 +92,9 @@ public struct TLSConfiguration: Sendable {
     public var handshakeTimeout: TimeAmount
     /// How long a closing connection waits for its close_notify to be written.
     public var shutdownTimeout: TimeAmount
-    /// Free OpenSSL's per-connection read/write buffers while idle (about 34 KB per idle
-    /// connection, useful for many IMAP IDLE sessions) at a small cost in throughput.
+    /// Free OpenSSL's per-connection read/write buffers while idle (SSL_MODE_RELEASE_BUFFERS:
+    /// about 34 KB per idle connection, DESIGN §9 "TLS buffers are released while idle") at a
+    /// small cost in throughput. On by default.
     public var releaseBuffers: Bool
 
     public init(certificatePath: String = TLSConfiguration.defaultCertificatePath,
@@ -113,7 +114,7 @@ public struct TLSConfiguration: Sendable {
                 sessionTicketKeyLifetime: Int = 43_200,
                 handshakeTimeout: TimeAmount = .seconds(30),
                 shutdownTimeout: TimeAmount = .seconds(5),
-                releaseBuffers: Bool = false) {
+                releaseBuffers: Bool = true) {
         self.certificatePath = certificatePath
         self.privateKeyPath = privateKeyPath
         self.domainCertificates = domainCertificates

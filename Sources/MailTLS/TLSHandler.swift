@@ -41,7 +41,7 @@ public final class TLSHandler: ChannelDuplexHandler {
     static let chunkBytes = 65_536
 
     private var state: State = .idle
-    private let connection: SSLConnection?
+    let connection: SSLConnection?
     private let setupFailure: String?
     private let handshakeTimeout: TimeAmount
     private let shutdownTimeout: TimeAmount
@@ -255,6 +255,7 @@ public final class TLSHandler: ChannelDuplexHandler {
             }
         }
         if writeCiphertext(context) { context.flush() }   // alerts, KeyUpdate replies
+        c.trim()
         if out.readableBytes > 0 {
             readRequested = false
             deliveredSinceReadComplete = true
@@ -305,6 +306,7 @@ public final class TLSHandler: ChannelDuplexHandler {
         case .active:
             encryptPending(context)
             context.flush()
+            connection?.trim()
         case .idle, .handshaking:
             flushRequested = true
         case .closing, .closed:
@@ -450,6 +452,7 @@ public final class TLSHandler: ChannelDuplexHandler {
             if let promise { context.write(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise) }
             return false
         }
+        c.draining(n)
         var out = context.channel.allocator.buffer(capacity: n)
         out.writeWithUnsafeMutableBytes(minimumWritableBytes: n) { p in
             Int(max(0, BIO_read(c.wbio, p.baseAddress, Int32(n))))
@@ -505,14 +508,24 @@ public final class TLSHandler: ChannelDuplexHandler {
 extension TLSHandler: Sendable {}
 
 /// Owns the SSL object (and through it both memory BIOs) and keeps its SSL_CTX set alive.
+/// A memory BIO keeps the buffer it grew to (one large FETCH: 64 KiB and more); `trim` swaps
+/// a drained BIO that grew past `idleBIOBytes` for an empty one, so an idle connection holds
+/// no more than that per BIO (issue 11 point 5, with SSL_MODE_RELEASE_BUFFERS for OpenSSL's own).
 final class SSLConnection {
     let ssl: OpaquePointer
     /// Network → OpenSSL.
-    let rbio: OpaquePointer
+    private(set) var rbio: OpaquePointer
     /// OpenSSL → network.
-    let wbio: OpaquePointer
+    private(set) var wbio: OpaquePointer
     let owner: AnyObject
     let verifying: Bool
+    /// A drained BIO that held more than this since it was made is replaced by `trim`.
+    static let idleBIOBytes = 1_024
+    /// The most each BIO held since it was made (its buffer is at least that big).
+    private(set) var rbioPeak = 0
+    private(set) var wbioPeak = 0
+    /// BIOs replaced so far (tests).
+    private(set) var renewed = 0
 
     init(ssl: OpaquePointer, rbio: OpaquePointer, wbio: OpaquePointer, owner: AnyObject, verifying: Bool) {
         self.ssl = ssl
@@ -532,6 +545,20 @@ final class SSLConnection {
                 if n <= 0 { break }
                 off += Int(n)
             }
+        }
+        rbioPeak = max(rbioPeak, BIO_ctrl_pending(rbio))
+    }
+
+    /// Called with what the write BIO holds before it is drained.
+    func draining(_ pending: Int) { wbioPeak = max(wbioPeak, pending) }
+
+    /// Replaces each drained BIO whose buffer grew past `idleBIOBytes` by an empty one.
+    func trim() {
+        if rbioPeak > Self.idleBIOBytes, let b = mtls_ssl_renew_bio(ssl, 1) {
+            rbio = b; rbioPeak = 0; renewed += 1
+        }
+        if wbioPeak > Self.idleBIOBytes, let b = mtls_ssl_renew_bio(ssl, 0) {
+            wbio = b; wbioPeak = 0; renewed += 1
         }
     }
 }

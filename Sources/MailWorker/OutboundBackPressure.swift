@@ -35,9 +35,12 @@ public final class OutboundBackPressure: ChannelDuplexHandler, RemovableChannelH
     /// is some 400 KiB of replies; a TLS record is at most 16 KiB (RFC 8446 §5.1), and Postfix
     /// reads in 4 KiB (VSTREAM_BUFSIZE), so a session loses nothing by it.
     public static let maxReadSize = 16 * 1024
-    /// Reads that grow from 2 KiB to `maxReadSize` with the traffic, as NIO's default do.
+    /// The first socket read, bytes: a command line or a ClientHello. NIO keeps each channel's
+    /// last read buffer for the next read, so an idle connection holds one of about this size.
+    public static let initialReadSize = 1024
+    /// Reads that grow from `initialReadSize` to `maxReadSize` with the traffic, as NIO's default do.
     public static var recvAllocator: AdaptiveRecvByteBufferAllocator {
-        AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: maxReadSize)
+        AdaptiveRecvByteBufferAllocator(minimum: 64, initial: initialReadSize, maximum: maxReadSize)
     }
 
     private(set) var unwritable = false       // the unsent output is over the mark

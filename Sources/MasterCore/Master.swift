@@ -64,6 +64,7 @@ public final class Master {
         signalFD = mail_signalfd_setup()
         guard signalFD >= 0 else { throw PrivilegeError(step: "signalfd", errno: errno) }
         signal(SIGPIPE, SIG_IGN)
+        FileLimit.raise(config, logger: logger)
         if !Privileges.isRoot {
             logger.notice("development mode: master runs as uid \(getuid()); workers and store keep this uid, privileges are not dropped")
         } else {

@@ -150,13 +150,25 @@ final class WatchHub: @unchecked Sendable {
         for ch in notify { ch.writeAndFlush(QueueChanged().frame(requestID: 0), promise: nil) }
     }
 
-    /// Sends one MailboxChanged per watch that has none outstanding.
+    /// Sends one MailboxChanged per watch that has none outstanding: per worker connection, the
+    /// frames of all its watches in one hop to its event loop and one flush (a mailbox that a
+    /// thousand IDLE sessions of one imapd watch costs one write there, not a thousand).
     func changed(mailboxID: Int64, modSeq: UInt64) {
         lock.lock()
-        let notify = table.changed(mailboxID: mailboxID, modSeq: modSeq).compactMap { n in channels[n.connection].map { (n.watch, $0) } }
+        var byChannel: [ObjectIdentifier: (channel: Channel, watches: [UInt64])] = [:]
+        for n in table.changed(mailboxID: mailboxID, modSeq: modSeq) {
+            guard let ch = channels[n.connection] else { continue }
+            byChannel[n.connection, default: (ch, [])].watches.append(n.watch)
+        }
         lock.unlock()
-        for (watch, ch) in notify {
-            ch.writeAndFlush(MailboxChanged(watch: watch, highestModSeq: modSeq).frame(requestID: 0), promise: nil)
+        for (ch, watches) in byChannel.values {
+            let send = {
+                for w in watches { ch.write(MailboxChanged(watch: w, highestModSeq: modSeq).frame(requestID: 0), promise: nil) }
+                ch.flush()
+            }
+            // On the channel's loop already (a change made through that connection): at once, in
+            // order with what the handler writes next, as a direct writeAndFlush would be.
+            if ch.eventLoop.inEventLoop { send() } else { ch.eventLoop.execute(send) }
         }
     }
 }

@@ -213,6 +213,27 @@ final class SessionTests: XCTestCase {
         XCTAssertTrue(a.waitFor("a2 ").contains("a2 OK"))
     }
 
+    /// IDLE is a state of the session's run loop (IMAPSession+Shallow), not a loop of its own:
+    /// a line other than DONE ends it with BAD, and the session carries on as before.
+    func testIdleEndsWithBadOnAnythingButDoneAndTheSessionCarriesOn() throws {
+        let a = try SessionDriver(store: store)
+        _ = a.waitFor("* OK")
+        a.login()
+        a.send("a1", "SELECT INBOX")
+        a.sendRaw("a2 IDLE\r\n")
+        _ = a.waitFor("+ idling")
+        a.sendRaw("a3 NOOP\r\n")
+        XCTAssertTrue(a.waitFor("a2 ").contains("a2 BAD"))
+        XCTAssertTrue(a.send("a4", "NOOP").contains("a4 OK"))
+        a.sendRaw("a5 IDLE\r\n")
+        _ = a.waitFor("+ idling")
+        try store.deliver(to: ["alice@example.org"], Self.plain)
+        XCTAssertTrue(a.waitFor("* 1 EXISTS").contains("* 1 EXISTS"))
+        a.sendRaw("done\r\n")
+        XCTAssertTrue(a.waitFor("a5 ").contains("a5 OK"))
+        XCTAssertTrue(a.send("a6", "LOGOUT").contains("a6 OK"))
+    }
+
     func testNoExpungeDuringFetchBySequence() throws {
         try store.deliver(to: ["alice@example.org"], Self.plain)
         try store.deliver(to: ["alice@example.org"], Self.plain)

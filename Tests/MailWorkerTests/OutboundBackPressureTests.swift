@@ -95,4 +95,16 @@ final class OutboundBackPressureTests: XCTestCase {
         XCTAssertEqual(m.high, 256 * 1024)
         XCTAssertEqual(m.low, 128 * 1024)
     }
+
+    /// An idle connection keeps NIO's last read buffer: the first one is small, and a busy
+    /// connection's grow only up to `maxReadSize`.
+    func testReadBuffersStartSmallAndStayBounded() {
+        var a = OutboundBackPressure.recvAllocator
+        let first = a.buffer(allocator: ByteBufferAllocator())
+        XCTAssertGreaterThanOrEqual(first.capacity, OutboundBackPressure.initialReadSize)
+        XCTAssertLessThan(first.capacity, 2 * OutboundBackPressure.initialReadSize)
+        for _ in 0..<40 { _ = a.record(actualReadBytes: a.buffer(allocator: ByteBufferAllocator()).capacity) }
+        XCTAssertLessThanOrEqual(a.buffer(allocator: ByteBufferAllocator()).capacity, OutboundBackPressure.maxReadSize)
+        XCTAssertGreaterThan(a.buffer(allocator: ByteBufferAllocator()).capacity, OutboundBackPressure.initialReadSize)
+    }
 }

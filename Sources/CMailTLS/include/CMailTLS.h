@@ -61,6 +61,12 @@ int mtls_ctx_set_verify(SSL_CTX *ctx, int verify, const char *ca_file);
 /// A new SSL object on two memory BIOs (no socket BIO): bytes from the network are written to
 /// *rbio, bytes for the network are read from *wbio. Server or client state is set.
 SSL *mtls_ssl_new(SSL_CTX *ctx, int server, int release_buffers, BIO **rbio, BIO **wbio);
+/// An empty memory BIO that reports "retry" (never EOF) when read empty.
+BIO *mtls_bio_new_mem(void);
+/// Replaces the connection's read (`read_side` 1) or write BIO by a new empty memory BIO,
+/// freeing the old one and the buffer it grew to; only while the old one holds no byte.
+/// Returns the new BIO, or NULL (nothing changed: bytes pending, or out of memory).
+BIO *mtls_ssl_renew_bio(SSL *ssl, int read_side);
 /// SSL_set_tlsext_host_name (client SNI) and, when `verify_host`, RFC 6125 host name checking.
 int mtls_ssl_set_server_name(SSL *ssl, const char *name, int verify_host);
 /// Name of the negotiated key-exchange group ("X25519"), or NULL.
