@@ -65,6 +65,9 @@ struct FetchPlan: Sendable {
     /// Messages per batch: one details request (and one more ahead while a batch is written).
     /// Headers alone are small (and the store cuts a reply at a frame): larger batches.
     var batchSize: Int { prefix == .none ? MailboxLimits.detailsPerRequest : headerOnly ? Self.headerBatch : Self.prefixBatch }
+    /// Batches asked for ahead of the one being written: two when the store has work to do per
+    /// message (it answers them on two threads), so at most three batches' bytes are held.
+    var lookahead: Int { needsDetails ? 2 : 1 }
     /// Largest prefix brought along with the details (a larger header is read by range).
     var prefixLimit: Int { headerOnly ? Self.maxHeaderPrefix : Self.maxPrefix }
     /// With bytes along: at most prefixBatch × maxPrefix (headerBatch × maxHeaderPrefix) bytes a batch.

@@ -57,24 +57,27 @@ extension IMAPSession {
             }
         }
         let plan = FetchPlan(attrs, sizesInView: attrs.contains(.rfc822Size) && Self.sizesKnown(uids, in: sel.entries))
-        // Batch k+1 is made ready (details, info, small reads: their store round trips overlap)
-        // while batch k is written.
+        // Batches k+1 … k+lookahead are made ready (details, info, small reads: their store round
+        // trips overlap, the store reads them on several threads) while batch k is written.
         let services = self.services, mailbox = sel.id, all = uids
-        func prepare(_ from: Int) -> Task<FetchBatch, Error>? {
-            guard from < all.count else { return nil }
-            let batch = Array(all[from..<min(from + plan.batchSize, all.count)])
+        var issued = 0
+        func prepare() -> Task<FetchBatch, Error>? {
+            guard issued < all.count else { return nil }
+            let batch = Array(all[issued..<min(issued + plan.batchSize, all.count)])
+            issued += batch.count
             return Task { try await plan.prepare(batch, mailbox: mailbox, services: services) }
         }
-        var next = prepare(0), start = 0
-        defer { next?.cancel() }
+        var pending: [Task<FetchBatch, Error>] = []
+        while pending.count < plan.lookahead, let t = prepare() { pending.append(t) }
+        defer { for t in pending { t.cancel() } }
         var flagLists = FlagLists()
         var w = writer()
         var index = 0   // UIDs ascend, as the view does: their sequence numbers are found walking it
         let entries = sel.entries
-        while let task = next {
-            let b = try await task.value
-            start += b.uids.count
-            next = prepare(start)
+        while !pending.isEmpty {
+            let b = try await pending[0].value
+            pending.removeFirst()
+            if let t = prepare() { pending.append(t) }
             for u in b.uids {
                 while index < entries.count && entries[index].uid < u { index += 1 }
                 guard index < entries.count, entries[index].uid == u else { continue }
