@@ -100,77 +100,19 @@ public enum SectionLocator {
 
     /// The names of a HEADER.FIELDS list as `filterHeader(_:fieldNames:not:)` takes them:
     /// lowercased bytes, each once (made once per FETCH, not once per message).
-    public static func fieldNames(_ names: [String]) -> [[UInt8]] {
-        var wanted: [[UInt8]] = []
-        for n in names { let b = Array(n.lowercased().utf8); if !wanted.contains(b) { wanted.append(b) } }
-        return wanted
-    }
+    public static func fieldNames(_ names: [String]) -> [[UInt8]] { HeaderFieldFilter.fieldNames(names) }
 
-    /// `filterHeader` with the names from `fieldNames`: each field name compared in place.
+    /// `filterHeader` with the names from `fieldNames` (MailSyntax's HeaderFieldFilter, which the
+    /// store's FETCH batches use too).
     public static func filterHeader(_ header: [UInt8], fieldNames wanted: [[UInt8]], not: Bool) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(not ? header.count : min(header.count, 512))
-        header.withUnsafeBytes { buf in
-            var it = HeaderFieldIterator(buf)
-            while let field = it.next() {
-                let named: Bool
-                if field.isMalformed {
-                    named = false
-                } else {
-                    let start = field.start, count = field.nameEnd - field.start
-                    named = wanted.contains { w in
-                        guard w.count == count else { return false }
-                        var i = 0
-                        while i < count { if w[i] != ASCII.lower(buf[start + i]) { return false }; i += 1 }
-                        return true
-                    }
-                }
-                guard named != not else { continue }
-                appendCRLFLines(buf[field.start..<field.end], to: &out)
-            }
-        }
-        if endsWithBlankLine(header) {
-            out.append(ASCII.cr)
-            out.append(ASCII.lf)
-        }
+        header.withUnsafeBytes { HeaderFieldFilter.append($0, fieldNames: wanted, not: not, to: &out) }
         return out
     }
 
     /// Whether a header section ends with its empty separator line (CRLF or bare LF).
-    static func endsWithBlankLine(_ h: [UInt8]) -> Bool {
-        guard h.last == ASCII.lf else { return false }
-        var i = h.count - 1
-        if i > 0 && h[i - 1] == ASCII.cr { i -= 1 }
-        return i == 0 || h[i - 1] == ASCII.lf
-    }
-
-    /// Copies lines, each ending CRLF whether it ended CRLF, bare LF or not at all.
-    private static func appendCRLFLines(_ b: Slice<UnsafeRawBufferPointer>, to out: inout [UInt8]) {
-        // Already CRLF throughout and ending with it (the usual case): copied as it is.
-        if let last = b.last, last == ASCII.lf {
-            var i = b.startIndex, clean = true
-            while i < b.endIndex {
-                if b[i] == ASCII.lf && (i == b.startIndex || b[i - 1] != ASCII.cr) { clean = false; break }
-                i += 1
-            }
-            if clean { out.append(contentsOf: b); return }
-        }
-        var lineHasContent = false
-        for c in b {
-            if c == ASCII.lf {
-                if out.last != ASCII.cr { out.append(ASCII.cr) }
-                out.append(ASCII.lf)
-                lineHasContent = false
-            } else {
-                out.append(c)
-                lineHasContent = true
-            }
-        }
-        if lineHasContent {
-            if out.last != ASCII.cr { out.append(ASCII.cr) }
-            out.append(ASCII.lf)
-        }
-    }
+    static func endsWithBlankLine(_ h: [UInt8]) -> Bool { h.withUnsafeBytes { HeaderFieldFilter.endsWithBlankLine($0) } }
 
     /// `<offset.length>` (RFC 9051 §6.4.5) applied to `n` bytes: the slice to send, relative to
     /// the section. An origin at or past the end gives an empty slice (the response still names

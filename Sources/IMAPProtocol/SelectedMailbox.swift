@@ -1,5 +1,5 @@
 // The mailbox view of one session (DESIGN §9): messages in sequence order with their flags,
-// keywords and MODSEQ, kept current from the store's deltas. Changes are absorbed at any time
+// keywords, MODSEQ and size, kept current from the store's deltas. Changes are absorbed at any time
 // but announced only when the session says it may (RFC 9051 §7.5.1): new messages (EXISTS)
 // and flag changes at any command end, expunges never during FETCH, STORE or SEARCH by
 // sequence number. Pure value; the session writes the updates it returns.
@@ -133,8 +133,9 @@ public struct SelectedMailbox: Sendable {
             flagsPending[uid] = nil
         }
         let lastKnown = max(entries.last?.uid ?? 0, addedPending.last?.uid ?? 0)
-        for e in d.changed {
+        for var e in d.changed {
             if let known = entry(uid: e.uid) {
+                e = e.keepingSize(of: known)
                 if known != e, !expungedPending.contains(e.uid) { flagsPending[e.uid] = e }
             } else if e.uid > lastKnown, !d.vanished.contains(e.uid) {
                 if let i = addedPending.firstIndex(where: { $0.uid == e.uid }) { addedPending[i] = e } else { addedPending.append(e) }
@@ -195,7 +196,10 @@ public struct SelectedMailbox: Sendable {
     public mutating func apply(_ changed: [ViewEntry], keywords names: [String], highestModSeq h: UInt64) -> [(Int, ViewEntry)] {
         if names.count > keywords.count { keywords = names }
         var out: [(Int, ViewEntry)] = []
-        for e in changed { if let s = sequence(of: e.uid) { entries[s - 1] = e; flagsPending[e.uid] = nil; out.append((s, e)) } }
+        for c in changed {
+            // A STORE's reply carries no size: the one the view has stays.
+            if let s = sequence(of: c.uid) { let e = c.keepingSize(of: entries[s - 1]); entries[s - 1] = e; flagsPending[e.uid] = nil; out.append((s, e)) }
+        }
         highestModSeq = max(highestModSeq, h)
         return out
     }

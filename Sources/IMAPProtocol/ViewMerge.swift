@@ -1,5 +1,5 @@
 // A view kept from an earlier SELECT, brought up to date with the store's changes since its
-// HIGHESTMODSEQ (DESIGN §9): the entries a fresh view would have, in UID order — or nil when the
+// HIGHESTMODSEQ (DESIGN §9): the entries a fresh view would have (sizes kept), in UID order — or nil when the
 // result disagrees with the mailbox's message count (then the whole view is read instead).
 import MailModel
 
@@ -21,10 +21,12 @@ extension MailboxView {
             if j == changes.count || (i < entries.count && entries[i].uid < changes[j].uid) {
                 add(entries[i]); i += 1
             } else {
-                if i < entries.count && entries[i].uid == changes[j].uid { i += 1 }
+                let old = i < entries.count && entries[i].uid == changes[j].uid ? entries[i] : nil
+                if old != nil { i += 1 }
                 // One UID changed twice in the list: the later MODSEQ wins.
                 while j + 1 < changes.count && changes[j + 1].uid == changes[j].uid { j += 1 }
-                add(changes[j]); j += 1
+                // Sizes never change for a UID: a change that came without one keeps the view's.
+                add(old.map(changes[j].keepingSize) ?? changes[j]); j += 1
             }
         }
         guard out.count == Int(summary.messages) else { return nil }

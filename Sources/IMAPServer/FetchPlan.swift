@@ -12,6 +12,22 @@ struct FetchRead: Hashable, Sendable {
     var uid: UInt32, start: Int, end: Int
 }
 
+/// The header fields a FETCH of one HEADER.FIELDS[.NOT] item has the store keep (lowercase,
+/// each once, as MailboxLimits allows), so only they cross the RPC.
+public struct HeaderFieldSelection: Sendable, Equatable {
+    public var names: [String], not: Bool
+    public init(names: [String], not: Bool) { self.names = names; self.not = not }
+
+    /// The selection for `names` when the wire can carry it (else the header comes whole).
+    init?(_ names: [String], not: Bool) {
+        var seen: [String] = []
+        for n in names.map({ $0.lowercased() }) where !seen.contains(n) { seen.append(n) }
+        guard !seen.isEmpty, seen.count <= MailboxLimits.maxHeaderFieldNames,
+              seen.allSatisfy({ !$0.isEmpty && $0.utf8.count <= MailboxLimits.maxHeaderFieldName && $0 == $0.lowercased() }) else { return nil }
+        self.init(names: seen, not: not)
+    }
+}
+
 /// One batch of a FETCH, ready to write: what the store said of its messages.
 struct FetchBatch: Sendable {
     var uids: [UInt32]
@@ -19,14 +35,16 @@ struct FetchBatch: Sendable {
     var info: [UInt32: MessageInfo] = [:]
     /// Ranges read ahead; a range missing here is read while writing (or fails there).
     var bytes: [FetchRead: [UInt8]] = [:]
-    /// With a header-only plan: each message's top-level header (its info is then not decoded).
+    /// With a header-only plan: each message's top-level header (its info is then not decoded),
+    /// already kept to the plan's `fields` when it has them.
     var headers: [UInt32: [UInt8]] = [:]
 }
 
 /// What the items of one FETCH need from the store.
 struct FetchPlan: Sendable {
     let attrs: [FetchAttribute]
-    /// Some item needs more than the view (UID, FLAGS, MODSEQ): sizes, dates, info, bytes.
+    /// Some item needs more than the view (UID, FLAGS, MODSEQ, and RFC822.SIZE when the view has
+    /// every message's size): dates, info, bytes.
     let needsDetails: Bool
     /// Some item needs the parsed message (ENVELOPE, BODYSTRUCTURE, sections, header, text).
     let needsInfo: Bool
@@ -37,6 +55,9 @@ struct FetchPlan: Sendable {
     /// The only items that need the parsed message are top-level header sections: the header
     /// bytes answer them, and the info is decoded only for a message whose header did not come.
     let headerOnly: Bool
+    /// A header-only plan whose one header item is a top-level HEADER.FIELDS[.NOT]: the store
+    /// filters each header (`FetchBatch.headers` are the answers, before any partial).
+    let fields: HeaderFieldSelection?
     /// `BODY[section]<origin> ` of each body-section item, written once per FETCH (by index in `attrs`).
     let labels: [[UInt8]?]
     /// The field names of each HEADER.FIELDS(.NOT) item, lowercased once (by index in `attrs`).
@@ -44,6 +65,9 @@ struct FetchPlan: Sendable {
     /// Messages per batch: one details request (and one more ahead while a batch is written).
     /// Headers alone are small (and the store cuts a reply at a frame): larger batches.
     var batchSize: Int { prefix == .none ? MailboxLimits.detailsPerRequest : headerOnly ? Self.headerBatch : Self.prefixBatch }
+    /// Batches asked for ahead of the one being written: two when the store has work to do per
+    /// message (it answers them on two threads), so at most three batches' bytes are held.
+    var lookahead: Int { needsDetails ? 2 : 1 }
     /// Largest prefix brought along with the details (a larger header is read by range).
     var prefixLimit: Int { headerOnly ? Self.maxHeaderPrefix : Self.maxPrefix }
     /// With bytes along: at most prefixBatch × maxPrefix (headerBatch × maxHeaderPrefix) bytes a batch.
@@ -57,11 +81,13 @@ struct FetchPlan: Sendable {
     /// Bytes one batch reads ahead on its own at most.
     static let prefetchBudget = 1 << 20
 
-    init(_ attrs: [FetchAttribute]) {
+    /// `sizesInView`: the view has the size of every message fetched (`ViewEntry.size`).
+    init(_ attrs: [FetchAttribute], sizesInView: Bool = false) {
         self.attrs = attrs
         needsDetails = attrs.contains { a in
             switch a {
             case .uid, .flags, .modSeq: return false
+            case .rfc822Size: return !sizesInView
             default: return true
             }
         }
@@ -94,6 +120,19 @@ struct FetchPlan: Sendable {
             default: return false
             }
         }
+        var headerItems: [Section.Text?] = []
+        for a in attrs {
+            switch a {
+            case .rfc822Header: headerItems.append(.header)
+            case .bodySection(let s, _, _): headerItems.append(s.text)
+            default: break
+            }
+        }
+        switch (headerOnly, headerItems.first) {
+        case (true, .headerFields(let names)??) where headerItems.count == 1: fields = HeaderFieldSelection(names, not: false)
+        case (true, .headerFieldsNot(let names)??) where headerItems.count == 1: fields = HeaderFieldSelection(names, not: true)
+        default: fields = nil
+        }
         fieldNames = attrs.map { a in
             guard case .bodySection(let section, _, _) = a else { return nil }
             switch section.text {
@@ -120,7 +159,7 @@ struct FetchPlan: Sendable {
         guard needsDetails else { return b }
         b.details.reserveCapacity(uids.count)
         var got = try await services.details(mailbox: mailbox, uids: uids, info: needsInfo && !headerOnly, withPrefix: prefix != .none,
-                                             whole: prefix == .whole, prefixLimit: prefixLimit)
+                                             whole: prefix == .whole, prefixLimit: prefixLimit, fields: fields)
         if headerOnly {
             var rest: [UInt32] = []
             for (d, bytes) in got {
@@ -193,7 +232,7 @@ struct FetchPlan: Sendable {
 extension IMAPServices {
     /// Details only, for services without a batched read: the items' bytes are read by range.
     public func details(mailbox: Int64, uids: [UInt32], info: Bool, withPrefix: Bool, whole: Bool,
-                        prefixLimit: Int) async throws -> [(MessageDetails, [UInt8]?)] {
+                        prefixLimit: Int, fields: HeaderFieldSelection?) async throws -> [(MessageDetails, [UInt8]?)] {
         try await details(mailbox: mailbox, uids: uids).map { ($0, nil) }
     }
 }

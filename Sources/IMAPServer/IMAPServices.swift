@@ -57,9 +57,10 @@ public protocol IMAPServices: AnyObject, Sendable {
     func details(mailbox: Int64, uids: [UInt32]) async throws -> [MessageDetails]
     /// The same in as few round trips as the services can, `info` empty unless asked, each with
     /// its top-level header (`whole` false) or whole bytes when at most `prefixLimit` bytes
-    /// (`withPrefix`), else nil. Default (FetchPlan.swift): details only.
+    /// (`withPrefix`), else nil; with `fields`, the header kept to those fields by the store.
+    /// Default (FetchPlan.swift): details only.
     func details(mailbox: Int64, uids: [UInt32], info: Bool, withPrefix: Bool, whole: Bool,
-                 prefixLimit: Int) async throws -> [(MessageDetails, [UInt8]?)]
+                 prefixLimit: Int, fields: HeaderFieldSelection?) async throws -> [(MessageDetails, [UInt8]?)]
     /// Bytes of a message by range (DESIGN §2: bodies are read by range, chunks of at most
     /// `maxReadChunk`).
     func read(mailbox: Int64, uid: UInt32, offset: Int, length: Int) async throws -> [UInt8]

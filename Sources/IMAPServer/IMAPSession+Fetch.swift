@@ -56,25 +56,28 @@ extension IMAPSession {
                 selected = sel
             }
         }
-        let plan = FetchPlan(attrs)
-        // Batch k+1 is made ready (details, info, small reads: their store round trips overlap)
-        // while batch k is written.
+        let plan = FetchPlan(attrs, sizesInView: attrs.contains(.rfc822Size) && Self.sizesKnown(uids, in: sel.entries))
+        // Batches k+1 … k+lookahead are made ready (details, info, small reads: their store round
+        // trips overlap, the store reads them on several threads) while batch k is written.
         let services = self.services, mailbox = sel.id, all = uids
-        func prepare(_ from: Int) -> Task<FetchBatch, Error>? {
-            guard from < all.count else { return nil }
-            let batch = Array(all[from..<min(from + plan.batchSize, all.count)])
+        var issued = 0
+        func prepare() -> Task<FetchBatch, Error>? {
+            guard issued < all.count else { return nil }
+            let batch = Array(all[issued..<min(issued + plan.batchSize, all.count)])
+            issued += batch.count
             return Task { try await plan.prepare(batch, mailbox: mailbox, services: services) }
         }
-        var next = prepare(0), start = 0
-        defer { next?.cancel() }
+        var pending: [Task<FetchBatch, Error>] = []
+        while pending.count < plan.lookahead, let t = prepare() { pending.append(t) }
+        defer { for t in pending { t.cancel() } }
         var flagLists = FlagLists()
         var w = writer()
         var index = 0   // UIDs ascend, as the view does: their sequence numbers are found walking it
         let entries = sel.entries
-        while let task = next {
-            let b = try await task.value
-            start += b.uids.count
-            next = prepare(start)
+        while !pending.isEmpty {
+            let b = try await pending[0].value
+            pending.removeFirst()
+            if let t = prepare() { pending.append(t) }
             for u in b.uids {
                 while index < entries.count && entries[index].uid < u { index += 1 }
                 guard index < entries.count, entries[index].uid == u else { continue }
@@ -84,12 +87,23 @@ extension IMAPSession {
                 var items = attrs
                 if !flagsChanged.isEmpty && flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
                 try await writeFetch(&w, seq: seq, entry: e, details: d, info: b.info[u], items: items, sel: sel, ready: b.bytes,
-                                     header: b.headers[u], labels: plan.labels, fieldNames: plan.fieldNames, flagLists: &flagLists)
+                                     header: b.headers[u], headerFiltered: plan.fields != nil, labels: plan.labels, fieldNames: plan.fieldNames,
+                                     flagLists: &flagLists)
                 if w.bytes.count >= Self.emitSize { await emit(w); w = writer() }
             }
         }
         await emit(w)
         return .ok("Fetch completed")
+    }
+
+    /// Whether the view has the size of every message of `uids` (ascending, as `entries`).
+    static func sizesKnown(_ uids: [UInt32], in entries: [ViewEntry]) -> Bool {
+        var index = 0
+        for u in uids {
+            while index < entries.count && entries[index].uid < u { index += 1 }
+            if index < entries.count, entries[index].uid == u, entries[index].size == ViewEntry.unknownSize { return false }
+        }
+        return true
     }
 
     /// Responses are gathered into writes of about this many bytes.
@@ -98,7 +112,7 @@ extension IMAPSession {
     /// Appends one `* n FETCH (…)` response to `w` (a streamed literal may emit part of it).
     func writeFetch(_ w: inout IMAPWriter, seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?,
                     items: [FetchAttribute], sel: SelectedMailbox, ready: [FetchRead: [UInt8]] = [:],
-                    header: [UInt8]? = nil, labels: [[UInt8]?] = [], fieldNames: [[[UInt8]]?] = [],
+                    header: [UInt8]? = nil, headerFiltered: Bool = false, labels: [[UInt8]?] = [], fieldNames: [[[UInt8]]?] = [],
                     flagLists: inout FlagLists) async throws {
         w.raw("* "); w.number(seq); w.raw(" FETCH (")
         var first = true
@@ -110,7 +124,7 @@ extension IMAPSession {
             case .flags: w.raw("FLAGS "); w.raw(flagLists.list(e) { w2 in w2.flags(flagNames(e, in: sel)) })
             case .modSeq: w.raw("MODSEQ ("); w.number(e.modSeq); w.raw(")")
             case .internalDate: w.raw("INTERNALDATE \"\(IMAPDate.format(d!.internalDate))\"")
-            case .rfc822Size: w.raw("RFC822.SIZE "); w.number(d!.size)
+            case .rfc822Size: w.raw("RFC822.SIZE "); if e.size != ViewEntry.unknownSize { w.number(e.size) } else { w.number(d!.size) }
             case .envelope: w.raw("ENVELOPE "); w.envelope(info!.envelope)
             case .bodyStructure: w.raw("BODYSTRUCTURE "); w.bodyStructure(info!.body, extensible: true)
             case .body: w.raw("BODY "); w.bodyStructure(info!.body, extensible: false)
@@ -131,7 +145,8 @@ extension IMAPSession {
                     w.raw(" ")
                 }
                 if info == nil, let header, section.part.isEmpty {
-                    Self.writeHeaderSection(&w, section.text, partial, header, fieldNames: i < fieldNames.count ? fieldNames[i] : nil)
+                    Self.writeHeaderSection(&w, headerFiltered ? nil : section.text, partial, header,
+                                            fieldNames: i < fieldNames.count ? fieldNames[i] : nil)
                     continue
                 }
                 if FetchPlan.isWholeMessage(section), let d {
@@ -162,7 +177,8 @@ extension IMAPSession {
     }
 
     /// A top-level HEADER, HEADER.FIELDS or HEADER.FIELDS.NOT section from the header's bytes
-    /// (as `writeSection` answers it from the message: RFC 9051 §6.4.5).
+    /// (as `writeSection` answers it from the message: RFC 9051 §6.4.5); `text` nil: `header` is
+    /// the answer already (the store filtered it).
     static func writeHeaderSection(_ w: inout IMAPWriter, _ text: Section.Text?, _ partial: Partial?, _ header: [UInt8],
                                    fieldNames: [[UInt8]]? = nil) {
         let bytes: [UInt8]

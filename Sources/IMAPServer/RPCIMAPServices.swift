@@ -287,16 +287,18 @@ public final class RPCIMAPServices: IMAPServices, @unchecked Sendable {
 
     /// In batches of `MailboxLimits.detailsPerRequest`, each one request with its prefixes.
     public func details(mailbox: Int64, uids: [UInt32], info: Bool, withPrefix: Bool, whole: Bool,
-                        prefixLimit: Int) async throws -> [(MessageDetails, [UInt8]?)] {
+                        prefixLimit: Int, fields: HeaderFieldSelection?) async throws -> [(MessageDetails, [UInt8]?)] {
         var want: DetailsWant = info ? .info : []
         if withPrefix { want.insert(whole ? .message : .header) }
+        if withPrefix && !whole && fields != nil { want.insert(.fields) }
         let limit = UInt32(clamping: min(max(0, prefixLimit), MailboxLimits.maxReadLength))
         let ascending = zip(uids, uids.dropFirst()).allSatisfy { $0 < $1 }
         var rest = (ascending ? uids : Array(Set(uids)).sorted())[...], out: [(MessageDetails, [UInt8]?)] = []
         out.reserveCapacity(rest.count)
         while !rest.isEmpty {
             let batch = Array(rest.prefix(MailboxLimits.detailsPerRequest))
-            let r = try await call(DetailsGet(session: sid, mailbox: mailbox, uids: batch, want: want, prefixLimit: limit))
+            let r = try await call(DetailsGet(session: sid, mailbox: mailbox, uids: batch, want: want, prefixLimit: limit,
+                                              fields: fields?.names ?? [], fieldsNot: fields?.not ?? false))
             for (i, d) in r.details.enumerated() {
                 let p = i < r.prefixes.count ? r.prefixes[i] : nil
                 out.append((d, p.flatMap { $0.isEmpty ? nil : $0 }))

@@ -10,7 +10,7 @@ import MailModel
 public final class ViewMemo: @unchecked Sendable {
     /// Smaller views are read whole each time (cheap enough); the store watches no smaller one.
     public static let minEntries = Int(MailboxSelect.memoMinMessages)
-    /// Entries held in all (24 bytes each; shared with the sessions that have them selected).
+    /// Entries held in all (32 bytes each in memory; shared with the sessions that have them selected).
     public static let maxEntries = 1 << 20
 
     struct Key: Hashable { var user: String, mailbox: String }

@@ -17,8 +17,9 @@
 //   MailboxDeltaGet(session, mailbox, since, limit,   → DeltaReply(delta)  (ask again from the    imapd
 //                   watch)                              last MODSEQ while !complete; re-arms `watch`)
 //   DetailsGet(session, mailbox, uids ≤ 1024, want,    → DetailsReply(details, through,            imapd pop3d
-//              prefixLimit)                            prefixes)  (want: info and/or the header
-//                                                      or whole message of each, up to prefixLimit)
+//              prefixLimit, fields?)                   prefixes)  (want: info and/or the header
+//                                                      or whole message of each, up to prefixLimit;
+//                                                      with fields: the header kept to those fields)
 //   MessageRead(session, mailbox, uid, offset, length)→ MessageBytes(bytes ≤ maxReadLength)       imapd pop3d
 //   FlagsStore(session, mailbox, uids, op, flags,     → FlagUpdateReply(update)                   imapd
 //              keywords, unchangedSince?)
@@ -45,13 +46,16 @@ public enum MailboxLimits {
     public static let maxUIDs = 1 << 20
     /// Ranges one UID set may have (8 bytes each: well inside a frame).
     public static let maxUIDRanges = 100_000
-    /// View entries per ViewChunk frame (24 bytes each: ~96 KiB a frame).
+    /// View entries per ViewChunk frame (28 bytes each: 112 KiB a frame).
     public static let entriesPerChunk = 4096
     /// Changed entries one DeltaReply carries (also the largest `limit` honoured).
     public static let maxDeltaEntries = 10_000
     /// UIDs one DetailsGet names (a reply that would outgrow a frame is cut: `through`).
     public static let detailsPerRequest = 1024
-    /// UIDs one FlagsStore names: its reply lists every changed entry (24 bytes each).
+    /// Field names one DetailsGet filters headers to, and the length of each.
+    public static let maxHeaderFieldNames = 256
+    public static let maxHeaderFieldName = 998
+    /// UIDs one FlagsStore names: its reply lists every changed entry (28 bytes each).
     public static let flagsPerRequest = 10_000
     /// Bytes one MessageRead returns at most.
     public static let maxReadLength = RPCLimits.chunkSize
@@ -99,11 +103,11 @@ extension WireWriter {
         i64(s.id); string(s.name); string(s.specialUse); u32(s.uidValidity); u32(s.uidNext)
         u64(s.highestModSeq); u32(s.messages); bool(s.subscribed)
     }
-    /// A view chunk (4096 entries of 24 bytes): the room is made once, then each entry written
-    /// as `list` would (count, then uid, modseq, flags, keywords each big-endian).
+    /// A view chunk (4096 entries of 28 bytes): the room is made once, then each entry written
+    /// as `list` would (count, then uid, modseq, flags, keywords, size each big-endian).
     mutating func entries(_ e: [ViewEntry]) {
         u32(UInt32(e.count))
-        let size = WireSize.u32 * 2 + WireSize.u64 * 2
+        let size = WireSize.u32 * 3 + WireSize.u64 * 2
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: e.count * size) { p in
             var o = 0
             for x in e {
@@ -111,6 +115,7 @@ extension WireWriter {
                 p.storeBytes(of: x.modSeq.bigEndian, toByteOffset: o + 4, as: UInt64.self)
                 p.storeBytes(of: x.flags.rawValue.bigEndian, toByteOffset: o + 12, as: UInt32.self)
                 p.storeBytes(of: x.keywords.bigEndian, toByteOffset: o + 16, as: UInt64.self)
+                p.storeBytes(of: x.size.bigEndian, toByteOffset: o + 24, as: UInt32.self)
                 o += size
             }
             return o
@@ -168,7 +173,7 @@ extension WireReader {
     }
     /// The inverse of `WireWriter.entries`, in one pass over the bytes (count checked first).
     mutating func entries(max: Int) throws -> [ViewEntry] {
-        let size = WireSize.u32 * 2 + WireSize.u64 * 2
+        let size = WireSize.u32 * 3 + WireSize.u64 * 2
         let n = Int(try u32())
         guard n <= buffer.readableBytes / size else { throw WireError.truncated }
         guard n <= max else { throw WireError.badValue("\(n) elements, at most \(max) allowed") }
@@ -182,7 +187,8 @@ extension WireReader {
                 if !flags.isSubset(of: .all) { bad = flags.rawValue; return (0, []) }
                 out.append(ViewEntry(uid: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)),
                                      modSeq: UInt64(bigEndian: p.loadUnaligned(fromByteOffset: o + 4, as: UInt64.self)),
-                                     flags: flags, keywords: UInt64(bigEndian: p.loadUnaligned(fromByteOffset: o + 16, as: UInt64.self))))
+                                     flags: flags, keywords: UInt64(bigEndian: p.loadUnaligned(fromByteOffset: o + 16, as: UInt64.self)),
+                                     size: UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o + 24, as: UInt32.self))))
             }
             return (n * size, out)
         }
@@ -455,7 +461,7 @@ public struct ViewHeader: RPCMessage, RPCStreamItem {
     public func write(to w: inout WireWriter) { w.summary(summary); w.strings(keywords); w.u64(since); w.uidSet(vanished); w.u64(watch) }
 }
 
-/// Entries of the view in UID order, at most `MailboxLimits.entriesPerChunk` a frame.
+/// Entries of the view in UID order (with their sizes), at most `MailboxLimits.entriesPerChunk` a frame.
 public struct ViewChunk: RPCMessage, RPCStreamItem {
     public static let type = MessageType.viewChunk
     public var entries: [ViewEntry]
@@ -533,7 +539,10 @@ public struct DetailsWant: OptionSet, Sendable, Hashable {
     public static let header = DetailsWant(rawValue: 2)
     /// The whole message as a prefix (FETCH BODY[] of many small messages); implies `header`.
     public static let message = DetailsWant(rawValue: 4)
-    public static let known: DetailsWant = [.info, .header, .message]
+    /// With `header`: each header kept to `DetailsGet.fields` (RFC 9051 §6.4.5 HEADER.FIELDS[.NOT])
+    /// by the store, so only those fields cross.
+    public static let fields = DetailsWant(rawValue: 8)
+    public static let known: DetailsWant = [.info, .header, .message, .fields]
     public var wantsPrefix: Bool { !isDisjoint(with: [.header, .message]) }
 }
 
@@ -545,17 +554,37 @@ public struct DetailsGet: SessionRequest {
     public var want: DetailsWant
     /// A prefix longer than this is left out (its message is read by range instead).
     public var prefixLimit: UInt32
-    public init(session: UInt64, mailbox: Int64, uids: [UInt32], want: DetailsWant = .info, prefixLimit: UInt32 = 0) {
+    /// With `want` `.fields` (on the wire only then): the header fields kept, lowercase, or with
+    /// `fieldsNot` the ones dropped; a prefix is the filtered header (its limit still applies to
+    /// the whole header).
+    public var fields: [String], fieldsNot: Bool
+    public init(session: UInt64, mailbox: Int64, uids: [UInt32], want: DetailsWant = .info, prefixLimit: UInt32 = 0,
+                fields: [String] = [], fieldsNot: Bool = false) {
         self.session = session; self.mailbox = mailbox; self.uids = uids; self.want = want; self.prefixLimit = prefixLimit
+        self.fields = fields; self.fieldsNot = fieldsNot
     }
     public init(reading r: inout WireReader) throws {
         session = try r.u64(); mailbox = try r.i64(); uids = try r.uidSet(max: MailboxLimits.detailsPerRequest)
         want = DetailsWant(rawValue: try r.u8())
         guard DetailsWant.known.isSuperset(of: want) else { throw WireError.badValue("unknown details wanted: \(want.rawValue)") }
+        guard !want.contains(.fields) || (want.contains(.header) && !want.contains(.message)) else {
+            throw WireError.badValue("fields wanted without a header prefix")
+        }
         prefixLimit = try r.u32()
         guard prefixLimit <= UInt32(MailboxLimits.maxReadLength) else { throw WireError.badValue("prefix limit \(prefixLimit)") }
+        fields = []; fieldsNot = false
+        if want.contains(.fields) {
+            fields = try r.strings(max: MailboxLimits.maxHeaderFieldNames)
+            guard fields.allSatisfy({ !$0.isEmpty && $0.utf8.count <= MailboxLimits.maxHeaderFieldName && $0 == $0.lowercased() }) else {
+                throw WireError.badValue("header field names")
+            }
+            fieldsNot = try r.bool()
+        }
     }
-    public func write(to w: inout WireWriter) { w.u64(session); w.i64(mailbox); w.uidSet(uids); w.u8(want.rawValue); w.u32(prefixLimit) }
+    public func write(to w: inout WireWriter) {
+        w.u64(session); w.i64(mailbox); w.uidSet(uids); w.u8(want.rawValue); w.u32(prefixLimit)
+        if want.contains(.fields) { w.strings(fields); w.bool(fieldsNot) }
+    }
 }
 
 /// `through`: the highest UID asked for that this reply accounts for (present or gone). The

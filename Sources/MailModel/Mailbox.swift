@@ -25,11 +25,23 @@ public struct SystemFlags: OptionSet, Sendable, Hashable {
 /// IMAP drops `\*` from PERMANENTFLAGS and refuses new keywords (RFC 9051 §7.1 allows it).
 public let maxKeywordsPerMailbox = 64
 
-/// One message of a mailbox as the IMAP view holds it.
+/// One message of a mailbox as the IMAP view holds it. `size` (RFC822.SIZE) never changes for
+/// a UID, so FETCH answers it from the view; `unknownSize` where the entry came without it (a
+/// STORE's reply, a message over 4 GiB): FETCH asks the store then. The field fills padding:
+/// an entry is 32 bytes with it or without.
 public struct ViewEntry: Sendable, Equatable {
-    public var uid: UInt32, modSeq: UInt64, flags: SystemFlags, keywords: UInt64
-    public init(uid: UInt32, modSeq: UInt64, flags: SystemFlags, keywords: UInt64 = 0) {
-        self.uid = uid; self.modSeq = modSeq; self.flags = flags; self.keywords = keywords
+    public var uid: UInt32, modSeq: UInt64, flags: SystemFlags, size: UInt32, keywords: UInt64
+    public static let unknownSize = UInt32.max
+    public init(uid: UInt32, modSeq: UInt64, flags: SystemFlags, keywords: UInt64 = 0, size: UInt32 = ViewEntry.unknownSize) {
+        self.uid = uid; self.modSeq = modSeq; self.flags = flags; self.size = size; self.keywords = keywords
+    }
+
+    /// This entry with `known`'s size when it has none of its own (sizes never change for a UID).
+    public func keepingSize(of known: ViewEntry) -> ViewEntry {
+        guard size == Self.unknownSize else { return self }
+        var e = self
+        e.size = known.size
+        return e
     }
 }
 

@@ -4,6 +4,7 @@
 import Foundation
 import GRDB
 import MIME
+import MailSyntax
 
 extension SQLiteMailStore {
     /// The hierarchy delimiter of mailbox names (RFC 9051 §5.1.1): "a/b" is a child of "a".
@@ -116,12 +117,16 @@ extension SQLiteMailStore {
         return bits
     }
 
-    /// A view entry from (uid, modseq, flags, keyword_bits) at the start of `row`.
+    /// A view entry from (uid, modseq, flags, keyword_bits[, size]) at the start of `row`.
     static func entry(_ row: Row) -> ViewEntry {
-        ViewEntry(uid: UInt32(truncatingIfNeeded: row[0] as Int64), modSeq: UInt64(bitPattern: row[1] as Int64),
-                  flags: SystemFlags(rawValue: UInt32(truncatingIfNeeded: row[2] as Int64)), keywords: UInt64(bitPattern: row[3] as Int64))
+        var e = ViewEntry(uid: UInt32(truncatingIfNeeded: row[0] as Int64), modSeq: UInt64(bitPattern: row[1] as Int64),
+                          flags: SystemFlags(rawValue: UInt32(truncatingIfNeeded: row[2] as Int64)), keywords: UInt64(bitPattern: row[3] as Int64))
+        if row.count > 4, let size = UInt32(exactly: row[4] as Int64), size != ViewEntry.unknownSize { e.size = size }
+        return e
     }
     static let entryColumns = "mm.uid, mm.modseq, mm.flags, mm.keyword_bits"
+    /// The view's rows: the entry columns and the message's size (FETCH RFC822.SIZE from the view).
+    static let viewSelect = "SELECT \(entryColumns), m.size FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id"
 
     /// The rows of `uids` (each once, ascending) present in `mailbox`, mapped by `map`.
     /// `select` is "SELECT <mm.uid first> … FROM mailbox_messages mm [JOIN …]".
@@ -277,8 +282,7 @@ extension SQLiteMailStore {
             }
             var entries: [ViewEntry] = []
             entries.reserveCapacity(Int(s.messages))
-            let cursor = try Row.fetchCursor(db, sql: "SELECT \(Self.entryColumns) FROM mailbox_messages mm WHERE mm.mailbox_id = ? ORDER BY mm.uid",
-                                             arguments: [mailbox])
+            let cursor = try Row.fetchCursor(db, sql: Self.viewSelect + " WHERE mm.mailbox_id = ? ORDER BY mm.uid", arguments: [mailbox])
             while let r = try cursor.next() { entries.append(Self.entry(r)) }
             if entries.count == Int(s.messages) { viewCache.keep(key, entries) }
             return MailboxView(summary: s, keywords: try Self.keywordNames(db, mailbox), entries: entries)
@@ -292,7 +296,7 @@ extension SQLiteMailStore {
         try pool.read { db in
             let s = try Self.ownedMailbox(db, user: user, id: mailbox)
             let from = Int64(clamping: since), limit = max(0, limit)
-            let select = "SELECT \(Self.entryColumns) FROM mailbox_messages mm WHERE mm.mailbox_id = ?"
+            let select = Self.viewSelect + " WHERE mm.mailbox_id = ?"
             let rows = try Row.fetchAll(db, sql: select + " AND mm.modseq > ? ORDER BY mm.modseq, mm.uid LIMIT ?",
                                         arguments: [mailbox, from, limit + 1]).map(Self.entry)
             var changed = rows, complete = true
@@ -323,28 +327,52 @@ extension SQLiteMailStore {
         }
     }
 
-    /// One read transaction for a whole FETCH batch: details, and the header or whole bytes of
-    /// each message (from its row or its file) when they fit `prefixLimit`.
+    /// One read transaction for a whole FETCH batch: details, and the header (filtered in place
+    /// for `.headerFields`) or whole bytes of each message (from its row or its file) when they
+    /// fit `prefixLimit`. The info is copied out only when asked for.
     public func details(user: Int64, mailbox: Int64, uids: [UInt32], info: Bool, prefix: MessagePrefix?,
                         prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)] {
         /// The details; the prefix of a body in its row (copied straight out of the row), or the
         /// hash and prefix length of a body in a file (read after the transaction).
         typealias Found = (MessageDetails, bytes: [UInt8]?, file: (hash: Data, length: Int)?)
+        let headerCache = self.headerCache
         let rows: [Found] = try pool.read { db in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
-            let body = prefix == nil ? "NULL" : "CASE WHEN m.size <= \(max(0, prefix == .message ? prefixLimit : Int(Int32.max))) THEN m.body END"
+            let header = prefix.map { $0 != .message } ?? false
+            // A header comes from the cache, else from its own read (a row's body is not loaded
+            // for the few hundred bytes of its header once the cache has them).
+            let body = prefix == nil ? "NULL" : header ? "m.id" : "CASE WHEN m.size <= \(max(0, prefixLimit)) THEN m.body END"
             let select = """
-                SELECT mm.uid, mm.internal_date, m.size, \(info || prefix == .header ? "m.info" : "NULL"), \(prefix == nil ? "NULL, 0" : "m.hash, m.body IS NULL"), \(body)
+                SELECT mm.uid, mm.internal_date, m.size, \(info || header ? "m.info" : "NULL"), \(prefix == nil ? "NULL, 0" : "m.hash, \(Self.bodyInFile)"), \(body)
                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
                 """
             let map = { (r: Row) -> Found in
-                let d = MessageDetails(uid: UInt32(truncatingIfNeeded: r[0] as Int64), internalDate: r[1], size: UInt64(r[2] as Int64),
-                                       info: (r[3] as Data?).map { [UInt8]($0) } ?? [])
+                var d = MessageDetails(uid: UInt32(truncatingIfNeeded: r[0] as Int64), internalDate: r[1], size: UInt64(r[2] as Int64), info: [])
+                if info { d.info = (r[3] as Data?).map { [UInt8]($0) } ?? [] }
                 guard let prefix else { return (d, nil, nil) }
-                let n = prefix == .message ? Int(d.size) : (try? Self.headerSize(encodedInfo: d.info)) ?? Int.max
+                let n: Int
+                if !header {
+                    n = Int(d.size)
+                } else if info {
+                    n = (try? Self.headerSize(encodedInfo: d.info)) ?? Int.max
+                } else {
+                    // read in SQLite's buffer: no copy of an info that is not sent
+                    n = (try? r.withUnsafeData(atIndex: 3) { data in try data.map { try $0.withUnsafeBytes { try Self.headerSize(encodedInfo: $0) } } }) ?? nil ?? Int.max
+                }
                 guard n <= prefixLimit else { return (d, nil, nil) }
                 if r[5] as Bool { return (d, nil, (r[4] as Data, n)) }
-                return (d, (try? r.withUnsafeData(atIndex: 6) { $0.map { [UInt8]($0.prefix(n)) } }) ?? nil, nil)
+                if header {
+                    let key = (try? r.withUnsafeData(atIndex: 4) { $0.flatMap(HeaderCache.Key.init) }) ?? nil
+                    if let key, let h = headerCache.header(key), h.count == n { return (d, h.withUnsafeBytes { prefix.cut($0) }, nil) }
+                    let st = try? db.cachedStatement(sql: "SELECT substr(body, 1, ?) FROM messages WHERE id = ?")
+                    guard let st, let raw = try? Data.fetchOne(st, arguments: [n, r[6] as Int64]).map({ [UInt8]($0) }) else { return (d, nil, nil) }
+                    if let key { headerCache.keep(key, raw) }
+                    return (d, raw.withUnsafeBytes { prefix.cut($0) }, nil)
+                }
+                let bytes = try? r.withUnsafeData(atIndex: 6) { data in
+                    data.map { b in b.withUnsafeBytes { prefix.cut(UnsafeRawBufferPointer(rebasing: $0.prefix(n))) } }
+                }
+                return (d, bytes ?? nil, nil)
             }
             // A FETCH batch is mostly a run of UIDs: one range scan, no lookup per UID.
             let sorted = Self.ascending(uids) ? uids : Array(Set(uids)).sorted()
@@ -366,11 +394,22 @@ extension SQLiteMailStore {
         return rows.map { row in
             var d = row.0
             var bytes = row.bytes
-            if let f = row.file { bytes = try? blobs.read([UInt8](f.hash), offset: 0, length: f.length) }   // gone meanwhile: read later
+            if let f = row.file, let prefix {   // gone meanwhile: read later
+                let key = prefix == .message ? nil : HeaderCache.Key(f.hash)
+                let raw = key.flatMap { headerCache.header($0) }.flatMap { $0.count == f.length ? $0 : nil }
+                bytes = (raw ?? (try? blobs.read([UInt8](f.hash), offset: 0, length: f.length))).map { b in
+                    if raw == nil, let key, b.count == f.length { headerCache.keep(key, b) }
+                    return b.withUnsafeBytes { prefix.cut($0) }
+                }
+            }
             if !info { d.info = [] }
             return (d, bytes)
         }
     }
+
+    /// Whether a message's body is a blob file, told from the column's type alone: `body IS NULL`
+    /// makes SQLite load the whole value (overflow pages and all: ~3 µs a 5 KB message).
+    static let bodyInFile = "typeof(m.body) = 'null'"
 
     /// Strictly ascending (so already sorted and unique).
     static func ascending(_ uids: [UInt32]) -> Bool {
@@ -381,8 +420,10 @@ extension SQLiteMailStore {
 
     /// `MessageInfo.headerSize` without decoding the rest: the encoding starts with its version
     /// byte, then size and header size as zigzag varints (MIME BinaryCodec).
-    static func headerSize(encodedInfo b: [UInt8]) throws -> Int {
-        guard b.first == MessageInfo.encodingVersion else { return try MessageInfo(encoded: b).headerSize }
+    static func headerSize(encodedInfo b: [UInt8]) throws -> Int { try b.withUnsafeBytes { try headerSize(encodedInfo: $0) } }
+
+    static func headerSize(encodedInfo b: UnsafeRawBufferPointer) throws -> Int {
+        guard b.first == MessageInfo.encodingVersion else { return try MessageInfo(encoded: Array(b)).headerSize }
         var i = 1
         func varint() -> Int64? {
             var v: UInt64 = 0, shift: UInt64 = 0
@@ -394,7 +435,7 @@ extension SQLiteMailStore {
             }
             return nil
         }
-        guard varint() != nil, let h = varint(), h >= 0, h <= Int64(Int32.max) else { return try MessageInfo(encoded: b).headerSize }
+        guard varint() != nil, let h = varint(), h >= 0, h <= Int64(Int32.max) else { return try MessageInfo(encoded: Array(b)).headerSize }
         return Int(h)
     }
 
@@ -660,8 +701,24 @@ extension SQLiteMailStore {
 public enum MessagePrefix: Sendable, Equatable {
     /// The top-level header, `[0, headerSize)`.
     case header
+    /// The top-level header kept to the fields named (lowercase, HeaderFieldFilter.fieldNames),
+    /// or with `not` all but them (RFC 9051 §6.4.5 HEADER.FIELDS[.NOT]); the prefix limit still
+    /// applies to the whole header.
+    case headerFields([[UInt8]], not: Bool)
     /// The whole message.
     case message
+
+    /// `headerFields` from the names as a FETCH gives them.
+    public static func fields(_ names: [String], not: Bool) -> MessagePrefix { .headerFields(HeaderFieldFilter.fieldNames(names), not: not) }
+
+    /// The bytes sent for `raw` (the header or whole message, already cut to its length).
+    func cut(_ raw: UnsafeRawBufferPointer) -> [UInt8] {
+        guard case .headerFields(let names, let not) = self else { return Array(raw) }
+        var out: [UInt8] = []
+        out.reserveCapacity(not ? raw.count : min(raw.count, 512))
+        HeaderFieldFilter.append(raw, fieldNames: names, not: not, to: &out)
+        return out
+    }
 }
 
 extension MailboxStore {
@@ -670,6 +727,46 @@ extension MailboxStore {
                         prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)] {
         try details(user: user, mailbox: mailbox, uids: uids).map { ($0, nil) }
     }
+}
+
+/// Top-level headers of messages lately fetched by header sections (FETCH BODY.PEEK[HEADER.FIELDS
+/// (…)] of a whole mailbox, as clients list one), keyed by the content hash: a body never
+/// changes, so an entry is never stale, and one body delivered to many is kept once (Dovecot's
+/// dovecot.index.cache keeps header fields the same way, on disk). Bounded by `maxBytes`: when
+/// full, it starts over.
+final class HeaderCache: @unchecked Sendable {
+    static let maxBytes = 32 << 20
+    /// Bookkeeping counted per entry besides its bytes (key, array header, table slot).
+    static let entryCost = 96
+    /// A SHA-256 content hash as four words (no allocation, quick to hash and compare).
+    struct Key: Hashable {
+        var a: UInt64, b: UInt64, c: UInt64, d: UInt64
+        init?(_ hash: Data) {
+            guard hash.count == 32 else { return nil }
+            (a, b, c, d) = hash.withUnsafeBytes { p in
+                (p.loadUnaligned(fromByteOffset: 0, as: UInt64.self), p.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                 p.loadUnaligned(fromByteOffset: 16, as: UInt64.self), p.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+            }
+        }
+    }
+    private let lock = NSLock()
+    private var headers: [Key: [UInt8]] = [:]
+    private var held = 0
+
+    func header(_ hash: Key) -> [UInt8]? { lock.withLock { headers[hash] } }
+
+    func keep(_ hash: Key, _ header: [UInt8]) {
+        let cost = header.count + Self.entryCost
+        guard cost <= Self.maxBytes / 16 else { return }
+        lock.withLock {
+            if headers[hash] != nil { return }
+            if held + cost > Self.maxBytes { headers.removeAll(); held = 0 }
+            headers[hash] = header
+            held += cost
+        }
+    }
+
+    var count: Int { lock.withLock { headers.count } }
 }
 
 /// The views of large mailboxes as last read (SELECT of a 10,000-message INBOX reads 10,000

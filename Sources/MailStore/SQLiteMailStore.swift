@@ -11,6 +11,8 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     private(set) var committer: GroupCommitter!
     /// SELECT's views of large mailboxes (SQLiteMailStore+IMAP.swift).
     let viewCache = ViewCache()
+    /// Top-level headers FETCH lately read (SQLiteMailStore+IMAP.swift).
+    let headerCache = HeaderCache()
     /// SRS for forwarded mail and returning bounces (SQLiteMailStore+SRS.swift).
     let srsHolder = SRSHolder()
     /// Passwords verified recently (CredentialsCache.swift; `[auth] cache_ttl`).

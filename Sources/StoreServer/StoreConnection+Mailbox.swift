@@ -106,7 +106,9 @@ extension StoreConnectionHandler {
     /// Details in UID order (with the prefixes asked for), cut where the reply would outgrow a
     /// frame (`through` says where).
     func details(_ m: DetailsGet, user: Int64) throws -> DetailsReply {
-        let prefix: MessagePrefix? = m.want.contains(.message) ? .message : m.want.contains(.header) ? .header : nil
+        let prefix: MessagePrefix? = m.want.contains(.message) ? .message
+            : m.want.contains(.fields) ? .fields(m.fields, not: m.fieldsNot)
+            : m.want.contains(.header) ? .header : nil
         let all = try store.details(user: user, mailbox: m.mailbox, uids: m.uids, info: m.want.contains(.info), prefix: prefix,
                                     prefixLimit: Int(m.prefixLimit))
         var size = 64, out: [MessageDetails] = [], prefixes: [[UInt8]] = []

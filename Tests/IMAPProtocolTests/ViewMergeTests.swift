@@ -1,6 +1,7 @@
 // MailboxView.merging (ViewMerge.swift): a kept view plus the changes since its MODSEQ equals the
 // view as it is now, over random mailbox histories (adds, flag changes, expunges); and a
-// disagreeing count or another mailbox is refused.
+// disagreeing count or another mailbox is refused. Sizes come along with new entries and stay
+// when a change came without one (a STORE's reply); SelectedMailbox keeps them the same way.
 import XCTest
 import MailModel
 @testable import IMAPProtocol
@@ -23,12 +24,13 @@ final class ViewMergeTests: XCTestCase {
             switch next(10) {
             case 0...3:
                 for _ in 0...next(5) {
-                    entries[uidNext] = ViewEntry(uid: uidNext, modSeq: modSeq, flags: [], keywords: 0); uidNext += 1
+                    entries[uidNext] = ViewEntry(uid: uidNext, modSeq: modSeq, flags: [], keywords: 0, size: 1000 + uidNext * 7); uidNext += 1
                 }
             case 4...6 where !live.isEmpty:
                 for _ in 0...next(8) {
                     let u = live[next(live.count)]
-                    entries[u] = ViewEntry(uid: u, modSeq: modSeq, flags: SystemFlags(rawValue: UInt32(next(32))), keywords: UInt64(next(4)))
+                    entries[u] = ViewEntry(uid: u, modSeq: modSeq, flags: SystemFlags(rawValue: UInt32(next(32))), keywords: UInt64(next(4)),
+                                           size: entries[u]!.size)
                 }
             case 7...9 where !live.isEmpty:
                 for _ in 0...next(4) {
@@ -87,5 +89,39 @@ final class ViewMergeTests: XCTestCase {
         let kept = MailboxView(summary: s, keywords: [], entries: [ViewEntry(uid: 1, modSeq: 1, flags: []), ViewEntry(uid: 2, modSeq: 2, flags: [])])
         let merged = kept.merging(summary: s, keywords: [], changed: [ViewEntry(uid: 2, modSeq: 9, flags: .seen), ViewEntry(uid: 2, modSeq: 5, flags: .deleted)], vanished: [7])
         XCTAssertEqual(merged?.entries, [ViewEntry(uid: 1, modSeq: 1, flags: []), ViewEntry(uid: 2, modSeq: 9, flags: .seen)])
+    }
+
+    func testChangesWithoutSizesKeepTheViewsSizes() {
+        let s = MailboxSummary(id: 1, name: "INBOX", specialUse: "", uidValidity: 1, uidNext: 4, highestModSeq: 9, messages: 3, subscribed: false)
+        let kept = MailboxView(summary: s, keywords: [], entries: [ViewEntry(uid: 1, modSeq: 1, flags: [], size: 100),
+                                                                   ViewEntry(uid: 2, modSeq: 2, flags: [], size: 200)])
+        let merged = kept.merging(summary: s, keywords: [], changed: [ViewEntry(uid: 1, modSeq: 8, flags: .seen),
+                                                                      ViewEntry(uid: 3, modSeq: 9, flags: [], size: 300)], vanished: [])
+        XCTAssertEqual(merged?.entries.map(\.size), [100, 200, 300])
+        XCTAssertEqual(merged?.entries.first?.flags, .seen)
+        // a change that does carry a size is taken as it is
+        let other = kept.merging(summary: s, keywords: [], changed: [ViewEntry(uid: 2, modSeq: 8, flags: .seen, size: 200),
+                                                                     ViewEntry(uid: 3, modSeq: 9, flags: [])], vanished: [])
+        XCTAssertEqual(other?.entries.map(\.size), [100, 200, ViewEntry.unknownSize])
+    }
+
+    func testSelectedMailboxKeepsSizesThroughDeltasAndStores() {
+        let s = MailboxSummary(id: 1, name: "INBOX", specialUse: "", uidValidity: 1, uidNext: 3, highestModSeq: 2, messages: 2, subscribed: false)
+        var sel = SelectedMailbox(view: MailboxView(summary: s, keywords: [], entries: [ViewEntry(uid: 1, modSeq: 1, flags: [], size: 100),
+                                                                                       ViewEntry(uid: 2, modSeq: 2, flags: [], size: 200)]),
+                                  readOnly: false)
+        // STORE's own reply: no size
+        let applied = sel.apply([ViewEntry(uid: 1, modSeq: 3, flags: .seen)], keywords: [], highestModSeq: 3)
+        XCTAssertEqual(applied.map(\.1.size), [100])
+        // a pulled delta: a flag change without a size (announced as FETCH FLAGS), an unchanged
+        // entry without one (not announced), and a new message with its size
+        var now = s; now.highestModSeq = 6; now.uidNext = 4; now.messages = 3
+        sel.absorb(MailboxDelta(summary: now, keywords: [], changed: [ViewEntry(uid: 1, modSeq: 3, flags: .seen),
+                                                                      ViewEntry(uid: 2, modSeq: 5, flags: .flagged),
+                                                                      ViewEntry(uid: 3, modSeq: 6, flags: [], size: 300)],
+                                vanished: [], complete: true))
+        let updates = sel.announce(expunges: true, vanished: false)
+        XCTAssertEqual(updates, [.flags(sequence: 2, entry: ViewEntry(uid: 2, modSeq: 5, flags: .flagged, size: 200)), .exists(3)])
+        XCTAssertEqual(sel.entries.map(\.size), [100, 200, 300])
     }
 }

@@ -131,8 +131,9 @@ final class MailboxMessagesTests: XCTestCase {
         XCTAssertGreaterThan(r.messages, 0)
     }
     func testViewEntriesAreFixedSizeAndStreamItemsAreTyped() throws {
-        let entries = (1...10).map { ViewEntry(uid: UInt32($0), modSeq: UInt64($0), flags: .seen, keywords: 1 << 63) }
-        XCTAssertEqual(ViewChunk(entries).payload().readableBytes, 4 + 10 * 24, "uid 4 + modseq 8 + flags 4 + keywords 8")
+        var entries = (1...10).map { ViewEntry(uid: UInt32($0), modSeq: UInt64($0), flags: .seen, keywords: 1 << 63, size: UInt32($0) * 5000) }
+        entries[3].size = ViewEntry.unknownSize
+        XCTAssertEqual(ViewChunk(entries).payload().readableBytes, 4 + 10 * 28, "uid 4 + modseq 8 + flags 4 + keywords 8 + size 4")
         XCTAssertEqual(try MailboxViewItem.decode(ViewChunk(entries).frame(requestID: 1, flags: .more)), .chunk(entries))
         XCTAssertThrowsError(try MailboxViewItem.decode(ViewEnd(count: 1).frame(requestID: 1))) {
             XCTAssertEqual($0 as? WireError, .unexpectedType(MessageType.viewEnd.rawValue))

@@ -65,7 +65,9 @@ final class SQLiteMailboxTests: XCTestCase {
         let v = try store.view(user: alice.id, mailbox: id)
         let took = Date().timeIntervalSince(start)
         XCTAssertEqual(v.entries.count, n)
-        XCTAssertEqual(v.entries.last, ViewEntry(uid: UInt32(n), modSeq: UInt64(n), flags: SystemFlags(rawValue: UInt32(n % 32)), keywords: UInt64(n % 7)))
+        let size = try XCTUnwrap(try store.details(user: alice.id, mailbox: id, uids: [1]).first).size
+        XCTAssertEqual(v.entries.last, ViewEntry(uid: UInt32(n), modSeq: UInt64(n), flags: SystemFlags(rawValue: UInt32(n % 32)), keywords: UInt64(n % 7),
+                                                 size: UInt32(size)))
         XCTAssertLessThan(took, 1.0, "view of \(n) took \(took) s")
         print("view of \(n) messages: \(Int(took * 1000)) ms")
         XCTAssertEqual(try store.delta(user: alice.id, mailbox: id, since: UInt64(n - 10), limit: 1000).changed.map(\.uid), Array(UInt32(n - 9)...UInt32(n)))

@@ -1,0 +1,79 @@
+// HEADER.FIELDS / HEADER.FIELDS.NOT (RFC 9051 §6.4.5) over raw header bytes: the one filter both
+// imapd (SectionLocator) and the store (FETCH batches filtered before they cross the RPC) use, so
+// the two answer byte for byte alike. Linear; reads only the buffer it is given.
+
+public enum HeaderFieldFilter {
+    /// The names of a HEADER.FIELDS list as `append` takes them: lowercased bytes, each once
+    /// (made once per FETCH, not once per message).
+    public static func fieldNames(_ names: [String]) -> [[UInt8]] {
+        var wanted: [[UInt8]] = []
+        for n in names { let b = Array(n.lowercased().utf8); if !wanted.contains(b) { wanted.append(b) } }
+        return wanted
+    }
+
+    /// Appends to `out` the fields of `header` whose name is (or with `not`, is not) one of
+    /// `wanted` (from `fieldNames`), compared case-insensitively, with their folded lines, in
+    /// message order, each line ending CRLF, then the blank line CRLF — unless the header has
+    /// none (RFC 3501 §6.4.5: "the blank line is included in all header fetches, except in the
+    /// case of a message which has no body and no blank line"). Lines that are no field (no
+    /// colon) are dropped by FIELDS and kept by FIELDS.NOT.
+    public static func append(_ header: UnsafeRawBufferPointer, fieldNames wanted: [[UInt8]], not: Bool, to out: inout [UInt8]) {
+        var it = HeaderFieldIterator(header)
+        while let field = it.next() {
+            let named: Bool
+            if field.isMalformed {
+                named = false
+            } else {
+                let start = field.start, count = field.nameEnd - field.start
+                named = wanted.contains { w in
+                    guard w.count == count else { return false }
+                    var i = 0
+                    while i < count { if w[i] != ASCII.lower(header[start + i]) { return false }; i += 1 }
+                    return true
+                }
+            }
+            guard named != not else { continue }
+            appendCRLFLines(header[field.start..<field.end], to: &out)
+        }
+        if endsWithBlankLine(header) {
+            out.append(ASCII.cr)
+            out.append(ASCII.lf)
+        }
+    }
+
+    /// Whether a header section ends with its empty separator line (CRLF or bare LF).
+    public static func endsWithBlankLine(_ h: UnsafeRawBufferPointer) -> Bool {
+        guard h.last == ASCII.lf else { return false }
+        var i = h.count - 1
+        if i > 0 && h[i - 1] == ASCII.cr { i -= 1 }
+        return i == 0 || h[i - 1] == ASCII.lf
+    }
+
+    /// Copies lines, each ending CRLF whether it ended CRLF, bare LF or not at all.
+    private static func appendCRLFLines(_ b: Slice<UnsafeRawBufferPointer>, to out: inout [UInt8]) {
+        // Already CRLF throughout and ending with it (the usual case): copied as it is.
+        if let last = b.last, last == ASCII.lf {
+            var i = b.startIndex, clean = true
+            while i < b.endIndex {
+                if b[i] == ASCII.lf && (i == b.startIndex || b[i - 1] != ASCII.cr) { clean = false; break }
+                i += 1
+            }
+            if clean { out.append(contentsOf: b); return }
+        }
+        var lineHasContent = false
+        for c in b {
+            if c == ASCII.lf {
+                if out.last != ASCII.cr { out.append(ASCII.cr) }
+                out.append(ASCII.lf)
+                lineHasContent = false
+            } else {
+                out.append(c)
+                lineHasContent = true
+            }
+        }
+        if lineHasContent {
+            if out.last != ASCII.cr { out.append(ASCII.cr) }
+            out.append(ASCII.lf)
+        }
+    }
+}
