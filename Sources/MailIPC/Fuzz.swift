@@ -40,6 +40,7 @@ public enum IPCFuzz {
         Export(user: "u@d", mailbox: "INBOX"),
         ExportMessage(ExportedMessage(mailbox: "INBOX", uid: 1, internalDate: 2, sender: "s@t", size: 3)),
         ExportChunk(ByteBuffer(bytes: [0, 1, 2, 255])), ExportEnd(count: 3),
+        Reindex(user: "u@d"), ReindexProgress(done: 256, total: 1000),
         MailboxWatch(session: 9, mailbox: "INBOX"), Watching(watch: 3, state: MailboxState(uidValidity: 1, uidNext: 2, highestModSeq: 3, messages: 1)),
         MailboxUnwatch(watch: 3), MailboxChanged(watch: 3, highestModSeq: 17), MailboxChanges(watch: 3, sinceModSeq: 2, limit: 100),
         Changes(state: MailboxState(uidValidity: 1, uidNext: 3, highestModSeq: 4, messages: 2), messages: [ChangedMessage(uid: 2, modSeq: 4, flags: 1)], complete: true),

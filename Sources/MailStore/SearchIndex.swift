@@ -106,9 +106,22 @@ indirect enum SearchIndexPlan: Sendable, Equatable {
     }
 }
 
-extension SQLiteMailStore {
-    /// Bodies indexed per write transaction by `reindex`.
+public enum SearchIndexLimits {
+    /// Bodies indexed per write transaction by a reindex.
     public static let reindexBatch = 256
+}
+
+/// A store that keeps SEARCH's full-text index: what `postern reindex` drives, batch by batch.
+public protocol SearchIndexStore: AnyObject, Sendable {
+    /// The bodies in `user`'s mailboxes, or every stored body (nil).
+    func reindexTargets(user: Int64?) throws -> [Int64]
+    /// Rewrites the index rows of `bodies` (at most `reindexBatch`) in one transaction.
+    func reindex(_ bodies: ArraySlice<Int64>) throws
+}
+
+extension SQLiteMailStore: SearchIndexStore {}
+
+extension SQLiteMailStore {
 
     /// The SQL condition of `plan` over `mm`, widened by the bodies not indexed yet (a store
     /// upgraded to v8, or running with `search_index = false`): they stay candidates.
@@ -138,10 +151,21 @@ extension SQLiteMailStore {
     }
 
     /// Rebuilds the index rows of every body `user` has in a mailbox (nil: every stored body),
-    /// `reindexBatch` bodies per transaction, reporting (done, total) after each. Bodies are read
-    /// and their texts computed outside the writer; a body expunged meanwhile is skipped.
+    /// `reindexBatch` bodies per transaction, reporting (done, total) before and after each.
     public func reindex(user: Int64?, progress: (_ done: Int, _ total: Int) -> Void = { _, _ in }) throws -> Int {
-        let ids = try pool.read { db in
+        let ids = try reindexTargets(user: user)
+        progress(0, ids.count)
+        for start in stride(from: 0, to: ids.count, by: SearchIndexLimits.reindexBatch) {
+            let end = min(start + SearchIndexLimits.reindexBatch, ids.count)
+            try reindex(ids[start..<end])
+            progress(end, ids.count)
+        }
+        return ids.count
+    }
+
+    /// The bodies `reindex(user:)` goes through: those in `user`'s mailboxes, or every one.
+    public func reindexTargets(user: Int64?) throws -> [Int64] {
+        try pool.read { db in
             try user.map {
                 try Int64.fetchAll(db, sql: """
                     SELECT DISTINCT mm.message_id FROM mailbox_messages mm JOIN mailboxes b ON b.id = mm.mailbox_id
@@ -149,24 +173,21 @@ extension SQLiteMailStore {
                     """, arguments: [$0])
             } ?? Int64.fetchAll(db, sql: "SELECT id FROM messages ORDER BY id")
         }
-        progress(0, ids.count)
-        var done = 0
-        for start in stride(from: 0, to: ids.count, by: Self.reindexBatch) {
-            let batch = ids[start..<min(start + Self.reindexBatch, ids.count)]
-            var texts: [(Int64, SearchIndexText)] = []
-            for id in batch {
-                guard let bytes = try storedBody(id) else { continue }
-                texts.append((id, SearchIndexText(bytes)))
-            }
-            try pool.write { db in
-                for (id, t) in texts where try Bool.fetchOne(db, sql: "SELECT 1 FROM messages WHERE id = ?", arguments: [id]) ?? false {
-                    try Self.writeIndexRow(db, id, t)
-                }
-            }
-            done += batch.count
-            progress(done, ids.count)
+    }
+
+    /// Rewrites the rows of `bodies` in one transaction. Their texts are computed before it,
+    /// outside the writer; a body expunged meanwhile is skipped.
+    public func reindex(_ bodies: ArraySlice<Int64>) throws {
+        var texts: [(Int64, SearchIndexText)] = []
+        for id in bodies {
+            guard let bytes = try storedBody(id) else { continue }
+            texts.append((id, SearchIndexText(bytes)))
         }
-        return done
+        try pool.write { db in
+            for (id, t) in texts where try Bool.fetchOne(db, sql: "SELECT 1 FROM messages WHERE id = ?", arguments: [id]) ?? false {
+                try Self.writeIndexRow(db, id, t)
+            }
+        }
     }
 
     /// Body `id`'s bytes, or nil when it is gone.
