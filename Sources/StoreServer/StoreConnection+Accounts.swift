@@ -97,7 +97,9 @@ extension StoreConnectionHandler {
                     guard let u = try store.user(named: m.user) else { throw StoreError(.notFound, "no such user: \(m.user)") }
                     user = u.id
                 }
-                ids = try indexer.reindexTargets(user: user)
+                let all = try indexer.reindexTargets(user: user)
+                ids = all
+                return [ReindexProgress(done: 0, total: UInt64(all.count))]   // the total, before any work
             }
             guard let all = ids, done < all.count else { return nil }
             let end = min(done + SearchIndexLimits.reindexBatch, all.count)

@@ -5,6 +5,8 @@
 import XCTest
 import GRDB
 import MIME
+import MailIPC
+import MailTesting
 @testable import MailStore
 
 /// A deterministic corpus of varied messages (the integration test has a Python twin).
@@ -27,6 +29,7 @@ enum SearchCorpus {
     static func quotedPrintable(_ s: String, width: Int) -> String {
         var out = "", line = 0
         for b in Array(s.utf8) {
+            if b == UInt8(ascii: "\r") || b == UInt8(ascii: "\n") { out.append(Character(UnicodeScalar(b))); line = 0; continue }   // hard breaks stay
             let piece = (b >= 0x80 || b == UInt8(ascii: "=")) ? String(format: "=%02X", b) : String(UnicodeScalar(b))
             if line + piece.count > width { out += "=\r\n"; line = 0 }
             out += piece; line += piece.count
@@ -216,8 +219,8 @@ final class SearchIndexTests: XCTestCase {
         // the cases the index must not miss among them: soft line breaks inside the needle,
         // folding (ß/ss, Ä/ä, ﬁ/fi), an attachment's encoded name, an iso-8859-1 part, HTML source.
         let inbox = try mailbox(alice, "INBOX")
-        for q: SearchQuery in [.body("zebracorn zebracorn"), .text("straßenbahn"), .text("grüsse"), .header("subject", "ärger"),
-                               .text("quartalsbericht-"), .body("köln"), .body("<b>hello"), .text("finance"), .header("from", "jürgen")] {
+        for q: SearchQuery in [.body("zebracorn zebracorn"), .text("straßenbahn"), .text("grüsse"), .text("ärger"),
+                               .text("quartalsbericht-"), .body("köln"), .body("hello <b>"), .text("finance"), .header("from", "jürgen")] {
             XCTAssertFalse(try store.search(user: alice.id, mailbox: inbox, query: q).isEmpty, "\(q)")
         }
     }
@@ -302,5 +305,27 @@ final class SearchIndexTests: XCTestCase {
         XCTAssertNil(plan(.text("a\u{0}bc")))
         XCTAssertEqual(plan(.and([.flags(.seen, set: true), .text("zebra"), .text("ab")])), .contains([.hdr, .body], "*zebra*"))
         XCTAssertEqual(plan(.or(.text("zebra"), .body("delta"))), .or(.contains([.hdr, .body], "*zebra*"), .contains([.body], "*delta*")))
+    }
+}
+
+/// `postern reindex` over the RPC (types 86/87): the admin role only, progress from 0 to the
+/// total, batch by batch, then the final count; an unknown user is `.notFound`.
+final class ReindexRPCTests: XCTestCase {
+    func testReindexStreamsProgress() throws {
+        let instance = try InProcessStore()
+        _ = try StoreConformance(instance.store)
+        let n = SearchIndexLimits.reindexBatch + 10
+        for i in 0..<n { _ = try deliverSync(instance.store, "s@x.org", ["alice@example.org"], "Subject: m\(i)\r\n\r\nbody \(i)\r\n") }
+        try instance.store.pool.write { try $0.execute(sql: "DELETE FROM search_index; INSERT INTO search_pending SELECT id FROM messages") }
+        let admin = try instance.connect(.admin)
+        var seen: [ReindexProgress] = []
+        let end = try admin.stream(Reindex(user: "alice@example.org")) { seen.append($0) }
+        XCTAssertEqual(seen, [ReindexProgress(done: 0, total: UInt64(n)), ReindexProgress(done: UInt64(SearchIndexLimits.reindexBatch), total: UInt64(n)),
+                              ReindexProgress(done: UInt64(n), total: UInt64(n))])
+        XCTAssertEqual(end, ReindexProgress(done: UInt64(n), total: UInt64(n)))
+        XCTAssertEqual(try instance.store.searchIndexCounts().pending, 0)
+        XCTAssertThrowsError(try admin.stream(Reindex(user: "nobody@example.org")) { _ in }) { XCTAssertEqual(($0 as? RPCError)?.code, .notFound) }
+        let imapd = try instance.connect(.imapd)
+        XCTAssertThrowsError(try imapd.stream(Reindex(user: "")) { _ in }) { XCTAssertEqual(($0 as? RPCError)?.code, .denied) }
     }
 }

@@ -29,6 +29,10 @@ def qp(text, width):
     """Quoted-printable with a soft line break every `width` characters (words cut across lines)."""
     out, line = [], 0
     for b in text.encode():
+        if b in b"\r\n":          # hard line breaks stay
+            out.append(chr(b))
+            line = 0
+            continue
         piece = f"={b:02X}" if b >= 0x80 or b == 0x3D else chr(b)
         if line + len(piece) > width:
             out.append("=\r\n")
@@ -163,7 +167,7 @@ def fill(p):
         if i % 5 == 4:
             continue
         _, data = p.deliver([ALICE], corpus_message(i).encode())
-        assert data[0] == 250, data
+        assert data[0][0] == 250, data
     m = login(p, ALICE)
     for i in range(4, COUNT, 5):
         typ, _ = m.append("INBOX", r"(\Seen)" if i % 2 == 0 else None, None, corpus_message(i).encode())
