@@ -40,7 +40,6 @@ public enum IPCFuzz {
         Export(user: "u@d", mailbox: "INBOX"),
         ExportMessage(ExportedMessage(mailbox: "INBOX", uid: 1, internalDate: 2, sender: "s@t", size: 3)),
         ExportChunk(ByteBuffer(bytes: [0, 1, 2, 255])), ExportEnd(count: 3),
-        Reindex(user: "u@d"), ReindexProgress(done: 256, total: 1000),
         MailboxWatch(session: 9, mailbox: "INBOX"), Watching(watch: 3, state: MailboxState(uidValidity: 1, uidNext: 2, highestModSeq: 3, messages: 1)),
         MailboxUnwatch(watch: 3), MailboxChanged(watch: 3, highestModSeq: 17), MailboxChanges(watch: 3, sinceModSeq: 2, limit: 100),
         Changes(state: MailboxState(uidValidity: 1, uidNext: 3, highestModSeq: 4, messages: 2), messages: [ChangedMessage(uid: 2, modSeq: 4, flags: 1)], complete: true),
@@ -92,6 +91,7 @@ public enum IPCFuzz {
         QueueEntryList([QueueEntryInfo(id: 3, message: 7, sender: "", recipient: "c@d", created: 5, nextAttempt: 6, attempts: 1, lastReply: "421",
                                        held: true, bounceRequested: false, leaseUntil: 9, size: 100, origin: .bounce)], complete: false),
         QueueAdminRequest(.hold, message: 7), QueueAdminRequest(.flush, message: nil), QueueAdminReply(rows: 2),
+        Reindex(user: "u@d"), ReindexProgress(done: 256, total: 1000),
     ]
 
     static let sampleSummary = MailboxSummary(id: 12, name: "INBOX", specialUse: "", uidValidity: 77, uidNext: 10,
