@@ -17,7 +17,10 @@ speak of):
     SORT (SUBJECT) UTF-8 ALL                       (base subjects, i;unicode-casemap)
     FETCH 1:1000 (BODY.PEEK[])
 
-and the session loop with 1 and 10 concurrent clients, each its own user with a --loop-messages
+then `UID SEARCH TEXT zebracorn` again in a second user's INBOX of --search-messages (100,000)
+messages built the same way (the large-SEARCH rows; Dovecot too unless --no-search-dovecot:
+filling it takes minutes and each of its SEARCHes reads every message), and the session loop
+with 1 and 10 concurrent clients, each its own user with a --loop-messages
 INBOX, for --secs seconds: connect, LOGIN, SELECT INBOX, FETCH 1:* (UID FLAGS RFC822.SIZE),
 FETCH <last> (BODY.PEEK[]), LOGOUT (bench.py's loop, over the raw client) -> sessions/s.
 The anchor Dovecot keeps {PLAIN} passwords and runs without its auth cache (auth_cache_size is
@@ -52,6 +55,8 @@ DOVECOT_LMTP = os.path.join(AHOME, "run", "dovecot", "lmtp")
 DOVECOT_MAIL = os.path.join(AHOME, "mail", DOMAIN)        # homes: DOVECOT_MAIL/<user>/Maildir
 SENDER, TERM, MSG_SIZE = f"bench@{DOMAIN}", "zebracorn", 5120
 BIG_USER = 1                                              # the 10,000-message INBOX
+SEARCH_USER = 2                                           # the --search-messages INBOX
+SEARCH_FIRST_ID = 10_000_000                              # its make_msg ids (every 100th has TERM)
 LOOP_USERS = range(11, 21)                                # one per concurrent loop client
 CHEAP_USERS = range(21, 31)                               # the same on Postern, cheap password hash
 FILL_CONNECTIONS = 4
@@ -336,6 +341,29 @@ def bench_commands(a, systems):
     return res
 
 
+def bench_search(a, systems):
+    """UID SEARCH TEXT TERM in SEARCH_USER's large INBOX -> {system: [seconds per run]}; the
+    first pass (unmeasured) checks the hit count on each."""
+    res = {name: [] for name in systems}
+    command = f"UID SEARCH TEXT {TERM}"
+    for r in range(a.runs + 1):
+        for name, port in (list(systems.items()) if r % 2 == 0 else list(systems.items())[::-1]):
+            c = RawIMAP(port, SEARCH_USER)
+            c.cmd("SELECT INBOX")
+            t0 = time.perf_counter(); reply = c.cmd(command, keep=True); dt = time.perf_counter() - t0
+            c.close()
+            if r == 0:
+                hits = re.search(rb"\* SEARCH([ 0-9]*)\r\n", reply)
+                n = len(hits.group(1).split()) if hits else -1
+                if n != a.search_messages // 100:
+                    raise RuntimeError(f"{name}: SEARCH found {n}, expected {a.search_messages // 100}")
+                continue
+            res[name].append(dt)
+        if r:
+            print(f"  large SEARCH run {r}: " + " / ".join(f"{n} {res[n][-1] * 1000:.1f}" for n in systems) + " ms", flush=True)
+    return res
+
+
 def session_loop(port, n, secs):
     def prep():
         def go():
@@ -386,7 +414,10 @@ def main():
     ap.add_argument("--loop-messages", type=int, default=200, help="messages in each loop client's INBOX")
     ap.add_argument("--clients", default="1,10", help="concurrent clients of the session loop")
     ap.add_argument("--secs", type=float, default=10, help="seconds per session-loop run")
-    ap.add_argument("--only", default="commands,loop", help="commands, loop or both")
+    ap.add_argument("--search-messages", type=int, default=100_000, help="messages in the large-SEARCH INBOX (0: skip)")
+    ap.add_argument("--no-search-dovecot", dest="search_dovecot", action="store_false",
+                    help="the large SEARCH on Postern only (Dovecot's fill and scans take long)")
+    ap.add_argument("--only", default="commands,search,loop", help="any of commands, search, loop")
     ap.add_argument("--no-cheap-hash", dest="cheap_hash", action="store_false",
                     help="skip the loop on Postern users with a SHA-256-crypt (1000 rounds) password hash")
     ap.add_argument("--state", default=None, help="keep Postern's instance and Dovecot's mail here between runs")
@@ -402,7 +433,7 @@ def main():
     else:
         subprocess.run(["swift", "build", "-c", "release"], cwd=ROOT, check=True)
         bindir = sh("swift", "build", "-c", "release", "--show-bin-path", cwd=ROOT).strip()
-    users = [user(BIG_USER)] + [user(n) for n in LOOP_USERS]
+    users = [user(BIG_USER), user(SEARCH_USER)] + [user(n) for n in LOOP_USERS]
     cheap_users = [user(n) for n in CHEAP_USERS] if a.cheap_hash else []
 
     workdir = tempfile.mkdtemp(prefix="imap-bench-")
@@ -424,15 +455,20 @@ def main():
             fill(name, lmtp, count, user(BIG_USER), a.messages, 0)
             for k, n in enumerate(LOOP_USERS):
                 fill(name, lmtp, count, user(n), a.loop_messages, 2_000_000 + 1000 * k)
+            if "search" in only and a.search_messages and (name == "postern" or a.search_dovecot):
+                fill(name, lmtp, count, user(SEARCH_USER), a.search_messages, SEARCH_FIRST_ID)
         for k, u in enumerate(cheap_users):   # the same messages as LOOP_USERS' (Postern only)
             fill("postern", pt.lmtp, pt.count, u, a.loop_messages, 2_000_000 + 1000 * k)
         systems = {"postern": pt.port, "dovecot": DOVECOT_IMAP}
         load_start = load()
-        cmds = loops = None
+        cmds = loops = large = None
         if "commands" in only:
             print("== commands (ms, postern / dovecot)", flush=True)
             warm_up(a, systems)
             cmds = bench_commands(a, systems)
+        if "search" in only and a.search_messages:
+            print(f"== UID SEARCH TEXT in {a.search_messages} messages", flush=True)
+            large = bench_search(a, systems if a.search_dovecot else {"postern": pt.port})
         if "loop" in only:
             print("== session loop", flush=True)
             loop_systems = {"postern": (pt.port, LOOP_USERS)}
@@ -460,6 +496,13 @@ def main():
             p, d = statistics.median(per["postern"]), statistics.median(per["dovecot"])
             print(f"| {label} | {p * 1000:.1f} ms | {d * 1000:.1f} ms | {p / d:.2f}x time |"
                   f" {', '.join(f'{x * 1000:.1f}' for x in per['postern'])} | {', '.join(f'{x * 1000:.1f}' for x in per['dovecot'])} |")
+    if large:
+        p = statistics.median(large["postern"])
+        d = statistics.median(large["dovecot"]) if "dovecot" in large else None
+        print(f"| UID SEARCH TEXT {TERM} (1% match), {a.search_messages} messages | {p * 1000:.1f} ms | "
+              + (f"{d * 1000:.1f} ms | {p / d:.3f}x time |" if d else "not run (--no-search-dovecot) | - |")
+              + f" {', '.join(f'{x * 1000:.1f}' for x in large['postern'])} | "
+              + (", ".join(f"{x * 1000:.1f}" for x in large["dovecot"]) if d else "-") + " |")
     if loops:
         for conc, per in loops.items():
             d = statistics.median(per["dovecot"])

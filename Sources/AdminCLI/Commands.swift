@@ -50,7 +50,7 @@ func run(_ body: () throws -> Void) {
 public struct Postern: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "postern", abstract: "Administer a running Postern mail server.",
-        subcommands: [DomainCmd.self, UserCmd.self, AliasCmd.self, MailboxCmd.self, Export.self, QueueCmd.self,
+        subcommands: [DomainCmd.self, UserCmd.self, AliasCmd.self, MailboxCmd.self, Export.self, ReindexCmd.self, QueueCmd.self,
                       Status.self, ConfigCmd.self, Reload.self, CertCmd.self, DKIMCmd.self, SpamCmd.self])
     public init() {}
 }

@@ -7,6 +7,7 @@ public struct StoreConfig: Sendable, Equatable {
     public var maxFrame = 1 << 20                 // RPC frame cap, bytes
     public var inlineMax = 64 * 1024              // bodies up to this size live in the database row
     public var answerTimeout = 10.0               // seconds smtpd/lmtpd wait per request; then 451 4.3.0
+    public var searchIndex = true                 // SEARCH's full-text index: filled at delivery, used by SEARCH
 
     public init() {}
 }
@@ -18,5 +19,6 @@ extension StoreConfig: ConfigSection {
         maxFrame = try s.int("max_frame", 65_536...(64 << 20)) ?? maxFrame
         inlineMax = try s.int("inline_max", 0...(16 << 20)) ?? inlineMax
         answerTimeout = try s.seconds("answer_timeout") ?? answerTimeout
+        searchIndex = try s.bool("search_index") ?? searchIndex
     }
 }

@@ -98,6 +98,7 @@ public enum IPCFuzz {
         QueueEntryList([QueueEntryInfo(id: 3, message: 7, sender: "", recipient: "c@d", created: 5, nextAttempt: 6, attempts: 1, lastReply: "421",
                                        held: true, bounceRequested: false, leaseUntil: 9, size: 100, origin: .bounce)], complete: false),
         QueueAdminRequest(.hold, message: 7), QueueAdminRequest(.flush, message: nil), QueueAdminReply(rows: 2),
+        Reindex(user: "u@d"), ReindexProgress(done: 256, total: 1000),
     ]
 
     static let sampleSummary = MailboxSummary(id: 12, name: "INBOX", specialUse: "", uidValidity: 77, uidNext: 10,

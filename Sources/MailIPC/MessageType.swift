@@ -33,6 +33,7 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
     case userAdd = 60, userRemove = 61, userPasswd = 62, userList = 63, userSpamJunk = 64, userQuota = 65
     case aliasAdd = 70, aliasRemove = 71, aliasList = 72, aliasPairs = 74
     case export = 80, exportMessage = 81, exportChunk = 82, exportEnd = 83
+    case reindex = 86, reindexProgress = 87
     // events: Messages+Events.swift
     case mailboxWatch = 91, watching = 92, mailboxUnwatch = 93, mailboxChanged = 94, mailboxChanges = 95, changes = 96
     case mailboxWatchByID = 97
@@ -108,6 +109,8 @@ public enum MessageType: UInt16, Sendable, CaseIterable {
         case .exportMessage: return ExportMessage.self
         case .exportChunk: return ExportChunk.self
         case .exportEnd: return ExportEnd.self
+        case .reindex: return Reindex.self
+        case .reindexProgress: return ReindexProgress.self
         case .mailboxWatch: return MailboxWatch.self
         case .watching: return Watching.self
         case .mailboxUnwatch: return MailboxUnwatch.self

@@ -17,6 +17,7 @@
 //   AliasAdd / AliasRemove(source, target)  → OK                            admin
 //   AliasList(domain)                       → AliasPairs                    admin
 //   Export(user, mailbox)                   ⇒ stream of ExportItem (ExportMessage, ExportChunk*)*, then ExportEnd(count)   admin
+//   Reindex(user | "" for all)              ⇒ stream of ReindexProgress(done, total), then ReindexProgress   admin
 import NIOCore
 import MailModel
 
@@ -296,4 +297,25 @@ public struct ExportEnd: RPCMessage {
     public init(count: UInt32) { self.count = count }
     public init(reading r: inout WireReader) throws { count = try r.u32() }
     public func write(to w: inout WireWriter) { w.u32(count) }
+}
+
+/// Rebuilds SEARCH's full-text index (issue 11 point 1) of the bodies in `user`'s mailboxes, or
+/// of every stored body when `user` is "". Progress streams as the work goes, batch by batch.
+public struct Reindex: RPCStreamRequest {
+    public typealias Reply = ReindexProgress
+    public typealias Item = ReindexProgress
+    public static let type = MessageType.reindex
+    public static let roles: Set<Role> = .adminOnly
+    public var user: String
+    public init(user: String) { self.user = user }
+    public init(reading r: inout WireReader) throws { user = try r.string() }
+    public func write(to w: inout WireWriter) { w.string(user) }
+}
+/// Bodies reindexed so far of `total`: each stream item, and the final reply (done == total).
+public struct ReindexProgress: RPCMessage, RPCStreamItem, Equatable {
+    public static let type = MessageType.reindexProgress
+    public var done: UInt64, total: UInt64
+    public init(done: UInt64, total: UInt64) { self.done = done; self.total = total }
+    public init(reading r: inout WireReader) throws { done = try r.u64(); total = try r.u64() }
+    public func write(to w: inout WireWriter) { w.u64(done); w.u64(total) }
 }

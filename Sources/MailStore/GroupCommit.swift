@@ -36,6 +36,9 @@ struct PendingDelivery: @unchecked Sendable {
     /// Set for an outbound agent's report (SQLiteMailStore+Queue.swift): its results are applied
     /// in the same transaction as the notice this delivery stores.
     var report: QueueReportTarget? = nil
+    /// The texts the search index gets for this body, computed before the writer (SearchIndex.swift);
+    /// nil: computed by the commit if it stores the body anew (or `search_index` is off).
+    var searchText: SearchIndexText? = nil
 
     /// Whether the commit stores this body (a local copy, a queue entry or an append).
     var storesBody: Bool {

@@ -8,14 +8,25 @@ import MIME
 extension SQLiteMailStore {
     /// The content hash and the encoded MessageInfo of a body in memory (delivery and APPEND).
     static func digest(_ body: [UInt8]) -> (hash: [UInt8], info: [UInt8]) {
-        body.withUnsafeBytes { buf in (SHA256Digest.hash(buf), MessageParser.parse(buf).encoded()) }
+        let d = parsedDigest(body)
+        return (d.hash, d.info)
+    }
+
+    /// `digest` with the parsed info kept (for the search index's texts).
+    static func parsedDigest(_ body: [UInt8]) -> (hash: [UInt8], info: [UInt8], parsed: MessageInfo) {
+        body.withUnsafeBytes { buf in
+            let parsed = MessageParser.parse(buf)
+            return (SHA256Digest.hash(buf), parsed.encoded(), parsed)
+        }
     }
 
     public func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?, options: DeliveryOptions,
                         completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
-        let (hash, info) = Self.digest(body)
-        submit(PendingDelivery(sender: sender, resolutions: [], body: body, staged: nil, size: body.count, hash: hash, info: info,
-                               date: now, completion: completion), recipients: recipients, submitter: submitter, options: options)
+        let (hash, info, parsed) = Self.parsedDigest(body)
+        var d = PendingDelivery(sender: sender, resolutions: [], body: body, staged: nil, size: body.count, hash: hash, info: info,
+                                date: now, completion: completion)
+        d.searchText = searchText(body, parsed)   // search index (SearchIndex.swift)
+        submit(d, recipients: recipients, submitter: submitter, options: options)
     }
 
     /// Up to `inline_max` a staged body stays in memory (it goes into its row); past it, a file.
@@ -33,13 +44,15 @@ extension SQLiteMailStore {
         do {
             let hash = try s.finish()
             let size = s.size
-            let (info, inline) = try s.withMappedBytes { buf in
-                (MessageParser.parse(buf).encoded(), size <= inlineMax ? [UInt8](buf) : nil)
+            let (info, inline, text) = try s.withMappedBytes { buf in
+                let parsed = MessageParser.parse(buf)
+                return (parsed.encoded(), size <= inlineMax ? [UInt8](buf) : nil, searchText([UInt8](buf), parsed))
             }
             if inline != nil { s.discard() }
-            submit(PendingDelivery(sender: sender, resolutions: [], body: inline, staged: inline == nil ? s : nil, size: size, hash: hash,
-                                   info: info, date: now, completion: completion), recipients: recipients, submitter: submitter,
-                   options: options)
+            var d = PendingDelivery(sender: sender, resolutions: [], body: inline, staged: inline == nil ? s : nil, size: size, hash: hash,
+                                    info: info, date: now, completion: completion)
+            d.searchText = text   // search index (SearchIndex.swift)
+            submit(d, recipients: recipients, submitter: submitter, options: options)
         } catch {
             s.discard()
             completion(.failure(error))
@@ -97,7 +110,11 @@ extension SQLiteMailStore {
         try db.execute(sql: "INSERT OR IGNORE INTO messages (hash, size, info, created, body) VALUES (?, ?, ?, ?, ?)",
                        arguments: [Data(d.hash), d.size, Data(d.info), d.date,
                                    d.size <= inlineMax ? d.body.map { Data($0) } : nil])
-        return try Int64.fetchOne(db, sql: "SELECT id FROM messages WHERE hash = ?", arguments: [Data(d.hash)])!
+        let stored = db.changesCount > 0
+        let id = try Int64.fetchOne(db, sql: "SELECT id FROM messages WHERE hash = ?", arguments: [Data(d.hash)])!
+        // Search index (SearchIndex.swift): a new body is indexed in this same transaction.
+        if stored { try indexBody(db, id, d.searchText) { [blobs] in try d.body ?? blobs.read(d.hash) } }
+        return id
     }
 
     /// Runs inside the group-commit transaction. An APPEND (`d.append`) runs in its own

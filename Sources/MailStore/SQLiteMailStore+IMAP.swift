@@ -581,15 +581,17 @@ extension SQLiteMailStore {
     /// and the WAL commit. The mailbox is checked to be the user's inside the transaction.
     public func append(user: Int64, mailbox: Int64, flags: SystemFlags, keywords: [String], internalDate: Int64?, body: [UInt8],
                        completion: @escaping @Sendable (Result<(AppendResult, [MailboxChange]), Error>) -> Void) {
-        let (hash, info) = Self.digest(body)
+        let (hash, info, parsed) = Self.parsedDigest(body)
         let target = AppendTarget(user: user, mailbox: mailbox, flags: flags.intersection(.all), keywords: keywords, internalDate: internalDate)
-        committer.submit(PendingDelivery(sender: "", resolutions: [], body: body, staged: nil, size: body.count, hash: hash, info: info, date: now,
-                                         completion: { r in
-                                             switch r {
-                                             case .failure(let e): completion(.failure(e))
-                                             case .success: completion(target.result ?? .failure(StoreError(.temporary, "append not committed")))
-                                             }
-                                         }, append: target))
+        var d = PendingDelivery(sender: "", resolutions: [], body: body, staged: nil, size: body.count, hash: hash, info: info, date: now,
+                                completion: { r in
+                                    switch r {
+                                    case .failure(let e): completion(.failure(e))
+                                    case .success: completion(target.result ?? .failure(StoreError(.temporary, "append not committed")))
+                                    }
+                                }, append: target)
+        d.searchText = searchText(body, parsed)   // search index (SearchIndex.swift)
+        committer.submit(d)
     }
 
     /// The APPEND half of the group commit's transaction (in its own savepoint).
@@ -608,15 +610,25 @@ extension SQLiteMailStore {
 
     // MARK: SEARCH (DESIGN §9)
 
-    /// Candidates come from SQL with the cheap keys of the query as a prefilter; each is then
-    /// decided by `SearchEvaluator`, which reads the body (lazily) only for keys that need it.
+    /// Candidates come from SQL with the cheap keys of the query as a prefilter and, where the
+    /// search index narrows the content keys, only among the bodies it names or has not indexed
+    /// (SearchIndex.swift); each is then decided by `SearchEvaluator`, which reads the body
+    /// (lazily) only for keys that need it.
     public func search(user: Int64, mailbox: Int64, query: SearchQuery) throws -> [UInt32] {
-        let needsBody = SearchEvaluator.needsContent(query)
+        try search(user: user, mailbox: mailbox, query: query, useIndex: searchIndex)
+    }
+
+    /// `useIndex` false: the full scan, whatever `search_index` says (the reference answer).
+    public func search(user: Int64, mailbox: Int64, query: SearchQuery, useIndex: Bool) throws -> [UInt32] {
+        let prepared = PreparedSearch(query)
+        let needsBody = prepared.needsContent
+        let plan = useIndex ? SearchIndexPlan(prepared) : nil
         return try pool.read { db in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let names = try Self.keywordNames(db, mailbox)
             var clauses: [String] = [], args: [DatabaseValueConvertible] = []
             Self.prefilter(query, keywords: names, &clauses, &args)
+            if let plan { clauses.append(Self.indexCondition(plan, &args)) }   // search index
             let sql = """
                 SELECT mm.uid, mm.modseq, mm.flags, mm.keyword_bits, mm.internal_date, m.size, m.info, m.id, m.hash, m.body IS NULL
                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
@@ -639,7 +651,7 @@ extension SQLiteMailStore {
                             return try Data.fetchOne(db, sql: "SELECT body FROM messages WHERE id = ?", arguments: [messageID]).map { [UInt8]($0) } ?? []
                         })
                     do {
-                        if try SearchEvaluator.matches(query, message) { found.append(e.uid) }
+                        if try prepared.matches(message) { found.append(e.uid) }
                     } catch where isFile && !blobs.exists(hash) {
                         continue   // expunged meanwhile: its file went after our snapshot was taken
                     }

@@ -29,10 +29,14 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     /// Bodies up to this size are stored in their `messages` row (durable with the WAL fsync);
     /// larger ones are blob files. 0: every body is a file.
     public let inlineMax: Int
+    /// Whether new bodies are indexed for SEARCH and SEARCH uses the index (`[store] search_index`).
+    public let searchIndex: Bool
 
     public init(dataDir: String, fsync: Bool = true, groupCommitMax: Int = 512, inlineMax: Int = 64 * 1024,
-                authCacheTTL: TimeInterval = CredentialsCache.defaultTTL, clock: @escaping @Sendable () -> Date = { Date() }) throws {
+                authCacheTTL: TimeInterval = CredentialsCache.defaultTTL, searchIndex: Bool = true,
+                clock: @escaping @Sendable () -> Date = { Date() }) throws {
         self.inlineMax = inlineMax
+        self.searchIndex = searchIndex
         credentials = CredentialsCache(ttl: authCacheTTL)
         self.clock = clock
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -160,6 +160,28 @@ enum Schema {
         m.registerMigration("v7-user-spam") { db in
             try db.execute(sql: "ALTER TABLE users ADD COLUMN spam_to_junk INTEGER NOT NULL DEFAULT 1")
         }
+        // SEARCH's full-text index (issue 11 point 1; SearchIndex.swift). One row per body, rowid =
+        // messages.id, the texts folded as SearchEvaluator folds needles; trigram (substring
+        // matching, RFC 9051 §6.4.4) case-sensitive because the text is folded already. A regular
+        // table, not contentless: SQLite 3.40 has no contentless_delete, and GLOB over detail=none
+        // (half the size of detail=full) rechecks each trigram candidate against the stored text.
+        // Bodies not indexed are listed in search_pending (every body at this migration: `postern
+        // reindex`); triggers keep both in step with `messages` in the same transaction.
+        m.registerMigration("v8-fts") { db in
+            try db.execute(sql: """
+                CREATE VIRTUAL TABLE search_index USING fts5(top, hdr, body, tokenize = 'trigram case_sensitive 1',
+                                                             detail = none, columnsize = 0);
+                CREATE TABLE search_pending (message_id INTEGER PRIMARY KEY);
+                INSERT INTO search_pending (message_id) SELECT id FROM messages;
+                CREATE TRIGGER messages_search_pending AFTER INSERT ON messages BEGIN
+                    INSERT OR IGNORE INTO search_pending (message_id) VALUES (new.id);
+                END;
+                CREATE TRIGGER messages_search_drop AFTER DELETE ON messages BEGIN
+                    DELETE FROM search_index WHERE rowid = old.id;
+                    DELETE FROM search_pending WHERE message_id = old.id;
+                END;
+                """)
+        }
         // Quota (RFC 9208, issue 11): per-user limits (NULL: none; the v1 `quota` column, never
         // set by any command, becomes the storage limit where it is not 0) and usage counters.
         // Triggers keep the counters in the same transaction as every mailbox_messages row that

@@ -1,4 +1,4 @@
-// Accounts family handlers: authentication sessions, mailbox listing, and the streamed export.
+// Accounts family handlers: authentication sessions, mailbox listing, the streamed export and reindex.
 // (The one-line admin requests are answered in the dispatch table.)
 import NIOCore
 import Logging
@@ -78,6 +78,36 @@ extension StoreConnectionHandler {
             }
             return items
         }, finish: { ExportEnd(count: sent) }, onError: { [self] in errorReply($0) }, onDone: { [self] in streams[id] = nil })
+        streams[id] = sender
+        sender.start()
+    }
+
+    /// Reindex as a stream: one `reindexBatch` of bodies per item produced, each item the
+    /// progress so far, so the CLI shows it as the work goes and a slow reader pauses the work.
+    func reindex(_ id: UInt32, _ m: Reindex) {
+        guard streams[id] == nil else { return reply(id, ErrorReply(.badSequence, "a stream with this request id is in progress")) }
+        guard streams.count < Self.maxConcurrentStreams else { return reply(id, ErrorReply(.temporary, "too many streams in progress")) }
+        let store = self.store
+        guard let indexer = store as? any SearchIndexStore else { return reply(id, ErrorReply(.invalid, "this store has no search index")) }
+        var ids: [Int64]? = nil, done = 0
+        let sender = RPCStreamSender(id: id, channel: context.channel, pool: pool, window: RPCLimits.defaultWindow, produce: { max in
+            if ids == nil {
+                var user: Int64? = nil
+                if !m.user.isEmpty {
+                    guard let u = try store.user(named: m.user) else { throw StoreError(.notFound, "no such user: \(m.user)") }
+                    user = u.id
+                }
+                let all = try indexer.reindexTargets(user: user)
+                ids = all
+                return [ReindexProgress(done: 0, total: UInt64(all.count))]   // the total, before any work
+            }
+            guard let all = ids, done < all.count else { return nil }
+            let end = min(done + SearchIndexLimits.reindexBatch, all.count)
+            try indexer.reindex(all[done..<end])
+            done = end
+            return [ReindexProgress(done: UInt64(done), total: UInt64(all.count))]
+        }, finish: { ReindexProgress(done: UInt64(done), total: UInt64(ids?.count ?? 0)) },
+           onError: { [self] in errorReply($0) }, onDone: { [self] in streams[id] = nil })
         streams[id] = sender
         sender.start()
     }

@@ -168,6 +168,7 @@ final class StoreConnectionHandler: ChannelInboundHandler {
         case let m as AliasRemove: offload(id) { [store] in try store.removeAlias(m.source, target: m.target); return OK() }
         case let m as AliasList: offload(id) { [store] in AliasPairs(try store.aliases(domain: m.name).map { AliasEntry(source: $0.source, target: $0.target) }) }
         case let m as Export: export(id, m)
+        case let m as Reindex: reindex(id, m)
         // events
         case let m as MailboxWatch: gated(id) { [self] in try watch(m) }
         case let m as MailboxUnwatch: gated(id) { [self] in try unwatch(m) }

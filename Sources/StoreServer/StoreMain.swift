@@ -31,12 +31,15 @@ public enum StoreMain {
         let store: SQLiteMailStore
         do {
             store = try SQLiteMailStore(dataDir: config.dataDir, fsync: config.store.fsync, groupCommitMax: config.store.groupCommitMax,
-                                        inlineMax: config.store.inlineMax, authCacheTTL: config.auth.cacheTTL)
+                                        inlineMax: config.store.inlineMax, authCacheTTL: config.auth.cacheTTL,
+                                        searchIndex: config.store.searchIndex)
             // SRS (postsrsd's job): the key is made by the store user on first start (0600).
             let srsKey = try SRSKey.loadOrCreate(path: config.dataDir + "/" + SRSKey.fileName)
             if srsKey.created { logger.notice("made a new SRS key", metadata: ["file": "\(config.dataDir)/\(SRSKey.fileName)"]) }
             store.configureSRS(.store(key: srsKey.key, domain: config.srsDomain))
             let swept = try store.sweep()
+            let unindexed = try store.searchIndexCounts().pending
+            if unindexed > 0 { logger.notice("messages not in the search index (SEARCH scans them): postern reindex --all", metadata: ["messages": "\(unindexed)"]) }
             logger.info("store ready", metadata: ["data": "\(config.dataDir)", "swept_messages": "\(swept.rows)", "swept_blobs": "\(swept.blobs)", "fsync": "\(config.store.fsync)", "srs_domain": "\(config.srsDomain)"])
         } catch {
             logger.critical("cannot open store: \(error)"); exit(ExitStatus.ioErr)
