@@ -621,8 +621,9 @@ extension SQLiteMailStore {
     /// `useIndex` false: the full scan, whatever `search_index` says (the reference answer).
     public func search(user: Int64, mailbox: Int64, query: SearchQuery, useIndex: Bool) throws -> [UInt32] {
         let prepared = PreparedSearch(query)
-        let needsBody = prepared.needsContent
         let plan = useIndex ? SearchIndexPlan(prepared) : nil
+        // What an indexed candidate still has to pass (see SearchIndexPlan.withoutExactKeys).
+        let indexedCheck = plan.map { _ in PreparedSearch(root: SearchIndexPlan.withoutExactKeys(prepared.root)) }
         return try pool.read { db in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let names = try Self.keywordNames(db, mailbox)
@@ -630,7 +631,8 @@ extension SQLiteMailStore {
             Self.prefilter(query, keywords: names, &clauses, &args)
             if let plan { clauses.append(Self.indexCondition(plan, &args)) }   // search index
             let sql = """
-                SELECT mm.uid, mm.modseq, mm.flags, mm.keyword_bits, mm.internal_date, m.size, m.info, m.id, m.hash, m.body IS NULL
+                SELECT mm.uid, mm.modseq, mm.flags, mm.keyword_bits, mm.internal_date, m.size, m.info, m.id, m.hash,
+                       typeof(m.body) = 'null', \(plan == nil ? "1" : "mm.message_id IN (SELECT message_id FROM search_pending)")
                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
                 WHERE mm.mailbox_id = ? AND mm.uid > ? \(clauses.map { "AND (\($0))" }.joined(separator: " "))
                 ORDER BY mm.uid LIMIT \(Self.searchPage)
@@ -640,10 +642,13 @@ extension SQLiteMailStore {
                 let page = try Row.fetchAll(db, sql: sql, arguments: StatementArguments([mailbox, after] + args))
                 for r in page {
                     let e = Self.entry(r)
-                    let messageID: Int64 = r[7], hash = [UInt8](r[8] as Data), isFile: Bool = r[9]
+                    let messageID: Int64 = r[7], hash = [UInt8](r[8] as Data), isFile: Bool = r[9], pending: Bool = r[10]
+                    let check = pending ? prepared : indexedCheck ?? prepared
+                    let needsBody = check.needsContent
                     let message = SearchableMessage(
                         uid: e.uid, modSeq: e.modSeq, flags: e.flags, keywords: Self.keywordSet(e.keywords, names),
-                        internalDate: r[4], size: UInt64(r[5] as Int64), info: try MessageInfo(encoded: [UInt8](r[6] as Data)),
+                        internalDate: r[4], size: UInt64(r[5] as Int64),
+                        info: needsBody ? try MessageInfo(encoded: [UInt8](r[6] as Data)) : Self.unusedInfo,
                         body: { [blobs] in
                             // The evaluator said it needs no content: reading anyway would be its bug, loudly.
                             guard needsBody else { throw StoreError(.temporary, "SEARCH read a body it said it would not need") }
@@ -651,7 +656,7 @@ extension SQLiteMailStore {
                             return try Data.fetchOne(db, sql: "SELECT body FROM messages WHERE id = ?", arguments: [messageID]).map { [UInt8]($0) } ?? []
                         })
                     do {
-                        if try prepared.matches(message) { found.append(e.uid) }
+                        if try check.matches(message) { found.append(e.uid) }
                     } catch where isFile && !blobs.exists(hash) {
                         continue   // expunged meanwhile: its file went after our snapshot was taken
                     }
@@ -662,6 +667,9 @@ extension SQLiteMailStore {
             return found
         }
     }
+
+    /// The info of a SEARCH candidate whose check needs no content (never looked at).
+    static let unusedInfo = MessageInfo(size: 0, headerSize: 0, lines: 0, envelope: Envelope(), body: BodyPart())
 
     static func keywordSet(_ bits: UInt64, _ names: [String]) -> Set<String> {
         var out = Set<String>()

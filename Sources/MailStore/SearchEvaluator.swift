@@ -38,8 +38,10 @@ public struct PreparedSearch: Sendable {
     /// Whether some key needs the message bytes or its parsed info (see `SearchEvaluator`).
     public let needsContent: Bool
 
-    public init(_ query: SearchQuery) {
-        root = SearchNode(query)
+    public init(_ query: SearchQuery) { self.init(root: SearchNode(query)) }
+
+    init(root: SearchNode) {
+        self.root = root
         needsContent = root.cost > SearchNode.cheap
     }
 

@@ -1,6 +1,7 @@
 // SEARCH's full-text index (issue 11 point 1): one FTS5 row per stored body (rowid = messages.id),
 // holding exactly the folded texts SearchContent builds, so a content key's index answer is what a
-// scan would find; the evaluator still confirms every candidate. Bodies not indexed are candidates.
+// scan would find. The evaluator confirms each candidate, without the TEXT/BODY keys the index
+// answered exactly (`withoutExactKeys`). Bodies not indexed are candidates, confirmed in full.
 import Foundation
 import GRDB
 import MIME
@@ -74,6 +75,30 @@ indirect enum SearchIndexPlan: Sendable, Equatable {
             self = .or(x, y)
         default: return nil
         }
+    }
+
+    /// `root` without the TEXT and BODY keys the index answers exactly, for a body that is
+    /// indexed (not pending) and was selected by this plan's condition: such a key on the
+    /// conjunction path from the root holds for every candidate, so it becomes `.all` and the
+    /// candidate is not read or decoded. Exact because the index columns are the very texts
+    /// the evaluator searches (SearchIndexText), folded alike, and GLOB '*needle*' is a
+    /// substring test on the stored text (FTS5 rechecks trigram candidates against it). Not
+    /// below OR or NOT (the condition does not say which side held), nor HEADER/SUBJECT/FROM…
+    /// (the `top` column holds every field's value), nor a needle with U+FFFD, which the
+    /// column has where the message had a NUL or invalid UTF-8.
+    static func withoutExactKeys(_ root: SearchNode) -> SearchNode {
+        switch root {
+        case .text(let n) where isExact(n): return .all
+        case .body(let n) where isExact(n): return .all
+        case .and(let children): return .and(children.map(withoutExactKeys))
+        default: return root
+        }
+    }
+
+    private static let replacementCharacter: [UInt8] = [0xEF, 0xBF, 0xBD]
+
+    private static func isExact(_ needle: [UInt8]) -> Bool {
+        pattern(needle) != nil && !SearchFold.contains(needle, replacementCharacter)
     }
 
     /// The GLOB pattern "*needle*" for a folded needle (its `*`, `?` and `[` as one-character

@@ -310,6 +310,28 @@ final class SearchIndexTests: XCTestCase {
 
 /// `postern reindex` over the RPC (types 86/87): the admin role only, progress from 0 to the
 /// total, batch by batch, then the final count; an unknown user is `.notFound`.
+/// Which keys an indexed candidate no longer checks: TEXT/BODY of ≥ 3 characters on the
+/// conjunction path from the root; never below OR or NOT, never HEADER, short needles or a
+/// needle with U+FFFD (the column's stand-in for NUL and invalid UTF-8).
+final class SearchIndexExactKeyTests: XCTestCase {
+    func stillReadsContent(_ q: SearchQuery) -> Bool {
+        PreparedSearch(root: SearchIndexPlan.withoutExactKeys(PreparedSearch(q).root)).needsContent
+    }
+
+    func testExactKeysAreDroppedOnlyWhereTheConditionDecides() {
+        XCTAssertFalse(stillReadsContent(.text("zebracorn")))
+        XCTAssertFalse(stillReadsContent(.body("Zèbre")))
+        XCTAssertFalse(stillReadsContent(.and([.text("abc"), .flags(.seen, set: true), .body("def")])))
+        XCTAssertTrue(stillReadsContent(.or(.text("abc"), .text("def"))))
+        XCTAssertTrue(stillReadsContent(.not(.text("abc"))))
+        XCTAssertTrue(stillReadsContent(.and([.text("abc"), .or(.body("def"), .flags(.seen, set: true))])))
+        XCTAssertTrue(stillReadsContent(.text("ab")))
+        XCTAssertTrue(stillReadsContent(.text("a\u{FFFD}bc")))
+        XCTAssertTrue(stillReadsContent(.header("subject", "abc")))
+        XCTAssertTrue(stillReadsContent(.and([.text("abc"), .header("from", "def")])))
+    }
+}
+
 final class ReindexRPCTests: XCTestCase {
     func testReindexStreamsProgress() throws {
         let instance = try InProcessStore()
