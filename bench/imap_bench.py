@@ -417,7 +417,8 @@ def main():
     ap.add_argument("--search-messages", type=int, default=100_000, help="messages in the large-SEARCH INBOX (0: skip)")
     ap.add_argument("--no-search-dovecot", dest="search_dovecot", action="store_false",
                     help="the large SEARCH on Postern only (Dovecot's fill and scans take long)")
-    ap.add_argument("--only", default="commands,search,loop", help="any of commands, search, loop")
+    ap.add_argument("--only", default="commands,search,loop",
+                    help="any of commands, search, loop, idle (10,000 idle IMAPS connections: imap_idle_bench.py)")
     ap.add_argument("--no-cheap-hash", dest="cheap_hash", action="store_false",
                     help="skip the loop on Postern users with a SHA-256-crypt (1000 rounds) password hash")
     ap.add_argument("--state", default=None, help="keep Postern's instance and Dovecot's mail here between runs")
@@ -515,6 +516,10 @@ def main():
     print("\nratio: time rows Postern/Dovecot seconds (below 1: Postern faster); loop rows Postern/Dovecot "
           "sessions/s (above 1: Postern faster). Dovecot's users have {PLAIN} passwords (the anchor's passdb).")
     shutil.rmtree(workdir, ignore_errors=True)
+    if "idle" in only:       # 10,000 idle IMAPS connections and the EXISTS fan-out (imap_idle_bench.py)
+        import imap_idle_bench
+        print("\n== idle IMAPS connections (imap_idle_bench.py)", flush=True)
+        imap_idle_bench.report(*imap_idle_bench.run(bindir))
 
 
 if __name__ == "__main__":
