@@ -113,7 +113,7 @@ extension SQLiteMailStore {
         let stored = db.changesCount > 0
         let id = try Int64.fetchOne(db, sql: "SELECT id FROM messages WHERE hash = ?", arguments: [Data(d.hash)])!
         // Search index (SearchIndex.swift): a new body is indexed in this same transaction.
-        if stored { try indexBody(db, id, d.searchText) { [blobs] in try d.body ?? blobs.read(d.hash) } }
+        if stored { try indexBody(db, id, d.searchText) }
         return id
     }
 

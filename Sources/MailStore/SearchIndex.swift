@@ -134,6 +134,10 @@ indirect enum SearchIndexPlan: Sendable, Equatable {
 public enum SearchIndexLimits {
     /// Bodies indexed per write transaction by a reindex.
     public static let reindexBatch = 256
+    /// A larger message is not indexed (its text is not even extracted): it stays pending.
+    public static let maxIndexedMessage = 8 * 1024 * 1024
+    /// Bytes of index text (all three columns) past which a body stays pending instead.
+    public static let maxIndexedText = 1024 * 1024
 }
 
 /// A store that keeps SEARCH's full-text index: what `postern reindex` drives, batch by batch.
@@ -154,17 +158,21 @@ extension SQLiteMailStore {
         "(\(plan.sql(&args)) OR mm.message_id IN (SELECT message_id FROM search_pending))"
     }
 
-    /// The texts to index of a body in memory, or nil when `search_index` is off.
+    /// The texts to index of a body in memory; nil when `search_index` is off or the body is
+    /// too large to index (`SearchIndexLimits`): it then stays pending — a candidate of every
+    /// SEARCH, checked by the scan — so answers stay exact and no delivery's transaction holds
+    /// the writer for megabytes of trigrams.
     func searchText(_ bytes: @autoclosure () -> [UInt8], _ info: MessageInfo) -> SearchIndexText? {
-        searchIndex ? SearchIndexText(bytes(), info: info) : nil
+        guard searchIndex, info.size <= SearchIndexLimits.maxIndexedMessage else { return nil }
+        let t = SearchIndexText(bytes(), info: info)
+        return t.top.utf8.count + t.headers.utf8.count + t.body.utf8.count <= SearchIndexLimits.maxIndexedText ? t : nil
     }
 
-    /// Indexes body `id` (just inserted: its trigger left it pending) in the caller's transaction,
-    /// from `text` or else from its bytes. With `search_index = false` it stays pending.
-    func indexBody(_ db: Database, _ id: Int64, _ text: SearchIndexText?, bytes: () throws -> [UInt8]) throws {
-        guard searchIndex else { return }
-        let t = try text ?? SearchIndexText(bytes())
-        try Self.writeIndexRow(db, id, t)
+    /// Indexes body `id` (just inserted: its trigger left it pending) in the caller's
+    /// transaction from `text`; without one (index off, body too large) it stays pending.
+    func indexBody(_ db: Database, _ id: Int64, _ text: SearchIndexText?) throws {
+        guard searchIndex, let text else { return }
+        try Self.writeIndexRow(db, id, text)
     }
 
     /// Replaces body `id`'s row and takes it off the pending list.
@@ -205,8 +213,8 @@ extension SQLiteMailStore {
     public func reindex(_ bodies: ArraySlice<Int64>) throws {
         var texts: [(Int64, SearchIndexText)] = []
         for id in bodies {
-            guard let bytes = try storedBody(id) else { continue }
-            texts.append((id, SearchIndexText(bytes)))
+            guard let bytes = try storedBody(id), let text = searchText(bytes, MessageParser.parse(bytes)) else { continue }
+            texts.append((id, text))
         }
         try pool.write { db in
             for (id, t) in texts where try Bool.fetchOne(db, sql: "SELECT 1 FROM messages WHERE id = ?", arguments: [id]) ?? false {

@@ -225,6 +225,21 @@ final class SearchIndexTests: XCTestCase {
         }
     }
 
+    /// A body whose text is over `maxIndexedText` is not indexed (no delivery holds the writer
+    /// for megabytes of trigrams): it stays pending, and SEARCH still finds it by the scan.
+    func testTooLargeATextStaysPendingAndIsStillFound() throws {
+        let big = "Subject: big\r\nMessage-ID: <big@x.org>\r\n\r\n"
+            + String(repeating: "plain filler text line\r\n", count: SearchIndexLimits.maxIndexedText / 24 + 10) + "zebracorn\r\n"
+        _ = try deliverSync(store, "s@x.org", ["alice@example.org"], big)
+        _ = try deliverSync(store, "s@x.org", ["alice@example.org"], "Subject: small\r\n\r\nzebracorn too\r\n")
+        XCTAssertEqual(try store.searchIndexCounts().pending, 1)
+        XCTAssertEqual(try store.searchIndexCounts().indexed, 1)
+        let inbox = try mailbox(alice, "INBOX")
+        XCTAssertEqual(try store.search(user: alice.id, mailbox: inbox, query: .text("zebracorn")), [1, 2])
+        XCTAssertEqual(try store.reindex(user: alice.id), 2)
+        XCTAssertEqual(try store.searchIndexCounts().pending, 1, "reindex leaves it pending too")
+    }
+
     func testAfterExpungeMoveAndRedelivery() throws {
         try fill()
         let inbox = try mailbox(alice, "INBOX"), archive = try mailbox(alice, "Archive")

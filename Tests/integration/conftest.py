@@ -8,6 +8,7 @@
 # `postern-store`. Set POSTERN_KEEP=1 to keep the temporary directories for inspection.
 import contextlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -54,7 +55,34 @@ def wait_for(predicate, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+_HANDED_OUT = set()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A port free on 127.0.0.1 for a listener a daemon binds later. Picked below the kernel's
+    ephemeral range (and above the anchors' 20xxx): a port the kernel hands out by itself can be
+    taken meanwhile by any outgoing connection's local end, and the daemon's bind then fails with
+    EADDRINUSE (seen in a clean-clone run). Never the same port twice in one test run."""
+    low, high = 21000, min(_ephemeral_low(), 65536) - 1
+    for _ in range(500):
+        port = random.randint(low, high)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -94,7 +94,9 @@ def queries():
     for w in WORDS + ["zebracorn-3", "grüsse", "strasse", "ÄRGER", "Straßenbahn", "köln", "ΚΑΛΗΜΈΡΑ", "<b>hello",
                       "zebracorn zebracorn", "quartalsbericht-", ".pdf", "scan4", "tag-", "jürgen", "inner", "x.",
                       "nbahn", "z", "ab", "ü", "東京", "fi"]:
-        for key in (["TEXT"], ["BODY"], ["SUBJECT"], ["FROM"], ["HEADER", "X-Tag"]):
+        # SUBJECT and FROM take HEADER's path in the store (and the unit tests, SearchIndexTests,
+        # cover them on a larger corpus): three keys keep this end-to-end run short.
+        for key in (["TEXT"], ["BODY"], ["HEADER", "X-Tag"]):
             q.append((key, w))
     q += [
         (["OR", "SUBJECT", "report", "TEXT"], "zebracorn"),
@@ -189,7 +191,7 @@ def test_indexed_search_equals_the_scan(imap_postern):
     p = imap_postern
     fill(p)
     indexed = answers(p)
-    assert sum(1 for v in indexed.values() if v) > 150, "the corpus should answer many queries"
+    assert sum(1 for v in indexed.values() if v) > 90, "the corpus should answer many queries"
     restart(p, search_index=False)
     scanned = answers(p)
     diff = {k: (indexed[k], scanned[k]) for k in indexed if indexed[k] != scanned[k]}
