@@ -632,7 +632,7 @@ extension SQLiteMailStore {
             if let plan { clauses.append(Self.indexCondition(plan, &args)) }   // search index
             let sql = """
                 SELECT mm.uid, mm.modseq, mm.flags, mm.keyword_bits, mm.internal_date, m.size, m.info, m.id, m.hash,
-                       typeof(m.body) = 'null', \(plan == nil ? "1" : "mm.message_id IN (SELECT message_id FROM search_pending)")
+                       \(Self.bodyInFile), \(plan == nil ? "1" : "mm.message_id IN (SELECT message_id FROM search_pending)")
                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
                 WHERE mm.mailbox_id = ? AND mm.uid > ? \(clauses.map { "AND (\($0))" }.joined(separator: " "))
                 ORDER BY mm.uid LIMIT \(Self.searchPage)

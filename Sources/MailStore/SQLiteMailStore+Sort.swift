@@ -37,7 +37,7 @@ extension SQLiteMailStore {
         let rows: [Found] = try pool.read { db in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let cursor = try Row.fetchCursor(db, sql: """
-                SELECT mm.uid, mm.internal_date, m.size, \(envelope || headers ? "m.info" : "NULL"), \(headers ? "m.hash, typeof(m.body) = 'null', substr(m.body, 1, \(Self.maxThreadHeader))" : "NULL, 0, NULL")
+                SELECT mm.uid, mm.internal_date, m.size, \(envelope || headers ? "m.info" : "NULL"), \(headers ? "m.hash, \(Self.bodyInFile), substr(m.body, 1, \(Self.maxThreadHeader))" : "NULL, 0, NULL")
                 FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
                 WHERE mm.mailbox_id = ? ORDER BY mm.uid
                 """, arguments: [mailbox])
