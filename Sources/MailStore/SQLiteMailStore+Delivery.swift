@@ -23,10 +23,9 @@ extension SQLiteMailStore {
     public func deliver(sender: String, recipients: [String], body: [UInt8], submitter: UserRef?, options: DeliveryOptions,
                         completion: @escaping @Sendable (Result<DeliveryOutcome, Error>) -> Void) {
         let (hash, info, parsed) = Self.parsedDigest(body)
-        var d = PendingDelivery(sender: sender, resolutions: [], body: body, staged: nil, size: body.count, hash: hash, info: info,
+        let d = PendingDelivery(sender: sender, resolutions: [], body: body, staged: nil, size: body.count, hash: hash, info: info,
                                 date: now, completion: completion)
-        d.searchText = searchText(body, parsed)   // search index (SearchIndex.swift)
-        submit(d, recipients: recipients, submitter: submitter, options: options)
+        submit(d, recipients: recipients, submitter: submitter, options: options) { searchText(body, parsed) }
     }
 
     /// Up to `inline_max` a staged body stays in memory (it goes into its row); past it, a file.
@@ -44,15 +43,18 @@ extension SQLiteMailStore {
         do {
             let hash = try s.finish()
             let size = s.size
-            let (info, inline, text) = try s.withMappedBytes { buf in
+            let (info, inline, parsed) = try s.withMappedBytes { buf in
                 let parsed = MessageParser.parse(buf)
-                return (parsed.encoded(), size <= inlineMax ? [UInt8](buf) : nil, searchText([UInt8](buf), parsed))
+                return (parsed.encoded(), size <= inlineMax ? [UInt8](buf) : nil, parsed)
             }
             if inline != nil { s.discard() }
-            var d = PendingDelivery(sender: sender, resolutions: [], body: inline, staged: inline == nil ? s : nil, size: size, hash: hash,
+            let d = PendingDelivery(sender: sender, resolutions: [], body: inline, staged: inline == nil ? s : nil, size: size, hash: hash,
                                     info: info, date: now, completion: completion)
-            d.searchText = text   // search index (SearchIndex.swift)
-            submit(d, recipients: recipients, submitter: submitter, options: options)
+            submit(d, recipients: recipients, submitter: submitter, options: options) {
+                // A large body is still its staged file here (the group commit adopts it later).
+                if let inline { return searchText(inline, parsed) }
+                return (try? s.withMappedBytes { searchText([UInt8]($0), parsed) }) ?? nil
+            }
         } catch {
             s.discard()
             completion(.failure(error))
@@ -61,8 +63,11 @@ extension SQLiteMailStore {
 
     /// Checks the sender, resolves the recipients before the writer runs (the writer re-checks
     /// nothing but mailbox ids), decides how remote recipients are queued (origin, the sender
-    /// of their rows), and hands the delivery to the group commit.
-    private func submit(_ pending: PendingDelivery, recipients: [String], submitter: UserRef?, options: DeliveryOptions) {
+    /// of their rows), and hands the delivery to the group commit. The search index's text
+    /// (`text`, SearchIndex.swift) is extracted only for a body some mailbox will hold: a body
+    /// that is only queued leaves with its last recipient, unsearched (it stays pending).
+    private func submit(_ pending: PendingDelivery, recipients: [String], submitter: UserRef?, options: DeliveryOptions,
+                        text: () -> SearchIndexText?) {
         var d = pending
         do {
             if let s = submitter {
@@ -79,6 +84,9 @@ extension SQLiteMailStore {
                     if res == .notLocal, submitter != nil { return .deliver(users: [], remote: [r]) }
                     return res
                 }
+            }
+            if d.resolutions.contains(where: { if case .deliver(let users, _) = $0 { !users.isEmpty } else { false } }) {
+                d.searchText = text()
             }
             committer.submit(d)
         } catch {

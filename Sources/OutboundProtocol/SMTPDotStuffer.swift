@@ -8,29 +8,46 @@ public struct SMTPDotStuffer: Sendable {
 
     public init() {}
 
-    /// `chunk` as it must go on the wire, appended to `out`.
+    /// `chunk` as it must go on the wire, appended to `out`. Contiguous bytes (the store's body
+    /// ranges are) take `stuff(bytes:into:)`, which copies each run between line ends whole.
     public mutating func stuff<C: Collection>(_ chunk: C, into out: inout [UInt8]) where C.Element == UInt8 {
-        out.reserveCapacity(out.count + chunk.count + chunk.count / 64 + 2)
-        for b in chunk {
+        if chunk.withContiguousStorageIfAvailable({ stuff(bytes: $0, into: &out) }) != nil { return }
+        [UInt8](chunk).withUnsafeBufferPointer { stuff(bytes: $0, into: &out) }
+    }
+
+    /// The same transformation over a buffer: a leading dot is doubled, the bytes up to the next
+    /// CR or LF are appended as one run, and each line end is written as CRLF.
+    public mutating func stuff(bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        out.reserveCapacity(out.count + bytes.count + bytes.count / 64 + 2)
+        var i = 0
+        let n = bytes.count
+        while i < n {
             if pendingCR {
                 pendingCR = false
                 out.append(ASCII.cr)
                 out.append(ASCII.lf)
                 atLineStart = true
-                if b == ASCII.lf { continue }
+                if bytes[i] == ASCII.lf {
+                    i += 1
+                    continue
+                }
             }
-            switch b {
-            case ASCII.cr:
+            if atLineStart, bytes[i] == ASCII.dot { out.append(ASCII.dot) }
+            var end = i
+            while end < n, bytes[end] != ASCII.cr, bytes[end] != ASCII.lf { end += 1 }
+            if end > i {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[i..<end]))
+                atLineStart = false
+            }
+            guard end < n else { return }
+            if bytes[end] == ASCII.cr {
                 pendingCR = true
-            case ASCII.lf:
+            } else {
                 out.append(ASCII.cr)
                 out.append(ASCII.lf)
                 atLineStart = true
-            default:
-                if atLineStart, b == ASCII.dot { out.append(ASCII.dot) }
-                out.append(b)
-                atLineStart = false
             }
+            i = end + 1
         }
     }
 

@@ -240,6 +240,29 @@ final class SearchIndexTests: XCTestCase {
         XCTAssertEqual(try store.searchIndexCounts().pending, 1, "reindex leaves it pending too")
     }
 
+    /// A body only queued for remote recipients is not indexed (it leaves with its last
+    /// recipient; its trigrams were most of a submission's writes); one that also reaches a
+    /// mailbox is, staged or in memory.
+    func testAQueuedOnlyBodyIsNotIndexed() throws {
+        for staged in [false, true] {
+            let before = try store.searchIndexCounts()
+            let out = "Subject: out \(staged)\r\n\r\nzebracorn leaves\r\n"
+            let both = "Subject: both \(staged)\r\n\r\nzebracorn stays\r\n"
+            if staged {
+                _ = try deliverStagedSync(store, "alice@example.org", ["x@remote.example"], try stage(store, Array(out.utf8), piece: 7), submitter: alice)
+                _ = try deliverStagedSync(store, "alice@example.org", ["y@remote.example", "bob@example.org"],
+                                          try stage(store, Array(both.utf8), piece: 7), submitter: alice)
+            } else {
+                _ = try deliverSync(store, "alice@example.org", ["x@remote.example"], out, submitter: alice)
+                _ = try deliverSync(store, "alice@example.org", ["y@remote.example", "bob@example.org"], both, submitter: alice)
+            }
+            let after = try store.searchIndexCounts()
+            XCTAssertEqual(after.indexed - before.indexed, 1, "staged \(staged)")
+            XCTAssertEqual(after.pending - before.pending, 1, "staged \(staged)")
+        }
+        XCTAssertEqual(try store.search(user: bob.id, mailbox: try mailbox(bob, "INBOX"), query: .text("zebracorn")), [1, 2])
+    }
+
     func testAfterExpungeMoveAndRedelivery() throws {
         try fill()
         let inbox = try mailbox(alice, "INBOX"), archive = try mailbox(alice, "Archive")

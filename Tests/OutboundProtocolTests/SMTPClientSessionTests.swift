@@ -471,6 +471,45 @@ final class SMTPDotStufferTests: XCTestCase {
         XCTAssertEqual(stuffed(["line\r", "\n.", "x\r\n"]), "line\r\n..x\r\n.\r\n")
     }
 
+    /// The run-copying path against the byte-at-a-time rule it replaced, over random bodies of
+    /// dots and line ends cut at random places, through contiguous and non-contiguous chunks.
+    func testRunPathMatchesTheByteRuleAtAnyCut() {
+        func reference(_ input: [UInt8]) -> [UInt8] {
+            var out: [UInt8] = [], atLineStart = true, pendingCR = false
+            for b in input {
+                if pendingCR {
+                    pendingCR = false
+                    out += [13, 10]
+                    atLineStart = true
+                    if b == 10 { continue }
+                }
+                switch b {
+                case 13: pendingCR = true
+                case 10: out += [13, 10]; atLineStart = true
+                default:
+                    if atLineStart, b == 46 { out.append(46) }
+                    out.append(b)
+                    atLineStart = false
+                }
+            }
+            if pendingCR || !atLineStart { out += [13, 10] }
+            return out + [46, 13, 10]
+        }
+        var rng = SplitMix(seed: 5321)
+        let alphabet: [UInt8] = [46, 46, 13, 10, 97, 98]
+        for round in 0..<2000 {
+            let input = (0..<Int(rng.next() % 64)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            var s = SMTPDotStuffer(), out: [UInt8] = [], at = 0
+            while at < input.count {
+                let end = min(input.count, at + 1 + Int(rng.next() % 8))
+                if round % 2 == 0 { s.stuff(input[at..<end], into: &out) } else { s.stuff(input[at..<end].lazy.map { $0 }, into: &out) }
+                at = end
+            }
+            s.finish(into: &out)
+            XCTAssertEqual(out, reference(input), "\(input)")
+        }
+    }
+
     func testXText() {
         XCTAssertEqual(XText.encode("plain@example.org"), "plain@example.org")
         XCTAssertEqual(XText.encode("a+b=c d\u{1}"), "a+2Bb+3Dc+20d+01")   // RFC 3461 §4
