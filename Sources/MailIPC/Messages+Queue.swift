@@ -6,6 +6,7 @@
 //   request                                  → reply                                 roles
 //   QueueList                                → QueueEntries([QueueEntry])            admin
 //   QueueClaimRequest(lease, limit ≤ 1024)   → QueueJobs(jobs, nextDue?)             outbound
+//                                              (a job may carry its body: ≤ claimBodyBudget in all)
 //   QueueRead(message, offset, length)       → MessageBytes(bytes ≤ maxReadLength)   outbound
 //   QueueReport(results, notice?)            → OK, once durable                      outbound
 //                                              (notice: recipient and body, ≤ maxNoticeBytes)
@@ -26,6 +27,8 @@ public enum QueueLimits {
     public static let maxRecipients = DeliverBegin.maxRecipients
     /// Bytes one QueueRead returns at most (its reply is the mailbox family's MessageBytes).
     public static let maxReadLength = MailboxLimits.maxReadLength
+    /// Body bytes one claim's reply carries at most (QueueClaim.bodyBudget, well inside a frame).
+    public static let claimBodyBudget = QueueClaim.bodyBudget
     /// Entries one QueueEntryList carries at most (a page is also cut where it would outgrow a
     /// frame: long last replies).
     public static let entriesPerPage: UInt32 = 512
@@ -102,7 +105,7 @@ public struct QueueJobs: RPCMessage {
     }
 
     static let minRecipientBytes = WireSize.u64 + WireSize.string * 3 + WireSize.u32 + WireSize.bool * 3
-    static let minJobBytes = WireSize.u64 * 4 + WireSize.string * 3 + WireSize.u8 + WireSize.bool + WireSize.u32
+    static let minJobBytes = WireSize.u64 * 4 + WireSize.string * 3 + WireSize.u8 + WireSize.bool * 2 + WireSize.u32
 
     static func write(_ j: QueueJob, to w: inout WireWriter) {
         w.i64(j.message); w.string(j.sender); w.u64(UInt64(max(0, j.size))); w.i64(j.created); w.u8(j.origin.rawValue)
@@ -114,6 +117,7 @@ public struct QueueJobs: RPCMessage {
             w.bool(r.dsn.notify != nil); if let n = r.dsn.notify { w.u8(n) }
             w.string(r.dsn.orcpt)
         }
+        w.bool(j.body != nil); if let b = j.body { w.bytes(b) }
     }
 
     static func job(_ r: inout WireReader) throws -> QueueJob {
@@ -129,8 +133,14 @@ public struct QueueJobs: RPCMessage {
             return QueueRecipient(id: id, address: address, attempts: attempts, firstAttempt: first, lastReply: reply, warned: warned,
                                   dsn: QueueRecipientDSN(notify: notify, orcpt: try r.string()))
         }
+        var body: [UInt8]? = nil
+        if try r.bool() {
+            let b = try r.bytes()
+            guard b.readableBytes == size else { throw WireError.badValue("a job's body of \(b.readableBytes) octets, size \(size)") }
+            body = Array(b.readableBytesView)
+        }
         return QueueJob(message: message, sender: sender, size: size, created: created, origin: origin, envelope: envelope,
-                        recipients: recipients, bounceRequested: bounce, leaseUntil: lease)
+                        recipients: recipients, bounceRequested: bounce, leaseUntil: lease, body: body)
     }
 }
 

@@ -71,15 +71,22 @@ public struct QueueJob: Sendable, Equatable {
     /// recipient now with 5.0.0 instead of trying to deliver.
     public var bounceRequested: Bool
     public var leaseUntil: Int64
+    /// The body as `QueueStore.queueBody` returns it (`size` octets), when it came with the claim
+    /// (a small body stored in its row, within the claim's byte budget); nil: read it by range.
+    public var body: [UInt8]?
     public init(message: Int64, sender: String, size: Int, created: Int64, origin: QueueOrigin, envelope: QueueEnvelopeDSN = QueueEnvelopeDSN(),
-                recipients: [QueueRecipient], bounceRequested: Bool = false, leaseUntil: Int64) {
+                recipients: [QueueRecipient], bounceRequested: Bool = false, leaseUntil: Int64, body: [UInt8]? = nil) {
         self.message = message; self.sender = sender; self.size = size; self.created = created; self.origin = origin
         self.envelope = envelope; self.recipients = recipients; self.bounceRequested = bounceRequested; self.leaseUntil = leaseUntil
+        self.body = body
     }
 }
 
 /// What a claim returns: due jobs, and when the next not-yet-due recipient is (to sleep until).
 public struct QueueClaim: Sendable, Equatable {
+    /// Body bytes one claim carries at most: small bodies ride with their jobs until this is
+    /// spent (the rest are read by range), so most messages need no read of their own.
+    public static let bodyBudget = 256 * 1024
     public var jobs: [QueueJob]
     /// Earliest `next_attempt` among unheld, unleased rows not claimed now; nil when none.
     public var nextDue: Int64?

@@ -34,16 +34,18 @@ extension SQLiteMailStore {
             seen.insert("\(local)@\(domain)")
             let base = base(local)
             for candidate in base == local ? [local] : [local, base] {
-                if let row = try Row.fetchOne(db, sql: "SELECT id, local FROM users WHERE domain_id = ? AND local_key = ?", arguments: [domainID, fold(candidate)]) {
+                if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT id, local FROM users WHERE domain_id = ? AND local_key = ?"),
+                                              arguments: [domainID, fold(candidate)]) {
                     let id: Int64 = row[0], stored: String = row[1]
                     let a = "\(stored)@\(domain)"
                     if !users.contains(where: { $0.id == id }) { users.append(UserRef(id: id, address: a)) }
                     return nil
                 }
-                let targets = try String.fetchAll(db, sql: "SELECT target FROM aliases WHERE domain_id = ? AND local_key = ?", arguments: [domainID, fold(candidate)])
+                let targets = try String.fetchAll(db.cachedStatement(sql: "SELECT target FROM aliases WHERE domain_id = ? AND local_key = ?"),
+                                                  arguments: [domainID, fold(candidate)])
                 if !targets.isEmpty { try follow(targets, depth); return nil }
             }
-            let catchAll = try String.fetchAll(db, sql: "SELECT target FROM aliases WHERE domain_id = ? AND local = ''", arguments: [domainID])
+            let catchAll = try String.fetchAll(db.cachedStatement(sql: "SELECT target FROM aliases WHERE domain_id = ? AND local = ''"), arguments: [domainID])
             if !catchAll.isEmpty { try follow(catchAll, depth); return nil }
             return depth == 0 ? .unknownUser : nil
         }
@@ -95,22 +97,27 @@ extension SQLiteMailStore {
     }
 
     public func senderLogins(_ address: String) throws -> [String] {
-        guard let (local, domain) = Self.split(address) else { return [] }
-        let base = Self.base(local)
-        return try pool.read { db in
-            guard let did = try Self.domainID(db, domain) else { return [] }
-            if let stored = try String.fetchOne(db, sql: "SELECT local FROM users WHERE domain_id = ? AND local_key = ?", arguments: [did, Self.fold(base)]) {
-                return ["\(stored)@\(domain)"]
-            }
-            let targets = try String.fetchAll(db, sql: "SELECT target FROM aliases WHERE domain_id = ? AND local_key = ? ORDER BY id", arguments: [did, Self.fold(base)])
-            var logins: [String] = []
-            for t in targets {
-                if case .deliver(let users, _) = try Self.resolve(db, t) {
-                    for u in users where !logins.contains(u.address) { logins.append(u.address) }
-                }
-            }
-            return logins
+        try pool.read { db in try Self.senderLogins(db, address) }
+    }
+
+    /// The logins that may send as `address`: its user, or the users its alias reaches.
+    static func senderLogins(_ db: Database, _ address: String) throws -> [String] {
+        guard let (local, domain) = split(address) else { return [] }
+        let base = base(local)
+        guard let did = try domainID(db, domain) else { return [] }
+        if let stored = try String.fetchOne(db.cachedStatement(sql: "SELECT local FROM users WHERE domain_id = ? AND local_key = ?"),
+                                            arguments: [did, fold(base)]) {
+            return ["\(stored)@\(domain)"]
         }
+        let targets = try String.fetchAll(db.cachedStatement(sql: "SELECT target FROM aliases WHERE domain_id = ? AND local_key = ? ORDER BY id"),
+                                          arguments: [did, fold(base)])
+        var logins: [String] = []
+        for t in targets {
+            if case .deliver(let users, _) = try resolve(db, t) {
+                for u in users where !logins.contains(u.address) { logins.append(u.address) }
+            }
+        }
+        return logins
     }
 
     // MARK: users and sessions

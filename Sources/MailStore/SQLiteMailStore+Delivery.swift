@@ -70,16 +70,18 @@ extension SQLiteMailStore {
                         text: () -> SearchIndexText?) {
         var d = pending
         do {
-            if let s = submitter {
-                guard try senderLogins(d.sender).contains(s.address) else { throw StoreError(.denied, "sender <\(d.sender)> is not owned by \(s.address)") }
-            }
             // A submission keeps its sender (it is the user's own); anything else reaching a
             // remote target is a forward: SRS-rewritten so SPF passes at the destination.
             d.queueing = submitter != nil
                 ? QueueingPlan(origin: .submission, sender: d.sender, options: options)
                 : QueueingPlan(origin: .forward, sender: forwardSender(d.sender, at: d.date), options: options)
             d.resolutions = try pool.read { db in
-                try recipients.map { r -> Resolution in
+                if let s = submitter {
+                    guard try Self.senderLogins(db, d.sender).contains(s.address) else {
+                        throw StoreError(.denied, "sender <\(d.sender)> is not owned by \(s.address)")
+                    }
+                }
+                return try recipients.map { r -> Resolution in
                     let res = try resolve(db, r)
                     if res == .notLocal, submitter != nil { return .deliver(users: [], remote: [r]) }
                     return res
@@ -115,11 +117,11 @@ extension SQLiteMailStore {
 
     /// The `messages` row of the pending body, inserted unless the same bytes are stored already.
     func messageRow(_ d: PendingDelivery, db: Database) throws -> Int64 {
-        try db.execute(sql: "INSERT OR IGNORE INTO messages (hash, size, info, created, body) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [Data(d.hash), d.size, Data(d.info), d.date,
+        try db.cachedStatement(sql: "INSERT OR IGNORE INTO messages (hash, size, info, created, body) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [Data(d.hash), d.size, Data(d.info), d.date,
                                    d.size <= inlineMax ? d.body.map { Data($0) } : nil])
         let stored = db.changesCount > 0
-        let id = try Int64.fetchOne(db, sql: "SELECT id FROM messages WHERE hash = ?", arguments: [Data(d.hash)])!
+        let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM messages WHERE hash = ?"), arguments: [Data(d.hash)])!
         // Search index (SearchIndex.swift): a new body is indexed in this same transaction.
         if stored { try indexBody(db, id, d.searchText) }
         return id
@@ -160,15 +162,15 @@ extension SQLiteMailStore {
                     guard try Self.quotaAllows(db, user: u.id, size: d.size) else { full.insert(u.id); continue }
                     delivered.insert(u.id)
                     let target = try Self.deliveryMailbox(db, user: u.id, d.queueing?.options.mailbox, now: d.date)
-                    guard let row = try Row.fetchOne(db, sql: """
+                    guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                         UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, exists_count = exists_count + 1
                         WHERE user_id = ? AND name = ? RETURNING id, uidnext, highestmodseq, exists_count
-                        """, arguments: [u.id, target]) else { continue }
+                        """), arguments: [u.id, target]) else { continue }
                     let mbox: Int64 = row[0], uidNext: Int64 = row[1], modseq: Int64 = row[2], exists: Int64 = row[3]
-                    try db.execute(sql: """
+                    try db.cachedStatement(sql: """
                         INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, internal_date, sender)
                         VALUES (?, ?, ?, ?, ?, ?)
-                        """, arguments: [mbox, uidNext - 1, try message(), modseq, d.date, d.sender])
+                        """).execute(arguments: [mbox, uidNext - 1, try message(), modseq, d.date, d.sender])
                     changes.append(MailboxChange(user: u.id, mailboxID: mbox, mailbox: target, uidNext: UInt32(uidNext),
                                                  exists: UInt32(exists), highestModSeq: UInt64(modseq)))
                 }
@@ -176,11 +178,11 @@ extension SQLiteMailStore {
                 let dsn = plan.options.dsn(ofRecipient: index), envelope = plan.options.envelopeDSN
                 for rcpt in remote where !queued.contains(rcpt) {
                     queued.insert(rcpt)
-                    try db.execute(sql: """
+                    try db.cachedStatement(sql: """
                         INSERT INTO queue (message_id, sender, recipient, created, next_attempt, origin,
                                            dsn_notify, dsn_orcpt, dsn_ret, dsn_envid)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [try message(), plan.sender, rcpt, d.date, d.date, plan.origin.rawValue,
+                        """).execute(arguments: [try message(), plan.sender, rcpt, d.date, d.date, plan.origin.rawValue,
                                          dsn.notify, dsn.orcpt, envelope.ret, envelope.envid])
                 }
                 // Over quota only when no copy of it went anywhere (an alias with room elsewhere delivers).

@@ -72,7 +72,16 @@ extension SQLiteMailStore {
                 """, arguments: [leaseUntil])
             return (jobs, next)
         }
-        for i in jobs.indices { jobs[i].size = bodies[i].size - (try bodies[i].skip(blobs)) }
+        var budget = QueueClaim.bodyBudget
+        for i in jobs.indices {
+            let skip = try bodies[i].skip(blobs)
+            jobs[i].size = bodies[i].size - skip
+            // Small bodies ride with the claim (the row was read for the size anyway).
+            if let inline = bodies[i].inline, jobs[i].size <= budget {
+                jobs[i].body = Array(inline[skip...])
+                budget -= jobs[i].size
+            }
+        }
         if let n = nextDue, n < now { nextDue = now }
         return QueueClaim(jobs: jobs, nextDue: nextDue)
     }
@@ -93,10 +102,10 @@ extension SQLiteMailStore {
     }
 
     static func queuedBody(_ db: Database, _ message: Int64) throws -> QueuedBody {
-        guard let r = try Row.fetchOne(db, sql: """
+        guard let r = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT size, hash, body FROM messages
             WHERE id = ? AND EXISTS (SELECT 1 FROM queue WHERE message_id = messages.id)
-            """, arguments: [message]) else { throw StoreError(.notFound, "message \(message) is not queued") }
+            """), arguments: [message]) else { throw StoreError(.notFound, "message \(message) is not queued") }
         return QueuedBody(size: r[0], hash: [UInt8](r[1] as Data), inline: (r[2] as Data?).map { [UInt8]($0) })
     }
 

@@ -86,7 +86,7 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
 
     static func domainID(_ db: Database, _ domain: String) throws -> Int64? {
         guard !domain.utf8.contains(0) else { return nil }   // never a shorter name that matches
-        return try Int64.fetchOne(db, sql: "SELECT id FROM domains WHERE name = ?", arguments: [domain])
+        return try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM domains WHERE name = ?"), arguments: [domain])
     }
 
     func domainID(_ db: Database, _ domain: String) throws -> Int64 {

@@ -115,6 +115,7 @@ public actor MessageBody {
 
     private func read(_ offset: Int) async throws -> [UInt8] {
         let length = min(OutboundSettings.readChunk, job.size - offset)
+        if let body = job.body, offset + length <= body.count { return Array(body[offset..<(offset + length)]) }   // came with the claim
         let chunk = try await queue.read(message: job.message, offset: offset, length: length)
         guard !chunk.isEmpty else { throw OutboundQueueError(.invalid, "message \(job.message): body ends at \(offset) of \(job.size)") }
         return chunk

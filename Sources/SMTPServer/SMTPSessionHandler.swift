@@ -56,6 +56,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     var idleTimer: Scheduled<Void>? = nil
     var sessionTimer: Scheduled<Void>? = nil
     var closed = false
+    /// "user\naddress" pairs the store said this login may send as: the next MAIL FROM of the
+    /// connection with the same sender needs no lookup (the store checks again at delivery).
+    var ownedSenders: Set<String> = []
     var greeted = false
     var clientAddress = "unknown"
     var heldSlot = false
@@ -253,12 +256,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             case .checkSender(let path):
                 setReading(context, false)
                 let user = session.authenticatedUser ?? ""
-                services.checkSender(path?.address, user: user).hop(to: context.eventLoop).whenComplete { [self] r in
+                let key = "\(user)\n\(path?.address ?? "")"
+                let check = ownedSenders.contains(key) ? context.eventLoop.makeSucceededFuture(true) : services.checkSender(path?.address, user: user)
+                check.hop(to: context.eventLoop).whenComplete { [self] r in
                     guard case .success(let allowed) = r else {
                         logger.error("sender check failed: \(r)", metadata: ["client": "\(clientAddress)"])
                         return resume(context, session.senderCheckFailed())
                     }
-                    if !allowed { logger.notice("sender <\(path?.address ?? "")> not owned by \(user)", metadata: ["client": "\(clientAddress)"]) }
+                    if allowed { ownedSenders.insert(key) } else { logger.notice("sender <\(path?.address ?? "")> not owned by \(user)", metadata: ["client": "\(clientAddress)"]) }
                     resume(context, session.senderChecked(allowed: allowed))
                 }
             case .checkSenderDomain(let domain):

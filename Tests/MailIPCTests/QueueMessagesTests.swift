@@ -18,6 +18,13 @@ final class QueueMessagesTests: XCTestCase {
         let job = QueueJob(message: 1, sender: "", size: 0, created: 0, origin: .bounce, recipients: [r], leaseUntil: 0)
         XCTAssertEqual(try roundTrip(QueueJobs(QueueClaim(jobs: [job], nextDue: nil))).claim.jobs, [job])
         XCTAssertEqual(try roundTrip(QueueJobs(QueueClaim(jobs: [job], nextDue: 0))).claim.nextDue, 0)
+        var withBody = job
+        withBody.size = 5
+        withBody.body = Array("hello".utf8)
+        XCTAssertEqual(try roundTrip(QueueJobs(QueueClaim(jobs: [job, withBody], nextDue: nil))).claim.jobs, [job, withBody])
+        // A body whose length is not the job's size is refused.
+        withBody.size = 4
+        XCTAssertThrowsError(try roundTrip(QueueJobs(QueueClaim(jobs: [withBody], nextDue: nil))))
     }
 
     func testBoundsAreRefused() {

@@ -101,7 +101,11 @@ final class QueueConformance {
         XCTAssertEqual(try all(m1), Array(plain.utf8))
         XCTAssertEqual(try all(m2), Array((plain + "more\r\n").utf8))
         XCTAssertEqual(try all(m3), Array(("X-Return-Path: <a@b>\r\n" + plain).utf8), "only a leading Return-Path field goes")
-        for j in jobs { XCTAssertEqual(j.size, try all(j.message).count, "size of \(j.message)") }
+        for j in jobs {
+            XCTAssertEqual(j.size, try all(j.message).count, "size of \(j.message)")
+            // A body that came with the claim is exactly what a read by range serves.
+            if let b = j.body { XCTAssertEqual(b, try all(j.message), "body of \(j.message)") }
+        }
         // by range, cut at the end
         XCTAssertEqual(try store.queueBody(message: m1, offset: 0, length: 4), Array("From".utf8))
         XCTAssertEqual(try store.queueBody(message: m1, offset: plain.utf8.count - 2, length: 100), Array("\r\n".utf8))
@@ -312,4 +316,27 @@ final class SQLiteQueueConformanceTests: XCTestCase {
     func testAdminActions() throws { try suite().adminActions() }
     func testBodyKeptWhileAQueueRowReferencesIt() throws { try suite().bodyKeptWhileAQueueRowReferencesIt() }
     func testBodyKeptWhileAQueueRowReferencesItInline() throws { try suite(inlineMax: 1 << 20).bodyKeptWhileAQueueRowReferencesIt() }
+
+    /// Bodies in their rows ride with the claim until QueueClaim.bodyBudget is spent, Return-Path
+    /// removed as a read gives it; a body in a file never does (it is read by range).
+    func testClaimCarriesRowBodiesWithinItsBudget() throws {
+        let s = try suite(inlineMax: 1 << 20)
+        let third = QueueClaim.bodyBudget / 3 + 1      // two fit, the third does not
+        let filler = String(repeating: "x", count: third)
+        let ids = try (1...3).map { try s.submit($0, ["x@remote.test"], body: QueueConformance.returnPath + QueueConformance.body($0) + filler) }
+        let small = try s.submit(4, ["x@remote.test"])
+        let jobs = try s.claim(at: s.t0).jobs
+        XCTAssertEqual(jobs.map(\.message), ids + [small])
+        XCTAssertEqual(jobs[0].body, try s.all(ids[0]))
+        XCTAssertEqual(jobs[1].body, try s.all(ids[1]))
+        XCTAssertNil(jobs[2].body, "over the budget")
+        XCTAssertEqual(jobs[3].body, Array(QueueConformance.body(4).utf8), "a small one still fits what is left")
+        XCTAssertFalse(jobs[0].body!.starts(with: Array("Return-Path".utf8)))
+
+        let files = try SQLiteMailStore(dataDir: tempDir(), fsync: false, inlineMax: 0, clock: { conformanceNow })
+        let f = try QueueConformance(files, reopen: { files })
+        let m = try f.submit(1, ["x@remote.test"])
+        XCTAssertEqual(try f.claim(at: f.t0).jobs.map(\.message), [m])
+        XCTAssertNil(try f.claim(at: f.t0 + 3600).jobs.first?.body)
+    }
 }
