@@ -11,7 +11,6 @@ import DKIM
 import Foundation
 import Logging
 import MailModel
-import MailWorker
 import NIOCore
 import OutboundProtocol
 import SMTPProtocol
@@ -317,11 +316,7 @@ actor Dispatcher {
                 active[d, default: 0] += 1
                 total += 1
                 progress = true
-                // The worker, its connection and the actors it calls share one event loop's thread.
-                let loop = runner.group.next()
-                Task(executorPreference: EventLoopTaskExecutor(loop)) {
-                    await DestinationWorker(destination: d, runner: runner, loop: loop).run(first: first)
-                }
+                Task { await DestinationWorker(destination: d, runner: runner).run(first: first) }
                 break
             }
         }
