@@ -221,6 +221,43 @@ enum Schema {
                 END;
                 """)
         }
+        // Queue row ids are never reused (AUTOINCREMENT): the outbound agent tells a row it is
+        // still delivering (a claim that renewed the lease of a long delivery) from a new one by
+        // its id, and a new submission took the id of a row just reported while the agent still
+        // held it — so it was skipped, and stayed leased with nobody sending it until the lease
+        // ran out. (Registered after the v10 number another change reserves.)
+        m.registerMigration("v11-queue-ids") { db in
+            try db.execute(sql: """
+                CREATE TABLE queue_new (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    message_id INTEGER NOT NULL REFERENCES messages(id),
+                    sender TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    created INTEGER NOT NULL,
+                    next_attempt INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT NOT NULL DEFAULT '',
+                    lease_until INTEGER NOT NULL DEFAULT 0,
+                    held INTEGER NOT NULL DEFAULT 0,
+                    bounce_requested INTEGER NOT NULL DEFAULT 0,
+                    first_attempt INTEGER,
+                    warned INTEGER NOT NULL DEFAULT 0,
+                    origin INTEGER NOT NULL DEFAULT 0,
+                    dsn_notify INTEGER,
+                    dsn_orcpt TEXT NOT NULL DEFAULT '',
+                    dsn_ret TEXT NOT NULL DEFAULT '',
+                    dsn_envid TEXT NOT NULL DEFAULT ''
+                );
+                INSERT INTO queue_new (id, message_id, sender, recipient, created, next_attempt, attempts, last_error, lease_until, held,
+                                       bounce_requested, first_attempt, warned, origin, dsn_notify, dsn_orcpt, dsn_ret, dsn_envid)
+                    SELECT id, message_id, sender, recipient, created, next_attempt, attempts, last_error, lease_until, held,
+                           bounce_requested, first_attempt, warned, origin, dsn_notify, dsn_orcpt, dsn_ret, dsn_envid FROM queue;
+                DROP TABLE queue;
+                ALTER TABLE queue_new RENAME TO queue;
+                CREATE INDEX queue_message ON queue(message_id);
+                CREATE INDEX queue_due ON queue(next_attempt);
+                """)
+        }
         return m
     }
 

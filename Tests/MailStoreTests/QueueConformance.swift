@@ -116,6 +116,21 @@ final class QueueConformance {
 
     // MARK: report
 
+    /// A recipient's id is never given to another, even once the queue has emptied: the agent
+    /// tells a row it is still delivering from a new one by its id (OutboundRunner.delivering).
+    func recipientIDsAreNeverReused() throws {
+        var seen = Set<Int64>()
+        for i in 1...3 {
+            try submit(i, ["x\(i)@remote.test"])
+            let rcpts = try claim(at: t0 + Int64(i) * 100).jobs.flatMap(\.recipients)
+            XCTAssertEqual(rcpts.count, 1)
+            for r in rcpts { XCTAssertTrue(seen.insert(r.id).inserted, "id \(r.id) given again") }
+            _ = try reportSync(store, rcpts.map { QueueResult(recipient: $0.id, outcome: .delivered(reply: "250 2.0.0 ok")) }, now: t0 + Int64(i) * 100)
+            XCTAssertEqual(try store.queueEntries(), [], "the queue is empty again")
+        }
+        _ = try reopen()
+    }
+
     /// Delivered and failed rows leave; deferred rows carry the attempt; once no row is left
     /// the body is gone for the agent.
     func reportEachOutcome() throws {
@@ -309,6 +324,7 @@ final class SQLiteQueueConformanceTests: XCTestCase {
     func testBodyWithoutReturnPath() throws { try suite().bodyWithoutReturnPath() }
     func testBodyWithoutReturnPathInline() throws { try suite(inlineMax: 1 << 20).bodyWithoutReturnPath() }
     func testReportEachOutcome() throws { try suite().reportEachOutcome() }
+    func testRecipientIDsAreNeverReused() throws { try suite().recipientIDsAreNeverReused() }
     func testNoticeToALocalSenderGoesToItsInbox() throws { try suite().noticeToALocalSenderGoesToItsInbox() }
     func testNoticeToARemoteSenderIsQueuedAsABounce() throws { try suite().noticeToARemoteSenderIsQueuedAsABounce() }
     func testNoticeToARemoteSenderInline() throws { try suite(inlineMax: 1 << 20).noticeToARemoteSenderIsQueuedAsABounce() }
