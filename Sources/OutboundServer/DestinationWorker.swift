@@ -6,6 +6,7 @@
 import Foundation
 import Logging
 import MailModel
+import MailWorker
 import NIOCore
 import OutboundProtocol
 import SMTPProtocol
@@ -13,6 +14,8 @@ import SMTPProtocol
 struct DestinationWorker {
     let destination: Destination
     let runner: OutboundRunner
+    /// The loop this worker's task prefers: its connections are made on it too.
+    let loop: EventLoop
 
     func run(first: DeliveryUnit) async {
         switch await runner.router.route(destination) {
@@ -26,7 +29,7 @@ struct DestinationWorker {
             while let u = unit {
                 let attempts = await deliver(u, &state)
                 // The report (a durable commit) goes on while the connection carries the next unit.
-                Task { await u.tracker.unitDone(attempts) }
+                Task(executorPreference: EventLoopTaskExecutor(loop)) { await u.tracker.unitDone(attempts) }
                 if let dead = state.unreachable {
                     for w in await runner.dispatcher.takeAll(destination) {
                         await w.tracker.unitDone(w.all(.temporary, dead))
@@ -84,7 +87,7 @@ struct DestinationWorker {
             let target = state.targets[state.index]
             let connection: SMTPClientConnection
             do {
-                connection = try await SMTPClientConnection.connect(to: target, group: runner.group, timeout: .seconds(Int64(settings.connectTimeout)),
+                connection = try await SMTPClientConnection.connect(to: target, group: loop, timeout: .seconds(Int64(settings.connectTimeout)),
                                                                     tls: runner.tls, logger: runner.logger)
             } catch {
                 runner.logger.info("connect to \(target): \(error)")

@@ -11,6 +11,7 @@ import DKIM
 import Foundation
 import Logging
 import MailModel
+import MailWorker
 import NIOCore
 import OutboundProtocol
 import SMTPProtocol
@@ -316,7 +317,11 @@ actor Dispatcher {
                 active[d, default: 0] += 1
                 total += 1
                 progress = true
-                Task { await DestinationWorker(destination: d, runner: runner).run(first: first) }
+                // The worker, its connection and the actors it calls share one event loop's thread.
+                let loop = runner.group.next()
+                Task(executorPreference: EventLoopTaskExecutor(loop)) {
+                    await DestinationWorker(destination: d, runner: runner, loop: loop).run(first: first)
+                }
                 break
             }
         }

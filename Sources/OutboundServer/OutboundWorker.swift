@@ -67,7 +67,7 @@ public enum OutboundWorker {
         let route = o.relayhost.map { "relayhost \($0)" } ?? "MX"
         if let queue = makeQueue(rpc, tap) {
             let runner = OutboundRunner(queue: queue, settings: settings, router: router, tls: tls, dkim: dkim, group: group, logger: logger)
-            let runTask = Task { await runner.run() }
+            let runTask = Task(executorPreference: EventLoopTaskExecutor(rpc.channel.eventLoop)) { await runner.run() }
             stopOnSIGTERM(grace: config.master.shutdownGrace, logger: logger) {
                 runTask.cancel()
                 await runner.drained()
