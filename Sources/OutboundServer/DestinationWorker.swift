@@ -147,8 +147,10 @@ struct DestinationWorker {
             OutboundRecipient(OutboundRunner.path($0.address), notify: $0.dsn.notify.map(DSNNotify.init(rawValue:)),
                               originalRecipient: DeliveryReport.originalRecipient($0.dsn.orcpt))
         }
-        // RFC 6531 §3.2: a non-ASCII address needs SMTPUTF8 all the way.
-        let utf8 = ([job.sender] + unit.recipients.map(\.address)).contains { $0.utf8.contains { $0 >= 0x80 } }
+        // RFC 6531 §3.2: a non-ASCII address, or UTF-8 in the header section (RFC 6532),
+        // needs SMTPUTF8 all the way.
+        let utf8Headers = await unit.body.utf8Headers
+        let utf8 = utf8Headers || ([job.sender] + unit.recipients.map(\.address)).contains { $0.utf8.contains { $0 >= 0x80 } }
         let ret: DSNReturn? = job.envelope.ret == "HDRS" ? .headers : job.envelope.ret == "FULL" ? .full : nil
         return OutboundEnvelope(sender: sender, recipients: recipients, size: await unit.body.size(sevenBit: false),
                                 bodyType: await unit.body.eightBit ? .eightBitMIME : .sevenBit, requiresSMTPUTF8: utf8,

@@ -19,6 +19,10 @@ public actor MessageBody {
     private var memory: [UInt8]?
     private var signature: [UInt8] = []
     public private(set) var eightBit = false
+    /// The header section holds UTF-8 (an RFC 6532 message): it needs SMTPUTF8 all the way
+    /// (RFC 6531 §3.2). 8-bit header bytes that are not UTF-8 (legacy charsets) do not: they
+    /// are sent as they are, as Postfix does.
+    public private(set) var utf8Headers = false
     /// The 7-bit form (RFC 6152 §3) with its own signature, once asked for; .some(nil): impossible.
     private var sevenBit: [UInt8]??
 
@@ -36,14 +40,21 @@ public actor MessageBody {
         var all: [UInt8] = []
         if keep { all.reserveCapacity(job.size) }
         var offset = 0
+        var head: [UInt8] = [], headComplete = false
         while offset < job.size {
             let chunk = try await read(offset)
             if !eightBit, chunk.contains(where: { $0 >= 0x80 }) { eightBit = true }
+            if !headComplete {
+                head += chunk.prefix(DKIMLimits.maximumHeaderBytes - head.count)
+                if let end = Self.headerEnd(head) { head.removeSubrange(end...); headComplete = true }
+                else if head.count >= DKIMLimits.maximumHeaderBytes { headComplete = true }
+            }
             for s in signers { try? s.update(chunk) }
             if keep { all += chunk }
             offset += chunk.count
         }
         signature = Self.finish(signers, logger: logger, message: job.message)
+        utf8Headers = eightBit && head.contains { $0 >= 0x80 } && String(validating: head, as: UTF8.self) != nil
         memory = keep ? all : nil
         prepared = true
     }

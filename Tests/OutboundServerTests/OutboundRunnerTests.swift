@@ -292,6 +292,29 @@ final class OutboundRunnerTests: XCTestCase {
         XCTAssertFalse(got.utf8.contains { $0 >= 0x80 }, "never 8-bit to a server without 8BITMIME")
     }
 
+    /// RFC 6531 §3.2 / RFC 6532: UTF-8 in the header section needs SMTPUTF8 — sent with it to a
+    /// server that offers it, bounced (5.6.7) by one that does not; 8-bit header bytes that are
+    /// not UTF-8 (a legacy charset) are sent as they are, as Postfix does.
+    func testUTF8HeadersNeedSMTPUTF8() async throws {
+        let utf8 = Array("From: <alice@example.org>\r\nTo: <b@remote.example>\r\nSubject: Grüße\r\n\r\nHallo\r\n".utf8)
+        let latin1 = Array("From: <alice@example.org>\r\nTo: <b@remote.example>\r\nSubject: Gr".utf8) + [0xFC, 0xDF, 0x65]
+            + Array("\r\n\r\nHallo\r\n".utf8)
+        let without = try Receiver.python(extensions: ["PIPELINING", "8BITMIME"])
+        let q = MemoryQueue([job(1, recipients: ["b@remote.example"], body: utf8), job(2, recipients: ["c@remote.example"], body: latin1)])
+        try await runner(q, relay(without)).runOnce()
+        guard case .failed(let reply)? = q.outcomes[100] else { return XCTFail("\(q.outcomes)") }
+        XCTAssertTrue(reply.contains("5.6.7"), reply)
+        guard case .delivered? = q.outcomes[200] else { return XCTFail("legacy 8-bit header: \(q.outcomes)") }
+        XCTAssertEqual(without.envelopes().count, 1, "only the legacy one reached the server")
+
+        let with = try Receiver.python(extensions: ["PIPELINING", "8BITMIME", "SMTPUTF8"])
+        let q2 = MemoryQueue([job(3, recipients: ["b@remote.example"], body: utf8)])
+        try await runner(q2, relay(with)).runOnce()
+        guard case .delivered? = q2.outcomes[300] else { return XCTFail("\(q2.outcomes)") }
+        let mail = try XCTUnwrap(with.envelopes().first?["mail"] as? String)
+        XCTAssertTrue(mail.contains("SMTPUTF8"), mail)
+    }
+
     func testLargeBodyIsReadByRangeAndArrivesWhole() async throws {
         let server = try Receiver.python()
         var text = ""
