@@ -78,16 +78,18 @@ extension IMAPSession {
             let b = try await pending[0].value
             pending.removeFirst()
             if let t = prepare() { pending.append(t) }
+            var at = 0   // b.found ascends as b.uids do
             for u in b.uids {
                 while index < entries.count && entries[index].uid < u { index += 1 }
                 guard index < entries.count, entries[index].uid == u else { continue }
                 let seq = index + 1, e = entries[index]
-                let d = b.details[u]
-                if plan.needsDetails && d == nil { continue }   // expunged meanwhile: nothing to say
+                while at < b.found.count && b.found[at].details.uid < u { at += 1 }
+                let m = at < b.found.count && b.found[at].details.uid == u ? b.found[at] : nil
+                if plan.needsDetails && m == nil { continue }   // expunged meanwhile: nothing to say
                 var items = attrs
                 if !flagsChanged.isEmpty && flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
-                try await writeFetch(&w, seq: seq, entry: e, details: d, info: b.info[u], items: items, sel: sel, ready: b.bytes,
-                                     header: b.headers[u], headerFiltered: plan.fields != nil, labels: plan.labels, fieldNames: plan.fieldNames,
+                try await writeFetch(&w, seq: seq, entry: e, details: m?.details, info: m?.info, items: items, sel: sel, ready: b.bytes,
+                                     header: m?.header, headerFiltered: plan.fields != nil, labels: plan.labels, fieldNames: plan.fieldNames,
                                      flagLists: &flagLists)
                 if w.bytes.count >= Self.emitSize { await emit(w); w = writer() }
             }

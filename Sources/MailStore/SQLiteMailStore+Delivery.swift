@@ -114,6 +114,7 @@ extension SQLiteMailStore {
         let id = try Int64.fetchOne(db, sql: "SELECT id FROM messages WHERE hash = ?", arguments: [Data(d.hash)])!
         // Search index (SearchIndex.swift): a new body is indexed in this same transaction.
         if stored { try indexBody(db, id, d.searchText) }
+        if stored { try keepHeaderFields(db, id, d) }   // HEADER.FIELDS listings (SQLiteMailStore+HeaderFields.swift)
         return id
     }
 

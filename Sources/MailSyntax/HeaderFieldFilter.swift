@@ -11,6 +11,22 @@ public enum HeaderFieldFilter {
         return wanted
     }
 
+    /// The fields the store keeps of each message at delivery (its `header_fields`, as
+    /// Dovecot's dovecot.index.cache keeps the fields clients ask for): the union of the
+    /// HEADER.FIELDS lists of Thunderbird, Apple Mail, Roundcube, mutt and K-9, lowercase. A
+    /// HEADER.FIELDS naming only these is answered by filtering the kept bytes, which equals
+    /// filtering the whole header (the same fields in the same order). Changing the list needs a
+    /// migration that empties `header_fields` (the store refills it at start).
+    public static let keptFields: [[UInt8]] = [
+        "date", "from", "sender", "reply-to", "to", "cc", "bcc", "subject", "message-id", "in-reply-to", "references",
+        "content-type", "content-description", "priority", "x-priority", "importance", "newsgroups", "lines",
+        "list-id", "list-post", "list-subscribe", "list-unsubscribe", "disposition-notification-to", "x-label", "x-original-to",
+    ].map { Array($0.utf8) }
+    private static let kept = Set(keptFields)
+
+    /// Whether every name of `wanted` (from `fieldNames`) is one of `keptFields`.
+    public static func keptCovers(_ wanted: [[UInt8]]) -> Bool { !wanted.isEmpty && wanted.allSatisfy(kept.contains) }
+
     /// Appends to `out` the fields of `header` whose name is (or with `not`, is not) one of
     /// `wanted` (from `fieldNames`), compared case-insensitively, with their folded lines, in
     /// message order, each line ending CRLF, then the blank line CRLF — unless the header has
