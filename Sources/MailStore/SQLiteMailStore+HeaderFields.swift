@@ -3,6 +3,7 @@
 // message, not each body's header. Every answer equals HeaderFieldFilter over the whole header.
 import Foundation
 import GRDB
+import GRDBSQLite
 import MailSyntax
 
 extension SQLiteMailStore {
@@ -12,6 +13,8 @@ extension SQLiteMailStore {
     static let maxKeptHeaderScan = 256 * 1024
     /// Bodies whose fields one start-up fill transaction keeps.
     static let keptFillBatch = 512
+    /// Bytes of a body in a row the fill reads along with it (a longer header is read on its own).
+    static let keptFillHead = 8192
 
     /// The kept fields of a top-level header `[0, headerSize)`: HeaderFieldFilter to
     /// `HeaderFieldFilter.keptFields` (CRLF lines in message order, the blank line kept when
@@ -58,7 +61,7 @@ extension SQLiteMailStore {
         while true {
             let batch = try pool.read { db in
                 try Row.fetchAll(db, sql: """
-                    SELECT m.id, m.size, m.info, m.hash, \(Self.bodyInFile) FROM messages m
+                    SELECT m.id, m.size, m.info, m.hash, \(Self.bodyInFile), substr(m.body, 1, \(Self.keptFillHead)) FROM messages m
                     WHERE m.id > ? AND NOT EXISTS (SELECT 1 FROM header_fields WHERE message_id = m.id) ORDER BY m.id LIMIT ?
                     """, arguments: [after, Self.keptFillBatch])
             }
@@ -66,10 +69,11 @@ extension SQLiteMailStore {
             after = last[0]
             var kept: [(id: Int64, size: Int, fields: [UInt8]?)] = []
             for r in batch {
-                let id: Int64 = r[0], hash = [UInt8](r[3] as Data), inFile: Bool = r[4]
+                let id: Int64 = r[0], hash = [UInt8](r[3] as Data), inFile: Bool = r[4], head = (r[5] as Data?).map { [UInt8]($0) }
                 guard let n = try? Self.headerSize(encodedInfo: [UInt8](r[2] as Data)) else { continue }
                 let fields = Self.keptFields(headerSize: n) { n in
                     if inFile { return try blobs.read(hash, offset: 0, length: n) }
+                    if let head, n <= head.count { return Array(head[..<n]) }
                     return try pool.read { db in
                         try Data.fetchOne(db, sql: "SELECT substr(body, 1, ?) FROM messages WHERE id = ?", arguments: [n, id]).map { [UInt8]($0) }
                     }
@@ -98,18 +102,20 @@ extension SQLiteMailStore {
         let kept: [(MessageDetails, [UInt8]?)] = try pool.read { db in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let select = """
-                SELECT mm.uid, mm.internal_date, hf.size, hf.fields, hf.fields IS NULL
+                SELECT mm.uid, mm.internal_date, hf.size, hf.fields
                 FROM mailbox_messages mm LEFT JOIN header_fields hf ON hf.message_id = mm.message_id
                 """
-            return try Self.scan(db, select: select, mailbox: mailbox, uids: uids) { r in
-                let uid = UInt32(truncatingIfNeeded: r[0] as Int64)
-                if r[4] as Bool { missing.append(uid); return nil }
-                let d = MessageDetails(uid: uid, internalDate: r[1], size: UInt64(r[2] as Int64), info: [])
-                let bytes = try? r.withUnsafeData(atIndex: 3) { data in
-                    data.flatMap { b in b.count <= prefixLimit ? b.withUnsafeBytes { prefix.cut($0) } : nil }
-                }
-                return (d, bytes ?? nil)
+            var out: [(MessageDetails, [UInt8]?)] = []
+            out.reserveCapacity(uids.count)
+            // Columns read in SQLite's buffers (no Row, no Data per message): one FETCH of a
+            // mailbox reads thousands of these rows.
+            try Self.eachRow(db, select: select, mailbox: mailbox, uids: uids) { p, uid in
+                guard sqlite3_column_type(p, 3) != SQLITE_NULL else { missing.append(uid); return }
+                let d = MessageDetails(uid: uid, internalDate: sqlite3_column_int64(p, 1), size: UInt64(sqlite3_column_int64(p, 2)), info: [])
+                let blob = sqlite3_column_blob(p, 3), n = Int(sqlite3_column_bytes(p, 3))
+                out.append((d, n <= prefixLimit ? prefix.cut(UnsafeRawBufferPointer(start: blob, count: n)) : nil))
             }
+            return out
         }
         guard !missing.isEmpty else { return kept }
         let rest = try batchDetails(user: user, mailbox: mailbox, uids: missing, info: false, prefix: prefix, prefixLimit: prefixLimit)
@@ -121,6 +127,29 @@ extension SQLiteMailStore {
             if j == rest.count || (i < kept.count && kept[i].0.uid < rest[j].0.uid) { out.append(kept[i]); i += 1 } else { out.append(rest[j]); j += 1 }
         }
         return out
+    }
+
+    /// Steps `select` ("SELECT mm.uid, … FROM mailbox_messages mm …") over the rows of `uids`
+    /// (ascending) in `mailbox`, handing `body` the statement (columns read with sqlite3_column_*
+    /// while it is on the row) and the row's UID: a run as one range scan, a sparse set UID by UID.
+    static func eachRow(_ db: Database, select: String, mailbox: Int64, uids sorted: [UInt32],
+                        _ body: (OpaquePointer, UInt32) throws -> Void) throws {
+        guard let lo = sorted.first, let hi = sorted.last else { return }
+        if UInt64(hi - lo) < UInt64(sorted.count) * detailsScanDensity {
+            let wanted: Set<UInt32>? = UInt64(hi - lo) + 1 == UInt64(sorted.count) ? nil : Set(sorted)
+            let st = try db.cachedStatement(sql: select + " WHERE mm.mailbox_id = ? AND mm.uid BETWEEN ? AND ? ORDER BY mm.uid")
+            let cursor = try Int64.fetchCursor(st, arguments: [mailbox, lo, hi])
+            while let u = try cursor.next() {
+                let uid = UInt32(truncatingIfNeeded: u)
+                if wanted?.contains(uid) ?? true { try body(st.sqliteStatement, uid) }
+            }
+        } else {
+            let st = try db.cachedStatement(sql: select + " WHERE mm.mailbox_id = ? AND mm.uid = ?")
+            for u in sorted {
+                let cursor = try Int64.fetchCursor(st, arguments: [mailbox, u])
+                while let found = try cursor.next() { try body(st.sqliteStatement, UInt32(truncatingIfNeeded: found)) }
+            }
+        }
     }
 
     /// The rows of `uids` (ascending) in `mailbox`, by `select` ("SELECT <mm.uid first> … FROM

@@ -1,6 +1,13 @@
 // HEADER.FIELDS / HEADER.FIELDS.NOT (RFC 9051 §6.4.5) over raw header bytes: the one filter both
 // imapd (SectionLocator) and the store (FETCH batches filtered before they cross the RPC) use, so
 // the two answer byte for byte alike. Linear; reads only the buffer it is given.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 public enum HeaderFieldFilter {
     /// The names of a HEADER.FIELDS list as `append` takes them: lowercased bytes, each once
@@ -67,14 +74,19 @@ public enum HeaderFieldFilter {
 
     /// Copies lines, each ending CRLF whether it ended CRLF, bare LF or not at all.
     private static func appendCRLFLines(_ b: Slice<UnsafeRawBufferPointer>, to out: inout [UInt8]) {
-        // Already CRLF throughout and ending with it (the usual case): copied as it is.
-        if let last = b.last, last == ASCII.lf {
+        // Already CRLF throughout and ending with it (the usual case): copied as it is, in one
+        // copy, after looking at each LF (found by memchr) and the byte before it.
+        if let last = b.last, last == ASCII.lf, let base = b.base.baseAddress {
             var i = b.startIndex, clean = true
-            while i < b.endIndex {
-                if b[i] == ASCII.lf && (i == b.startIndex || b[i - 1] != ASCII.cr) { clean = false; break }
-                i += 1
+            while i < b.endIndex, let p = memchr(base + i, Int32(ASCII.lf), b.endIndex - i) {
+                let at = base.distance(to: UnsafeRawPointer(p))
+                if at == b.startIndex || b.base[at - 1] != ASCII.cr { clean = false; break }
+                i = at + 1
             }
-            if clean { out.append(contentsOf: b); return }
+            if clean {
+                out.append(contentsOf: UnsafeBufferPointer(start: (base + b.startIndex).assumingMemoryBound(to: UInt8.self), count: b.count))
+                return
+            }
         }
         var lineHasContent = false
         for c in b {
