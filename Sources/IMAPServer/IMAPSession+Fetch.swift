@@ -71,7 +71,7 @@ extension IMAPSession {
         while pending.count < plan.lookahead, let t = prepare() { pending.append(t) }
         defer { for t in pending { t.cancel() } }
         var flagLists = FlagLists()
-        var w = writer()
+        var w = fetchWriter()
         var index = 0   // UIDs ascend, as the view does: their sequence numbers are found walking it
         let entries = sel.entries
         while !pending.isEmpty {
@@ -91,7 +91,7 @@ extension IMAPSession {
                 try await writeFetch(&w, seq: seq, entry: e, details: m?.details, info: m?.info, items: items, sel: sel, ready: b.bytes,
                                      header: m?.header, headerFiltered: plan.fields != nil, labels: plan.labels, fieldNames: plan.fieldNames,
                                      flagLists: &flagLists)
-                if w.bytes.count >= Self.emitSize { await emit(w); w = writer() }
+                if w.bytes.count >= Self.emitSize { await emit(w); w = fetchWriter() }
             }
         }
         await emit(w)
@@ -108,8 +108,18 @@ extension IMAPSession {
         return true
     }
 
-    /// Responses are gathered into writes of about this many bytes.
-    static let emitSize = 64 * 1024
+    /// Responses are gathered into writes of about this many bytes (a FETCH of a whole mailbox:
+    /// one socket write, and one wake-up of the connection's event loop, each).
+    static let emitSize = 256 * 1024
+    /// Room a FETCH writer has past `emitSize` before it grows (a line of a header-only FETCH fits).
+    static let emitSlack = 16 * 1024
+
+    /// A writer with room for one `emitSize` write: it never grows (and copies) on the way.
+    func fetchWriter() -> IMAPWriter {
+        var w = writer()
+        w.bytes.reserveCapacity(Self.emitSize + Self.emitSlack)
+        return w
+    }
 
     /// Appends one `* n FETCH (…)` response to `w` (a streamed literal may emit part of it).
     func writeFetch(_ w: inout IMAPWriter, seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?,
