@@ -84,13 +84,13 @@ extension IMAPSession {
                 guard index < entries.count, entries[index].uid == u else { continue }
                 let seq = index + 1, e = entries[index]
                 while at < b.found.count && b.found[at].details.uid < u { at += 1 }
-                let m = at < b.found.count && b.found[at].details.uid == u ? b.found[at] : nil
-                if plan.needsDetails && m == nil { continue }   // expunged meanwhile: nothing to say
+                let found = at < b.found.count && b.found[at].details.uid == u
+                if plan.needsDetails && !found { continue }   // expunged meanwhile: nothing to say
                 var items = attrs
                 if !flagsChanged.isEmpty && flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
-                try await writeFetch(&w, seq: seq, entry: e, details: m?.details, info: m?.info, items: items, sel: sel, ready: b.bytes,
-                                     header: m?.header, headerFiltered: plan.fields != nil, labels: plan.labels, fieldNames: plan.fieldNames,
-                                     flagLists: &flagLists)
+                try await writeFetch(&w, seq: seq, entry: e, details: found ? b.found[at].details : nil, info: found ? b.found[at].info : nil,
+                                     items: items, sel: sel, ready: b.bytes, header: found ? b.found[at].header : nil,
+                                     headerFiltered: plan.fields != nil, labels: plan.labels, fieldNames: plan.fieldNames, flagLists: &flagLists)
                 if w.bytes.count >= Self.emitSize { await emit(w); w = fetchWriter() }
             }
         }
@@ -121,18 +121,21 @@ extension IMAPSession {
         return w
     }
 
+    /// The fixed bytes of every FETCH response, written as bytes (no String per message).
+    static let untagged = Array("* ".utf8), fetchOpen = Array(" FETCH (".utf8), fetchClose = Array(")\r\n".utf8), uidItem = Array("UID ".utf8)
+
     /// Appends one `* n FETCH (…)` response to `w` (a streamed literal may emit part of it).
     func writeFetch(_ w: inout IMAPWriter, seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?,
                     items: [FetchAttribute], sel: SelectedMailbox, ready: [FetchRead: [UInt8]] = [:],
                     header: [UInt8]? = nil, headerFiltered: Bool = false, labels: [[UInt8]?] = [], fieldNames: [[[UInt8]]?] = [],
                     flagLists: inout FlagLists) async throws {
-        w.raw("* "); w.number(seq); w.raw(" FETCH (")
+        w.raw(Self.untagged); w.number(seq); w.raw(Self.fetchOpen)
         var first = true
         for (i, a) in items.enumerated() {
             if !first { w.sp() }
             first = false
             switch a {
-            case .uid: w.raw("UID "); w.number(e.uid)
+            case .uid: w.raw(Self.uidItem); w.number(e.uid)
             case .flags: w.raw("FLAGS "); w.raw(flagLists.list(e) { w2 in w2.flags(flagNames(e, in: sel)) })
             case .modSeq: w.raw("MODSEQ ("); w.number(e.modSeq); w.raw(")")
             case .internalDate: w.raw("INTERNALDATE \"\(IMAPDate.format(d!.internalDate))\"")
@@ -185,7 +188,7 @@ extension IMAPSession {
                 w.raw("BINARY.SIZE[\(part.map(String.init).joined(separator: "."))] \(data.count)")
             }
         }
-        w.raw(")"); w.crlf()
+        w.raw(Self.fetchClose)
     }
 
     /// A top-level HEADER, HEADER.FIELDS or HEADER.FIELDS.NOT section from the header's bytes
