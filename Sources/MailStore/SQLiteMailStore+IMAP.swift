@@ -719,7 +719,7 @@ public enum MessagePrefix: Sendable, Equatable {
     case header
     /// The top-level header kept to the fields named (lowercase, HeaderFieldFilter.fieldNames),
     /// or with `not` all but them (RFC 9051 §6.4.5 HEADER.FIELDS[.NOT]); the prefix limit still
-    /// applies to the whole header.
+    /// applies to the whole header, or to the kept fields when they answer (+HeaderFields.swift).
     case headerFields([[UInt8]], not: Bool)
     /// The whole message.
     case message
@@ -746,7 +746,8 @@ extension MailboxStore {
 }
 
 /// Top-level headers of messages lately fetched by header sections (FETCH BODY.PEEK[HEADER.FIELDS
-/// (…)] of a whole mailbox, as clients list one), keyed by the content hash: a body never
+/// (…)] of a whole mailbox naming a field the store does not keep per message — the kept ones
+/// answer from `header_fields` — HEADER, HEADER.FIELDS.NOT), keyed by the content hash: a body never
 /// changes, so an entry is never stale, and one body delivered to many is kept once (Dovecot's
 /// dovecot.index.cache keeps header fields the same way, on disk). Bounded by `maxBytes`: when
 /// full, it starts over.
