@@ -40,6 +40,17 @@ extension SQLiteMailStore {
             .execute(arguments: [id, size, fields.map { Data($0) }])
     }
 
+    /// The fill's row for body `id` read with content `hash`: only while that body is still the
+    /// row `id` (the fill runs beside deliveries: a body removed meanwhile and its id reused by
+    /// another would otherwise get the old fields), and never over a row a delivery made.
+    static func insertFilled(_ db: Database, _ id: Int64, hash: [UInt8], size: Int, _ fields: [UInt8]?) throws -> Bool {
+        try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO header_fields (message_id, size, fields)
+            SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id = ? AND hash = ?)
+            """).execute(arguments: [id, size, fields.map { Data($0) }, id, Data(hash)])
+        return db.changesCount > 0
+    }
+
     /// Keeps the fields of body `id`, just inserted by `messageRow`, in the caller's transaction:
     /// from the bytes in memory, or the head of the blob file synced before the transaction.
     func keepHeaderFields(_ db: Database, _ id: Int64, _ d: PendingDelivery) throws {
@@ -53,7 +64,8 @@ extension SQLiteMailStore {
     }
 
     /// Keeps the fields of every body that has no `header_fields` row (stored before v10, or
-    /// whose file could not be read then), in transactions of `keptFillBatch`; run at start-up.
+    /// whose file could not be read then), in transactions of `keptFillBatch`; run beside the
+    /// store's service from its start (until done, FETCH filters those headers as before).
     /// Returns how many rows it added.
     @discardableResult
     public func fillHeaderFields() throws -> Int {
@@ -67,7 +79,7 @@ extension SQLiteMailStore {
             }
             guard let last = batch.last else { return added }
             after = last[0]
-            var kept: [(id: Int64, size: Int, fields: [UInt8]?)] = []
+            var kept: [(id: Int64, hash: [UInt8], size: Int, fields: [UInt8]?)] = []
             for r in batch {
                 let id: Int64 = r[0], hash = [UInt8](r[3] as Data), inFile: Bool = r[4], head = (r[5] as Data?).map { [UInt8]($0) }
                 guard let n = try? Self.headerSize(encodedInfo: [UInt8](r[2] as Data)) else { continue }
@@ -78,15 +90,10 @@ extension SQLiteMailStore {
                         try Data.fetchOne(db, sql: "SELECT substr(body, 1, ?) FROM messages WHERE id = ?", arguments: [n, id]).map { [UInt8]($0) }
                     }
                 }
-                if let fields { kept.append((id, r[1], fields)) }
+                if let fields { kept.append((id, hash, r[1], fields)) }
             }
             try pool.write { db in
-                // A body removed meanwhile gets no row (the trigger would not remove it).
-                let exists = try db.cachedStatement(sql: "SELECT 1 FROM messages WHERE id = ?")
-                for k in kept where try Bool.fetchOne(exists, arguments: [k.id]) != nil {
-                    try Self.insertKeptFields(db, k.id, size: k.size, k.fields)
-                    added += 1
-                }
+                for k in kept where try Self.insertFilled(db, k.id, hash: k.hash, size: k.size, k.fields) { added += 1 }
             }
         }
     }

@@ -109,6 +109,23 @@ final class HeaderFieldsKeptTests: XCTestCase {
         try check(uids, Self.messages, "filled")
     }
 
+    /// The fill never writes the fields of a body that left its id meanwhile, nor over a delivery's row.
+    func testFillWritesOnlyForTheBodyItRead() throws {
+        let uid = try append(Self.messages[0])
+        let (id, hash) = try store.pool.read { db in
+            let r = try XCTUnwrap(try Row.fetchOne(db, sql: "SELECT id, hash FROM messages"))
+            return (r[0] as Int64, [UInt8](r[1] as Data))
+        }
+        let wrong = Array("Subject: another body\r\n".utf8)
+        try store.pool.write { db in
+            XCTAssertFalse(try SQLiteMailStore.insertFilled(db, id, hash: hash, size: 1, wrong), "the delivery's row stays")
+            try db.execute(sql: "DELETE FROM header_fields")
+            XCTAssertFalse(try SQLiteMailStore.insertFilled(db, id, hash: Array(repeating: 7, count: 32), size: 1, wrong), "another body's hash")
+            XCTAssertTrue(try SQLiteMailStore.insertFilled(db, id, hash: hash, size: Self.messages[0].utf8.count, wrong))
+        }
+        XCTAssertEqual(try fetch([uid], ["subject"])[0].1, wrong, "the row written is what answers")
+    }
+
     /// Kept bytes past the limit are not kept (NULL): the header is filtered when fetched.
     func testTooLongKeptFieldsAreFilteredWhenFetched() throws {
         let refs = (0..<1000).map { "<\($0)@example.org>" }.joined(separator: "\r\n ")
