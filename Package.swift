@@ -62,6 +62,7 @@ let package = Package(
         .target(name: "MailStore", dependencies: [
             "MIME", "MailModel", "MailSyntax", "CMailShims", "CCrypt", "COpenSSL",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),   // sqlite3_column_* on hot reads
         ]),
         .target(name: "StoreServer", dependencies: [
             "MailCore", "MailIPC", "MailStore", "MailPrivsep", "CMailShims", "LookupProtocol",

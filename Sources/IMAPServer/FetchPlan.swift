@@ -28,16 +28,23 @@ public struct HeaderFieldSelection: Sendable, Equatable {
     }
 }
 
+/// What the store said of one message of a batch.
+struct FetchedMessage: Sendable {
+    var details: MessageDetails
+    var info: MessageInfo?
+    /// With a header-only plan: the message's top-level header (its info is then not decoded),
+    /// already kept to the plan's `fields` when it has them.
+    var header: [UInt8]?
+}
+
 /// One batch of a FETCH, ready to write: what the store said of its messages.
 struct FetchBatch: Sendable {
     var uids: [UInt32]
-    var details: [UInt32: MessageDetails] = [:]
-    var info: [UInt32: MessageInfo] = [:]
+    /// Ascending by UID, as `uids` (walked alongside them while writing: no lookup per message);
+    /// a message expunged meanwhile is missing.
+    var found: [FetchedMessage] = []
     /// Ranges read ahead; a range missing here is read while writing (or fails there).
     var bytes: [FetchRead: [UInt8]] = [:]
-    /// With a header-only plan: each message's top-level header (its info is then not decoded),
-    /// already kept to the plan's `fields` when it has them.
-    var headers: [UInt32: [UInt8]] = [:]
 }
 
 /// What the items of one FETCH need from the store.
@@ -157,22 +164,21 @@ struct FetchPlan: Sendable {
     func prepare(_ uids: [UInt32], mailbox: Int64, services: any IMAPServices) async throws -> FetchBatch {
         var b = FetchBatch(uids: uids)
         guard needsDetails else { return b }
-        b.details.reserveCapacity(uids.count)
+        b.found.reserveCapacity(uids.count)
         var got = try await services.details(mailbox: mailbox, uids: uids, info: needsInfo && !headerOnly, withPrefix: prefix != .none,
                                              whole: prefix == .whole, prefixLimit: prefixLimit, fields: fields)
         if headerOnly {
             var rest: [UInt32] = []
             for (d, bytes) in got {
-                if let bytes { b.details[d.uid] = d; b.headers[d.uid] = bytes } else { rest.append(d.uid) }
+                if let bytes { b.found.append(FetchedMessage(details: d, header: bytes)) } else { rest.append(d.uid) }
             }
             guard !rest.isEmpty else { return b }
             got = try await services.details(mailbox: mailbox, uids: rest).map { ($0, nil) }   // with info: read by range
         }
         var reads: [FetchRead] = [], budget = Self.prefetchBudget
         for (d, bytes) in got {
-            b.details[d.uid] = d
             let info = needsInfo ? try MessageInfo(encoded: d.info) : nil
-            b.info[d.uid] = info
+            b.found.append(FetchedMessage(details: d, info: info))
             let have = bytes.map { prefix == .whole && $0.count == Int(d.size) || prefix == .header && $0.count == info?.headerSize } ?? false
             for r in ranges(uid: d.uid, size: Int(d.size), info: info) {
                 if have, let bytes, r.end <= bytes.count {
@@ -185,6 +191,8 @@ struct FetchPlan: Sendable {
                 reads.append(r)
             }
         }
+        // the headers read by range come after the others: back in UID order
+        if headerOnly && b.found.count > got.count { b.found.sort { $0.details.uid < $1.details.uid } }
         guard !reads.isEmpty else { return b }
         let fetched = await withTaskGroup(of: (FetchRead, [UInt8]?).self) { g in
             for r in reads {

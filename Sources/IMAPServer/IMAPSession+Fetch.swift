@@ -71,25 +71,27 @@ extension IMAPSession {
         while pending.count < plan.lookahead, let t = prepare() { pending.append(t) }
         defer { for t in pending { t.cancel() } }
         var flagLists = FlagLists()
-        var w = writer()
+        var w = fetchWriter()
         var index = 0   // UIDs ascend, as the view does: their sequence numbers are found walking it
         let entries = sel.entries
         while !pending.isEmpty {
             let b = try await pending[0].value
             pending.removeFirst()
             if let t = prepare() { pending.append(t) }
+            var at = 0   // b.found ascends as b.uids do
             for u in b.uids {
                 while index < entries.count && entries[index].uid < u { index += 1 }
                 guard index < entries.count, entries[index].uid == u else { continue }
                 let seq = index + 1, e = entries[index]
-                let d = b.details[u]
-                if plan.needsDetails && d == nil { continue }   // expunged meanwhile: nothing to say
+                while at < b.found.count && b.found[at].details.uid < u { at += 1 }
+                let found = at < b.found.count && b.found[at].details.uid == u
+                if plan.needsDetails && !found { continue }   // expunged meanwhile: nothing to say
                 var items = attrs
                 if !flagsChanged.isEmpty && flagsChanged.contains(u) && !items.contains(.flags) { items.append(.flags) }
-                try await writeFetch(&w, seq: seq, entry: e, details: d, info: b.info[u], items: items, sel: sel, ready: b.bytes,
-                                     header: b.headers[u], headerFiltered: plan.fields != nil, labels: plan.labels, fieldNames: plan.fieldNames,
-                                     flagLists: &flagLists)
-                if w.bytes.count >= Self.emitSize { await emit(w); w = writer() }
+                try await writeFetch(&w, seq: seq, entry: e, details: found ? b.found[at].details : nil, info: found ? b.found[at].info : nil,
+                                     items: items, sel: sel, ready: b.bytes, header: found ? b.found[at].header : nil,
+                                     headerFiltered: plan.fields != nil, labels: plan.labels, fieldNames: plan.fieldNames, flagLists: &flagLists)
+                if w.bytes.count >= Self.emitSize { await emit(w); w = fetchWriter() }
             }
         }
         await emit(w)
@@ -106,21 +108,34 @@ extension IMAPSession {
         return true
     }
 
-    /// Responses are gathered into writes of about this many bytes.
-    static let emitSize = 64 * 1024
+    /// Responses are gathered into writes of about this many bytes (a FETCH of a whole mailbox:
+    /// one socket write, and one wake-up of the connection's event loop, each).
+    static let emitSize = 256 * 1024
+    /// Room a FETCH writer has past `emitSize` before it grows (a line of a header-only FETCH fits).
+    static let emitSlack = 16 * 1024
+
+    /// A writer with room for one `emitSize` write: it never grows (and copies) on the way.
+    func fetchWriter() -> IMAPWriter {
+        var w = writer()
+        w.bytes.reserveCapacity(Self.emitSize + Self.emitSlack)
+        return w
+    }
+
+    /// The fixed bytes of every FETCH response, written as bytes (no String per message).
+    static let untagged = Array("* ".utf8), fetchOpen = Array(" FETCH (".utf8), fetchClose = Array(")\r\n".utf8), uidItem = Array("UID ".utf8)
 
     /// Appends one `* n FETCH (…)` response to `w` (a streamed literal may emit part of it).
     func writeFetch(_ w: inout IMAPWriter, seq: Int, entry e: ViewEntry, details d: MessageDetails?, info: MessageInfo?,
                     items: [FetchAttribute], sel: SelectedMailbox, ready: [FetchRead: [UInt8]] = [:],
                     header: [UInt8]? = nil, headerFiltered: Bool = false, labels: [[UInt8]?] = [], fieldNames: [[[UInt8]]?] = [],
                     flagLists: inout FlagLists) async throws {
-        w.raw("* "); w.number(seq); w.raw(" FETCH (")
+        w.raw(Self.untagged); w.number(seq); w.raw(Self.fetchOpen)
         var first = true
         for (i, a) in items.enumerated() {
             if !first { w.sp() }
             first = false
             switch a {
-            case .uid: w.raw("UID "); w.number(e.uid)
+            case .uid: w.raw(Self.uidItem); w.number(e.uid)
             case .flags: w.raw("FLAGS "); w.raw(flagLists.list(e) { w2 in w2.flags(flagNames(e, in: sel)) })
             case .modSeq: w.raw("MODSEQ ("); w.number(e.modSeq); w.raw(")")
             case .internalDate: w.raw("INTERNALDATE \"\(IMAPDate.format(d!.internalDate))\"")
@@ -173,7 +188,7 @@ extension IMAPSession {
                 w.raw("BINARY.SIZE[\(part.map(String.init).joined(separator: "."))] \(data.count)")
             }
         }
-        w.raw(")"); w.crlf()
+        w.raw(Self.fetchClose)
     }
 
     /// A top-level HEADER, HEADER.FIELDS or HEADER.FIELDS.NOT section from the header's bytes

@@ -101,7 +101,7 @@ public final class IMAPSession: @unchecked Sendable {
 
     /// Queues a response; written at the next flush (or now when much is queued).
     func emit(_ w: IMAPWriter) async {
-        output.append(contentsOf: w.bytes)
+        if output.isEmpty { output = w.bytes } else { output.append(contentsOf: w.bytes) }   // FETCH emits 64 KiB at a time: no copy
         if output.count >= 64 * 1024 { await flush() }
     }
 

@@ -556,7 +556,7 @@ public struct DetailsGet: SessionRequest {
     public var prefixLimit: UInt32
     /// With `want` `.fields` (on the wire only then): the header fields kept, lowercase, or with
     /// `fieldsNot` the ones dropped; a prefix is the filtered header (its limit still applies to
-    /// the whole header).
+    /// the whole header, or to the fields the store keeps per message when it answers from them).
     public var fields: [String], fieldsNot: Bool
     public init(session: UInt64, mailbox: Int64, uids: [UInt32], want: DetailsWant = .info, prefixLimit: UInt32 = 0,
                 fields: [String] = [], fieldsNot: Bool = false) {

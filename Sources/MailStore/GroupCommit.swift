@@ -39,6 +39,10 @@ struct PendingDelivery: @unchecked Sendable {
     /// The texts the search index gets for this body, computed before the writer (SearchIndex.swift);
     /// nil: computed by the commit if it stores the body anew (or `search_index` is off).
     var searchText: SearchIndexText? = nil
+    /// False for a body only queued for remote recipients: it is neither search-indexed nor are
+    /// its header fields kept (it leaves with its last recipient; a later local copy of the same
+    /// bytes is scanned, or filled at the next start).
+    var reachesMailbox = true
 
     /// Whether the commit stores this body (a local copy, a queue entry or an append).
     var storesBody: Bool {

@@ -87,9 +87,8 @@ extension SQLiteMailStore {
                     return res
                 }
             }
-            if d.resolutions.contains(where: { if case .deliver(let users, _) = $0 { !users.isEmpty } else { false } }) {
-                d.searchText = text()
-            }
+            d.reachesMailbox = d.resolutions.contains { if case .deliver(let users, _) = $0 { !users.isEmpty } else { false } }
+            if d.reachesMailbox { d.searchText = text() }
             committer.submit(d)
         } catch {
             d.staged?.discard()
@@ -123,7 +122,10 @@ extension SQLiteMailStore {
         let stored = db.changesCount > 0
         let id = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM messages WHERE hash = ?"), arguments: [Data(d.hash)])!
         // Search index (SearchIndex.swift): a new body is indexed in this same transaction.
-        if stored { try indexBody(db, id, d.searchText) }
+        if stored, d.reachesMailbox {
+            try indexBody(db, id, d.searchText)
+            try keepHeaderFields(db, id, d)   // HEADER.FIELDS listings (SQLiteMailStore+HeaderFields.swift)
+        }
         return id
     }
 

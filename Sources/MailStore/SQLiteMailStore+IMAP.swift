@@ -332,6 +332,17 @@ extension SQLiteMailStore {
     /// fit `prefixLimit`. The info is copied out only when asked for.
     public func details(user: Int64, mailbox: Int64, uids: [UInt32], info: Bool, prefix: MessagePrefix?,
                         prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)] {
+        if !info, case .headerFields(let names, false)? = prefix, HeaderFieldFilter.keptCovers(names) {
+            // SQLiteMailStore+HeaderFields.swift: from the fields kept at delivery
+            return try keptFieldsDetails(user: user, mailbox: mailbox, uids: Self.ascending(uids) ? uids : Array(Set(uids)).sorted(),
+                                         names: names, prefixLimit: prefixLimit)
+        }
+        return try batchDetails(user: user, mailbox: mailbox, uids: uids, info: info, prefix: prefix, prefixLimit: prefixLimit)
+    }
+
+    /// `details` of any prefix, from the messages' rows (headers through the HeaderCache).
+    func batchDetails(user: Int64, mailbox: Int64, uids: [UInt32], info: Bool, prefix: MessagePrefix?,
+                      prefixLimit: Int) throws -> [(MessageDetails, [UInt8]?)] {
         /// The details; the prefix of a body in its row (copied straight out of the row), or the
         /// hash and prefix length of a body in a file (read after the transaction).
         typealias Found = (MessageDetails, bytes: [UInt8]?, file: (hash: Data, length: Int)?)
@@ -374,22 +385,7 @@ extension SQLiteMailStore {
                 }
                 return (d, bytes ?? nil, nil)
             }
-            // A FETCH batch is mostly a run of UIDs: one range scan, no lookup per UID.
-            let sorted = Self.ascending(uids) ? uids : Array(Set(uids)).sorted()
-            guard let lo = sorted.first, let hi = sorted.last else { return [] }
-            guard UInt64(hi - lo) < UInt64(sorted.count) * Self.detailsScanDensity else {
-                return try Self.rows(db, select: select, mailbox: mailbox, uids: sorted, map)
-            }
-            // Every UID of the range is wanted when the batch is a run (no set to ask).
-            let wanted: Set<UInt32>? = UInt64(hi - lo) + 1 == UInt64(sorted.count) ? nil : Set(sorted)
-            var out: [Found] = []
-            out.reserveCapacity(sorted.count)
-            let cursor = try Row.fetchCursor(db.cachedStatement(sql: select + " WHERE mm.mailbox_id = ? AND mm.uid BETWEEN ? AND ? ORDER BY mm.uid"),
-                                             arguments: [mailbox, lo, hi])
-            while let r = try cursor.next() {
-                if wanted?.contains(UInt32(truncatingIfNeeded: r[0] as Int64)) ?? true { out.append(map(r)) }
-            }
-            return out
+            return try Self.scan(db, select: select, mailbox: mailbox, uids: Self.ascending(uids) ? uids : Array(Set(uids)).sorted(), map)
         }
         return rows.map { row in
             var d = row.0
@@ -723,7 +719,7 @@ public enum MessagePrefix: Sendable, Equatable {
     case header
     /// The top-level header kept to the fields named (lowercase, HeaderFieldFilter.fieldNames),
     /// or with `not` all but them (RFC 9051 §6.4.5 HEADER.FIELDS[.NOT]); the prefix limit still
-    /// applies to the whole header.
+    /// applies to the whole header, or to the kept fields when they answer (+HeaderFields.swift).
     case headerFields([[UInt8]], not: Bool)
     /// The whole message.
     case message
@@ -750,7 +746,8 @@ extension MailboxStore {
 }
 
 /// Top-level headers of messages lately fetched by header sections (FETCH BODY.PEEK[HEADER.FIELDS
-/// (…)] of a whole mailbox, as clients list one), keyed by the content hash: a body never
+/// (…)] of a whole mailbox naming a field the store does not keep per message — the kept ones
+/// answer from `header_fields` — HEADER, HEADER.FIELDS.NOT), keyed by the content hash: a body never
 /// changes, so an entry is never stale, and one body delivered to many is kept once (Dovecot's
 /// dovecot.index.cache keeps header fields the same way, on disk). Bounded by `maxBytes`: when
 /// full, it starts over.

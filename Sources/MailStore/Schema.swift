@@ -221,11 +221,24 @@ enum Schema {
                 END;
                 """)
         }
+        // HEADER.FIELDS listings (SQLiteMailStore+HeaderFields.swift): per body, the fields clients
+        // list (HeaderFieldFilter.keptFields) kept at delivery, with the body's size, in a table
+        // narrow enough that a listing of 10,000 messages reads a few hundred pages, not one wide
+        // `messages` row each. `fields` NULL: too long to keep. Rows for the bodies stored before
+        // are made by the store at start (live code: SQLiteMailStore.fillHeaderFields).
+        m.registerMigration("v10-header-fields") { db in
+            try db.execute(sql: """
+                CREATE TABLE header_fields (message_id INTEGER PRIMARY KEY, size INTEGER NOT NULL, fields BLOB);
+                CREATE TRIGGER messages_header_fields_drop AFTER DELETE ON messages BEGIN
+                    DELETE FROM header_fields WHERE message_id = old.id;
+                END;
+                """)
+        }
         // Queue row ids are never reused (AUTOINCREMENT): the outbound agent tells a row it is
         // still delivering (a claim that renewed the lease of a long delivery) from a new one by
         // its id, and a new submission took the id of a row just reported while the agent still
         // held it — so it was skipped, and stayed leased with nobody sending it until the lease
-        // ran out. (Registered after the v10 number another change reserves.)
+        // ran out.
         m.registerMigration("v11-queue-ids") { db in
             try db.execute(sql: """
                 CREATE TABLE queue_new (

@@ -38,6 +38,12 @@ public enum StoreMain {
             if srsKey.created { logger.notice("made a new SRS key", metadata: ["file": "\(config.dataDir)/\(SRSKey.fileName)"]) }
             store.configureSRS(.store(key: srsKey.key, domain: config.srsDomain))
             let swept = try store.sweep()
+            Thread.detachNewThread {   // bodies stored before v10-header-fields, beside the service
+                do {
+                    let kept = try store.fillHeaderFields()
+                    if kept > 0 { logger.notice("kept the listed header fields of stored messages", metadata: ["messages": "\(kept)"]) }
+                } catch { logger.error("keeping the listed header fields failed: \(error)") }
+            }
             let unindexed = try store.searchIndexCounts().pending
             if unindexed > 0 { logger.notice("messages not in the search index (SEARCH scans them): postern reindex --all", metadata: ["messages": "\(unindexed)"]) }
             logger.info("store ready", metadata: ["data": "\(config.dataDir)", "swept_messages": "\(swept.rows)", "swept_blobs": "\(swept.blobs)", "fsync": "\(config.store.fsync)", "srs_domain": "\(config.srsDomain)"])
