@@ -18,7 +18,8 @@ final class RecordingPOP3Connection: POP3Connection, @unchecked Sendable {
     private var tls: Bool
     private var closed = false
     init(tls: Bool) { self.tls = tls }
-    func write(_ bytes: ByteBuffer) async { lock.withLock { data += bytes.readableBytesView } }
+    func write(_ bytes: ByteBuffer) async { writeNow(bytes) }
+    func writeNow(_ bytes: ByteBuffer) { lock.withLock { data += bytes.readableBytesView } }
     func startTLS() async throws { lock.withLock { tls = true } }
     func close() async { lock.withLock { closed = true } }
     var isTLS: Bool { lock.withLock { tls } }
