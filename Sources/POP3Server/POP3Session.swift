@@ -2,7 +2,9 @@
 // glue's inputs in order, feeds them to POP3Engine and carries out its actions against
 // POP3Services and POP3Connection: logins (delayed, counted and logged in the fail2ban shape),
 // the maildrop lock and snapshot, RETR/TOP streamed by range with dot-stuffing (never a whole
-// message in memory), and the UPDATE delete. Policy stays in the engine.
+// message in memory), and the UPDATE delete. Policy stays in the engine. While the task waits
+// for input, the glue may hand a line to `receiveNow` on its event loop: what needs no waiting
+// (a reply, RETR of a message read ahead) is written there at once, the rest goes to the task.
 import Foundation
 import Logging
 import NIOCore
@@ -64,11 +66,14 @@ public final class POP3Session: @unchecked Sendable {
     /// What is queued for the client; reused once the connection has let go of it.
     private var output = ByteBufferAllocator().buffer(capacity: POP3Session.outputCapacity)
     private var finished = false
+    /// For the logout line (Dovecot's retr=%r/%b): RETRs and their octets, and how many of them
+    /// waited for a read-ahead batch still on its way from the store.
+    private var retrieved = 0, retrievedOctets = 0, batchWaits = 0
     /// The next messages' bytes, read ahead in one store round trip while the client is still
     /// taking this one (clients RETR in order). Bounded: one batch in flight, and at most
     /// `readAheadBytes` held (below a store frame, so a batch comes whole).
     private var ready: [UInt32: ByteBuffer] = [:]
-    private var batch: (uids: Set<UInt32>, read: Task<[UInt32: ByteBuffer], Error>)?
+    private var batch: (uids: Set<UInt32>, read: Task<[UInt32: ByteBuffer], Error>, arrived: Flag)?
     static let readAheadCount = 64                  // Pop3Read.maxUIDs
     static let readAheadBytes = 768 * 1024
     /// The next batch is asked for when this few read-ahead messages are left: early enough
@@ -114,6 +119,9 @@ public final class POP3Session: @unchecked Sendable {
     }
 
     func end() async {
+        if engine.maildrop != nil {
+            logger.info("logout", metadata: ["retr": "\(retrieved)/\(retrievedOctets)", "waited-for-read-ahead": "\(batchWaits)"])
+        }
         batch?.read.cancel()
         services.close()
         await connection.close()
@@ -261,6 +269,7 @@ public final class POP3Session: @unchecked Sendable {
         if lines == nil {
             if ready[uid] == nil, let b = batch, b.uids.contains(uid) {
                 batch = nil
+                if !b.arrived.isSet { batchWaits += 1 }
                 ready.merge((try? await b.read.value) ?? [:]) { a, _ in a }
             }
             if let body = ready.removeValue(forKey: uid), body.readableBytes >= size {
@@ -288,7 +297,10 @@ public final class POP3Session: @unchecked Sendable {
         }
         if !started { writeOctets(size) }
         output.writeBytes(stuffer.trailer)
-        if lines == nil { prefetch(after: uid, mailbox: mailbox) }
+        if lines == nil {
+            retrieved += 1; retrievedOctets += size
+            prefetch(after: uid, mailbox: mailbox)
+        }
     }
 
     /// RETR of a message whose whole body was read ahead: "+OK", the body dot-stuffed, "."
@@ -298,6 +310,7 @@ public final class POP3Session: @unchecked Sendable {
         var stuffer = DotStuffer()
         if size > 0 { body.withUnsafeReadableBytes { stuff($0, &stuffer) } }
         output.writeBytes(stuffer.trailer)
+        retrieved += 1; retrievedOctets += size
         prefetch(after: uid, mailbox: mailbox)
     }
 
@@ -321,8 +334,11 @@ public final class POP3Session: @unchecked Sendable {
             uids.append(m.uid); bytes += m.size
         }
         guard !uids.isEmpty else { return }
-        let services = self.services
-        batch = (Set(uids), Task { try await services.readAhead(mailbox: mailbox, uids: uids, maxSize: pop3ReadChunk) })
+        let services = self.services, arrived = Flag()
+        batch = (Set(uids), Task {
+            defer { arrived.set() }
+            return try await services.readAhead(mailbox: mailbox, uids: uids, maxSize: pop3ReadChunk)
+        }, arrived)
     }
 
     private func failure(_ error: Error) -> POP3Response {
@@ -341,4 +357,12 @@ public final class POP3Session: @unchecked Sendable {
             return engine.updated(ok: false)
         }
     }
+}
+
+/// A flag set once from any thread (a read-ahead batch has arrived).
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }
