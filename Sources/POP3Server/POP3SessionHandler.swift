@@ -116,7 +116,7 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !ended, !discardingPlaintext, sessionStarted else { return }
         armIdleTimer()
-        framer.feed(Array(unwrapInboundIn(data).readableBytesView))
+        unwrapInboundIn(data).withUnsafeReadableBytes { framer.feed($0) }
         refill()
     }
 
