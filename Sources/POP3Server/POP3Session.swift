@@ -276,7 +276,9 @@ public final class POP3Session: @unchecked Sendable {
                 return sendWhole(uid: uid, size: size, body, mailbox: mailbox)
             }
         }
-        // By range, chunk by chunk.
+        // By range, chunk by chunk; the next messages are asked for first, so that their batch
+        // comes in while this one is read (the session's first RETR no longer waits twice).
+        if lines == nil { prefetch(after: uid, mailbox: mailbox) }
         var offset = 0, started = false
         while offset < size && !stuffer.done {
             var count = 0
@@ -297,10 +299,7 @@ public final class POP3Session: @unchecked Sendable {
         }
         if !started { writeOctets(size) }
         output.writeBytes(stuffer.trailer)
-        if lines == nil {
-            retrieved += 1; retrievedOctets += size
-            prefetch(after: uid, mailbox: mailbox)
-        }
+        if lines == nil { retrieved += 1; retrievedOctets += size }
     }
 
     /// RETR of a message whose whole body was read ahead: "+OK", the body dot-stuffed, "."
