@@ -77,8 +77,9 @@ public final class POP3Session: @unchecked Sendable {
     static let readAheadCount = 64                  // Pop3Read.maxUIDs
     static let readAheadBytes = 768 * 1024
     /// The next batch is asked for when this few read-ahead messages are left: early enough
-    /// that the store's batch (~15 µs a message) is in before the client has taken them
-    /// (a RETR from read-ahead costs about as much), so no RETR waits for it.
+    /// that the store's batch (~10 µs a message of store CPU, on a machine it shares) is in
+    /// before the client has taken them (a RETR from read-ahead costs about twice that), so no
+    /// RETR waits for it; the logout line counts the RETRs that did.
     static let readAheadLow = readAheadCount * 3 / 4
     static let outputCapacity = 16 * 1024
     /// Flush when this much output is queued (RETR of a large message goes out in pieces).

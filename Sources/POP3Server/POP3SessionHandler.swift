@@ -324,10 +324,10 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
         }
     }
 
+    /// The idle timer was armed by the read that brought the line (no second clock read).
     func writeNow(_ bytes: ByteBuffer) {
         guard let context, context.channel.isActive else { return }
         context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
-        armIdleTimer()
     }
 
     func startTLS() async throws {
