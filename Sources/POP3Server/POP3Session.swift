@@ -73,7 +73,7 @@ public final class POP3Session: @unchecked Sendable {
     /// taking this one (clients RETR in order). Bounded: one batch in flight, and at most
     /// `readAheadBytes` held (below a store frame, so a batch comes whole).
     private var ready: [UInt32: ByteBuffer] = [:]
-    private var batch: (uids: Set<UInt32>, read: Task<[UInt32: ByteBuffer], Error>, arrived: Flag)?
+    private var batch: (uids: Set<UInt32>, read: Task<[UInt32: ByteBuffer], Error>, arrived: BatchArrival)?
     static let readAheadCount = 64                  // Pop3Read.maxUIDs
     static let readAheadBytes = 768 * 1024
     /// The next batch is asked for when this few read-ahead messages are left: early enough
@@ -334,7 +334,7 @@ public final class POP3Session: @unchecked Sendable {
             uids.append(m.uid); bytes += m.size
         }
         guard !uids.isEmpty else { return }
-        let services = self.services, arrived = Flag()
+        let services = self.services, arrived = BatchArrival()
         batch = (Set(uids), Task {
             defer { arrived.set() }
             return try await services.readAhead(mailbox: mailbox, uids: uids, maxSize: pop3ReadChunk)
@@ -359,8 +359,8 @@ public final class POP3Session: @unchecked Sendable {
     }
 }
 
-/// A flag set once from any thread (a read-ahead batch has arrived).
-final class Flag: @unchecked Sendable {
+/// Set once, from the task that reads a batch ahead, when its reply has come.
+final class BatchArrival: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
     func set() { lock.withLock { value = true } }
