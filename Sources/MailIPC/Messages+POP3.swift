@@ -71,4 +71,6 @@ public struct Pop3Bodies: RPCMessage {
         bodies = try r.list(minElementBytes: WireSize.u32 + WireSize.bytes, max: Pop3Read.maxUIDs) { Pop3Body(uid: try $0.u32(), bytes: try $0.bytes()) }
     }
     public func write(to w: inout WireWriter) { w.list(bodies) { $0.u32($1.uid); $0.bytes($1.bytes) } }
+    /// Up to a frame of bodies: the list's count, then per body its UID, length and bytes.
+    public var payloadCapacity: Int { bodies.reduce(WireSize.u32) { $0 + WireSize.u32 + WireSize.bytes + $1.bytes.readableBytes } }
 }

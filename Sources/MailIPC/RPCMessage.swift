@@ -9,6 +9,9 @@ public protocol RPCMessage: Sendable, Equatable {
     /// Reads the payload; the caller checks that nothing is left (`WireReader.finish`).
     init(reading r: inout WireReader) throws
     func write(to w: inout WireWriter)
+    /// The payload buffer's first capacity: a message that knows it is large says so, and its
+    /// payload is written once instead of through a chain of doublings (each a copy).
+    var payloadCapacity: Int { get }
 }
 
 public protocol RPCRequest: RPCMessage {
@@ -34,8 +37,10 @@ public protocol RPCStreamItem: Sendable {
 extension RPCMessage {
     public var type: MessageType { Self.type }
 
+    public var payloadCapacity: Int { 64 }
+
     public func payload(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
-        var w = WireWriter(allocator.buffer(capacity: 64))
+        var w = WireWriter(allocator.buffer(capacity: payloadCapacity))
         write(to: &w)
         return w.buffer
     }

@@ -58,8 +58,9 @@ public struct DotStuffer: Sendable {
     }
 
     /// RETR's bulk path: `chunk` dot-stuffed, handed to `emit` in runs, in order — the stored
-    /// bytes up to each line that starts with ".", then that line's extra "." — line ends found
-    /// with memchr, so a message with no such line is one run. TOP's line counting goes the slow way.
+    /// bytes up to each "." that starts a line, then that line's extra "." — the dots found with
+    /// memchr and each checked for a line end before it: a body with few dots (base64, most
+    /// bytes of mail) is one call, prose about one per sentence. TOP's line counting goes the slow way.
     public mutating func feed(_ chunk: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) {
         guard linesLeft == nil && headerLeft == 0 else {
             var out: [UInt8] = []
@@ -68,17 +69,16 @@ public struct DotStuffer: Sendable {
         }
         guard let base = chunk.baseAddress, chunk.count > 0 else { return }
         let n = chunk.count
-        var i = 0
+        var i = 0, from = 0
         withUnsafeBytes(of: Self.dot) { dot in
-            if atLineStart && chunk[0] == Self.dot { emit(dot) }
-            var from = 0
-            while from < n - 1, let hit = memchr(base + from, Int32(UInt8(ascii: "\n")), n - 1 - from) {
-                let lineStart = base.distance(to: UnsafeRawPointer(hit)) + 1
-                from = lineStart
-                guard chunk[lineStart] == Self.dot else { continue }
-                emit(UnsafeRawBufferPointer(start: base + i, count: lineStart - i))
+            while from < n, let hit = memchr(base + from, Int32(Self.dot), n - from) {
+                let at = base.distance(to: UnsafeRawPointer(hit))
+                from = at + 1
+                // A line starts here: at a line end in this chunk, or the last one's.
+                guard at == 0 ? atLineStart : chunk[at - 1] == UInt8(ascii: "\n") else { continue }
+                if at > i { emit(UnsafeRawBufferPointer(start: base + i, count: at - i)) }
                 emit(dot)
-                i = lineStart
+                i = at
             }
         }
         emit(UnsafeRawBufferPointer(start: base + i, count: n - i))

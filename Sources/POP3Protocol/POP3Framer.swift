@@ -18,7 +18,10 @@ public struct POP3LineFramer: Sendable {
 
     public init(maxLine: Int = POP3Limits().maxLine) { self.maxLine = max(maxLine, 3) }
 
-    public mutating func feed(_ bytes: [UInt8]) {
+    public mutating func feed(_ bytes: [UInt8]) { bytes.withUnsafeBytes { feed($0) } }
+
+    /// The same, straight from the glue's read buffer (no array made per read).
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
         if start > 0 && start >= buffer.count / 2 {
             buffer.removeFirst(start); scanned -= start; start = 0
         }

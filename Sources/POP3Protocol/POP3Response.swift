@@ -1,5 +1,6 @@
 // POP3 status lines and multi-line responses (RFC 1939 §3), with RFC 2449 §8 response codes
 // (RFC 3206 SYS/TEMP, SYS/PERM, AUTH). Every reply text the engine sends is named here.
+import MailSyntax
 
 /// RFC 2449 §8 / RFC 3206: the extended response codes Postern sends (LOGIN-DELAY is not used).
 public enum POP3ResponseCode: String, Sendable, Equatable {
@@ -18,14 +19,44 @@ public struct POP3Response: Sendable, Equatable {
     public static func ok(_ text: String) -> POP3Response { POP3Response(ok: true, text) }
     public static func err(_ text: String, code: POP3ResponseCode? = nil) -> POP3Response { POP3Response(ok: false, code: code, text) }
 
-    /// "+OK text" / "-ERR [CODE] text" with CRLF; CR and LF in the text are dropped.
+    /// "+OK text" / "-ERR [CODE] text" with CRLF; CR and LF in the text are dropped (as bytes:
+    /// "\r\n" is one Character, which a Character filter would let through).
     public var bytes: [UInt8] {
-        var s = ok ? "+OK" : "-ERR"
-        if let code { s += " [\(code.rawValue)]" }
-        let clean = text.filter { $0 != "\r" && $0 != "\n" }
-        if !clean.isEmpty { s += " " + clean }
-        return Array((s + "\r\n").utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count + 24)
+        out += ok ? Self.okPrefix : Self.errPrefix
+        if let code { out += Array(" [\(code.rawValue)]".utf8) }
+        var first = true
+        for b in text.utf8 where b != ASCII.cr && b != ASCII.lf {
+            if first { out.append(ASCII.space); first = false }
+            out.append(b)
+        }
+        out += Self.crlf
+        return out
     }
+
+    static let okPrefix = Array("+OK".utf8), errPrefix = Array("-ERR".utf8), crlf: [UInt8] = [ASCII.cr, ASCII.lf]
+
+    /// RFC 1939 §7 RETR/TOP: "+OK <size> octets" CRLF, handed to `write` from a stack buffer
+    /// (no String is built per message). The same bytes as `.ok("\(size) octets").bytes`.
+    public static func octets(_ size: Int, _ write: (UnsafeRawBufferPointer) -> Void) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: octetsLineCapacity) { buf in
+            var n = 0
+            func put(_ b: UInt8) { buf[n] = b; n += 1 }
+            for b in okPrefix { put(b) }
+            put(ASCII.space)
+            var digits = 1, v = max(size, 0)
+            while v >= 10 { v /= 10; digits += 1 }
+            v = max(size, 0); n += digits
+            for i in 1...digits { buf[n - i] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10 }
+            for b in octetsSuffix { put(b) }
+            write(UnsafeRawBufferPointer(start: buf.baseAddress, count: n))
+        }
+    }
+
+    static let octetsSuffix = Array(" octets\r\n".utf8)
+    /// "+OK " + the 19 digits of Int.max + " octets\r\n", rounded up.
+    static let octetsLineCapacity = 48
 
     /// A status line, then `lines` (dot-stuffed), then the terminating "." (RFC 1939 §3).
     public func multiline(_ lines: [String]) -> [UInt8] {

@@ -2,7 +2,9 @@
 // glue's inputs in order, feeds them to POP3Engine and carries out its actions against
 // POP3Services and POP3Connection: logins (delayed, counted and logged in the fail2ban shape),
 // the maildrop lock and snapshot, RETR/TOP streamed by range with dot-stuffing (never a whole
-// message in memory), and the UPDATE delete. Policy stays in the engine.
+// message in memory), and the UPDATE delete. Policy stays in the engine. While the task waits
+// for input, the glue may hand a line to `receiveNow` on its event loop: what needs no waiting
+// (a reply, RETR of a message read ahead) is written there at once, the rest goes to the task.
 import Foundation
 import Logging
 import NIOCore
@@ -17,6 +19,9 @@ public protocol POP3Connection: AnyObject, Sendable {
     /// Upgrades to TLS after "+OK" to STLS was written; plaintext pipelined after the command
     /// is discarded (RFC 2595 §4). Throws if the handshake fails (the session then ends).
     func startTLS() async throws
+    /// On the connection's event loop, from `receiveNow`: queues bytes for the client and
+    /// flushes, without waiting (the glue calls `receiveNow` only while the channel is writable).
+    func writeNow(_ bytes: ByteBuffer)
     /// Closes the connection after what was written is flushed.
     func close() async
     /// The login succeeded (the glue switches from the login timeout to autologout).
@@ -33,13 +38,19 @@ public enum POP3SessionInput: Sendable, Equatable {
     case shutdown
     /// The login timeout or autologout fired.
     case timeout
+    /// What `receiveNow` left for the task to carry out (from the first action that waits).
+    case perform([POP3Action])
 }
 
 public struct POP3SessionConfig: Sendable {
     public var engine: POP3EngineConfig
     /// Seconds a failed login waits before its answer (DESIGN §5).
     public var authFailureDelay: Double
-    public init(engine: POP3EngineConfig, authFailureDelay: Double = 2) { self.engine = engine; self.authFailureDelay = authFailureDelay }
+    /// RETR reads the next small messages ahead (off only to test the ranged path alone).
+    public var readAhead: Bool
+    public init(engine: POP3EngineConfig, authFailureDelay: Double = 2, readAhead: Bool = true) {
+        self.engine = engine; self.authFailureDelay = authFailureDelay; self.readAhead = readAhead
+    }
 }
 
 public final class POP3Session: @unchecked Sendable {
@@ -55,15 +66,21 @@ public final class POP3Session: @unchecked Sendable {
     /// What is queued for the client; reused once the connection has let go of it.
     private var output = ByteBufferAllocator().buffer(capacity: POP3Session.outputCapacity)
     private var finished = false
+    /// For the logout line (Dovecot's retr=%r/%b): RETRs and their octets, and how many of them
+    /// waited for a read-ahead batch still on its way from the store.
+    private var retrieved = 0, retrievedOctets = 0, batchWaits = 0
     /// The next messages' bytes, read ahead in one store round trip while the client is still
     /// taking this one (clients RETR in order). Bounded: one batch in flight, and at most
     /// `readAheadBytes` held (below a store frame, so a batch comes whole).
     private var ready: [UInt32: ByteBuffer] = [:]
-    private var batch: (uids: Set<UInt32>, read: Task<[UInt32: ByteBuffer], Error>)?
-    static let readAheadCount = 64
+    private var batch: (uids: Set<UInt32>, read: Task<[UInt32: ByteBuffer], Error>, arrived: BatchArrival)?
+    static let readAheadCount = 64                  // Pop3Read.maxUIDs
     static let readAheadBytes = 768 * 1024
-    /// The next batch is asked for when this few read-ahead messages are left.
-    static let readAheadLow = readAheadCount / 4
+    /// The next batch is asked for when this few read-ahead messages are left: early enough
+    /// that the store's batch (~10 µs a message of store CPU, on a machine it shares) is in
+    /// before the client has taken them (a RETR from read-ahead costs about twice that), so no
+    /// RETR waits for it; the logout line counts the RETRs that did.
+    static let readAheadLow = readAheadCount * 3 / 4
     static let outputCapacity = 16 * 1024
     /// Flush when this much output is queued (RETR of a large message goes out in pieces).
     static let flushThreshold = 64 * 1024
@@ -77,21 +94,53 @@ public final class POP3Session: @unchecked Sendable {
     /// Greets, then handles every input until QUIT, `.closed`, `.shutdown` or a fatal error;
     /// returns after closing the connection and the store session (which frees the lock).
     public func run(_ inputs: AsyncStream<POP3SessionInput>) async {
+        await start()
+        for await input in inputs {
+            if await handle(input) { break }
+        }
+        await end()
+    }
+
+    func start() async {
         await perform(engine.greeting())
         await flush()
-        for await input in inputs {
-            switch input {
-            case .line(let event): await perform(engine.receive(event))
-            case .timeout: await perform(engine.timeout())
-            case .shutdown: await perform(engine.shutdown())
-            case .closed: finished = true
-            }
-            await flush()
-            if finished { break }
+    }
+
+    /// One input, carried out and flushed; true when the session is over.
+    func handle(_ input: POP3SessionInput) async -> Bool {
+        switch input {
+        case .line(let event): await perform(engine.receive(event))
+        case .timeout: await perform(engine.timeout())
+        case .shutdown: await perform(engine.shutdown())
+        case .perform(let actions): await perform(actions)
+        case .closed: finished = true
+        }
+        await flush()
+        return finished
+    }
+
+    func end() async {
+        if engine.maildrop != nil {
+            logger.info("logout", metadata: ["retr": "\(retrieved)/\(retrievedOctets)", "waited-for-read-ahead": "\(batchWaits)"])
         }
         batch?.read.cancel()
         services.close()
         await connection.close()
+    }
+
+    /// The fast path, for the glue on the connection's event loop while the session's task
+    /// waits for its next input (so nothing else touches the session): in TRANSACTION, `event`
+    /// goes through the engine as in `handle`, the actions that need no waiting (replies, RETR
+    /// of a message read ahead) are written at once, and the rest, from the first that waits,
+    /// is returned for the task (`.perform`). nil outside TRANSACTION: hand the line to the task.
+    public func receiveNow(_ event: POP3LineFramer.Event) -> [POP3Action]? {
+        guard engine.phase == .transaction, !finished else { return nil }
+        let rest = performNow(engine.receive(event)[...])
+        if output.readableBytes > 0 {
+            connection.writeNow(output)
+            output.clear()
+        }
+        return Array(rest)
     }
 
     // MARK: output
@@ -115,28 +164,55 @@ public final class POP3Session: @unchecked Sendable {
     // MARK: actions
 
     private func perform(_ actions: [POP3Action]) async {
-        for a in actions {
+        var rest = actions[...]
+        while !rest.isEmpty {
+            rest = performNow(rest)
+            guard let a = rest.popFirst() else { break }
+            await performWaiting(a)
+        }
+    }
+
+    /// Carries out the leading actions that need no waiting (a reply; RETR of a message whose
+    /// bytes are read ahead) into `output`; returns the rest, from the first one that waits.
+    private func performNow(_ actions: ArraySlice<POP3Action>) -> ArraySlice<POP3Action> {
+        var rest = actions
+        while let a = rest.first {
             switch a {
-            case .reply(let r): await emit(r.bytes)
-            case .replyLines(let r, let lines): await emit(r.multiline(lines))
-            case .continuation(let c): await emit(Array("+ \(c)\r\n".utf8))
-            case .startTLS:
-                await flush()
-                do {
-                    try await connection.startTLS()
-                    engine.tlsStarted()
-                } catch {
-                    logger.info("STLS failed", metadata: ["error": "\(error)"])
-                    finished = true
-                }
-            case .login(let user, let password, let mechanism): await perform(await login(user: user, password: password, mechanism: mechanism))
-            case .send(let uid, let size, let lines): await send(uid: uid, size: size, lines: lines)
-            case .update(let mailbox, let uids): await perform(await update(mailbox: mailbox, uids: uids))
-            case .close:
-                await flush()
+            case .reply(let r): output.writeBytes(r.bytes)
+            case .send(let uid, let size, nil):
+                guard let mailbox = engine.maildrop?.mailbox, let body = ready[uid], body.readableBytes >= size else { return rest }
+                ready[uid] = nil
+                sendWhole(uid: uid, size: size, body, mailbox: mailbox)
+            default: return rest
+            }
+            rest.removeFirst()
+        }
+        return rest
+    }
+
+    /// One action that may wait (for the store, TLS or the client), then a flush if enough is queued.
+    private func performWaiting(_ a: POP3Action) async {
+        switch a {
+        case .reply(let r): await emit(r.bytes)
+        case .replyLines(let r, let lines): await emit(r.multiline(lines))
+        case .continuation(let c): await emit(Array("+ \(c)\r\n".utf8))
+        case .startTLS:
+            await flush()
+            do {
+                try await connection.startTLS()
+                engine.tlsStarted()
+            } catch {
+                logger.info("STLS failed", metadata: ["error": "\(error)"])
                 finished = true
             }
+        case .login(let user, let password, let mechanism): await perform(await login(user: user, password: password, mechanism: mechanism))
+        case .send(let uid, let size, let lines): await send(uid: uid, size: size, lines: lines)
+        case .update(let mailbox, let uids): await perform(await update(mailbox: mailbox, uids: uids))
+        case .close:
+            await flush()
+            finished = true
         }
+        if output.readableBytes >= Self.flushThreshold { await flush() }
     }
 
     /// Authenticates, then takes the lock and the snapshot (RFC 1939 §4).
@@ -191,27 +267,27 @@ public final class POP3Session: @unchecked Sendable {
         } else {
             stuffer = DotStuffer()
         }
-        var offset = 0, started = false
-        var ahead: ByteBuffer? = lines == nil ? ready.removeValue(forKey: uid) : nil
-        if ahead == nil, lines == nil, let b = batch, b.uids.contains(uid) {
-            batch = nil
-            ready.merge((try? await b.read.value) ?? [:]) { a, _ in a }
-            ahead = ready.removeValue(forKey: uid)
+        if lines == nil {
+            if ready[uid] == nil, let b = batch, b.uids.contains(uid) {
+                batch = nil
+                if !b.arrived.isSet { batchWaits += 1 }
+                ready.merge((try? await b.read.value) ?? [:]) { a, _ in a }
+            }
+            if let body = ready.removeValue(forKey: uid), body.readableBytes >= size {
+                return sendWhole(uid: uid, size: size, body, mailbox: mailbox)
+            }
         }
+        // By range, chunk by chunk; the next messages are asked for first, so that their batch
+        // comes in while this one is read (the session's first RETR no longer waits twice).
+        if lines == nil { prefetch(after: uid, mailbox: mailbox) }
+        var offset = 0, started = false
         while offset < size && !stuffer.done {
             var count = 0
             do {
-                if offset == 0, let a = ahead {
-                    ahead = nil
-                    if !started { await emit(POP3Response.ok("\(size) octets").bytes); started = true }
-                    count = a.readableBytes
-                    a.withUnsafeReadableBytes { stuff($0, &stuffer) }
-                } else {
-                    let chunk = try await services.read(mailbox: mailbox, uid: uid, offset: offset, length: min(pop3ReadChunk, size - offset))
-                    if !started { await emit(POP3Response.ok("\(size) octets").bytes); started = true }
-                    count = chunk.count
-                    chunk.withUnsafeBytes { stuff($0, &stuffer) }
-                }
+                let chunk = try await services.read(mailbox: mailbox, uid: uid, offset: offset, length: min(pop3ReadChunk, size - offset))
+                if !started { writeOctets(size); started = true }
+                count = chunk.count
+                chunk.withUnsafeBytes { stuff($0, &stuffer) }
             } catch {
                 if !started { return await emit(failure(error).bytes) }
                 logger.warning("RETR of UID \(uid) failed after \(offset) bytes: \(error)")
@@ -222,15 +298,28 @@ public final class POP3Session: @unchecked Sendable {
             if output.readableBytes >= Self.flushThreshold { await flush() }
             offset += count
         }
-        if !started { await emit(POP3Response.ok("\(size) octets").bytes) }
+        if !started { writeOctets(size) }
         output.writeBytes(stuffer.trailer)
-        if lines == nil { prefetch(after: uid, mailbox: mailbox) }
+        if lines == nil { retrieved += 1; retrievedOctets += size }
     }
+
+    /// RETR of a message whose whole body was read ahead: "+OK", the body dot-stuffed, "."
+    /// into the output, then the next read-ahead asked for. No waiting (the fast path's RETR).
+    private func sendWhole(uid: UInt32, size: Int, _ body: ByteBuffer, mailbox: Int64) {
+        writeOctets(size)
+        var stuffer = DotStuffer()
+        if size > 0 { body.withUnsafeReadableBytes { stuff($0, &stuffer) } }
+        output.writeBytes(stuffer.trailer)
+        retrieved += 1; retrievedOctets += size
+        prefetch(after: uid, mailbox: mailbox)
+    }
+
+    private func writeOctets(_ size: Int) { POP3Response.octets(size) { output.writeBytes($0) } }
 
     /// Reads the small messages after `uid` ahead, in one batch, when few are left ready;
     /// drops what the client went past.
     private func prefetch(after uid: UInt32, mailbox: Int64) {
-        guard let drop = engine.maildrop, batch == nil else { return }
+        guard config.readAhead, let drop = engine.maildrop, batch == nil else { return }
         if ready.count >= Self.readAheadLow {
             // Enough ahead, unless some of it was skipped over (no dictionary rebuilt per RETR).
             guard ready.keys.contains(where: { $0 <= uid }) else { return }
@@ -245,8 +334,11 @@ public final class POP3Session: @unchecked Sendable {
             uids.append(m.uid); bytes += m.size
         }
         guard !uids.isEmpty else { return }
-        let services = self.services
-        batch = (Set(uids), Task { try await services.readAhead(mailbox: mailbox, uids: uids, maxSize: pop3ReadChunk) })
+        let services = self.services, arrived = BatchArrival()
+        batch = (Set(uids), Task {
+            defer { arrived.set() }
+            return try await services.readAhead(mailbox: mailbox, uids: uids, maxSize: pop3ReadChunk)
+        }, arrived)
     }
 
     private func failure(_ error: Error) -> POP3Response {
@@ -265,4 +357,12 @@ public final class POP3Session: @unchecked Sendable {
             return engine.updated(ok: false)
         }
     }
+}
+
+/// Set once, from the task that reads a batch ahead, when its reply has come.
+final class BatchArrival: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }

@@ -64,6 +64,8 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
     private var idleTimer: Scheduled<Void>?
     private var lastTraffic = NIODeadline.now()
     private var sessionStarted = false
+    /// The running session (for the fast path); let go when it closes the connection.
+    private var session: POP3Session?
     private var user: String?
     private var clientAddress = "unknown"
     private var heldSlot = false
@@ -114,7 +116,7 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !ended, !discardingPlaintext, sessionStarted else { return }
         armIdleTimer()
-        framer.feed(Array(unwrapInboundIn(data).readableBytesView))
+        unwrapInboundIn(data).withUnsafeReadableBytes { framer.feed($0) }
         refill()
     }
 
@@ -161,6 +163,7 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
         let loopback = context.channel.remoteAddress?.ipAddress == nil || IPNetwork.contains(Self.loopback, clientAddress)
         let session = POP3Session(config: settings.session, services: makeServices(), connection: self, client: clientAddress,
                                   clientIsLoopback: loopback, logger: logger)
+        self.session = session
         if let limiter = settings.limiter {
             session.recordAuthFailure = { [clientAddress] in limiter.recordFailure(clientAddress) }
         }
@@ -227,10 +230,22 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
         var drained = false
         while !ended, !startTLSHanded, queue.count < Self.maxQueuedLines {
             guard let event = framer.next() else { drained = true; break }
+            if receiveNow(event) { continue }
             enqueue(.line(event))
         }
         if inputClosed && !ended && drained { finish() }
         updateReading()
+    }
+
+    /// The fast path: while the session's task waits for input with nothing queued before
+    /// this line, and the client is taking what it is sent, the session handles the line here
+    /// on the loop (a RETR read ahead is one write, no task wake-up); whatever must wait goes
+    /// to the task next, in order.
+    private func receiveNow(_ event: POP3LineFramer.Event) -> Bool {
+        guard waiter != nil, queue.isEmpty, let session, let context, context.channel.isWritable,
+              let rest = session.receiveNow(event) else { return false }
+        if !rest.isEmpty { enqueue(.perform(rest)) }
+        return true
     }
 
     private func updateReading() {
@@ -309,6 +324,12 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
         }
     }
 
+    /// The idle timer was armed by the read that brought the line (no second clock read).
+    func writeNow(_ bytes: ByteBuffer) {
+        guard let context, context.channel.isActive else { return }
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+    }
+
     func startTLS() async throws {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<Void, Error>) in
             loop.execute { [self] in
@@ -339,6 +360,7 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
         await withCheckedContinuation { (cont: CheckedContinuation<Void, Never>) in
             loop.execute { [self] in
                 releaseSlot()
+                session = nil
                 guard let context, context.channel.isActive else { return cont.resume() }
                 send(context, []).whenComplete { _ in
                     context.close().whenComplete { _ in cont.resume() }

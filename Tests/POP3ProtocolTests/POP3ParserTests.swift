@@ -31,4 +31,35 @@ final class POP3ParserTests: XCTestCase {
             _ = POP3Parser.parse((0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) })
         }
     }
+
+    /// Keywords are matched byte by byte, ASCII case-insensitively; anything else is unknown.
+    func testKeywordBytes() {
+        XCTAssertEqual(parse("rEtR 1"), .success(.retr(1)))
+        XCTAssertEqual(parse("tOp 1 0"), .success(.top(1, lines: 0)))
+        XCTAssertEqual(parse("R3TR 1"), .failure(.unknownCommand("R3TR")))
+        XCTAssertEqual(parse(" RETR 1"), .failure(.unknownCommand("")))
+        XCTAssertEqual(parse("RETRY 1"), .failure(.unknownCommand("RETRY")))
+        XCTAssertEqual(parse("retrieve"), .failure(.unknownCommand("RETRIEVE")))
+        // RFC 4422 §3.1: mechanism names are ASCII; a dotless ı does not make "PLAIN".
+        XCTAssertEqual(parse("AUTH pla\u{131}n"), .success(.auth(mechanism: "PLA\u{131}N", initial: nil)))
+        XCTAssertEqual(parse("RETR 000000001"), .success(.retr(1)))
+        XCTAssertEqual(parse("RETR 1234567890"), .failure(.badArguments("RETR msg")))
+    }
+
+    /// The RETR status line formatted without a String is the one `.ok` gives.
+    func testOctetsLine() {
+        for n in [0, 7, 9, 10, 99, 100, 5120, 20_971_520, Int(Int32.max), Int.max] {
+            var line: [UInt8] = []
+            POP3Response.octets(n) { line += $0 }
+            XCTAssertEqual(line, POP3Response.ok("\(n) octets").bytes, "\(n)")
+        }
+    }
+
+    /// CR and LF never reach the client inside a status line, even as one "\r\n" Character.
+    func testStatusLineDropsLineBreaks() {
+        XCTAssertEqual(POP3Response.ok("a\r\nb\rc\nd").bytes, Array("+OK abcd\r\n".utf8))
+        XCTAssertEqual(POP3Response.ok("").bytes, Array("+OK\r\n".utf8))
+        XCTAssertEqual(POP3Response.ok("\r\n").bytes, Array("+OK\r\n".utf8))
+        XCTAssertEqual(POP3Reply.inUse.bytes, Array("-ERR [IN-USE] Maildrop is locked by another session\r\n".utf8))
+    }
 }

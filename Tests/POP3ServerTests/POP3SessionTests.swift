@@ -18,7 +18,8 @@ final class RecordingPOP3Connection: POP3Connection, @unchecked Sendable {
     private var tls: Bool
     private var closed = false
     init(tls: Bool) { self.tls = tls }
-    func write(_ bytes: ByteBuffer) async { lock.withLock { data += bytes.readableBytesView } }
+    func write(_ bytes: ByteBuffer) async { writeNow(bytes) }
+    func writeNow(_ bytes: ByteBuffer) { lock.withLock { data += bytes.readableBytesView } }
     func startTLS() async throws { lock.withLock { tls = true } }
     func close() async { lock.withLock { closed = true } }
     var isTLS: Bool { lock.withLock { tls } }
@@ -111,35 +112,88 @@ final class POP3SessionTests: XCTestCase {
         XCTAssertTrue(d.say("PASS secret").hasPrefix("+OK Logged in, 1 messages"))
     }
 
+    /// The bodies of the read-ahead tests: dot lines first, inside and last, a body without a
+    /// final CRLF.
+    static func body(_ i: Int) -> String {
+        switch i % 4 {
+        case 0: return "Subject: \(i)\r\n\r\n.first\r\nplain\r\n"
+        case 1: return "Subject: \(i)\r\n\r\nplain\r\n..two\r\n.\r\nend\r\n"
+        case 2: return "Subject: \(i)\r\n\r\nno final CRLF ."
+        default: return "Subject: \(i)\r\n\r\nplain only\r\n"
+        }
+    }
+
+    /// RFC 1939 §3 multi-line form of a message, written independently of DotStuffer.
+    static func stuffed(_ s: String) -> String {
+        var out = "", atStart = true
+        for ch in s { if atStart && ch == "." { out.append(".") }; out.append(ch); atStart = ch == "\n" || ch == "\r\n" }
+        return out + (atStart ? "" : "\r\n") + ".\r\n"
+    }
+
     /// RETR through the read-ahead (batches of `readAheadCount`, bodies as slices of the
     /// store's reply) is byte-exact: dot lines first, inside and last, a body without a final
     /// CRLF, more messages than one batch, and a skip back and forth.
     func testReadAheadRetrIsByteExactPastOneBatch() async throws {
         let count = POP3Session.readAheadCount + 6
-        func body(_ i: Int) -> String {
-            switch i % 4 {
-            case 0: return "Subject: \(i)\r\n\r\n.first\r\nplain\r\n"
-            case 1: return "Subject: \(i)\r\n\r\nplain\r\n..two\r\n.\r\nend\r\n"
-            case 2: return "Subject: \(i)\r\n\r\nno final CRLF ."
-            default: return "Subject: \(i)\r\n\r\nplain only\r\n"
-            }
-        }
-        func stuffed(_ s: String) -> String {
-            var out = "", atStart = true
-            for ch in s { if atStart && ch == "." { out.append(".") }; out.append(ch); atStart = ch == "\n" || ch == "\r\n" }
-            return out + (atStart ? "" : "\r\n") + ".\r\n"
-        }
-        for i in 0..<count { try deliver(body(i)) }
+        for i in 0..<count { try deliver(Self.body(i)) }
         let c = try Client(instance)
         _ = c.until("\r\n")
         _ = c.say("USER alice@example.org")
         XCTAssertTrue(c.say("PASS secret").hasPrefix("+OK Logged in, \(count) messages"))
         let order = Array(1...10) + [40, 12] + Array(13...count)
         for n in order {
-            let b = body(n - 1)
-            XCTAssertEqual(c.say("RETR \(n)", until: "\r\n.\r\n"), "+OK \(b.utf8.count) octets\r\n" + stuffed(b), "RETR \(n)")
+            let b = Self.body(n - 1)
+            XCTAssertEqual(c.say("RETR \(n)", until: "\r\n.\r\n"), "+OK \(b.utf8.count) octets\r\n" + Self.stuffed(b), "RETR \(n)")
         }
         XCTAssertTrue(c.say("QUIT").hasPrefix("+OK"))
         await c.task.value
+    }
+
+    /// A session driven input by input, as the glue does (no task of its own).
+    func loggedIn(readAhead: Bool) async throws -> (POP3Session, RecordingPOP3Connection) {
+        let connection = RecordingPOP3Connection(tls: false)
+        let config = POP3SessionConfig(engine: POP3EngineConfig(hostname: "mx.example.org", startTLSAvailable: true),
+                                       authFailureDelay: 0, readAhead: readAhead)
+        let session = POP3Session(config: config, services: RPCPOP3Services(rpc: try instance.nioClient(.pop3d)),
+                                  connection: connection, client: "127.0.0.1", clientIsLoopback: true, logger: Logger(label: "pop3-test"))
+        await session.start()
+        XCTAssertNil(session.receiveNow(.line(Array("USER alice@example.org".utf8))), "the fast path is for TRANSACTION only")
+        for l in ["USER alice@example.org", "PASS secret"] { _ = await session.handle(.line(.line(Array(l.utf8)))) }
+        XCTAssertTrue(String(decoding: connection.take(), as: UTF8.self).hasSuffix("octets)\r\n"))
+        return (session, connection)
+    }
+
+    /// The fast path (`receiveNow`: RETR of a message read ahead, written on the glue's loop
+    /// without the session's task) gives byte for byte what the general path gives with no
+    /// read-ahead at all (every RETR read by range in the task), message by message, past one
+    /// batch; and it is taken (a fast path that silently fell back would pass unnoticed).
+    func testFastPathRetrIsByteForByteTheRangedPath() async throws {
+        let count = POP3Session.readAheadCount + 6
+        for i in 0..<count { try deliver(Self.body(i)) }
+        func retr(_ n: Int) -> POP3LineFramer.Event { .line(Array("RETR \(n)".utf8)) }
+
+        let (ranged, rangedOut) = try await loggedIn(readAhead: false)
+        var general: [[UInt8]] = []
+        for n in 1...count {
+            _ = await ranged.handle(.line(retr(n)))
+            general.append(rangedOut.take())
+            let b = Self.body(n - 1)
+            XCTAssertEqual(String(decoding: general[n - 1], as: UTF8.self), "+OK \(b.utf8.count) octets\r\n" + Self.stuffed(b), "RETR \(n)")
+        }
+        _ = await ranged.handle(.line(.line(Array("QUIT".utf8))))
+        await ranged.end()
+
+        let (fast, fastOut) = try await loggedIn(readAhead: true)
+        var taken = 0
+        for n in 1...count {
+            guard let rest = fast.receiveNow(retr(n)) else { return XCTFail("no fast path in TRANSACTION") }
+            if rest.isEmpty { taken += 1 } else { _ = await fast.handle(.perform(rest)) }
+            XCTAssertEqual(fastOut.take(), general[n - 1], "RETR \(n)")
+        }
+        // All but the first RETR (nothing read ahead yet) and the first from each of the two
+        // batches (the task takes a batch in when it has come).
+        XCTAssertGreaterThanOrEqual(taken, count - 3)
+        _ = await fast.handle(.line(.line(Array("QUIT".utf8))))
+        await fast.end()
     }
 }

@@ -76,6 +76,38 @@ final class POP3StoreTests: XCTestCase {
         XCTAssertEqual(got[drop.messages[0].uid].map { Array($0.readableBytesView) }, Array("Subject: small\r\n\r\nx\r\n".utf8))
     }
 
+    /// SQLiteMailStore.pop3Bodies: ascending UIDs are read in one range scan that hands over
+    /// exactly the UIDs asked for (not one between them, not one gone, not one over maxSize);
+    /// any other order goes UID by UID, in the order given; returning false stops.
+    func testPop3BodiesRangeAndOrder() throws {
+        for i in 1...5 { try deliver("alice@example.org", "Subject: \(i)\r\n\r\n" + String(repeating: "x", count: i == 4 ? 500 : 1) + "\r\n") }
+        let store = instance.store
+        let user = try XCTUnwrap(try store.user(named: "alice@example.org")).id
+        let inbox = try XCTUnwrap(try store.mailbox(user: user, name: "INBOX")).id
+        func bodies(_ uids: [UInt32], maxSize: Int = 100, stopAfter: Int = .max) throws -> [UInt32: String] {
+            var got: [(UInt32, String)] = []
+            try store.pop3Bodies(user: user, mailbox: inbox, uids: uids, maxSize: maxSize) { uid, bytes in
+                got.append((uid, String(decoding: bytes, as: UTF8.self)))
+                return got.count < stopAfter
+            }
+            XCTAssertEqual(got.map(\.0), uids.filter { got.map(\.0).contains($0) }, "in the order asked")
+            return Dictionary(uniqueKeysWithValues: got)
+        }
+        XCTAssertEqual(try bodies([1, 3, 5]).keys.sorted(), [1, 3, 5])
+        XCTAssertEqual(try bodies([1, 3, 5])[3], "Subject: 3\r\n\r\nx\r\n")
+        XCTAssertEqual(try bodies([2, 3, 4, 5]).keys.sorted(), [2, 3, 5], "4 is over maxSize")
+        XCTAssertEqual(try bodies([2, 3, 4, 5], maxSize: 1000).keys.sorted(), [2, 3, 4, 5])
+        XCTAssertEqual(try bodies([5, 1, 3]).keys.sorted(), [1, 3, 5], "any order")
+        XCTAssertEqual(try bodies([1, 2, 3], stopAfter: 2).keys.sorted(), [1, 2])
+        XCTAssertEqual(try bodies([3, 2, 1], stopAfter: 2).keys.sorted(), [2, 3])
+        XCTAssertEqual(try bodies([6, 7]).count, 0)
+        _ = try store.expunge(user: user, mailbox: inbox, uids: [2], force: true)
+        XCTAssertEqual(try bodies([1, 2, 3]).keys.sorted(), [1, 3], "2 is gone")
+        // Another user's mailbox is not found.
+        let bob = try XCTUnwrap(try store.user(named: "bob@example.org")).id
+        XCTAssertThrowsError(try store.pop3Bodies(user: bob, mailbox: inbox, uids: [1], maxSize: 100) { _, _ in true })
+    }
+
     func testClosedConnectionFreesTheLock() async throws {
         let rpc = try instance.nioClient(.pop3d)
         let a = RPCPOP3Services(rpc: rpc)
