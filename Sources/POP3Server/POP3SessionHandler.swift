@@ -378,14 +378,3 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
         }
     }
 }
-
-/// Runs a task's jobs on a NIO event loop (a task executor preference): the session task and
-/// the channel it drives share one thread. Jobs are only ever enqueued, never run inline.
-final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
-    let loop: EventLoop
-    init(_ loop: EventLoop) { self.loop = loop }
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        loop.execute { [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
-    }
-}
