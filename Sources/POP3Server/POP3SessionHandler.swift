@@ -106,6 +106,7 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel(); idleTimer = nil
         releaseSlot()
+        session = nil        // no fast path without a channel; the task keeps its session to the end
         if !ended { queue.removeAll(); finish() }
         tlsWaiter?.resume(throwing: POP3GlueError.closed)
         tlsWaiter = nil
