@@ -6,7 +6,7 @@
 //   request                                  → reply                                 roles
 //   QueueList                                → QueueEntries([QueueEntry])            admin
 //   QueueClaimRequest(lease, limit ≤ 1024)   → QueueJobs(jobs, nextDue?)             outbound
-//                                              (a job may carry its body: ≤ claimBodyBudget in all)
+//                                              (a job may carry its body: ≤ QueueClaim.bodyBudget in all)
 //   QueueRead(message, offset, length)       → MessageBytes(bytes ≤ maxReadLength)   outbound
 //   QueueReport(results, notice?)            → OK, once durable                      outbound
 //                                              (notice: recipient and body, ≤ maxNoticeBytes)
@@ -27,8 +27,6 @@ public enum QueueLimits {
     public static let maxRecipients = DeliverBegin.maxRecipients
     /// Bytes one QueueRead returns at most (its reply is the mailbox family's MessageBytes).
     public static let maxReadLength = MailboxLimits.maxReadLength
-    /// Body bytes one claim's reply carries at most (QueueClaim.bodyBudget, well inside a frame).
-    public static let claimBodyBudget = QueueClaim.bodyBudget
     /// Entries one QueueEntryList carries at most (a page is also cut where it would outgrow a
     /// frame: long last replies).
     public static let entriesPerPage: UInt32 = 512

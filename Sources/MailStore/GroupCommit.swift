@@ -37,7 +37,7 @@ struct PendingDelivery: @unchecked Sendable {
     /// in the same transaction as the notice this delivery stores.
     var report: QueueReportTarget? = nil
     /// The texts the search index gets for this body, computed before the writer (SearchIndex.swift);
-    /// nil: computed by the commit if it stores the body anew (or `search_index` is off).
+    /// nil: none (`search_index` off, a text over the index's limits, or no mailbox holds the body).
     var searchText: SearchIndexText? = nil
     /// False for a body only queued for remote recipients: it is neither search-indexed nor are
     /// its header fields kept (it leaves with its last recipient; a later local copy of the same

@@ -63,9 +63,10 @@ extension SQLiteMailStore {
         try Self.insertKeptFields(db, id, size: d.size, fields)
     }
 
-    /// Keeps the fields of every body that has no `header_fields` row (stored before v10, or
-    /// whose file could not be read then), in transactions of `keptFillBatch`; run beside the
-    /// store's service from its start (until done, FETCH filters those headers as before).
+    /// Keeps the fields of every body a mailbox holds that has no `header_fields` row (stored
+    /// before v10, or whose file could not be read then; a body only queued gets none), in
+    /// transactions of `keptFillBatch`; run beside the store's service from its start (until
+    /// done, FETCH filters those headers as before).
     /// Returns how many rows it added.
     @discardableResult
     public func fillHeaderFields() throws -> Int {
@@ -74,7 +75,8 @@ extension SQLiteMailStore {
             let batch = try pool.read { db in
                 try Row.fetchAll(db, sql: """
                     SELECT m.id, m.size, m.info, m.hash, \(Self.bodyInFile), substr(m.body, 1, \(Self.keptFillHead)) FROM messages m
-                    WHERE m.id > ? AND NOT EXISTS (SELECT 1 FROM header_fields WHERE message_id = m.id) ORDER BY m.id LIMIT ?
+                    WHERE m.id > ? AND NOT EXISTS (SELECT 1 FROM header_fields WHERE message_id = m.id)
+                      AND EXISTS (SELECT 1 FROM mailbox_messages WHERE message_id = m.id) ORDER BY m.id LIMIT ?
                     """, arguments: [after, Self.keptFillBatch])
             }
             guard let last = batch.last else { return added }

@@ -14,8 +14,8 @@ import SMTPProtocol
 struct DestinationWorker {
     let destination: Destination
     let runner: OutboundRunner
-    /// The loop this worker's task prefers: its connections are made on it too.
-    let loop: EventLoop
+    /// The executor this worker's task prefers: its connections are made on its loop too.
+    let executor: EventLoopTaskExecutor
 
     func run(first: DeliveryUnit) async {
         switch await runner.router.route(destination) {
@@ -29,7 +29,7 @@ struct DestinationWorker {
             while let u = unit {
                 let attempts = await deliver(u, &state)
                 // The report (a durable commit) goes on while the connection carries the next unit.
-                Task(executorPreference: EventLoopTaskExecutor(loop)) { await u.tracker.unitDone(attempts) }
+                Task(executorPreference: executor) { await u.tracker.unitDone(attempts) }
                 if let dead = state.unreachable {
                     for w in await runner.dispatcher.takeAll(destination) {
                         await w.tracker.unitDone(w.all(.temporary, dead))
@@ -87,7 +87,7 @@ struct DestinationWorker {
             let target = state.targets[state.index]
             let connection: SMTPClientConnection
             do {
-                connection = try await SMTPClientConnection.connect(to: target, group: loop, timeout: .seconds(Int64(settings.connectTimeout)),
+                connection = try await SMTPClientConnection.connect(to: target, group: executor.loop, timeout: .seconds(Int64(settings.connectTimeout)),
                                                                     tls: runner.tls, logger: runner.logger)
             } catch {
                 runner.logger.info("connect to \(target): \(error)")

@@ -5,6 +5,7 @@
 import DKIM
 import Logging
 import MailModel
+import MailSyntax
 import OutboundProtocol
 import SMTPProtocol
 
@@ -37,8 +38,10 @@ public actor MessageBody {
         if prepared { return }
         let signers = self.signers()
         let keep = job.size <= OutboundSettings.inMemoryBodyLimit
+        // A body that came with the claim is kept as it came; one read by range is gathered.
+        let gather = keep && job.body == nil
         var all: [UInt8] = []
-        if keep { all.reserveCapacity(job.size) }
+        if gather { all.reserveCapacity(job.size) }
         var offset = 0
         var head: [UInt8] = [], headComplete = false
         while offset < job.size {
@@ -50,12 +53,12 @@ public actor MessageBody {
                 else if head.count >= DKIMLimits.maximumHeaderBytes { headComplete = true }
             }
             for s in signers { try? s.update(chunk) }
-            if keep { all += chunk }
+            if gather { all += chunk }
             offset += chunk.count
         }
         signature = Self.finish(signers, logger: logger, message: job.message)
-        utf8Headers = eightBit && head.contains { $0 >= 0x80 } && String(validating: head, as: UTF8.self) != nil
-        memory = keep ? all : nil
+        utf8Headers = head.contains { $0 >= 0x80 } && ASCII.isValidUTF8(head[...])
+        memory = keep ? (job.body ?? all) : nil
         prepared = true
     }
 

@@ -318,9 +318,9 @@ actor Dispatcher {
                 total += 1
                 progress = true
                 // The worker, its connection and the actors it calls share one event loop's thread.
-                let loop = runner.group.next()
-                Task(executorPreference: EventLoopTaskExecutor(loop)) {
-                    await DestinationWorker(destination: d, runner: runner, loop: loop).run(first: first)
+                let executor = EventLoopTaskExecutor(runner.group.next())
+                Task(executorPreference: executor) {
+                    await DestinationWorker(destination: d, runner: runner, executor: executor).run(first: first)
                 }
                 break
             }
