@@ -46,12 +46,17 @@ public struct Frame: Sendable, Equatable {
     public var more: Bool { FrameFlags(rawValue: flags).contains(.more) }
 
     public func write(into out: inout ByteBuffer) {
+        writeHeader(into: &out)
+        var p = payload
+        out.writeBuffer(&p)
+    }
+
+    /// The 12-byte header alone (the payload follows it on the wire).
+    public func writeHeader(into out: inout ByteBuffer) {
         out.writeInteger(UInt32(payload.readableBytes), endianness: .big)
         out.writeInteger(type, endianness: .big)
         out.writeInteger(flags, endianness: .big)
         out.writeInteger(requestID, endianness: .big)
-        var p = payload
-        out.writeBuffer(&p)
     }
 }
 
@@ -92,8 +97,26 @@ public final class FrameToMessageDecoder: ByteToMessageDecoder {
     }
 }
 
-public final class FrameEncoder: MessageToByteEncoder {
+/// Writes frames: a small one as one buffer (header and payload copied together), a large one
+/// as its header and then its payload buffer as it is — NIO gathers both into one writev, so
+/// bulk bytes (bodies, chunks) are not copied again on their way to the socket.
+public final class FrameEncoder: ChannelOutboundHandler {
     public typealias OutboundIn = Frame
+    public typealias OutboundOut = ByteBuffer
+    /// Payloads of at least this many bytes are written without a copy.
+    public static let copyBelow = 8 * 1024
     public init() {}
-    public func encode(data: Frame, out: inout ByteBuffer) throws { data.write(into: &out) }
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let frame = unwrapOutboundIn(data)
+        let size = frame.payload.readableBytes
+        if size < Self.copyBelow {
+            var out = context.channel.allocator.buffer(capacity: FrameHeader.size + size)
+            frame.write(into: &out)
+            return context.write(wrapOutboundOut(out), promise: promise)
+        }
+        var header = context.channel.allocator.buffer(capacity: FrameHeader.size)
+        frame.writeHeader(into: &header)
+        context.write(wrapOutboundOut(header), promise: nil)
+        context.write(wrapOutboundOut(frame.payload), promise: promise)
+    }
 }

@@ -66,6 +66,8 @@ public struct Pop3Body: Sendable, Equatable {
 public struct Pop3Bodies: RPCMessage {
     public static let type = MessageType.pop3Bodies
     public var bodies: [Pop3Body]
+    /// The payload as `Builder` wrote it (the bodies are slices of it), sent without a copy.
+    public private(set) var encodedPayload: ByteBuffer?
     public init(_ bodies: [Pop3Body]) { self.bodies = bodies }
     public init(reading r: inout WireReader) throws {
         bodies = try r.list(minElementBytes: WireSize.u32 + WireSize.bytes, max: Pop3Read.maxUIDs) { Pop3Body(uid: try $0.u32(), bytes: try $0.bytes()) }
@@ -73,4 +75,35 @@ public struct Pop3Bodies: RPCMessage {
     public func write(to w: inout WireWriter) { w.list(bodies) { $0.u32($1.uid); $0.bytes($1.bytes) } }
     /// Up to a frame of bodies: the list's count, then per body its UID, length and bytes.
     public var payloadCapacity: Int { bodies.reduce(WireSize.u32) { $0 + WireSize.u32 + WireSize.bytes + $1.bytes.readableBytes } }
+    /// Equal bodies are equal messages, however they were built.
+    public static func == (a: Pop3Bodies, b: Pop3Bodies) -> Bool { a.bodies == b.bodies }
+
+    /// Writes the wire form as bodies come (each copied once, into it): the store's read-ahead
+    /// reply, built on its thread pool, then framed and sent as it is.
+    public struct Builder {
+        private var buffer: ByteBuffer
+        private var spans: [(uid: UInt32, at: Int, count: Int)] = []
+        public init(capacity: Int) {
+            buffer = ByteBufferAllocator().buffer(capacity: WireSize.u32 + capacity)
+            buffer.writeInteger(UInt32(0), endianness: .big)          // the count, set by `build`
+        }
+        public var count: Int { spans.count }
+        /// The payload's size so far.
+        public var byteCount: Int { buffer.readableBytes }
+        public mutating func append(uid: UInt32, bytes: UnsafeRawBufferPointer) {
+            precondition(spans.count < Pop3Read.maxUIDs, "more bodies than a Pop3Bodies carries")
+            buffer.writeInteger(uid, endianness: .big)
+            buffer.writeInteger(UInt32(bytes.count), endianness: .big)
+            spans.append((uid, buffer.writerIndex, bytes.count))
+            buffer.writeBytes(bytes)
+        }
+        /// The message (its bodies slices of the payload); the builder is spent.
+        public consuming func build() -> Pop3Bodies {
+            buffer.setInteger(UInt32(spans.count), at: buffer.readerIndex, endianness: .big)
+            let payload = buffer
+            var m = Pop3Bodies(spans.map { Pop3Body(uid: $0.uid, bytes: payload.getSlice(at: $0.at, length: $0.count)!) })
+            m.encodedPayload = payload
+            return m
+        }
+    }
 }

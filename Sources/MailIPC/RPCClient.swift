@@ -43,7 +43,7 @@ public final class RPCClient: @unchecked Sendable {
     /// built with these (tests build them on an EmbeddedChannel).
     public static func handlers(maxFrame: Int = RPCLimits.defaultMaxFrame, onEvent: @escaping @Sendable (any RPCMessage) -> Void = { _ in },
                                 onClose: @escaping @Sendable () -> Void = {}) -> [ChannelHandler] {
-        [ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)), MessageToByteHandler(FrameEncoder()),
+        [ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)), FrameEncoder(),
          RPCClientHandler(onEvent: onEvent, onClose: onClose)]
     }
 

@@ -12,6 +12,9 @@ public protocol RPCMessage: Sendable, Equatable {
     /// The payload buffer's first capacity: a message that knows it is large says so, and its
     /// payload is written once instead of through a chain of doublings (each a copy).
     var payloadCapacity: Int { get }
+    /// The payload already in wire form (a message built straight into it), sent as it is
+    /// instead of written again; nil (the default) writes it with `write(to:)`.
+    var encodedPayload: ByteBuffer? { get }
 }
 
 public protocol RPCRequest: RPCMessage {
@@ -38,8 +41,10 @@ extension RPCMessage {
     public var type: MessageType { Self.type }
 
     public var payloadCapacity: Int { 64 }
+    public var encodedPayload: ByteBuffer? { nil }
 
     public func payload(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        if let encodedPayload { return encodedPayload }
         var w = WireWriter(allocator.buffer(capacity: payloadCapacity))
         write(to: &w)
         return w.buffer

@@ -26,10 +26,9 @@ public struct POP3ServiceError: Error, Sendable, Equatable, CustomStringConverti
 public protocol POP3Services: AnyObject, Sendable {
     /// Verifies the credentials (never logged) of a login from `client` (DESIGN §5).
     func authenticate(user: String, password: String, client: String) async -> POP3AuthOutcome
-    /// RFC 1939 §4: the exclusive maildrop lock (`.inUse` when another session holds it).
-    func lock() async throws
-    /// The snapshot of INBOX: its messages in UID order and their sizes.
-    func maildrop() async throws -> POP3Maildrop
+    /// RFC 1939 §4: takes the exclusive maildrop lock (`.inUse` when another session holds
+    /// it), then the snapshot of INBOX: its messages in UID order and their sizes.
+    func openMaildrop() async throws -> POP3Maildrop
     /// The stored header size (header and its blank line) of a message, for TOP.
     func headerSize(mailbox: Int64, uid: UInt32) async throws -> Int
     /// Bytes `[offset, offset + length)` of a message, cut at its end (one store read).

@@ -220,8 +220,7 @@ public final class POP3Session: @unchecked Sendable {
         switch await services.authenticate(user: user, password: password, client: client) {
         case .success(let canonical):
             do {
-                try await services.lock()
-                let drop = try await services.maildrop()
+                let drop = try await services.openMaildrop()
                 logger[metadataKey: "user"] = "\(canonical)"
                 connection.authenticated(user: canonical)
                 logger.info("login", metadata: ["mechanism": "\(mechanism)", "client": "\(client)", "messages": "\(drop.messages.count)"])

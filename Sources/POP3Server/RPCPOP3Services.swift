@@ -1,7 +1,7 @@
 // POP3Services over the store RPC (DESIGN §2, §4): one instance per connection, every call
 // scoped to the store session its login opened; the store confines role pop3d to that user's
-// INBOX. The snapshot is the SELECT stream plus sizes from DetailsGet batches (sent at once,
-// multiplexed on the one connection). RPC errors become POP3ServiceError kinds.
+// INBOX. The snapshot is the SELECT stream, whose entries carry the stored sizes (DetailsGet
+// only for an entry without one). RPC errors become POP3ServiceError kinds.
 import Foundation
 import NIOCore
 import MailIPC
@@ -48,29 +48,47 @@ public final class RPCPOP3Services: POP3Services, @unchecked Sendable {
         if s != 0 { rpc.call(SessionEnd(s)).whenComplete { _ in } }
     }
 
-    public func lock() async throws { _ = try await call(Pop3Lock(session: sid)) }
+    /// Pop3Lock and the SELECT go out together (one round trip less per login): the store
+    /// handles a connection's requests in the order sent and takes the lock on its event loop
+    /// before it reads the view, so the snapshot is still taken under the lock. Without the
+    /// lock the view read is dropped and `.inUse` thrown.
+    public func openMaildrop() async throws -> POP3Maildrop {
+        let locked = rpc.call(Pop3Lock(session: sid))
+        let drop: Result<POP3Maildrop, Error>
+        do { drop = .success(try await maildrop()) } catch { drop = .failure(error) }
+        do { _ = try await locked.get() } catch { throw Self.serviceError(error) }
+        return try drop.get()
+    }
 
-    public func maildrop() async throws -> POP3Maildrop {
-        final class Gathered: @unchecked Sendable { var header: ViewHeader?; var uids: [UInt32] = [] }
+    private func maildrop() async throws -> POP3Maildrop {
+        final class Gathered: @unchecked Sendable { var header: ViewHeader?; var entries: [ViewEntry] = [] }
         let g = Gathered(), loop = rpc.channel.eventLoop, sid = self.sid
         let end: ViewEnd
         do {
             end = try await rpc.stream(MailboxSelect(session: sid, name: Self.inbox)) { item in
                 switch item {
-                case .header(let h): g.header = h; g.uids.reserveCapacity(Int(h.summary.messages))
-                case .chunk(let e): g.uids.append(contentsOf: e.map(\.uid))
+                case .header(let h): g.header = h; g.entries.reserveCapacity(Int(h.summary.messages))
+                case .chunk(let e): g.entries.append(contentsOf: e)
                 }
                 return loop.makeSucceededVoidFuture()
             }.get()
         } catch { throw Self.serviceError(error) }
-        guard let h = g.header, end.count == g.uids.count else { throw POP3ServiceError(.temporary, "incomplete view of INBOX") }
+        guard let h = g.header, end.count == g.entries.count else { throw POP3ServiceError(.temporary, "incomplete view of INBOX") }
         let mailbox = h.summary.id
-        // Sizes: every batch asked at once; the store may answer a batch in part (`through`).
-        let batches = stride(from: 0, to: g.uids.count, by: MailboxLimits.detailsPerRequest).map {
-            Array(g.uids[$0..<min($0 + MailboxLimits.detailsPerRequest, g.uids.count)])
+        // A whole view carries each message's stored size; only entries without one (a size
+        // past the view's 32 bits, as IMAP's RFC822.SIZE falls back too) are asked for, every
+        // batch at once; the store may answer a batch in part (`through`).
+        let unknown = g.entries.lazy.filter { $0.size == ViewEntry.unknownSize }.map(\.uid)
+        guard !unknown.isEmpty else {
+            return POP3Maildrop(mailbox: mailbox, uidValidity: h.summary.uidValidity,
+                                messages: g.entries.map { POP3Message(uid: $0.uid, size: Int($0.size)) })
+        }
+        let missing = Array(unknown)
+        let batches = stride(from: 0, to: missing.count, by: MailboxLimits.detailsPerRequest).map {
+            Array(missing[$0..<min($0 + MailboxLimits.detailsPerRequest, missing.count)])
         }
         var sizes: [UInt32: Int] = [:]
-        sizes.reserveCapacity(g.uids.count)
+        sizes.reserveCapacity(missing.count)
         try await withThrowingTaskGroup(of: [(UInt32, Int)].self) { group in
             for batch in batches {
                 group.addTask { try await self.sizes(mailbox: mailbox, uids: batch) }
@@ -78,7 +96,9 @@ public final class RPCPOP3Services: POP3Services, @unchecked Sendable {
             for try await part in group { for (u, s) in part { sizes[u] = s } }
         }
         // A message expunged between the view and the sizes is left out of the snapshot.
-        let messages = g.uids.compactMap { u in sizes[u].map { POP3Message(uid: u, size: $0) } }
+        let messages = g.entries.compactMap { e in
+            e.size != ViewEntry.unknownSize ? POP3Message(uid: e.uid, size: Int(e.size)) : sizes[e.uid].map { POP3Message(uid: e.uid, size: $0) }
+        }
         return POP3Maildrop(mailbox: mailbox, uidValidity: h.summary.uidValidity, messages: messages)
     }
 

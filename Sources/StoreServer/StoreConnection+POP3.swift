@@ -76,10 +76,11 @@ extension StoreConnectionHandler {
     }
 
     /// Whole small bodies for pop3d's read-ahead, in UID order, cut before a frame overflows.
-    /// With a POP3BodyReader the bytes go from the row into one buffer, copied once.
+    /// With a POP3BodyReader the bytes go from the row straight into the reply's wire form,
+    /// copied once (Pop3Bodies.Builder; the frame goes out without another copy).
     func pop3Read(_ m: Pop3Read, user: Int64) throws -> Pop3Bodies {
-        var out: [Pop3Body] = [], size = Self.pop3BodiesOverhead
         guard let reader = store as? any POP3BodyReader else {
+            var out: [Pop3Body] = [], size = Self.pop3BodiesOverhead
             for b in try store.bodies(user: user, mailbox: m.mailbox, uids: m.uids, maxSize: Int(m.maxSize)) {
                 size += Self.pop3BodyOverhead + b.bytes.count
                 if size > Self.maxReplyBytes { break }
@@ -87,16 +88,15 @@ extension StoreConnectionHandler {
             }
             return Pop3Bodies(out)
         }
-        var all = ByteBufferAllocator().buffer(capacity: min(Self.maxReplyBytes, m.uids.count * Self.pop3BodyGuess))
-        var spans: [(uid: UInt32, at: Int, count: Int)] = []
+        var built = Pop3Bodies.Builder(capacity: min(Self.maxReplyBytes, m.uids.count * Self.pop3BodyGuess))
+        var size = Self.pop3BodiesOverhead
         try reader.pop3Bodies(user: user, mailbox: m.mailbox, uids: m.uids, maxSize: Int(m.maxSize)) { uid, bytes in
             size += Self.pop3BodyOverhead + bytes.count
             if size > Self.maxReplyBytes { return false }
-            spans.append((uid, all.writerIndex, bytes.count))
-            all.writeBytes(bytes)
+            built.append(uid: uid, bytes: bytes)
             return true
         }
-        return Pop3Bodies(spans.map { Pop3Body(uid: $0.uid, bytes: all.getSlice(at: $0.at, length: $0.count)!) })
+        return built.build()
     }
 
     /// A Pop3Bodies reply's bytes besides the bodies: the frame and list header, and per body.

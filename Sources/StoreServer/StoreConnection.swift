@@ -250,7 +250,7 @@ public final class StoreService: @unchecked Sendable {
             .channelInitializer { ch in
                 ch.pipeline.addHandlers([
                     ByteToMessageHandler(FrameToMessageDecoder(maxFrame: maxFrame)),
-                    MessageToByteHandler(FrameEncoder()),
+                    FrameEncoder(),
                     StoreConnectionHandler(role: role, store: store, pool: pool, hub: hub, maxDelivery: maxDelivery,
                                            maxBuffered: maxBuffered, authBudget: authBudget, pop3Locks: pop3Locks, logger: logger),
                 ])

@@ -45,7 +45,7 @@ final class StreamTests: XCTestCase {
         let window: UInt32 = 4, count = 200
         let peer = StreamingPeer(pool: pool, count: count, size: 64 * 1024, window: window)
         _ = try ClientBootstrap(group: group).channelInitializer { ch in
-            ch.pipeline.addHandlers([ByteToMessageHandler(FrameToMessageDecoder(maxFrame: 1 << 20)), MessageToByteHandler(FrameEncoder()), peer])
+            ch.pipeline.addHandlers([ByteToMessageHandler(FrameToMessageDecoder(maxFrame: 1 << 20)), FrameEncoder(), peer])
         }.withConnectedSocket(pair[1]).wait()
         let client = try RPCClient.connect(fd: pair[0], group: group, client: "test").wait()
         let loop = client.channel.eventLoop

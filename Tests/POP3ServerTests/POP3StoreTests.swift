@@ -30,8 +30,7 @@ final class POP3StoreTests: XCTestCase {
         try deliver("alice@example.org", body)
         try deliver("alice@example.org", "Subject: two\r\n\r\nx\r\n")
         let a = try await services()
-        try await a.lock()
-        let drop = try await a.maildrop()
+        let drop = try await a.openMaildrop()
         XCTAssertEqual(drop.messages.count, 2)
         XCTAssertEqual(drop.messages[0].size, body.utf8.count)
         let bytes = try await a.read(mailbox: drop.mailbox, uid: drop.messages[0].uid, offset: 0, length: 1000)
@@ -48,7 +47,7 @@ final class POP3StoreTests: XCTestCase {
 
         // A second session of the same user (another worker connection) is refused: IN-USE.
         let b = try await services()
-        do { try await b.lock(); XCTFail("second lock granted") } catch let e as POP3ServiceError { XCTAssertEqual(e.kind, .inUse) }
+        do { _ = try await b.openMaildrop(); XCTFail("second lock granted") } catch let e as POP3ServiceError { XCTAssertEqual(e.kind, .inUse) }
 
         // UPDATE: both go, whatever their flags, in one call.
         let gone = try await a.delete(mailbox: drop.mailbox, uids: drop.messages.map(\.uid))
@@ -57,7 +56,7 @@ final class POP3StoreTests: XCTestCase {
         // SessionEnd frees the lock.
         a.close()
         try await Task.sleep(nanoseconds: 100_000_000)
-        try await b.lock()
+        _ = try await b.openMaildrop()
     }
 
     /// Read-ahead of a body kept in a blob file (over the store's inline limit, under maxSize)
@@ -68,8 +67,7 @@ final class POP3StoreTests: XCTestCase {
         try deliver("alice@example.org", "Subject: small\r\n\r\nx\r\n")
         try deliver("alice@example.org", big)
         let a = try await services()
-        try await a.lock()
-        let drop = try await a.maildrop()
+        let drop = try await a.openMaildrop()
         let got = try await a.readAhead(mailbox: drop.mailbox, uids: drop.messages.map(\.uid), maxSize: pop3ReadChunk)
         XCTAssertEqual(got.count, 2)
         XCTAssertEqual(got[drop.messages[1].uid].map { Array($0.readableBytesView) }, Array(big.utf8))
@@ -112,11 +110,11 @@ final class POP3StoreTests: XCTestCase {
         let rpc = try instance.nioClient(.pop3d)
         let a = RPCPOP3Services(rpc: rpc)
         _ = await a.authenticate(user: "alice@example.org", password: "secret", client: "127.0.0.1")
-        try await a.lock()
+        _ = try await a.openMaildrop()
         try await rpc.channel.close().get()
         try await Task.sleep(nanoseconds: 200_000_000)
         let b = try await services()
-        try await b.lock()
+        _ = try await b.openMaildrop()
     }
 
     /// DESIGN §2: role pop3d reaches the INBOX of its session's user only.
