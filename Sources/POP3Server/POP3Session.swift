@@ -63,6 +63,9 @@ public final class POP3Session: @unchecked Sendable {
     /// Called after each failed login; returns this client's recent failures (the log line's
     /// `failures=`). Set by the glue (ClientLimiter); nil counts per session.
     public var recordAuthFailure: (@Sendable () -> Int)?
+    /// Where the session's own task runs (the glue's event loop); the read-ahead's task runs
+    /// there too instead of waking a thread of the global pool per batch. nil: no preference.
+    public var taskExecutor: (any TaskExecutor)?
     /// What is queued for the client; reused once the connection has let go of it.
     private var output = ByteBufferAllocator().buffer(capacity: POP3Session.outputCapacity)
     private var finished = false
@@ -180,6 +183,10 @@ public final class POP3Session: @unchecked Sendable {
             switch a {
             case .reply(let r): output.writeBytes(r.bytes)
             case .send(let uid, let size, nil):
+                if ready[uid] == nil, let b = batch, b.uids.contains(uid), let got = b.arrived.bodies {
+                    batch = nil                  // arrived: taken here, no wait on the task
+                    ready.merge(got) { a, _ in a }
+                }
                 guard let mailbox = engine.maildrop?.mailbox, let body = ready[uid], body.readableBytes >= size else { return rest }
                 ready[uid] = nil
                 sendWhole(uid: uid, size: size, body, mailbox: mailbox)
@@ -313,6 +320,9 @@ public final class POP3Session: @unchecked Sendable {
         prefetch(after: uid, mailbox: mailbox)
     }
 
+    /// A read-ahead batch asked for and not come yet (tests wait on it).
+    var readAheadInFlight: Bool { batch.map { !$0.arrived.isSet } ?? false }
+
     private func writeOctets(_ size: Int) { POP3Response.octets(size) { output.writeBytes($0) } }
 
     /// Reads the small messages after `uid` ahead, in one batch, when few are left ready;
@@ -334,9 +344,15 @@ public final class POP3Session: @unchecked Sendable {
         }
         guard !uids.isEmpty else { return }
         let services = self.services, arrived = BatchArrival()
-        batch = (Set(uids), Task {
-            defer { arrived.set() }
-            return try await services.readAhead(mailbox: mailbox, uids: uids, maxSize: pop3ReadChunk)
+        batch = (Set(uids), Task(executorPreference: taskExecutor) {
+            do {
+                let got = try await services.readAhead(mailbox: mailbox, uids: uids, maxSize: pop3ReadChunk)
+                arrived.set(got)
+                return got
+            } catch {
+                arrived.set([:])
+                throw error
+            }
         }, arrived)
     }
 
@@ -358,10 +374,12 @@ public final class POP3Session: @unchecked Sendable {
     }
 }
 
-/// Set once, from the task that reads a batch ahead, when its reply has come.
+/// Set once, from the task that reads a batch ahead, when its reply has come: the bodies (none
+/// when the read failed), for the fast path to take without waiting on the task.
 final class BatchArrival: @unchecked Sendable {
     private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
+    private var value: [UInt32: ByteBuffer]?
+    func set(_ bodies: [UInt32: ByteBuffer]) { lock.withLock { value = bodies } }
+    var isSet: Bool { lock.withLock { value != nil } }
+    var bodies: [UInt32: ByteBuffer]? { lock.withLock { value } }
 }

@@ -173,7 +173,9 @@ final class POP3SessionHandler: ChannelInboundHandler, POP3Connection, @unchecke
         let inputs = AsyncStream<POP3SessionInput>(unfolding: { [self] in await nextInput() })
         // The session runs on this channel's event loop: its hops to the glue (each input, each
         // write) stay on one thread instead of waking another one per command.
-        Task(executorPreference: EventLoopTaskExecutor(loop)) { [self] in
+        let executor = EventLoopTaskExecutor(loop)
+        session.taskExecutor = executor
+        Task(executorPreference: executor) { [self] in
             await session.run(inputs)
             await close()
         }

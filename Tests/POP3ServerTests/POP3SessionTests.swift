@@ -186,13 +186,15 @@ final class POP3SessionTests: XCTestCase {
         let (fast, fastOut) = try await loggedIn(readAhead: true)
         var taken = 0
         for n in 1...count {
+            // A client slower than the store: each batch has come before the RETR that needs it.
+            while fast.readAheadInFlight { try await Task.sleep(nanoseconds: 1_000_000) }
             guard let rest = fast.receiveNow(retr(n)) else { return XCTFail("no fast path in TRANSACTION") }
             if rest.isEmpty { taken += 1 } else { _ = await fast.handle(.perform(rest)) }
             XCTAssertEqual(fastOut.take(), general[n - 1], "RETR \(n)")
         }
-        // All but the first RETR (nothing read ahead yet) and the first from each of the two
-        // batches (the task takes a batch in when it has come).
-        XCTAssertGreaterThanOrEqual(taken, count - 3)
+        // All but the first RETR (nothing read ahead yet): a batch that has come is taken in on
+        // the fast path, by the first RETR that needs it.
+        XCTAssertEqual(taken, count - 1)
         _ = await fast.handle(.line(.line(Array("QUIT".utf8))))
         await fast.end()
     }
