@@ -315,18 +315,20 @@ def main():
     med = statistics.median
     print(f"\nPOP3: login + LIST + RETR all of {a.messages} x 5 KB msgs + QUIT (plaintext, loopback), median of {a.runs}; "
           f"Postern's user hash {a.hash}, Dovecot's {{PLAIN}}")
-    print("| client | ceiling (trivial server) msg/s | Postern msg/s | Dovecot msg/s | ratio | Postern CPU µs/msg (of it store) "
-          "| Dovecot CPU µs/msg | CPU ratio | trivial server CPU µs/msg |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| client | ceiling (trivial server) msg/s | Postern msg/s | Dovecot msg/s | ratio | ceiling ÷ Dovecot | Postern ÷ ceiling "
+          "| Postern CPU µs/msg (of it store) | Dovecot CPU µs/msg | CPU ratio | trivial server CPU µs/msg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for c, _ in clients:
         mo, md, mt = med(rates[(c, "postern")]), med(rates[(c, "dovecot")]), med(rates[(c, "trivial")])
         co, cd, ct = med(cpus[(c, "postern")]), med(cpus[(c, "dovecot")]), med(cpus[(c, "trivial")])
-        print(f"| {c} | {mt:.0f} | {mo:.0f} | {md:.0f} | {mo / md:.2f}x | {co:.1f} ({med(store_share[c]):.1f}) | {cd:.1f} | {cd / co:.2f}x | {ct:.1f} |")
+        print(f"| {c} | {mt:.0f} | {mo:.0f} | {md:.0f} | {mo / md:.2f}x | {mt / md:.2f}x | {mo / mt:.0%} "
+              f"| {co:.1f} ({med(store_share[c]):.1f}) | {cd:.1f} | {cd / co:.2f}x | {ct:.1f} |")
     print(f"CPU: Postern pop3d + store, Dovecot every process of its instance ({acct}); "
           "CPU ratio = Dovecot's CPU per message / Postern's (higher is better for Postern)")
     print(f"load average at the end (1/5/15 min, {os.cpu_count()} CPUs): " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
-    mo, md = med(rates[(clients[0][0], "postern")]), med(rates[(clients[0][0], "dovecot")])
-    print(f"goal >= 2x ({clients[0][0]} row): {'met' if mo >= 2 * md else 'NOT met'}")
+    mo, md, mt = (med(rates[(clients[0][0], s)]) for s in ("postern", "dovecot", "trivial"))
+    print(f"goal >= 2x ({clients[0][0]} row): {'met' if mo >= 2 * md else 'NOT met'} ({mo / md:.2f}x; "
+          f"the trivial server, answering from memory, reaches {mt / md:.2f}x with this client in the same runs)")
 
 
 if __name__ == "__main__":
