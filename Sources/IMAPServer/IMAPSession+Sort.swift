@@ -15,10 +15,14 @@ extension IMAPSession {
         var usesModSeq = false
         let q = try query(s.key, usesModSeq: &usesModSeq)
         if usesModSeq { condstore = true }
-        let found = try await services.sort(mailbox: sel.id, criteria: s.criteria, query: q).filter { sel.sequence(of: $0) != nil }
+        // Each UID looked up once: its sequence number, or nil when the client does not know it.
+        var found: [UInt32] = [], numbers: [UInt32] = []
+        for u in try await services.sort(mailbox: sel.id, criteria: s.criteria, query: q) {
+            guard let n = sel.sequence(of: u) else { continue }
+            found.append(u); numbers.append(uid ? u : UInt32(n))
+        }
         // RFC 7162 §3.1.5: with a MODSEQ key, the highest MODSEQ of the messages found.
         let modseq = usesModSeq ? found.compactMap { sel.entry(uid: $0)?.modSeq }.max() : nil
-        let numbers: [UInt32] = uid ? found : found.compactMap { sel.sequence(of: $0).map(UInt32.init) }
         var returns = s.returns
         if returns?.contains(.save) == true {
             // RFC 5182 §2.4 with RFC 5267: the result saved is the set of messages found.

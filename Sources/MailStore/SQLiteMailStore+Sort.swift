@@ -10,9 +10,75 @@ extension SQLiteMailStore {
     /// Header bytes read per message for References: (a longer header is cut here).
     static let maxThreadHeader = 64 * 1024
 
+    /// One read transaction: the matching UIDs with their arrival (and size, only when SIZE is
+    /// a criterion: it is the one key that needs the wide `messages` rows), then each envelope
+    /// key's ranks from the cache when it ranked these very UIDs last, else its values from the
+    /// cache, and only for the messages it lacks the envelope decoded and the values computed
+    /// (and kept).
     public func sort(user: Int64, mailbox: Int64, criteria: [SortCriterion], query: SearchQuery) throws -> [UInt32] {
-        SortKeys.sort(try sortable(user: user, mailbox: mailbox, query: query, envelope: SortKeys.needsEnvelope(criteria), headers: false).map(\.0),
-                      by: criteria)
+        let matching: Set<UInt32>? = query == .all ? nil : Set(try search(user: user, mailbox: mailbox, query: query))
+        let withSize = criteria.contains { $0.key == .size }
+        var kinds: [SortCriterion.Key] = []
+        for c in criteria where SortKeys.needsEnvelope(c.key) && !kinds.contains(c.key) { kinds.append(c.key) }
+        let (uids, arrivals, sizes, ranked) = try pool.read { db -> ([UInt32], [Int64], [Int64], [SortCriterion.Key: [Int64]]) in
+            let s = try Self.ownedMailbox(db, user: user, id: mailbox)
+            var uids: [UInt32] = [], arrivals: [Int64] = [], sizes: [Int64] = []
+            uids.reserveCapacity(Int(s.messages)); arrivals.reserveCapacity(Int(s.messages))
+            let sql = withSize
+                ? "SELECT mm.uid, mm.internal_date, m.size FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = ? ORDER BY mm.uid"
+                : "SELECT mm.uid, mm.internal_date FROM mailbox_messages mm WHERE mm.mailbox_id = ? ORDER BY mm.uid"
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [mailbox])
+            while let r = try cursor.next() {
+                let uid = UInt32(truncatingIfNeeded: r[0] as Int64)
+                if let matching, !matching.contains(uid) { continue }
+                uids.append(uid); arrivals.append(r[1])
+                if withSize { sizes.append(r[2]) }
+            }
+            let keyOf = { (k: SortCriterion.Key) in SortValueCache.Column(user: user, mailbox: mailbox, uidValidity: s.uidValidity, key: k) }
+            var ranked: [SortCriterion.Key: [Int64]] = [:]
+            for k in kinds { ranked[k] = sortValueCache.ranks(keyOf(k), of: uids) }
+            let unranked = kinds.filter { ranked[$0] == nil }
+            guard !unranked.isEmpty else { return (uids, arrivals, sizes, ranked) }
+            // Kept values, then the envelopes of the messages some key lacks.
+            var columns: [SortCriterion.Key: [SortValue?]] = [:]
+            var missing = Set<Int>()
+            for k in unranked {
+                let got = sortValueCache.values(keyOf(k), uids)
+                for (i, v) in got.enumerated() where v == nil { missing.insert(i) }
+                columns[k] = got
+            }
+            if !missing.isEmpty {
+                let at = Dictionary(uniqueKeysWithValues: missing.map { (uids[$0], $0) })
+                let infos = try Self.rows(db, select: "SELECT mm.uid, m.info FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id",
+                                          mailbox: mailbox, uids: missing.map { uids[$0] }) { r in (UInt32(truncatingIfNeeded: r[0] as Int64), r[1] as Data) }
+                var computed: [SortCriterion.Key: [(UInt32, SortValue)]] = [:]
+                for (uid, info) in infos {
+                    guard let i = at[uid] else { continue }
+                    let envelope = try MessageInfo.envelope(encoded: [UInt8](info)).envelope
+                    let m = SortableMessage(uid: uid, internalDate: arrivals[i], size: 0, envelope: envelope)
+                    for k in unranked where columns[k]![i] == nil {
+                        let v = SortKeys.value(m, k)
+                        columns[k]![i] = v
+                        computed[k, default: []].append((uid, v))
+                    }
+                }
+                for (k, values) in computed { sortValueCache.keep(keyOf(k), values) }
+            }
+            for k in unranked {
+                // Every row of this transaction has its info, so nothing is left without a value.
+                let r = SortKeys.ranks(columns[k]!.map { $0 ?? .text([]) })
+                sortValueCache.keep(keyOf(k), ranks: r, of: uids)
+                ranked[k] = r
+            }
+            return (uids, arrivals, sizes, ranked)
+        }
+        return SortKeys.sort(uids: uids, ranked: criteria.map { c in
+            switch c.key {
+            case .arrival: return arrivals
+            case .size: return sizes
+            default: return ranked[c.key]!
+            }
+        }, by: criteria)
     }
 
     public func thread(user: Int64, mailbox: Int64, algorithm: ThreadAlgorithm, query: SearchQuery) throws -> ThreadForest {
@@ -65,4 +131,60 @@ extension SQLiteMailStore {
             return (m, inline)
         }
     }
+}
+
+/// SORT's values of the envelope keys (DATE, SUBJECT, FROM, TO, CC, DISPLAYFROM, DISPLAYTO) as
+/// last computed, per mailbox, UIDVALIDITY and UID: a message's envelope and internal date never
+/// change and a UID is never given again within a UIDVALIDITY (RFC 9051 §2.3.1.1), and the user
+/// is part of the key, so an entry is never stale (Dovecot keeps its sort keys in its index
+/// files the same way). With them, each key's ranks over the UIDs it last sorted: the same
+/// UIDs again (a webmail's message list, asked anew while nothing arrived or left) are ranked
+/// without a look at a value. A repeated SORT decodes no envelope and extracts no base subject
+/// again. Bounded by `maxBytes`: when full, it starts over.
+final class SortValueCache: @unchecked Sendable {
+    struct Column: Hashable { var user: Int64, mailbox: Int64, uidValidity: UInt32, key: SortCriterion.Key }
+    static let maxBytes = 32 << 20
+    /// Bookkeeping counted per value besides its bytes (table slot, array header).
+    static let entryCost = 64
+    private let lock = NSLock()
+    private var columns: [Column: [UInt32: SortValue]] = [:]
+    private var ranked: [Column: (uids: [UInt32], ranks: [Int64])] = [:]
+    private var held = 0
+
+    /// The ranks `column` last gave, if they were of exactly these `uids`.
+    func ranks(_ column: Column, of uids: [UInt32]) -> [Int64]? {
+        lock.withLock { ranked[column].flatMap { $0.uids == uids ? $0.ranks : nil } }
+    }
+
+    func keep(_ column: Column, ranks: [Int64], of uids: [UInt32]) {
+        let cost = uids.count * (MemoryLayout<UInt32>.size + MemoryLayout<Int64>.size)
+        guard cost <= Self.maxBytes / 2 else { return }
+        lock.withLock {
+            if let old = ranked.removeValue(forKey: column) { held -= old.uids.count * (MemoryLayout<UInt32>.size + MemoryLayout<Int64>.size) }
+            if held + cost > Self.maxBytes { columns.removeAll(); ranked.removeAll(); held = 0 }
+            ranked[column] = (uids, ranks)
+            held += cost
+        }
+    }
+
+    /// The values of `uids` in `column`, nil where none is kept.
+    func values(_ column: Column, _ uids: [UInt32]) -> [SortValue?] {
+        lock.withLock {
+            guard let c = columns[column] else { return [SortValue?](repeating: nil, count: uids.count) }
+            return uids.map { c[$0] }
+        }
+    }
+
+    func keep(_ column: Column, _ values: [(UInt32, SortValue)]) {
+        let cost = values.reduce(0) { $0 + Self.entryCost + $1.1.heldBytes }
+        guard cost <= Self.maxBytes / 2 else { return }
+        lock.withLock {
+            if held + cost > Self.maxBytes { columns.removeAll(); ranked.removeAll(); held = 0 }
+            var c = columns.removeValue(forKey: column) ?? [:]
+            for (uid, v) in values where c.updateValue(v, forKey: uid) == nil { held += Self.entryCost + v.heldBytes }
+            columns[column] = c
+        }
+    }
+
+    var count: Int { lock.withLock { columns.values.reduce(0) { $0 + $1.count } } }
 }

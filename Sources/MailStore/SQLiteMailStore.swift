@@ -13,6 +13,8 @@ public final class SQLiteMailStore: MailStore, @unchecked Sendable {
     let viewCache = ViewCache()
     /// Top-level headers FETCH lately read (SQLiteMailStore+IMAP.swift).
     let headerCache = HeaderCache()
+    /// SORT's per-message values lately computed (SQLiteMailStore+Sort.swift).
+    let sortValueCache = SortValueCache()
     /// SRS for forwarded mail and returning bounces (SQLiteMailStore+SRS.swift).
     let srsHolder = SRSHolder()
     /// Passwords verified recently (CredentialsCache.swift; `[auth] cache_ttl`).

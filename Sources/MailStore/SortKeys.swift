@@ -119,21 +119,34 @@ public enum UnicodeCasemap {
 /// One message's value for one sort key: numbers compare numerically, texts as octets.
 enum SortValue {
     case number(Int64), text([UInt8])
+
+    /// Bytes it holds besides the fixed cost of an entry (SortValueCache's bound).
+    var heldBytes: Int { if case .text(let t) = self { return t.count }; return 0 }
 }
 
 public enum SortKeys {
     /// The UIDs of `messages` in the order of `criteria` (RFC 5256 §3): equal on every
     /// criterion, by sequence number (ascending UID), which REVERSE does not turn.
     public static func sort(_ messages: [SortableMessage], by criteria: [SortCriterion]) -> [UInt32] {
+        sort(uids: messages.map(\.uid), columns: criteria.map { c in messages.map { value($0, c.key) } }, by: criteria)
+    }
+
+    /// The same over values already taken: `columns[k][i]` is message `i`'s value for
+    /// `criteria[k]` (the store keeps them between SORTs: SortValueCache).
+    static func sort(uids: [UInt32], columns: [[SortValue]], by criteria: [SortCriterion]) -> [UInt32] {
+        sort(uids: uids, ranked: columns.map(ranks), by: criteria)
+    }
+
+    /// The same over each column's values as integers of the same order (`ranks`).
+    static func sort(uids: [UInt32], ranked: [[Int64]], by criteria: [SortCriterion]) -> [UInt32] {
         // Every key as an integer first (a string by its rank among the others, REVERSE by
         // complement, which cannot overflow), so the sort compares plain numbers in one table.
-        let n = messages.count, width = criteria.count
+        let n = uids.count, width = criteria.count
         var table = [Int64](repeating: 0, count: n * width)
         for (k, c) in criteria.enumerated() {
-            let column = ranks(messages.map { value($0, c.key) })
+            let column = ranked[k]
             for i in 0..<n { table[i * width + k] = c.reverse ? ~column[i] : column[i] }
         }
-        let uids = messages.map(\.uid)
         let order = table.withUnsafeBufferPointer { t in
             (0..<n).sorted { i, j in
                 for k in 0..<width where t[i * width + k] != t[j * width + k] { return t[i * width + k] < t[j * width + k] }
@@ -149,7 +162,7 @@ public enum SortKeys {
         for (i, v) in values.enumerated() { if case .text(let t) = v { texts.append(t); at.append(i) } }
         var out = values.map { v -> Int64 in if case .number(let x) = v { return x }; return 0 }
         guard !texts.isEmpty else { return out }
-        let sorted = texts.indices.sorted { texts[$0].lexicographicallyPrecedes(texts[$1]) }
+        let sorted = texts.indices.sorted { precedes(texts[$0], texts[$1]) }
         var rank: Int64 = 0
         for (r, t) in sorted.enumerated() {
             if r > 0 && texts[t] != texts[sorted[r - 1]] { rank += 1 }
@@ -158,10 +171,20 @@ public enum SortKeys {
         return out
     }
 
+    /// Octet order (RFC 5051's keys compare as octets), by memcmp: a shorter prefix comes first.
+    static func precedes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        let n = min(a.count, b.count)
+        let c = n == 0 ? 0 : a.withUnsafeBufferPointer { p in b.withUnsafeBufferPointer { q in memcmp(p.baseAddress!, q.baseAddress!, n) } }
+        return c != 0 ? c < 0 : a.count < b.count
+    }
+
     /// Whether sorting by `criteria` looks at the envelope (otherwise the store need not decode it).
     public static func needsEnvelope(_ criteria: [SortCriterion]) -> Bool {
-        criteria.contains { $0.key != .arrival && $0.key != .size }
+        criteria.contains { needsEnvelope($0.key) }
     }
+
+    /// Whether a key's value comes from the envelope (DATE falls back to the internal date).
+    static func needsEnvelope(_ key: SortCriterion.Key) -> Bool { key != .arrival && key != .size }
 
     static func value(_ m: SortableMessage, _ key: SortCriterion.Key) -> SortValue {
         switch key {
