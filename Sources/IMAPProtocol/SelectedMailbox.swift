@@ -46,6 +46,23 @@ public struct SelectedMailbox: Sendable {
 
     public func entry(uid: UInt32) -> ViewEntry? { sequence(of: uid).map { entries[$0 - 1] } }
 
+    /// The UIDs of `uids` the client knows, with their sequence numbers (1-based), in the
+    /// order given; ascending `uids` (SEARCH's answer) take one walk beside the entries.
+    public func known(_ uids: [UInt32]) -> [(uid: UInt32, sequence: Int)] {
+        var out: [(uid: UInt32, sequence: Int)] = []
+        out.reserveCapacity(uids.count)
+        guard zip(uids, uids.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            for u in uids { if let n = sequence(of: u) { out.append((u, n)) } }
+            return out
+        }
+        var i = 0
+        for u in uids {
+            while i < entries.count && entries[i].uid < u { i += 1 }
+            if i < entries.count && entries[i].uid == u { out.append((u, i + 1)) }
+        }
+        return out
+    }
+
     /// Keyword names of an entry's bits.
     public func keywordNames(_ bits: UInt64) -> [String] {
         guard bits != 0 else { return [] }

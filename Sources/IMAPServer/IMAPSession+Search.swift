@@ -68,9 +68,10 @@ extension IMAPSession {
         let q = try query(s.key, usesModSeq: &usesModSeq)
         if usesModSeq { condstore = true }
         // Only what the client knows: messages not yet announced are not reported.
-        let found = try await services.search(mailbox: sel.id, query: q).filter { sel.sequence(of: $0) != nil }
-        let modseq = usesModSeq ? found.compactMap { sel.entry(uid: $0)?.modSeq }.max() : nil
-        let numbers: [UInt32] = uid ? found : found.compactMap { sel.sequence(of: $0).map(UInt32.init) }.sorted()
+        let known = sel.known(try await services.search(mailbox: sel.id, query: q))
+        let found = known.map(\.uid)
+        let modseq = usesModSeq ? known.map { sel.entries[$0.sequence - 1].modSeq }.max() : nil
+        let numbers: [UInt32] = uid ? found : known.map { UInt32($0.sequence) }.sorted()
         var returns = s.returns
         if returns?.contains(.save) == true {
             saved = found
@@ -99,7 +100,7 @@ extension IMAPSession {
             if let modseq, !numbers.isEmpty { w.raw(" MODSEQ \(modseq)") }
         } else {
             w.raw("* " + name)
-            for n in numbers { w.raw(" \(n)") }
+            for n in numbers { w.sp(); w.number(n) }
             if let modseq, !numbers.isEmpty { w.raw(" (MODSEQ \(modseq))") }
         }
         w.crlf()

@@ -15,12 +15,8 @@ extension IMAPSession {
         var usesModSeq = false
         let q = try query(s.key, usesModSeq: &usesModSeq)
         if usesModSeq { condstore = true }
-        // Each UID looked up once: its sequence number, or nil when the client does not know it.
-        var found: [UInt32] = [], numbers: [UInt32] = []
-        for u in try await services.sort(mailbox: sel.id, criteria: s.criteria, query: q) {
-            guard let n = sel.sequence(of: u) else { continue }
-            found.append(u); numbers.append(uid ? u : UInt32(n))
-        }
+        let known = sel.known(try await services.sort(mailbox: sel.id, criteria: s.criteria, query: q))
+        let found = known.map(\.uid), numbers = uid ? found : known.map { UInt32($0.sequence) }
         // RFC 7162 §3.1.5: with a MODSEQ key, the highest MODSEQ of the messages found.
         let modseq = usesModSeq ? found.compactMap { sel.entry(uid: $0)?.modSeq }.max() : nil
         var returns = s.returns

@@ -91,8 +91,10 @@ extension WireWriter {
     /// UIDs in the order given, runs of consecutive ascending UIDs as one range (a repeated UID
     /// is dropped): for an ascending list the same bytes as `uidSet`.
     mutating func orderedUIDs(_ uids: [UInt32]) {
+        // An ascending list (SEARCH's answer) has no UID twice: no set to find them.
+        let ascending = zip(uids, uids.dropFirst()).allSatisfy { $0 < $1 }
         var runs: [ClosedRange<UInt32>] = [], seen = Set<UInt32>()
-        for u in uids where seen.insert(u).inserted {
+        for u in uids where ascending || seen.insert(u).inserted {
             if let last = runs.last, last.upperBound < UInt32.max, u == last.upperBound + 1 { runs[runs.count - 1] = last.lowerBound...u }
             else { runs.append(u...u) }
         }

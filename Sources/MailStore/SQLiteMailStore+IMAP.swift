@@ -620,6 +620,7 @@ extension SQLiteMailStore {
         let plan = useIndex ? SearchIndexPlan(prepared) : nil
         // What an indexed candidate still has to pass (see SearchIndexPlan.withoutExactKeys).
         let indexedCheck = plan.map { _ in PreparedSearch(root: SearchIndexPlan.withoutExactKeys(prepared.root)) }
+        if !prepared.needsContent, !Self.looksAtSize(query) { return try searchEntries(user: user, mailbox: mailbox, query: query, prepared) }
         return try pool.read { db in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let names = try Self.keywordNames(db, mailbox)
@@ -661,6 +662,47 @@ extension SQLiteMailStore {
                 after = last[0]
             }
             return found
+        }
+    }
+
+    /// SEARCH by keys that look at flags, keywords, UIDs, MODSEQ and internal dates only (ALL,
+    /// UNSEEN, UID ranges: what clients ask most): the narrow `mailbox_messages` rows in one
+    /// pass, no join with the messages' wide rows, the same evaluator over them.
+    func searchEntries(user: Int64, mailbox: Int64, query: SearchQuery, _ prepared: PreparedSearch) throws -> [UInt32] {
+        try pool.read { db in
+            _ = try Self.ownedMailbox(db, user: user, id: mailbox)
+            let names = try Self.keywordNames(db, mailbox)
+            var clauses: [String] = [], args: [DatabaseValueConvertible] = []
+            Self.prefilter(query, keywords: names, &clauses, &args)
+            let cursor = try Row.fetchCursor(db, sql: """
+                SELECT mm.uid, mm.modseq, mm.flags, mm.keyword_bits, mm.internal_date FROM mailbox_messages mm
+                WHERE mm.mailbox_id = ? \(clauses.map { "AND (\($0))" }.joined(separator: " ")) ORDER BY mm.uid
+                """, arguments: StatementArguments([mailbox] + args))
+            var found: [UInt32] = []
+            // One message value, its row's fields set in turn (no info copied per row).
+            var message = SearchableMessage(uid: 0, modSeq: 0, flags: [], keywords: [], internalDate: 0, size: 0, info: Self.unusedInfo,
+                                            body: { throw StoreError(.temporary, "SEARCH read a body it said it would not need") })
+            while let r = try cursor.next() {
+                let bits = UInt64(bitPattern: r[3] as Int64)
+                message.uid = UInt32(truncatingIfNeeded: r[0] as Int64)
+                message.modSeq = UInt64(bitPattern: r[1] as Int64)
+                message.flags = SystemFlags(rawValue: UInt32(truncatingIfNeeded: r[2] as Int64))
+                message.keywords = bits == 0 ? [] : Self.keywordSet(bits, names)
+                message.internalDate = r[4]
+                if try prepared.matches(message) { found.append(message.uid) }
+            }
+            return found
+        }
+    }
+
+    /// Whether `query` has a LARGER or SMALLER key (the size is in the messages' wide rows).
+    static func looksAtSize(_ q: SearchQuery) -> Bool {
+        switch q {
+        case .larger, .smaller: return true
+        case .and(let list): return list.contains(where: looksAtSize)
+        case .or(let a, let b): return looksAtSize(a) || looksAtSize(b)
+        case .not(let a): return looksAtSize(a)
+        default: return false
         }
     }
 

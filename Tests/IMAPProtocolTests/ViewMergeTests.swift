@@ -124,4 +124,19 @@ final class ViewMergeTests: XCTestCase {
         XCTAssertEqual(updates, [.flags(sequence: 2, entry: ViewEntry(uid: 2, modSeq: 5, flags: .flagged, size: 200)), .exists(3)])
         XCTAssertEqual(sel.entries.map(\.size), [100, 200, 300])
     }
+
+    /// SEARCH and SORT answers to sequence numbers: the UIDs the client knows, in the order
+    /// given, whether ascending (one walk) or not (a lookup each).
+    func testKnownUIDsAndTheirSequenceNumbers() {
+        let uids: [UInt32] = [2, 3, 7, 10, 11, 20]
+        let s = MailboxSummary(id: 1, name: "INBOX", specialUse: "", uidValidity: 1, uidNext: 21, highestModSeq: 1, messages: 6, subscribed: false)
+        let sel = SelectedMailbox(view: MailboxView(summary: s, keywords: [], entries: uids.map { ViewEntry(uid: $0, modSeq: 1, flags: []) }),
+                                  readOnly: false)
+        func pairs(_ a: [UInt32]) -> [[Int]] { sel.known(a).map { [Int($0.uid), $0.sequence] } }
+        XCTAssertEqual(pairs([1, 2, 7, 8, 11, 20, 21]), [[2, 1], [7, 3], [11, 5], [20, 6]])
+        XCTAssertEqual(pairs([20, 1, 3, 11, 2, 99]), [[20, 6], [3, 2], [11, 5], [2, 1]])
+        XCTAssertEqual(pairs([7, 7]), [[7, 3], [7, 3]], "not ascending: each looked up")
+        XCTAssertEqual(pairs([]), [])
+        XCTAssertEqual(pairs(uids), uids.enumerated().map { [Int($0.element), $0.offset + 1] })
+    }
 }

@@ -87,4 +87,32 @@ final class SortValueCacheTests: XCTestCase {
         XCTAssertGreaterThan(cache.count, 0)
         XCTAssertEqual(cache.values(column, [UInt32(batches * perBatch - 1)]).first??.heldBytes, 1000, "the last kept is there")
     }
+
+    /// SEARCH by flags, keywords, UIDs, MODSEQ and internal dates reads the narrow rows only
+    /// (searchEntries); with LARGER 0 (true of every message) beside it the same query takes the
+    /// wide rows: both must give the same UIDs.
+    func testNarrowSearchEqualsTheWideOne() throws {
+        let box = try store.createMailbox(user: alice.id, name: "Flags", specialUse: "").id
+        try append(box, 0..<50)
+        for (i, uid) in (1...50).enumerated() where i % 3 != 0 {
+            let flags: SystemFlags = [[.seen], [.seen, .flagged], [.deleted], [.answered, .draft]][i % 4]
+            _ = try store.storeFlags(user: alice.id, mailbox: box, uids: [UInt32(uid)], operation: .add, flags: flags,
+                                     keywords: i % 5 == 0 ? ["$Junk"] : i % 7 == 0 ? ["work", "$Junk"] : [], unchangedSince: nil)
+        }
+        let day = Int(1_700_000_000 / 86_400)
+        let queries: [SearchQuery] = [
+            .all, .flags(.seen, set: false), .flags([.seen, .flagged], set: true), .not(.flags(.deleted, set: true)),
+            .keyword("$junk", set: true), .keyword("work", set: false), .keyword("never", set: true),
+            .uids([3...9, 20...22]), .modSeq(30), .or(.flags(.answered, set: true), .keyword("work", set: true)),
+            .and([.flags(.seen, set: true), .not(.uids([1...10]))]), .internalDate(.on, day: day), .internalDate(.since, day: day + 1),
+            .and([.internalDate(.before, day: day + 1), .flags(.draft, set: false), .modSeq(5)]),
+        ]
+        XCTAssertFalse(try store.search(user: alice.id, mailbox: box, query: .flags(.seen, set: false)).isEmpty)
+        for q in queries {
+            XCTAssertFalse(SQLiteMailStore.looksAtSize(q))
+            let wide = try store.search(user: alice.id, mailbox: box, query: .and([q, .larger(0)]))
+            XCTAssertEqual(try store.search(user: alice.id, mailbox: box, query: q), wide, "\(q)")
+        }
+        XCTAssertTrue(SQLiteMailStore.looksAtSize(.or(.all, .not(.smaller(5)))))
+    }
 }
