@@ -55,6 +55,9 @@ struct FetchPlan: Sendable {
     let needsDetails: Bool
     /// Some item needs the parsed message (ENVELOPE, BODYSTRUCTURE, sections, header, text).
     let needsInfo: Bool
+    /// ENVELOPE is asked for: the only item that reads the top-level envelope (the rest of the
+    /// info decodes without making its strings).
+    let needsEnvelope: Bool
     /// The bytes items read come along with the details: none, the top-level header, or the
     /// whole message (each when at most `maxPrefix`).
     let prefix: MessagePart
@@ -105,6 +108,7 @@ struct FetchPlan: Sendable {
             default: return true
             }
         }
+        needsEnvelope = attrs.contains { if case .envelope = $0 { return true }; return false }
         var part = MessagePart.none
         for a in attrs {
             switch a {
@@ -177,7 +181,7 @@ struct FetchPlan: Sendable {
         }
         var reads: [FetchRead] = [], budget = Self.prefetchBudget
         for (d, bytes) in got {
-            let info = needsInfo ? try MessageInfo(encoded: d.info) : nil
+            let info = needsInfo ? try MessageInfo(encoded: d.info, envelope: needsEnvelope) : nil
             b.found.append(FetchedMessage(details: d, info: info))
             let have = bytes.map { prefix == .whole && $0.count == Int(d.size) || prefix == .header && $0.count == info?.headerSize } ?? false
             for r in ranges(uid: d.uid, size: Int(d.size), info: info) {

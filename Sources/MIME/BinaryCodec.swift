@@ -43,14 +43,18 @@ extension MessageInfo {
     }
 
     /// Strict inverse of `encoded()`.
-    public init(encoded bytes: [UInt8]) throws {
+    public init(encoded bytes: [UInt8]) throws { try self.init(encoded: bytes, envelope: true) }
+
+    /// With `envelope` false the envelope is stepped over (its lengths checked, no string made)
+    /// and left empty: FETCH of BODYSTRUCTURE or body sections of many messages needs the rest.
+    public init(encoded bytes: [UInt8], envelope: Bool) throws {
         var r = BinaryReader(bytes: bytes)
         let v = try r.byte()
         guard v == MessageInfo.encodingVersion else { throw MessageInfoDecodingError.unsupportedVersion(v) }
         let size = try r.int()
         let headerSize = try r.int()
         let lines = try r.int()
-        let env = try r.envelope()
+        let env = envelope ? try r.envelope() : try r.skipEnvelope()
         let body = try r.bodyPart(depth: 0)
         guard r.i == bytes.count else { throw MessageInfoDecodingError.trailingBytes(offset: r.i) }
         self.init(size: size, headerSize: headerSize, lines: lines, envelope: env, body: body)
@@ -215,8 +219,11 @@ struct BinaryReader {
 
     mutating func utf8(_ n: Int) throws -> String {
         guard n <= bytes.count - i else { throw MessageInfoDecodingError.truncated(offset: i) }
-        let decoded = bytes.withUnsafeBufferPointer { all in
-            String(validating: UnsafeBufferPointer(rebasing: all[i..<(i + n)]), as: UTF8.self)
+        let decoded = bytes.withUnsafeBufferPointer { all -> String? in
+            let b = UnsafeBufferPointer(rebasing: all[i..<(i + n)])
+            // ASCII (nearly every field) is valid as it is: no validating decoder for it.
+            if !b.contains(where: { $0 >= 0x80 }) { return String(decoding: b, as: UTF8.self) }
+            return String(validating: b, as: UTF8.self)
         }
         guard let s = decoded else { throw MessageInfoDecodingError.invalidUTF8(offset: i) }
         i += n
@@ -269,6 +276,25 @@ struct BinaryReader {
             out.append(entry)
         }
         return out
+    }
+
+    /// Steps over an optional string: its length checked, no string made.
+    mutating func skipOstr() throws {
+        let at = i
+        let n = try uvar()
+        guard n > 0 else { return }
+        guard n - 1 <= UInt64(bytes.count - i) else { throw MessageInfoDecodingError.truncated(offset: at) }
+        i += Int(n - 1)
+    }
+
+    /// Steps over an envelope as `envelope()` reads it; an empty one stands for it.
+    mutating func skipEnvelope() throws -> Envelope {
+        try skipOstr(); try skipOstr()
+        for _ in 0..<6 {
+            for _ in 0..<(try count()) { for _ in 0..<4 { try skipOstr() } }
+        }
+        try skipOstr(); try skipOstr()
+        return Envelope()
     }
 
     mutating func envelope() throws -> Envelope {

@@ -34,6 +34,22 @@ final class BinaryCodecTests: XCTestCase {
         }
     }
 
+    /// Without the envelope: the same info with an empty envelope (the encoding stepped over,
+    /// its embedded messages' envelopes kept), every proper prefix still rejected, and a
+    /// non-ASCII string (the hand-made subject) read the same by the ASCII fast path's fallback.
+    func testDecodingWithoutTheEnvelope() throws {
+        for info in samples {
+            let enc = info.encoded()
+            var bare = info
+            bare.envelope = Envelope()
+            XCTAssertEqual(try MessageInfo(encoded: enc, envelope: false), bare)
+            for n in 0..<enc.count {
+                XCTAssertThrowsError(try MessageInfo(encoded: Array(enc[..<n]), envelope: false), "prefix \(n)/\(enc.count)")
+            }
+        }
+        XCTAssertEqual(try MessageInfo(encoded: handMade.encoded()).envelope.subject, "Süße ✓")
+    }
+
     func testCodableRoundTrip() throws {
         for info in samples {
             let json = try JSONEncoder().encode(info)
