@@ -3,6 +3,7 @@
 // one); every mutation bumps the mailbox's HIGHESTMODSEQ once and stamps each touched row and tombstone.
 import Foundation
 import GRDB
+import GRDBSQLite
 import MIME
 import MailSyntax
 
@@ -674,22 +675,26 @@ extension SQLiteMailStore {
             let names = try Self.keywordNames(db, mailbox)
             var clauses: [String] = [], args: [DatabaseValueConvertible] = []
             Self.prefilter(query, keywords: names, &clauses, &args)
-            let cursor = try Row.fetchCursor(db, sql: """
+            let st = try db.makeStatement(sql: """
                 SELECT mm.uid, mm.modseq, mm.flags, mm.keyword_bits, mm.internal_date FROM mailbox_messages mm
                 WHERE mm.mailbox_id = ? \(clauses.map { "AND (\($0))" }.joined(separator: " ")) ORDER BY mm.uid
-                """, arguments: StatementArguments([mailbox] + args))
+                """)
+            let cursor = try Int64.fetchCursor(st, arguments: StatementArguments([mailbox] + args))
             var found: [UInt32] = []
-            // One message value, its row's fields set in turn (no info copied per row).
+            // One message value, its row's fields set in turn (no info copied per row), the
+            // columns read in SQLite's row (no Row made); one content value for them all.
             var message = SearchableMessage(uid: 0, modSeq: 0, flags: [], keywords: [], internalDate: 0, size: 0, info: Self.unusedInfo,
                                             body: { throw StoreError(.temporary, "SEARCH read a body it said it would not need") })
-            while let r = try cursor.next() {
-                let bits = UInt64(bitPattern: r[3] as Int64)
-                message.uid = UInt32(truncatingIfNeeded: r[0] as Int64)
-                message.modSeq = UInt64(bitPattern: r[1] as Int64)
-                message.flags = SystemFlags(rawValue: UInt32(truncatingIfNeeded: r[2] as Int64))
+            var content = SearchContent(message)
+            while let uid = try cursor.next() {
+                let p = st.sqliteStatement
+                let bits = UInt64(bitPattern: sqlite3_column_int64(p, 3))
+                message.uid = UInt32(truncatingIfNeeded: uid)
+                message.modSeq = UInt64(bitPattern: sqlite3_column_int64(p, 1))
+                message.flags = SystemFlags(rawValue: UInt32(truncatingIfNeeded: sqlite3_column_int64(p, 2)))
                 message.keywords = bits == 0 ? [] : Self.keywordSet(bits, names)
-                message.internalDate = r[4]
-                if try prepared.matches(message) { found.append(message.uid) }
+                message.internalDate = sqlite3_column_int64(p, 4)
+                if try prepared.matches(message, reusing: &content) { found.append(message.uid) }
             }
             return found
         }

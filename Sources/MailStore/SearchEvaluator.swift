@@ -49,6 +49,13 @@ public struct PreparedSearch: Sendable {
         var content = SearchContent(message)
         return try root.evaluate(message, &content)
     }
+
+    /// `matches` for a query that needs no content, with one content value made for many
+    /// messages (it is never read then; no message copied into it per call).
+    func matches(_ message: SearchableMessage, reusing content: inout SearchContent) throws -> Bool {
+        precondition(!needsContent, "a content value is only shared by checks that never read it")
+        return try root.evaluate(message, &content)
+    }
 }
 
 /// SearchQuery with folded needles and ordered children.
