@@ -52,6 +52,14 @@ public struct SelectedMailbox: Sendable {
         var out: [(uid: UInt32, sequence: Int)] = []
         out.reserveCapacity(uids.count)
         guard zip(uids, uids.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            // Many in another order (SORT's answer): a table by UID over the entries' span when
+            // it is dense, else a binary search each.
+            if uids.count >= 64, let lo = entries.first?.uid, let hi = entries.last?.uid, Int(hi - lo) < entries.count * 4 {
+                var at = [Int32](repeating: 0, count: Int(hi - lo) + 1)
+                for (i, e) in entries.enumerated() { at[Int(e.uid - lo)] = Int32(i + 1) }
+                for u in uids where u >= lo && u <= hi && at[Int(u - lo)] != 0 { out.append((u, Int(at[Int(u - lo)]))) }
+                return out
+            }
             for u in uids { if let n = sequence(of: u) { out.append((u, n)) } }
             return out
         }

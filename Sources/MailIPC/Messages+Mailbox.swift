@@ -91,10 +91,11 @@ extension WireWriter {
     /// UIDs in the order given, runs of consecutive ascending UIDs as one range (a repeated UID
     /// is dropped): for an ascending list the same bytes as `uidSet`.
     mutating func orderedUIDs(_ uids: [UInt32]) {
-        // An ascending list (SEARCH's answer) has no UID twice: no set to find them.
+        // An ascending list (SEARCH's answer) has no UID twice: nothing to find them with.
         let ascending = zip(uids, uids.dropFirst()).allSatisfy { $0 < $1 }
-        var runs: [ClosedRange<UInt32>] = [], seen = Set<UInt32>()
-        for u in uids where ascending || seen.insert(u).inserted {
+        var seen = UIDSeen(ascending ? [] : uids)
+        var runs: [ClosedRange<UInt32>] = []
+        for u in uids where ascending || seen.insert(u) {
             if let last = runs.last, last.upperBound < UInt32.max, u == last.upperBound + 1 { runs[runs.count - 1] = last.lowerBound...u }
             else { runs.append(u...u) }
         }
@@ -154,10 +155,10 @@ extension WireReader {
             total += Int(r.upperBound - r.lowerBound) + 1
             guard total <= max else { throw WireError.badValue("UID set over \(max) UIDs") }
         }
-        if ordered {
-            let byStart = ranges.sorted { $0.lowerBound < $1.lowerBound }
-            for i in byStart.indices.dropFirst() where byStart[i].lowerBound <= byStart[i - 1].upperBound {
-                throw WireError.badValue("UID \(byStart[i].lowerBound) twice in a UID list")
+        if ordered, ranges.count > 1 {
+            var seen = UIDSeen(lo: ranges.lazy.map(\.lowerBound).min()!, hi: ranges.lazy.map(\.upperBound).max()!, count: total)
+            for r in ranges {
+                for u in r where !seen.insert(u) { throw WireError.badValue("UID \(u) twice in a UID list") }
             }
         }
         var out: [UInt32] = []; out.reserveCapacity(total)
@@ -856,4 +857,34 @@ public struct QuotaReply: RPCMessage {
         usage = QuotaUsage(bytes: try r.u64(), messages: try r.u64(), storageLimit: try r.optU64(), messageLimit: try r.optU64())
     }
     public func write(to w: inout WireWriter) { w.u64(usage.bytes); w.u64(usage.messages); w.optU64(usage.storageLimit); w.optU64(usage.messageLimit) }
+}
+
+/// A set of UIDs as one bit a UID over their span when that is dense (a whole mailbox's SORT
+/// answer: thousands of UIDs over a span not much larger), else a hash set.
+struct UIDSeen {
+    private var lo: UInt32 = 0, bits: [UInt64] = [], hashed: Set<UInt32>?
+
+    init(lo: UInt32, hi: UInt32, count: Int) {
+        let span = UInt64(hi - lo) + 1
+        if span <= UInt64(Swift.max(count, 1)) * 64 {
+            self.lo = lo
+            bits = [UInt64](repeating: 0, count: Int((span + 63) / 64))
+        } else {
+            hashed = Set(minimumCapacity: count)
+        }
+    }
+
+    init(_ uids: [UInt32]) {
+        guard let lo = uids.min(), let hi = uids.max() else { self.init(lo: 0, hi: 0, count: 0); return }
+        self.init(lo: lo, hi: hi, count: uids.count)
+    }
+
+    /// Whether `u` (within the span given) was not in yet; it is now.
+    mutating func insert(_ u: UInt32) -> Bool {
+        if hashed != nil { return hashed!.insert(u).inserted }
+        let o = Int(u - lo), m = UInt64(1) << UInt64(o & 63)
+        if bits[o >> 6] & m != 0 { return false }
+        bits[o >> 6] |= m
+        return true
+    }
 }

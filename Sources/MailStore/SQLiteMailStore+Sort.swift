@@ -3,6 +3,7 @@
 // REFERENCES threading reads only the References: field from each message's header bytes.
 import Foundation
 import GRDB
+import GRDBSQLite
 import MIME
 import MailModel
 
@@ -27,12 +28,14 @@ extension SQLiteMailStore {
             let sql = withSize
                 ? "SELECT mm.uid, mm.internal_date, m.size FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = ? ORDER BY mm.uid"
                 : "SELECT mm.uid, mm.internal_date FROM mailbox_messages mm WHERE mm.mailbox_id = ? ORDER BY mm.uid"
-            let cursor = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: [mailbox])
-            while let r = try cursor.next() {
-                let uid = UInt32(truncatingIfNeeded: r[0] as Int64)
+            // The columns read in SQLite's row (no Row made per message).
+            let st = try db.cachedStatement(sql: sql)
+            let cursor = try Int64.fetchCursor(st, arguments: [mailbox])
+            while let u = try cursor.next() {
+                let uid = UInt32(truncatingIfNeeded: u)
                 if let matching, !matching.contains(uid) { continue }
-                uids.append(uid); arrivals.append(r[1])
-                if withSize { sizes.append(r[2]) }
+                uids.append(uid); arrivals.append(sqlite3_column_int64(st.sqliteStatement, 1))
+                if withSize { sizes.append(sqlite3_column_int64(st.sqliteStatement, 2)) }
             }
             let keyOf = { (k: SortCriterion.Key) in SortValueCache.Column(user: user, mailbox: mailbox, uidValidity: s.uidValidity, key: k) }
             var ranked: [SortCriterion.Key: [Int64]] = [:]

@@ -139,4 +139,20 @@ final class ViewMergeTests: XCTestCase {
         XCTAssertEqual(pairs([]), [])
         XCTAssertEqual(pairs(uids), uids.enumerated().map { [Int($0.element), $0.offset + 1] })
     }
+
+    /// Many UIDs in another order (a SORT answer): a table by UID over dense entries, a lookup
+    /// each over sparse ones, the same answer as one sequence(of:) each.
+    func testKnownManyUIDsInAnotherOrder() {
+        var rng = SystemRandomNumberGenerator()
+        for spread in [UInt32(1), 2, 50] {
+            let uids = (1...UInt32(3000)).filter { $0 % 7 != 0 }.map { $0 * spread }
+            let s = MailboxSummary(id: 1, name: "INBOX", specialUse: "", uidValidity: 1, uidNext: uids.last! + 1, highestModSeq: 1,
+                                   messages: UInt32(uids.count), subscribed: false)
+            let sel = SelectedMailbox(view: MailboxView(summary: s, keywords: [], entries: uids.map { ViewEntry(uid: $0, modSeq: 1, flags: []) }),
+                                      readOnly: false)
+            let asked = ((0...UInt32(3100)).map { $0 * spread } + [UInt32.max, 7 * spread]).shuffled(using: &rng)
+            let want = asked.compactMap { u in sel.sequence(of: u).map { [Int(u), $0] } }
+            XCTAssertEqual(sel.known(asked).map { [Int($0.uid), $0.sequence] }, want, "spread \(spread)")
+        }
+    }
 }

@@ -28,6 +28,33 @@ final class SortMessagesTests: XCTestCase {
         }
     }
 
+    /// A whole mailbox's SORT answer: thousands of UIDs in another order, dense (one bit a UID
+    /// finds the repeats) and sparse (a hash set does); a repeat is written once, and a list
+    /// that names a UID twice is refused wherever the two are.
+    func testLargeUIDListsDenseAndSparse() throws {
+        var rng = SystemRandomNumberGenerator()
+        for spread in [UInt32(1), 3, 1000] {
+            let uids = (1...UInt32(5000)).map { $0 * spread }.shuffled(using: &rng)
+            XCTAssertEqual((try decodeAnyMessage(UIDList(uids).frame(requestID: 1)) as? UIDList)?.uids, uids, "spread \(spread)")
+            XCTAssertEqual((try decodeAnyMessage(UIDList(uids + uids.prefix(50)).frame(requestID: 1)) as? UIDList)?.uids, uids)
+            // The list as written, then one of its UIDs again as a range of its own.
+            var w = WireWriter(ByteBuffer()); w.orderedUIDs(uids)
+            let ranges = w.buffer.getInteger(at: 0, as: UInt32.self)!
+            let lastEnd = w.buffer.getInteger(at: w.buffer.writerIndex - 4, as: UInt32.self)!
+            for again in [uids[10], uids[4000], uids.min()!, uids.max()!] where again != lastEnd &+ 1 {
+                var body = w.buffer
+                body.setInteger(ranges + 1, at: 0)
+                body.writeInteger(again); body.writeInteger(again)
+                XCTAssertThrowsError(try decodeAnyMessage(Frame(type: MessageType.uidList.rawValue, requestID: 1, payload: body)),
+                                     "spread \(spread): \(again) twice")
+                let fine = w.buffer          // the same list without the repeat decodes
+                XCTAssertEqual((try decodeAnyMessage(Frame(type: MessageType.uidList.rawValue, requestID: 1, payload: fine)) as? UIDList)?.uids, uids)
+            }
+        }
+        var seen = UIDSeen(lo: 10, hi: 20, count: 11)
+        XCTAssertTrue(seen.insert(10)); XCTAssertTrue(seen.insert(20)); XCTAssertFalse(seen.insert(10)); XCTAssertFalse(seen.insert(20))
+    }
+
     func testSortAndThreadRequestsRoundTrip() throws {
         let s = SortRun(session: 3, mailbox: 4, criteria: SortCriterion.Key.allCases.map { SortCriterion($0, reverse: $0.rawValue % 2 == 0) },
                         query: .or(.header("Subject", "x"), .uids([1...9])))
