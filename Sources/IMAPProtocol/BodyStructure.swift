@@ -113,8 +113,8 @@ extension IMAPWriter {
     /// RFC 9051 §9 body-fld-param: `("name" "value" ...)` or NIL. Dovecot adds charset us-ascii
     /// to a text part that names no charset (RFC 2045 §5.2's default), and so do we.
     private mutating func parameterList(_ params: [[String]], defaultCharset: Bool) {
-        let pairs = Self.rfc2231Merged(params.filter { $0.count >= 2 })
-        let addCharset = defaultCharset && !pairs.contains { $0[0].lowercased() == "charset" }
+        let pairs = Self.rfc2231Merged(params.allSatisfy { $0.count >= 2 } ? params : params.filter { $0.count >= 2 })
+        let addCharset = defaultCharset && !pairs.contains { Self.isCharset($0[0]) }
         guard !pairs.isEmpty || addCharset else { nilAtom(); return }
         bytes.append(ASCII.lparen)
         for (i, pair) in pairs.enumerated() {
@@ -162,7 +162,14 @@ extension IMAPWriter {
     /// extended (`*n*`; then plain segments get "%" escaped as "%25" and, when the first is plain,
     /// the value starts with "''"). A name whose indexes are not 0, 1, ... without gaps keeps its
     /// segments as they were (`name*n` / `name*n*`). Nothing is percent-decoded.
+    /// "charset" in any case, compared as ASCII bytes (no lowercased copy per parameter).
+    static func isCharset(_ name: String) -> Bool {
+        name.utf8.count == 7 && zip(name.utf8, "charset".utf8).allSatisfy { ($0 | 0x20) == $1 }
+    }
+
     static func rfc2231Merged(_ pairs: [[String]]) -> [[String]] {
+        // Nearly every list has no RFC 2231 segment: nothing to merge.
+        guard pairs.contains(where: { $0[0].utf8.contains(UInt8(ascii: "*")) }) else { return pairs }
         struct Segment { var name: String, index: Int, extended: Bool, value: String }
         var plain: [[String]] = []
         var segments: [Segment] = []

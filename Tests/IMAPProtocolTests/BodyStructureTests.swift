@@ -581,4 +581,14 @@ final class MutatedMessageTests: XCTestCase {
             }
         }
     }
+
+    /// The default charset is added only when no parameter is named charset, in any case; a
+    /// list without RFC 2231 segments is written as it is.
+    func testCharsetNameAndPlainParameterLists() {
+        XCTAssertTrue(IMAPWriter.isCharset("charset")); XCTAssertTrue(IMAPWriter.isCharset("CharSet"))
+        XCTAssertFalse(IMAPWriter.isCharset("charsets")); XCTAssertFalse(IMAPWriter.isCharset("chars3t")); XCTAssertFalse(IMAPWriter.isCharset(""))
+        let plain = [["format", "flowed"], ["CHARSET", "utf-8"]]
+        XCTAssertEqual(IMAPWriter.rfc2231Merged(plain), plain)
+        XCTAssertEqual(IMAPWriter.rfc2231Merged([["name*0", "a"], ["name*1", "b"], ["x", "y"]]), [["x", "y"], ["name", "ab"]])
+    }
 }
