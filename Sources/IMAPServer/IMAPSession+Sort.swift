@@ -18,7 +18,7 @@ extension IMAPSession {
         let known = sel.known(try await services.sort(mailbox: sel.id, criteria: s.criteria, query: q))
         let found = known.map(\.uid), numbers = uid ? found : known.map { UInt32($0.sequence) }
         // RFC 7162 §3.1.5: with a MODSEQ key, the highest MODSEQ of the messages found.
-        let modseq = usesModSeq ? found.compactMap { sel.entry(uid: $0)?.modSeq }.max() : nil
+        let modseq = usesModSeq ? known.map { sel.entries[$0.sequence - 1].modSeq }.max() : nil
         var returns = s.returns
         if returns?.contains(.save) == true {
             // RFC 5182 §2.4 with RFC 5267: the result saved is the set of messages found.

@@ -88,8 +88,6 @@ public struct Pop3Bodies: RPCMessage {
             buffer.writeInteger(UInt32(0), endianness: .big)          // the count, set by `build`
         }
         public var count: Int { spans.count }
-        /// The payload's size so far.
-        public var byteCount: Int { buffer.readableBytes }
         public mutating func append(uid: UInt32, bytes: UnsafeRawBufferPointer) {
             precondition(spans.count < Pop3Read.maxUIDs, "more bodies than a Pop3Bodies carries")
             buffer.writeInteger(uid, endianness: .big)

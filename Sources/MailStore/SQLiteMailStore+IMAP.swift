@@ -618,10 +618,10 @@ extension SQLiteMailStore {
     /// `useIndex` false: the full scan, whatever `search_index` says (the reference answer).
     public func search(user: Int64, mailbox: Int64, query: SearchQuery, useIndex: Bool) throws -> [UInt32] {
         let prepared = PreparedSearch(query)
+        if !prepared.needsContent, !Self.looksAtSize(query) { return try searchEntries(user: user, mailbox: mailbox, query: query, prepared) }
         let plan = useIndex ? SearchIndexPlan(prepared) : nil
         // What an indexed candidate still has to pass (see SearchIndexPlan.withoutExactKeys).
         let indexedCheck = plan.map { _ in PreparedSearch(root: SearchIndexPlan.withoutExactKeys(prepared.root)) }
-        if !prepared.needsContent, !Self.looksAtSize(query) { return try searchEntries(user: user, mailbox: mailbox, query: query, prepared) }
         return try pool.read { db in
             _ = try Self.ownedMailbox(db, user: user, id: mailbox)
             let names = try Self.keywordNames(db, mailbox)

@@ -149,6 +149,8 @@ final class SortValueCache: @unchecked Sendable {
     static let maxBytes = 32 << 20
     /// Bookkeeping counted per value besides its bytes (table slot, array header).
     static let entryCost = 64
+    /// Bytes kept per UID of a ranked list (the UID and its rank).
+    static let rankCost = MemoryLayout<UInt32>.size + MemoryLayout<Int64>.size
     private let lock = NSLock()
     private var columns: [Column: [UInt32: SortValue]] = [:]
     private var ranked: [Column: (uids: [UInt32], ranks: [Int64])] = [:]
@@ -160,10 +162,10 @@ final class SortValueCache: @unchecked Sendable {
     }
 
     func keep(_ column: Column, ranks: [Int64], of uids: [UInt32]) {
-        let cost = uids.count * (MemoryLayout<UInt32>.size + MemoryLayout<Int64>.size)
+        let cost = uids.count * Self.rankCost
         guard cost <= Self.maxBytes / 2 else { return }
         lock.withLock {
-            if let old = ranked.removeValue(forKey: column) { held -= old.uids.count * (MemoryLayout<UInt32>.size + MemoryLayout<Int64>.size) }
+            if let old = ranked.removeValue(forKey: column) { held -= old.uids.count * Self.rankCost }
             if held + cost > Self.maxBytes { columns.removeAll(); ranked.removeAll(); held = 0 }
             ranked[column] = (uids, ranks)
             held += cost

@@ -128,16 +128,11 @@ public enum SortKeys {
     /// The UIDs of `messages` in the order of `criteria` (RFC 5256 §3): equal on every
     /// criterion, by sequence number (ascending UID), which REVERSE does not turn.
     public static func sort(_ messages: [SortableMessage], by criteria: [SortCriterion]) -> [UInt32] {
-        sort(uids: messages.map(\.uid), columns: criteria.map { c in messages.map { value($0, c.key) } }, by: criteria)
+        sort(uids: messages.map(\.uid), ranked: criteria.map { c in ranks(messages.map { value($0, c.key) }) }, by: criteria)
     }
 
-    /// The same over values already taken: `columns[k][i]` is message `i`'s value for
-    /// `criteria[k]` (the store keeps them between SORTs: SortValueCache).
-    static func sort(uids: [UInt32], columns: [[SortValue]], by criteria: [SortCriterion]) -> [UInt32] {
-        sort(uids: uids, ranked: columns.map(ranks), by: criteria)
-    }
-
-    /// The same over each column's values as integers of the same order (`ranks`).
+    /// The same over each key's values as integers of the same order (`ranks`; the store keeps
+    /// them between SORTs: SortValueCache).
     static func sort(uids: [UInt32], ranked: [[Int64]], by criteria: [SortCriterion]) -> [UInt32] {
         // Every key as an integer first (a string by its rank among the others, REVERSE by
         // complement, which cannot overflow), so the sort compares plain numbers in one table.
